@@ -1,0 +1,56 @@
+//! The object model: definitions (from `object-templates/` TOML and OMA DDF XML), device templates
+//! with value generators, and the per-device object tree that stores only what differs from its
+//! template.
+
+mod device;
+mod path;
+mod value;
+
+pub use device::{Device, DeviceTemplate, ModelError, WriteMode};
+pub use path::{Path, PathError};
+pub use value::{Record, ResourceType, Value};
+
+use std::sync::Arc;
+
+/// What a server may do to a resource (the DDF `Operations` field).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Operations {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+/// One resource of an object definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceDef {
+    pub id: u16,
+    pub name: String,
+    pub operations: Operations,
+    pub multiple: bool,
+    pub mandatory: bool,
+    pub kind: ResourceType,
+    pub units: Option<String>,
+    /// The DDF `RangeEnumeration`, kept as written (`0..100`, `1-65534`, ...).
+    pub range: Option<String>,
+}
+
+/// One object definition, shared by every device that has the object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectDef {
+    pub id: u16,
+    pub name: String,
+    /// Object version as written (`1.0`, `1.1`...); `ver=` is sent at Register when it is not 1.0.
+    pub version: String,
+    pub multiple: bool,
+    pub mandatory: bool,
+    pub resources: Vec<ResourceDef>,
+}
+
+impl ObjectDef {
+    pub fn resource(&self, id: u16) -> Option<&ResourceDef> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+}
+
+/// Shared, immutable object definitions.
+pub type SharedObjectDef = Arc<ObjectDef>;
