@@ -2,12 +2,22 @@
 //! (RFC 7252 4.2), duplicate detection, separate responses, RST handling, block-wise helpers
 //! (RFC 7959) and observe sequence numbers (RFC 7641). Messages are coap-lite `Packet`s.
 
+mod dedup;
+mod wire;
+
+pub mod block;
+pub mod message;
+pub mod observe;
+
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use coap_lite::Packet;
+use coap_lite::{MessageType, Packet};
 use rand::Rng;
 
 use crate::clock::Instant;
+use dedup::{DedupCache, Seen};
+use wire::{CodeKind, RawHeader};
 
 pub use coap_lite;
 
@@ -17,11 +27,11 @@ pub struct Params {
     pub ack_timeout: Duration,
     pub ack_random_factor: f64,
     pub max_retransmit: u8,
-    /// How long a received CON is remembered for deduplication (EXCHANGE_LIFETIME, 247 s).
+    /// How long a received CON is remembered for deduplication (`EXCHANGE_LIFETIME`, 247 s).
     pub exchange_lifetime: Duration,
-    /// How long a received NON is remembered (NON_LIFETIME, 145 s).
+    /// How long a received NON is remembered (`NON_LIFETIME`, 145 s).
     pub non_lifetime: Duration,
-    /// How long to wait for a separate response after its empty ACK (MAX_TRANSMIT_WAIT, 93 s).
+    /// How long to wait for a separate response after its empty ACK (`MAX_TRANSMIT_WAIT`, 93 s).
     pub separate_response_timeout: Duration,
     /// Largest block we send or accept (16..=1024).
     pub block_size: u16,
@@ -45,22 +55,31 @@ impl Default for Params {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
 pub struct Token {
     len: u8,
+    /// Zero past `len`, so the derived equality is token equality.
     bytes: [u8; 8],
 }
 
 impl Token {
     /// `None` when longer than 8 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Token> {
-        let _ = bytes;
-        todo!()
+        let mut token = Token {
+            len: u8::try_from(bytes.len()).ok().filter(|&n| n <= 8)?,
+            bytes: [0; 8],
+        };
+        token.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(token)
     }
     pub fn as_slice(&self) -> &[u8] {
-        todo!()
+        &self.bytes[..usize::from(self.len)]
     }
     /// A random 4-byte token.
     pub fn random(rng: &mut impl Rng) -> Token {
-        let _ = rng;
-        todo!()
+        let mut token = Token {
+            len: 4,
+            bytes: [0; 8],
+        };
+        rng.fill(&mut token.bytes[..4]);
+        token
     }
 }
 
@@ -68,9 +87,9 @@ impl Token {
 /// (ACKs to CON responses, RSTs to what cannot be matched, cached replies to duplicates).
 #[derive(Debug)]
 pub enum Incoming {
-    /// A response to our request with this token (piggybacked, or separate: a CON one is ACKed).
+    /// A response to our request with this token (piggybacked, or separate: a CON one is acknowledged).
     Response { token: Token, packet: Packet },
-    /// The peer ACKed our CON that carried no request (a CON notification).
+    /// The peer acknowledged our CON that carried no request (a CON notification).
     Acknowledged { token: Token },
     /// The peer sent RST for our CON with this token (for a notification: cancel the observation).
     Reset { token: Token },
@@ -78,7 +97,7 @@ pub enum Incoming {
     Request(Packet),
     /// A retransmitted request: the cached reply was queued again and nothing else happens.
     Duplicate,
-    /// The peer ACKed a request of ours with an empty ACK: the response comes later.
+    /// The peer acknowledged a request of ours with an empty ACK: the response comes later.
     SeparatePending { token: Token },
     /// Nothing to act on (a ping answered by RST, an ACK or RST that matches nothing).
     Ignored,
@@ -98,75 +117,352 @@ pub enum Expired {
 /// Message-layer state of one endpoint toward one peer. Small: an idle endpoint holds a few
 /// integers and an empty cache.
 #[derive(Debug)]
-pub struct Endpoint {}
+pub struct Endpoint {
+    next_message_id: u16,
+    /// Our CON awaiting its ACK (NSTART 1); boxed so an idle endpoint pays one pointer.
+    outstanding: Option<Box<Outstanding>>,
+    /// Requests of ours that got an empty ACK and await their separate response.
+    separate: Vec<(Token, Instant)>,
+    /// The last NON we sent, so an RST to a NON notification can cancel its observation.
+    last_non: Option<(u16, Token)>,
+    received: DedupCache,
+    transmit: VecDeque<Vec<u8>>,
+    retransmissions: u64,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    message_id: u16,
+    token: Token,
+    /// A request (expects a response) rather than a notification (expects an ACK).
+    is_request: bool,
+    bytes: Box<[u8]>,
+    next_at: Instant,
+    timeout: Duration,
+    retransmitted: u8,
+}
 
 impl Endpoint {
     /// `first_message_id` should be random per client (some servers drop equal IDs across clients).
     pub fn new(first_message_id: u16) -> Self {
-        let _ = first_message_id;
-        todo!()
+        Endpoint {
+            next_message_id: first_message_id,
+            outstanding: None,
+            separate: Vec::new(),
+            last_non: None,
+            received: DedupCache::default(),
+            transmit: VecDeque::new(),
+            retransmissions: 0,
+        }
     }
 
     /// NSTART 1: true when no CON of ours awaits its ACK.
     pub fn can_send_confirmable(&self) -> bool {
-        todo!()
+        self.outstanding.is_none()
     }
 
-    /// Sends `packet` as CON with a fresh message ID, retransmitting until ACKed or expired.
-    /// The caller sets the token. Panics in debug builds if a CON is already outstanding.
+    /// Sends `packet` as CON with a fresh message ID, retransmitting until acknowledged or expired.
+    /// The caller sets the token. Panics in debug builds if a CON is already outstanding
+    /// (in release builds the older exchange is dropped without a report).
     pub fn send_confirmable(
         &mut self,
         now: Instant,
-        packet: Packet,
+        mut packet: Packet,
         params: &Params,
         rng: &mut impl Rng,
     ) {
-        let _ = (now, packet, params, rng);
-        todo!()
+        debug_assert!(self.outstanding.is_none(), "NSTART 1: a CON is outstanding");
+        let message_id = self.fresh_message_id();
+        packet.header.message_id = message_id;
+        wire::set_type(&mut packet, wire::CON);
+        let bytes = wire::encode(&packet);
+        let timeout = initial_timeout(params, rng);
+        self.transmit.push_back(bytes.clone());
+        self.outstanding = Some(Box::new(Outstanding {
+            message_id,
+            token: Token::from_slice(packet.get_token()).unwrap_or_default(),
+            is_request: wire::is_request(&packet),
+            bytes: bytes.into_boxed_slice(),
+            next_at: now + timeout,
+            timeout,
+            retransmitted: 0,
+        }));
     }
 
     /// Sends `packet` as NON with a fresh message ID.
-    pub fn send_non_confirmable(&mut self, packet: Packet) {
-        let _ = packet;
-        todo!()
+    pub fn send_non_confirmable(&mut self, mut packet: Packet) {
+        let message_id = self.fresh_message_id();
+        packet.header.message_id = message_id;
+        wire::set_type(&mut packet, wire::NON);
+        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+        self.last_non = Some((message_id, token));
+        self.transmit.push_back(wire::encode(&packet));
     }
 
     /// Handles one datagram from the peer.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8], params: &Params) -> Incoming {
-        let _ = (now, bytes, params);
-        todo!()
+        self.received.prune(now);
+        let Some(header) = RawHeader::peek(bytes) else {
+            return Incoming::Malformed;
+        };
+        if header.version != 1 {
+            // RFC 7252 3: unknown versions are silently ignored.
+            return Incoming::Malformed;
+        }
+        let kind = wire::code_kind(header.code);
+        let parsed = Packet::from_bytes(bytes).ok().filter(|_| {
+            // An empty message carries nothing after its header (RFC 7252 4.1).
+            kind != CodeKind::Empty || bytes.len() == 4
+        });
+        let Some(packet) = parsed.filter(|_| kind != CodeKind::Reserved) else {
+            if header.kind == wire::CON {
+                self.transmit
+                    .push_back(wire::empty(wire::RST, header.message_id));
+            }
+            return Incoming::Malformed;
+        };
+        match (header.kind, kind) {
+            (wire::ACK, CodeKind::Empty | CodeKind::Response) | (wire::RST, CodeKind::Empty) => {
+                self.handle_reply(now, header, packet, params)
+            }
+            // Requests in an ACK, anything in a non-empty RST: format errors, dropped.
+            (wire::ACK | wire::RST, _) => Incoming::Malformed,
+            (wire::CON, CodeKind::Empty) => {
+                // A ping.
+                self.transmit
+                    .push_back(wire::empty(wire::RST, header.message_id));
+                Incoming::Ignored
+            }
+            (_, CodeKind::Request) => self.handle_request(now, header, packet, params),
+            (_, CodeKind::Response) => self.handle_response(now, header, packet, params),
+            _ => Incoming::Ignored,
+        }
     }
 
     /// Answers `request` (as returned in [`Incoming::Request`]): piggybacked in an ACK for a CON,
-    /// as NON for a NON. The reply is cached for duplicates of the request.
-    pub fn respond(&mut self, now: Instant, request: &Packet, response: Packet, params: &Params) {
-        let _ = (now, request, response, params);
-        todo!()
+    /// as NON for a NON. The reply to a CON is cached for duplicates of the request.
+    /// An empty `response` (code 0.00) to a CON sends an empty ACK: the caller then sends the
+    /// real response later as a CON of its own (a separate response).
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        request: &Packet,
+        mut response: Packet,
+        params: &Params,
+    ) {
+        self.received.prune(now);
+        let mid = request.header.message_id;
+        match request.header.get_type() {
+            MessageType::Confirmable => {
+                response.header.message_id = mid;
+                wire::set_type(&mut response, wire::ACK);
+                let bytes = if wire::is_empty(&response) {
+                    wire::empty(wire::ACK, mid)
+                } else {
+                    response.set_token(request.get_token().to_vec());
+                    wire::encode(&response)
+                };
+                let expires = now + params.exchange_lifetime;
+                let cached = Some(bytes.clone().into_boxed_slice());
+                self.received.insert(mid, expires, cached);
+                self.transmit.push_back(bytes);
+            }
+            MessageType::NonConfirmable => {
+                response.set_token(request.get_token().to_vec());
+                // Duplicate NONs are dropped, never answered again: nothing to cache.
+                self.send_non_confirmable(response);
+            }
+            MessageType::Acknowledgement | MessageType::Reset => {}
+        }
     }
 
-    /// Retransmits what is due and reports exchanges that gave up; also expires the dedup cache.
+    /// Retransmits what is due and reports an exchange that gave up; also expires the dedup
+    /// cache. Reports one exchange per call: call again while `poll_timeout() <= now`.
     pub fn handle_timeout(&mut self, now: Instant, params: &Params) -> Option<Expired> {
-        let _ = (now, params);
-        todo!()
+        self.received.prune(now);
+        if let Some(out) = self.outstanding.as_mut().filter(|o| o.next_at <= now) {
+            if out.retransmitted < params.max_retransmit {
+                out.retransmitted += 1;
+                out.timeout = out.timeout.saturating_mul(2);
+                out.next_at = now + out.timeout;
+                self.transmit.push_back(out.bytes.to_vec());
+                self.retransmissions += 1;
+            } else {
+                let token = out.token;
+                self.outstanding = None;
+                return Some(Expired::Timeout { token });
+            }
+        }
+        let due = self.separate.iter().position(|&(_, at)| at <= now)?;
+        let (token, _) = self.separate.swap_remove(due);
+        Some(Expired::SeparateTimeout { token })
     }
 
     /// The next instant `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let separate = self.separate.iter().map(|&(_, at)| at);
+        self.outstanding
+            .iter()
+            .map(|o| o.next_at)
+            .chain(separate)
+            .min()
     }
 
     /// The next datagram to send to the peer.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        todo!()
+        self.transmit.pop_front()
     }
 
     /// Retransmissions sent since the endpoint was made.
     pub fn retransmissions(&self) -> u64 {
-        todo!()
+        self.retransmissions
     }
 
-    /// Forgets every exchange and cached reply (reboot, re-register after a lost session).
+    /// Forgets every exchange, cached reply and unsent datagram (reboot, re-register after a lost
+    /// session). Message IDs keep counting, and so do retransmissions.
     pub fn reset(&mut self) {
-        todo!()
+        self.outstanding = None;
+        self.separate = Vec::new();
+        self.last_non = None;
+        self.received.clear();
+        self.transmit = VecDeque::new();
+    }
+
+    fn fresh_message_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = id.wrapping_add(1);
+        id
+    }
+
+    /// An ACK or RST from the peer: matched by message ID to our outstanding CON.
+    fn handle_reply(
+        &mut self,
+        now: Instant,
+        header: RawHeader,
+        packet: Packet,
+        params: &Params,
+    ) -> Incoming {
+        let mid = header.message_id;
+        if header.kind == wire::RST {
+            if let Some(out) = self.take_outstanding_if(|o| o.message_id == mid) {
+                return Incoming::Reset { token: out.token };
+            }
+            return match self.last_non.take_if(|(m, _)| *m == mid) {
+                Some((_, token)) => Incoming::Reset { token },
+                None => Incoming::Ignored,
+            };
+        }
+        let empty = wire::is_empty(&packet);
+        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+        let matches = |o: &Outstanding| {
+            // A piggybacked response must echo the request's token too (RFC 7252 5.3.2).
+            o.message_id == mid && (empty || !o.is_request || o.token == token)
+        };
+        let Some(out) = self.take_outstanding_if(matches) else {
+            return Incoming::Ignored;
+        };
+        match (out.is_request, empty) {
+            (false, _) => Incoming::Acknowledged { token: out.token },
+            (true, true) => {
+                let deadline = now + params.separate_response_timeout;
+                self.separate.push((out.token, deadline));
+                Incoming::SeparatePending { token: out.token }
+            }
+            (true, false) => Incoming::Response { token, packet },
+        }
+    }
+
+    fn take_outstanding_if(
+        &mut self,
+        pred: impl FnOnce(&Outstanding) -> bool,
+    ) -> Option<Box<Outstanding>> {
+        self.outstanding.take_if(|o| pred(o))
+    }
+
+    /// A CON or NON request: new ones go up once, duplicates get the cached reply.
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        header: RawHeader,
+        packet: Packet,
+        params: &Params,
+    ) -> Incoming {
+        if let Seen::Duplicate(reply) = self.received.check(header.message_id) {
+            if let Some(reply) = reply.filter(|_| header.kind == wire::CON) {
+                self.transmit.push_back(reply.to_vec());
+            }
+            return Incoming::Duplicate;
+        }
+        let lifetime = if header.kind == wire::CON {
+            params.exchange_lifetime
+        } else {
+            params.non_lifetime
+        };
+        self.received
+            .insert(header.message_id, now + lifetime, None);
+        Incoming::Request(packet)
+    }
+
+    /// A separate response (CON or NON) or a response to a NON request of ours.
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        header: RawHeader,
+        packet: Packet,
+        params: &Params,
+    ) -> Incoming {
+        let con = header.kind == wire::CON;
+        if let Seen::Duplicate(reply) = self.received.check(header.message_id) {
+            if let Some(reply) = reply.filter(|_| con) {
+                self.transmit.push_back(reply.to_vec());
+            }
+            return Incoming::Duplicate;
+        }
+        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+        let awaited = if let Some(i) = self.separate.iter().position(|(t, _)| *t == token) {
+            self.separate.swap_remove(i);
+            true
+        } else {
+            // The separate response may overtake a lost empty ACK (RFC 7252 5.2.2).
+            self.take_outstanding_if(|o| o.is_request && o.token == token)
+                .is_some()
+        };
+        if con && !awaited {
+            self.transmit
+                .push_back(wire::empty(wire::RST, header.message_id));
+            return Incoming::Ignored;
+        }
+        if con {
+            let ack = wire::empty(wire::ACK, header.message_id);
+            let expires = now + params.exchange_lifetime;
+            self.received.insert(
+                header.message_id,
+                expires,
+                Some(ack.clone().into_boxed_slice()),
+            );
+            self.transmit.push_back(ack);
+        } else {
+            // NON requests of ours are not tracked: the caller matches NON responses by token.
+            self.received
+                .insert(header.message_id, now + params.non_lifetime, None);
+        }
+        Incoming::Response { token, packet }
     }
 }
+
+/// `ACK_TIMEOUT` times a random factor in [1, `ACK_RANDOM_FACTOR`] (RFC 7252 4.8).
+fn initial_timeout(params: &Params, rng: &mut impl Rng) -> Duration {
+    let factor = params.ack_random_factor;
+    let factor = if factor.is_finite() && factor > 1.0 {
+        rng.random_range(1.0..=factor)
+    } else {
+        1.0
+    };
+    // Whole microseconds, the resolution of `Instant`, so the doublings stay exact. The float
+    // to int cast saturates: a huge timeout cannot panic.
+    let micros = (params.ack_timeout.as_micros() as f64 * factor).round();
+    Duration::from_micros(micros as u64)
+}
+
+#[cfg(test)]
+mod tests;
