@@ -295,6 +295,7 @@ impl Endpoint {
         }
         let due = self.separate.iter().position(|&(_, at)| at <= now)?;
         let (token, _) = self.separate.swap_remove(due);
+        self.release_separate();
         Some(Expired::SeparateTimeout { token })
     }
 
@@ -310,7 +311,12 @@ impl Endpoint {
 
     /// The next datagram to send to the peer.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        let next = self.transmit.pop_front();
+        if self.transmit.is_empty() {
+            // Idle clients far outnumber busy ones: hold no queue buffer between exchanges.
+            self.transmit = VecDeque::new();
+        }
+        next
     }
 
     /// Retransmissions sent since the endpoint was made.
@@ -326,6 +332,12 @@ impl Endpoint {
         self.last_non = None;
         self.received.clear();
         self.transmit = VecDeque::new();
+    }
+
+    fn release_separate(&mut self) {
+        if self.separate.is_empty() {
+            self.separate = Vec::new();
+        }
     }
 
     fn fresh_message_id(&mut self) -> u16 {
@@ -421,6 +433,7 @@ impl Endpoint {
         let token = Token::from_slice(packet.get_token()).unwrap_or_default();
         let awaited = if let Some(i) = self.separate.iter().position(|(t, _)| *t == token) {
             self.separate.swap_remove(i);
+            self.release_separate();
             true
         } else {
             // The separate response may overtake a lost empty ACK (RFC 7252 5.2.2).
