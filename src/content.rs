@@ -1,5 +1,5 @@
-//! LWM2M content formats: text, opaque, CoRE link-format, OMA TLV, OMA JSON, SenML JSON and
-//! SenML CBOR. Codecs take and return [`Record`]s; they never panic on malformed input.
+//! LWM2M content formats: text, opaque, link-format, OMA TLV, OMA JSON, `SenML` JSON and
+//! `SenML` CBOR. Codecs take and return [`Record`]s; they never panic on malformed input.
 
 use crate::model::{Path, Record, ResourceType};
 

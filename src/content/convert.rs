@@ -144,7 +144,7 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Decodes base64 in either alphabet, padded or not (SenML says base64url without padding,
+/// Decodes base64 in either alphabet, padded or not (`SenML` says base64url without padding,
 /// wakaama sends padded standard base64).
 pub(super) fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let normalized: String = text
@@ -164,7 +164,7 @@ pub(super) fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Base64url without padding (SenML `vd`).
+/// Base64url without padding (the `SenML` `vd` field).
 pub(super) fn encode_base64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -1,4 +1,4 @@
-//! CoRE link-format (RFC 6690), as LWM2M uses it for Register payloads and Discover answers.
+//! `application/link-format` (RFC 6690), as LWM2M uses it for Register payloads and Discover answers.
 
 use super::ContentError;
 

@@ -1,5 +1,5 @@
-//! SenML JSON (110) and SenML CBOR (112), RFC 8428 with the LWM2M `vlo` extension. The record
-//! model and name resolution here are shared with OMA JSON.
+//! `application/senml+json` (110) and `application/senml+cbor` (112): RFC 8428 with the LWM2M
+//! `vlo` extension. The record model and name resolution here are shared with OMA JSON.
 
 use super::convert::{
     Number, check_kind, decode_base64, infer_number, lookup, number_value, parse_objlnk, wrong_type,
@@ -9,6 +9,8 @@ use crate::model::{Path, Record, ResourceType, Value};
 
 mod cbor;
 mod json;
+#[cfg(test)]
+mod tests;
 
 /// A record value before the schema gives it a type.
 #[derive(Clone, Debug, PartialEq)]
@@ -228,7 +230,7 @@ pub(super) fn decode_cbor(
     )
 }
 
-/// The paths a SenML Read-Composite or Observe-Composite request names (values are ignored).
+/// The paths a `SenML` Read-Composite or Observe-Composite request names (values are ignored).
 pub fn decode_names(format: ContentFormat, payload: &[u8]) -> Result<Vec<Path>, ContentError> {
     let raws = match format {
         ContentFormat::SenmlJson => json::parse(payload)?,

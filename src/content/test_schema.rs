@@ -21,26 +21,22 @@ pub(crate) const KINDS: [ResourceType; 9] = [
 
 pub(crate) const ALL_TYPES: u16 = 32769;
 
-fn spec(kind: ResourceType, multiple: bool) -> Option<ResourceSpec> {
-    Some(ResourceSpec { kind, multiple })
-}
-
 impl Schema for TestSchema {
     fn resource(&self, object: u16, resource: u16) -> Option<ResourceSpec> {
         use ResourceType as T;
-        match (object, resource) {
-            (3, 0..=3 | 14..=19) => spec(T::String, false),
-            (3, 4 | 5 | 12) | (3303, 5605) | (5, 2) => spec(T::None, false),
-            (3, 6..=8 | 11) => spec(T::Integer, true),
-            (3, 9 | 10 | 20 | 21) | (5, 3 | 5) => spec(T::Integer, false),
-            (3, 13) | (3303, 5518) => spec(T::Time, false),
-            (3, 22) => spec(T::Objlnk, true),
-            (3303, 5700 | 5601..=5604) => spec(T::Float, false),
-            (3303, 5701 | 5750) | (5, 1) => spec(T::String, false),
-            (5, 0) => spec(T::Opaque, false),
-            (ALL_TYPES, 0..=8) => spec(KINDS[usize::from(resource)], false),
-            (ALL_TYPES, 10..=18) => spec(KINDS[usize::from(resource - 10)], true),
-            _ => None,
-        }
+        let (kind, multiple) = match (object, resource) {
+            (3, 0..=3 | 14..=19) | (3303, 5701 | 5750) | (5, 1) => (T::String, false),
+            (3, 4 | 5 | 12) | (3303, 5605) | (5, 2) => (T::None, false),
+            (3, 6..=8 | 11) => (T::Integer, true),
+            (3, 9 | 10 | 20 | 21) | (5, 3 | 5) => (T::Integer, false),
+            (3, 13) | (3303, 5518) => (T::Time, false),
+            (3, 22) => (T::Objlnk, true),
+            (3303, 5700 | 5601..=5604) => (T::Float, false),
+            (5, 0) => (T::Opaque, false),
+            (ALL_TYPES, 0..=8) => (KINDS[usize::from(resource)], false),
+            (ALL_TYPES, 10..=18) => (KINDS[usize::from(resource - 10)], true),
+            _ => return None,
+        };
+        Some(ResourceSpec { kind, multiple })
     }
 }

@@ -192,13 +192,15 @@ fn parse_value(path: &Path, bytes: &[u8], kind: ResourceType) -> Result<Value, C
             buf[8 - bytes.len()..].copy_from_slice(bytes);
             Ok(Value::UnsignedInteger(u64::from_be_bytes(buf)))
         }
-        ResourceType::Float => match *bytes {
-            [a, b, c, d] => Ok(Value::Float(f64::from(f32::from_be_bytes([a, b, c, d])))),
-            [a, b, c, d, e, f, g, h] => {
-                Ok(Value::Float(f64::from_be_bytes([a, b, c, d, e, f, g, h])))
+        ResourceType::Float => {
+            if let Ok(single) = <[u8; 4]>::try_from(bytes) {
+                Ok(Value::Float(f64::from(f32::from_be_bytes(single))))
+            } else if let Ok(double) = <[u8; 8]>::try_from(bytes) {
+                Ok(Value::Float(f64::from_be_bytes(double)))
+            } else {
+                Err(wrong())
             }
-            _ => Err(wrong()),
-        },
+        }
         ResourceType::Boolean => match bytes {
             [0] => Ok(Value::Boolean(false)),
             [1] => Ok(Value::Boolean(true)),

@@ -1,4 +1,4 @@
-//! SenML CBOR framing: integer labels, `vlo` as a text label.
+//! The CBOR framing of `application/senml+cbor`: integer labels, `vlo` as a text label.
 
 use ciborium::Value as Cbor;
 

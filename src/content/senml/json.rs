@@ -1,4 +1,4 @@
-//! SenML JSON framing.
+//! The JSON framing of `application/senml+json`.
 
 use serde::{Deserialize, Serialize};
 

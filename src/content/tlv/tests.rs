@@ -128,10 +128,10 @@ fn multiple_resource_always_wrapped() {
 #[test]
 fn accepts_wrapped_and_unwrapped_writes() {
     let time = vec![rec("/3/0/13", Value::Time(1_700_000_000))];
-    let bare = hex("C4 0D 65 53 F1 00");
+    let unwrapped = hex("C4 0D 65 53 F1 00");
     let wrapped = hex("06 00 C4 0D 65 53 F1 00");
     for base in [Path::resource(3, 0, 13), Path::instance(3, 0)] {
-        assert_eq!(decode(&base, &bare, &TestSchema).unwrap(), time);
+        assert_eq!(decode(&base, &unwrapped, &TestSchema).unwrap(), time);
         assert_eq!(decode(&base, &wrapped, &TestSchema).unwrap(), time);
     }
     // Resource instances straight at the resource, or wrapped twice.
