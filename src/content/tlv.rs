@@ -364,6 +364,10 @@ fn collect(
         Kind::Resource | Kind::MultipleResource => 2,
         Kind::ResourceInstance => 3,
     };
+    if tlv.id == u16::MAX {
+        // 65535 is reserved (and would read as `UNSPECIFIED_INSTANCE`).
+        return Err(ContentError::Malformed("TLV id 65535 is reserved".into()));
+    }
     let path = match parent.child(tlv.id) {
         Some(path) if parent.len() == expected_depth => path,
         _ => {

@@ -196,6 +196,8 @@ fn malformed_inputs() {
         &TestSchema,
     );
     assert!(matches!(bad_float, Err(ContentError::WrongType { .. })));
+    let reserved = super::decode(&Path::object(3), &hex("28 FF FF 03 C1 09 57"), &TestSchema);
+    assert!(matches!(reserved, Err(ContentError::Malformed(_))));
     // Unknown resource, other instance, misplaced nesting.
     assert!(matches!(
         decode("C1 63 01"),
