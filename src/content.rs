@@ -91,6 +91,10 @@ pub enum ContentError {
 }
 
 /// Encodes `records` (all at or under `base`) as the answer to a request on `base`.
+///
+/// Values must have their resource's schema type (`WrongType`). TLV and text need the resource
+/// in the schema (`UnknownResource`); the JSON/CBOR formats write unknown resources as they are.
+/// Text and opaque carry one value at exactly `base`; TLV cannot answer at the root.
 pub fn encode(
     format: ContentFormat,
     base: &Path,
@@ -127,6 +131,10 @@ pub fn encode(
 }
 
 /// Decodes a payload sent to `base` into records with full paths.
+///
+/// Values take the schema's type (a SenML `v` of 87 is an `Integer` for an integer resource and
+/// a `Float` for a float one); resources the schema lacks are `UnknownResource` in TLV and text
+/// and keep the payload's own type in the JSON/CBOR formats. SenML times (`bt`, `t`) are ignored.
 pub fn decode(
     format: ContentFormat,
     base: &Path,
