@@ -132,9 +132,9 @@ pub fn encode(
 
 /// Decodes a payload sent to `base` into records with full paths.
 ///
-/// Values take the schema's type (a SenML `v` of 87 is an `Integer` for an integer resource and
+/// Values take the schema's type (a `SenML` `v` of 87 is an `Integer` for an integer resource and
 /// a `Float` for a float one); resources the schema lacks are `UnknownResource` in TLV and text
-/// and keep the payload's own type in the JSON/CBOR formats. SenML times (`bt`, `t`) are ignored.
+/// and keep the payload's own type in the JSON/CBOR formats. `SenML` times (`bt`, `t`) are ignored.
 pub fn decode(
     format: ContentFormat,
     base: &Path,
