@@ -1,9 +1,20 @@
-//! LWM2M content formats: text, opaque, CoRE link-format, OMA TLV, OMA JSON, SenML JSON and
-//! SenML CBOR. Codecs take and return [`Record`]s; they never panic on malformed input.
+//! LWM2M content formats: text, opaque, link-format, OMA TLV, OMA JSON, `SenML` JSON and
+//! `SenML` CBOR. Codecs take and return [`Record`]s; they never panic on malformed input.
 
 use crate::model::{Path, Record, ResourceType};
 
+mod convert;
 pub mod link;
+mod oma_json;
+mod senml;
+#[cfg(test)]
+mod test_schema;
+#[cfg(test)]
+mod tests;
+mod text;
+mod tlv;
+
+pub use senml::decode_names;
 
 /// Instance id given to resources decoded at an object path without an instance wrapper
 /// (a Create whose payload lists resources only): the caller picks the real id.
@@ -80,23 +91,66 @@ pub enum ContentError {
 }
 
 /// Encodes `records` (all at or under `base`) as the answer to a request on `base`.
+///
+/// Values must have their resource's schema type (`WrongType`). TLV and text need the resource
+/// in the schema (`UnknownResource`); the JSON/CBOR formats write unknown resources as they are.
+/// Text and opaque carry one value at exactly `base`; TLV cannot answer at the root.
 pub fn encode(
     format: ContentFormat,
     base: &Path,
     records: &[Record],
     schema: &dyn Schema,
 ) -> Result<Vec<u8>, ContentError> {
-    let _ = (format, base, records, schema);
-    todo!("content::encode")
+    for record in records {
+        if !record.path.starts_with(base) {
+            return Err(ContentError::OutsideBase {
+                record: record.path,
+                base: *base,
+            });
+        }
+        // Values live at resources or resource instances only.
+        if record.path.len() < 3 {
+            return Err(ContentError::NotRepresentable {
+                format,
+                path: record.path,
+            });
+        }
+    }
+    match format {
+        ContentFormat::Text => text::encode_text(base, records, schema),
+        ContentFormat::Opaque => text::encode_opaque(base, records, schema),
+        ContentFormat::Tlv => tlv::encode(base, records, schema),
+        ContentFormat::SenmlJson => senml::encode_json(base, records, schema),
+        ContentFormat::SenmlCbor => senml::encode_cbor(base, records, schema),
+        ContentFormat::OmaJson => oma_json::encode(base, records, schema),
+        ContentFormat::LinkFormat => Err(ContentError::NotRepresentable {
+            format,
+            path: *base,
+        }),
+    }
 }
 
 /// Decodes a payload sent to `base` into records with full paths.
+///
+/// Values take the schema's type (a `SenML` `v` of 87 is an `Integer` for an integer resource and
+/// a `Float` for a float one); resources the schema lacks are `UnknownResource` in TLV and text
+/// and keep the payload's own type in the JSON/CBOR formats. `SenML` times (`bt`, `t`) are ignored.
 pub fn decode(
     format: ContentFormat,
     base: &Path,
     payload: &[u8],
     schema: &dyn Schema,
 ) -> Result<Vec<Record>, ContentError> {
-    let _ = (format, base, payload, schema);
-    todo!("content::decode")
+    match format {
+        ContentFormat::Text => text::decode_text(base, payload, schema),
+        ContentFormat::Opaque => text::decode_opaque(base, payload, schema),
+        ContentFormat::Tlv => tlv::decode(base, payload, schema),
+        ContentFormat::SenmlJson => senml::decode_json(base, payload, schema),
+        ContentFormat::SenmlCbor => senml::decode_cbor(base, payload, schema),
+        ContentFormat::OmaJson => oma_json::decode(base, payload, schema),
+        ContentFormat::LinkFormat => Err(ContentError::NotRepresentable {
+            format,
+            path: *base,
+        }),
+    }
 }
