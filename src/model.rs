@@ -2,11 +2,15 @@
 //! with value generators, and the per-device object tree that stores only what differs from its
 //! template.
 
+pub mod ddf;
 mod device;
+pub mod generator;
 mod path;
 mod value;
 
+pub use ddf::{DdfError, load_ddf, parse_ddf};
 pub use device::{Device, DeviceTemplate, ModelError, WriteMode};
+pub use generator::Generator;
 pub use path::{Path, PathError};
 pub use value::{Record, ResourceType, Value};
 
