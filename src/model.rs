@@ -6,12 +6,17 @@ pub mod ddf;
 mod device;
 pub mod generator;
 mod path;
+mod template;
 mod value;
 
 pub use ddf::{DdfError, load_ddf, parse_ddf};
-pub use device::{Device, DeviceTemplate, ModelError, WriteMode};
+pub use device::{Device, ModelError, WriteMode};
 pub use generator::Generator;
 pub use path::{Path, PathError};
+pub use template::{
+    DeviceSpec, DeviceTemplate, InstanceTemplate, ObjectInstances, ObjectTemplate,
+    ResourceTemplate, Source, TemplateError, TemplateFile, TemplateSet, from_toml,
+};
 pub use value::{Record, ResourceType, Value};
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{ObjectDef, Path, Record, ResourceDef};
+use super::{DeviceTemplate, ObjectDef, Path, Record, ResourceDef};
 use crate::clock::Instant;
 
 /// How a Write applies its records.
@@ -28,11 +28,6 @@ pub enum ModelError {
     #[error("bad request: {0}")]
     BadRequest(String),
 }
-
-/// A device template: objects, their instances and resource value generators. Built once from
-/// `object-templates/` and shared (`Arc`) by every device of that kind.
-#[derive(Debug)]
-pub struct DeviceTemplate {}
 
 /// One device's object tree.
 #[derive(Debug)]

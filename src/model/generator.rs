@@ -15,8 +15,9 @@ pub const DEFAULT_SAMPLE_US: u64 = 1_000_000;
 /// function of the step index while catching up costs at most this many hashes.
 const WALK_BLOCK: u64 = 1 << 16;
 
-/// How a resource gets its value. Intervals are in µs; an interval of 0 holds the first value
-/// forever (a per-device random constant, for `uniform` and `walk`).
+/// How a resource gets its value. Intervals (`every_us`) are in µs, `None` meaning the device
+/// template's sample interval; an interval of 0 holds the first value forever (a per-device random
+/// constant, for `uniform` and `walk`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Generator {
     Constant(Value),
@@ -24,30 +25,30 @@ pub enum Generator {
     Counter {
         start: f64,
         step: f64,
-        every_us: u64,
+        every_us: Option<u64>,
     },
     Uniform {
         min: f64,
         max: f64,
-        every_us: u64,
+        every_us: Option<u64>,
     },
     /// Moves by at most `step` per interval, reflected into `[min, max]`.
     Walk {
         min: f64,
         max: f64,
         step: f64,
-        every_us: u64,
+        every_us: Option<u64>,
     },
     /// `offset + amplitude * sin(2π t / period)`, with t sampled every `every_us` (0 = exact).
     Sine {
         period_us: u64,
         amplitude: f64,
         offset: f64,
-        every_us: u64,
+        every_us: Option<u64>,
     },
     Cycle {
         values: Vec<Value>,
-        every_us: u64,
+        every_us: Option<u64>,
     },
     /// The device's current Unix time.
     Now,
@@ -68,6 +69,8 @@ pub struct Context {
     pub now: Instant,
     /// Unix seconds at `Instant::ZERO`.
     pub unix_origin: i64,
+    /// The interval for generators that do not set their own (µs).
+    pub sample_us: u64,
 }
 
 impl Generator {
@@ -151,11 +154,12 @@ impl Generator {
     /// other generators); the caller stores it back.
     pub fn value(&self, kind: ResourceType, ctx: &Context, walk: &mut Option<WalkState>) -> Value {
         let now = ctx.now.as_micros();
+        let every = |e: &Option<u64>| e.unwrap_or(ctx.sample_us);
         let x = match self {
             Generator::Constant(v) => return v.clone(),
             Generator::Cycle { values, every_us } => {
                 let len = values.len().max(1) as u64;
-                let index = (step_index(now, *every_us) % len) as usize;
+                let index = (step_index(now, every(every_us)) % len) as usize;
                 return values.get(index).cloned().unwrap_or(Value::Integer(0));
             }
             Generator::Now => (ctx.unix_origin as f64) + (now / 1_000_000) as f64,
@@ -163,9 +167,9 @@ impl Generator {
                 start,
                 step,
                 every_us,
-            } => start + step * step_index(now, *every_us) as f64,
+            } => start + step * step_index(now, every(every_us)) as f64,
             Generator::Uniform { min, max, every_us } => {
-                min + (max - min) * unit(ctx, 0, step_index(now, *every_us))
+                min + (max - min) * unit(ctx, 0, step_index(now, every(every_us)))
             }
             Generator::Walk {
                 min,
@@ -173,7 +177,14 @@ impl Generator {
                 step,
                 every_us,
             } => {
-                let state = walk_to(ctx, *min, *max, *step, step_index(now, *every_us), *walk);
+                let state = walk_to(
+                    ctx,
+                    *min,
+                    *max,
+                    *step,
+                    step_index(now, every(every_us)),
+                    *walk,
+                );
                 *walk = Some(state);
                 state.value
             }
@@ -183,10 +194,11 @@ impl Generator {
                 offset,
                 every_us,
             } => {
-                let t = if *every_us == 0 {
+                let every = every(every_us);
+                let t = if every == 0 {
                     now
                 } else {
-                    step_index(now, *every_us) * every_us
+                    step_index(now, every) * every
                 };
                 let phase = (t % period_us) as f64 / *period_us as f64;
                 offset + amplitude * (std::f64::consts::TAU * phase).sin()

@@ -6,6 +6,7 @@ fn ctx(seed: u64, secs: f64) -> Context {
         path: Path::resource(3303, 0, 5700),
         now: Instant::from_micros((secs * 1e6) as u64),
         unix_origin: 1_700_000_000,
+        sample_us: S,
     }
 }
 
@@ -27,7 +28,7 @@ fn uniform_is_deterministic_and_bounded() {
     let g = Generator::Uniform {
         min: -5.0,
         max: 5.0,
-        every_us: S,
+        every_us: Some(S),
     };
     let a = series(&g, 7, 500);
     assert_eq!(a, series(&g, 7, 500));
@@ -42,7 +43,7 @@ fn reads_within_one_interval_agree() {
     let g = Generator::Uniform {
         min: 0.0,
         max: 1.0,
-        every_us: S,
+        every_us: Some(S),
     };
     let mut w = None;
     assert_eq!(
@@ -60,7 +61,7 @@ fn uniform_with_zero_interval_is_a_per_device_constant() {
     let g = Generator::Uniform {
         min: 0.0,
         max: 100.0,
-        every_us: 0,
+        every_us: Some(0),
     };
     let a = series(&g, 3, 50);
     assert!(a.iter().all(|v| *v == a[0]));
@@ -73,7 +74,7 @@ fn walk_is_bounded_smooth_and_cache_independent() {
         min: 10.0,
         max: 20.0,
         step: 0.5,
-        every_us: S,
+        every_us: Some(S),
     };
     let a = series(&g, 11, 2000);
     assert!(a.iter().all(|v| (10.0..=20.0).contains(v)));
@@ -92,7 +93,7 @@ fn sine_has_its_shape() {
         period_us: 60 * S,
         amplitude: 2.0,
         offset: 20.0,
-        every_us: S,
+        every_us: Some(S),
     };
     let a = series(&g, 1, 60);
     assert!((a[0] - 20.0).abs() < 1e-9);
@@ -107,7 +108,7 @@ fn counter_progresses_every_n_seconds() {
     let g = Generator::Counter {
         start: 100.0,
         step: 5.0,
-        every_us: 10 * S,
+        every_us: Some(10 * S),
     };
     let mut w = None;
     let at = |s: f64, w: &mut Option<WalkState>| g.value(ResourceType::Integer, &ctx(0, s), w);
@@ -121,7 +122,7 @@ fn counter_progresses_every_n_seconds() {
 fn cycle_and_now() {
     let g = Generator::Cycle {
         values: vec![Value::String("a".into()), Value::String("b".into())],
-        every_us: S,
+        every_us: Some(S),
     };
     let mut w = None;
     let kind = ResourceType::String;
@@ -146,21 +147,21 @@ fn check_rejects_nonsense() {
     let bad = Generator::Uniform {
         min: 2.0,
         max: 1.0,
-        every_us: S,
+        every_us: Some(S),
     };
     assert!(bad.check(ResourceType::Float).unwrap_err().contains("min"));
     let walk = Generator::Walk {
         min: 0.0,
         max: 1.0,
         step: -1.0,
-        every_us: S,
+        every_us: Some(S),
     };
     assert!(walk.check(ResourceType::Float).is_err());
     let sine = Generator::Sine {
         period_us: 0,
         amplitude: 1.0,
         offset: 0.0,
-        every_us: S,
+        every_us: Some(S),
     };
     assert!(sine.check(ResourceType::Float).is_err());
     assert!(Generator::Now.check(ResourceType::String).is_err());
@@ -170,7 +171,7 @@ fn check_rejects_nonsense() {
     assert!(
         Generator::Cycle {
             values: vec![],
-            every_us: S
+            every_us: Some(S)
         }
         .check(ResourceType::Integer)
         .is_err()
