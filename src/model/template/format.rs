@@ -495,8 +495,27 @@ fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> TemplateError {
         let field = ticked.unwrap_or("?").to_string();
         return invalid(file, 0, &field, message);
     };
-    let field = ticked.map_or_else(|| key_before(text, span.start), str::to_string);
+    let field = ticked
+        .map(str::to_string)
+        .or_else(|| key_inside(text, span.clone(), &message))
+        .unwrap_or_else(|| key_before(text, span.start));
     invalid(file, line_of(text, span.start), &field, message)
+}
+
+/// For an error spanning an inline table (serde buffers internally tagged enums, so the span is
+/// the whole table), the key whose value the message quotes: `min` in `{ min = "dry" }`.
+fn key_inside(text: &str, span: std::ops::Range<usize>, message: &str) -> Option<String> {
+    let inner = text.get(span.clone())?;
+    if !inner.starts_with('{') {
+        return None;
+    }
+    let rest = message.split_once(": ")?.1;
+    let token = match rest.split_once('"') {
+        Some((_, quoted)) => format!("\"{}\"", quoted.split('"').next()?),
+        None => rest.split('`').nth(1)?.to_string(),
+    };
+    let at = inner.find(&format!("= {token}"))?;
+    Some(key_before(text, span.start + at + 1))
 }
 
 fn key_before(text: &str, offset: usize) -> String {

@@ -112,7 +112,11 @@ fn shipped_objects_follow_the_registry() {
 
 #[test]
 fn unknown_field_is_named_with_file_and_line() {
-    let (msg, line) = load_altered("temperature.toml", "units = \"Cel\"", "colour = \"red\"");
+    let (msg, line) = load_altered(
+        "temperature.toml",
+        "name = \"Sensor Units\"",
+        "colour = \"red\"",
+    );
     let _ = msg.find("temperature.toml").expect("file");
     assert_names(&msg, "temperature.toml", line, "colour");
     let (msg, line) = load_altered(
@@ -120,7 +124,7 @@ fn unknown_field_is_named_with_file_and_line() {
         "[[objects]]\nid = 5",
         "[[objects]]\nidd = 5",
     );
-    assert_names(&msg, "smart-meter.toml", line - 1, "idd");
+    assert_names(&msg, "smart-meter.toml", line + 1, "idd");
 }
 
 #[test]
