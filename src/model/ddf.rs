@@ -1,4 +1,4 @@
-//! OMA DDF XML object definitions (the LwM2M registry format) into [`ObjectDef`]s.
+//! OMA `DDF` XML object definitions (the registry format) into [`ObjectDef`]s.
 
 use std::path::Path as FsPath;
 
@@ -260,10 +260,7 @@ mod tests {
             }
         );
 
-        assert_eq!(
-            load("1-1_1.xml").resource(7).unwrap().operations.write,
-            true
-        );
+        assert!(load("1-1_1.xml").resource(7).unwrap().operations.write);
         assert_eq!(
             load("5.xml").resource(0).unwrap().kind,
             ResourceType::Opaque

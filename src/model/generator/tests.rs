@@ -1,3 +1,6 @@
+// Exact float equality is the point: generated values must repeat bit for bit.
+#![allow(clippy::float_cmp)]
+
 use super::*;
 
 fn ctx(seed: u64, secs: f64) -> Context {

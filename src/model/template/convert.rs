@@ -156,7 +156,7 @@ pub(super) fn resource_type(raw: RawType) -> ResourceType {
 
 /// Seconds as whole µs, if finite and not negative.
 pub(super) fn seconds(s: f64) -> Option<u64> {
-    (s.is_finite() && s >= 0.0 && s < 1e12).then(|| (s * 1e6).round() as u64)
+    (0.0..1e12).contains(&s).then(|| (s * 1e6).round() as u64)
 }
 
 pub(super) fn parse_id(file: &str, line: usize, key: &str) -> Result<u16, TemplateError> {

@@ -260,7 +260,7 @@ pub fn from_toml(text: &str, name: &str) -> Result<TemplateFile, TemplateError> 
                 let line = ctx.line(first.span().start);
                 return Err(invalid(name, line, "objects", "belongs in a [device] file"));
             }
-            object_file(&ctx, object, raw.resources).map(TemplateFile::Object)
+            object_file(&ctx, object, &raw.resources).map(TemplateFile::Object)
         }
         (None, Some(device)) => {
             if let Some((key, res)) = raw.resources.iter().next() {
@@ -291,11 +291,11 @@ pub fn from_toml(text: &str, name: &str) -> Result<TemplateFile, TemplateError> 
 fn object_file(
     ctx: &Ctx,
     object: Spanned<RawObject>,
-    resources: BTreeMap<String, Spanned<RawResource>>,
+    resources: &BTreeMap<String, Spanned<RawResource>>,
 ) -> Result<ObjectTemplate, TemplateError> {
     let mut defs = Vec::new();
     let mut values = Vec::new();
-    for (key, res) in &resources {
+    for (key, res) in resources {
         let line = ctx.line(res.span().start);
         let id = parse_id(ctx.file, line, key)?;
         let raw = res.get_ref();
@@ -432,16 +432,16 @@ fn device_file(
     })
 }
 
+/// Finds the object template for an id and an optional DDF file name.
+pub type Resolver<'a> = dyn FnMut(u16, Option<&str>) -> Result<ObjectTemplate, String> + 'a;
+
 impl DeviceSpec {
     pub fn file(&self) -> &str {
         &self.file
     }
 
     /// Joins the device to its objects; `resolve(id, ddf)` finds an object definition.
-    pub fn build(
-        &self,
-        resolve: &mut dyn FnMut(u16, Option<&str>) -> Result<ObjectTemplate, String>,
-    ) -> Result<DeviceTemplate, TemplateError> {
+    pub fn build(&self, resolve: &mut Resolver<'_>) -> Result<DeviceTemplate, TemplateError> {
         let file = self.file.as_str();
         let mut template = DeviceTemplate::new(self.name.clone());
         template.description.clone_from(&self.description);
@@ -484,7 +484,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Maps a toml/serde error to file, line and field. The field comes from the message
-/// (`unknown field `x``) or else from the `key =` just before the error's span.
+/// (``unknown field `x` ``) or else from the `key =` just before the error's span.
 fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> TemplateError {
     let message = e.message().trim().to_string();
     let ticked = message
