@@ -5,6 +5,7 @@
 mod convert;
 mod format;
 mod set;
+mod span;
 
 use std::sync::Arc;
 
