@@ -243,3 +243,27 @@ fn templates_can_be_built_in_code() {
     let text = Source::Single(Generator::Constant(Value::String("x".into())));
     assert!(t.set(3303, None, 5700, text).is_err());
 }
+
+#[test]
+fn load_dir_reads_xml_objects_too() {
+    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-templates-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ddf = "<LWM2M><Object><Name>Thing</Name><ObjectID>20000</ObjectID>\
+        <MultipleInstances>Multiple</MultipleInstances><Mandatory>Optional</Mandatory>\
+        <Resources><Item ID=\"1\"><Name>Level</Name><Operations>R</Operations>\
+        <MultipleInstances>Single</MultipleInstances><Mandatory>Mandatory</Mandatory>\
+        <Type>Integer</Type></Item></Resources></Object></LWM2M>";
+    std::fs::write(dir.join("thing.xml"), ddf).unwrap();
+    let device = "[device]\nname = \"thing\"\n[[objects]]\nid = 20000\ncount = 3\n";
+    std::fs::write(dir.join("thing.toml"), device).unwrap();
+    let set = TemplateSet::load_dir(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let t = set.unwrap().device("thing").unwrap();
+    let obj = t.object(20000).unwrap();
+    assert_eq!(obj.instances.len(), 3);
+    let level = obj.instance(2).unwrap().resource(1).unwrap();
+    assert_eq!(
+        level.source,
+        Source::Single(Generator::Constant(Value::Integer(0)))
+    );
+}
