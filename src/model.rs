@@ -14,7 +14,7 @@ pub use device::{Device, ModelError, WriteMode};
 pub use generator::Generator;
 pub use path::{Path, PathError};
 pub use template::{
-    DeviceSpec, DeviceTemplate, InstanceTemplate, ObjectInstances, ObjectTemplate,
+    DeviceSpec, DeviceTemplate, InstanceTemplate, ObjectInstances, ObjectTemplate, Resolver,
     ResourceTemplate, Source, TemplateError, TemplateFile, TemplateSet, from_toml,
 };
 pub use value::{Record, ResourceType, Value};

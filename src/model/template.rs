@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::generator::DEFAULT_SAMPLE_US;
 use super::{Generator, ObjectDef, ResourceDef, ResourceType, Value};
 
-pub use format::{DeviceSpec, TemplateFile, from_toml};
+pub use format::{DeviceSpec, Resolver, TemplateFile, from_toml};
 pub use set::{TemplateError, TemplateSet};
 
 /// Where a present resource's value comes from.
