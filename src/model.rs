@@ -2,12 +2,21 @@
 //! with value generators, and the per-device object tree that stores only what differs from its
 //! template.
 
+pub mod ddf;
 mod device;
+pub mod generator;
 mod path;
+mod template;
 mod value;
 
-pub use device::{Device, DeviceTemplate, ModelError, WriteMode};
+pub use ddf::{DdfError, load_ddf, parse_ddf};
+pub use device::{Device, ModelError, WriteMode};
+pub use generator::Generator;
 pub use path::{Path, PathError};
+pub use template::{
+    DeviceSpec, DeviceTemplate, InstanceTemplate, ObjectInstances, ObjectTemplate, Resolver,
+    ResourceTemplate, Source, TemplateError, TemplateFile, TemplateSet, from_toml,
+};
 pub use value::{Record, ResourceType, Value};
 
 use std::sync::Arc;

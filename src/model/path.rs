@@ -88,6 +88,10 @@ impl Path {
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
+    /// True for the root path (no segments).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
     pub fn is_root(&self) -> bool {
         self.len == 0
     }
@@ -112,6 +116,7 @@ impl Path {
     }
 
     /// This path without its last segment (the root stays the root).
+    #[must_use]
     pub fn parent(&self) -> Path {
         let mut parent = *self;
         if parent.len > 0 {
