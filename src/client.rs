@@ -1,1 +1,622 @@
-pub struct Client;
+//! One simulated LWM2M client as a deterministic state machine (sans-IO).
+//!
+//! The driver feeds datagrams and deadlines in (`handle_datagram`, `handle_timeout`) and takes
+//! datagrams, the next deadline and events out (`poll_transmit`, `poll_timeout`, `poll_event`).
+//! The client reads no clock and owns no socket, so tests run an hour of lifetimes in
+//! milliseconds and the engine can hold a hundred thousand of them in a slab.
+
+mod config;
+mod observe;
+mod operations;
+mod registration;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coap_lite::Packet;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::clock::Instant;
+use crate::coap::{Endpoint, Expired, Incoming, Token};
+use crate::model::{Device, Path};
+
+pub use config::{ClientConfig, RetryPolicy, Version};
+use observe::{Attributes, Observation};
+
+/// What the client is doing, as a dashboard counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientState {
+    /// Not started yet.
+    Starting,
+    /// A Register is queued or in flight, or the client waits to retry one.
+    Registering,
+    Registered,
+    /// Registered, in queue mode, radio off.
+    Sleeping,
+    /// Offline after a Reboot (or Disable), registers again afterwards.
+    Rebooting,
+    /// De-registering on shutdown.
+    Deregistering,
+    /// Stopped: de-registered, or never registered when stopped.
+    Stopped,
+    /// The registration procedure gave up.
+    Failed,
+}
+
+/// Client-initiated requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    Register,
+    Update,
+    Deregister,
+    Notify,
+}
+
+/// How a client-initiated request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The server answered with this code (class*32+detail, e.g. 0x41 for 2.01); for a CON
+    /// notification an ACK counts as 0x00.
+    Response(u8),
+    /// No answer after the last retransmission (or no separate response in time).
+    Timeout,
+    /// The server answered with RST.
+    Reset,
+    /// The client went offline (reboot) or stopped before an answer came.
+    Aborted,
+    /// A NON notification: sent, never answered.
+    Unconfirmed,
+}
+
+impl Outcome {
+    /// A 2.xx answer, an ACK, or a NON sent.
+    pub fn is_success(self) -> bool {
+        match self {
+            Outcome::Response(code) => code >> 5 <= 2,
+            Outcome::Unconfirmed => true,
+            Outcome::Timeout | Outcome::Reset | Outcome::Aborted => false,
+        }
+    }
+}
+
+/// One client-initiated request, from when it was due to when it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub kind: RequestKind,
+    /// When the schedule said it was due (latency is measured from here: no coordinated omission).
+    pub intended: Instant,
+    pub sent: Instant,
+    pub completed: Instant,
+    pub outcome: Outcome,
+    pub retransmissions: u8,
+}
+
+/// Server-initiated operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OperationKind {
+    Read,
+    Discover,
+    Write,
+    WriteAttributes,
+    Execute,
+    Create,
+    Delete,
+    Observe,
+    CancelObservation,
+    /// A request LWM2M does not define (FETCH, iPATCH, unknown paths...).
+    Other,
+}
+
+/// One server-initiated operation and the code the client answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperationRecord {
+    pub kind: OperationKind,
+    pub path: Path,
+    pub code: u8,
+    pub received: Instant,
+}
+
+/// Why a datagram for this client was not processed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dropped {
+    /// Queue mode: the radio was off.
+    Asleep,
+    /// Offline (rebooting, stopped, failed).
+    Offline,
+    Malformed,
+    /// An ACK or RST that matched nothing, or a ping.
+    Unmatched,
+    /// A retransmitted request answered from the cache.
+    Duplicate,
+}
+
+/// What happened, for metrics. Every request yields exactly one `Request`, every server
+/// operation one `Operation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Request(RequestRecord),
+    Operation(OperationRecord),
+    State(ClientState),
+    Dropped(Dropped),
+    /// Queue mode: awake again; the Update goes first.
+    Woke,
+}
+
+/// Something the client wants to send, waiting for the NSTART slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outgoing {
+    Register,
+    Update,
+    Deregister,
+    Notify(Token),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    what: Outgoing,
+    intended: Instant,
+}
+
+/// A request of ours awaiting its answer.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    token: Token,
+    kind: RequestKind,
+    intended: Instant,
+    sent: Instant,
+    retransmissions_at_send: u64,
+}
+
+/// What a server operation asked the client to do once its answer is out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deferred {
+    Reboot,
+    FactoryReset,
+    Disable,
+    Update,
+}
+
+/// One simulated LWM2M client.
+#[derive(Debug)]
+pub struct Client {
+    config: Arc<ClientConfig>,
+    endpoint_name: Box<str>,
+    device: Device,
+    coap: Endpoint,
+    rng: SmallRng,
+    state: ClientState,
+    asleep: bool,
+    /// `rd/<id>` from the Register answer's Location-Path.
+    location: Option<Box<str>>,
+    lifetime: Duration,
+    /// Lifetime, binding or objects changed since the last Register/Update.
+    send_lifetime: bool,
+    send_objects: bool,
+    register_failures: u32,
+    queue: VecDeque<Queued>,
+    in_flight: Vec<InFlight>,
+    observations: Vec<Observation>,
+    attributes: Vec<(Path, Attributes)>,
+    update_at: Option<Instant>,
+    register_at: Option<Instant>,
+    /// A deferred action runs at the next timeout, after the answer that announced it is out.
+    deferred: Option<(Deferred, Instant)>,
+    awake_until: Option<Instant>,
+    last_con_notification: Instant,
+    /// A block-wise Write being assembled.
+    block1: Option<Box<crate::coap::block::Block1Receiver>>,
+    events: VecDeque<Event>,
+}
+
+impl Client {
+    /// A client that does nothing until [`Client::start`].
+    pub fn new(config: Arc<ClientConfig>, endpoint_name: &str, device: Device, seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let first_message_id = rand::Rng::random(&mut rng);
+        let lifetime = config.lifetime;
+        Client {
+            config,
+            endpoint_name: endpoint_name.into(),
+            device,
+            coap: Endpoint::new(first_message_id),
+            rng,
+            state: ClientState::Starting,
+            asleep: false,
+            location: None,
+            lifetime,
+            send_lifetime: false,
+            send_objects: false,
+            register_failures: 0,
+            queue: VecDeque::new(),
+            in_flight: Vec::new(),
+            observations: Vec::new(),
+            attributes: Vec::new(),
+            update_at: None,
+            register_at: None,
+            deferred: None,
+            awake_until: None,
+            last_con_notification: Instant::ZERO,
+            block1: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn endpoint_name(&self) -> &str {
+        &self.endpoint_name
+    }
+
+    pub fn state(&self) -> ClientState {
+        self.state
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The registration id the server gave (`rd/<id>`), while registered.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// Paths the server observes, in the order it asked.
+    pub fn observed_paths(&self) -> impl Iterator<Item = Path> + '_ {
+        self.observations.iter().map(|o| o.path)
+    }
+
+    /// Starts the registration procedure.
+    pub fn start(&mut self, now: Instant) {
+        if self.state == ClientState::Starting {
+            self.begin_registering(now);
+            self.flush(now);
+        }
+    }
+
+    /// De-registers if registered; stops either way. The client is `Stopped` once the
+    /// De-register ends (answered or timed out).
+    pub fn stop(&mut self, now: Instant) {
+        match self.state {
+            ClientState::Registered | ClientState::Sleeping => {
+                self.abort_queued(now);
+                self.wake_radio(now);
+                self.update_at = None;
+                self.enqueue(Outgoing::Deregister, now);
+                self.set_state(ClientState::Deregistering);
+                self.flush(now);
+            }
+            ClientState::Deregistering | ClientState::Stopped => {}
+            _ => self.go_offline(now, ClientState::Stopped),
+        }
+    }
+
+    /// A datagram from the server arrived.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        match self.state {
+            ClientState::Starting
+            | ClientState::Rebooting
+            | ClientState::Stopped
+            | ClientState::Failed => {
+                self.events.push_back(Event::Dropped(Dropped::Offline));
+                return;
+            }
+            _ if self.asleep => {
+                self.events.push_back(Event::Dropped(Dropped::Asleep));
+                return;
+            }
+            _ => {}
+        }
+        self.touch(now);
+        let incoming = self.coap.handle_datagram(now, bytes, &self.config.coap);
+        match incoming {
+            Incoming::Response { token, packet } => self.on_response(now, token, &packet),
+            Incoming::Acknowledged { token } => self.complete(now, token, Outcome::Response(0)),
+            Incoming::Reset { token } => self.on_reset(now, token),
+            Incoming::Request(request) => self.on_request(now, &request),
+            Incoming::Duplicate => self.events.push_back(Event::Dropped(Dropped::Duplicate)),
+            Incoming::SeparatePending { .. } => {}
+            Incoming::Ignored => self.events.push_back(Event::Dropped(Dropped::Unmatched)),
+            Incoming::Malformed => self.events.push_back(Event::Dropped(Dropped::Malformed)),
+        }
+        self.flush(now);
+    }
+
+    /// A deadline from [`Client::poll_timeout`] passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(expired) = self.coap.handle_timeout(now, &self.config.coap) {
+            let token = match expired {
+                Expired::Timeout { token } | Expired::SeparateTimeout { token } => token,
+            };
+            self.complete(now, token, Outcome::Timeout);
+        }
+        if let Some((action, at)) = self.deferred
+            && at <= now
+        {
+            self.deferred = None;
+            self.run_deferred(now, action);
+        }
+        if self.register_at.is_some_and(|at| at <= now) {
+            let at = self.register_at.take().unwrap_or(now);
+            self.enqueue_register(at);
+        }
+        if self.update_at.is_some_and(|at| at <= now) {
+            let at = self.update_at.take().unwrap_or(now);
+            self.wake_for(at);
+            self.enqueue_update(at);
+        }
+        self.check_observations(now);
+        self.maybe_sleep(now);
+        self.flush(now);
+    }
+
+    /// The next datagram to send to the server.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.coap.poll_transmit()
+    }
+
+    /// When the client next needs [`Client::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let observation = if self.state == ClientState::Registered || self.asleep {
+            self.observations
+                .iter()
+                .filter(|o| !o.queued)
+                .map(|o| o.next_check)
+                .min()
+        } else {
+            None
+        };
+        [
+            self.coap.poll_timeout(),
+            self.deferred.map(|(_, at)| at),
+            self.register_at,
+            self.update_at,
+            observation,
+            self.sleep_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// What happened since the last call.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Heap bytes this client holds (its own buffers plus its device's diffs).
+    pub fn heap_bytes(&self) -> usize {
+        self.endpoint_name.len()
+            + self.location.as_ref().map_or(0, |l| l.len())
+            + self.queue.capacity() * size_of::<Queued>()
+            + self.in_flight.capacity() * size_of::<InFlight>()
+            + self.observations.capacity() * size_of::<Observation>()
+            + self.attributes.capacity() * size_of::<(Path, Attributes)>()
+            + self.events.capacity() * size_of::<Event>()
+            + self
+                .block1
+                .as_ref()
+                .map_or(0, |b| size_of_val(&**b) + b.heap_bytes())
+            + self.coap.heap_bytes()
+            + self.device.heap_bytes()
+    }
+
+    fn set_state(&mut self, state: ClientState) {
+        if self.state != state {
+            self.state = state;
+            self.events.push_back(Event::State(state));
+        }
+    }
+
+    fn enqueue(&mut self, what: Outgoing, intended: Instant) {
+        self.queue.push_back(Queued { what, intended });
+    }
+
+    /// Sends queued messages while NSTART allows; a NON waits behind an earlier CON to keep order.
+    fn flush(&mut self, now: Instant) {
+        while let Some(next) = self.queue.front().copied() {
+            if !self.coap.can_send_confirmable() || self.asleep {
+                return;
+            }
+            self.queue.pop_front();
+            match next.what {
+                Outgoing::Register => self.send_register(now, next.intended),
+                Outgoing::Update => self.send_update(now, next.intended),
+                Outgoing::Deregister => self.send_deregister(now, next.intended),
+                Outgoing::Notify(token) => self.send_notification(now, token, next.intended),
+            }
+            self.touch(now);
+        }
+    }
+
+    /// Sends `packet` as a CON request and remembers it for its answer.
+    fn send_request(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        intended: Instant,
+        mut packet: Packet,
+    ) {
+        let token = Token::random(&mut self.rng);
+        packet.set_token(token.as_slice().to_vec());
+        self.in_flight.push(InFlight {
+            token,
+            kind,
+            intended,
+            sent: now,
+            retransmissions_at_send: self.coap.retransmissions(),
+        });
+        self.coap
+            .send_confirmable(now, packet, &self.config.coap, &mut self.rng);
+    }
+
+    fn on_response(&mut self, now: Instant, token: Token, packet: &Packet) {
+        let Some(request) = self.in_flight.iter().find(|f| f.token == token).copied() else {
+            self.events.push_back(Event::Dropped(Dropped::Unmatched));
+            return;
+        };
+        let code = u8::from(packet.header.code);
+        self.complete(now, token, Outcome::Response(code));
+        match request.kind {
+            RequestKind::Register => self.on_register_answer(now, code, packet),
+            RequestKind::Update => self.on_update_answer(now, code),
+            RequestKind::Deregister => self.on_deregister_answer(now),
+            RequestKind::Notify => {}
+        }
+    }
+
+    fn on_reset(&mut self, now: Instant, token: Token) {
+        let Some(request) = self.in_flight.iter().find(|f| f.token == token).copied() else {
+            self.events.push_back(Event::Dropped(Dropped::Unmatched));
+            return;
+        };
+        self.complete(now, token, Outcome::Reset);
+        self.on_request_failed(now, request.kind, token);
+    }
+
+    /// Ends a request of ours: one event, exactly once.
+    fn complete(&mut self, now: Instant, token: Token, outcome: Outcome) {
+        let Some(index) = self.in_flight.iter().position(|f| f.token == token) else {
+            return;
+        };
+        let request = self.in_flight.swap_remove(index);
+        let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
+        self.events.push_back(Event::Request(RequestRecord {
+            kind: request.kind,
+            intended: request.intended,
+            sent: request.sent,
+            completed: now,
+            outcome,
+            retransmissions: u8::try_from(retransmissions).unwrap_or(u8::MAX),
+        }));
+        if outcome == Outcome::Timeout {
+            self.on_request_failed(now, request.kind, token);
+        }
+        if request.kind == RequestKind::Notify {
+            self.on_notification_done(token, outcome);
+        }
+    }
+
+    fn on_request_failed(&mut self, now: Instant, kind: RequestKind, token: Token) {
+        match kind {
+            RequestKind::Register => self.on_register_failed(now),
+            RequestKind::Update => self.on_update_failed(now),
+            RequestKind::Deregister => self.on_deregister_answer(now),
+            RequestKind::Notify => self.cancel_observation(token),
+        }
+    }
+
+    /// Ends every queued and in-flight request with `Aborted` (going offline).
+    fn abort_queued(&mut self, now: Instant) {
+        for queued in std::mem::take(&mut self.queue) {
+            let kind = match queued.what {
+                Outgoing::Register => RequestKind::Register,
+                Outgoing::Update => RequestKind::Update,
+                Outgoing::Deregister => RequestKind::Deregister,
+                Outgoing::Notify(token) => {
+                    self.on_notification_done(token, Outcome::Aborted);
+                    RequestKind::Notify
+                }
+            };
+            self.events.push_back(Event::Request(RequestRecord {
+                kind,
+                intended: queued.intended,
+                sent: now,
+                completed: now,
+                outcome: Outcome::Aborted,
+                retransmissions: 0,
+            }));
+        }
+    }
+
+    fn abort_in_flight(&mut self, now: Instant) {
+        for request in std::mem::take(&mut self.in_flight) {
+            let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
+            self.events.push_back(Event::Request(RequestRecord {
+                kind: request.kind,
+                intended: request.intended,
+                sent: request.sent,
+                completed: now,
+                outcome: Outcome::Aborted,
+                retransmissions: u8::try_from(retransmissions).unwrap_or(u8::MAX),
+            }));
+        }
+    }
+
+    /// Drops the session: registration, observations and exchanges are gone.
+    fn go_offline(&mut self, now: Instant, state: ClientState) {
+        self.abort_queued(now);
+        self.abort_in_flight(now);
+        self.coap.reset();
+        self.observations.clear();
+        self.attributes.clear();
+        self.block1 = None;
+        self.location = None;
+        self.update_at = None;
+        self.register_at = None;
+        self.awake_until = None;
+        self.asleep = false;
+        self.set_state(state);
+    }
+
+    fn run_deferred(&mut self, now: Instant, action: Deferred) {
+        match action {
+            Deferred::Update => self.enqueue_update(now),
+            Deferred::Reboot | Deferred::FactoryReset => {
+                if action == Deferred::FactoryReset {
+                    self.device.factory_reset();
+                    self.lifetime = self.config.lifetime;
+                }
+                self.go_offline(now, ClientState::Rebooting);
+                self.register_failures = 0;
+                self.register_at = Some(now + self.config.reboot_time);
+            }
+            Deferred::Disable => {
+                let timeout = self.disable_timeout();
+                self.abort_queued(now);
+                self.enqueue(Outgoing::Deregister, now);
+                self.set_state(ClientState::Deregistering);
+                self.deferred = Some((Deferred::Reboot, now + timeout));
+            }
+        }
+    }
+
+    /// Records activity: in queue mode the awake window restarts.
+    fn touch(&mut self, now: Instant) {
+        if self.config.queue_mode {
+            self.awake_until = Some(now + self.config.awake_window);
+        }
+    }
+
+    fn sleep_deadline(&self) -> Option<Instant> {
+        if self.asleep || self.state != ClientState::Registered {
+            return None;
+        }
+        self.awake_until
+    }
+
+    fn maybe_sleep(&mut self, now: Instant) {
+        let idle =
+            self.queue.is_empty() && self.in_flight.is_empty() && self.coap.can_send_confirmable();
+        if self.sleep_deadline().is_some_and(|at| at <= now) && idle {
+            self.asleep = true;
+            self.set_state(ClientState::Sleeping);
+        }
+    }
+
+    /// Queue mode: wakes for a request due at `intended`; the Update goes first.
+    fn wake_for(&mut self, intended: Instant) {
+        if self.asleep {
+            self.asleep = false;
+            self.set_state(ClientState::Registered);
+            self.events.push_back(Event::Woke);
+            self.enqueue_update(intended);
+        }
+    }
+
+    fn wake_radio(&mut self, now: Instant) {
+        if self.asleep {
+            self.asleep = false;
+            self.awake_until = Some(now + self.config.awake_window);
+        }
+    }
+}

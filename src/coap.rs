@@ -324,6 +324,17 @@ impl Endpoint {
         self.retransmissions
     }
 
+    /// Heap bytes held: the outstanding CON, the dedup cache and unsent datagrams.
+    pub fn heap_bytes(&self) -> usize {
+        self.outstanding
+            .as_ref()
+            .map_or(0, |o| size_of::<Outstanding>() + o.bytes.len())
+            + self.separate.capacity() * size_of::<(Token, Instant)>()
+            + self.received.heap_bytes()
+            + self.transmit.capacity() * size_of::<Vec<u8>>()
+            + self.transmit.iter().map(Vec::capacity).sum::<usize>()
+    }
+
     /// Forgets every exchange, cached reply and unsent datagram (reboot, re-register after a lost
     /// session). Message IDs keep counting, and so do retransmissions.
     pub fn reset(&mut self) {

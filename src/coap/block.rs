@@ -251,6 +251,11 @@ impl Block1Receiver {
         })
     }
 
+    /// Heap bytes of the body assembled so far.
+    pub fn heap_bytes(&self) -> usize {
+        self.body.capacity()
+    }
+
     /// True between the first and the last block.
     pub fn in_progress(&self) -> bool {
         self.in_progress

@@ -29,6 +29,16 @@ pub(super) enum Seen<'a> {
 }
 
 impl DedupCache {
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * size_of::<Entry>()
+            + self
+                .entries
+                .iter()
+                .filter_map(|e| e.reply.as_ref())
+                .map(|r| r.len())
+                .sum::<usize>()
+    }
+
     pub fn prune(&mut self, now: Instant) {
         self.entries.retain(|e| e.expires > now);
         if self.entries.is_empty() && self.entries.capacity() > 0 {

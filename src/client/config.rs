@@ -1,0 +1,147 @@
+use std::time::Duration;
+
+use crate::coap;
+use crate::content::ContentFormat;
+
+/// The LWM2M enabler version a client announces with `lwm2m=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    V1_0,
+    V1_1,
+    V1_2,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V1_0 => "1.0",
+            Version::V1_1 => "1.1",
+            Version::V1_2 => "1.2",
+        }
+    }
+}
+
+/// The 1.1 registration procedure (Server object resources 17-20): how failed Registers retry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in one sequence (`/1/x/17`, default 5).
+    pub retry_count: u32,
+    /// Wait after the first failed attempt, doubled after each further one (`/1/x/18`, 60 s).
+    pub retry_timer: Duration,
+    /// Wait between sequences (`/1/x/19`, 86400 s).
+    pub sequence_delay: Duration,
+    /// Sequences before the client gives up (`/1/x/20`, 1).
+    pub sequence_retry_count: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retry_count: 5,
+            retry_timer: Duration::from_secs(60),
+            sequence_delay: Duration::from_secs(86_400),
+            sequence_retry_count: 1,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// How long to wait after the `failures`-th failed attempt in a row (1-based), or `None`
+    /// when the procedure has failed for good.
+    pub fn delay_after(&self, failures: u32) -> Option<Duration> {
+        let per_sequence = self.retry_count.max(1);
+        let sequence = (failures - 1) / per_sequence;
+        let attempt_in_sequence = (failures - 1) % per_sequence;
+        if sequence >= self.sequence_retry_count.max(1) {
+            return None;
+        }
+        if attempt_in_sequence + 1 < per_sequence {
+            let factor = 1u32.checked_shl(attempt_in_sequence).unwrap_or(u32::MAX);
+            return Some(self.retry_timer.saturating_mul(factor));
+        }
+        (sequence + 1 < self.sequence_retry_count.max(1)).then_some(self.sequence_delay)
+    }
+}
+
+/// Settings shared by every client of a population (held in an `Arc`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientConfig {
+    pub version: Version,
+    /// Registration lifetime (`lt=`).
+    pub lifetime: Duration,
+    /// Binding announced with `b=` (`U`; the 1.0 queue-mode form `UQ` is derived).
+    pub binding: String,
+    /// Queue mode: sleep after `awake_window` without exchanges.
+    pub queue_mode: bool,
+    pub awake_window: Duration,
+    /// Send the Update at this fraction of the lifetime after the last registration refresh...
+    pub update_fraction: f64,
+    /// ...give or take this fraction of the lifetime, drawn per Update.
+    pub update_jitter: f64,
+    /// Share of notifications sent as CON (0 = all NON, 1 = all CON).
+    pub confirmable_notifications: f64,
+    /// How often a pending observation re-samples its value while inside pmin..pmax.
+    pub notify_check_interval: Duration,
+    /// Time offline after an Execute on Reboot (`/3/0/4`) before registering again.
+    pub reboot_time: Duration,
+    /// Format of Read and Observe answers when the server sends no Accept, for more than one value.
+    pub preferred_format: ContentFormat,
+    pub retry: RetryPolicy,
+    pub coap: coap::Params,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            version: Version::V1_1,
+            lifetime: Duration::from_secs(300),
+            binding: "U".to_string(),
+            queue_mode: false,
+            awake_window: Duration::from_secs(93),
+            update_fraction: 0.8,
+            update_jitter: 0.05,
+            confirmable_notifications: 0.0,
+            notify_check_interval: Duration::from_secs(1),
+            reboot_time: Duration::from_secs(10),
+            preferred_format: ContentFormat::SenmlCbor,
+            retry: RetryPolicy::default(),
+            coap: coap::Params::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policy_follows_the_registration_procedure() {
+        let policy = RetryPolicy {
+            retry_count: 3,
+            retry_timer: Duration::from_secs(60),
+            sequence_delay: Duration::from_secs(1000),
+            sequence_retry_count: 2,
+        };
+        let delays: Vec<_> = (1..=7).map(|n| policy.delay_after(n)).collect();
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            delays,
+            vec![
+                secs(60),
+                secs(120),
+                secs(1000),
+                secs(60),
+                secs(120),
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn default_retry_policy_gives_up_after_one_sequence() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.delay_after(4), Some(Duration::from_secs(480)));
+        assert_eq!(policy.delay_after(5), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! Register, Update and De-register, and the 1.1 registration procedure on failures.
+
+use std::time::Duration;
+
+use coap_lite::{CoapOption, Packet, RequestType};
+use rand::Rng;
+
+use super::{Client, ClientState, Outgoing, RequestKind, Version};
+use crate::clock::Instant;
+use crate::coap::message;
+use crate::content::ContentFormat;
+use crate::content::link::{Link, format_links};
+use crate::model::{Path, Value};
+
+const CREATED: u8 = 0x41;
+const CHANGED: u8 = 0x44;
+const NOT_FOUND: u8 = 0x84;
+
+impl Client {
+    pub(super) fn begin_registering(&mut self, now: Instant) {
+        self.set_state(ClientState::Registering);
+        self.enqueue_register(now);
+    }
+
+    pub(super) fn enqueue_register(&mut self, intended: Instant) {
+        if !self.queue.iter().any(|q| q.what == Outgoing::Register) {
+            self.set_state(ClientState::Registering);
+            self.enqueue(Outgoing::Register, intended);
+        }
+    }
+
+    /// Queues an Update unless one is already waiting; in queue mode it goes first.
+    pub(super) fn enqueue_update(&mut self, intended: Instant) {
+        if self.location.is_none() || self.queue.iter().any(|q| q.what == Outgoing::Update) {
+            return;
+        }
+        self.update_at = None;
+        self.queue.push_front(super::Queued {
+            what: Outgoing::Update,
+            intended,
+        });
+    }
+
+    pub(super) fn send_register(&mut self, now: Instant, intended: Instant) {
+        let mut packet = request(RequestType::Post, &["rd"]);
+        let mut query = vec![
+            format!("ep={}", self.endpoint_name),
+            format!("lt={}", self.lifetime.as_secs()),
+            format!("lwm2m={}", self.config.version.as_str()),
+            format!("b={}", self.binding()),
+        ];
+        if self.config.queue_mode && self.config.version >= Version::V1_1 {
+            query.push("Q".to_string());
+        }
+        for item in query {
+            packet.add_option(CoapOption::UriQuery, item.into_bytes());
+        }
+        self.add_object_links(&mut packet);
+        self.send_objects = false;
+        self.send_lifetime = false;
+        self.send_request(now, RequestKind::Register, intended, packet);
+    }
+
+    pub(super) fn send_update(&mut self, now: Instant, intended: Instant) {
+        let Some(location) = self.location.clone() else {
+            return;
+        };
+        let segments: Vec<&str> = location.split('/').collect();
+        let mut packet = request(RequestType::Post, &segments);
+        if self.send_lifetime {
+            let lt = format!("lt={}", self.lifetime.as_secs());
+            packet.add_option(CoapOption::UriQuery, lt.into_bytes());
+            self.send_lifetime = false;
+        }
+        if self.send_objects {
+            self.add_object_links(&mut packet);
+            self.send_objects = false;
+        }
+        self.send_request(now, RequestKind::Update, intended, packet);
+    }
+
+    pub(super) fn send_deregister(&mut self, now: Instant, intended: Instant) {
+        let Some(location) = self.location.clone() else {
+            self.set_state(ClientState::Stopped);
+            return;
+        };
+        let segments: Vec<&str> = location.split('/').collect();
+        let packet = request(RequestType::Delete, &segments);
+        self.send_request(now, RequestKind::Deregister, intended, packet);
+    }
+
+    pub(super) fn on_register_answer(
+        &mut self,
+        now: Instant,
+        code: u8,
+        packet: &coap_lite::Packet,
+    ) {
+        if code != CREATED {
+            self.on_register_failed(now);
+            return;
+        }
+        let location = message::location_path(packet).unwrap_or_default();
+        if location.is_empty() {
+            self.on_register_failed(now);
+            return;
+        }
+        self.location = Some(location.join("/").into_boxed_str());
+        self.register_failures = 0;
+        // A new registration ends the observations of the old one.
+        self.observations.clear();
+        self.set_state(ClientState::Registered);
+        self.schedule_update(now);
+    }
+
+    pub(super) fn on_update_answer(&mut self, now: Instant, code: u8) {
+        match code {
+            CHANGED => self.schedule_update(now),
+            NOT_FOUND => self.register_again(now),
+            _ => self.on_update_failed(now),
+        }
+    }
+
+    /// An Update that fails leaves the client unsure it is registered: register again.
+    pub(super) fn on_update_failed(&mut self, now: Instant) {
+        if self.state == ClientState::Registered {
+            self.register_again(now);
+        }
+    }
+
+    fn register_again(&mut self, now: Instant) {
+        self.location = None;
+        self.update_at = None;
+        self.observations.clear();
+        self.enqueue_register(now);
+    }
+
+    pub(super) fn on_deregister_answer(&mut self, _now: Instant) {
+        self.location = None;
+        self.observations.clear();
+        if self.state == ClientState::Deregistering {
+            // A Disable keeps a Reboot deferred: the client comes back after the timeout.
+            let disabled = self.deferred.is_some();
+            self.set_state(if disabled {
+                ClientState::Rebooting
+            } else {
+                ClientState::Stopped
+            });
+        }
+    }
+
+    pub(super) fn on_register_failed(&mut self, now: Instant) {
+        if self.state != ClientState::Registering {
+            return;
+        }
+        self.register_failures += 1;
+        match self.config.retry.delay_after(self.register_failures) {
+            Some(delay) => self.register_at = Some(now + delay),
+            None => self.set_state(ClientState::Failed),
+        }
+    }
+
+    /// Next Update at the configured fraction of the lifetime, jittered.
+    pub(super) fn schedule_update(&mut self, now: Instant) {
+        let jitter = self.config.update_jitter;
+        let fraction = if jitter > 0.0 {
+            self.config.update_fraction + self.rng.random_range(-jitter..=jitter)
+        } else {
+            self.config.update_fraction
+        };
+        let delay = self.lifetime.mul_f64(fraction.clamp(0.05, 1.0));
+        self.update_at = Some(now + delay);
+    }
+
+    /// `/1/x/5` Disable Timeout, default 86400 s.
+    pub(super) fn disable_timeout(&mut self) -> Duration {
+        let path = Path::resource(1, 0, 5);
+        match self
+            .device
+            .read(&path, Instant::ZERO)
+            .ok()
+            .and_then(|r| r.into_iter().next())
+        {
+            Some(record) => match record.value {
+                Value::Integer(secs) => Duration::from_secs(secs.max(0) as u64),
+                Value::UnsignedInteger(secs) => Duration::from_secs(secs),
+                _ => Duration::from_secs(86_400),
+            },
+            None => Duration::from_secs(86_400),
+        }
+    }
+
+    fn binding(&self) -> String {
+        if self.config.queue_mode && self.config.version == Version::V1_0 {
+            format!("{}Q", self.config.binding)
+        } else {
+            self.config.binding.clone()
+        }
+    }
+
+    /// The Register/Update payload: every object and instance but Security.
+    fn add_object_links(&self, packet: &mut Packet) {
+        let links: Vec<Link> = self
+            .device
+            .registration_paths()
+            .into_iter()
+            .map(|(path, version)| Link {
+                target: path.to_string(),
+                attributes: version
+                    .map(|v| vec![("ver".to_string(), Some(v.to_string()))])
+                    .unwrap_or_default(),
+            })
+            .collect();
+        message::set_content_format(packet, ContentFormat::LinkFormat.code());
+        packet.payload = format_links(&links).into_bytes();
+    }
+}
+
+/// A request without token: `send_request` gives it one.
+fn request(method: RequestType, path: &[&str]) -> Packet {
+    message::request(
+        method,
+        path,
+        &[],
+        None,
+        Vec::new(),
+        crate::coap::Token::default(),
+    )
+}

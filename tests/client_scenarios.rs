@@ -1,0 +1,701 @@
+//! The client against a scripted server on a simulated clock: the whole life of a device.
+
+#[path = "support/sim.rs"]
+mod sim;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coap_lite::{CoapOption, MessageClass, MessageType, RequestType, ResponseType};
+use lwm2m_swarm::client::{
+    Client, ClientConfig, ClientState, Dropped, Event, OperationKind, Outcome, RequestKind,
+    RequestRecord,
+};
+use lwm2m_swarm::clock::Instant;
+use lwm2m_swarm::content::{self, ContentFormat};
+use lwm2m_swarm::model::{Device, Path, Value};
+use sim::{Sim, uint_option, uri_path, uri_query};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn device(seed: u64) -> Device {
+    static TEMPLATES: std::sync::OnceLock<lwm2m_swarm::model::TemplateSet> =
+        std::sync::OnceLock::new();
+    let set = TEMPLATES.get_or_init(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
+        lwm2m_swarm::model::TemplateSet::load_dir(std::path::Path::new(dir))
+            .expect("templates load")
+    });
+    Device::new(
+        set.device("environment-sensor").expect("shipped template"),
+        seed,
+        1_700_000_000,
+    )
+}
+
+fn client(config: ClientConfig, seed: u64) -> Client {
+    Client::new(Arc::new(config), "sim-0001", device(seed), seed)
+}
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        lifetime: Duration::from_secs(600),
+        update_jitter: 0.0,
+        ..ClientConfig::default()
+    }
+}
+
+fn code(packet: &coap_lite::Packet) -> ResponseType {
+    match packet.header.code {
+        MessageClass::Response(code) => code,
+        other => panic!("not a response: {other:?}"),
+    }
+}
+
+fn read_with(sim: &mut Sim, path: &str, accept: Option<ContentFormat>) -> coap_lite::Packet {
+    let mut request = sim.server.request(RequestType::Get, path);
+    if let Some(format) = accept {
+        request.add_option(CoapOption::Accept, format.code().to_be_bytes().to_vec());
+    }
+    let token = sim.send_to_client(&request);
+    sim.run_for(SECOND);
+    sim.server
+        .reply_to(&token)
+        .expect("client answered")
+        .packet
+        .clone()
+}
+
+fn decode(packet: &coap_lite::Packet, path: &str, sim: &Sim) -> Vec<lwm2m_swarm::model::Record> {
+    let format =
+        ContentFormat::from_code(uint_option(packet, CoapOption::ContentFormat).unwrap() as u16)
+            .unwrap();
+    content::decode(
+        format,
+        &path.parse().unwrap(),
+        &packet.payload,
+        sim.client.device(),
+    )
+    .expect("payload decodes")
+}
+
+fn value_at(records: &[lwm2m_swarm::model::Record], path: &str) -> Value {
+    let path: Path = path.parse().unwrap();
+    records
+        .iter()
+        .find(|r| r.path == path)
+        .unwrap_or_else(|| panic!("no {path} in {records:?}"))
+        .value
+        .clone()
+}
+
+fn registers(sim: &Sim) -> Vec<(Instant, coap_lite::Packet)> {
+    sim.server
+        .requests_named(RequestType::Post, "/rd")
+        .into_iter()
+        .filter(|(_, p)| uri_path(p) == "/rd")
+        .collect()
+}
+
+#[test]
+fn a_device_lives_an_hour() {
+    let started = std::time::Instant::now();
+    let mut sim = Sim::new(client(
+        ClientConfig {
+            queue_mode: true,
+            ..config()
+        },
+        42,
+    ));
+    let t0 = sim.now;
+    sim.client.start(t0);
+    sim.run_for(SECOND);
+
+    registers_with_queue_mode(&sim);
+    reads_in_every_format(&mut sim);
+    writes_then_reads_back(&mut sim);
+    reboots_then_registers_again(&mut sim);
+    let constant = notifies_on_pmax(&mut sim);
+    let changing = notifies_changes_after_pmin(&mut sim);
+    sleeps_then_wakes_with_update_first(&mut sim, t0, [constant, changing]);
+    deregisters_at_the_end(&mut sim, t0);
+    eprintln!("an hour of simulated time took {:?}", started.elapsed());
+}
+
+fn registers_with_queue_mode(sim: &Sim) {
+    // Register: ep, lt, lwm2m, b and Q, link-format payload without Security.
+    let register = &registers(sim)[0].1;
+    let query = uri_query(register);
+    for expected in ["ep=sim-0001", "lt=600", "lwm2m=1.1", "b=U", "Q"] {
+        assert!(
+            query.iter().any(|q| q == expected),
+            "{expected} missing from {query:?}"
+        );
+    }
+    let links = String::from_utf8(register.payload.clone()).unwrap();
+    assert!(
+        links.contains("</3/0>") && links.contains("</3303/0>"),
+        "{links}"
+    );
+    assert!(
+        !links.contains("</0/"),
+        "Security must not be registered: {links}"
+    );
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    assert_eq!(sim.client.location(), Some("rd/a1b2c3"));
+}
+
+fn reads_in_every_format(sim: &mut Sim) {
+    // Reads in TLV, SenML JSON, SenML CBOR and text all carry the same device.
+    let tlv = read_with(sim, "/3/0", Some(ContentFormat::Tlv));
+    assert_eq!(code(&tlv), ResponseType::Content);
+    let manufacturer = value_at(&decode(&tlv, "/3/0", sim), "/3/0/0");
+    let json = read_with(sim, "/3/0", Some(ContentFormat::SenmlJson));
+    assert_eq!(
+        value_at(&decode(&json, "/3/0", sim), "/3/0/0"),
+        manufacturer
+    );
+    let cbor = read_with(sim, "/3303/0", Some(ContentFormat::SenmlCbor));
+    assert!(matches!(
+        value_at(&decode(&cbor, "/3303/0", sim), "/3303/0/5700"),
+        Value::Float(_)
+    ));
+    let text = read_with(sim, "/3/0/0", None);
+    assert_eq!(uint_option(&text, CoapOption::ContentFormat), Some(0));
+    assert_eq!(
+        Value::String(String::from_utf8(text.payload.clone()).unwrap()),
+        manufacturer
+    );
+}
+
+fn writes_then_reads_back(sim: &mut Sim) {
+    // Write, then read back.
+    let mut write = sim.server.request(RequestType::Put, "/3/0/14");
+    write.add_option(CoapOption::ContentFormat, vec![]);
+    write.payload = b"+02:00".to_vec();
+    let token = sim.send_to_client(&write);
+    sim.run_for(SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&token).unwrap().packet),
+        ResponseType::Changed
+    );
+    assert_eq!(read_with(sim, "/3/0/14", None).payload, b"+02:00");
+}
+
+fn reboots_then_registers_again(sim: &mut Sim) {
+    // Execute Reboot: 2.04 first, offline for the reboot time, then a fresh Register.
+    let reboot_at = sim.now;
+    let token = sim.send_request(RequestType::Post, "/3/0/4");
+    sim.run_for(30 * SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&token).unwrap().packet),
+        ResponseType::Changed
+    );
+    let registers_now = registers(sim);
+    assert_eq!(registers_now.len(), 2, "one Register after the reboot");
+    let offline = registers_now[1].0.saturating_since(reboot_at);
+    assert!(
+        offline >= Duration::from_secs(10) && offline < Duration::from_secs(11),
+        "{offline:?}"
+    );
+    assert_eq!(sim.client.state(), ClientState::Registered);
+}
+
+fn notifies_on_pmax(sim: &mut Sim) -> Vec<u8> {
+    // Observe a constant resource with pmax 20: a notification every 20 s, on the dot.
+    let mut attrs = sim.server.request(RequestType::Put, "/3/0/0");
+    attrs.add_option(CoapOption::UriQuery, b"pmin=5".to_vec());
+    attrs.add_option(CoapOption::UriQuery, b"pmax=20".to_vec());
+    let token = sim.send_to_client(&attrs);
+    sim.run_for(SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&token).unwrap().packet),
+        ResponseType::Changed
+    );
+    let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
+    observe.add_option(CoapOption::Observe, vec![]);
+    let observed_at = sim.now;
+    let token = sim.send_to_client(&observe);
+    sim.run_for(70 * SECOND);
+    let first = sim.server.reply_to(&token).unwrap().packet.clone();
+    assert_eq!(code(&first), ResponseType::Content);
+    let first_sequence =
+        uint_option(&first, CoapOption::Observe).expect("Observe in the first answer");
+    assert!(
+        first_sequence > 0,
+        "some servers ignore a first Observe of 0"
+    );
+    let notifications = sim.server.notifications_for(&token);
+    let offsets: Vec<u64> = notifications
+        .iter()
+        .map(|(at, _)| at.saturating_since(observed_at).as_millis() as u64)
+        .collect();
+    // The request reaches the client after 5 ms; each notification arrives 5 ms after it is sent.
+    assert_eq!(offsets, vec![20_010, 40_010, 60_010], "pmax instants");
+    let sequences: Vec<u32> = notifications
+        .iter()
+        .map(|(_, p)| uint_option(p, CoapOption::Observe).unwrap())
+        .collect();
+    assert!(sequences.windows(2).all(|w| w[1] > w[0]) && sequences[0] > first_sequence);
+    token
+}
+
+fn notifies_changes_after_pmin(sim: &mut Sim) -> Vec<u8> {
+    // A changing value with pmin 5: never sooner than pmin after the previous one.
+    let mut attrs = sim.server.request(RequestType::Put, "/3303/0/5700");
+    attrs.add_option(CoapOption::UriQuery, b"pmin=5".to_vec());
+    sim.send_to_client(&attrs);
+    let mut observe = sim.server.request(RequestType::Get, "/3303/0/5700");
+    observe.add_option(CoapOption::Observe, vec![]);
+    let walk_token = sim.send_to_client(&observe);
+    sim.run_for(60 * SECOND);
+    let walk = sim.server.notifications_for(&walk_token);
+    assert!(
+        walk.len() >= 3,
+        "a changing value is notified: {}",
+        walk.len()
+    );
+    assert!(
+        walk.windows(2)
+            .all(|w| w[1].0.saturating_since(w[0].0) >= 5 * SECOND)
+    );
+    walk_token
+}
+
+fn sleeps_then_wakes_with_update_first(sim: &mut Sim, t0: Instant, tokens: [Vec<u8>; 2]) {
+    // Cancel both observations, then let the client fall asleep.
+    for token in tokens {
+        let mut cancel = sim.server.request(RequestType::Get, "/3/0/0");
+        cancel.set_token(token);
+        cancel.add_option(CoapOption::Observe, vec![1]);
+        sim.send_to_client(&cancel);
+    }
+    sim.run_for(SECOND);
+    let quiet_from = sim.now;
+    sim.run_for(100 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Sleeping);
+    let slept_at = sim
+        .events
+        .iter()
+        .find(|(at, e)| *at >= quiet_from && *e == Event::State(ClientState::Sleeping))
+        .expect("went to sleep")
+        .0;
+    assert!(slept_at.saturating_since(quiet_from) <= Duration::from_secs(93));
+
+    // Asleep: a Read is dropped by the radio.
+    let token = sim.send_request(RequestType::Get, "/3/0/9");
+    sim.run_for(SECOND);
+    assert!(sim.server.reply_to(&token).is_none());
+    assert!(
+        sim.events
+            .iter()
+            .any(|(_, e)| *e == Event::Dropped(Dropped::Asleep))
+    );
+
+    // It wakes for its Update, which goes first.
+    let uplink_before = sim.uplink.len();
+    sim.run_until(t0 + Duration::from_secs(1500));
+    let after_wake: Vec<_> = sim.uplink[uplink_before..].iter().collect();
+    assert!(!after_wake.is_empty(), "the client woke up");
+    assert_eq!(
+        after_wake[0].packet.header.code,
+        MessageClass::Request(RequestType::Post)
+    );
+    assert_eq!(uri_path(&after_wake[0].packet), "/rd/a1b2c3");
+}
+
+fn deregisters_at_the_end(sim: &mut Sim, t0: Instant) {
+    // Run out the hour, then stop: De-register.
+    sim.run_until(t0 + Duration::from_secs(3590));
+    sim.client.stop(sim.now);
+    sim.run_for(5 * SECOND);
+    let deregister = sim.server.requests_named(RequestType::Delete, "/rd/a1b2c3");
+    assert_eq!(deregister.len(), 1);
+    assert_eq!(sim.client.state(), ClientState::Stopped);
+
+    // Every request of the hour ended, and successfully.
+    let records = sim.request_records();
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.kind == RequestKind::Update)
+            .count()
+            >= 3
+    );
+    assert!(
+        records.iter().all(|r| r.outcome.is_success()),
+        "{records:?}"
+    );
+}
+
+/// With 30% of datagrams lost both ways, every request ends exactly once and its
+/// retransmissions follow RFC 7252.
+#[test]
+fn lossy_network_every_request_ends_once() {
+    for seed in 0..8 {
+        let config = ClientConfig {
+            lifetime: Duration::from_secs(60),
+            ..config()
+        };
+        let mut sim = Sim::new(client(config, seed));
+        sim.drop_rate = 0.3;
+        let t0 = sim.now;
+        sim.client.start(t0);
+        sim.run_until(t0 + Duration::from_secs(3600));
+        sim.client.stop(sim.now);
+        sim.run_for(Duration::from_secs(120));
+
+        let records = sim.request_records();
+        let exchanges = exchanges_by_message_id(&sim);
+        assert!(
+            exchanges.len() > 20,
+            "seed {seed}: {} exchanges",
+            exchanges.len()
+        );
+        for (mid, sends) in &exchanges {
+            let ended: Vec<_> = records.iter().filter(|r| r.sent == sends[0]).collect();
+            assert_eq!(
+                ended.len(),
+                1,
+                "seed {seed}: exchange {mid:#x} sent at {:?} ended {} times",
+                sends[0],
+                ended.len()
+            );
+            check_retransmissions(sends, ended[0]);
+        }
+        // Nothing ended that was never sent (except requests aborted before sending).
+        for record in records
+            .iter()
+            .filter(|r| r.kind != RequestKind::Notify && r.outcome != Outcome::Aborted)
+        {
+            assert!(
+                exchanges.iter().any(|(_, sends)| sends[0] == record.sent),
+                "seed {seed}: {record:?}"
+            );
+        }
+        assert!(
+            records
+                .iter()
+                .any(|r| r.outcome == Outcome::Timeout || r.retransmissions > 0)
+        );
+    }
+}
+
+/// The client's CON requests grouped by message ID: each transmission of one exchange.
+fn exchanges_by_message_id(sim: &Sim) -> Vec<(u16, Vec<Instant>)> {
+    let mut exchanges: Vec<(u16, Vec<Instant>)> = Vec::new();
+    for wire in sim.uplink.iter().filter(|w| {
+        w.packet.header.get_type() == MessageType::Confirmable
+            && matches!(w.packet.header.code, MessageClass::Request(_))
+    }) {
+        let mid = wire.packet.header.message_id;
+        match exchanges.iter_mut().find(|(m, _)| *m == mid) {
+            Some((_, sends)) => sends.push(wire.at),
+            None => exchanges.push((mid, vec![wire.at])),
+        }
+    }
+    exchanges
+}
+
+/// RFC 7252 4.2: first timeout in [2, 3] s, doubling, at most 4 retransmissions, and a
+/// timeout after 31 times the first one.
+fn check_retransmissions(sends: &[Instant], record: &RequestRecord) {
+    assert!(sends.len() <= 5, "at most MAX_RETRANSMIT retransmissions");
+    assert_eq!(usize::from(record.retransmissions), sends.len() - 1);
+    let first_timeout = sends.get(1).map(|s| s.saturating_since(sends[0]));
+    if let Some(t) = first_timeout {
+        assert!(t >= 2 * SECOND && t <= 3 * SECOND, "initial timeout {t:?}");
+        for (k, pair) in sends.windows(2).enumerate() {
+            let gap = pair[1].saturating_since(pair[0]).as_micros() as i64;
+            let expected = (t.as_micros() as i64) << k;
+            assert!(
+                (gap - expected).abs() <= 1,
+                "gap {k}: {gap} µs, expected {expected}"
+            );
+        }
+    }
+    if record.outcome == Outcome::Timeout {
+        assert_eq!(sends.len(), 5);
+        let t = first_timeout.unwrap().as_micros() as i64;
+        let waited = record.completed.saturating_since(sends[0]).as_micros() as i64;
+        assert!(
+            (waited - 31 * t).abs() <= 2,
+            "gave up after {waited} µs, expected 31 T"
+        );
+    }
+}
+
+#[test]
+fn update_answered_not_found_registers_again() {
+    let mut sim = Sim::new(client(config(), 1));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    sim.server.update_code = ResponseType::NotFound;
+    sim.server.registration_id = "second".into();
+    sim.run_for(Duration::from_secs(490));
+    assert_eq!(registers(&sim).len(), 2);
+    assert_eq!(sim.client.location(), Some("rd/second"));
+}
+
+#[test]
+fn failed_registrations_follow_the_retry_procedure() {
+    let mut sim = Sim::new(client(config(), 2));
+    sim.server.register_code = ResponseType::Forbidden;
+    let t0 = sim.now;
+    sim.client.start(t0);
+    sim.run_for(Duration::from_secs(2000));
+    let offsets: Vec<u64> = registers(&sim)
+        .iter()
+        .map(|(at, _)| at.saturating_since(t0).as_millis() as u64)
+        .collect();
+    // Each attempt takes 5 ms each way; then 60, 120, 240, 480 s of retry timer.
+    assert_eq!(offsets, vec![5, 60_015, 180_025, 420_035, 900_045]);
+    assert_eq!(sim.client.state(), ClientState::Failed);
+    let failures = sim
+        .request_records()
+        .iter()
+        .filter(|r| r.outcome == Outcome::Response(0x83))
+        .count();
+    assert_eq!(failures, 5);
+}
+
+/// A retransmitted Execute (its ACK was lost) is answered from the cache and never runs twice:
+/// Registration Update Trigger sends exactly one Update.
+#[test]
+fn a_retransmitted_execute_runs_once() {
+    let mut sim = Sim::new(client(config(), 3));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let execute = sim.server.request(RequestType::Post, "/1/0/8");
+    let bytes = execute.to_bytes().unwrap();
+    sim.send_raw_to_client(bytes.clone());
+    sim.run_for(Duration::from_millis(100));
+    sim.send_raw_to_client(bytes);
+    sim.run_for(SECOND);
+    let executes = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Operation(op) if op.kind == OperationKind::Execute))
+        .count();
+    assert_eq!(executes, 1);
+    let acks: Vec<_> = sim
+        .uplink
+        .iter()
+        .filter(|w| w.packet.header.get_type() == MessageType::Acknowledgement)
+        .collect();
+    assert_eq!(acks.len(), 2, "both copies answered");
+    assert_eq!(
+        acks[0].packet, acks[1].packet,
+        "the duplicate got the cached answer"
+    );
+    assert_eq!(code(&acks[0].packet), ResponseType::Changed);
+    assert_eq!(
+        sim.server
+            .requests_named(RequestType::Post, "/rd/a1b2c3")
+            .len(),
+        1,
+        "one Update"
+    );
+}
+
+/// Sends one request, edited by `edit`, and returns the client's answer code.
+fn ask(
+    sim: &mut Sim,
+    method: RequestType,
+    path: &str,
+    edit: &dyn Fn(&mut coap_lite::Packet),
+) -> ResponseType {
+    let mut request = sim.server.request(method, path);
+    edit(&mut request);
+    let token = sim.send_to_client(&request);
+    sim.run_for(SECOND);
+    code(&sim.server.reply_to(&token).expect("answered").packet)
+}
+
+fn accept(format: u16) -> impl Fn(&mut coap_lite::Packet) {
+    move |p| p.add_option(CoapOption::Accept, format.to_be_bytes().to_vec())
+}
+
+fn write_cf(format: u16, payload: &'static [u8]) -> impl Fn(&mut coap_lite::Packet) {
+    move |p| {
+        p.add_option(CoapOption::ContentFormat, format.to_be_bytes().to_vec());
+        p.payload = payload.to_vec();
+    }
+}
+
+fn query(item: &'static str) -> impl Fn(&mut coap_lite::Packet) {
+    move |p| p.add_option(CoapOption::UriQuery, item.as_bytes().to_vec())
+}
+
+#[test]
+fn server_operations_answer_with_lwm2m_codes() {
+    let mut sim = Sim::new(client(config(), 4));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let none = |_: &mut coap_lite::Packet| {};
+    assert_eq!(
+        ask(&mut sim, RequestType::Get, "/3/0/4", &none),
+        ResponseType::MethodNotAllowed,
+        "read an executable"
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Get, "/9999/0", &none),
+        ResponseType::NotFound
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Get, "/0/0", &none),
+        ResponseType::NotFound,
+        "Security is hidden"
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Post, "/3/0/0", &none),
+        ResponseType::MethodNotAllowed,
+        "execute a readable"
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Get, "/3/0", &accept(9999)),
+        ResponseType::NotAcceptable
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Get, "/3/0", &accept(0)),
+        ResponseType::NotAcceptable,
+        "text for an instance"
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Put, "/3/0/14", &write_cf(9999, b"x")),
+        ResponseType::UnsupportedContentFormat
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Put, "/3/0/0", &write_cf(0, b"x")),
+        ResponseType::MethodNotAllowed,
+        "write a read-only"
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Put, "/3/0/13", &write_cf(0, b"soon")),
+        ResponseType::BadRequest,
+        "time as text"
+    );
+    assert_eq!(
+        ask(
+            &mut sim,
+            RequestType::Put,
+            "/3303/0/5700",
+            &query("pmin=abc")
+        ),
+        ResponseType::BadRequest
+    );
+    let thresholds = |p: &mut coap_lite::Packet| {
+        p.add_option(CoapOption::UriQuery, b"gt=10".to_vec());
+        p.add_option(CoapOption::UriQuery, b"lt=20".to_vec());
+    };
+    assert_eq!(
+        ask(&mut sim, RequestType::Put, "/3303/0/5700", &thresholds),
+        ResponseType::BadRequest,
+        "lt >= gt"
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Delete, "/3/0", &none),
+        ResponseType::MethodNotAllowed
+    );
+    assert_eq!(
+        ask(&mut sim, RequestType::Delete, "/3303/7", &none),
+        ResponseType::NotFound
+    );
+    let critical = |p: &mut coap_lite::Packet| p.add_option(CoapOption::Unknown(9), vec![1]);
+    assert_eq!(
+        ask(&mut sim, RequestType::Get, "/3/0/0", &critical),
+        ResponseType::BadOption
+    );
+    let discover = ask(&mut sim, RequestType::Get, "/3/0", &accept(40));
+    assert_eq!(discover, ResponseType::Content);
+    let ops: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Operation(_)))
+        .collect();
+    assert_eq!(ops.len(), 15, "one event per server operation");
+}
+
+#[test]
+fn create_and_delete_announce_the_new_object_list() {
+    let mut sim = Sim::new(client(config(), 5));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let mut create = sim.server.request(RequestType::Post, "/3303");
+    create.add_option(CoapOption::ContentFormat, 110u16.to_be_bytes().to_vec());
+    create.payload = br#"[{"bn":"/3303/9/","n":"5700","v":21.5},{"n":"5701","vs":"Cel"}]"#.to_vec();
+    let token = sim.send_to_client(&create);
+    sim.run_for(SECOND);
+    let answer = sim.server.reply_to(&token).unwrap().packet.clone();
+    assert_eq!(code(&answer), ResponseType::Created);
+    let location: Vec<_> = answer
+        .get_option(CoapOption::LocationPath)
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(location, vec![b"3303".to_vec(), b"9".to_vec()]);
+    let updates = sim.server.requests_named(RequestType::Post, "/rd/a1b2c3");
+    assert_eq!(updates.len(), 1, "an Update follows the Create");
+    let links = String::from_utf8(updates[0].1.payload.clone()).unwrap();
+    assert!(links.contains("</3303/9>"), "{links}");
+    let read = read_with(&mut sim, "/3303/9/5701", None);
+    assert_eq!(read.payload, b"Cel");
+
+    let token = sim.send_request(RequestType::Delete, "/3303/9");
+    sim.run_for(SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&token).unwrap().packet),
+        ResponseType::Deleted
+    );
+    let updates = sim.server.requests_named(RequestType::Post, "/rd/a1b2c3");
+    assert_eq!(updates.len(), 2);
+    assert!(
+        !String::from_utf8(updates[1].1.payload.clone())
+            .unwrap()
+            .contains("</3303/9>")
+    );
+}
+
+#[test]
+fn reset_to_a_notification_cancels_the_observation() {
+    let mut sim = Sim::new(client(
+        ClientConfig {
+            confirmable_notifications: 1.0,
+            ..config()
+        },
+        6,
+    ));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let mut attrs = sim.server.request(RequestType::Put, "/3/0/0");
+    attrs.add_option(CoapOption::UriQuery, b"pmax=10".to_vec());
+    sim.send_to_client(&attrs);
+    let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
+    observe.add_option(CoapOption::Observe, vec![]);
+    let token = sim.send_to_client(&observe);
+    sim.run_for(15 * SECOND);
+    let notification = sim.server.notifications_for(&token)[0].1.clone();
+    assert_eq!(notification.header.get_type(), MessageType::Confirmable);
+    // The server forgot the observation: it answers the next notification with RST.
+    sim.server.silent = true;
+    sim.run_for(10 * SECOND);
+    let second = sim.server.notifications_for(&token)[1].1.clone();
+    let reset = sim::empty(MessageType::Reset, second.header.message_id);
+    sim.send_raw_to_client(reset.to_bytes().unwrap());
+    sim.server.silent = false;
+    let copies_before_reset = sim.server.notifications_for(&token).len();
+    sim.run_for(60 * SECOND);
+    assert_eq!(
+        sim.server.notifications_for(&token).len(),
+        copies_before_reset,
+        "nothing after RST"
+    );
+    assert_eq!(sim.client.observed_paths().count(), 0);
+    let notify = sim
+        .request_records()
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Notify)
+        .collect::<Vec<_>>();
+    assert_eq!(notify.last().unwrap().outcome, Outcome::Reset);
+}
