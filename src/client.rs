@@ -276,6 +276,7 @@ impl Client {
     /// De-registers if registered; stops either way. The client is `Stopped` once the
     /// De-register ends (answered or timed out).
     pub fn stop(&mut self, now: Instant) {
+        self.deferred = None;
         match self.state {
             ClientState::Registered | ClientState::Sleeping => {
                 self.abort_queued(now);
@@ -380,7 +381,12 @@ impl Client {
 
     /// What happened since the last call.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            // Idle clients vastly outnumber busy ones: give the buffer back.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Heap bytes this client holds (its own buffers plus its device's diffs).
@@ -466,7 +472,12 @@ impl Client {
 
     fn on_reset(&mut self, now: Instant, token: Token) {
         let Some(request) = self.in_flight.iter().find(|f| f.token == token).copied() else {
-            self.events.push_back(Event::Dropped(Dropped::Unmatched));
+            // An RST to a NON notification: the server no longer wants it.
+            if self.observations.iter().any(|o| o.token == token) {
+                self.cancel_observation(token);
+            } else {
+                self.events.push_back(Event::Dropped(Dropped::Unmatched));
+            }
             return;
         };
         self.complete(now, token, Outcome::Reset);
@@ -505,6 +516,18 @@ impl Client {
         }
     }
 
+    /// Records a request that ended before it could be sent.
+    fn record_unsent(&mut self, kind: RequestKind, intended: Instant, now: Instant) {
+        self.events.push_back(Event::Request(RequestRecord {
+            kind,
+            intended,
+            sent: now,
+            completed: now,
+            outcome: Outcome::Aborted,
+            retransmissions: 0,
+        }));
+    }
+
     /// Ends every queued and in-flight request with `Aborted` (going offline).
     fn abort_queued(&mut self, now: Instant) {
         for queued in std::mem::take(&mut self.queue) {
@@ -517,15 +540,9 @@ impl Client {
                     RequestKind::Notify
                 }
             };
-            self.events.push_back(Event::Request(RequestRecord {
-                kind,
-                intended: queued.intended,
-                sent: now,
-                completed: now,
-                outcome: Outcome::Aborted,
-                retransmissions: 0,
-            }));
+            self.record_unsent(kind, queued.intended, now);
         }
+        self.queue = VecDeque::new();
     }
 
     fn abort_in_flight(&mut self, now: Instant) {
@@ -558,6 +575,17 @@ impl Client {
         self.set_state(state);
     }
 
+    /// Schedules `action` after the current answer; an Update never replaces a pending reboot,
+    /// factory reset or disable (they re-register anyway).
+    fn defer(&mut self, action: Deferred, now: Instant) {
+        let pending_stronger = self
+            .deferred
+            .is_some_and(|(pending, _)| pending != Deferred::Update);
+        if action != Deferred::Update || !pending_stronger {
+            self.deferred = Some((action, now));
+        }
+    }
+
     fn run_deferred(&mut self, now: Instant, action: Deferred) {
         match action {
             Deferred::Update => self.enqueue_update(now),
@@ -572,6 +600,7 @@ impl Client {
             }
             Deferred::Disable => {
                 let timeout = self.disable_timeout();
+                self.update_at = None;
                 self.abort_queued(now);
                 self.enqueue(Outgoing::Deregister, now);
                 self.set_state(ClientState::Deregistering);

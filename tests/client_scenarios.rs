@@ -699,3 +699,60 @@ fn reset_to_a_notification_cancels_the_observation() {
         .collect::<Vec<_>>();
     assert_eq!(notify.last().unwrap().outcome, Outcome::Reset);
 }
+
+#[test]
+fn reset_to_a_non_notification_cancels_the_observation() {
+    let mut sim = Sim::new(client(config(), 7));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let mut attrs = sim.server.request(RequestType::Put, "/3/0/0");
+    attrs.add_option(CoapOption::UriQuery, b"pmax=10".to_vec());
+    sim.send_to_client(&attrs);
+    let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
+    observe.add_option(CoapOption::Observe, vec![]);
+    let token = sim.send_to_client(&observe);
+    sim.run_for(12 * SECOND);
+    let notification = sim.server.notifications_for(&token)[0].1.clone();
+    assert_eq!(notification.header.get_type(), MessageType::NonConfirmable);
+    let reset = sim::empty(MessageType::Reset, notification.header.message_id);
+    sim.send_raw_to_client(reset.to_bytes().unwrap());
+    sim.run_for(60 * SECOND);
+    assert_eq!(sim.server.notifications_for(&token).len(), 1);
+    assert_eq!(sim.client.observed_paths().count(), 0);
+}
+
+/// Stopping while an Update is in flight: the Update's answer (even a 4.04) no longer steers
+/// the client, the De-register goes out, and every request ends exactly once.
+#[test]
+fn stop_during_an_update_deregisters_once() {
+    let mut sim = Sim::new(client(config(), 8));
+    sim.latency = Duration::from_millis(500);
+    let t0 = sim.now;
+    sim.client.start(t0);
+    sim.run_for(2 * SECOND);
+    sim.server.update_code = ResponseType::NotFound;
+    // Registered at 1 s, Update at 481 s reaches the server at 481.5 s, its 4.04 is back at 482 s.
+    sim.run_until(t0 + Duration::from_millis(481_700));
+    let updates = sim.server.requests_named(RequestType::Post, "/rd/a1b2c3");
+    assert_eq!(updates.len(), 1, "the Update is on its way");
+    sim.client.stop(sim.now);
+    sim.run_for(10 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Stopped);
+    assert_eq!(registers(&sim).len(), 1, "no Register after stop");
+    assert_eq!(
+        sim.server
+            .requests_named(RequestType::Delete, "/rd/a1b2c3")
+            .len(),
+        1
+    );
+    let records = sim.request_records();
+    let kinds: Vec<_> = records.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            RequestKind::Register,
+            RequestKind::Update,
+            RequestKind::Deregister
+        ]
+    );
+}

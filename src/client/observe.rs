@@ -139,8 +139,16 @@ impl Client {
         payload: &[u8],
         records: &[Record],
     ) -> u32 {
-        // Random start, never 0: some servers ignore a first notification with Observe 0.
-        let mut sequence = ObserveSeq::new(1 + (self.rng.random::<u32>() & 0xFFFF));
+        let existing = self.observations.iter().position(|o| o.token == token);
+        // A refresh keeps its sequence (so it stays newer) and any notification under way.
+        // A new one starts at random, never 0: some servers ignore a first Observe of 0.
+        let (mut sequence, queued) = match existing {
+            Some(i) => (self.observations[i].sequence, self.observations[i].queued),
+            None => (
+                ObserveSeq::new(1 + (self.rng.random::<u32>() & 0xFFFF)),
+                false,
+            ),
+        };
         let first = sequence.next();
         let observation = Observation {
             token,
@@ -151,11 +159,18 @@ impl Client {
             next_check: now,
             last_number: single_number(records),
             last_hash: hash(payload),
-            queued: false,
+            queued,
         };
-        self.observations.retain(|o| o.token != token);
-        self.observations.push(observation);
-        let index = self.observations.len() - 1;
+        let index = match existing {
+            Some(i) => {
+                self.observations[i] = observation;
+                i
+            }
+            None => {
+                self.observations.push(observation);
+                self.observations.len() - 1
+            }
+        };
         self.schedule_check(index, now);
         first
     }
@@ -207,7 +222,11 @@ impl Client {
         if since < secs(attrs.pmin.unwrap_or(0)) {
             return false;
         }
-        if attrs.pmax.is_some_and(|pmax| since >= secs(pmax)) {
+        let pmin = attrs.pmin.unwrap_or(0);
+        if attrs
+            .pmax
+            .is_some_and(|pmax| pmax > pmin && since >= secs(pmax))
+        {
             return true;
         }
         let Ok(records) = self.device.read(&observation.path, now) else {
@@ -239,6 +258,8 @@ impl Client {
     /// Sends the notification of the observation with `token` (it may have been cancelled since).
     pub(super) fn send_notification(&mut self, now: Instant, token: Token, intended: Instant) {
         let Some(index) = self.observations.iter().position(|o| o.token == token) else {
+            // Cancelled while it waited: it still ends, once.
+            self.record_unsent(super::RequestKind::Notify, intended, now);
             return;
         };
         let observation = self.observations[index];

@@ -362,7 +362,7 @@ impl Client {
         {
             self.lifetime = std::time::Duration::from_secs(secs as u64);
             self.send_lifetime = true;
-            self.deferred = Some((Deferred::Update, now));
+            self.defer(Deferred::Update, now);
         }
     }
 
@@ -411,7 +411,7 @@ impl Client {
             _ => None,
         };
         if let Some(action) = action {
-            self.deferred = Some((action, now));
+            self.defer(action, now);
         }
         Answer::code(ResponseType::Changed)
     }
@@ -460,7 +460,7 @@ impl Client {
     /// Instances came or went: the next Update carries the object list.
     fn objects_changed(&mut self, now: Instant) {
         self.send_objects = true;
-        self.deferred = Some((Deferred::Update, now));
+        self.defer(Deferred::Update, now);
     }
 }
 

@@ -15,6 +15,8 @@ use crate::model::{Path, Value};
 const CREATED: u8 = 0x41;
 const CHANGED: u8 = 0x44;
 const NOT_FOUND: u8 = 0x84;
+/// RFC 7252 MAX_TRANSMIT_WAIT: an Update sent later than this before expiry may not land in time.
+const MAX_TRANSMIT_WAIT: Duration = Duration::from_secs(93);
 
 impl Client {
     pub(super) fn begin_registering(&mut self, now: Instant) {
@@ -63,6 +65,7 @@ impl Client {
 
     pub(super) fn send_update(&mut self, now: Instant, intended: Instant) {
         let Some(location) = self.location.clone() else {
+            self.record_unsent(RequestKind::Update, intended, now);
             return;
         };
         let segments: Vec<&str> = location.split('/').collect();
@@ -81,6 +84,7 @@ impl Client {
 
     pub(super) fn send_deregister(&mut self, now: Instant, intended: Instant) {
         let Some(location) = self.location.clone() else {
+            self.record_unsent(RequestKind::Deregister, intended, now);
             self.set_state(ClientState::Stopped);
             return;
         };
@@ -113,6 +117,10 @@ impl Client {
     }
 
     pub(super) fn on_update_answer(&mut self, now: Instant, code: u8) {
+        // Stopping or disabling: the answer no longer steers anything.
+        if self.state != ClientState::Registered {
+            return;
+        }
         match code {
             CHANGED => self.schedule_update(now),
             NOT_FOUND => self.register_again(now),
@@ -159,7 +167,8 @@ impl Client {
         }
     }
 
-    /// Next Update at the configured fraction of the lifetime, jittered.
+    /// Next Update at the configured fraction of the lifetime, jittered, and never later than
+    /// MAX_TRANSMIT_WAIT before expiry (half the lifetime when it is that short), as wakaama does.
     pub(super) fn schedule_update(&mut self, now: Instant) {
         let jitter = self.config.update_jitter;
         let fraction = if jitter > 0.0 {
@@ -167,7 +176,11 @@ impl Client {
         } else {
             self.config.update_fraction
         };
-        let delay = self.lifetime.mul_f64(fraction.clamp(0.05, 1.0));
+        let latest = match self.lifetime.checked_sub(MAX_TRANSMIT_WAIT) {
+            Some(margin) if self.lifetime > MAX_TRANSMIT_WAIT => margin,
+            _ => self.lifetime / 2,
+        };
+        let delay = self.lifetime.mul_f64(fraction.clamp(0.05, 1.0)).min(latest);
         self.update_at = Some(now + delay);
     }
 
