@@ -161,15 +161,12 @@ impl Client {
             last_hash: hash(payload),
             queued,
         };
-        let index = match existing {
-            Some(i) => {
-                self.observations[i] = observation;
-                i
-            }
-            None => {
-                self.observations.push(observation);
-                self.observations.len() - 1
-            }
+        let index = if let Some(i) = existing {
+            self.observations[i] = observation;
+            i
+        } else {
+            self.observations.push(observation);
+            self.observations.len() - 1
         };
         self.schedule_check(index, now);
         first

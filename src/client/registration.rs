@@ -15,7 +15,7 @@ use crate::model::{Path, Value};
 const CREATED: u8 = 0x41;
 const CHANGED: u8 = 0x44;
 const NOT_FOUND: u8 = 0x84;
-/// RFC 7252 MAX_TRANSMIT_WAIT: an Update sent later than this before expiry may not land in time.
+/// RFC 7252 `MAX_TRANSMIT_WAIT`: an Update sent later than this before expiry may not land in time.
 const MAX_TRANSMIT_WAIT: Duration = Duration::from_secs(93);
 
 impl Client {
@@ -168,7 +168,7 @@ impl Client {
     }
 
     /// Next Update at the configured fraction of the lifetime, jittered, and never later than
-    /// MAX_TRANSMIT_WAIT before expiry (half the lifetime when it is that short), as wakaama does.
+    /// `MAX_TRANSMIT_WAIT` before expiry (half the lifetime when it is that short), as wakaama does.
     pub(super) fn schedule_update(&mut self, now: Instant) {
         let jitter = self.config.update_jitter;
         let fraction = if jitter > 0.0 {
@@ -176,9 +176,10 @@ impl Client {
         } else {
             self.config.update_fraction
         };
-        let latest = match self.lifetime.checked_sub(MAX_TRANSMIT_WAIT) {
-            Some(margin) if self.lifetime > MAX_TRANSMIT_WAIT => margin,
-            _ => self.lifetime / 2,
+        let latest = if self.lifetime > MAX_TRANSMIT_WAIT {
+            self.lifetime - MAX_TRANSMIT_WAIT
+        } else {
+            self.lifetime / 2
         };
         let delay = self.lifetime.mul_f64(fraction.clamp(0.05, 1.0)).min(latest);
         self.update_at = Some(now + delay);
