@@ -176,11 +176,11 @@ impl Client {
         } else {
             self.config.update_fraction
         };
-        let latest = if self.lifetime > MAX_TRANSMIT_WAIT {
-            self.lifetime - MAX_TRANSMIT_WAIT
-        } else {
-            self.lifetime / 2
-        };
+        let latest = self
+            .lifetime
+            .checked_sub(MAX_TRANSMIT_WAIT)
+            .filter(|margin| !margin.is_zero())
+            .unwrap_or(self.lifetime / 2);
         let delay = self.lifetime.mul_f64(fraction.clamp(0.05, 1.0)).min(latest);
         self.update_at = Some(now + delay);
     }
