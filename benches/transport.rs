@@ -35,6 +35,7 @@ impl Result {
 fn main() {
     let shared = shared_round_trips();
     let plain = std_ping_pong();
+    let windowed = std_windowed();
     println!(
         "shared (IP_PKTINFO, {CLIENTS} source addresses, batch {BATCH}, window {WINDOW}): {} round trips in {:.2?} = {:.0}/s",
         shared.round_trips,
@@ -47,7 +48,17 @@ fn main() {
         plain.elapsed,
         plain.rate()
     );
-    println!("ratio shared / std: {:.2}", shared.rate() / plain.rate());
+    println!(
+        "std UdpSocket, window {WINDOW}, one syscall per datagram: {} round trips in {:.2?} = {:.0}/s",
+        windowed.round_trips,
+        windowed.elapsed,
+        windowed.rate()
+    );
+    println!(
+        "ratio shared / std ping-pong: {:.2}; shared / std windowed: {:.2}",
+        shared.rate() / plain.rate(),
+        shared.rate() / windowed.rate()
+    );
 }
 
 /// An echo server on a shared socket: replies from the address each datagram was sent to.
@@ -157,22 +168,61 @@ fn shared_round_trips() -> Result {
     }
 }
 
-fn std_ping_pong() -> Result {
-    let stop = Arc::new(AtomicBool::new(false));
+/// A plain blocking std echo thread; stops within 50 ms of `stop`.
+fn spawn_std_echo(stop: Arc<AtomicBool>) -> (SocketAddr, thread::JoinHandle<()>) {
     let server = UdpSocket::bind("127.0.0.1:0").expect("bind");
     server
         .set_read_timeout(Some(Duration::from_millis(50)))
         .expect("timeout");
-    let server_addr = server.local_addr().expect("addr");
-    let flag = stop.clone();
-    let echo = thread::spawn(move || {
+    let addr = server.local_addr().expect("addr");
+    let handle = thread::spawn(move || {
         let mut b = [0u8; 64];
-        while !flag.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) {
             if let Ok((n, peer)) = server.recv_from(&mut b) {
                 let _ = server.send_to(&b[..n], peer);
             }
         }
     });
+    (addr, handle)
+}
+
+/// The same window as the shared run, but std sockets: one system call per datagram each way.
+fn std_windowed() -> Result {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server_addr, echo) = spawn_std_echo(stop.clone());
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut b = [0u8; 64];
+    let (mut in_flight, mut done) = (0u64, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < RUN && done < MAX_ROUND_TRIPS {
+        while in_flight < WINDOW {
+            client
+                .send_to(&done.to_be_bytes(), server_addr)
+                .expect("send");
+            in_flight += 1;
+        }
+        if client.recv_from(&mut b).is_ok() {
+            done += 1;
+            in_flight -= 1;
+        } else {
+            in_flight = 0; // replies lost: refill the window
+        }
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    echo.join().expect("echo thread");
+    Result {
+        round_trips: done,
+        elapsed,
+    }
+}
+
+fn std_ping_pong() -> Result {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server_addr, echo) = spawn_std_echo(stop.clone());
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
     client
         .set_read_timeout(Some(Duration::from_millis(200)))
