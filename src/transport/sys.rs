@@ -359,7 +359,7 @@ fn parse_control(buf: &[u8]) -> (Option<Ipv4Addr>, Option<u32>) {
         let len = usize::from_ne_bytes(field(0, W).try_into().unwrap_or([0; W]));
         let level = c_int::from_ne_bytes(field(W, 4).try_into().unwrap_or([0; 4]));
         let kind = c_int::from_ne_bytes(field(W + 4, 4).try_into().unwrap_or([0; 4]));
-        if len < hdr || off + len > buf.len() {
+        if len < hdr || len > buf.len() - off {
             break;
         }
         let data = &buf[off + hdr..off + len];
