@@ -8,3 +8,4 @@ pub mod clock;
 pub mod coap;
 pub mod content;
 pub mod model;
+pub mod transport;

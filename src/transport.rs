@@ -1,0 +1,174 @@
+//! Transports: move datagrams between many simulated clients and the server, with no knowledge of
+//! LWM2M. Two kinds share one interface ([`Transport`]):
+//!
+//! - [`SharedTransport`]: a few UDP sockets, one per source port, each serving every client whose
+//!   port it is on any local address (`IP_PKTINFO` picks the source address on send and reports the
+//!   destination on receive). Scales past the open-files limit.
+//! - [`PerClientTransport`]: one socket per client, for targets where shared sockets do not fit.
+//!
+//! Both are nonblocking and batch-oriented; after construction they do not allocate.
+//! [`addresses`] decides which (address, port) each client uses.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub mod addresses;
+pub mod per_client;
+mod poll;
+pub mod shared;
+mod sys;
+
+pub use addresses::{AddressPlan, AddressSet, PlanError, PortRange};
+pub use per_client::{FdLimit, PerClientTransport, check_fd_budget};
+pub use poll::Poller;
+pub use shared::{BufferSizes, SharedConfig, SharedSocket, SharedTransport};
+
+/// Metadata of one received datagram; its bytes are in the [`RecvBuffers`] slot of the same index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// The local (client) endpoint the datagram was addressed to.
+    pub client: SocketAddr,
+    /// Who sent it (the server).
+    pub peer: SocketAddr,
+    pub len: usize,
+    /// The datagram was longer than the slot and was cut.
+    pub truncated: bool,
+}
+
+/// A datagram to send from a client endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub payload: &'a [u8],
+}
+
+/// A reusable pool of fixed-size receive slots, filled by `recv_batch` and emptied by `clear`.
+pub struct RecvBuffers {
+    data: Vec<u8>,
+    slot: usize,
+    meta: Vec<Datagram>,
+}
+
+impl RecvBuffers {
+    /// `batch` slots of `max_datagram` bytes.
+    pub fn new(batch: usize, max_datagram: usize) -> Self {
+        let batch = batch.max(1);
+        // One spare byte so a per-client receive can tell a full datagram from a cut one.
+        let slot = max_datagram.max(1) + 1;
+        Self {
+            data: vec![0; batch * slot],
+            slot,
+            meta: Vec::with_capacity(batch),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.data.len() / self.slot
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    pub fn clear(&mut self) {
+        self.meta.clear();
+    }
+
+    /// The `i`-th received datagram and its bytes.
+    pub fn get(&self, i: usize) -> Option<(Datagram, &[u8])> {
+        let d = *self.meta.get(i)?;
+        let start = i * self.slot;
+        Some((d, &self.data[start..start + d.len.min(self.slot)]))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Datagram, &[u8])> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The free slots as one byte range, and the slot size.
+    fn free_slots(&mut self) -> (&mut [u8], usize) {
+        let start = self.meta.len() * self.slot;
+        (&mut self.data[start..], self.slot)
+    }
+
+    /// Records the datagram written into the next free slot.
+    fn push(&mut self, d: Datagram) {
+        debug_assert!(!self.is_full());
+        self.meta.push(d);
+    }
+}
+
+/// Errors of both transports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    #[error("cannot bind a UDP socket to {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot set {option} on the socket bound to {addr}: {source}")]
+    SocketOption {
+        option: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("datagram {index} of the batch ({from} -> {to}) was not sent: {source}")]
+    Send {
+        index: usize,
+        from: SocketAddr,
+        to: SocketAddr,
+        source: io::Error,
+    },
+    #[error(
+        "datagram {index} of the batch has source {from}, which no socket of this transport serves"
+    )]
+    UnknownSource { index: usize, from: SocketAddr },
+    #[error("the shared transport is IPv4 only, {addr} is not")]
+    NotIpv4 { addr: SocketAddr },
+    #[error("receiving on {addr} failed: {source}")]
+    Recv { addr: SocketAddr, source: io::Error },
+    #[error("waiting for sockets failed: {0}")]
+    Poll(io::Error),
+    #[error(
+        "{clients} per-client sockets need about {needed} open files but the open-files limit \
+         (RLIMIT_NOFILE) is {soft} (hard limit {hard}): use the shared transport, which serves \
+         many clients per socket, or run fewer clients"
+    )]
+    TooManyFiles {
+        clients: u64,
+        needed: u64,
+        soft: u64,
+        hard: u64,
+    },
+    #[error("cannot read or raise the open-files limit: {0}")]
+    FdLimit(io::Error),
+}
+
+/// What the engine needs from a transport.
+pub trait Transport {
+    /// Sends `batch` in order without blocking. `Ok(n)` with `n < batch.len()` means the socket
+    /// buffer is full: retry `batch[n..]` later. `Err(Send { index, .. })` means `batch[..index]`
+    /// went out and `batch[index]` failed; the rest was not tried.
+    fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, TransportError>;
+
+    /// Appends received datagrams to `bufs` until it is full or nothing is queued; returns how
+    /// many were added. Never blocks.
+    fn recv_batch(&mut self, bufs: &mut RecvBuffers) -> Result<usize, TransportError>;
+
+    /// Blocks up to `timeout` until a socket is readable; returns whether one is.
+    fn wait(&mut self, timeout: Duration) -> Result<bool, TransportError>;
+
+    /// Datagrams the kernel dropped because a receive buffer was full, as far as reported.
+    fn kernel_drops(&self) -> u64;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,378 @@
+//! The only unsafe code of the crate: thin wrappers over setsockopt, getsockopt, poll, getrlimit,
+//! sendmmsg and recvmmsg with safe signatures. Buffers handed to the kernel are borrowed for the
+//! duration of one call; the header arrays are preallocated once per socket and reused.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::size_of;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use libc::{c_int, c_void, socklen_t};
+
+/// `setsockopt` with an int value.
+pub(super) fn set_int_opt(
+    fd: BorrowedFd<'_>,
+    level: c_int,
+    name: c_int,
+    value: c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value points to a live c_int and its exact size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast::<c_void>(),
+            size_of::<c_int>() as socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `getsockopt` of an int option.
+pub(super) fn get_int_opt(fd: BorrowedFd<'_>, level: c_int, name: c_int) -> io::Result<c_int> {
+    let mut value: c_int = 0;
+    let mut len = size_of::<c_int>() as socklen_t;
+    // SAFETY: value and len are live locals; len tells the kernel the buffer size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast::<c_void>(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `poll(2)` over caller-owned descriptors; returns how many have events.
+pub(super) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a live, exclusively borrowed slice of pollfd.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// `RLIMIT_NOFILE` as (soft, hard).
+pub(super) fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a live rlimit the kernel writes into.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) };
+    if rc == 0 {
+        Ok((lim.rlim_cur, lim.rlim_max))
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` (up to the hard limit only; that needs no privilege).
+pub(super) fn set_nofile_soft(soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: lim is a live rlimit the kernel reads.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn sockaddr_v4(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn from_sockaddr_v4(sa: &libc::sockaddr_in) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+        u16::from_be(sa.sin_port),
+    )
+}
+
+/// One `IP_PKTINFO` control message, laid out as `CMSG_SPACE`(sizeof `in_pktinfo`) bytes.
+#[repr(C)]
+struct PktinfoCmsg {
+    hdr: libc::cmsghdr,
+    info: libc::in_pktinfo,
+}
+
+// The header is followed by its data at CMSG_LEN(0): check the struct matches that layout.
+const _: () = assert!(std::mem::offset_of!(PktinfoCmsg, info) == size_of::<libc::cmsghdr>());
+const _: () = assert!(size_of::<libc::cmsghdr>() % size_of::<usize>() == 0);
+
+/// Room for `IP_PKTINFO` plus `SO_RXQ_OVFL` on receive (32 + 24 bytes on 64-bit).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct ControlBuf([u8; 64]);
+
+fn zeroed_mmsghdr() -> libc::mmsghdr {
+    // SAFETY: mmsghdr is plain C data; all-zero (null pointers, zero lengths) is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// A datagram to send from a chosen local IPv4 address.
+pub(super) struct OutV4<'a> {
+    pub from: Ipv4Addr,
+    pub to: SocketAddrV4,
+    pub payload: &'a [u8],
+}
+
+/// Preallocated sendmmsg headers for up to `capacity` datagrams per call.
+pub(super) struct SendScratch {
+    hdrs: Vec<libc::mmsghdr>,
+    iovs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_in>,
+    cmsgs: Vec<PktinfoCmsg>,
+}
+
+// SAFETY: the raw pointers inside are rewritten before every call and only dereferenced by the
+// kernel during that call; between calls the scratch is inert data, safe to move across threads.
+unsafe impl Send for SendScratch {}
+
+impl SendScratch {
+    pub(super) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let cmsg = || PktinfoCmsg {
+            // SAFETY: cmsghdr is plain C data; zero is valid and every field is set below.
+            hdr: unsafe { std::mem::zeroed() },
+            info: libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr { s_addr: 0 },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            },
+        };
+        Self {
+            hdrs: vec![zeroed_mmsghdr(); capacity],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                capacity
+            ],
+            names: vec![sockaddr_v4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)); capacity],
+            cmsgs: (0..capacity).map(|_| cmsg()).collect(),
+        }
+    }
+
+    pub(super) fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Sends up to `capacity` datagrams in one sendmmsg; returns how many the kernel took (0 when
+    /// the socket buffer is full). An error concerns the first datagram not sent.
+    pub(super) fn send<'a>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        items: impl IntoIterator<Item = OutV4<'a>>,
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        for (i, out) in items.into_iter().take(self.hdrs.len()).enumerate() {
+            self.iovs[i] = libc::iovec {
+                iov_base: out.payload.as_ptr().cast_mut().cast(),
+                iov_len: out.payload.len(),
+            };
+            self.names[i] = sockaddr_v4(out.to);
+            let c = &mut self.cmsgs[i];
+            // The kernel insists on exactly CMSG_LEN(sizeof in_pktinfo), without the tail padding.
+            c.hdr.cmsg_len = (size_of::<libc::cmsghdr>() + size_of::<libc::in_pktinfo>()) as _;
+            c.hdr.cmsg_level = libc::IPPROTO_IP;
+            c.hdr.cmsg_type = libc::IP_PKTINFO;
+            c.info.ipi_spec_dst.s_addr = u32::from(out.from).to_be();
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = (&raw mut self.names[i]).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as socklen_t;
+            h.msg_iov = &raw mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = (&raw mut self.cmsgs[i]).cast();
+            h.msg_controllen = size_of::<PktinfoCmsg>() as _;
+            h.msg_flags = 0;
+            n = i + 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: the first n headers point into this scratch's own arrays (not reallocated) and
+        // into payloads borrowed by `items` for 'a, which outlives this call; n <= capacity.
+        let rc = unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                n as _,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if rc >= 0 {
+            return Ok(rc as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(err)
+        }
+    }
+}
+
+/// What recvmmsg reported for one datagram.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RawRecv {
+    pub peer: SocketAddrV4,
+    pub len: usize,
+    pub truncated: bool,
+    /// Destination address from `IP_PKTINFO` (`ipi_addr`).
+    pub dst: Option<Ipv4Addr>,
+    /// The kernel's cumulative drop count for the socket (`SO_RXQ_OVFL`), when sent.
+    pub drops: Option<u32>,
+}
+
+/// Preallocated recvmmsg headers for up to `capacity` datagrams per call.
+pub(super) struct RecvScratch {
+    hdrs: Vec<libc::mmsghdr>,
+    iovs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_in>,
+    cmsgs: Vec<ControlBuf>,
+}
+
+// SAFETY: as for SendScratch: pointers are rewritten before each call and unused between calls.
+unsafe impl Send for RecvScratch {}
+
+impl RecvScratch {
+    pub(super) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            hdrs: vec![zeroed_mmsghdr(); capacity],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                capacity
+            ],
+            names: vec![sockaddr_v4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)); capacity],
+            cmsgs: vec![ControlBuf([0; 64]); capacity],
+        }
+    }
+
+    /// Receives into consecutive `slot`-byte chunks of `buf` without blocking; returns the count
+    /// (0 when nothing is queued). Read each with [`RecvScratch::get`].
+    pub(super) fn recv(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        slot: usize,
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        for (i, chunk) in buf
+            .chunks_exact_mut(slot.max(1))
+            .take(self.hdrs.len())
+            .enumerate()
+        {
+            self.iovs[i] = libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: chunk.len(),
+            };
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = (&raw mut self.names[i]).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as socklen_t;
+            h.msg_iov = &raw mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = (&raw mut self.cmsgs[i]).cast();
+            h.msg_controllen = size_of::<ControlBuf>() as _;
+            h.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+            n = i + 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: the first n headers point into this scratch's arrays and into disjoint chunks
+        // of `buf`, exclusively borrowed for this call; n <= capacity; no timeout pointer.
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                n as _,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc >= 0 {
+            return Ok(rc as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(err)
+        }
+    }
+
+    /// The `i`-th datagram of the last [`RecvScratch::recv`].
+    pub(super) fn get(&self, i: usize) -> RawRecv {
+        let m = &self.hdrs[i];
+        let control_len = m.msg_hdr.msg_controllen.min(size_of::<ControlBuf>());
+        let (dst, drops) = parse_control(&self.cmsgs[i].0[..control_len]);
+        RawRecv {
+            peer: from_sockaddr_v4(&self.names[i]),
+            len: m.msg_len as usize,
+            truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            dst,
+            drops,
+        }
+    }
+}
+
+/// Walks control messages in safe code: `IP_PKTINFO`'s `ipi_addr` and `SO_RXQ_OVFL`'s counter.
+fn parse_control(buf: &[u8]) -> (Option<Ipv4Addr>, Option<u32>) {
+    const W: usize = size_of::<usize>();
+    let hdr = size_of::<libc::cmsghdr>();
+    let (mut dst, mut drops) = (None, None);
+    let mut off = 0;
+    while off + hdr <= buf.len() {
+        let field = |at: usize, n: usize| &buf[off + at..off + at + n];
+        let len = usize::from_ne_bytes(field(0, W).try_into().unwrap_or([0; W]));
+        let level = c_int::from_ne_bytes(field(W, 4).try_into().unwrap_or([0; 4]));
+        let kind = c_int::from_ne_bytes(field(W + 4, 4).try_into().unwrap_or([0; 4]));
+        if len < hdr || len > buf.len() - off {
+            break;
+        }
+        let data = &buf[off + hdr..off + len];
+        match (level, kind) {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= 12 => {
+                dst = Some(Ipv4Addr::new(data[8], data[9], data[10], data[11]));
+            }
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= 4 => {
+                drops = Some(u32::from_ne_bytes([data[0], data[1], data[2], data[3]]));
+            }
+            _ => {}
+        }
+        off += len.next_multiple_of(W);
+    }
+    (dst, drops)
+}
