@@ -490,15 +490,7 @@ impl Client {
             return;
         };
         let request = self.in_flight.swap_remove(index);
-        let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
-        self.events.push_back(Event::Request(RequestRecord {
-            kind: request.kind,
-            intended: request.intended,
-            sent: request.sent,
-            completed: now,
-            outcome,
-            retransmissions: u8::try_from(retransmissions).unwrap_or(u8::MAX),
-        }));
+        self.record_end(&request, now, outcome);
         if outcome == Outcome::Timeout {
             self.on_request_failed(now, request.kind, token);
         }
@@ -547,16 +539,21 @@ impl Client {
 
     fn abort_in_flight(&mut self, now: Instant) {
         for request in std::mem::take(&mut self.in_flight) {
-            let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
-            self.events.push_back(Event::Request(RequestRecord {
-                kind: request.kind,
-                intended: request.intended,
-                sent: request.sent,
-                completed: now,
-                outcome: Outcome::Aborted,
-                retransmissions: u8::try_from(retransmissions).unwrap_or(u8::MAX),
-            }));
+            self.record_end(&request, now, Outcome::Aborted);
         }
+    }
+
+    /// The one event a sent request ends with.
+    fn record_end(&mut self, request: &InFlight, now: Instant, outcome: Outcome) {
+        let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
+        self.events.push_back(Event::Request(RequestRecord {
+            kind: request.kind,
+            intended: request.intended,
+            sent: request.sent,
+            completed: now,
+            outcome,
+            retransmissions: u8::try_from(retransmissions).unwrap_or(u8::MAX),
+        }));
     }
 
     /// Drops the session: registration, observations and exchanges are gone.
