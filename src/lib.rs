@@ -7,4 +7,5 @@ pub mod client;
 pub mod clock;
 pub mod coap;
 pub mod content;
+pub mod fleet;
 pub mod model;
