@@ -3,6 +3,7 @@
 //! into a printable, testable start schedule without materialising one entry per client.
 
 mod build;
+mod device;
 mod duration;
 mod plan;
 mod raw;
@@ -201,7 +202,7 @@ impl Fleet {
         }
         self.groups
             .iter()
-            .map(|g| build::device(&self.file, g, templates))
+            .map(|g| device::device(&self.file, g, templates))
             .collect()
     }
 
