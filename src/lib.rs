@@ -7,5 +7,6 @@ pub mod client;
 pub mod clock;
 pub mod coap;
 pub mod content;
+pub mod fleet;
 pub mod model;
 pub mod transport;

@@ -16,6 +16,7 @@ pub use path::{Path, PathError};
 pub use template::{
     DeviceSpec, DeviceTemplate, InstanceTemplate, ObjectInstances, ObjectTemplate, Resolver,
     ResourceTemplate, Source, TemplateError, TemplateFile, TemplateSet, from_toml,
+    source_from_toml,
 };
 pub use value::{Record, ResourceType, Value};
 

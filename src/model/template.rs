@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::generator::DEFAULT_SAMPLE_US;
 use super::{Generator, ObjectDef, ResourceDef, ResourceType, Value};
 
+pub use convert::source_from_toml;
 pub use format::{DeviceSpec, Resolver, TemplateFile, from_toml};
 pub use set::{TemplateError, TemplateSet};
 

@@ -54,6 +54,30 @@ pub(super) fn source(
     Ok(Some(source))
 }
 
+/// The source a `value` or a `generator` table given outside a template file (a fleet file's
+/// per-population overrides) sets on a resource, checked against its definition.
+pub fn source_from_toml(
+    def: &ResourceDef,
+    value: Option<&toml::Value>,
+    generator: Option<&toml::Value>,
+) -> Result<Source, String> {
+    use serde::Deserialize;
+    let generator = generator
+        .map(|g| RawGenerator::deserialize(g.clone()).map_err(|e| e.message().trim().to_string()))
+        .transpose()?;
+    let parsed = ParsedValue {
+        value: value.map(|v| (v.clone(), 0)),
+        generator: generator.map(|g| (g, 0)),
+        instances: None,
+    };
+    match source("", 0, def, &parsed) {
+        Ok(Some(source)) => Ok(source),
+        Ok(None) => Err("give `value` or `generator`".to_string()),
+        Err(TemplateError::Invalid { message, .. }) => Err(message),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 pub(super) fn generator(kind: ResourceType, raw: &RawGenerator) -> Result<Generator, String> {
     let every = |e: Option<f64>| match e {
         None => Ok(None),

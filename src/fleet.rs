@@ -1,0 +1,213 @@
+//! Fleet files (`fleets/*.toml`): which devices to simulate, against which server, and how fast
+//! to start them. Parsing is pure (`Fleet::from_toml`) and strict; `Fleet::plan` expands a fleet
+//! into a printable, testable start schedule without materialising one entry per client.
+
+mod build;
+mod device;
+mod duration;
+mod plan;
+mod raw;
+mod span;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::ClientConfig;
+use crate::model::{DeviceTemplate, Path, TemplateSet};
+
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use plan::{GroupPlan, Plan, PlannedClient};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    #[error("{file}:{line}: field `{field}`: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        field: String,
+        message: String,
+    },
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+/// URI scheme of the server under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Coap,
+    Coaps,
+}
+
+/// `coap://host:port` (port 5683 / 5684 when omitted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerUri {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for ServerUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Coap => "coap",
+            Scheme::Coaps => "coaps",
+        };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Endpoint names: `prefix` + the client number (`start` + index) zero-padded to `width`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Naming {
+    pub prefix: String,
+    pub width: usize,
+    pub start: u64,
+}
+
+impl Naming {
+    /// The endpoint name of client `index` (0-based).
+    pub fn endpoint(&self, index: u64) -> String {
+        let number = self.start.saturating_add(index);
+        format!("{}{number:0width$}", self.prefix, width = self.width)
+    }
+}
+
+/// What a population's devices do over the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Registered and reachable the whole run.
+    AlwaysOn,
+    /// Queue mode: asleep outside the awake window.
+    Sleepy,
+    /// Reboots every `every` ± `jitter`: de-registers, stays offline, registers again.
+    Churn { every: Duration, jitter: Duration },
+}
+
+impl fmt::Display for Behaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Behaviour::AlwaysOn => f.write_str("always-on"),
+            Behaviour::Sleepy => f.write_str("sleepy"),
+            Behaviour::Churn { every, jitter } => write!(
+                f,
+                "churn every {}±{}",
+                format_duration(*every),
+                format_duration(*jitter)
+            ),
+        }
+    }
+}
+
+/// A population override of one resource: a constant or a generator, as in template files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueOverride {
+    pub path: Path,
+    pub value: Option<toml::Value>,
+    pub generator: Option<toml::Value>,
+    line: usize,
+}
+
+/// A population: `count` devices of one template with one behaviour and one client config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub name: String,
+    /// Resolved from `count` or `share`.
+    pub count: u64,
+    pub template: String,
+    pub behaviour: Behaviour,
+    pub config: Arc<ClientConfig>,
+    pub seed: u64,
+    pub values: Vec<ValueOverride>,
+    line: usize,
+}
+
+/// How clients are started.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ramp {
+    /// Clients started per second.
+    Rate(f64),
+    /// Piecewise linear: reach `target` started clients over `over`, one stage after another.
+    Stages(Vec<Stage>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage {
+    pub target: u64,
+    pub over: Duration,
+}
+
+/// Ramp, then hold, then stop (de-register within `stop_timeout`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Load {
+    pub ramp: Ramp,
+    pub hold: Duration,
+    pub stop_timeout: Duration,
+}
+
+/// A checked fleet file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fleet {
+    pub file: String,
+    /// `None`: run against the embedded server.
+    pub server: Option<ServerUri>,
+    pub clients: u64,
+    pub naming: Naming,
+    pub groups: Vec<Group>,
+    pub load: Load,
+}
+
+impl Fleet {
+    /// Parses and checks a fleet file; `file` (usually its path) is named in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Fleet, FleetError> {
+        build::fleet(text, file)
+    }
+
+    /// Reads and parses a fleet file.
+    pub fn load(path: &FsPath) -> Result<Fleet, FleetError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Fleet::from_toml(&text, &file)
+    }
+
+    /// Checks what needs more than the file: templates exist and have the overridden
+    /// resources, the transport is supported. Returns each group's device template with its
+    /// value overrides applied, in group order.
+    pub fn check(&self, templates: &TemplateSet) -> Result<Vec<Arc<DeviceTemplate>>, FleetError> {
+        if let Some(ServerUri {
+            scheme: Scheme::Coaps,
+            ..
+        }) = &self.server
+        {
+            return Err(span::invalid(
+                &self.file,
+                0,
+                "server.uri",
+                "coaps:// (DTLS) is not supported yet",
+            ));
+        }
+        self.groups
+            .iter()
+            .map(|g| device::device(&self.file, g, templates))
+            .collect()
+    }
+
+    /// The start schedule and per-client settings.
+    pub fn plan(&self) -> Plan {
+        Plan::new(self)
+    }
+}

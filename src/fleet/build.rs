@@ -1,0 +1,468 @@
+//! From the raw file to a checked `Fleet`: defaults, overrides, counts and the ramp.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawBehaviour, RawClient, RawFleet, RawLoad, RawPopulation};
+use super::span::{At, invalid, toml_error};
+use super::{
+    Behaviour, Fleet, FleetError, Group, Load, Naming, Ramp, Scheme, ServerUri, Stage,
+    ValueOverride, parse_duration,
+};
+use crate::client::{ClientConfig, Version};
+use crate::model::Path;
+
+/// Shorter lifetimes make clients spend their time updating rather than simulating a device.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(10);
+/// Endpoint numbers wider than this are certainly a typo.
+const MAX_WIDTH: usize = 20;
+
+fn default_prefix() -> String {
+    "swarm-".to_string()
+}
+fn default_width() -> usize {
+    6
+}
+fn default_start() -> u64 {
+    0
+}
+fn default_seed() -> u64 {
+    0
+}
+
+pub(super) fn fleet(text: &str, file: &str) -> Result<Fleet, FleetError> {
+    let raw: RawFleet = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+    let at = |span| At { file, text, span };
+    let server = raw
+        .server
+        .map(|s| parse_uri(&s.get_ref().uri).map_err(|m| at(s.span()).err("uri", m)))
+        .transpose()?;
+    let (client, client_span) = match raw.client {
+        Some(c) => {
+            let span = c.span();
+            (c.into_inner(), span)
+        }
+        None => (RawClient::default(), 0..0),
+    };
+    let client_at = at(client_span);
+    let defaults = settings(&client, &ClientConfig::default(), &client_at)?;
+    let naming = Naming {
+        prefix: client
+            .endpoint_prefix
+            .clone()
+            .unwrap_or_else(default_prefix),
+        width: client.width.unwrap_or_else(default_width),
+        start: client.start.unwrap_or_else(default_start),
+    };
+    if naming.width > MAX_WIDTH {
+        return Err(client_at.err("width", format!("at most {MAX_WIDTH} digits")));
+    }
+    let seed = client.seed.unwrap_or_else(default_seed);
+    if raw.population.is_empty() {
+        return Err(invalid(
+            file,
+            1,
+            "population",
+            "add at least one [[population]]",
+        ));
+    }
+    let mut groups = Vec::new();
+    for pop in &raw.population {
+        let group = population(pop, &defaults, seed, &at(pop.span()), file, text)?;
+        if groups.iter().any(|g: &Group| g.name == group.name) {
+            return Err(at(pop.span()).err("name", format!("{:?} is used twice", group.name)));
+        }
+        groups.push(group);
+    }
+    let load_at = at(raw.load.span());
+    let load = raw.load.get_ref();
+    let (ramp, staged_total) = ramp(load, &load_at, text)?;
+    let clients = total(load.clients, staged_total, &raw.population, &load_at)?;
+    assign_counts(&mut groups, &raw.population, clients, &load_at, at)?;
+    let duration = |field: &str, value: &str| {
+        parse_duration(value).map_err(|e| load_at.err(field, e.to_string()))
+    };
+    let stop_timeout = duration("stop_timeout", &load.stop_timeout)?;
+    if stop_timeout.is_zero() {
+        return Err(load_at.err("stop_timeout", "must be more than 0s"));
+    }
+    Ok(Fleet {
+        file: file.to_string(),
+        server,
+        clients,
+        naming,
+        groups,
+        load: Load {
+            ramp,
+            hold: duration("hold", &load.hold)?,
+            stop_timeout,
+        },
+    })
+}
+
+/// Parses `coap://host[:port]` and `coaps://...` (IPv6 hosts in brackets).
+pub(super) fn parse_uri(uri: &str) -> Result<ServerUri, String> {
+    let (scheme, rest) = if let Some(rest) = uri.strip_prefix("coap://") {
+        (Scheme::Coap, rest)
+    } else if let Some(rest) = uri.strip_prefix("coaps://") {
+        (Scheme::Coaps, rest)
+    } else {
+        return Err(format!("{uri:?}: expected coap://host:port"));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') || rest.contains('?') {
+        return Err(format!("{uri:?}: give only host and port, no path"));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{uri:?}: unclosed '['"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{uri:?}: missing host"));
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{uri:?}: port {p:?} is not in 1..=65535"))?,
+        None if scheme == Scheme::Coap => 5683,
+        None => 5684,
+    };
+    Ok(ServerUri {
+        scheme,
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// `base` with the fields `raw` gives, each checked.
+fn settings(raw: &RawClient, base: &ClientConfig, at: &At) -> Result<ClientConfig, FleetError> {
+    let mut c = base.clone();
+    let duration = |field: &str, v: &Option<String>, into: &mut Duration| {
+        if let Some(text) = v {
+            *into = parse_duration(text).map_err(|e| at.err(field, e.to_string()))?;
+        }
+        Ok::<_, FleetError>(())
+    };
+    duration("lifetime", &raw.lifetime, &mut c.lifetime)?;
+    duration("awake_window", &raw.awake_window, &mut c.awake_window)?;
+    duration("reboot_time", &raw.reboot_time, &mut c.reboot_time)?;
+    if let Some(v) = &raw.lwm2m {
+        c.version = match v.as_str() {
+            "1.0" => Version::V1_0,
+            "1.1" => Version::V1_1,
+            "1.2" => Version::V1_2,
+            _ => {
+                return Err(at.err(
+                    "lwm2m",
+                    format!("{v:?}: expected \"1.0\", \"1.1\" or \"1.2\""),
+                ));
+            }
+        };
+    }
+    if let Some(b) = &raw.binding {
+        // Queue mode is its own setting; `Q` is derived from it for 1.0.
+        if b.is_empty() || !b.chars().all(|ch| "UTSN".contains(ch)) {
+            return Err(at.err("binding", format!("{b:?}: use letters of U, T, S, N")));
+        }
+        c.binding.clone_from(b);
+    }
+    c.queue_mode = raw.queue_mode.unwrap_or(c.queue_mode);
+    c.update_fraction = raw.update_fraction.unwrap_or(c.update_fraction);
+    c.update_jitter = raw.update_jitter.unwrap_or(c.update_jitter);
+    c.confirmable_notifications = raw
+        .confirmable_notifications
+        .unwrap_or(c.confirmable_notifications);
+    check_settings(&c, at)?;
+    Ok(c)
+}
+
+fn check_settings(c: &ClientConfig, at: &At) -> Result<(), FleetError> {
+    if c.lifetime < MIN_LIFETIME {
+        return Err(at.err("lifetime", format!("at least {}s", MIN_LIFETIME.as_secs())));
+    }
+    if !(c.update_fraction > 0.0 && c.update_fraction <= 1.0) {
+        return Err(at.err("update_fraction", "must be in (0, 1]"));
+    }
+    if !(0.0..0.5).contains(&c.update_jitter) || c.update_fraction + c.update_jitter > 1.0 {
+        return Err(at.err(
+            "update_jitter",
+            "must be in [0, 0.5) with update_fraction + update_jitter <= 1",
+        ));
+    }
+    if !(0.0..=1.0).contains(&c.confirmable_notifications) {
+        return Err(at.err("confirmable_notifications", "must be in 0..=1"));
+    }
+    if c.queue_mode && c.awake_window.is_zero() {
+        return Err(at.err("awake_window", "must be more than 0s in queue mode"));
+    }
+    Ok(())
+}
+
+fn population(
+    pop: &Spanned<RawPopulation>,
+    defaults: &ClientConfig,
+    seed: u64,
+    at: &At,
+    file: &str,
+    text: &str,
+) -> Result<Group, FleetError> {
+    let raw = pop.get_ref();
+    if raw.name.trim().is_empty() {
+        return Err(at.err("name", "must not be empty"));
+    }
+    let (config, group_seed) = group_config(raw, defaults, seed, file, text)?;
+    let values = raw
+        .values
+        .iter()
+        .map(|(path, v)| {
+            let vat = At {
+                file,
+                text,
+                span: v.span(),
+            };
+            let line = vat.line();
+            let parsed: Path = path
+                .parse()
+                .ok()
+                .filter(|p: &Path| p.len() == 3)
+                .ok_or_else(|| {
+                    invalid(
+                        file,
+                        line,
+                        path,
+                        "expected a resource path /object/instance/resource",
+                    )
+                })?;
+            let v = v.get_ref();
+            if v.value.is_some() == v.generator.is_some() {
+                return Err(invalid(
+                    file,
+                    line,
+                    path,
+                    "give `value` or `generator` (one of them)",
+                ));
+            }
+            Ok(ValueOverride {
+                path: parsed,
+                value: v.value.clone(),
+                generator: v.generator.clone(),
+                line,
+            })
+        })
+        .collect::<Result<_, FleetError>>()?;
+    Ok(Group {
+        name: raw.name.clone(),
+        count: 0,
+        template: raw.template.clone(),
+        behaviour: behaviour(raw, at)?,
+        config: Arc::new(config),
+        seed: group_seed,
+        values,
+        line: at.line(),
+    })
+}
+
+/// The fleet defaults with the population's `[population.client]` overrides.
+fn group_config(
+    raw: &RawPopulation,
+    defaults: &ClientConfig,
+    seed: u64,
+    file: &str,
+    text: &str,
+) -> Result<(ClientConfig, u64), FleetError> {
+    let sleepy = raw.behaviour == RawBehaviour::Sleepy;
+    let Some(client) = &raw.client else {
+        let mut config = defaults.clone();
+        config.queue_mode |= sleepy;
+        return Ok((config, seed));
+    };
+    let at = At {
+        file,
+        text,
+        span: client.span(),
+    };
+    let c = client.get_ref();
+    for (field, given) in [
+        ("endpoint_prefix", c.endpoint_prefix.is_some()),
+        ("width", c.width.is_some()),
+        ("start", c.start.is_some()),
+    ] {
+        if given {
+            return Err(at.err(field, "endpoint naming is fleet-wide: set it in [client]"));
+        }
+    }
+    if sleepy && c.queue_mode == Some(false) {
+        return Err(at.err("queue_mode", "a sleepy population runs in queue mode"));
+    }
+    let mut config = settings(c, defaults, &at)?;
+    config.queue_mode |= sleepy;
+    check_settings(&config, &at)?;
+    Ok((config, c.seed.unwrap_or(seed)))
+}
+
+fn behaviour(raw: &RawPopulation, at: &At) -> Result<Behaviour, FleetError> {
+    let duration = |field: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|text| parse_duration(text).map_err(|e| at.err(field, e.to_string())))
+            .transpose()
+    };
+    let every = duration("churn_every", &raw.churn_every)?;
+    let jitter = duration("churn_jitter", &raw.churn_jitter)?;
+    if raw.behaviour != RawBehaviour::Churn {
+        if every.is_some() || jitter.is_some() {
+            let field = if every.is_some() {
+                "churn_every"
+            } else {
+                "churn_jitter"
+            };
+            return Err(at.err(field, "only for behaviour = \"churn\""));
+        }
+        return Ok(match raw.behaviour {
+            RawBehaviour::Sleepy => Behaviour::Sleepy,
+            _ => Behaviour::AlwaysOn,
+        });
+    }
+    let every = every
+        .filter(|e| !e.is_zero())
+        .ok_or_else(|| at.err("churn_every", "a churn population needs churn_every > 0s"))?;
+    let jitter = jitter.unwrap_or_default();
+    if jitter >= every {
+        return Err(at.err("churn_jitter", "must be less than churn_every"));
+    }
+    Ok(Behaviour::Churn { every, jitter })
+}
+
+/// The ramp, and the total its stages reach (if staged).
+fn ramp(load: &RawLoad, at: &At, text: &str) -> Result<(Ramp, Option<u64>), FleetError> {
+    match (load.rate, &load.stages) {
+        (Some(_), Some(_)) => Err(at.err("stages", "give `rate` or `stages`, not both")),
+        (None, None) => Err(at.err("rate", "give `rate` (clients/s) or `stages`")),
+        (Some(rate), None) => {
+            if rate.is_finite() && rate > 0.0 {
+                Ok((Ramp::Rate(rate), None))
+            } else {
+                Err(at.err("rate", "must be more than 0 clients/s"))
+            }
+        }
+        (None, Some(raw)) => {
+            if raw.is_empty() {
+                return Err(at.err("stages", "give at least one stage"));
+            }
+            let mut stages = Vec::new();
+            let mut previous = 0;
+            for stage in raw {
+                let sat = At {
+                    file: at.file,
+                    text,
+                    span: stage.span(),
+                };
+                let s = stage.get_ref();
+                let over = parse_duration(&s.over).map_err(|e| sat.err("over", e.to_string()))?;
+                if s.target < previous {
+                    return Err(sat.err("target", "ramping down is not supported yet"));
+                }
+                previous = s.target;
+                stages.push(Stage {
+                    target: s.target,
+                    over,
+                });
+            }
+            if previous == 0 {
+                return Err(at.err("stages", "the last stage must start at least one client"));
+            }
+            Ok((Ramp::Stages(stages), Some(previous)))
+        }
+    }
+}
+
+/// The total number of clients: `clients`, the last stage's target, or the sum of counts.
+fn total(
+    clients: Option<u64>,
+    staged: Option<u64>,
+    pops: &[Spanned<RawPopulation>],
+    at: &At,
+) -> Result<u64, FleetError> {
+    let counts: Option<u64> = pops.iter().map(|p| p.get_ref().count).sum();
+    match (clients, staged) {
+        (Some(c), Some(s)) if c != s => Err(at.err(
+            "clients",
+            format!("{c} clients but the last stage's target is {s}"),
+        )),
+        (Some(0), _) => Err(at.err("clients", "must be at least 1")),
+        (Some(c), _) => Ok(c),
+        (None, Some(s)) => Ok(s),
+        (None, None) => counts
+            .filter(|n| *n > 0)
+            .ok_or_else(|| at.err("clients", "give the total number of clients")),
+    }
+}
+
+/// Sets each group's count: `count` as given, `share` of `clients` by largest remainder.
+fn assign_counts<'t>(
+    groups: &mut [Group],
+    pops: &[Spanned<RawPopulation>],
+    clients: u64,
+    load_at: &At,
+    at: impl Fn(std::ops::Range<usize>) -> At<'t>,
+) -> Result<(), FleetError> {
+    let mut shares = Vec::new();
+    for (i, pop) in pops.iter().enumerate() {
+        let raw = pop.get_ref();
+        match (raw.count, raw.share) {
+            (Some(_), Some(_)) => {
+                return Err(at(pop.span()).err("share", "give `count` or `share`, not both"));
+            }
+            (None, None) => return Err(at(pop.span()).err("count", "give `count` or `share`")),
+            (Some(0), None) => return Err(at(pop.span()).err("count", "must be at least 1")),
+            (Some(n), None) => groups[i].count = n,
+            (None, Some(s)) if !(s > 0.0 && s <= 1.0) => {
+                return Err(at(pop.span()).err("share", "must be in (0, 1]"));
+            }
+            (None, Some(s)) => shares.push((i, s)),
+        }
+    }
+    let share_sum: f64 = shares.iter().map(|(_, s)| s).sum();
+    if share_sum > 1.0 + 1e-9 {
+        return Err(load_at.err(
+            "clients",
+            format!("population shares add up to {share_sum}, more than 1"),
+        ));
+    }
+    let exact: Vec<f64> = shares.iter().map(|(_, s)| s * clients as f64).collect();
+    let mut floors: Vec<u64> = exact.iter().map(|x| x.floor() as u64).collect();
+    let target = (share_sum * clients as f64).round() as u64;
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    // Largest fractional part first; ties go to the earlier population.
+    order.sort_by(|a, b| {
+        (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor()))
+    });
+    let missing = target.saturating_sub(floors.iter().sum());
+    for k in order.iter().take(missing as usize) {
+        floors[*k] += 1;
+    }
+    for ((i, _), n) in shares.iter().zip(floors) {
+        if n == 0 {
+            return Err(at(pops[*i].span()).err("share", format!("gives 0 of {clients} clients")));
+        }
+        groups[*i].count = n;
+    }
+    let sum: u64 = groups.iter().map(|g| g.count).sum();
+    if sum != clients {
+        return Err(load_at.err(
+            "clients",
+            format!("populations add up to {sum} clients, not {clients}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! A fleet expanded into who starts when: computed per client on demand, so a plan for a million
+//! clients is a few groups and a formula.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Behaviour, Fleet, Naming, Ramp, ServerUri, format_duration};
+use crate::client::ClientConfig;
+
+/// One population's share of the plan: clients `first..first + count`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupPlan {
+    pub name: String,
+    pub template: String,
+    pub behaviour: Behaviour,
+    pub first: u64,
+    pub count: u64,
+    pub config: Arc<ClientConfig>,
+    pub seed: u64,
+}
+
+impl GroupPlan {
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.first..self.first + self.count
+    }
+}
+
+/// One client of the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedClient {
+    pub endpoint: String,
+    pub group: usize,
+    /// When it starts, from the beginning of the run.
+    pub start: Duration,
+}
+
+/// The expanded fleet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub file: String,
+    pub server: Option<ServerUri>,
+    pub clients: u64,
+    pub naming: Naming,
+    pub groups: Vec<GroupPlan>,
+    pub ramp: Ramp,
+    pub hold: Duration,
+    pub stop_timeout: Duration,
+}
+
+impl Plan {
+    pub(super) fn new(fleet: &Fleet) -> Plan {
+        let mut first = 0;
+        let groups = fleet
+            .groups
+            .iter()
+            .map(|g| {
+                let plan = GroupPlan {
+                    name: g.name.clone(),
+                    template: g.template.clone(),
+                    behaviour: g.behaviour,
+                    first,
+                    count: g.count,
+                    config: Arc::clone(&g.config),
+                    seed: g.seed,
+                };
+                first += g.count;
+                plan
+            })
+            .collect();
+        Plan {
+            file: fleet.file.clone(),
+            server: fleet.server.clone(),
+            clients: fleet.clients,
+            naming: fleet.naming.clone(),
+            groups,
+            ramp: fleet.load.ramp.clone(),
+            hold: fleet.load.hold,
+            stop_timeout: fleet.load.stop_timeout,
+        }
+    }
+
+    /// Client `index` (0-based): its endpoint, group and start time; `None` past the end.
+    pub fn client(&self, index: u64) -> Option<PlannedClient> {
+        let group = self.group_of(index)?;
+        let slot = self.start_slot(index)?;
+        Some(PlannedClient {
+            endpoint: self.naming.endpoint(index),
+            group,
+            start: self.start_offset(slot),
+        })
+    }
+
+    /// The group index holding client `index`.
+    pub fn group_of(&self, index: u64) -> Option<usize> {
+        self.groups.iter().position(|g| g.range().contains(&index))
+    }
+
+    pub fn config(&self, index: u64) -> Option<&Arc<ClientConfig>> {
+        self.group_of(index).map(|g| &self.groups[g].config)
+    }
+
+    /// The position of client `index` in the start order. Groups are interleaved by weight
+    /// (client j of a group of n sits at (j + ½)/n, ties to the earlier group) so every stage of
+    /// the ramp starts the same mix of devices.
+    pub fn start_slot(&self, index: u64) -> Option<u64> {
+        let g = self.group_of(index)?;
+        let own = &self.groups[g];
+        let j = index - own.first;
+        let c_g = u128::from(own.count);
+        let mut slot = j;
+        for (h, other) in self.groups.iter().enumerate() {
+            if h == g {
+                continue;
+            }
+            let c_h = u128::from(other.count);
+            let x = (2 * u128::from(j) + 1) * c_h;
+            let q = if h < g { x / c_g } else { (x - 1) / c_g };
+            let before = if q == 0 { 0 } else { (q - 1) / 2 + 1 };
+            slot += before.min(c_h) as u64;
+        }
+        Some(slot)
+    }
+
+    /// When the `slot`-th client (0-based, in start order) starts.
+    pub fn start_offset(&self, slot: u64) -> Duration {
+        match &self.ramp {
+            Ramp::Rate(rate) => Duration::from_secs_f64(slot as f64 / rate),
+            Ramp::Stages(stages) => {
+                let mut previous = 0;
+                let mut t = Duration::ZERO;
+                for stage in stages {
+                    if slot < stage.target {
+                        // Linear within the stage: slot `previous` at its start.
+                        let done = u128::from(slot - previous);
+                        let span = u128::from(stage.target - previous);
+                        let nanos = stage.over.as_nanos() * done / span;
+                        return t + Duration::from_nanos(nanos as u64);
+                    }
+                    previous = stage.target;
+                    t += stage.over;
+                }
+                t
+            }
+        }
+    }
+
+    /// Time from the first start to the end of the ramp.
+    pub fn ramp_duration(&self) -> Duration {
+        match &self.ramp {
+            Ramp::Rate(rate) => Duration::from_secs_f64(self.clients as f64 / rate),
+            Ramp::Stages(stages) => stages.iter().map(|s| s.over).sum(),
+        }
+    }
+
+    /// Ramp, hold and the longest the stop may take.
+    pub fn total_duration(&self) -> Duration {
+        self.ramp_duration() + self.hold + self.stop_timeout
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "fleet {}", self.file)?;
+        match &self.server {
+            Some(uri) => writeln!(f, "  server    {uri}")?,
+            None => writeln!(f, "  server    embedded")?,
+        }
+        let last = self.clients.saturating_sub(1);
+        writeln!(
+            f,
+            "  clients   {} ({} .. {})",
+            self.clients,
+            self.naming.endpoint(0),
+            self.naming.endpoint(last)
+        )?;
+        for g in &self.groups {
+            let c = &g.config;
+            let end = g.first + g.count - 1;
+            writeln!(
+                f,
+                "  group {:?}: {} x {} ({}), clients {}..={} ({} .. {})",
+                g.name,
+                g.count,
+                g.template,
+                g.behaviour,
+                g.first,
+                end,
+                self.naming.endpoint(g.first),
+                self.naming.endpoint(end)
+            )?;
+            writeln!(
+                f,
+                "    lwm2m {}, lifetime {}, binding {}{}, CON notifications {:.0}%, seed {}",
+                c.version.as_str(),
+                format_duration(c.lifetime),
+                c.binding,
+                if c.queue_mode {
+                    format!(", queue mode (awake {})", format_duration(c.awake_window))
+                } else {
+                    String::new()
+                },
+                c.confirmable_notifications * 100.0,
+                g.seed
+            )?;
+        }
+        match &self.ramp {
+            Ramp::Rate(rate) => writeln!(
+                f,
+                "  ramp      {rate} clients/s over {}",
+                format_duration(self.ramp_duration())
+            )?,
+            Ramp::Stages(stages) => {
+                let mut from = 0;
+                for s in stages {
+                    writeln!(
+                        f,
+                        "  stage     {from} -> {} over {}",
+                        s.target,
+                        format_duration(s.over)
+                    )?;
+                    from = s.target;
+                }
+            }
+        }
+        writeln!(
+            f,
+            "  hold      {}, stop within {}; total at most {}",
+            format_duration(self.hold),
+            format_duration(self.stop_timeout),
+            format_duration(self.total_duration())
+        )
+    }
+}

@@ -1,0 +1,98 @@
+//! The fleet file as written: serde structures, strict (unknown fields are errors), with spans
+//! so later checks can name the line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub server: Option<Spanned<RawServer>>,
+    pub client: Option<Spanned<RawClient>>,
+    #[serde(default)]
+    pub population: Vec<Spanned<RawPopulation>>,
+    pub load: Spanned<RawLoad>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub uri: String,
+}
+
+/// Client settings: fleet defaults in `[client]`, overrides in `[population.client]`. Every
+/// field is optional so an override names only what differs.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub lwm2m: Option<String>,
+    pub lifetime: Option<String>,
+    pub binding: Option<String>,
+    pub queue_mode: Option<bool>,
+    pub awake_window: Option<String>,
+    pub update_fraction: Option<f64>,
+    pub update_jitter: Option<f64>,
+    pub confirmable_notifications: Option<f64>,
+    pub reboot_time: Option<String>,
+    pub seed: Option<u64>,
+    pub endpoint_prefix: Option<String>,
+    pub width: Option<usize>,
+    pub start: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawBehaviour {
+    #[default]
+    AlwaysOn,
+    Sleepy,
+    Churn,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPopulation {
+    pub name: String,
+    pub count: Option<u64>,
+    pub share: Option<f64>,
+    pub template: String,
+    #[serde(default)]
+    pub behaviour: RawBehaviour,
+    pub churn_every: Option<String>,
+    pub churn_jitter: Option<String>,
+    pub client: Option<Spanned<RawClient>>,
+    /// Resource path (`/3303/0/5700`) -> value or generator.
+    #[serde(default)]
+    pub values: BTreeMap<String, Spanned<RawValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawValue {
+    pub value: Option<toml::Value>,
+    pub generator: Option<toml::Value>,
+}
+
+fn default_stop_timeout() -> String {
+    "30s".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLoad {
+    pub clients: Option<u64>,
+    pub rate: Option<f64>,
+    pub stages: Option<Vec<Spanned<RawStage>>>,
+    pub hold: String,
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStage {
+    pub target: u64,
+    pub over: String,
+}

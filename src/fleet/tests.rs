@@ -1,0 +1,242 @@
+use std::time::Duration;
+
+use super::build::parse_uri;
+use super::*;
+
+fn fleet(text: &str) -> Fleet {
+    Fleet::from_toml(text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn with_load(populations: &str, load: &str) -> Fleet {
+    fleet(&format!("{populations}\n[load]\n{load}\nhold = \"1m\"\n"))
+}
+
+const ONE_GROUP: &str = "[[population]]\nname = \"a\"\nshare = 1.0\ntemplate = \"smart-meter\"\n";
+
+#[test]
+fn stages_schedule_starts_linearly_within_each_stage() {
+    let f = with_load(
+        ONE_GROUP,
+        "stages = [{ target = 1000, over = \"10s\" }, { target = 3000, over = \"10s\" }]",
+    );
+    assert_eq!(f.clients, 3000);
+    let plan = f.plan();
+    let ms = Duration::from_millis;
+    let at = |slot| plan.start_offset(slot);
+    assert_eq!(at(0), ms(0));
+    assert_eq!(at(1), ms(10));
+    assert_eq!(at(999), ms(9990));
+    assert_eq!(at(1000), ms(10_000));
+    assert_eq!(at(1001), ms(10_005));
+    assert_eq!(at(2999), ms(19_995));
+    assert_eq!(plan.ramp_duration(), ms(20_000));
+    // One group: start order is index order.
+    assert_eq!(plan.client(1001).unwrap().start, ms(10_005));
+}
+
+#[test]
+fn plateau_and_burst_stages() {
+    let f = with_load(
+        ONE_GROUP,
+        "stages = [{ target = 10, over = \"0s\" }, { target = 10, over = \"5s\" }, { target = 20, over = \"10s\" }]",
+    );
+    let plan = f.plan();
+    assert_eq!(plan.start_offset(9), Duration::ZERO);
+    assert_eq!(plan.start_offset(10), Duration::from_secs(5));
+    assert_eq!(plan.start_offset(15), Duration::from_secs(10));
+}
+
+#[test]
+fn rate_schedule() {
+    let plan = with_load(ONE_GROUP, "clients = 500\nrate = 250").plan();
+    assert_eq!(plan.start_offset(0), Duration::ZERO);
+    assert_eq!(plan.start_offset(250), Duration::from_secs(1));
+    assert_eq!(plan.start_offset(1), Duration::from_millis(4));
+    assert_eq!(plan.ramp_duration(), Duration::from_secs(2));
+    assert_eq!(plan.total_duration(), Duration::from_secs(2 + 60 + 30));
+}
+
+#[test]
+fn shares_distribute_exactly_the_total() {
+    let one = |n: &str| {
+        format!("[[population]]\nname = \"{n}\"\nshare = 0.3333333333333333\ntemplate = \"t\"\n")
+    };
+    let pops = one("x") + &one("y") + &one("z");
+    for clients in [3, 4, 5, 10, 100, 1001, 999_999] {
+        let f = fleet(&format!(
+            "{pops}[load]\nclients = {clients}\nrate = 10\nhold = \"0s\"\n"
+        ));
+        let counts: Vec<u64> = f.groups.iter().map(|g| g.count).collect();
+        assert_eq!(counts.iter().sum::<u64>(), clients, "{counts:?}");
+        assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1);
+    }
+    let f = with_load(
+        "[[population]]\nname = \"a\"\ncount = 7\ntemplate = \"t\"\n\
+         [[population]]\nname = \"b\"\nshare = 0.6\ntemplate = \"t\"\n\
+         [[population]]\nname = \"c\"\nshare = 0.33\ntemplate = \"t\"\n",
+        "clients = 100\nrate = 1",
+    );
+    let counts: Vec<u64> = f.groups.iter().map(|g| g.count).collect();
+    assert_eq!(counts, vec![7, 60, 33]);
+}
+
+#[test]
+fn endpoint_names_use_prefix_width_and_start() {
+    let f = fleet(&format!(
+        "[client]\nendpoint_prefix = \"dev-\"\nwidth = 5\nstart = 100\n{ONE_GROUP}\
+         [load]\nclients = 3\nrate = 1\nhold = \"0s\"\n"
+    ));
+    let plan = f.plan();
+    assert_eq!(plan.client(0).unwrap().endpoint, "dev-00100");
+    assert_eq!(plan.client(2).unwrap().endpoint, "dev-00102");
+    let wide = Naming {
+        prefix: "n".into(),
+        width: 2,
+        start: 0,
+    };
+    assert_eq!(wide.endpoint(123), "n123");
+    let default = with_load(ONE_GROUP, "clients = 3\nrate = 1").plan();
+    assert_eq!(default.client(1).unwrap().endpoint, "swarm-000001");
+}
+
+#[test]
+fn groups_are_interleaved_and_start_slots_are_a_permutation() {
+    let f = with_load(
+        "[[population]]\nname = \"a\"\ncount = 7\ntemplate = \"t\"\n\
+         [[population]]\nname = \"b\"\ncount = 3\ntemplate = \"t\"\n\
+         [[population]]\nname = \"c\"\ncount = 5\ntemplate = \"t\"\n",
+        "rate = 1",
+    );
+    let plan = f.plan();
+    assert_eq!(plan.clients, 15);
+    let mut slots: Vec<u64> = (0..15).map(|k| plan.start_slot(k).unwrap()).collect();
+    let by_slot: Vec<usize> = {
+        let mut order: Vec<(u64, usize)> = (0..15)
+            .map(|k| (slots[k as usize], plan.group_of(k).unwrap()))
+            .collect();
+        order.sort_unstable();
+        order.into_iter().map(|(_, g)| g).collect()
+    };
+    slots.sort_unstable();
+    assert_eq!(slots, (0..15).collect::<Vec<_>>());
+    // Every group starts early: the first five starts include all three groups.
+    for g in 0..3 {
+        assert!(by_slot[..5].contains(&g), "{by_slot:?}");
+    }
+    assert_eq!(plan.client(7).unwrap().group, 1);
+    assert_eq!(plan.groups[2].range(), 10..15);
+}
+
+#[test]
+fn client_settings_merge_fleet_defaults_and_overrides() {
+    let f = fleet(
+        "[client]\nlifetime = \"1h\"\nlwm2m = \"1.2\"\nseed = 9\n\
+         [[population]]\nname = \"s\"\ncount = 2\ntemplate = \"t\"\nbehaviour = \"sleepy\"\n\
+         [population.client]\nawake_window = \"20s\"\nseed = 4\n\
+         [[population]]\nname = \"c\"\ncount = 2\ntemplate = \"t\"\nbehaviour = \"churn\"\n\
+         churn_every = \"10m\"\nchurn_jitter = \"1m\"\n\
+         [load]\nrate = 1\nhold = \"0s\"\n",
+    );
+    let (s, c) = (&f.groups[0], &f.groups[1]);
+    assert_eq!(s.config.lifetime, Duration::from_secs(3600));
+    assert_eq!(s.config.version, crate::client::Version::V1_2);
+    assert!(s.config.queue_mode && !c.config.queue_mode);
+    assert_eq!(s.config.awake_window, Duration::from_secs(20));
+    assert_eq!((s.seed, c.seed), (4, 9));
+    assert_eq!(
+        c.behaviour,
+        Behaviour::Churn {
+            every: Duration::from_secs(600),
+            jitter: Duration::from_secs(60)
+        }
+    );
+    assert_eq!(f.clients, 4);
+}
+
+fn error(text: &str) -> (usize, String) {
+    match Fleet::from_toml(text, "t.toml") {
+        Err(FleetError::Invalid {
+            file, line, field, ..
+        }) => {
+            assert_eq!(file, "t.toml");
+            (line, field)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn errors_name_line_and_field() {
+    let base = format!("{ONE_GROUP}[load]\nclients = 5\nrate = 1\nhold = \"0s\"\n");
+    let bad = |from: &str, to: &str| error(&base.replacen(from, to, 1));
+    assert_eq!(bad("rate = 1", "rate = 0"), (7, "rate".into()));
+    assert_eq!(bad("rate = 1", "rat = 1"), (7, "rat".into()));
+    assert_eq!(bad("clients = 5", "clients = -5"), (6, "clients".into()));
+    assert_eq!(bad("share = 1.0", "share = 1.5"), (3, "share".into()));
+    assert_eq!(
+        bad("template", "churn_every = \"1m\"\ntemplate"),
+        (4, "churn_every".into())
+    );
+    assert_eq!(
+        bad("[load]", "[population.client]\nwidth = 3\n[load]"),
+        (6, "width".into())
+    );
+    assert_eq!(
+        bad(
+            "[load]",
+            "[population.client]\nqueue_mode = true\nawake_window = \"0s\"\n[load]"
+        ),
+        (7, "awake_window".into())
+    );
+    assert_eq!(
+        bad(
+            "[load]",
+            "[population.values]\n\"3303/x\" = { value = 1 }\n[load]"
+        ),
+        (6, "3303/x".into())
+    );
+    assert_eq!(
+        bad(
+            "[[population]]",
+            "[server]\nuri = \"http://x\"\n[[population]]"
+        ),
+        (2, "uri".into())
+    );
+    assert_eq!(
+        error("[load]\nrate = 1\nhold = \"0s\"\n"),
+        (1, "population".into())
+    );
+}
+
+#[test]
+fn server_uris() {
+    let uri = parse_uri("coap://example.com:5690").unwrap();
+    assert_eq!(
+        (uri.host.as_str(), uri.port, uri.scheme),
+        ("example.com", 5690, Scheme::Coap)
+    );
+    assert_eq!(parse_uri("coap://10.0.0.1").unwrap().port, 5683);
+    assert_eq!(
+        parse_uri("coaps://[::1]").unwrap().to_string(),
+        "coaps://[::1]:5684"
+    );
+    for bad in [
+        "coap://",
+        "coap://h:0",
+        "coap://h:99999",
+        "coap://h:1/rd",
+        "udp://h:1",
+        "coap://[::1",
+    ] {
+        assert!(parse_uri(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn coaps_is_parsed_but_not_supported_by_check() {
+    let f = fleet(&format!(
+        "[server]\nuri = \"coaps://h\"\n{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
+    ));
+    let err = f.check(&crate::model::TemplateSet::default()).unwrap_err();
+    assert!(err.to_string().contains("not supported yet"), "{err}");
+}
