@@ -4,9 +4,7 @@ use std::ops::Range;
 
 use super::FleetError;
 
-pub(super) fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
-}
+pub(super) use crate::toml_span::line_of;
 
 pub(super) fn invalid(
     file: &str,
@@ -22,43 +20,9 @@ pub(super) fn invalid(
     }
 }
 
-/// Maps a toml/serde error to file, line and field. The field comes from the message
-/// (``unknown field `x` ``) or else from the `key =` just before the error's span.
 pub(super) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FleetError {
-    let message = e.message().trim().to_string();
-    let ticked = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))
-        .and_then(|rest| rest.split('`').next());
-    let Some(span) = e.span() else {
-        let field = ticked.unwrap_or("?").to_string();
-        return invalid(file, 0, &field, message);
-    };
-    let field = ticked.map_or_else(|| key_before(text, span.start), str::to_string);
-    invalid(file, line_of(text, span.start), &field, message)
-}
-
-fn key_before(text: &str, offset: usize) -> String {
-    let start = text
-        .get(..offset)
-        .and_then(|t| t.rfind('\n'))
-        .map_or(0, |i| i + 1);
-    let prefix = text.get(start..offset).unwrap_or("");
-    match prefix.rfind('=') {
-        Some(eq) => prefix[..eq]
-            .trim_end()
-            .rsplit([' ', '{', ',', '\t'])
-            .next()
-            .unwrap_or("")
-            .trim_matches('"')
-            .to_string(),
-        None => text
-            .get(start..)
-            .and_then(|l| l.lines().next())
-            .unwrap_or("")
-            .trim()
-            .to_string(),
-    }
+    let (line, field, message) = crate::toml_span::locate(text, e);
+    invalid(file, line, &field, message)
 }
 
 /// Errors for fields of one table, located by the table's span.

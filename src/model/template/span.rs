@@ -1,65 +1,11 @@
-//! Turning byte offsets and toml errors into the file, line and field a user can fix.
+//! Turning toml errors into the file, line and field a user can fix.
 
 use super::format::invalid;
 use super::set::TemplateError;
 
-pub(super) fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
-}
+pub(super) use crate::toml_span::line_of;
 
-/// Maps a toml/serde error to file, line and field. The field comes from the message
-/// (``unknown field `x` ``) or else from the `key =` just before the error's span.
 pub(super) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> TemplateError {
-    let message = e.message().trim().to_string();
-    let ticked = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))
-        .and_then(|rest| rest.split('`').next());
-    let Some(span) = e.span() else {
-        let field = ticked.unwrap_or("?").to_string();
-        return invalid(file, 0, &field, message);
-    };
-    let field = ticked
-        .map(str::to_string)
-        .or_else(|| key_inside(text, span.clone(), &message))
-        .unwrap_or_else(|| key_before(text, span.start));
-    invalid(file, line_of(text, span.start), &field, message)
-}
-
-/// For an error spanning an inline table (serde buffers internally tagged enums, so the span is
-/// the whole table), the key whose value the message quotes: `min` in `{ min = "dry" }`.
-fn key_inside(text: &str, span: std::ops::Range<usize>, message: &str) -> Option<String> {
-    let inner = text.get(span.clone())?;
-    if !inner.starts_with('{') {
-        return None;
-    }
-    let rest = message.split_once(": ")?.1;
-    let token = match rest.split_once('"') {
-        Some((_, quoted)) => format!("\"{}\"", quoted.split('"').next()?),
-        None => rest.split('`').nth(1)?.to_string(),
-    };
-    let at = inner.find(&format!("= {token}"))?;
-    Some(key_before(text, span.start + at + 1))
-}
-
-fn key_before(text: &str, offset: usize) -> String {
-    let start = text
-        .get(..offset)
-        .and_then(|t| t.rfind('\n'))
-        .map_or(0, |i| i + 1);
-    let prefix = text.get(start..offset).unwrap_or("");
-    match prefix.rfind('=') {
-        Some(eq) => prefix[..eq]
-            .trim_end()
-            .rsplit([' ', '{', ',', '\t'])
-            .next()
-            .unwrap_or("")
-            .to_string(),
-        None => text
-            .get(start..)
-            .and_then(|l| l.lines().next())
-            .unwrap_or("")
-            .trim()
-            .to_string(),
-    }
+    let (line, field, message) = crate::toml_span::locate(text, e);
+    invalid(file, line, &field, message)
 }
