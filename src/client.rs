@@ -187,7 +187,6 @@ pub struct Client {
     coap: Endpoint,
     rng: SmallRng,
     state: ClientState,
-    asleep: bool,
     /// `rd/<id>` from the Register answer's Location-Path.
     location: Option<Box<str>>,
     lifetime: Duration,
@@ -223,7 +222,6 @@ impl Client {
             coap: Endpoint::new(first_message_id),
             rng,
             state: ClientState::Starting,
-            asleep: false,
             location: None,
             lifetime,
             send_lifetime: false,
@@ -280,7 +278,6 @@ impl Client {
         match self.state {
             ClientState::Registered | ClientState::Sleeping => {
                 self.abort_queued(now);
-                self.wake_radio(now);
                 self.update_at = None;
                 self.enqueue(Outgoing::Deregister, now);
                 self.set_state(ClientState::Deregistering);
@@ -301,7 +298,7 @@ impl Client {
                 self.events.push_back(Event::Dropped(Dropped::Offline));
                 return;
             }
-            _ if self.asleep => {
+            ClientState::Sleeping => {
                 self.events.push_back(Event::Dropped(Dropped::Asleep));
                 return;
             }
@@ -336,12 +333,10 @@ impl Client {
             self.deferred = None;
             self.run_deferred(now, action);
         }
-        if self.register_at.is_some_and(|at| at <= now) {
-            let at = self.register_at.take().unwrap_or(now);
+        if let Some(at) = self.register_at.take_if(|at| *at <= now) {
             self.enqueue_register(at);
         }
-        if self.update_at.is_some_and(|at| at <= now) {
-            let at = self.update_at.take().unwrap_or(now);
+        if let Some(at) = self.update_at.take_if(|at| *at <= now) {
             self.wake_for(at);
             self.enqueue_update(at);
         }
@@ -357,7 +352,7 @@ impl Client {
 
     /// When the client next needs [`Client::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let observation = if self.state == ClientState::Registered || self.asleep {
+        let observation = if matches!(self.state, ClientState::Registered | ClientState::Sleeping) {
             self.observations
                 .iter()
                 .filter(|o| !o.queued)
@@ -420,7 +415,7 @@ impl Client {
     /// Sends queued messages while NSTART allows; a NON waits behind an earlier CON to keep order.
     fn flush(&mut self, now: Instant) {
         while let Some(next) = self.queue.front().copied() {
-            if !self.coap.can_send_confirmable() || self.asleep {
+            if !self.coap.can_send_confirmable() || self.state == ClientState::Sleeping {
                 return;
             }
             self.queue.pop_front();
@@ -568,7 +563,6 @@ impl Client {
         self.update_at = None;
         self.register_at = None;
         self.awake_until = None;
-        self.asleep = false;
         self.set_state(state);
     }
 
@@ -614,7 +608,7 @@ impl Client {
     }
 
     fn sleep_deadline(&self) -> Option<Instant> {
-        if self.asleep || self.state != ClientState::Registered {
+        if self.state != ClientState::Registered {
             return None;
         }
         self.awake_until
@@ -624,25 +618,16 @@ impl Client {
         let idle =
             self.queue.is_empty() && self.in_flight.is_empty() && self.coap.can_send_confirmable();
         if self.sleep_deadline().is_some_and(|at| at <= now) && idle {
-            self.asleep = true;
             self.set_state(ClientState::Sleeping);
         }
     }
 
     /// Queue mode: wakes for a request due at `intended`; the Update goes first.
     fn wake_for(&mut self, intended: Instant) {
-        if self.asleep {
-            self.asleep = false;
+        if self.state == ClientState::Sleeping {
             self.set_state(ClientState::Registered);
             self.events.push_back(Event::Woke);
             self.enqueue_update(intended);
-        }
-    }
-
-    fn wake_radio(&mut self, now: Instant) {
-        if self.asleep {
-            self.asleep = false;
-            self.awake_until = Some(now + self.config.awake_window);
         }
     }
 }

@@ -756,3 +756,55 @@ fn stop_during_an_update_deregisters_once() {
         ]
     );
 }
+
+/// A Read larger than the block the server asks for comes in Block2 pieces that reassemble; a
+/// Write sent in Block1 pieces is applied once, whole.
+#[test]
+fn block_wise_read_and_write() {
+    use lwm2m_swarm::coap::block::{self, BlockValue};
+    let mut sim = Sim::new(client(config(), 9));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let mut body = Vec::new();
+    for num in 0.. {
+        let mut read = sim.server.request(RequestType::Get, "/3/0");
+        read.add_option(CoapOption::Accept, 110u16.to_be_bytes().to_vec());
+        block::set_block2(&mut read, BlockValue::new(num, false, 32).unwrap());
+        let token = sim.send_to_client(&read);
+        sim.run_for(SECOND);
+        let answer = sim.server.reply_to(&token).unwrap().packet.clone();
+        assert_eq!(code(&answer), ResponseType::Content);
+        body.extend_from_slice(&answer.payload);
+        if !block::block2(&answer).unwrap().unwrap().more {
+            break;
+        }
+        assert_eq!(answer.payload.len(), 32);
+    }
+    let records = content::decode(
+        ContentFormat::SenmlJson,
+        &Path::instance(3, 0),
+        &body,
+        sim.client.device(),
+    )
+    .unwrap();
+    assert!(records.iter().any(|r| r.path == Path::resource(3, 0, 0)));
+
+    let offset = b"+02:00 written in blocks, long enough to need two of them";
+    let mut codes = Vec::new();
+    for (num, chunk) in offset.chunks(32).enumerate() {
+        let mut write = sim.server.request(RequestType::Put, "/3/0/14");
+        write.add_option(CoapOption::ContentFormat, vec![]);
+        let more = (num + 1) * 32 < offset.len();
+        block::set_block1(&mut write, BlockValue::new(num as u32, more, 32).unwrap());
+        write.payload = chunk.to_vec();
+        let token = sim.send_to_client(&write);
+        sim.run_for(SECOND);
+        codes.push(code(&sim.server.reply_to(&token).unwrap().packet));
+    }
+    assert_eq!(codes, vec![ResponseType::Continue, ResponseType::Changed]);
+    assert_eq!(read_with(&mut sim, "/3/0/14", None).payload, offset);
+    assert_eq!(
+        ask(&mut sim, RequestType::Put, "/3/0/15", &write_cf(0, b"x")),
+        ResponseType::NotFound
+    );
+}

@@ -1,5 +1,6 @@
 //! Observations, notification attributes (pmin, pmax, gt, lt, st) and notifications.
 
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use coap_lite::{MessageClass, MessageType, Packet, ResponseType};
@@ -136,7 +137,6 @@ impl Client {
         token: Token,
         path: Path,
         format: ContentFormat,
-        payload: &[u8],
         records: &[Record],
     ) -> u32 {
         let existing = self.observations.iter().position(|o| o.token == token);
@@ -158,7 +158,7 @@ impl Client {
             last_notified: now,
             next_check: now,
             last_number: single_number(records),
-            last_hash: hash(payload),
+            last_hash: hash(records),
             queued,
         };
         let index = if let Some(i) = existing {
@@ -180,6 +180,10 @@ impl Client {
     fn schedule_check(&mut self, index: usize, now: Instant) {
         let path = self.observations[index].path;
         let attrs = self.effective_attributes(&path);
+        self.schedule_check_with(index, now, &attrs);
+    }
+
+    fn schedule_check_with(&mut self, index: usize, now: Instant, attrs: &Attributes) {
         let observation = &mut self.observations[index];
         let pmin_end = observation.last_notified + secs(attrs.pmin.unwrap_or(0));
         let mut next = pmin_end.max(now + self.config.notify_check_interval);
@@ -202,19 +206,25 @@ impl Client {
             if observation.queued || observation.next_check > now {
                 continue;
             }
-            if self.notification_due(&observation, now) {
+            // Resolved once per check: each resolution reads the Server object's defaults.
+            let attrs = self.effective_attributes(&observation.path);
+            if self.notification_due(&observation, &attrs, now) {
                 let intended = observation.next_check;
                 self.observations[index].queued = true;
                 self.wake_for(intended);
                 self.enqueue(Outgoing::Notify(observation.token), intended);
             } else {
-                self.schedule_check(index, now);
+                self.schedule_check_with(index, now, &attrs);
             }
         }
     }
 
-    fn notification_due(&mut self, observation: &Observation, now: Instant) -> bool {
-        let attrs = self.effective_attributes(&observation.path);
+    fn notification_due(
+        &mut self,
+        observation: &Observation,
+        attrs: &Attributes,
+        now: Instant,
+    ) -> bool {
         let since = now.saturating_since(observation.last_notified);
         if since < secs(attrs.pmin.unwrap_or(0)) {
             return false;
@@ -240,15 +250,7 @@ impl Client {
                     || crossed(attrs.lt)
                     || attrs.st.is_some_and(|st| (value - last).abs() >= st)
             }
-            _ => {
-                let payload = content::encode(
-                    observation.format,
-                    &observation.path,
-                    &records,
-                    &self.device,
-                );
-                payload.map_or(true, |p| hash(&p) != observation.last_hash)
-            }
+            _ => hash(&records) != observation.last_hash,
         }
     }
 
@@ -283,13 +285,13 @@ impl Client {
                 let stored = &mut self.observations[index];
                 let sequence = stored.sequence.next();
                 stored.last_number = single_number(&records);
-                stored.last_hash = hash(&payload);
+                stored.last_hash = hash(&records);
                 packet.header.code = MessageClass::Response(ResponseType::Content);
                 message::set_observe(&mut packet, sequence);
                 message::set_content_format(&mut packet, observation.format.code());
                 // A large value goes out as its first block; the server fetches the rest.
                 let block_size = self.config.coap.block_size;
-                if block::apply_block2(&mut packet, &payload, &Packet::new(), block_size).is_err() {
+                if block::apply_block2(&mut packet, &payload, None, block_size).is_err() {
                     packet.payload = payload;
                 }
             }
@@ -363,9 +365,9 @@ fn single_number(records: &[Record]) -> Option<f64> {
     }
 }
 
-/// FNV-1a: cheap and stable, enough to tell a payload changed.
-fn hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
+/// A hash of the values, to tell whether they changed without encoding them.
+fn hash(records: &[Record]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    records.hash(&mut hasher);
+    hasher.finish()
 }

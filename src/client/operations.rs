@@ -128,7 +128,6 @@ impl Client {
         path: Path,
         answer: &Answer,
     ) {
-        let code = u8::from(MessageClass::Response(answer.code));
         let mut response = message::response(answer.code);
         if let Some(sequence) = answer.observe {
             message::set_observe(&mut response, sequence);
@@ -144,16 +143,18 @@ impl Client {
         if let Some(block1) = answer.block1 {
             block::set_block1(&mut response, block1);
         }
-        if block::apply_block2(
-            &mut response,
-            &answer.payload,
-            request,
-            self.config.coap.block_size,
-        )
-        .is_err()
-        {
+        let sliced = block::block2(request).and_then(|requested| {
+            block::apply_block2(
+                &mut response,
+                &answer.payload,
+                requested,
+                self.config.coap.block_size,
+            )
+        });
+        if sliced.is_err() {
             response = message::response(ResponseType::BadOption);
         }
+        let code = u8::from(response.header.code);
         self.coap.respond(now, request, response, &self.config.coap);
         self.events.push_back(Event::Operation(OperationRecord {
             kind,
@@ -282,7 +283,7 @@ impl Client {
         };
         match self.render(now, path, request) {
             Ok((format, payload, records)) => {
-                let sequence = self.observe(now, token, *path, format, &payload, &records);
+                let sequence = self.observe(now, token, *path, format, &records);
                 Answer {
                     observe: Some(sequence),
                     ..Answer::content(format, payload)
@@ -343,8 +344,11 @@ impl Client {
         let format = ContentFormat::from_code(code)
             .filter(|f| *f != ContentFormat::LinkFormat)
             .ok_or_else(|| Answer::code(ResponseType::UnsupportedContentFormat))?;
-        content::decode(format, path, &request.payload, &self.device)
-            .map_err(|_| Answer::code(ResponseType::BadRequest))
+        content::decode(format, path, &request.payload, &self.device).map_err(|error| match error {
+            // Payload naming what the device does not have: not found, not malformed.
+            ContentError::UnknownResource(_) => Answer::code(ResponseType::NotFound),
+            _ => Answer::code(ResponseType::BadRequest),
+        })
     }
 
     /// A Write to the Server object's lifetime or binding is announced with an Update.

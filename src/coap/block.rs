@@ -198,15 +198,15 @@ pub fn slice_block2(
     })
 }
 
-/// Sets `response`'s payload to the block of `body` that `request` asks for, with Block2 and
-/// Size2 as needed.
+/// Sets `response`'s payload to the block of `body` asked for (`requested`, from the request's
+/// Block2, or `None` for the first), with Block2 and Size2 as needed.
 pub fn apply_block2(
     response: &mut Packet,
     body: &[u8],
-    request: &Packet,
+    requested: Option<BlockValue>,
     max_size: u16,
 ) -> Result<(), BlockError> {
-    let slice = slice_block2(body, block2(request)?, max_size)?;
+    let slice = slice_block2(body, requested, max_size)?;
     response.payload = slice.payload.to_vec();
     if let Some(value) = slice.block2 {
         set_block2(response, value);

@@ -58,8 +58,24 @@ impl Value {
     }
 }
 
+// Floats hash by their bits, with -0.0 as 0.0 so that equal values hash alike.
+impl std::hash::Hash for Value {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Value::String(s) | Value::Corelnk(s) => s.hash(state),
+            Value::Integer(v) | Value::Time(v) => v.hash(state),
+            Value::UnsignedInteger(v) => v.hash(state),
+            Value::Float(v) => (if *v == 0.0 { 0.0 } else { *v }).to_bits().hash(state),
+            Value::Boolean(v) => v.hash(state),
+            Value::Opaque(v) => v.hash(state),
+            Value::Objlnk(object, instance) => (object, instance).hash(state),
+        }
+    }
+}
+
 /// One value at a resource or resource-instance path: the unit every content format encodes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub struct Record {
     pub path: Path,
     pub value: Value,

@@ -1,4 +1,3 @@
-use coap_lite::{MessageClass, RequestType};
 use proptest::prelude::*;
 
 use super::*;
@@ -103,11 +102,8 @@ fn block_beyond_the_end_is_an_error() {
 #[test]
 fn apply_block2_sets_payload_and_options() {
     let body = vec![3u8; 40];
-    let mut request = Packet::new();
-    request.header.code = MessageClass::Request(RequestType::Get);
-    set_block2(&mut request, bv(1, false, 0));
     let mut response = Packet::new();
-    apply_block2(&mut response, &body, &request, 1024).unwrap();
+    apply_block2(&mut response, &body, Some(bv(1, false, 0)), 1024).unwrap();
     assert_eq!(response.payload, &body[16..32]);
     assert_eq!(block2(&response), Ok(Some(bv(1, true, 0))));
     assert_eq!(size2(&response), Ok(None));
