@@ -2,7 +2,7 @@
 //! plus object 32769 with every type, single (resources 0-8) and multiple (10-18).
 
 use super::{ResourceSpec, Schema};
-use crate::model::ResourceType;
+use crate::model::{Record, ResourceType, Value};
 
 pub(crate) struct TestSchema;
 
@@ -39,4 +39,32 @@ impl Schema for TestSchema {
         };
         Some(ResourceSpec { kind, multiple })
     }
+}
+
+/// Bytes from hex digits; anything else (spaces, line breaks) is ignored.
+pub(crate) fn hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}
+
+pub(crate) fn rec(path: &str, value: Value) -> Record {
+    Record {
+        path: path.parse().unwrap(),
+        value,
+    }
+}
+
+/// The digest's `/3/0` sample.
+pub(crate) fn device() -> Vec<Record> {
+    vec![
+        rec("/3/0/0", Value::String("Acme".into())),
+        rec("/3/0/9", Value::Integer(87)),
+        rec("/3/0/6/0", Value::Integer(1)),
+        rec("/3/0/6/1", Value::Integer(5)),
+        rec("/3/0/13", Value::Time(1_700_000_000)),
+        rec("/3/0/16", Value::String("UQ".into())),
+    ]
 }

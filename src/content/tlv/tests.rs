@@ -1,31 +1,5 @@
 use super::*;
-use crate::content::test_schema::TestSchema;
-
-fn hex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-    digits
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
-}
-
-fn rec(path: &str, value: Value) -> Record {
-    Record {
-        path: path.parse().unwrap(),
-        value,
-    }
-}
-
-fn device() -> Vec<Record> {
-    vec![
-        rec("/3/0/0", Value::String("Acme".into())),
-        rec("/3/0/9", Value::Integer(87)),
-        rec("/3/0/6/0", Value::Integer(1)),
-        rec("/3/0/6/1", Value::Integer(5)),
-        rec("/3/0/13", Value::Time(1_700_000_000)),
-        rec("/3/0/16", Value::String("UQ".into())),
-    ]
-}
+use crate::content::test_schema::{TestSchema, device, hex, rec};
 
 /// One resource TLV with `value`, as the digest's single-value examples show.
 fn resource_tlv(id: u16, value: &Value) -> Vec<u8> {
