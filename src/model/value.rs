@@ -1,7 +1,8 @@
 use super::Path;
 
-/// The LWM2M data types of a resource (DDF `Type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The LWM2M data types of a resource (DDF `Type`; `snake_case` in our TOML templates).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ResourceType {
     String,
     Integer,
@@ -13,6 +14,7 @@ pub enum ResourceType {
     Objlnk,
     Corelnk,
     /// Executable resources carry no value.
+    #[default]
     None,
 }
 

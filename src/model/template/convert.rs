@@ -1,6 +1,6 @@
 //! From parsed TOML values to typed constants and generators, checked against the resource.
 
-use super::format::{ParsedValue, RawGenerator, RawType, invalid};
+use super::format::{ParsedValue, RawGenerator, invalid};
 use super::set::TemplateError;
 use super::{Source, check_source};
 use crate::model::{Generator, ResourceDef, ResourceType, Value};
@@ -161,21 +161,6 @@ pub(super) fn constant(kind: ResourceType, v: &toml::Value) -> Result<Value, Str
         }
         _ => return Err(format!("{v} is not a valid {kind:?} value")),
     })
-}
-
-pub(super) fn resource_type(raw: RawType) -> ResourceType {
-    match raw {
-        RawType::String => ResourceType::String,
-        RawType::Integer => ResourceType::Integer,
-        RawType::UnsignedInteger => ResourceType::UnsignedInteger,
-        RawType::Float => ResourceType::Float,
-        RawType::Boolean => ResourceType::Boolean,
-        RawType::Opaque => ResourceType::Opaque,
-        RawType::Time => ResourceType::Time,
-        RawType::Objlnk => ResourceType::Objlnk,
-        RawType::Corelnk => ResourceType::Corelnk,
-        RawType::None => ResourceType::None,
-    }
 }
 
 /// Seconds as whole µs, if finite and not negative.

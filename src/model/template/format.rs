@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::convert::{parse_id, resource_type, seconds, source};
+use super::convert::{parse_id, seconds, source};
 use super::set::TemplateError;
 use super::span::{line_of, toml_error};
 use super::{DeviceTemplate, ObjectTemplate, ResourceTemplate, default_source};
@@ -58,22 +58,6 @@ pub(super) enum RawOps {
     None,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum RawType {
-    String,
-    Integer,
-    UnsignedInteger,
-    Float,
-    Boolean,
-    Opaque,
-    Time,
-    Objlnk,
-    Corelnk,
-    #[default]
-    None,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawResource {
@@ -81,7 +65,7 @@ pub(super) struct RawResource {
     #[serde(default)]
     operations: RawOps,
     #[serde(rename = "type", default)]
-    kind: RawType,
+    kind: ResourceType,
     #[serde(default)]
     multiple: bool,
     #[serde(default)]
@@ -307,7 +291,7 @@ fn object_file(
             RawOps::E => (false, false, true),
             RawOps::None => (false, false, false),
         };
-        let kind = resource_type(raw.kind);
+        let kind = raw.kind;
         if (kind == ResourceType::None) != execute {
             let message = "executable resources (operations = \"E\") and only they have no type";
             return Err(invalid(ctx.file, line, "type", message));
