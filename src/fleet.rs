@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::client::ClientConfig;
 use crate::model::{DeviceTemplate, Path, TemplateSet};
+use crate::toml_span::Located;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use plan::{GroupPlan, Plan, PlannedClient};
@@ -25,13 +26,8 @@ pub use plan::{GroupPlan, Plan, PlannedClient};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FleetError {
-    #[error("{file}:{line}: field `{field}`: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        field: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Located),
     #[error("{file}: cannot read: {source}")]
     Io {
         file: String,

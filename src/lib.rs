@@ -9,5 +9,5 @@ pub mod coap;
 pub mod content;
 pub mod fleet;
 pub mod model;
-mod toml_span;
+pub mod toml_span;
 pub mod transport;

@@ -1,6 +1,34 @@
 //! Where in a TOML file an error is: the line and the field a user can fix. Shared by the
 //! object templates and the fleet files, which wrap it in their own error types.
 
+/// A mistake in a TOML file, located for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: field `{field}`: {message}")]
+pub struct Located {
+    pub file: String,
+    /// 1-based; 0 when the mistake is about the file as a whole.
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl Located {
+    pub fn new(file: &str, line: usize, field: &str, message: impl Into<String>) -> Self {
+        Located {
+            file: file.to_string(),
+            line,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Locates a toml/serde error in `text`, the contents of `file`.
+    pub fn from_toml(file: &str, text: &str, e: &toml::de::Error) -> Self {
+        let (line, field, message) = locate(text, e);
+        Located::new(file, line, &field, message)
+    }
+}
+
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset).unwrap_or(text).matches('\n').count() + 1
@@ -9,7 +37,7 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 /// Line (0 when unknown), field and message of a toml/serde error. The field comes from the
 /// message (``unknown field `x` ``), from the key whose value an inline-table error quotes, or
 /// from the `key =` just before the error's span.
-pub fn locate(text: &str, e: &toml::de::Error) -> (usize, String, String) {
+fn locate(text: &str, e: &toml::de::Error) -> (usize, String, String) {
     let message = e.message().trim().to_string();
     let ticked = message
         .strip_prefix("unknown field `")

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use lwm2m_swarm::fleet::{Fleet, FleetError};
 use lwm2m_swarm::model::TemplateSet;
+use lwm2m_swarm::toml_span::Located;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -71,12 +72,12 @@ fn rejects(from: &str, to: &str, line: usize, field: &str) {
     let err = Fleet::from_toml(&altered, "demo.toml")
         .and_then(|f| f.check(&templates()).map(|_| f))
         .unwrap_err();
-    let FleetError::Invalid {
+    let FleetError::Invalid(Located {
         file,
         line: got_line,
         field: got_field,
         ..
-    } = &err
+    }) = &err
     else {
         panic!("{err}");
     };

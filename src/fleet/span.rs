@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use super::FleetError;
+use crate::toml_span::Located;
 
 pub(super) use crate::toml_span::line_of;
 
@@ -12,17 +13,11 @@ pub(super) fn invalid(
     field: &str,
     message: impl Into<String>,
 ) -> FleetError {
-    FleetError::Invalid {
-        file: file.to_string(),
-        line,
-        field: field.to_string(),
-        message: message.into(),
-    }
+    FleetError::Invalid(Located::new(file, line, field, message))
 }
 
 pub(super) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FleetError {
-    let (line, field, message) = crate::toml_span::locate(text, e);
-    invalid(file, line, &field, message)
+    FleetError::Invalid(Located::from_toml(file, text, e))
 }
 
 /// Errors for fields of one table, located by the table's span.

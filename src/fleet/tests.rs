@@ -1,3 +1,4 @@
+use crate::toml_span::Located;
 use std::time::Duration;
 
 use super::build::parse_uri;
@@ -155,9 +156,9 @@ fn client_settings_merge_fleet_defaults_and_overrides() {
 
 fn error(text: &str) -> (usize, String) {
     match Fleet::from_toml(text, "t.toml") {
-        Err(FleetError::Invalid {
+        Err(FleetError::Invalid(Located {
             file, line, field, ..
-        }) => {
+        })) => {
             assert_eq!(file, "t.toml");
             (line, field)
         }

@@ -5,7 +5,6 @@
 mod convert;
 mod format;
 mod set;
-mod span;
 
 use std::sync::Arc;
 

@@ -73,7 +73,7 @@ pub fn source_from_toml(
     match source("", 0, def, &parsed) {
         Ok(Some(source)) => Ok(source),
         Ok(None) => Err("give `value` or `generator`".to_string()),
-        Err(TemplateError::Invalid { message, .. }) => Err(message),
+        Err(TemplateError::Invalid(located)) => Err(located.message),
         Err(e) => Err(e.to_string()),
     }
 }

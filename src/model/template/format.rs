@@ -9,10 +9,10 @@ use toml::Spanned;
 
 use super::convert::{parse_id, seconds, source};
 use super::set::TemplateError;
-use super::span::{line_of, toml_error};
 use super::{DeviceTemplate, ObjectTemplate, ResourceTemplate, default_source};
 use crate::model::generator::DEFAULT_SAMPLE_US;
 use crate::model::{ObjectDef, Operations, ResourceDef, ResourceType};
+use crate::toml_span::{Located, line_of};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,17 +227,12 @@ pub(super) fn invalid(
     field: &str,
     message: impl Into<String>,
 ) -> TemplateError {
-    TemplateError::Invalid {
-        file: file.to_string(),
-        line,
-        field: field.to_string(),
-        message: message.into(),
-    }
+    TemplateError::Invalid(Located::new(file, line, field, message))
 }
 
 /// Parses one template file; `name` (usually the file name) is used in errors.
 pub fn from_toml(text: &str, name: &str) -> Result<TemplateFile, TemplateError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
+    let raw: RawFile = toml::from_str(text).map_err(|e| Located::from_toml(name, text, &e))?;
     let ctx = Ctx { file: name, text };
     match (raw.object, raw.device) {
         (Some(object), None) => {

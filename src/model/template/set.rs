@@ -8,16 +8,12 @@ use std::sync::Arc;
 use super::format::{TemplateFile, from_toml};
 use super::{DeviceTemplate, ObjectTemplate};
 use crate::model::ddf::{DdfError, load_ddf};
+use crate::toml_span::Located;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("{file}:{line}: field `{field}`: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        field: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Located),
     #[error("{file}: cannot read: {source}")]
     Io {
         file: String,
