@@ -37,6 +37,14 @@ fn client(config: ClientConfig, seed: u64) -> Client {
     Client::new(Arc::new(config), "sim-0001", device(seed), seed)
 }
 
+/// A client started and registered one second into the simulation.
+fn registered(config: ClientConfig, seed: u64) -> Sim {
+    let mut sim = Sim::new(client(config, seed));
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    sim
+}
+
 fn config() -> ClientConfig {
     ClientConfig {
         lifetime: Duration::from_secs(600),
@@ -203,19 +211,14 @@ fn reboots_then_registers_again(sim: &mut Sim) {
 
 fn notifies_on_pmax(sim: &mut Sim) -> Vec<u8> {
     // Observe a constant resource with pmax 20: a notification every 20 s, on the dot.
-    let mut attrs = sim.server.request(RequestType::Put, "/3/0/0");
-    attrs.add_option(CoapOption::UriQuery, b"pmin=5".to_vec());
-    attrs.add_option(CoapOption::UriQuery, b"pmax=20".to_vec());
-    let token = sim.send_to_client(&attrs);
+    let token = sim.write_attributes("/3/0/0", &["pmin=5", "pmax=20"]);
     sim.run_for(SECOND);
     assert_eq!(
         code(&sim.server.reply_to(&token).unwrap().packet),
         ResponseType::Changed
     );
-    let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
-    observe.add_option(CoapOption::Observe, vec![]);
     let observed_at = sim.now;
-    let token = sim.send_to_client(&observe);
+    let token = sim.observe("/3/0/0");
     sim.run_for(70 * SECOND);
     let first = sim.server.reply_to(&token).unwrap().packet.clone();
     assert_eq!(code(&first), ResponseType::Content);
@@ -242,12 +245,8 @@ fn notifies_on_pmax(sim: &mut Sim) -> Vec<u8> {
 
 fn notifies_changes_after_pmin(sim: &mut Sim) -> Vec<u8> {
     // A changing value with pmin 5: never sooner than pmin after the previous one.
-    let mut attrs = sim.server.request(RequestType::Put, "/3303/0/5700");
-    attrs.add_option(CoapOption::UriQuery, b"pmin=5".to_vec());
-    sim.send_to_client(&attrs);
-    let mut observe = sim.server.request(RequestType::Get, "/3303/0/5700");
-    observe.add_option(CoapOption::Observe, vec![]);
-    let walk_token = sim.send_to_client(&observe);
+    sim.write_attributes("/3303/0/5700", &["pmin=5"]);
+    let walk_token = sim.observe("/3303/0/5700");
     sim.run_for(60 * SECOND);
     let walk = sim.server.notifications_for(&walk_token);
     assert!(
@@ -427,9 +426,7 @@ fn check_retransmissions(sends: &[Instant], record: &RequestRecord) {
 
 #[test]
 fn update_answered_not_found_registers_again() {
-    let mut sim = Sim::new(client(config(), 1));
-    sim.client.start(sim.now);
-    sim.run_for(SECOND);
+    let mut sim = registered(config(), 1);
     sim.server.update_code = ResponseType::NotFound;
     sim.server.registration_id = "second".into();
     sim.run_for(Duration::from_secs(490));
@@ -463,9 +460,7 @@ fn failed_registrations_follow_the_retry_procedure() {
 /// Registration Update Trigger sends exactly one Update.
 #[test]
 fn a_retransmitted_execute_runs_once() {
-    let mut sim = Sim::new(client(config(), 3));
-    sim.client.start(sim.now);
-    sim.run_for(SECOND);
+    let mut sim = registered(config(), 3);
     let execute = sim.server.request(RequestType::Post, "/1/0/8");
     let bytes = execute.to_bytes().unwrap();
     sim.send_raw_to_client(bytes.clone());
@@ -529,9 +524,7 @@ fn query(item: &'static str) -> impl Fn(&mut coap_lite::Packet) {
 
 #[test]
 fn server_operations_answer_with_lwm2m_codes() {
-    let mut sim = Sim::new(client(config(), 4));
-    sim.client.start(sim.now);
-    sim.run_for(SECOND);
+    let mut sim = registered(config(), 4);
     let none = |_: &mut coap_lite::Packet| {};
     assert_eq!(
         ask(&mut sim, RequestType::Get, "/3/0/4", &none),
@@ -618,9 +611,7 @@ fn server_operations_answer_with_lwm2m_codes() {
 
 #[test]
 fn create_and_delete_announce_the_new_object_list() {
-    let mut sim = Sim::new(client(config(), 5));
-    sim.client.start(sim.now);
-    sim.run_for(SECOND);
+    let mut sim = registered(config(), 5);
     let mut create = sim.server.request(RequestType::Post, "/3303");
     create.add_option(CoapOption::ContentFormat, 110u16.to_be_bytes().to_vec());
     create.payload = br#"[{"bn":"/3303/9/","n":"5700","v":21.5},{"n":"5701","vs":"Cel"}]"#.to_vec();
@@ -668,12 +659,8 @@ fn reset_to_a_notification_cancels_the_observation() {
     ));
     sim.client.start(sim.now);
     sim.run_for(SECOND);
-    let mut attrs = sim.server.request(RequestType::Put, "/3/0/0");
-    attrs.add_option(CoapOption::UriQuery, b"pmax=10".to_vec());
-    sim.send_to_client(&attrs);
-    let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
-    observe.add_option(CoapOption::Observe, vec![]);
-    let token = sim.send_to_client(&observe);
+    sim.write_attributes("/3/0/0", &["pmax=10"]);
+    let token = sim.observe("/3/0/0");
     sim.run_for(15 * SECOND);
     let notification = sim.server.notifications_for(&token)[0].1.clone();
     assert_eq!(notification.header.get_type(), MessageType::Confirmable);
@@ -702,15 +689,9 @@ fn reset_to_a_notification_cancels_the_observation() {
 
 #[test]
 fn reset_to_a_non_notification_cancels_the_observation() {
-    let mut sim = Sim::new(client(config(), 7));
-    sim.client.start(sim.now);
-    sim.run_for(SECOND);
-    let mut attrs = sim.server.request(RequestType::Put, "/3/0/0");
-    attrs.add_option(CoapOption::UriQuery, b"pmax=10".to_vec());
-    sim.send_to_client(&attrs);
-    let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
-    observe.add_option(CoapOption::Observe, vec![]);
-    let token = sim.send_to_client(&observe);
+    let mut sim = registered(config(), 7);
+    sim.write_attributes("/3/0/0", &["pmax=10"]);
+    let token = sim.observe("/3/0/0");
     sim.run_for(12 * SECOND);
     let notification = sim.server.notifications_for(&token)[0].1.clone();
     assert_eq!(notification.header.get_type(), MessageType::NonConfirmable);
@@ -762,9 +743,7 @@ fn stop_during_an_update_deregisters_once() {
 #[test]
 fn block_wise_read_and_write() {
     use lwm2m_swarm::coap::block::{self, BlockValue};
-    let mut sim = Sim::new(client(config(), 9));
-    sim.client.start(sim.now);
-    sim.run_for(SECOND);
+    let mut sim = registered(config(), 9);
     let mut body = Vec::new();
     for num in 0.. {
         let mut read = sim.server.request(RequestType::Get, "/3/0");

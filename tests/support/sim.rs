@@ -232,6 +232,22 @@ impl Sim {
         self.send_to_client(&packet)
     }
 
+    /// Sends Write-Attributes (`pmin=5`, ...) on `path`; returns its token.
+    pub fn write_attributes(&mut self, path: &str, query: &[&str]) -> Vec<u8> {
+        let mut packet = self.server.request(RequestType::Put, path);
+        for item in query {
+            packet.add_option(CoapOption::UriQuery, item.as_bytes().to_vec());
+        }
+        self.send_to_client(&packet)
+    }
+
+    /// Sends an Observe on `path`; returns its token.
+    pub fn observe(&mut self, path: &str) -> Vec<u8> {
+        let mut packet = self.server.request(RequestType::Get, path);
+        packet.add_option(CoapOption::Observe, Vec::new());
+        self.send_to_client(&packet)
+    }
+
     /// Sends raw bytes from the server to the client.
     pub fn send_raw_to_client(&mut self, bytes: Vec<u8>) {
         self.transmit(false, bytes);
