@@ -427,6 +427,7 @@ impl Client {
             }
             self.touch(now);
         }
+        self.queue = VecDeque::new();
     }
 
     /// Sends `packet` as a CON request and remembers it for its answer.
@@ -439,6 +440,20 @@ impl Client {
     ) {
         let token = Token::random(&mut self.rng);
         packet.set_token(token.as_slice().to_vec());
+        self.send_tracked(now, kind, intended, token, packet);
+    }
+
+    /// Sends a CON (request or notification) and remembers it until it ends.
+    fn send_tracked(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        intended: Instant,
+        token: Token,
+        packet: Packet,
+    ) {
+        // Usually alone in flight: one slot, not the four a first push would allocate.
+        self.in_flight.reserve_exact(1);
         self.in_flight.push(InFlight {
             token,
             kind,
@@ -485,6 +500,10 @@ impl Client {
             return;
         };
         let request = self.in_flight.swap_remove(index);
+        if self.in_flight.is_empty() {
+            // Idle clients vastly outnumber busy ones: give the buffer back.
+            self.in_flight = Vec::new();
+        }
         self.record_end(&request, now, outcome);
         if outcome == Outcome::Timeout {
             self.on_request_failed(now, request.kind, token);

@@ -165,6 +165,7 @@ impl Client {
             self.observations[i] = observation;
             i
         } else {
+            self.observations.reserve_exact(1);
             self.observations.push(observation);
             self.observations.len() - 1
         };
@@ -306,15 +307,7 @@ impl Client {
         let confirmable = self.notification_is_confirmable(now) || ended;
         if confirmable {
             self.last_con_notification = now;
-            self.in_flight.push(super::InFlight {
-                token,
-                kind: super::RequestKind::Notify,
-                intended,
-                sent: now,
-                retransmissions_at_send: self.coap.retransmissions(),
-            });
-            self.coap
-                .send_confirmable(now, packet, &self.config.coap, &mut self.rng);
+            self.send_tracked(now, super::RequestKind::Notify, intended, token, packet);
         } else {
             packet.header.set_type(MessageType::NonConfirmable);
             self.coap.send_non_confirmable(packet);

@@ -385,9 +385,11 @@ impl Client {
         if attrs.apply_query(&query).is_err() {
             return Answer::code(ResponseType::BadRequest);
         }
-        match index {
-            Some(i) => self.attributes[i].1 = attrs,
-            None => self.attributes.push((*path, attrs)),
+        if let Some(i) = index {
+            self.attributes[i].1 = attrs;
+        } else {
+            self.attributes.reserve_exact(1);
+            self.attributes.push((*path, attrs));
         }
         self.reschedule_observations(now, path);
         Answer::code(ResponseType::Changed)
