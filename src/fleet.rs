@@ -20,6 +20,7 @@ use crate::client::ClientConfig;
 use crate::model::{DeviceTemplate, Path, TemplateSet};
 use crate::toml_span::Located;
 
+pub use build::parse_uri;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use plan::{GroupPlan, Plan, PlannedClient};
 
@@ -150,6 +151,22 @@ pub struct Load {
     pub ramp: Ramp,
     pub hold: Duration,
     pub stop_timeout: Duration,
+    /// Set on the command line: stop this long after the first start, whatever the ramp and
+    /// hold say (clients not started by then never start).
+    pub duration: Option<Duration>,
+}
+
+/// Values given on the command line, which replace the fleet file's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    pub server: Option<ServerUri>,
+    /// Total clients; a staged ramp keeps its shape, scaled to this total.
+    pub clients: Option<u64>,
+    /// Clients started per second, replacing the file's rate or stages.
+    pub rate: Option<f64>,
+    pub duration: Option<Duration>,
+    /// Replaces the fleet's seed and every population's own seed.
+    pub seed: Option<u64>,
 }
 
 /// A checked fleet file.
@@ -167,17 +184,31 @@ pub struct Fleet {
 impl Fleet {
     /// Parses and checks a fleet file; `file` (usually its path) is named in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Fleet, FleetError> {
-        build::fleet(text, file)
+        build::fleet(text, file, &Overrides::default())
+    }
+
+    /// Parses a fleet file with command-line values replacing the file's.
+    pub fn from_toml_with(
+        text: &str,
+        file: &str,
+        overrides: &Overrides,
+    ) -> Result<Fleet, FleetError> {
+        build::fleet(text, file, overrides)
     }
 
     /// Reads and parses a fleet file.
     pub fn load(path: &FsPath) -> Result<Fleet, FleetError> {
+        Fleet::load_with(path, &Overrides::default())
+    }
+
+    /// Reads and parses a fleet file with command-line values replacing the file's.
+    pub fn load_with(path: &FsPath, overrides: &Overrides) -> Result<Fleet, FleetError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io {
             file: file.clone(),
             source,
         })?;
-        Fleet::from_toml(&text, &file)
+        Fleet::from_toml_with(&text, &file, overrides)
     }
 
     /// Checks what needs more than the file: templates exist and have the overridden

@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::raw::{RawBehaviour, RawClient, RawFleet, RawLoad, RawPopulation};
 use super::span::{At, invalid, toml_error};
 use super::{
-    Behaviour, Fleet, FleetError, Group, Load, Naming, Ramp, Scheme, ServerUri, Stage,
+    Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Scheme, ServerUri, Stage,
     ValueOverride, parse_duration,
 };
 use crate::client::{ClientConfig, Version};
@@ -32,8 +32,9 @@ fn default_seed() -> u64 {
     0
 }
 
-pub(super) fn fleet(text: &str, file: &str) -> Result<Fleet, FleetError> {
-    let raw: RawFleet = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fleet, FleetError> {
+    let mut raw: RawFleet = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+    apply_to_raw(&mut raw, overrides);
     let at = |span| At { file, text, span };
     let server = raw
         .server
@@ -90,7 +91,7 @@ pub(super) fn fleet(text: &str, file: &str) -> Result<Fleet, FleetError> {
     }
     Ok(Fleet {
         file: file.to_string(),
-        server,
+        server: overrides.server.clone().or(server),
         clients,
         naming,
         groups,
@@ -98,12 +99,65 @@ pub(super) fn fleet(text: &str, file: &str) -> Result<Fleet, FleetError> {
             ramp,
             hold: duration("hold", &load.hold)?,
             stop_timeout,
+            duration: overrides.duration,
         },
     })
 }
 
+/// Command-line values replace what the file says before anything is checked, so the usual
+/// checks (and the usual rounding of shares) apply to them.
+fn apply_to_raw(raw: &mut RawFleet, overrides: &Overrides) {
+    let load = raw.load.get_mut();
+    if let Some(rate) = overrides.rate {
+        // The stages' total stays the total.
+        let staged = load
+            .stages
+            .take()
+            .and_then(|s| s.last().map(|s| s.get_ref().target));
+        load.clients = load.clients.or(staged);
+        load.rate = Some(rate);
+    }
+    if let Some(clients) = overrides.clients {
+        let last = load
+            .stages
+            .as_ref()
+            .and_then(|s| s.last())
+            .map(|s| s.get_ref().target);
+        if let (Some(stages), Some(last)) = (load.stages.as_mut(), last.filter(|l| *l > 0)) {
+            // Same shape, scaled to the new total.
+            for stage in stages {
+                let target = &mut stage.get_mut().target;
+                *target = (u128::from(*target) * u128::from(clients) / u128::from(last)) as u64;
+            }
+        }
+        load.clients = Some(clients);
+    }
+    if let Some(seed) = overrides.seed {
+        match raw.client.as_mut() {
+            Some(client) => client.get_mut().seed = Some(seed),
+            None => {
+                raw.client = Some(Spanned::new(
+                    0..0,
+                    RawClient {
+                        seed: Some(seed),
+                        ..RawClient::default()
+                    },
+                ));
+            }
+        }
+        for pop in &mut raw.population {
+            if let Some(client) = pop.get_mut().client.as_mut() {
+                let client = client.get_mut();
+                if client.seed.is_some() {
+                    client.seed = Some(seed);
+                }
+            }
+        }
+    }
+}
+
 /// Parses `coap://host[:port]` and `coaps://...` (IPv6 hosts in brackets).
-pub(super) fn parse_uri(uri: &str) -> Result<ServerUri, String> {
+pub fn parse_uri(uri: &str) -> Result<ServerUri, String> {
     let (scheme, rest) = if let Some(rest) = uri.strip_prefix("coap://") {
         (Scheme::Coap, rest)
     } else if let Some(rest) = uri.strip_prefix("coaps://") {

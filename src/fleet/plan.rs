@@ -46,6 +46,8 @@ pub struct Plan {
     pub ramp: Ramp,
     pub hold: Duration,
     pub stop_timeout: Duration,
+    /// From the command line: when to stop, replacing ramp + hold.
+    pub duration: Option<Duration>,
 }
 
 impl Plan {
@@ -77,6 +79,7 @@ impl Plan {
             ramp: fleet.load.ramp.clone(),
             hold: fleet.load.hold,
             stop_timeout: fleet.load.stop_timeout,
+            duration: fleet.load.duration,
         }
     }
 
@@ -153,9 +156,16 @@ impl Plan {
         }
     }
 
-    /// Ramp, hold and the longest the stop may take.
+    /// When clients are told to stop, from the first start: after ramp and hold, or at the
+    /// command line's `--duration`.
+    pub fn stop_at(&self) -> Duration {
+        self.duration
+            .unwrap_or_else(|| self.ramp_duration() + self.hold)
+    }
+
+    /// Until the stop, plus the longest the stop may take.
     pub fn total_duration(&self) -> Duration {
-        self.ramp_duration() + self.hold + self.stop_timeout
+        self.stop_at() + self.stop_timeout
     }
 }
 
@@ -223,10 +233,18 @@ impl fmt::Display for Plan {
                 }
             }
         }
+        match self.duration {
+            Some(d) => writeln!(
+                f,
+                "  duration  {} (from the command line)",
+                format_duration(d)
+            )?,
+            None => writeln!(f, "  hold      {}", format_duration(self.hold))?,
+        }
         writeln!(
             f,
-            "  hold      {}, stop within {}; total at most {}",
-            format_duration(self.hold),
+            "  stop      at {}, de-registered within {}; total at most {}",
+            format_duration(self.stop_at()),
             format_duration(self.stop_timeout),
             format_duration(self.total_duration())
         )

@@ -241,3 +241,55 @@ fn coaps_is_parsed_but_not_supported_by_check() {
     let err = f.check(&crate::model::TemplateSet::default()).unwrap_err();
     assert!(err.to_string().contains("not supported yet"), "{err}");
 }
+
+#[test]
+fn command_line_values_replace_the_file() {
+    const HALF: &str = "[[population]]\nname = \"a\"\nshare = 0.5\ntemplate = \"smart-meter\"\n";
+    let text = format!(
+        "[client]\nseed = 7\n{HALF}[[population]]\nname = \"b\"\nshare = 0.5\n\
+         template = \"smart-meter\"\n[population.client]\nseed = 9\n\
+         [load]\nstages = [{{ target = 100, over = \"10s\" }}, {{ target = 200, over = \"10s\" }}]\n\
+         hold = \"1m\"\n"
+    );
+    let plain = Fleet::from_toml(&text, "t.toml").unwrap();
+    assert_eq!(plain.clients, 200);
+    assert_eq!(plain.plan().stop_at(), Duration::from_secs(80));
+
+    // More clients keep the stages' shape; a seed reaches every population.
+    let overrides = Overrides {
+        server: Some(parse_uri("coap://127.0.0.1:5999").unwrap()),
+        clients: Some(1000),
+        seed: Some(3),
+        duration: Some(Duration::from_secs(30)),
+        ..Overrides::default()
+    };
+    let f = Fleet::from_toml_with(&text, "t.toml", &overrides).unwrap();
+    assert_eq!(f.clients, 1000);
+    assert_eq!(f.groups.iter().map(|g| g.count).sum::<u64>(), 1000);
+    assert_eq!(f.groups[1].count, 500);
+    assert!(f.groups.iter().all(|g| g.seed == 3));
+    assert_eq!(f.server.as_ref().unwrap().port, 5999);
+    let plan = f.plan();
+    assert_eq!(plan.start_offset(500), Duration::from_secs(10));
+    assert_eq!(plan.stop_at(), Duration::from_secs(30));
+    assert_eq!(plan.total_duration(), Duration::from_secs(60));
+
+    // A rate replaces the stages.
+    let rated = Overrides {
+        rate: Some(50.0),
+        ..Overrides::default()
+    };
+    let f = Fleet::from_toml_with(&text, "t.toml", &rated).unwrap();
+    assert_eq!(f.load.ramp, Ramp::Rate(50.0));
+    assert_eq!(f.plan().ramp_duration(), Duration::from_secs(4));
+
+    // The usual checks apply to overridden values.
+    let too_few = Overrides {
+        clients: Some(1),
+        ..Overrides::default()
+    };
+    let err = Fleet::from_toml_with(&text, "t.toml", &too_few)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gives 0 of 1 clients"), "{err}");
+}
