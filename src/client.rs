@@ -66,6 +66,8 @@ pub enum Outcome {
     Reset,
     /// The client went offline (reboot) or stopped before an answer came.
     Aborted,
+    /// The client went offline before the request was sent (it waited for its turn).
+    Unsent,
     /// A NON notification: sent, never answered.
     Unconfirmed,
 }
@@ -76,7 +78,7 @@ impl Outcome {
         match self {
             Outcome::Response(code) => code >> 5 <= 2,
             Outcome::Unconfirmed => true,
-            Outcome::Timeout | Outcome::Reset | Outcome::Aborted => false,
+            Outcome::Timeout | Outcome::Reset | Outcome::Aborted | Outcome::Unsent => false,
         }
     }
 }
@@ -133,9 +135,11 @@ pub enum Dropped {
 }
 
 /// What happened, for metrics. Every request yields exactly one `Request`, every server
-/// operation one `Operation`.
+/// operation one `Operation`; every request that went on the wire one `Sent` first, so
+/// `Sent` minus ended-and-not-`Unsent` requests is what is in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
+    Sent(RequestKind),
     Request(RequestRecord),
     Operation(OperationRecord),
     State(ClientState),
@@ -461,6 +465,7 @@ impl Client {
             sent: now,
             retransmissions_at_send: self.coap.retransmissions(),
         });
+        self.events.push_back(Event::Sent(kind));
         self.coap
             .send_confirmable(now, packet, &self.config.coap, &mut self.rng);
     }
@@ -529,7 +534,7 @@ impl Client {
             intended,
             sent: now,
             completed: now,
-            outcome: Outcome::Aborted,
+            outcome: Outcome::Unsent,
             retransmissions: 0,
         }));
     }

@@ -362,10 +362,10 @@ fn lossy_network_every_request_ends_once() {
             );
             check_retransmissions(sends, ended[0]);
         }
-        // Nothing ended that was never sent (except requests aborted before sending).
+        // Nothing ended that was never sent (except requests the client dropped unsent).
         for record in records
             .iter()
-            .filter(|r| r.kind != RequestKind::Notify && r.outcome != Outcome::Aborted)
+            .filter(|r| r.kind != RequestKind::Notify && r.outcome != Outcome::Unsent)
         {
             assert!(
                 exchanges.iter().any(|(_, sends)| sends[0] == record.sent),
@@ -377,6 +377,20 @@ fn lossy_network_every_request_ends_once() {
                 .iter()
                 .any(|r| r.outcome == Outcome::Timeout || r.retransmissions > 0)
         );
+        // What metrics rely on: one `Sent` per request that went out, and each ends once.
+        for kind in [RequestKind::Register, RequestKind::Update, RequestKind::Deregister] {
+            let sent = sim
+                .events
+                .iter()
+                .filter(|(_, e)| *e == Event::Sent(kind))
+                .count();
+            let ended = records
+                .iter()
+                .filter(|r| r.kind == kind && r.outcome != Outcome::Unsent)
+                .count();
+            assert_eq!(sent, ended, "seed {seed}: {kind:?}");
+            assert!(sent > 0, "seed {seed}: no {kind:?} sent");
+        }
     }
 }
 
