@@ -160,6 +160,18 @@ impl AddressSet {
             Self::List(list) => list.get(usize::try_from(i).ok()?).copied(),
         }
     }
+
+    /// The position of `ip` in the set: the inverse of [`AddressSet::get`].
+    pub fn index_of(&self, ip: IpAddr) -> Option<u64> {
+        match (self, ip) {
+            (Self::V4Range { first, count }, IpAddr::V4(v4)) => {
+                let i = u32::from(v4).checked_sub(u32::from(*first))?;
+                (i < *count).then_some(u64::from(i))
+            }
+            (Self::V4Range { .. }, IpAddr::V6(_)) => None,
+            (Self::List(list), ip) => list.iter().position(|a| *a == ip).map(|i| i as u64),
+        }
+    }
 }
 
 /// An inclusive range of source ports.
@@ -312,6 +324,20 @@ impl AddressPlan {
             addr.ok_or(PlanError::EmptyAddresses)?,
             port as u16,
         ))
+    }
+
+    /// The client index whose endpoint is `addr`: the inverse of [`AddressPlan::endpoint`].
+    pub fn index_of(&self, addr: SocketAddr) -> Option<u64> {
+        if !self.ports.contains(addr.port()) {
+            return None;
+        }
+        let a = self.addresses.index_of(addr.ip()).filter(|a| *a < self.per_port)?;
+        Some(u64::from(addr.port() - self.ports.first) * self.per_port + a)
+    }
+
+    /// How many consecutive client indices share one port.
+    pub fn addresses_per_port(&self) -> u64 {
+        self.per_port
     }
 
     /// The ports `clients` clients use: one shared socket each.

@@ -145,3 +145,28 @@ fn port_ranges() {
     // The host's range parses (or falls back to Linux's default).
     assert!(ephemeral_range().first() > 1024);
 }
+
+#[test]
+fn index_of_inverts_endpoint() {
+    let plans = [
+        AddressPlan::loopback_default(eph())
+            .unwrap()
+            .with_addresses_per_port(1000),
+        AddressPlan::new(
+            AddressSet::parse_list("10.0.0.1, 10.0.0.7, ::1").unwrap(),
+            PortRange::new(20_000, 21_100).unwrap(),
+        )
+        .unwrap(),
+    ];
+    for plan in &plans {
+        for i in (0..3000).step_by(7) {
+            let ep = plan.endpoint(i).unwrap();
+            assert_eq!(plan.index_of(ep), Some(i), "{ep}");
+        }
+    }
+    let plan = &plans[0];
+    // An address past this plan's per-port share, or a port outside the range, is no client.
+    assert_eq!(plan.index_of("127.0.100.1:20000".parse().unwrap()), None);
+    assert_eq!(plan.index_of("127.0.0.1:19999".parse().unwrap()), None);
+    assert_eq!(plan.index_of("10.0.0.1:20000".parse().unwrap()), None);
+}
