@@ -8,6 +8,7 @@ pub mod clock;
 pub mod coap;
 pub mod content;
 pub mod fleet;
+pub mod metrics;
 pub mod model;
 pub mod toml_span;
 pub mod transport;

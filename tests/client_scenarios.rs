@@ -378,7 +378,11 @@ fn lossy_network_every_request_ends_once() {
                 .any(|r| r.outcome == Outcome::Timeout || r.retransmissions > 0)
         );
         // What metrics rely on: one `Sent` per request that went out, and each ends once.
-        for kind in [RequestKind::Register, RequestKind::Update, RequestKind::Deregister] {
+        for kind in [
+            RequestKind::Register,
+            RequestKind::Update,
+            RequestKind::Deregister,
+        ] {
             let sent = sim
                 .events
                 .iter()

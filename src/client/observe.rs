@@ -311,7 +311,8 @@ impl Client {
         } else {
             packet.header.set_type(MessageType::NonConfirmable);
             self.coap.send_non_confirmable(packet);
-            self.events.push_back(super::Event::Sent(super::RequestKind::Notify));
+            self.events
+                .push_back(super::Event::Sent(super::RequestKind::Notify));
             self.events
                 .push_back(super::Event::Request(super::RequestRecord {
                     kind: super::RequestKind::Notify,

@@ -269,10 +269,10 @@ fn command_line_values_replace_the_file() {
     assert_eq!(f.groups[1].count, 500);
     assert!(f.groups.iter().all(|g| g.seed == 3));
     assert_eq!(f.server.as_ref().unwrap().port, 5999);
-    let plan = f.plan();
-    assert_eq!(plan.start_offset(500), Duration::from_secs(10));
-    assert_eq!(plan.stop_at(), Duration::from_secs(30));
-    assert_eq!(plan.total_duration(), Duration::from_secs(60));
+    let overridden = f.plan();
+    assert_eq!(overridden.start_offset(500), Duration::from_secs(10));
+    assert_eq!(overridden.stop_at(), Duration::from_secs(30));
+    assert_eq!(overridden.total_duration(), Duration::from_secs(60));
 
     // A rate replaces the stages.
     let rated = Overrides {

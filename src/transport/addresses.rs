@@ -331,7 +331,10 @@ impl AddressPlan {
         if !self.ports.contains(addr.port()) {
             return None;
         }
-        let a = self.addresses.index_of(addr.ip()).filter(|a| *a < self.per_port)?;
+        let a = self
+            .addresses
+            .index_of(addr.ip())
+            .filter(|a| *a < self.per_port)?;
         Some(u64::from(addr.port() - self.ports.first) * self.per_port + a)
     }
 
