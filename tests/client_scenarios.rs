@@ -325,6 +325,9 @@ fn deregisters_at_the_end(sim: &mut Sim, t0: Instant) {
         records.iter().all(|r| r.outcome.is_success()),
         "{records:?}"
     );
+    // Every request of the hour came from the server's address: everything went back there.
+    let server = sim.server.address;
+    assert!(sim.uplink.iter().all(|w| w.to == server));
 }
 
 /// With 30% of datagrams lost both ways, every request ends exactly once and its
