@@ -11,6 +11,7 @@ mod operations;
 mod registration;
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,8 +293,9 @@ impl Client {
         }
     }
 
-    /// A datagram from the server arrived.
-    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+    /// A datagram from `from` arrived: the server's address, or any socket it sends requests
+    /// from. Answers to it go back to `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         match self.state {
             ClientState::Starting
             | ClientState::Rebooting
@@ -309,12 +311,14 @@ impl Client {
             _ => {}
         }
         self.touch(now);
-        let incoming = self.coap.handle_datagram(now, bytes, &self.config.coap);
+        let incoming = self
+            .coap
+            .handle_datagram(now, from, bytes, &self.config.coap);
         match incoming {
             Incoming::Response { token, packet } => self.on_response(now, token, &packet),
             Incoming::Acknowledged { token } => self.complete(now, token, Outcome::Response(0)),
             Incoming::Reset { token } => self.on_reset(now, token),
-            Incoming::Request(request) => self.on_request(now, &request),
+            Incoming::Request(request) => self.on_request(now, from, &request),
             Incoming::Duplicate => self.events.push_back(Event::Dropped(Dropped::Duplicate)),
             Incoming::SeparatePending { .. } => {}
             Incoming::Ignored => self.events.push_back(Event::Dropped(Dropped::Unmatched)),
@@ -349,8 +353,9 @@ impl Client {
         self.flush(now);
     }
 
-    /// The next datagram to send to the server.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    /// The next datagram to send, and where to: the configured server for Register, Update
+    /// and De-register, the source of the request for answers and notifications.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.coap.poll_transmit()
     }
 
@@ -434,7 +439,7 @@ impl Client {
         self.queue = VecDeque::new();
     }
 
-    /// Sends `packet` as a CON request and remembers it for its answer.
+    /// Sends `packet` as a CON request to the server and remembers it for its answer.
     fn send_request(
         &mut self,
         now: Instant,
@@ -444,13 +449,15 @@ impl Client {
     ) {
         let token = Token::random(&mut self.rng);
         packet.set_token(token.as_slice().to_vec());
-        self.send_tracked(now, kind, intended, token, packet);
+        let server = self.config.server;
+        self.send_tracked(now, server, kind, intended, token, packet);
     }
 
-    /// Sends a CON (request or notification) and remembers it until it ends.
+    /// Sends a CON (request or notification) to `to` and remembers it until it ends.
     fn send_tracked(
         &mut self,
         now: Instant,
+        to: SocketAddr,
         kind: RequestKind,
         intended: Instant,
         token: Token,
@@ -467,7 +474,7 @@ impl Client {
         });
         self.events.push_back(Event::Sent(kind));
         self.coap
-            .send_confirmable(now, packet, &self.config.coap, &mut self.rng);
+            .send_confirmable(now, to, packet, &self.config.coap, &mut self.rng);
     }
 
     fn on_response(&mut self, now: Instant, token: Token, packet: &Packet) {
