@@ -246,6 +246,10 @@ impl Client {
         }
     }
 
+    pub fn config(&self) -> &Arc<ClientConfig> {
+        &self.config
+    }
+
     pub fn endpoint_name(&self) -> &str {
         &self.endpoint_name
     }
@@ -290,6 +294,15 @@ impl Client {
             }
             ClientState::Deregistering | ClientState::Stopped => {}
             _ => self.go_offline(now, ClientState::Stopped),
+        }
+    }
+
+    /// Gives up at once: whatever is queued or in flight ends `Unsent` or `Aborted`, nothing more
+    /// is sent, and the client is `Stopped`. For a stop that ran out of time.
+    pub fn abandon(&mut self, now: Instant) {
+        self.deferred = None;
+        if self.state != ClientState::Stopped {
+            self.go_offline(now, ClientState::Stopped);
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod clock;
 pub mod coap;
+pub mod engine;
 pub mod content;
 pub mod fleet;
 pub mod metrics;

@@ -280,7 +280,7 @@ impl Shard {
                 let Some(client) = self.clients[local].as_mut() else {
                     return;
                 };
-                let offline = client_config_reboot(client);
+                let offline = client.config().reboot_time;
                 client.stop(now);
                 self.after(local);
                 self.timers
@@ -344,7 +344,20 @@ impl Shard {
             }
         }
         let all_told = to == self.clients.len();
-        (all_told && self.recorder.live_clients() == 0) || now >= deadline
+        if all_told && self.recorder.live_clients() == 0 {
+            return true;
+        }
+        if now < deadline {
+            return false;
+        }
+        // Out of time: what is still out ends as aborted, so every request is accounted for.
+        for local in 0..self.clients.len() {
+            if let Some(client) = self.clients[local].as_mut() {
+                client.abandon(now);
+                self.after(local);
+            }
+        }
+        true
     }
 
     fn flush<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {
@@ -393,10 +406,6 @@ impl Shard {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.recorder.publish(elapsed, &mut published);
     }
-}
-
-fn client_config_reboot(client: &Client) -> Duration {
-    client.config().reboot_time
 }
 
 fn micros(d: Duration) -> u64 {
