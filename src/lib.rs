@@ -9,5 +9,6 @@ pub mod coap;
 pub mod content;
 pub mod fleet;
 pub mod model;
+pub mod server;
 pub mod toml_span;
 pub mod transport;
