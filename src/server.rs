@@ -263,9 +263,8 @@ impl Server {
     }
 
     /// Bytes held on the heap by the registration store, its indexes, the timer heap and the
-    /// duplicate cache (capacities, not lengths: what the allocator handed out).
+    /// duplicate cache: what the allocator handed out, spare capacity included.
     pub fn heap_bytes(&self) -> usize {
-        let map_entry = |entry: usize| entry + 1; // hashbrown: one control byte per bucket
         let names: usize = self
             .registrations
             .values()
@@ -277,9 +276,10 @@ impl Server {
             .iter()
             .map(|l| size_of::<ObjectLinks>() + l.links.len() * size_of::<ObjectLink>())
             .sum();
-        self.registrations.capacity() * map_entry(size_of::<(u32, Registration)>())
-            + self.by_endpoint.capacity() * map_entry(size_of::<(Arc<str>, u32)>())
-            + self.by_peer.capacity() * map_entry(size_of::<(SocketAddr, u32)>())
+        table_bytes::<(u32, Registration)>(self.registrations.capacity())
+            + table_bytes::<(Arc<str>, u32)>(self.by_endpoint.capacity())
+            + table_bytes::<(SocketAddr, u32)>(self.by_peer.capacity())
+            + table_bytes::<Arc<ObjectLinks>>(self.link_sets.capacity())
             + names
             + link_sets
             + self.timers.heap_bytes()
@@ -560,6 +560,20 @@ impl Server {
             Op::Execute => &mut self.stats.execute,
         }
     }
+}
+
+/// Heap bytes of a std hash table with room for `capacity` entries: a power-of-two number of
+/// buckets at most 7/8 full, each an entry and a control byte.
+pub(crate) fn table_bytes<T>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    };
+    buckets * (size_of::<T>() + 1)
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ impl Recent {
 
     pub fn heap_bytes(&self) -> usize {
         self.ring.capacity() * size_of::<Entry>()
-            + self.index.capacity() * (size_of::<(Key, u32)>() + 1)
+            + super::table_bytes::<(Key, u32)>(self.index.capacity())
     }
 }
 
