@@ -7,7 +7,7 @@
 //! client registered with.
 
 mod dedup;
-mod wire;
+pub(crate) mod wire;
 
 pub mod block;
 pub mod message;
@@ -501,7 +501,7 @@ impl Endpoint {
 }
 
 /// `ACK_TIMEOUT` times a random factor in [1, `ACK_RANDOM_FACTOR`] (RFC 7252 4.8).
-fn initial_timeout(params: &Params, rng: &mut impl Rng) -> Duration {
+pub fn initial_timeout(params: &Params, rng: &mut impl Rng) -> Duration {
     let factor = params.ack_random_factor;
     let factor = if factor.is_finite() && factor > 1.0 {
         rng.random_range(1.0..=factor)

@@ -11,5 +11,6 @@ pub mod content;
 pub mod fleet;
 pub mod metrics;
 pub mod model;
+pub mod server;
 pub mod toml_span;
 pub mod transport;
