@@ -114,7 +114,13 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
     assert!(s.request(RequestKind::Notify).sent >= clients, "{s}");
     // What the clients answered, and what the server saw, agree.
     assert!(s.operation(OperationKind::Read).ok >= clients, "{s}");
-    assert_eq!(s.operation(OperationKind::Read).ok, server.read.ok);
+    // A Read answered just before the client's De-register reaches the server after it: the
+    // server counts those as aborted.
+    let reads = s.operation(OperationKind::Read).ok;
+    assert!(
+        server.read.ok <= reads && reads <= server.read.ok + server.read.aborted,
+        "{s}\n{server}"
+    );
     assert_eq!(s.operation(OperationKind::Observe).ok, clients);
     assert_eq!(server.observe.ok, clients);
     assert!(server.notifications >= clients, "{server}");

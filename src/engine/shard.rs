@@ -46,7 +46,10 @@ pub(super) struct Setup {
 }
 
 struct Stopping {
+    began: Instant,
     deadline: Instant,
+    /// Clients told to stop per second on this shard.
+    rate: f64,
     /// Clients before this local index were told to stop.
     cursor: usize,
 }
@@ -111,16 +114,19 @@ impl Shard {
             if self.stopping.is_none()
                 && (now >= stop_at || self.setup.control.stop.load(Ordering::Acquire))
             {
+                let shards = self.setup.layout.shards() as f64;
                 self.stopping = Some(Stopping {
+                    began: now,
                     deadline: now + self.setup.plan.stop_timeout,
+                    rate: self.setup.plan.stop_rate() / shards,
                     cursor: 0,
                 });
             }
             let mut busy = if self.stopping.is_some() {
-                if self.stop_some(now) {
-                    break;
+                match self.stop_some(now) {
+                    Some(told) => told > 0,
+                    None => break,
                 }
-                true
             } else {
                 self.start_due(now)
             };
@@ -167,10 +173,20 @@ impl Shard {
     ) -> Result<(), TransportError> {
         let mut next = self.timers.next_deadline().unwrap_or(u64::MAX);
         next = next.min(next_publish.as_micros());
-        if self.stopping.is_none() {
-            next = next.min(stop_at.as_micros());
-            if let Some((at, _)) = self.starts.get(self.next_start) {
-                next = next.min(*at);
+        match &self.stopping {
+            None => {
+                next = next.min(stop_at.as_micros());
+                if let Some((at, _)) = self.starts.get(self.next_start) {
+                    next = next.min(*at);
+                }
+            }
+            Some(stopping) => {
+                next = next.min(stopping.deadline.as_micros());
+                if stopping.cursor < self.clients.len() {
+                    // The next client's turn to stop.
+                    let after = Duration::from_secs_f64(stopping.cursor as f64 / stopping.rate);
+                    next = next.min((stopping.began + after).as_micros());
+                }
             }
         }
         let mut wait = Duration::from_micros(next.saturating_sub(self.now().as_micros()));
@@ -330,14 +346,17 @@ impl Shard {
         self.timers.arm(local as u32, deadline);
     }
 
-    /// Tells the next clients to stop; returns true when the shard is done (every client
-    /// down, or the stop timeout passed).
-    fn stop_some(&mut self, now: Instant) -> bool {
+    /// Tells the next clients to stop; returns how many, or `None` when the shard is done
+    /// (every client down, or the stop timeout passed).
+    fn stop_some(&mut self, now: Instant) -> Option<usize> {
         let Some(stopping) = self.stopping.as_mut() else {
-            return false;
+            return Some(0);
         };
         let from = stopping.cursor;
-        let to = (from + STOPS_PER_ROUND).min(self.clients.len());
+        // Paced like the ramp, so the stop does not flood the server's socket at once.
+        let due = now.saturating_since(stopping.began).as_secs_f64() * stopping.rate;
+        let due = (due as usize).saturating_add(1);
+        let to = due.min(from + STOPS_PER_ROUND).min(self.clients.len());
         stopping.cursor = to;
         let deadline = stopping.deadline;
         for local in from..to {
@@ -348,10 +367,10 @@ impl Shard {
         }
         let all_told = to == self.clients.len();
         if all_told && self.recorder.live_clients() == 0 {
-            return true;
+            return None;
         }
         if now < deadline {
-            return false;
+            return Some(to - from);
         }
         // Out of time: what is still out ends as aborted, so every request is accounted for.
         for local in 0..self.clients.len() {
@@ -360,7 +379,7 @@ impl Shard {
                 self.after(local);
             }
         }
-        true
+        None
     }
 
     fn flush<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {

@@ -156,6 +156,30 @@ impl Plan {
         }
     }
 
+    /// Clients told to stop per second: the ramp's fastest rate, but fast enough to be done
+    /// in half the stop timeout.
+    pub fn stop_rate(&self) -> f64 {
+        let ramp = match &self.ramp {
+            Ramp::Rate(rate) => *rate,
+            Ramp::Stages(stages) => {
+                let mut previous = 0;
+                let mut fastest: f64 = 0.0;
+                for s in stages {
+                    let started = s.target.saturating_sub(previous) as f64;
+                    previous = s.target;
+                    fastest = fastest.max(if s.over.is_zero() {
+                        f64::INFINITY
+                    } else {
+                        started / s.over.as_secs_f64()
+                    });
+                }
+                fastest
+            }
+        };
+        let needed = self.clients as f64 / (self.stop_timeout.as_secs_f64() / 2.0).max(1e-3);
+        ramp.max(needed)
+    }
+
     /// When clients are told to stop, from the first start: after ramp and hold, or at the
     /// command line's `--duration`.
     pub fn stop_at(&self) -> Duration {

@@ -293,3 +293,15 @@ fn command_line_values_replace_the_file() {
         .to_string();
     assert!(err.contains("gives 0 of 1 clients"), "{err}");
 }
+
+#[test]
+fn stop_rate_follows_the_fastest_stage_within_the_stop_timeout() {
+    let staged = with_load(
+        ONE_GROUP,
+        "stages = [{ target = 100, over = \"10s\" }, { target = 1100, over = \"10s\" }]\nstop_timeout = \"100s\"",
+    );
+    assert!((staged.plan().stop_rate() - 100.0).abs() < 1e-9);
+    // 1000 clients at 1/s would need 1000 s: the stop goes faster, done in half of 20 s.
+    let slow = with_load(ONE_GROUP, "clients = 1000\nrate = 1\nstop_timeout = \"20s\"");
+    assert!((slow.plan().stop_rate() - 100.0).abs() < 1e-9);
+}
