@@ -45,8 +45,11 @@ fn idle_client(template: &Arc<DeviceTemplate>, config: &Arc<ClientConfig>, index
     let device = Device::new(template.clone(), index as u64, 1_700_000_000);
     let mut client = Client::new(config.clone(), &name, device, index as u64);
     let now = Instant::from_micros(1_000_000);
+    let server = config.server;
     client.start(now);
-    let register = Packet::from_bytes(&client.poll_transmit().expect("Register sent")).unwrap();
+    let (to, register) = client.poll_transmit().expect("Register sent");
+    assert_eq!(to, server);
+    let register = Packet::from_bytes(&register).unwrap();
     let mut created = Packet::new();
     created.header.set_type(MessageType::Acknowledgement);
     created.header.message_id = register.header.message_id;
@@ -54,10 +57,10 @@ fn idle_client(template: &Arc<DeviceTemplate>, config: &Arc<ClientConfig>, index
     created.set_token(register.get_token().to_vec());
     created.add_option(CoapOption::LocationPath, b"rd".to_vec());
     created.add_option(CoapOption::LocationPath, format!("{index:x}").into_bytes());
-    client.handle_datagram(now, &created.to_bytes().unwrap());
+    client.handle_datagram(now, server, &created.to_bytes().unwrap());
     assert_eq!(client.state(), ClientState::Registered);
     let observe = request(RequestType::Get, "/3303/0/5700", 1, true);
-    client.handle_datagram(now, &observe);
+    client.handle_datagram(now, server, &observe);
     while client.poll_transmit().is_some() {}
     while client.poll_event().is_some() {}
     client
@@ -117,11 +120,12 @@ fn cpu(template: &Arc<DeviceTemplate>, config: &Arc<ClientConfig>) {
     let reads: Vec<Vec<u8>> = (0..ROUNDS)
         .map(|i| request(RequestType::Get, "/3303/0/5700", 2 + i as u16, false))
         .collect();
+    let server = config.server;
     let mut now = Instant::from_micros(2_000_000);
     let started = WallClock::now();
     for read in &reads {
         now += Duration::from_micros(10);
-        client.handle_datagram(now, read);
+        client.handle_datagram(now, server, read);
         black_box(client.poll_transmit());
         while client.poll_event().is_some() {}
     }
@@ -137,13 +141,13 @@ fn cpu(template: &Arc<DeviceTemplate>, config: &Arc<ClientConfig>) {
         let started = WallClock::now();
         client.handle_timeout(now);
         let mut answers = Vec::new();
-        while let Some(datagram) = client.poll_transmit() {
+        while let Some((_, datagram)) = client.poll_transmit() {
             notifications += usize::from(is_notification(&datagram));
             answers.extend(acknowledge(&datagram));
         }
         elapsed += started.elapsed();
         for answer in answers {
-            client.handle_datagram(now, &answer);
+            client.handle_datagram(now, server, &answer);
         }
         while client.poll_event().is_some() {}
     }

@@ -11,6 +11,7 @@ mod operations;
 mod registration;
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -245,6 +246,10 @@ impl Client {
         }
     }
 
+    pub fn config(&self) -> &Arc<ClientConfig> {
+        &self.config
+    }
+
     pub fn endpoint_name(&self) -> &str {
         &self.endpoint_name
     }
@@ -292,8 +297,18 @@ impl Client {
         }
     }
 
-    /// A datagram from the server arrived.
-    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+    /// Gives up at once: whatever is queued or in flight ends `Unsent` or `Aborted`, nothing more
+    /// is sent, and the client is `Stopped`. For a stop that ran out of time.
+    pub fn abandon(&mut self, now: Instant) {
+        self.deferred = None;
+        if self.state != ClientState::Stopped {
+            self.go_offline(now, ClientState::Stopped);
+        }
+    }
+
+    /// A datagram from `from` arrived: the server's address, or any socket it sends requests
+    /// from. Answers to it go back to `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         match self.state {
             ClientState::Starting
             | ClientState::Rebooting
@@ -309,12 +324,14 @@ impl Client {
             _ => {}
         }
         self.touch(now);
-        let incoming = self.coap.handle_datagram(now, bytes, &self.config.coap);
+        let incoming = self
+            .coap
+            .handle_datagram(now, from, bytes, &self.config.coap);
         match incoming {
             Incoming::Response { token, packet } => self.on_response(now, token, &packet),
             Incoming::Acknowledged { token } => self.complete(now, token, Outcome::Response(0)),
             Incoming::Reset { token } => self.on_reset(now, token),
-            Incoming::Request(request) => self.on_request(now, &request),
+            Incoming::Request(request) => self.on_request(now, from, &request),
             Incoming::Duplicate => self.events.push_back(Event::Dropped(Dropped::Duplicate)),
             Incoming::SeparatePending { .. } => {}
             Incoming::Ignored => self.events.push_back(Event::Dropped(Dropped::Unmatched)),
@@ -349,8 +366,9 @@ impl Client {
         self.flush(now);
     }
 
-    /// The next datagram to send to the server.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    /// The next datagram to send, and where to: the configured server for Register, Update
+    /// and De-register, the source of the request for answers and notifications.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.coap.poll_transmit()
     }
 
@@ -434,7 +452,7 @@ impl Client {
         self.queue = VecDeque::new();
     }
 
-    /// Sends `packet` as a CON request and remembers it for its answer.
+    /// Sends `packet` as a CON request to the server and remembers it for its answer.
     fn send_request(
         &mut self,
         now: Instant,
@@ -444,13 +462,15 @@ impl Client {
     ) {
         let token = Token::random(&mut self.rng);
         packet.set_token(token.as_slice().to_vec());
-        self.send_tracked(now, kind, intended, token, packet);
+        let server = self.config.server;
+        self.send_tracked(now, server, kind, intended, token, packet);
     }
 
-    /// Sends a CON (request or notification) and remembers it until it ends.
+    /// Sends a CON (request or notification) to `to` and remembers it until it ends.
     fn send_tracked(
         &mut self,
         now: Instant,
+        to: SocketAddr,
         kind: RequestKind,
         intended: Instant,
         token: Token,
@@ -467,7 +487,7 @@ impl Client {
         });
         self.events.push_back(Event::Sent(kind));
         self.coap
-            .send_confirmable(now, packet, &self.config.coap, &mut self.rng);
+            .send_confirmable(now, to, packet, &self.config.coap, &mut self.rng);
     }
 
     fn on_response(&mut self, now: Instant, token: Token, packet: &Packet) {

@@ -1,15 +1,20 @@
-//! The CoAP message layer toward one peer, sans-IO: message IDs, tokens, CON retransmission
+//! The CoAP message layer of one client, sans-IO: message IDs, tokens, CON retransmission
 //! (RFC 7252 4.2), duplicate detection, separate responses, RST handling, block-wise helpers
 //! (RFC 7959) and observe sequence numbers (RFC 7641). Messages are coap-lite `Packet`s.
+//!
+//! Every datagram carries its peer address: a reply goes to the source of what it answers
+//! (RFC 7252 5.3), which for some servers is a fresh socket per request, not the address the
+//! client registered with.
 
 mod dedup;
-mod wire;
+pub(crate) mod wire;
 
 pub mod block;
 pub mod message;
 pub mod observe;
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use coap_lite::{MessageType, Packet};
@@ -114,8 +119,8 @@ pub enum Expired {
     SeparateTimeout { token: Token },
 }
 
-/// Message-layer state of one endpoint toward one peer. Small: an idle endpoint holds a few
-/// integers and an empty cache.
+/// Message-layer state of one endpoint. Small: an idle endpoint holds a few integers and an
+/// empty cache.
 #[derive(Debug)]
 pub struct Endpoint {
     next_message_id: u16,
@@ -125,8 +130,11 @@ pub struct Endpoint {
     separate: Vec<(Token, Instant)>,
     /// The last NON we sent, so an RST to a NON notification can cancel its observation.
     last_non: Option<(u16, Token)>,
+    /// Keyed by message ID alone, where RFC 7252 4.5 keys it by message ID and source endpoint:
+    /// fine while one client sees one server, whatever socket it sends from. Two sources reusing
+    /// a message ID within its lifetime would be taken for a duplicate.
     received: DedupCache,
-    transmit: VecDeque<Vec<u8>>,
+    transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     retransmissions: u64,
 }
 
@@ -134,6 +142,8 @@ pub struct Endpoint {
 struct Outstanding {
     message_id: u16,
     token: Token,
+    /// Where it went, and where its retransmissions go.
+    to: SocketAddr,
     /// A request (expects a response) rather than a notification (expects an ACK).
     is_request: bool,
     bytes: Box<[u8]>,
@@ -161,12 +171,13 @@ impl Endpoint {
         self.outstanding.is_none()
     }
 
-    /// Sends `packet` as CON with a fresh message ID, retransmitting until acknowledged or expired.
-    /// The caller sets the token. Panics in debug builds if a CON is already outstanding
-    /// (in release builds the older exchange is dropped without a report).
+    /// Sends `packet` to `to` as CON with a fresh message ID, retransmitting until acknowledged
+    /// or expired. The caller sets the token. Panics in debug builds if a CON is already
+    /// outstanding (in release builds the older exchange is dropped without a report).
     pub fn send_confirmable(
         &mut self,
         now: Instant,
+        to: SocketAddr,
         mut packet: Packet,
         params: &Params,
         rng: &mut impl Rng,
@@ -177,10 +188,11 @@ impl Endpoint {
         wire::set_type(&mut packet, wire::CON);
         let bytes = wire::encode(&packet);
         let timeout = initial_timeout(params, rng);
-        self.transmit.push_back(bytes.clone());
+        self.transmit.push_back((to, bytes.clone()));
         self.outstanding = Some(Box::new(Outstanding {
             message_id,
             token: Token::from_slice(packet.get_token()).unwrap_or_default(),
+            to,
             is_request: wire::is_request(&packet),
             bytes: bytes.into_boxed_slice(),
             next_at: now + timeout,
@@ -189,18 +201,25 @@ impl Endpoint {
         }));
     }
 
-    /// Sends `packet` as NON with a fresh message ID.
-    pub fn send_non_confirmable(&mut self, mut packet: Packet) {
+    /// Sends `packet` to `to` as NON with a fresh message ID.
+    pub fn send_non_confirmable(&mut self, to: SocketAddr, mut packet: Packet) {
         let message_id = self.fresh_message_id();
         packet.header.message_id = message_id;
         wire::set_type(&mut packet, wire::NON);
         let token = Token::from_slice(packet.get_token()).unwrap_or_default();
         self.last_non = Some((message_id, token));
-        self.transmit.push_back(wire::encode(&packet));
+        self.transmit.push_back((to, wire::encode(&packet)));
     }
 
-    /// Handles one datagram from the peer.
-    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8], params: &Params) -> Incoming {
+    /// Handles one datagram from `from`. What the message layer answers itself (RST, ACK,
+    /// a cached reply) goes back to `from`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        params: &Params,
+    ) -> Incoming {
         self.received.prune(now);
         let Some(header) = RawHeader::peek(bytes) else {
             return Incoming::Malformed;
@@ -217,7 +236,7 @@ impl Endpoint {
         let Some(packet) = parsed.filter(|_| kind != CodeKind::Reserved) else {
             if header.kind == wire::CON {
                 self.transmit
-                    .push_back(wire::empty(wire::RST, header.message_id));
+                    .push_back((from, wire::empty(wire::RST, header.message_id)));
             }
             return Incoming::Malformed;
         };
@@ -230,22 +249,23 @@ impl Endpoint {
             (wire::CON, CodeKind::Empty) => {
                 // A ping.
                 self.transmit
-                    .push_back(wire::empty(wire::RST, header.message_id));
+                    .push_back((from, wire::empty(wire::RST, header.message_id)));
                 Incoming::Ignored
             }
-            (_, CodeKind::Request) => self.handle_request(now, header, packet, params),
-            (_, CodeKind::Response) => self.handle_response(now, header, packet, params),
+            (_, CodeKind::Request) => self.handle_request(now, from, header, packet, params),
+            (_, CodeKind::Response) => self.handle_response(now, from, header, packet, params),
             _ => Incoming::Ignored,
         }
     }
 
-    /// Answers `request` (as returned in [`Incoming::Request`]): piggybacked in an ACK for a CON,
-    /// as NON for a NON. The reply to a CON is cached for duplicates of the request.
-    /// An empty `response` (code 0.00) to a CON sends an empty ACK: the caller then sends the
-    /// real response later as a CON of its own (a separate response).
+    /// Answers `request` (as returned in [`Incoming::Request`]) at `to`, the address it came
+    /// from: piggybacked in an ACK for a CON, as NON for a NON. The reply to a CON is cached for
+    /// duplicates of the request. An empty `response` (code 0.00) to a CON sends an empty ACK:
+    /// the caller then sends the real response later as a CON of its own (a separate response).
     pub fn respond(
         &mut self,
         now: Instant,
+        to: SocketAddr,
         request: &Packet,
         mut response: Packet,
         params: &Params,
@@ -265,12 +285,12 @@ impl Endpoint {
                 let expires = now + params.exchange_lifetime;
                 let cached = Some(bytes.clone().into_boxed_slice());
                 self.received.insert(mid, expires, cached);
-                self.transmit.push_back(bytes);
+                self.transmit.push_back((to, bytes));
             }
             MessageType::NonConfirmable => {
                 response.set_token(request.get_token().to_vec());
                 // Duplicate NONs are dropped, never answered again: nothing to cache.
-                self.send_non_confirmable(response);
+                self.send_non_confirmable(to, response);
             }
             MessageType::Acknowledgement | MessageType::Reset => {}
         }
@@ -285,7 +305,7 @@ impl Endpoint {
                 out.retransmitted += 1;
                 out.timeout = out.timeout.saturating_mul(2);
                 out.next_at = now + out.timeout;
-                self.transmit.push_back(out.bytes.to_vec());
+                self.transmit.push_back((out.to, out.bytes.to_vec()));
                 self.retransmissions += 1;
             } else {
                 let token = out.token;
@@ -309,8 +329,8 @@ impl Endpoint {
             .min()
     }
 
-    /// The next datagram to send to the peer.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    /// The next datagram to send, and where to.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         let next = self.transmit.pop_front();
         if self.transmit.is_empty() {
             // Idle clients far outnumber busy ones: hold no queue buffer between exchanges.
@@ -331,8 +351,12 @@ impl Endpoint {
             .map_or(0, |o| size_of::<Outstanding>() + o.bytes.len())
             + self.separate.capacity() * size_of::<(Token, Instant)>()
             + self.received.heap_bytes()
-            + self.transmit.capacity() * size_of::<Vec<u8>>()
-            + self.transmit.iter().map(Vec::capacity).sum::<usize>()
+            + self.transmit.capacity() * size_of::<(SocketAddr, Vec<u8>)>()
+            + self
+                .transmit
+                .iter()
+                .map(|(_, d)| d.capacity())
+                .sum::<usize>()
     }
 
     /// Forgets every exchange, cached reply and unsent datagram (reboot, re-register after a lost
@@ -406,13 +430,14 @@ impl Endpoint {
     fn handle_request(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         header: RawHeader,
         packet: Packet,
         params: &Params,
     ) -> Incoming {
         if let Seen::Duplicate(reply) = self.received.check(header.message_id) {
             if let Some(reply) = reply.filter(|_| header.kind == wire::CON) {
-                self.transmit.push_back(reply.to_vec());
+                self.transmit.push_back((from, reply.to_vec()));
             }
             return Incoming::Duplicate;
         }
@@ -430,6 +455,7 @@ impl Endpoint {
     fn handle_response(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         header: RawHeader,
         packet: Packet,
         params: &Params,
@@ -437,7 +463,7 @@ impl Endpoint {
         let con = header.kind == wire::CON;
         if let Seen::Duplicate(reply) = self.received.check(header.message_id) {
             if let Some(reply) = reply.filter(|_| con) {
-                self.transmit.push_back(reply.to_vec());
+                self.transmit.push_back((from, reply.to_vec()));
             }
             return Incoming::Duplicate;
         }
@@ -453,7 +479,7 @@ impl Endpoint {
         };
         if con && !awaited {
             self.transmit
-                .push_back(wire::empty(wire::RST, header.message_id));
+                .push_back((from, wire::empty(wire::RST, header.message_id)));
             return Incoming::Ignored;
         }
         if con {
@@ -464,7 +490,7 @@ impl Endpoint {
                 expires,
                 Some(ack.clone().into_boxed_slice()),
             );
-            self.transmit.push_back(ack);
+            self.transmit.push_back((from, ack));
         } else {
             // NON requests of ours are not tracked: the caller matches NON responses by token.
             self.received
@@ -475,7 +501,7 @@ impl Endpoint {
 }
 
 /// `ACK_TIMEOUT` times a random factor in [1, `ACK_RANDOM_FACTOR`] (RFC 7252 4.8).
-fn initial_timeout(params: &Params, rng: &mut impl Rng) -> Duration {
+pub fn initial_timeout(params: &Params, rng: &mut impl Rng) -> Duration {
     let factor = params.ack_random_factor;
     let factor = if factor.is_finite() && factor > 1.0 {
         rng.random_range(1.0..=factor)

@@ -6,9 +6,11 @@
 pub mod client;
 pub mod clock;
 pub mod coap;
+pub mod engine;
 pub mod content;
 pub mod fleet;
 pub mod metrics;
 pub mod model;
+pub mod server;
 pub mod toml_span;
 pub mod transport;

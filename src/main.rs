@@ -1,4 +1,3 @@
-fn main() {
-    eprintln!("lwm2m-swarm: the fleet engine is not built yet (see the issues)");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    lwm2m_swarm::cli::main_with(std::env::args_os())
 }

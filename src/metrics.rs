@@ -223,8 +223,6 @@ pub struct TrafficStats {
     pub bytes_out: u64,
     /// Received for an address no client of this run has (or one not started yet).
     pub unmatched: u64,
-    /// Received from someone other than the server.
-    pub stray: u64,
     /// Longer than the receive slot: cut, not processed.
     pub truncated: u64,
     /// The kernel would not send them (counted and dropped; CoAP retransmits CON).
@@ -312,7 +310,6 @@ impl Snapshot {
         t.bytes_in += o.bytes_in;
         t.bytes_out += o.bytes_out;
         t.unmatched += o.unmatched;
-        t.stray += o.stray;
         t.truncated += o.truncated;
         t.send_errors += o.send_errors;
         t.kernel_drops += o.kernel_drops;
@@ -442,14 +439,13 @@ impl fmt::Display for Snapshot {
         let t = &self.traffic;
         write!(
             f,
-            "datagrams: out {} ({} B), in {} ({} B); unmatched {}, stray {}, send errors {}, \
+            "datagrams: out {} ({} B), in {} ({} B); unmatched {}, send errors {}, \
              kernel drops {}; clients dropped: asleep {}, offline {}, malformed {}, duplicate {}",
             t.datagrams_out,
             t.bytes_out,
             t.datagrams_in,
             t.bytes_in,
             t.unmatched,
-            t.stray,
             t.send_errors,
             t.kernel_drops,
             t.asleep,
@@ -511,6 +507,15 @@ impl Recorder {
             s.states[i] += 1;
             s.peak_states[i] = s.peak_states[i].max(s.states[i]);
         }
+    }
+
+    /// Clients neither stopped nor failed.
+    pub fn live_clients(&self) -> u64 {
+        CLIENT_STATES
+            .iter()
+            .filter(|s| !matches!(s, ClientState::Stopped | ClientState::Failed))
+            .map(|s| self.snapshot.state(*s))
+            .sum()
     }
 
     pub fn started(&mut self) {

@@ -14,7 +14,7 @@ use lwm2m_swarm::client::{
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::{self, ContentFormat};
 use lwm2m_swarm::model::{Device, Path, Value};
-use sim::{Sim, uint_option, uri_path, uri_query};
+use sim::{Sim, addr, uint_option, uri_path, uri_query};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -325,6 +325,9 @@ fn deregisters_at_the_end(sim: &mut Sim, t0: Instant) {
         records.iter().all(|r| r.outcome.is_success()),
         "{records:?}"
     );
+    // Every request of the hour came from the server's address: everything went back there.
+    let server = sim.server.address;
+    assert!(sim.uplink.iter().all(|w| w.to == server));
 }
 
 /// With 30% of datagrams lost both ways, every request ends exactly once and its
@@ -804,4 +807,105 @@ fn block_wise_read_and_write() {
         ask(&mut sim, RequestType::Put, "/3/0/15", &write_cf(0, b"x")),
         ResponseType::NotFound
     );
+}
+
+/// Some servers (lwm2m-node-lib) send each request from a fresh socket and expect the answer
+/// there; a block-wise Write may even move between sockets, each block answered at its own.
+#[test]
+fn a_request_from_another_address_is_answered_there() {
+    use lwm2m_swarm::coap::block::{self, BlockValue};
+    let mut sim = registered(config(), 10);
+    let read = sim.server.request(RequestType::Get, "/3/0/0");
+    let token = sim.send_to_client_from(addr(40001), &read);
+    sim.run_for(SECOND);
+    let reply = sim.server.reply_to(&token).expect("answered");
+    assert_eq!(reply.to, addr(40001));
+    assert_eq!(code(&reply.packet), ResponseType::Content);
+
+    let offset = b"+02:00 written in blocks, long enough to need two of them";
+    for (num, chunk) in offset.chunks(32).enumerate() {
+        let mut write = sim.server.request(RequestType::Put, "/3/0/14");
+        write.add_option(CoapOption::ContentFormat, vec![]);
+        let more = (num + 1) * 32 < offset.len();
+        block::set_block1(&mut write, BlockValue::new(num as u32, more, 32).unwrap());
+        write.payload = chunk.to_vec();
+        let socket = addr(40010 + num as u16);
+        let token = sim.send_to_client_from(socket, &write);
+        sim.run_for(SECOND);
+        let reply = sim.server.reply_to(&token).expect("block answered");
+        assert_eq!(reply.to, socket, "block {num}");
+    }
+    assert_eq!(read_with(&mut sim, "/3/0/14", None).payload, offset);
+}
+
+/// An Observe from a request socket: the answer and every notification (NON, CON and CON
+/// retransmissions) go to that socket, while Updates still go to the server's address.
+#[test]
+fn notifications_go_to_the_observer_address() {
+    for (seed, confirmable) in [(11, false), (12, true)] {
+        let mut sim = registered(
+            ClientConfig {
+                confirmable_notifications: if confirmable { 1.0 } else { 0.0 },
+                ..config()
+            },
+            seed,
+        );
+        let observer = addr(40002);
+        sim.write_attributes("/3/0/0", &["pmax=10"]);
+        let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
+        observe.add_option(CoapOption::Observe, Vec::new());
+        let token = sim.send_to_client_from(observer, &observe);
+        sim.run_for(25 * SECOND);
+        assert_eq!(sim.server.reply_to(&token).unwrap().to, observer);
+        if confirmable {
+            // Unanswered, the CON notification is retransmitted to the observer too.
+            sim.server.silent = true;
+            sim.run_for(10 * SECOND);
+            sim.server.silent = false;
+        }
+        // Past the Update at 80% of the 600 s lifetime.
+        sim.run_for(Duration::from_secs(480));
+
+        let kind = if confirmable {
+            MessageType::Confirmable
+        } else {
+            MessageType::NonConfirmable
+        };
+        let notifications: Vec<_> = sim
+            .uplink
+            .iter()
+            .filter(|w| w.packet.get_token() == token && w.packet.header.get_type() == kind)
+            .collect();
+        assert!(notifications.len() > 40, "{}", notifications.len());
+        assert!(notifications.iter().all(|w| w.to == observer));
+        if confirmable {
+            let retransmitted = notifications
+                .windows(2)
+                .any(|w| w[0].packet.header.message_id == w[1].packet.header.message_id);
+            assert!(retransmitted, "a CON notification was retransmitted");
+        }
+        let updates: Vec<_> = sim
+            .server
+            .requests
+            .iter()
+            .filter(|r| r.path == "/rd/a1b2c3")
+            .collect();
+        assert_eq!(updates.len(), 1, "seed {seed}");
+        assert_eq!(updates[0].to, sim.server.address);
+        assert_eq!(sim.client.observed_paths().count(), 1);
+    }
+}
+
+/// The message layer's own replies go back to the sender too: RST to a CON it cannot parse.
+#[test]
+fn an_rst_for_a_garbage_con_goes_back_to_its_sender() {
+    let mut sim = registered(config(), 13);
+    // CON, token length 9 (invalid), message ID 0x0707.
+    let garbage = vec![0x49, 1, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    sim.send_raw_to_client_from(addr(40003), garbage);
+    sim.run_for(SECOND);
+    let last = sim.uplink.last().expect("the client answered");
+    assert_eq!(last.packet.header.get_type(), MessageType::Reset);
+    assert_eq!(last.packet.header.message_id, 0x0707);
+    assert_eq!(last.to, addr(40003));
 }

@@ -1,3 +1,4 @@
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::coap;
@@ -66,6 +67,10 @@ impl RetryPolicy {
 /// Settings shared by every client of a population (held in an `Arc`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
+    /// The LWM2M server the client registers with: Register, Update and De-register go here
+    /// (answers and notifications go to wherever the server's request came from). Taken from
+    /// config until bootstrap provides it from the Security object.
+    pub server: SocketAddr,
     pub version: Version,
     /// Registration lifetime (`lt=`).
     pub lifetime: Duration,
@@ -93,6 +98,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            server: SocketAddr::from((Ipv4Addr::LOCALHOST, 5683)),
             version: Version::V1_1,
             lifetime: Duration::from_secs(300),
             binding: "U".to_string(),

@@ -1,6 +1,7 @@
 //! Observations, notification attributes (pmin, pmax, gt, lt, st) and notifications.
 
 use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use coap_lite::{MessageClass, MessageType, Packet, ResponseType};
@@ -84,6 +85,9 @@ fn parse<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Observation {
     pub token: Token,
+    /// Where the Observe came from: every notification goes there (RFC 7641 4.2: to the
+    /// observer), which need not be the address the client registered with.
+    pub observer: SocketAddr,
     pub path: Path,
     pub format: ContentFormat,
     pub sequence: ObserveSeq,
@@ -134,6 +138,7 @@ impl Client {
     pub(super) fn observe(
         &mut self,
         now: Instant,
+        observer: SocketAddr,
         token: Token,
         path: Path,
         format: ContentFormat,
@@ -152,6 +157,7 @@ impl Client {
         let first = sequence.next();
         let observation = Observation {
             token,
+            observer,
             path,
             format,
             sequence,
@@ -307,10 +313,11 @@ impl Client {
         let confirmable = self.notification_is_confirmable(now) || ended;
         if confirmable {
             self.last_con_notification = now;
-            self.send_tracked(now, super::RequestKind::Notify, intended, token, packet);
+            let kind = super::RequestKind::Notify;
+            self.send_tracked(now, observation.observer, kind, intended, token, packet);
         } else {
             packet.header.set_type(MessageType::NonConfirmable);
-            self.coap.send_non_confirmable(packet);
+            self.coap.send_non_confirmable(observation.observer, packet);
             self.events
                 .push_back(super::Event::Sent(super::RequestKind::Notify));
             self.events

@@ -1,6 +1,8 @@
 //! Server-initiated operations: Read, Discover, Write, Write-Attributes, Execute, Create, Delete,
 //! Observe and Cancel Observation, with the LWM2M error codes.
 
+use std::net::SocketAddr;
+
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 
 use super::observe::Attributes;
@@ -60,8 +62,9 @@ impl From<ModelError> for Answer {
 }
 
 impl Client {
-    /// Answers one server request and records it. Block-wise Writes are assembled first.
-    pub(super) fn on_request(&mut self, now: Instant, request: &Packet) {
+    /// Answers one server request from `from` (there) and records it. Block-wise Writes are
+    /// assembled first; each block is answered at its own source.
+    pub(super) fn on_request(&mut self, now: Instant, from: SocketAddr, request: &Packet) {
         let assembled;
         let (request, block1_echo) = match block::block1(request) {
             Ok(None) => (request, None),
@@ -76,25 +79,34 @@ impl Client {
                 Block1Outcome::Continue(echo) => {
                     let mut response = message::response(ResponseType::Continue);
                     block::set_block1(&mut response, echo);
-                    self.coap.respond(now, request, response, &self.config.coap);
+                    let params = &self.config.coap;
+                    self.coap.respond(now, from, request, response, params);
                     return;
                 }
                 Block1Outcome::Error { code, block1 } => {
                     let mut answer = Answer::code(code);
                     answer.block1 = block1;
-                    self.answer(now, request, OperationKind::Write, Path::ROOT, &answer);
+                    let kind = OperationKind::Write;
+                    self.answer(now, from, request, kind, Path::ROOT, &answer);
                     return;
                 }
             },
             Err(_) => {
                 let answer = Answer::code(ResponseType::BadOption);
-                self.answer(now, request, OperationKind::Other, Path::ROOT, &answer);
+                self.answer(
+                    now,
+                    from,
+                    request,
+                    OperationKind::Other,
+                    Path::ROOT,
+                    &answer,
+                );
                 return;
             }
         };
-        let (kind, path, mut answer) = self.dispatch(now, request);
+        let (kind, path, mut answer) = self.dispatch(now, from, request);
         answer.block1 = block1_echo;
-        self.answer(now, request, kind, path, &answer);
+        self.answer(now, from, request, kind, path, &answer);
     }
 
     fn receive_block1(&mut self, value: block::BlockValue, request: &Packet) -> Block1Outcome {
@@ -119,10 +131,11 @@ impl Client {
         outcome
     }
 
-    /// Sends `answer` to `request` (in blocks when large) and records the operation.
+    /// Sends `answer` to `request` at `to` (in blocks when large) and records the operation.
     fn answer(
         &mut self,
         now: Instant,
+        to: SocketAddr,
         request: &Packet,
         kind: OperationKind,
         path: Path,
@@ -155,7 +168,8 @@ impl Client {
             response = message::response(ResponseType::BadOption);
         }
         let code = u8::from(response.header.code);
-        self.coap.respond(now, request, response, &self.config.coap);
+        self.coap
+            .respond(now, to, request, response, &self.config.coap);
         self.events.push_back(Event::Operation(OperationRecord {
             kind,
             path,
@@ -164,7 +178,12 @@ impl Client {
         }));
     }
 
-    fn dispatch(&mut self, now: Instant, request: &Packet) -> (OperationKind, Path, Answer) {
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        request: &Packet,
+    ) -> (OperationKind, Path, Answer) {
         let segments = message::uri_path(request).unwrap_or_else(|_| vec!["?"]);
         let Ok(path) = Path::from_segments(&segments) else {
             return (
@@ -197,7 +216,7 @@ impl Client {
         }
         let answer = match kind {
             OperationKind::Read => self.read(now, &path, request),
-            OperationKind::Observe => self.start_observation(now, &path, request),
+            OperationKind::Observe => self.start_observation(now, from, &path, request),
             OperationKind::CancelObservation => {
                 if let Some(token) = Token::from_slice(request.get_token()) {
                     self.cancel_observation(token);
@@ -277,13 +296,19 @@ impl Client {
         }
     }
 
-    fn start_observation(&mut self, now: Instant, path: &Path, request: &Packet) -> Answer {
+    fn start_observation(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        path: &Path,
+        request: &Packet,
+    ) -> Answer {
         let Some(token) = Token::from_slice(request.get_token()) else {
             return Answer::code(ResponseType::BadRequest);
         };
         match self.render(now, path, request) {
             Ok((format, payload, records)) => {
-                let sequence = self.observe(now, token, *path, format, &records);
+                let sequence = self.observe(now, from, token, *path, format, &records);
                 Answer {
                     observe: Some(sequence),
                     ..Answer::content(format, payload)

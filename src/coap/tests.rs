@@ -1,3 +1,4 @@
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use coap_lite::{MessageClass, MessageType, Packet, RequestType, ResponseType};
@@ -7,8 +8,16 @@ use rand::rngs::SmallRng;
 use super::*;
 
 mod incoming;
+mod peers;
 
 const TOKEN: [u8; 4] = [1, 2, 3, 4];
+
+/// The peer of the single-peer tests.
+const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5683);
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
 
 fn secs(s: u64) -> Instant {
     Instant::ZERO + Duration::from_secs(s)
@@ -61,15 +70,27 @@ fn mid_of(bytes: &[u8]) -> u16 {
     u16::from_be_bytes([bytes[2], bytes[3]])
 }
 
-fn drain(ep: &mut Endpoint) -> Vec<Vec<u8>> {
+/// What the endpoint sends, each datagram with its destination.
+fn drain_to(ep: &mut Endpoint) -> Vec<(SocketAddr, Vec<u8>)> {
     std::iter::from_fn(|| ep.poll_transmit()).collect()
+}
+
+/// What the endpoint sends, all of it to `PEER`.
+fn drain(ep: &mut Endpoint) -> Vec<Vec<u8>> {
+    drain_to(ep)
+        .into_iter()
+        .map(|(to, bytes)| {
+            assert_eq!(to, PEER, "sent to the single peer");
+            bytes
+        })
+        .collect()
 }
 
 /// An endpoint with one CON request sent at 0 s; returns it and the sent bytes.
 fn sent_request(params: &Params) -> (Endpoint, Vec<u8>) {
     let mut ep = Endpoint::new(1000);
-    ep.send_confirmable(Instant::ZERO, get_request(), params, &mut rng());
-    let sent = ep.poll_transmit().unwrap();
+    ep.send_confirmable(Instant::ZERO, PEER, get_request(), params, &mut rng());
+    let sent = drain(&mut ep).remove(0);
     (ep, sent)
 }
 
@@ -111,8 +132,8 @@ fn retransmission_instants_stay_within_random_bounds() {
     for seed in 0..200 {
         let mut ep = Endpoint::new(0);
         let mut rng = SmallRng::seed_from_u64(seed);
-        ep.send_confirmable(Instant::ZERO, get_request(), &params, &mut rng);
-        let first = ep.poll_transmit().unwrap();
+        ep.send_confirmable(Instant::ZERO, PEER, get_request(), &params, &mut rng);
+        let first = drain(&mut ep).remove(0);
         let t = ep.poll_timeout().unwrap().as_micros();
         assert!(
             (2_000_000..=3_000_000).contains(&t),
@@ -141,7 +162,7 @@ fn late_ack_stops_retransmissions() {
         1000,
         &TOKEN,
     );
-    let got = ep.handle_datagram(secs(7), &ack, &params);
+    let got = ep.handle_datagram(secs(7), PEER, &ack, &params);
     let Incoming::Response { token: t, packet } = got else {
         panic!("{got:?}")
     };
@@ -153,7 +174,7 @@ fn late_ack_stops_retransmissions() {
     assert_eq!(ep.retransmissions(), 2);
     // The same ACK again (the peer answered a retransmission) matches nothing.
     assert!(matches!(
-        ep.handle_datagram(secs(8), &ack, &params),
+        ep.handle_datagram(secs(8), PEER, &ack, &params),
         Incoming::Ignored
     ));
 }
@@ -162,9 +183,9 @@ fn late_ack_stops_retransmissions() {
 fn message_ids_increment_and_wrap() {
     let params = exact_params();
     let mut ep = Endpoint::new(u16::MAX);
-    ep.send_non_confirmable(get_request());
-    ep.send_confirmable(Instant::ZERO, get_request(), &params, &mut rng());
-    ep.send_non_confirmable(notification());
+    ep.send_non_confirmable(PEER, get_request());
+    ep.send_confirmable(Instant::ZERO, PEER, get_request(), &params, &mut rng());
+    ep.send_non_confirmable(PEER, notification());
     let mids: Vec<u16> = drain(&mut ep).iter().map(|b| mid_of(b)).collect();
     assert_eq!(mids, [u16::MAX, 0, 1]);
 }
@@ -176,7 +197,7 @@ fn piggybacked_response_with_wrong_token_is_ignored() {
     let code = MessageClass::Response(ResponseType::Created);
     let ack = peer(MessageType::Acknowledgement, code, 1000, &[9, 9]);
     assert!(matches!(
-        ep.handle_datagram(secs(1), &ack, &params),
+        ep.handle_datagram(secs(1), PEER, &ack, &params),
         Incoming::Ignored
     ));
     assert!(!ep.can_send_confirmable());
@@ -189,7 +210,7 @@ fn nstart_one() {
     assert!(!ep.can_send_confirmable());
     let ack = peer(MessageType::Acknowledgement, MessageClass::Empty, 1000, &[]);
     assert!(matches!(
-        ep.handle_datagram(secs(1), &ack, &params),
+        ep.handle_datagram(secs(1), PEER, &ack, &params),
         Incoming::SeparatePending { .. }
     ));
     assert!(ep.can_send_confirmable());
@@ -200,7 +221,7 @@ fn separate_response_is_acked_once_and_dedupicated() {
     let params = exact_params();
     let (mut ep, _) = sent_request(&params);
     let ack = peer(MessageType::Acknowledgement, MessageClass::Empty, 1000, &[]);
-    let got = ep.handle_datagram(secs(1), &ack, &params);
+    let got = ep.handle_datagram(secs(1), PEER, &ack, &params);
     assert!(matches!(got, Incoming::SeparatePending { token: t } if t == token()));
     assert_eq!(ep.poll_timeout(), Some(secs(94)));
     assert_eq!(ep.handle_timeout(secs(2), &params), None);
@@ -211,13 +232,13 @@ fn separate_response_is_acked_once_and_dedupicated() {
 
     let code = MessageClass::Response(ResponseType::Content);
     let response = peer(MessageType::Confirmable, code, 77, &TOKEN);
-    let got = ep.handle_datagram(secs(5), &response, &params);
+    let got = ep.handle_datagram(secs(5), PEER, &response, &params);
     assert!(matches!(got, Incoming::Response { token: t, .. } if t == token()));
     let empty_ack = vec![0x60, 0, 0, 77];
     assert_eq!(drain(&mut ep), vec![empty_ack.clone()]);
     assert_eq!(ep.poll_timeout(), None);
 
-    let again = ep.handle_datagram(secs(6), &response, &params);
+    let again = ep.handle_datagram(secs(6), PEER, &response, &params);
     assert!(matches!(again, Incoming::Duplicate));
     assert_eq!(drain(&mut ep), vec![empty_ack]);
 }
@@ -227,7 +248,7 @@ fn separate_response_times_out() {
     let params = exact_params();
     let (mut ep, _) = sent_request(&params);
     let ack = peer(MessageType::Acknowledgement, MessageClass::Empty, 1000, &[]);
-    ep.handle_datagram(secs(1), &ack, &params);
+    ep.handle_datagram(secs(1), PEER, &ack, &params);
     assert_eq!(ep.handle_timeout(secs(93), &params), None);
     assert_eq!(
         ep.handle_timeout(secs(94), &params),
@@ -238,7 +259,7 @@ fn separate_response_times_out() {
     let code = MessageClass::Response(ResponseType::Content);
     let late = peer(MessageType::Confirmable, code, 78, &TOKEN);
     assert!(matches!(
-        ep.handle_datagram(secs(95), &late, &params),
+        ep.handle_datagram(secs(95), PEER, &late, &params),
         Incoming::Ignored
     ));
     assert_eq!(drain(&mut ep), vec![vec![0x70, 0, 0, 78]]);
@@ -250,7 +271,7 @@ fn separate_response_overtaking_the_empty_ack_ends_the_exchange() {
     let (mut ep, _) = sent_request(&params);
     let code = MessageClass::Response(ResponseType::Content);
     let response = peer(MessageType::Confirmable, code, 5, &TOKEN);
-    let got = ep.handle_datagram(secs(1), &response, &params);
+    let got = ep.handle_datagram(secs(1), PEER, &response, &params);
     assert!(matches!(got, Incoming::Response { .. }));
     assert!(ep.can_send_confirmable());
     assert_eq!(ep.poll_timeout(), None);
@@ -260,14 +281,14 @@ fn separate_response_overtaking_the_empty_ack_ends_the_exchange() {
 fn notification_ack_and_rst() {
     let params = exact_params();
     let mut ep = Endpoint::new(10);
-    ep.send_confirmable(Instant::ZERO, notification(), &params, &mut rng());
+    ep.send_confirmable(Instant::ZERO, PEER, notification(), &params, &mut rng());
     let ack = peer(MessageType::Acknowledgement, MessageClass::Empty, 10, &[]);
-    let got = ep.handle_datagram(secs(1), &ack, &params);
+    let got = ep.handle_datagram(secs(1), PEER, &ack, &params);
     assert!(matches!(got, Incoming::Acknowledged { token: t } if t == token()));
 
-    ep.send_confirmable(secs(2), notification(), &params, &mut rng());
+    ep.send_confirmable(secs(2), PEER, notification(), &params, &mut rng());
     let rst = peer(MessageType::Reset, MessageClass::Empty, 11, &[]);
-    let got = ep.handle_datagram(secs(3), &rst, &params);
+    let got = ep.handle_datagram(secs(3), PEER, &rst, &params);
     assert!(matches!(got, Incoming::Reset { token: t } if t == token()));
     assert!(ep.can_send_confirmable());
     assert_eq!(ep.poll_timeout(), None);
@@ -278,16 +299,16 @@ fn rst_to_request_and_to_non_notification() {
     let params = exact_params();
     let (mut ep, _) = sent_request(&params);
     let rst = peer(MessageType::Reset, MessageClass::Empty, 1000, &[]);
-    let got = ep.handle_datagram(secs(1), &rst, &params);
+    let got = ep.handle_datagram(secs(1), PEER, &rst, &params);
     assert!(matches!(got, Incoming::Reset { token: t } if t == token()));
 
-    ep.send_non_confirmable(notification());
+    ep.send_non_confirmable(PEER, notification());
     let rst = peer(MessageType::Reset, MessageClass::Empty, 1001, &[]);
-    let got = ep.handle_datagram(secs(2), &rst, &params);
+    let got = ep.handle_datagram(secs(2), PEER, &rst, &params);
     assert!(matches!(got, Incoming::Reset { token: t } if t == token()));
     // Nothing left to match.
     assert!(matches!(
-        ep.handle_datagram(secs(2), &rst, &params),
+        ep.handle_datagram(secs(2), PEER, &rst, &params),
         Incoming::Ignored
     ));
 }

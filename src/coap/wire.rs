@@ -3,14 +3,14 @@
 use coap_lite::{MessageClass, MessageType, Packet};
 
 /// CoAP message types as numbered in the header.
-pub(super) const CON: u8 = 0;
-pub(super) const NON: u8 = 1;
-pub(super) const ACK: u8 = 2;
-pub(super) const RST: u8 = 3;
+pub(crate) const CON: u8 = 0;
+pub(crate) const NON: u8 = 1;
+pub(crate) const ACK: u8 = 2;
+pub(crate) const RST: u8 = 3;
 
 /// The fixed 4-byte header, read without trusting the rest of the datagram.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct RawHeader {
+pub(crate) struct RawHeader {
     pub version: u8,
     pub kind: u8,
     pub code: u8,
@@ -32,18 +32,18 @@ impl RawHeader {
 }
 
 /// An empty ACK or RST echoing `message_id` (4 bytes, no token).
-pub(super) fn empty(kind: u8, message_id: u16) -> Vec<u8> {
+pub(crate) fn empty(kind: u8, message_id: u16) -> Vec<u8> {
     let [m0, m1] = message_id.to_be_bytes();
     vec![0x40 | (kind << 4), 0x00, m0, m1]
 }
 
 /// Encodes without coap-lite's 1280-byte cap: the size limit is the caller's business
 /// (block-wise keeps payloads at or below `Params::block_size`). Encoding has no other error.
-pub(super) fn encode(packet: &Packet) -> Vec<u8> {
+pub(crate) fn encode(packet: &Packet) -> Vec<u8> {
     packet.to_bytes_unlimited().unwrap_or_default()
 }
 
-pub(super) fn set_type(packet: &mut Packet, kind: u8) {
+pub(crate) fn set_type(packet: &mut Packet, kind: u8) {
     packet.header.set_type(match kind {
         CON => MessageType::Confirmable,
         NON => MessageType::NonConfirmable,
@@ -54,7 +54,7 @@ pub(super) fn set_type(packet: &mut Packet, kind: u8) {
 
 /// What the code byte says a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum CodeKind {
+pub(crate) enum CodeKind {
     Empty,
     Request,
     Response,
@@ -62,7 +62,7 @@ pub(super) enum CodeKind {
     Reserved,
 }
 
-pub(super) fn code_kind(code: u8) -> CodeKind {
+pub(crate) fn code_kind(code: u8) -> CodeKind {
     match code >> 5 {
         0 if code == 0 => CodeKind::Empty,
         // Unknown methods (0.08-0.31) are still requests: the application answers 4.05.
@@ -72,10 +72,10 @@ pub(super) fn code_kind(code: u8) -> CodeKind {
     }
 }
 
-pub(super) fn is_request(packet: &Packet) -> bool {
+pub(crate) fn is_request(packet: &Packet) -> bool {
     code_kind(u8::from(packet.header.code)) == CodeKind::Request
 }
 
-pub(super) fn is_empty(packet: &Packet) -> bool {
+pub(crate) fn is_empty(packet: &Packet) -> bool {
     packet.header.code == MessageClass::Empty
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
@@ -12,10 +13,20 @@ use lwm2m_swarm::clock::Instant;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+/// Where the simulated client sits (the client itself never learns its own address).
+pub const CLIENT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 56830);
+
+/// `127.0.0.1:port`.
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
 /// One datagram seen on the wire.
 #[derive(Clone, Debug)]
 pub struct Wire {
     pub at: Instant,
+    pub from: SocketAddr,
+    pub to: SocketAddr,
     pub packet: Packet,
     /// True when the network dropped it.
     pub dropped: bool,
@@ -25,11 +36,39 @@ pub struct Wire {
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub at: Instant,
+    /// The server socket it reached.
+    pub to: SocketAddr,
+    pub packet: Packet,
+}
+
+/// A notification the server received.
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub token: Vec<u8>,
+    pub at: Instant,
+    /// The server socket it reached.
+    pub to: SocketAddr,
+    pub packet: Packet,
+}
+
+/// A request of the client the server received.
+#[derive(Clone, Debug)]
+pub struct ClientRequest {
+    pub method: RequestType,
+    pub path: String,
+    pub at: Instant,
+    /// The server socket it reached.
+    pub to: SocketAddr,
     pub packet: Packet,
 }
 
 /// A scripted LWM2M server: answers registrations, ACKs CON notifications, sends requests.
+/// It listens on `address` and on every other socket it sent a request from (as servers that
+/// open a socket per request do); datagrams to any other address reach nobody.
 pub struct Server {
+    pub address: SocketAddr,
+    /// Sockets besides `address` that requests were sent from.
+    pub sockets: Vec<SocketAddr>,
     pub registration_id: String,
     /// Answer code for Register / Update (2.01 / 2.04 unless changed).
     pub register_code: ResponseType,
@@ -39,15 +78,15 @@ pub struct Server {
     next_token: u32,
     /// Requests the server sent, by token, with the client's answers.
     pub replies: Vec<(Vec<u8>, Reply)>,
-    /// Notifications received (token, time, packet).
-    pub notifications: Vec<(Vec<u8>, Instant, Packet)>,
-    /// Client requests received (method, path, time, packet).
-    pub requests: Vec<(RequestType, String, Instant, Packet)>,
+    pub notifications: Vec<Notification>,
+    pub requests: Vec<ClientRequest>,
 }
 
 impl Default for Server {
     fn default() -> Self {
         Server {
+            address: addr(5683),
+            sockets: Vec::new(),
             registration_id: "a1b2c3".into(),
             register_code: ResponseType::Created,
             update_code: ResponseType::Changed,
@@ -62,13 +101,24 @@ impl Default for Server {
 }
 
 impl Server {
-    /// Handles a datagram from the client; returns the answer, if any.
-    fn receive(&mut self, now: Instant, packet: Packet) -> Option<Packet> {
+    /// Whether a datagram to `to` reaches this server.
+    pub fn listens_on(&self, to: SocketAddr) -> bool {
+        to == self.address || self.sockets.contains(&to)
+    }
+
+    /// Handles a datagram from the client that reached socket `to`; returns the answer (sent
+    /// from `to`), if any.
+    fn receive(&mut self, now: Instant, to: SocketAddr, packet: Packet) -> Option<Packet> {
         match packet.header.code {
             MessageClass::Request(method) => {
                 let path = uri_path(&packet);
-                self.requests
-                    .push((method, path.clone(), now, packet.clone()));
+                self.requests.push(ClientRequest {
+                    method,
+                    path: path.clone(),
+                    at: now,
+                    to,
+                    packet: packet.clone(),
+                });
                 if self.silent {
                     return None;
                 }
@@ -96,11 +146,23 @@ impl Server {
                 let token = packet.get_token().to_vec();
                 // The client answers our requests piggybacked; anything else is a notification.
                 if packet.header.get_type() == MessageType::Acknowledgement {
-                    self.replies.push((token, Reply { at: now, packet }));
+                    self.replies.push((
+                        token,
+                        Reply {
+                            at: now,
+                            to,
+                            packet,
+                        },
+                    ));
                     return None;
                 }
                 // A notification (CON or NON).
-                self.notifications.push((token, now, packet.clone()));
+                self.notifications.push(Notification {
+                    token,
+                    at: now,
+                    to,
+                    packet: packet.clone(),
+                });
                 if packet.header.get_type() == MessageType::Confirmable && !self.silent {
                     return Some(empty(
                         MessageType::Acknowledgement,
@@ -139,16 +201,16 @@ impl Server {
     pub fn notifications_for(&self, token: &[u8]) -> Vec<(Instant, Packet)> {
         self.notifications
             .iter()
-            .filter(|(t, _, _)| t == token)
-            .map(|(_, at, p)| (*at, p.clone()))
+            .filter(|n| n.token == token)
+            .map(|n| (n.at, n.packet.clone()))
             .collect()
     }
 
     pub fn requests_named(&self, method: RequestType, path_prefix: &str) -> Vec<(Instant, Packet)> {
         self.requests
             .iter()
-            .filter(|(m, p, _, _)| *m == method && p.starts_with(path_prefix))
-            .map(|(_, _, at, packet)| (*at, packet.clone()))
+            .filter(|r| r.method == method && r.path.starts_with(path_prefix))
+            .map(|r| (r.at, r.packet.clone()))
             .collect()
     }
 }
@@ -200,7 +262,14 @@ pub struct Sim {
     pub latency: Duration,
     pub drop_rate: f64,
     rng: SmallRng,
-    in_transit: VecDeque<(Instant, bool, Vec<u8>)>,
+    in_transit: VecDeque<InTransit>,
+}
+
+struct InTransit {
+    at: Instant,
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Vec<u8>,
 }
 
 impl Sim {
@@ -219,10 +288,16 @@ impl Sim {
         }
     }
 
-    /// Sends a request from the server to the client now; returns its token.
+    /// Sends a request from the server's address to the client now; returns its token.
     pub fn send_to_client(&mut self, packet: &Packet) -> Vec<u8> {
+        let from = self.server.address;
+        self.send_to_client_from(from, packet)
+    }
+
+    /// Sends a request to the client now from another server socket; returns its token.
+    pub fn send_to_client_from(&mut self, from: SocketAddr, packet: &Packet) -> Vec<u8> {
         let token = packet.get_token().to_vec();
-        self.transmit(false, packet.to_bytes().expect("request encodes"));
+        self.send_raw_to_client_from(from, packet.to_bytes().expect("request encodes"));
         token
     }
 
@@ -248,34 +323,49 @@ impl Sim {
         self.send_to_client(&packet)
     }
 
-    /// Sends raw bytes from the server to the client.
+    /// Sends raw bytes from the server's address to the client.
     pub fn send_raw_to_client(&mut self, bytes: Vec<u8>) {
-        self.transmit(false, bytes);
+        let from = self.server.address;
+        self.send_raw_to_client_from(from, bytes);
     }
 
-    fn transmit(&mut self, uplink: bool, bytes: Vec<u8>) {
+    /// Sends raw bytes to the client from `from`, a server socket from then on.
+    pub fn send_raw_to_client_from(&mut self, from: SocketAddr, bytes: Vec<u8>) {
+        if !self.server.listens_on(from) {
+            self.server.sockets.push(from);
+        }
+        self.transmit(from, CLIENT, bytes);
+    }
+
+    fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         let dropped = self.drop_rate > 0.0 && self.rng.random::<f64>() < self.drop_rate;
         if let Ok(packet) = Packet::from_bytes(&bytes) {
             let wire = Wire {
                 at: self.now,
+                from,
+                to,
                 packet,
                 dropped,
             };
-            if uplink {
-                self.uplink.push(wire);
-            } else {
+            if to == CLIENT {
                 self.downlink.push(wire);
+            } else {
+                self.uplink.push(wire);
             }
         }
         if !dropped {
-            self.in_transit
-                .push_back((self.now + self.latency, uplink, bytes));
+            self.in_transit.push_back(InTransit {
+                at: self.now + self.latency,
+                from,
+                to,
+                bytes,
+            });
         }
     }
 
     fn drain_client(&mut self) {
-        while let Some(bytes) = self.client.poll_transmit() {
-            self.transmit(true, bytes);
+        while let Some((to, bytes)) = self.client.poll_transmit() {
+            self.transmit(CLIENT, to, bytes);
         }
         while let Some(event) = self.client.poll_event() {
             self.events.push((self.now, event));
@@ -286,7 +376,7 @@ impl Sim {
     pub fn run_until(&mut self, until: Instant) {
         loop {
             self.drain_client();
-            let next_delivery = self.in_transit.iter().map(|(at, _, _)| *at).min();
+            let next_delivery = self.in_transit.iter().map(|d| d.at).min();
             let next_timer = self.client.poll_timeout();
             let Some(next) = [next_delivery, next_timer].into_iter().flatten().min() else {
                 self.now = self.now.max(until);
@@ -301,18 +391,19 @@ impl Sim {
                 let index = self
                     .in_transit
                     .iter()
-                    .position(|(at, _, _)| *at == next)
+                    .position(|d| d.at == next)
                     .expect("due datagram");
-                let (_, uplink, bytes) = self.in_transit.remove(index).expect("due datagram");
-                if uplink {
-                    if let Ok(packet) = Packet::from_bytes(&bytes)
-                        && let Some(reply) = self.server.receive(self.now, packet)
-                    {
-                        self.transmit(false, reply.to_bytes().expect("reply encodes"));
-                    }
-                } else {
-                    self.client.handle_datagram(self.now, &bytes);
+                let d = self.in_transit.remove(index).expect("due datagram");
+                if d.to == CLIENT {
+                    self.client.handle_datagram(self.now, d.from, &d.bytes);
+                } else if self.server.listens_on(d.to)
+                    && let Ok(packet) = Packet::from_bytes(&d.bytes)
+                    && let Some(reply) = self.server.receive(self.now, d.to, packet)
+                {
+                    let bytes = reply.to_bytes().expect("reply encodes");
+                    self.transmit(d.to, CLIENT, bytes);
                 }
+                // Anything else went to an address nobody listens on: lost.
             } else {
                 self.client.handle_timeout(self.now);
             }

@@ -8,7 +8,7 @@ use super::*;
 fn ping_gets_rst() {
     let params = exact_params();
     let mut ep = Endpoint::new(0);
-    let got = ep.handle_datagram(Instant::ZERO, &[0x40, 0, 0x12, 0x34], &params);
+    let got = ep.handle_datagram(Instant::ZERO, PEER, &[0x40, 0, 0x12, 0x34], &params);
     assert!(matches!(got, Incoming::Ignored));
     assert_eq!(drain(&mut ep), vec![vec![0x70, 0, 0x12, 0x34]]);
 }
@@ -20,17 +20,17 @@ fn unknown_token_con_response_gets_rst_and_non_goes_up() {
     let code = MessageClass::Response(ResponseType::Content);
     let con = peer(MessageType::Confirmable, code, 9, &[7]);
     assert!(matches!(
-        ep.handle_datagram(secs(0), &con, &params),
+        ep.handle_datagram(secs(0), PEER, &con, &params),
         Incoming::Ignored
     ));
     assert_eq!(drain(&mut ep), vec![vec![0x70, 0, 0, 9]]);
     let non = peer(MessageType::NonConfirmable, code, 10, &[7]);
     assert!(matches!(
-        ep.handle_datagram(secs(0), &non, &params),
+        ep.handle_datagram(secs(0), PEER, &non, &params),
         Incoming::Response { .. }
     ));
     assert!(matches!(
-        ep.handle_datagram(secs(1), &non, &params),
+        ep.handle_datagram(secs(1), PEER, &non, &params),
         Incoming::Duplicate
     ));
     assert!(drain(&mut ep).is_empty());
@@ -43,11 +43,11 @@ fn ack_or_rst_matching_nothing_is_ignored() {
     let ack = peer(MessageType::Acknowledgement, MessageClass::Empty, 3, &[]);
     let rst = peer(MessageType::Reset, MessageClass::Empty, 3, &[]);
     assert!(matches!(
-        ep.handle_datagram(secs(0), &ack, &params),
+        ep.handle_datagram(secs(0), PEER, &ack, &params),
         Incoming::Ignored
     ));
     assert!(matches!(
-        ep.handle_datagram(secs(0), &rst, &params),
+        ep.handle_datagram(secs(0), PEER, &rst, &params),
         Incoming::Ignored
     ));
     assert!(drain(&mut ep).is_empty());
@@ -59,19 +59,19 @@ fn duplicate_con_request_is_handled_once_and_replayed() {
     let mut ep = Endpoint::new(0);
     let code = MessageClass::Request(RequestType::Post);
     let request = peer(MessageType::Confirmable, code, 400, &[5, 6]);
-    let Incoming::Request(packet) = ep.handle_datagram(secs(0), &request, &params) else {
+    let Incoming::Request(packet) = ep.handle_datagram(secs(0), PEER, &request, &params) else {
         panic!("not a request")
     };
     // Retransmitted before we answered: nothing cached yet, nothing sent.
     assert!(matches!(
-        ep.handle_datagram(secs(1), &request, &params),
+        ep.handle_datagram(secs(1), PEER, &request, &params),
         Incoming::Duplicate
     ));
     assert!(drain(&mut ep).is_empty());
 
     let mut response = Packet::new();
     response.header.code = MessageClass::Response(ResponseType::Changed);
-    ep.respond(secs(1), &packet, response, &params);
+    ep.respond(secs(1), PEER, &packet, response, &params);
     let reply = drain(&mut ep);
     assert_eq!(reply.len(), 1);
     let parsed = Packet::from_bytes(&reply[0]).unwrap();
@@ -81,7 +81,7 @@ fn duplicate_con_request_is_handled_once_and_replayed() {
 
     for at in [2, 100, 246] {
         assert!(matches!(
-            ep.handle_datagram(secs(at), &request, &params),
+            ep.handle_datagram(secs(at), PEER, &request, &params),
             Incoming::Duplicate
         ));
         assert_eq!(drain(&mut ep), reply, "the cached reply, byte for byte");
@@ -92,7 +92,7 @@ fn duplicate_con_request_is_handled_once_and_replayed() {
         "idle clients keep no timer for the cache"
     );
     assert!(matches!(
-        ep.handle_datagram(secs(248), &request, &params),
+        ep.handle_datagram(secs(248), PEER, &request, &params),
         Incoming::Request(_)
     ));
 }
@@ -103,23 +103,23 @@ fn non_request_gets_non_reply_and_duplicates_are_dropped() {
     let mut ep = Endpoint::new(50);
     let code = MessageClass::Request(RequestType::Get);
     let request = peer(MessageType::NonConfirmable, code, 400, &[5]);
-    let Incoming::Request(packet) = ep.handle_datagram(secs(0), &request, &params) else {
+    let Incoming::Request(packet) = ep.handle_datagram(secs(0), PEER, &request, &params) else {
         panic!("not a request")
     };
     let mut response = Packet::new();
     response.header.code = MessageClass::Response(ResponseType::Content);
-    ep.respond(secs(0), &packet, response, &params);
+    ep.respond(secs(0), PEER, &packet, response, &params);
     let reply = Packet::from_bytes(&drain(&mut ep)[0]).unwrap();
     assert_eq!(reply.header.get_type(), MessageType::NonConfirmable);
     assert_eq!(reply.header.message_id, 50);
     assert_eq!(reply.get_token(), [5]);
     assert!(matches!(
-        ep.handle_datagram(secs(144), &request, &params),
+        ep.handle_datagram(secs(144), PEER, &request, &params),
         Incoming::Duplicate
     ));
     assert!(drain(&mut ep).is_empty());
     assert!(matches!(
-        ep.handle_datagram(secs(146), &request, &params),
+        ep.handle_datagram(secs(146), PEER, &request, &params),
         Incoming::Request(_)
     ));
 }
@@ -130,12 +130,12 @@ fn empty_response_to_con_is_an_empty_ack() {
     let mut ep = Endpoint::new(0);
     let code = MessageClass::Request(RequestType::Get);
     let request = peer(MessageType::Confirmable, code, 0x0102, &[5]);
-    let Incoming::Request(packet) = ep.handle_datagram(secs(0), &request, &params) else {
+    let Incoming::Request(packet) = ep.handle_datagram(secs(0), PEER, &request, &params) else {
         panic!("not a request")
     };
     let mut empty = Packet::new();
     empty.header.code = MessageClass::Empty;
-    ep.respond(secs(0), &packet, empty, &params);
+    ep.respond(secs(0), PEER, &packet, empty, &params);
     assert_eq!(drain(&mut ep), vec![vec![0x60, 0, 1, 2]]);
 }
 
@@ -146,6 +146,7 @@ fn malformed_con_gets_rst_other_malformed_are_dropped() {
     // CON with TKL 9.
     let got = ep.handle_datagram(
         secs(0),
+        PEER,
         &[0x49, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         &params,
     );
@@ -158,14 +159,14 @@ fn malformed_con_gets_rst_other_malformed_are_dropped() {
         &[0x60, 0, 0, 1, 0xff],
     ] {
         assert!(matches!(
-            ep.handle_datagram(secs(0), bytes, &params),
+            ep.handle_datagram(secs(0), PEER, bytes, &params),
             Incoming::Malformed
         ));
     }
     assert!(drain(&mut ep).is_empty());
     // A CON with a reserved class (1.xx).
     assert!(matches!(
-        ep.handle_datagram(secs(0), &[0x40, 0x21, 0, 8], &params),
+        ep.handle_datagram(secs(0), PEER, &[0x40, 0x21, 0, 8], &params),
         Incoming::Malformed
     ));
     assert_eq!(drain(&mut ep), vec![vec![0x70, 0, 0, 8]]);
@@ -177,14 +178,14 @@ fn reset_forgets_everything() {
     let (mut ep, _) = sent_request(&params);
     let code = MessageClass::Request(RequestType::Get);
     let request = peer(MessageType::Confirmable, code, 1, &[]);
-    ep.handle_datagram(secs(0), &request, &params);
+    ep.handle_datagram(secs(0), PEER, &request, &params);
     ep.reset();
     assert!(ep.can_send_confirmable());
     assert_eq!(ep.poll_timeout(), None);
     assert_eq!(ep.poll_transmit(), None);
     assert_eq!(ep.received.len(), 0);
     assert!(matches!(
-        ep.handle_datagram(secs(0), &request, &params),
+        ep.handle_datagram(secs(0), PEER, &request, &params),
         Incoming::Request(_)
     ));
 }
@@ -196,7 +197,7 @@ fn dedup_cache_is_bounded() {
     let code = MessageClass::Request(RequestType::Get);
     for mid in 0..1000 {
         let request = peer(MessageType::Confirmable, code, mid, &[]);
-        ep.handle_datagram(secs(0), &request, &params);
+        ep.handle_datagram(secs(0), PEER, &request, &params);
     }
     assert!(ep.received.len() <= 64);
 }
@@ -224,11 +225,11 @@ proptest! {
     ) {
         let params = Params::default();
         let mut ep = Endpoint::new(0);
-        ep.send_confirmable(Instant::ZERO, get_request(), &params, &mut rng());
+        ep.send_confirmable(Instant::ZERO, PEER, get_request(), &params, &mut rng());
         for (i, bytes) in datagrams.iter().enumerate() {
             let now = secs(i as u64);
-            if let Incoming::Request(req) = ep.handle_datagram(now, bytes, &params) {
-                ep.respond(now, &req, notification(), &params);
+            if let Incoming::Request(req) = ep.handle_datagram(now,PEER, bytes, &params) {
+                ep.respond(now, PEER, &req, notification(), &params);
             }
             let _ = ep.handle_timeout(now, &params);
             while ep.poll_transmit().is_some() {}
@@ -242,9 +243,9 @@ proptest! {
     ) {
         let params = Params::default();
         let mut ep = Endpoint::new(mid);
-        ep.send_confirmable(Instant::ZERO, notification(), &params, &mut rng());
+        ep.send_confirmable(Instant::ZERO, PEER, notification(), &params, &mut rng());
         let mut bytes = vec![first, code, (mid >> 8) as u8, mid as u8];
         bytes.extend(rest);
-        let _ = ep.handle_datagram(Instant::ZERO, &bytes, &params);
+        let _ = ep.handle_datagram(Instant::ZERO,PEER, &bytes, &params);
     }
 }

@@ -1,0 +1,567 @@
+//! The command line: `run`, `serve`, `check`. Thin: it parses, wires the fleet, the engine and
+//! the embedded server together, prints, and picks the exit code.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path as FsPath, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::{Engine, EngineConfig, Layout, TransportKind};
+use crate::fleet::{Fleet, Overrides, Plan, ServerUri, format_duration, parse_duration, parse_uri};
+use crate::metrics::Snapshot;
+use crate::model::{Path, TemplateSet};
+use crate::server::{ObserveLoad, Runner, ServerConfig, WriteLoad};
+use crate::transport::{AddressPlan, AddressSet, PortRange};
+
+/// Exit codes, for scripts and CI.
+pub mod exit {
+    /// Bad input: command line, fleet file, templates.
+    pub const BAD_INPUT: u8 = 2;
+    /// The run could not go on (sockets, threads).
+    pub const FAILED: u8 = 1;
+    /// The server never answered anything.
+    pub const UNREACHABLE: u8 = 3;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lwm2m-swarm",
+    version,
+    about = "Simulate fleets of LWM2M devices against a server and measure how it copes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a fleet: start its clients, hold, de-register them, print a summary.
+    Run(RunArgs),
+    /// Run the embedded LWM2M server alone.
+    Serve(ServeArgs),
+    /// Validate a fleet file and print the expanded plan; sends nothing.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct FleetArgs {
+    /// The fleet file (see fleets/).
+    fleet: PathBuf,
+    /// Server under test, e.g. coap://192.0.2.10:5683 (default: the fleet's, else embedded).
+    #[arg(long, value_parser = parse_uri)]
+    server: Option<ServerUri>,
+    /// Total clients (a staged ramp keeps its shape).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    clients: Option<u64>,
+    /// Clients started per second (replaces the fleet's ramp).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Stop this long after the first start: 30s, 5m, 1h.
+    #[arg(long, value_parser = parse_positive_duration)]
+    duration: Option<Duration>,
+    /// Random seed for every population: same seed, same devices and timings.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory of object and device templates.
+    #[arg(long)]
+    templates: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TransportArg {
+    /// Many clients per UDP socket (IPv4, Linux).
+    Shared,
+    /// One UDP socket per client (bounded by the open-files limit).
+    PerClient,
+}
+
+#[derive(Args, Debug)]
+struct EngineArgs {
+    #[arg(long, value_enum, default_value_t = TransportArg::Shared)]
+    transport: TransportArg,
+    /// Client source addresses: a CIDR block (10.1.0.0/16), a list (10.0.0.1,10.0.0.2) or
+    /// `loopback` (default when the server is on loopback).
+    #[arg(long, value_parser = parse_addresses)]
+    bind: Option<AddressSet>,
+    /// Client source ports, FIRST-LAST (default: 20000 up to below the ephemeral range).
+    #[arg(long, value_parser = parse_ports)]
+    ports: Option<PortRange>,
+    /// Engine threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    shards: usize,
+}
+
+/// What the embedded server asks of every registered client.
+#[derive(Args, Clone, Debug, Default)]
+struct LoadArgs {
+    /// Read PATH every PERIOD: /3/0/13@30s.
+    #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
+    read: Option<(Path, Duration)>,
+    /// Observe PATH once registered: /3303/0/5700.
+    #[arg(long, value_name = "PATH")]
+    observe: Option<Path>,
+    /// pmin (s) written before the Observe.
+    #[arg(long, requires = "observe")]
+    pmin: Option<u32>,
+    /// pmax (s) written before the Observe.
+    #[arg(long, requires = "observe")]
+    pmax: Option<u32>,
+    /// Write VALUE (text) to PATH every PERIOD: /1/0/3=10@1m.
+    #[arg(long, value_name = "PATH=VALUE@PERIOD", value_parser = parse_write)]
+    write: Option<(Path, String, Duration)>,
+    /// Execute PATH every PERIOD: /3/0/4@10m.
+    #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
+    execute: Option<(Path, Duration)>,
+}
+
+impl LoadArgs {
+    fn is_empty(&self) -> bool {
+        self.read.is_none()
+            && self.observe.is_none()
+            && self.write.is_none()
+            && self.execute.is_none()
+    }
+
+    fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            read: self.read,
+            observe: self.observe.map(|path| ObserveLoad {
+                path,
+                pmin: self.pmin,
+                pmax: self.pmax,
+            }),
+            write: self.write.clone().map(|(path, value, every)| WriteLoad {
+                path,
+                value,
+                every,
+            }),
+            execute: self.execute,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// What `run` asks of clients when it starts the embedded server and nothing was said:
+    /// observe the device's clock, read the device object now and then.
+    fn demo() -> LoadArgs {
+        LoadArgs {
+            read: Some((Path::resource(3, 0, 0), Duration::from_secs(60))),
+            observe: Some(Path::resource(3, 0, 13)),
+            pmin: Some(10),
+            pmax: Some(60),
+            ..LoadArgs::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some((p, every)) = &self.read {
+            parts.push(format!("read {p} every {}", format_duration(*every)));
+        }
+        if let Some(p) = &self.observe {
+            let mut s = format!("observe {p}");
+            if let Some(n) = self.pmin {
+                s.push_str(&format!(" pmin {n}s"));
+            }
+            if let Some(n) = self.pmax {
+                s.push_str(&format!(" pmax {n}s"));
+            }
+            parts.push(s);
+        }
+        if let Some((p, v, every)) = &self.write {
+            parts.push(format!("write {p}={v} every {}", format_duration(*every)));
+        }
+        if let Some((p, every)) = &self.execute {
+            parts.push(format!("execute {p} every {}", format_duration(*every)));
+        }
+        if parts.is_empty() {
+            "registrations only".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Load the embedded server puts on clients (when the fleet has no server); without any of
+    /// these flags: observe /3/0/13 (pmin 10 s, pmax 60 s) and read /3/0/0 every minute.
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Print progress lines instead of the dashboard (the dashboard is not built yet: progress
+    /// lines are what `run` prints either way).
+    #[arg(long)]
+    no_tui: bool,
+    /// Time between progress lines.
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    progress_every: Duration,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to serve on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:5683")]
+    bind: SocketAddr,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_positive_duration)]
+    duration: Option<Duration>,
+    /// Seed for the server's message IDs, tokens and timer offsets.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Time between status lines.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    status_every: Duration,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Parses `args` (program name first) and runs the command.
+pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Serve(args) => serve(&args),
+        Command::Check(args) => check(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, message }) => {
+            eprintln!("lwm2m-swarm: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Why a command failed, and its exit code.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn bad_input(message: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: exit::BAD_INPUT,
+        message: message.to_string(),
+    }
+}
+
+fn failed(message: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: exit::FAILED,
+        message: message.to_string(),
+    }
+}
+
+/// The fleet file with the command line's values, checked against the templates.
+struct Loaded {
+    fleet: Fleet,
+    templates: Vec<Arc<crate::model::DeviceTemplate>>,
+}
+
+fn load(args: &FleetArgs) -> Result<Loaded, Failure> {
+    let dir = templates_dir(args.templates.as_deref())?;
+    let set = TemplateSet::load_dir(&dir).map_err(bad_input)?;
+    let overrides = Overrides {
+        server: args.server.clone(),
+        clients: args.clients,
+        rate: args.rate,
+        duration: args.duration,
+        seed: args.seed,
+    };
+    let fleet = Fleet::load_with(&args.fleet, &overrides).map_err(bad_input)?;
+    let templates = fleet.check(&set).map_err(bad_input)?;
+    Ok(Loaded { fleet, templates })
+}
+
+/// `--templates`, else `object-templates/` here, else the one shipped beside the sources.
+fn templates_dir(given: Option<&FsPath>) -> Result<PathBuf, Failure> {
+    if let Some(dir) = given {
+        return Ok(dir.to_path_buf());
+    }
+    let candidates = [
+        PathBuf::from("object-templates"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("object-templates"),
+    ];
+    candidates
+        .into_iter()
+        .find(|d| d.is_dir())
+        .ok_or_else(|| {
+            bad_input("no object-templates/ directory here: give one with --templates DIR")
+        })
+}
+
+fn resolve(uri: &ServerUri) -> Result<SocketAddr, Failure> {
+    let addrs: Vec<SocketAddr> = (uri.host.as_str(), uri.port)
+        .to_socket_addrs()
+        .map_err(|e| bad_input(format!("server {uri}: cannot resolve {}: {e}", uri.host)))?
+        .collect();
+    // The shared transport is IPv4: prefer an IPv4 address when the name has both.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad_input(format!("server {uri}: {} has no address", uri.host)))
+}
+
+fn engine_config(server: SocketAddr, args: &EngineArgs) -> EngineConfig {
+    let mut config = EngineConfig::new(server);
+    config.transport = match args.transport {
+        TransportArg::Shared => TransportKind::Shared,
+        TransportArg::PerClient => TransportKind::PerClient,
+    };
+    config.addresses.clone_from(&args.bind);
+    config.ports = args.ports;
+    config.shards = args.shards;
+    config
+}
+
+fn check(args: &CheckArgs) -> Result<(), Failure> {
+    let loaded = load(&args.fleet)?;
+    let plan = loaded.fleet.plan();
+    print!("{plan}");
+    let server = match &plan.server {
+        Some(uri) => match resolve(uri) {
+            Ok(addr) => addr,
+            Err(e) => {
+                println!("  note      {}", e.message);
+                return Ok(());
+            }
+        },
+        None => SocketAddr::from(([127, 0, 0, 1], 5683)),
+    };
+    let config = engine_config(server, &args.engine);
+    let layout = crate::engine::plan_layout(&plan, &config).map_err(bad_input)?;
+    println!("  {}", describe_layout(&layout, &config));
+    Ok(())
+}
+
+fn describe_layout(layout: &Layout, config: &EngineConfig) -> String {
+    let first = layout.endpoint_of_client(0);
+    let last = layout.endpoint_of_client(layout.clients().saturating_sub(1));
+    let ports: Vec<String> = (0..layout.shards())
+        .filter_map(|s| layout.shard_ports(s).ok())
+        .map(|p| format!("{}-{}", p.first(), p.last()))
+        .collect();
+    let transport = match config.transport {
+        TransportKind::Shared => "shared sockets",
+        TransportKind::PerClient => "one socket per client",
+    };
+    format!(
+        "addresses {} .. {}, {} shard(s), {transport}, ports {}",
+        first.map_or("?".into(), |a| a.to_string()),
+        last.map_or("?".into(), |a| a.to_string()),
+        layout.shards(),
+        ports.join(", ")
+    )
+}
+
+fn run(args: &RunArgs) -> Result<(), Failure> {
+    let Loaded { fleet, templates } = load(&args.fleet)?;
+    let plan = fleet.plan();
+    let mut embedded = None;
+    let server = match &plan.server {
+        Some(uri) => resolve(uri)?,
+        None => {
+            let load = if args.load.is_empty() {
+                LoadArgs::demo()
+            } else {
+                args.load.clone()
+            };
+            let runner = Runner::start_loopback(load.server_config(), plan_seed(&plan))
+                .map_err(|e| failed(format!("cannot start the embedded server: {e}")))?;
+            println!(
+                "embedded LWM2M server on {} ({})",
+                runner.local_addr(),
+                load.describe()
+            );
+            let addr = runner.local_addr();
+            embedded = Some(runner);
+            addr
+        }
+    };
+    let config = engine_config(server, &args.engine);
+    let target = plan.server.as_ref().map_or_else(|| format!("embedded {server}"), ToString::to_string);
+    let total = plan.total_duration();
+    let clients = plan.clients;
+    let file = plan.file.clone();
+    let engine = Engine::start(plan, templates, &config).map_err(|e| failed(e.to_string()))?;
+    println!(
+        "{file}: {clients} clients against {target}; {}; at most {}",
+        describe_layout(engine.layout(), &config),
+        format_duration(total)
+    );
+    let interrupts = Arc::new(AtomicU32::new(0));
+    {
+        let interrupts = Arc::clone(&interrupts);
+        // A second Ctrl-C leaves at once; the first lets clients de-register.
+        let _ = ctrlc::set_handler(move || {
+            if interrupts.fetch_add(1, Ordering::AcqRel) >= 1 {
+                std::process::exit(130);
+            }
+        });
+    }
+    let mut previous = Snapshot::default();
+    let mut next_line = args.progress_every;
+    let mut stop_sent = false;
+    while !engine.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        if interrupts.load(Ordering::Acquire) > 0 && !stop_sent {
+            println!("interrupted: de-registering (Ctrl-C again to quit at once)");
+            engine.stop();
+            stop_sent = true;
+        }
+        let snapshot = engine.snapshot();
+        if snapshot.elapsed >= next_line {
+            println!("{}", snapshot.progress_line(&previous));
+            let _ = std::io::stdout().flush();
+            next_line = snapshot.elapsed + args.progress_every;
+            previous = snapshot;
+        }
+    }
+    let summary = engine.join().map_err(|e| failed(e.to_string()))?;
+    println!("\n{summary}");
+    if let Some(runner) = embedded {
+        match runner.stop() {
+            Ok(stats) => println!("embedded server: {stats}"),
+            Err(e) => eprintln!("embedded server: {e}"),
+        }
+    }
+    let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
+    if sent > 0 && !summary.server_answered() {
+        return Err(Failure {
+            code: exit::UNREACHABLE,
+            message: format!(
+                "the server at {server} never answered ({sent} requests sent): is it running, \
+                 and is the address right?"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn plan_seed(plan: &Plan) -> u64 {
+    plan.groups.first().map_or(0, |g| g.seed)
+}
+
+fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    if !args.bind.ip().is_loopback() {
+        eprintln!(
+            "note: serving on {}, reachable from other hosts; the default is loopback",
+            args.bind
+        );
+    }
+    let runner = Runner::start(args.bind, args.load.server_config(), args.seed)
+        .map_err(|e| failed(format!("cannot serve on {}: {e}", args.bind)))?;
+    println!(
+        "LWM2M server on {} ({}); Ctrl-C stops it",
+        runner.local_addr(),
+        args.load.describe()
+    );
+    let interrupted = Arc::new(AtomicU32::new(0));
+    {
+        let interrupted = Arc::clone(&interrupted);
+        let _ = ctrlc::set_handler(move || {
+            interrupted.fetch_add(1, Ordering::AcqRel);
+        });
+    }
+    let started = std::time::Instant::now();
+    let mut next_line = args.status_every;
+    while interrupted.load(Ordering::Acquire) == 0
+        && args.duration.is_none_or(|d| started.elapsed() < d)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() >= next_line {
+            println!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), runner.stats());
+            next_line += args.status_every;
+        }
+    }
+    let stats = runner.stop().map_err(failed)?;
+    println!("{stats}");
+    Ok(())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err("must be more than 0 clients/s".into())
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        Err("must be more than 0s".into())
+    } else {
+        Ok(d)
+    }
+}
+
+fn parse_addresses(s: &str) -> Result<AddressSet, String> {
+    AddressSet::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_ports(s: &str) -> Result<PortRange, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected FIRST-LAST, e.g. 20000-29999"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("{p:?} is not a port"))
+    };
+    PortRange::new(port(a)?, port(b)?).map_err(|e| e.to_string())
+}
+
+fn parse_path(s: &str) -> Result<Path, String> {
+    s.parse::<Path>()
+        .map_err(|_| format!("{s:?} is not an LWM2M path like /3/0/13"))
+}
+
+fn parse_periodic(s: &str) -> Result<(Path, Duration), String> {
+    let (path, period) = s
+        .split_once('@')
+        .ok_or_else(|| format!("{s:?}: expected PATH@PERIOD, e.g. /3/0/13@30s"))?;
+    Ok((parse_path(path)?, parse_positive_duration(period)?))
+}
+
+fn parse_write(s: &str) -> Result<(Path, String, Duration), String> {
+    let (rest, period) = s
+        .rsplit_once('@')
+        .ok_or_else(|| format!("{s:?}: expected PATH=VALUE@PERIOD, e.g. /1/0/3=10@1m"))?;
+    let (path, value) = rest
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected PATH=VALUE@PERIOD"))?;
+    Ok((
+        parse_path(path)?,
+        value.to_string(),
+        parse_positive_duration(period)?,
+    ))
+}

@@ -1,0 +1,326 @@
+//! The fleet engine: shards (one thread per core), each owning a slab of clients, a timer queue
+//! and its sockets. A shard feeds its clients bytes and time and sends what they emit; it knows
+//! nothing of LWM2M. No lock is taken per datagram: shards publish counters a few times a second.
+
+mod layout;
+mod shard;
+mod timers;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::client::ClientConfig;
+use crate::fleet::Plan;
+use crate::metrics::Snapshot;
+use crate::model::DeviceTemplate;
+use crate::transport::{
+    AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
+    SharedTransport, TransportError, check_fd_budget,
+};
+
+pub use layout::Layout;
+
+/// How clients reach the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TransportKind {
+    /// A few sockets per shard, many clients per socket (Linux, IPv4).
+    #[default]
+    Shared,
+    /// One socket per client, up to the open-files limit.
+    PerClient,
+}
+
+/// Engine settings that are not in the fleet file.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub server: SocketAddr,
+    pub transport: TransportKind,
+    /// Client source addresses. `None`: 127.0.0.0/8 when the server is on loopback, else the
+    /// address this host uses to reach the server.
+    pub addresses: Option<AddressSet>,
+    /// Client source ports. `None`: from 20000 up to below the kernel's ephemeral range.
+    pub ports: Option<PortRange>,
+    /// Threads; 0 means one per core.
+    pub shards: usize,
+    pub shared: SharedConfig,
+}
+
+impl EngineConfig {
+    pub fn new(server: SocketAddr) -> Self {
+        EngineConfig {
+            server,
+            transport: TransportKind::default(),
+            addresses: None,
+            ports: None,
+            shards: 0,
+            shared: SharedConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("client addresses: {0}")]
+    Addresses(#[from] PlanError),
+    #[error("cannot find a local address to reach {server}: {source}")]
+    Route {
+        server: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the fleet has {groups} populations but {templates} device templates were given")]
+    Templates { groups: usize, templates: usize },
+    #[error("the shared transport is IPv4 only; use the per-client transport for {0}")]
+    SharedNeedsIpv4(SocketAddr),
+    #[error("cannot start a shard thread: {0}")]
+    Thread(std::io::Error),
+    #[error("shard {0} panicked")]
+    Panicked(usize),
+}
+
+/// What the caller may change while the engine runs.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    /// Begin the stop now (Ctrl-C, a quit key).
+    stop: AtomicBool,
+    /// Start no new clients for now.
+    paused: AtomicBool,
+}
+
+struct ShardHandle {
+    thread: JoinHandle<Result<(), TransportError>>,
+    published: Arc<Mutex<Snapshot>>,
+    finished: Arc<AtomicBool>,
+}
+
+/// A running fleet.
+pub struct Engine {
+    shards: Vec<ShardHandle>,
+    control: Arc<Control>,
+    layout: Arc<Layout>,
+}
+
+impl Engine {
+    /// Opens every shard's sockets, then starts the shards: the first clients start at once.
+    /// `templates` holds each population's device template, in group order (see
+    /// [`crate::fleet::Fleet::check`]).
+    pub fn start(
+        plan: Plan,
+        templates: Vec<Arc<DeviceTemplate>>,
+        config: &EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        if templates.len() != plan.groups.len() {
+            return Err(EngineError::Templates {
+                groups: plan.groups.len(),
+                templates: templates.len(),
+            });
+        }
+        let layout = Arc::new(plan_layout(&plan, config)?);
+        let shards = layout.shards() as usize;
+        let transports = open_transports(&layout, config)?;
+        let control = Arc::new(Control::default());
+        let plan = Arc::new(plan);
+        let templates: Arc<[Arc<DeviceTemplate>]> = templates.into();
+        let configs: Arc<[Arc<ClientConfig>]> = plan
+            .groups
+            .iter()
+            .map(|g| {
+                let mut c = (*g.config).clone();
+                c.server = config.server;
+                Arc::new(c)
+            })
+            .collect();
+        let origin = std::time::Instant::now();
+        let unix_origin = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut handles = Vec::with_capacity(shards);
+        for (index, transport) in transports.into_iter().enumerate() {
+            let published = Arc::new(Mutex::new(Snapshot::default()));
+            let finished = Arc::new(AtomicBool::new(false));
+            let shard = shard::Shard::new(shard::Setup {
+                index: index as u64,
+                plan: Arc::clone(&plan),
+                templates: Arc::clone(&templates),
+                configs: Arc::clone(&configs),
+                layout: Arc::clone(&layout),
+                control: Arc::clone(&control),
+                published: Arc::clone(&published),
+                origin,
+                unix_origin,
+            });
+            let done = Arc::clone(&finished);
+            let thread = std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || {
+                    let result = match transport {
+                        Opened::Shared(t) => shard.run(t),
+                        Opened::PerClient(t) => shard.run(t),
+                    };
+                    done.store(true, Ordering::Release);
+                    result
+                })
+                .map_err(EngineError::Thread)?;
+            handles.push(ShardHandle {
+                thread,
+                published,
+                finished,
+            });
+        }
+        Ok(Engine {
+            shards: handles,
+            control,
+            layout,
+        })
+    }
+
+    /// Everything counted so far, all shards merged (as of each shard's last publication).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut total = Snapshot::default();
+        for shard in &self.shards {
+            let published = shard
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            total.merge(&published);
+        }
+        total
+    }
+
+    /// Begins the stop now: no more starts, every registered client de-registers within the
+    /// fleet's stop timeout.
+    pub fn stop(&self) {
+        self.control.stop.store(true, Ordering::Release);
+    }
+
+    /// Holds (or resumes) the starting of new clients.
+    pub fn pause_starts(&self, paused: bool) {
+        self.control.paused.store(paused, Ordering::Release);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.finished.load(Ordering::Acquire))
+    }
+
+    /// Which source address and port client `index` uses.
+    pub fn client_endpoint(&self, index: u64) -> Option<SocketAddr> {
+        self.layout.endpoint_of_client(index)
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Waits for every shard to end and returns the final counts.
+    pub fn join(self) -> Result<Snapshot, EngineError> {
+        let mut total = Snapshot::default();
+        let mut first_error = None;
+        for (index, shard) in self.shards.into_iter().enumerate() {
+            match shard.thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(EngineError::Transport(e));
+                }
+                Err(_) => {
+                    first_error.get_or_insert(EngineError::Panicked(index));
+                }
+            }
+            let published = shard
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            total.merge(&published);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+}
+
+/// Where each client of `plan` will run and send from, without opening anything.
+pub fn plan_layout(plan: &Plan, config: &EngineConfig) -> Result<Layout, EngineError> {
+    let shards = match config.shards {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let addresses = match &config.addresses {
+        Some(set) => set.clone(),
+        None => default_addresses(config.server)?,
+    };
+    let ports = match config.ports {
+        Some(p) => p,
+        None => PortRange::below_ephemeral(20_000, crate::transport::addresses::ephemeral_range())?,
+    };
+    Ok(Layout::new(
+        AddressPlan::new(addresses, ports)?,
+        plan.clients,
+        shards as u64,
+    )?)
+}
+
+enum Opened {
+    Shared(SharedTransport),
+    PerClient(PerClientTransport),
+}
+
+fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>, EngineError> {
+    match config.transport {
+        TransportKind::Shared => {
+            let mut sockets = 0;
+            for s in 0..layout.shards() {
+                sockets += layout.shard_ports(s)?.len();
+            }
+            check_fd_budget(sockets, FdLimit::current()?)?;
+            (0..layout.shards())
+                .map(|s| {
+                    if !matches!(layout.endpoint(s, 0), Some(SocketAddr::V4(_))) {
+                        return Err(EngineError::SharedNeedsIpv4(config.server));
+                    }
+                    // The wildcard address: one socket receives for every local address.
+                    let ip = std::net::Ipv4Addr::UNSPECIFIED;
+                    let ports = layout.shard_ports(s)?;
+                    Ok(Opened::Shared(SharedTransport::open(ip, ports, &config.shared)?))
+                })
+                .collect()
+        }
+        TransportKind::PerClient => (0..layout.shards())
+            .map(|s| {
+                let endpoints: Vec<SocketAddr> = (0..layout.shard_clients(s))
+                    .filter_map(|local| layout.endpoint(s, local))
+                    .collect();
+                Ok(Opened::PerClient(PerClientTransport::open(&endpoints)?))
+            })
+            .collect(),
+    }
+}
+
+/// 127.0.0.0/8 for a loopback server; otherwise the one address the kernel would send from.
+fn default_addresses(server: SocketAddr) -> Result<AddressSet, EngineError> {
+    if server.ip().is_loopback() && server.is_ipv4() {
+        return Ok(AddressSet::loopback());
+    }
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let probe = UdpSocket::bind(bind)
+        .and_then(|s| s.connect(server).map(|()| s))
+        .and_then(|s| s.local_addr())
+        .map_err(|source| EngineError::Route { server, source })?;
+    Ok(AddressSet::List(vec![probe.ip()]))
+}
+
+/// How long the engine sleeps at most when nothing is due: bounds the reaction to `stop`.
+const MAX_IDLE: Duration = Duration::from_millis(20);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,421 @@
+//! One shard: a thread's loop over its clients, its timer queue and its sockets.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::timers::{TimerKind, Timers};
+use super::{Control, Layout, MAX_IDLE};
+use crate::client::{Client, ClientConfig, ClientState};
+use crate::clock::Instant;
+use crate::fleet::{Behaviour, Plan};
+use crate::metrics::{Recorder, Snapshot};
+use crate::model::{Device, DeviceTemplate};
+use crate::transport::{Outgoing, RecvBuffers, Transport, TransportError};
+
+/// Datagrams per receive or send batch.
+const BATCH: usize = 64;
+/// Largest datagram accepted; longer ones are counted as truncated and dropped.
+const MAX_DATAGRAM: usize = 2048;
+/// Work done between two looks at the sockets, so a burst of starts or timers cannot starve
+/// the receive path (and the server's answers wait in the socket buffer meanwhile).
+const STARTS_PER_ROUND: usize = 512;
+const TIMERS_PER_ROUND: usize = 4096;
+const STOPS_PER_ROUND: usize = 512;
+/// How often a shard copies its counters out (the only lock it takes).
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// While a churned client's De-register is still out, look again this much later.
+const RESTART_RETRY: Duration = Duration::from_secs(1);
+
+/// What a shard is given at start.
+pub(super) struct Setup {
+    pub index: u64,
+    pub plan: Arc<Plan>,
+    pub templates: Arc<[Arc<DeviceTemplate>]>,
+    /// Each group's client settings, with the server address filled in.
+    pub configs: Arc<[Arc<ClientConfig>]>,
+    pub layout: Arc<Layout>,
+    pub control: Arc<Control>,
+    pub published: Arc<Mutex<Snapshot>>,
+    pub origin: std::time::Instant,
+    pub unix_origin: i64,
+}
+
+struct Stopping {
+    deadline: Instant,
+    /// Clients before this local index were told to stop.
+    cursor: usize,
+}
+
+pub(super) struct Shard {
+    setup: Setup,
+    clients: Vec<Option<Client>>,
+    /// Each client's state as last counted, so a change is counted once.
+    states: Vec<Option<ClientState>>,
+    /// How many times each client was restarted after churning (varies its seed).
+    incarnations: Vec<u16>,
+    /// (start time µs, local index), in start order.
+    starts: Vec<(u64, u32)>,
+    next_start: usize,
+    timers: Timers,
+    recorder: Recorder,
+    /// Datagrams to send: (from, to, bytes).
+    outbox: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    stopping: Option<Stopping>,
+    rng: SmallRng,
+}
+
+impl Shard {
+    pub(super) fn new(setup: Setup) -> Shard {
+        let count = setup.layout.shard_clients(setup.index) as usize;
+        let mut starts: Vec<(u64, u32)> = (0..count as u64)
+            .map(|local| {
+                let k = setup.layout.client_index(setup.index, local);
+                let slot = setup.plan.start_slot(k).unwrap_or(k);
+                let at = setup.plan.start_offset(slot);
+                (micros(at), local as u32)
+            })
+            .collect();
+        starts.sort_unstable();
+        let rng = SmallRng::seed_from_u64(mix(setup.index, 0x5eed));
+        Shard {
+            clients: (0..count).map(|_| None).collect(),
+            states: vec![None; count],
+            incarnations: vec![0; count],
+            starts,
+            next_start: 0,
+            timers: Timers::new(count),
+            recorder: Recorder::new(),
+            outbox: Vec::new(),
+            stopping: None,
+            rng,
+            setup,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(micros(self.setup.origin.elapsed()))
+    }
+
+    /// Runs the fleet's schedule to its end: ramp, hold, stop.
+    pub(super) fn run<T: Transport>(mut self, mut transport: T) -> Result<(), TransportError> {
+        let mut bufs = RecvBuffers::new(BATCH, MAX_DATAGRAM);
+        let stop_at = Instant::ZERO + self.setup.plan.stop_at();
+        let mut next_publish = Instant::ZERO;
+        loop {
+            let now = self.now();
+            if self.stopping.is_none()
+                && (now >= stop_at || self.setup.control.stop.load(Ordering::Acquire))
+            {
+                self.stopping = Some(Stopping {
+                    deadline: now + self.setup.plan.stop_timeout,
+                    cursor: 0,
+                });
+            }
+            let mut busy = if self.stopping.is_some() {
+                if self.stop_some(now) {
+                    break;
+                }
+                true
+            } else {
+                self.start_due(now)
+            };
+            for _ in 0..BATCH {
+                bufs.clear();
+                if transport.recv_batch(&mut bufs)? == 0 {
+                    break;
+                }
+                busy = true;
+                self.deliver(now, &bufs);
+                self.flush(&mut transport)?;
+            }
+            for _ in 0..TIMERS_PER_ROUND {
+                let Some((local, kind)) = self.timers.pop_due(now.as_micros()) else {
+                    break;
+                };
+                busy = true;
+                self.fire(now, local as usize, kind);
+                if self.outbox.len() >= BATCH {
+                    self.flush(&mut transport)?;
+                }
+            }
+            self.flush(&mut transport)?;
+            if now >= next_publish {
+                self.publish(now, &transport);
+                next_publish = now + PUBLISH_EVERY;
+            }
+            if !busy {
+                self.idle(&mut transport, stop_at, next_publish)?;
+            }
+        }
+        self.flush(&mut transport)?;
+        let now = self.now();
+        self.publish(now, &transport);
+        Ok(())
+    }
+
+    /// Sleeps until the next deadline, a datagram, or `MAX_IDLE`.
+    fn idle<T: Transport>(
+        &mut self,
+        transport: &mut T,
+        stop_at: Instant,
+        next_publish: Instant,
+    ) -> Result<(), TransportError> {
+        let mut next = self.timers.next_deadline().unwrap_or(u64::MAX);
+        next = next.min(next_publish.as_micros());
+        if self.stopping.is_none() {
+            next = next.min(stop_at.as_micros());
+            if let Some((at, _)) = self.starts.get(self.next_start) {
+                next = next.min(*at);
+            }
+        }
+        let mut wait = Duration::from_micros(next.saturating_sub(self.now().as_micros()));
+        if !self.outbox.is_empty() {
+            // The socket buffer was full: try again soon.
+            wait = wait.min(Duration::from_millis(1));
+        }
+        let wait = wait.min(MAX_IDLE);
+        if !wait.is_zero() {
+            transport.wait(wait)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the clients whose time has come; returns whether any did.
+    fn start_due(&mut self, now: Instant) -> bool {
+        if self.setup.control.paused.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut started = 0;
+        while let Some(&(at, local)) = self.starts.get(self.next_start) {
+            if at > now.as_micros() || started == STARTS_PER_ROUND {
+                break;
+            }
+            self.next_start += 1;
+            started += 1;
+            self.start_client(now, local as usize);
+        }
+        started > 0
+    }
+
+    fn start_client(&mut self, now: Instant, local: usize) {
+        let s = &self.setup;
+        let k = s.layout.client_index(s.index, local as u64);
+        let Some(g) = s.plan.group_of(k) else {
+            return;
+        };
+        let group = &s.plan.groups[g];
+        let incarnation = u64::from(self.incarnations[local]);
+        let device = Device::new(
+            Arc::clone(&s.templates[g]),
+            mix(group.seed, k),
+            s.unix_origin,
+        );
+        let mut client = Client::new(
+            Arc::clone(&s.configs[g]),
+            &s.plan.naming.endpoint(k),
+            device,
+            mix(group.seed ^ 0xC11E_17, k | (incarnation << 48)),
+        );
+        client.start(now);
+        let churn = match group.behaviour {
+            Behaviour::Churn { every, jitter } => Some(self.jittered(every, jitter)),
+            Behaviour::AlwaysOn | Behaviour::Sleepy => None,
+        };
+        self.clients[local] = Some(client);
+        self.recorder.started();
+        self.after(local);
+        if let Some(after) = churn {
+            self.timers
+                .schedule(local as u32, (now + after).as_micros(), TimerKind::Churn);
+        }
+    }
+
+    fn jittered(&mut self, every: Duration, jitter: Duration) -> Duration {
+        if jitter.is_zero() {
+            return every;
+        }
+        let j = jitter.as_secs_f64();
+        let offset = self.rng.random_range(-j..=j);
+        Duration::from_secs_f64((every.as_secs_f64() + offset).max(0.0))
+    }
+
+    fn deliver(&mut self, now: Instant, bufs: &RecvBuffers) {
+        for (d, bytes) in bufs.iter() {
+            let traffic = self.recorder.traffic();
+            traffic.datagrams_in += 1;
+            traffic.bytes_in += d.len as u64;
+            if d.truncated {
+                traffic.truncated += 1;
+                continue;
+            }
+            let local = self
+                .setup
+                .layout
+                .local_for(self.setup.index, d.client)
+                .map(|l| l as usize);
+            let Some(client) = local.and_then(|l| self.clients[l].as_mut()) else {
+                self.recorder.traffic().unmatched += 1;
+                continue;
+            };
+            client.handle_datagram(now, d.peer, bytes);
+            self.after(local.unwrap_or_default());
+        }
+    }
+
+    fn fire(&mut self, now: Instant, local: usize, kind: TimerKind) {
+        let stopping = self.stopping.is_some();
+        match kind {
+            TimerKind::Client => {
+                if let Some(client) = self.clients[local].as_mut() {
+                    client.handle_timeout(now);
+                    self.after(local);
+                }
+            }
+            TimerKind::Churn if !stopping => {
+                let Some(client) = self.clients[local].as_mut() else {
+                    return;
+                };
+                let offline = client.config().reboot_time;
+                client.stop(now);
+                self.after(local);
+                self.timers
+                    .schedule(local as u32, (now + offline).as_micros(), TimerKind::Restart);
+            }
+            TimerKind::Restart if !stopping => {
+                let down = matches!(
+                    self.states[local],
+                    Some(ClientState::Stopped | ClientState::Failed) | None
+                );
+                if down {
+                    self.incarnations[local] = self.incarnations[local].wrapping_add(1);
+                    self.start_client(now, local);
+                } else {
+                    let later = (now + RESTART_RETRY).as_micros();
+                    self.timers
+                        .schedule(local as u32, later, TimerKind::Restart);
+                }
+            }
+            TimerKind::Churn | TimerKind::Restart => {}
+        }
+    }
+
+    /// Collects what client `local` wants sent, what happened to it, and its next deadline.
+    fn after(&mut self, local: usize) {
+        let Some(client) = self.clients[local].as_mut() else {
+            return;
+        };
+        let from = self.setup.layout.endpoint(self.setup.index, local as u64);
+        while let Some((to, bytes)) = client.poll_transmit() {
+            if let Some(from) = from {
+                self.outbox.push((from, to, bytes));
+            }
+        }
+        while let Some(event) = client.poll_event() {
+            self.recorder.event(&event);
+        }
+        let state = Some(client.state());
+        if state != self.states[local] {
+            self.recorder.state_change(self.states[local], state);
+            self.states[local] = state;
+        }
+        let deadline = client.poll_timeout().map(Instant::as_micros);
+        self.timers.arm(local as u32, deadline);
+    }
+
+    /// Tells the next clients to stop; returns true when the shard is done (every client
+    /// down, or the stop timeout passed).
+    fn stop_some(&mut self, now: Instant) -> bool {
+        let Some(stopping) = self.stopping.as_mut() else {
+            return false;
+        };
+        let from = stopping.cursor;
+        let to = (from + STOPS_PER_ROUND).min(self.clients.len());
+        stopping.cursor = to;
+        let deadline = stopping.deadline;
+        for local in from..to {
+            if let Some(client) = self.clients[local].as_mut() {
+                client.stop(now);
+                self.after(local);
+            }
+        }
+        let all_told = to == self.clients.len();
+        if all_told && self.recorder.live_clients() == 0 {
+            return true;
+        }
+        if now < deadline {
+            return false;
+        }
+        // Out of time: what is still out ends as aborted, so every request is accounted for.
+        for local in 0..self.clients.len() {
+            if let Some(client) = self.clients[local].as_mut() {
+                client.abandon(now);
+                self.after(local);
+            }
+        }
+        true
+    }
+
+    fn flush<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {
+        while !self.outbox.is_empty() {
+            let n = self.outbox.len().min(BATCH);
+            let batch: Vec<Outgoing<'_>> = self.outbox[..n]
+                .iter()
+                .map(|(from, to, bytes)| Outgoing {
+                    from: *from,
+                    to: *to,
+                    payload: bytes,
+                })
+                .collect();
+            let (done, failed) = match transport.send_batch(&batch) {
+                Ok(sent) => (sent, 0),
+                // The kernel refused one datagram: count it, drop it, go on (CoAP retransmits).
+                Err(
+                    TransportError::Send { index, .. } | TransportError::UnknownSource { index, .. },
+                ) => (index, 1),
+                Err(e) => return Err(e),
+            };
+            drop(batch);
+            let traffic = self.recorder.traffic();
+            traffic.datagrams_out += done as u64;
+            traffic.bytes_out += self.outbox[..done]
+                .iter()
+                .map(|(_, _, b)| b.len() as u64)
+                .sum::<u64>();
+            traffic.send_errors += failed;
+            self.outbox.drain(..done + failed as usize);
+            if done + (failed as usize) < n {
+                // The socket buffer is full: the rest waits for the next round.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn publish<T: Transport>(&mut self, now: Instant, transport: &T) {
+        self.recorder.traffic().kernel_drops = transport.kernel_drops();
+        let elapsed = now.saturating_since(Instant::ZERO);
+        let mut published = self
+            .setup
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.recorder.publish(elapsed, &mut published);
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// SplitMix64 of two values: independent seeds per client from one fleet seed.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,111 @@
+//! A shard's timer queue: one binary heap for every client deadline, with lazy invalidation so
+//! that moving a deadline costs one push and nothing is searched.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// What a timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKind {
+    /// The client's own next deadline (`poll_timeout`).
+    Client,
+    /// A churning client goes offline now.
+    Churn,
+    /// A churned client comes back now.
+    Restart,
+}
+
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(u64, u32, TimerKind)>>,
+    /// The one valid client deadline per client (µs), `u64::MAX` when none.
+    armed: Vec<u64>,
+}
+
+impl Timers {
+    pub fn new(clients: usize) -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            armed: vec![u64::MAX; clients],
+        }
+    }
+
+    /// Sets client `local`'s deadline; an earlier entry for it becomes stale.
+    pub fn arm(&mut self, local: u32, at: Option<u64>) {
+        let at = at.unwrap_or(u64::MAX);
+        let slot = &mut self.armed[local as usize];
+        if *slot != at {
+            *slot = at;
+            if at != u64::MAX {
+                self.heap.push(Reverse((at, local, TimerKind::Client)));
+            }
+        }
+    }
+
+    /// A one-off timer (churn, restart): never stale.
+    pub fn schedule(&mut self, local: u32, at: u64, kind: TimerKind) {
+        self.heap.push(Reverse((at, local, kind)));
+    }
+
+    /// The next timer due at or before `now`.
+    pub fn pop_due(&mut self, now: u64) -> Option<(u32, TimerKind)> {
+        while let Some(&Reverse((at, local, kind))) = self.heap.peek() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if kind != TimerKind::Client {
+                return Some((local, kind));
+            }
+            let slot = &mut self.armed[local as usize];
+            if *slot == at {
+                *slot = u64::MAX;
+                return Some((local, kind));
+            }
+        }
+        None
+    }
+
+    /// The earliest live deadline, dropping stale entries on top.
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        while let Some(&Reverse((at, local, kind))) = self.heap.peek() {
+            if kind != TimerKind::Client || self.armed[local as usize] == at {
+                return Some(at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.heap.capacity() * size_of::<Reverse<(u64, u32, TimerKind)>>()
+            + self.armed.capacity() * size_of::<u64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_deadlines_fire_once_at_their_latest_time() {
+        let mut t = Timers::new(3);
+        t.arm(0, Some(100));
+        t.arm(0, Some(50));
+        t.arm(0, Some(70)); // The 50 and 100 entries are stale now.
+        t.arm(1, Some(60));
+        t.arm(2, Some(10));
+        t.arm(2, None);
+        t.schedule(2, 65, TimerKind::Restart);
+        assert_eq!(t.next_deadline(), Some(60));
+        assert_eq!(t.pop_due(59), None);
+        assert_eq!(t.pop_due(80), Some((1, TimerKind::Client)));
+        assert_eq!(t.pop_due(80), Some((2, TimerKind::Restart)));
+        assert_eq!(t.pop_due(80), Some((0, TimerKind::Client)));
+        assert_eq!(t.pop_due(1000), None);
+        assert_eq!(t.next_deadline(), None);
+        // Re-arming the same deadline after it fired is a new timer.
+        t.arm(0, Some(70));
+        assert_eq!(t.pop_due(70), Some((0, TimerKind::Client)));
+    }
+}

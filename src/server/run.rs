@@ -1,0 +1,168 @@
+//! Drives a [`Server`] over one UDP socket on its own thread, with the real monotonic clock.
+//!
+//! The thread reads a batch of datagrams, feeds them in, runs due timers, sends everything the
+//! server queued, then waits in poll(2) until the next deadline or datagram. Statistics are
+//! copied to a shared snapshot at most every [`STATS_INTERVAL`], never per datagram.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{Server, ServerConfig, ServerStats};
+use crate::clock::Instant;
+use crate::transport::Poller;
+
+/// How often the shared statistics snapshot is refreshed.
+pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
+/// Datagrams read per turn before timers and sends get their turn.
+const BATCH: usize = 64;
+/// Longest wait in poll(2), so a stop request is seen promptly.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+/// Larger than any CoAP datagram over UDP we accept (RFC 7252 4.6 suggests 1152).
+const MAX_DATAGRAM: usize = 2048;
+
+/// The embedded server running on a thread.
+#[derive(Debug)]
+pub struct Runner {
+    local_addr: SocketAddr,
+    stats: Arc<Mutex<ServerStats>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<io::Result<ServerStats>>>,
+}
+
+impl Runner {
+    /// Binds `bind` (port 0 picks a free one) and starts serving.
+    pub fn start(bind: SocketAddr, config: ServerConfig, seed: u64) -> io::Result<Runner> {
+        let socket = UdpSocket::bind(bind)?;
+        socket.set_nonblocking(true)?;
+        let local_addr = socket.local_addr()?;
+        let stats = Arc::new(Mutex::new(ServerStats::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = Server::new(config, seed);
+        let thread = std::thread::Builder::new()
+            .name("lwm2m-server".into())
+            .spawn({
+                let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
+                move || serve(&socket, server, &stats, &stop)
+            })?;
+        Ok(Runner {
+            local_addr,
+            stats,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves on a free port of 127.0.0.1.
+    pub fn start_loopback(config: ServerConfig, seed: u64) -> io::Result<Runner> {
+        Runner::start(SocketAddr::from(([127, 0, 0, 1], 0)), config, seed)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The latest snapshot (at most [`STATS_INTERVAL`] old while the thread runs).
+    pub fn stats(&self) -> ServerStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops the thread and returns the final statistics, or the socket error that ended it.
+    pub fn stop(mut self) -> io::Result<ServerStats> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> io::Result<ServerStats> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("server thread panicked"))?,
+            None => Ok(self.stats()),
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        // Errors were the caller's to collect with `stop`.
+        let _ = self.shut_down();
+    }
+}
+
+impl fmt::Display for Runner {
+    /// One status line: `127.0.0.1:5683: registered 1000, registers 1000, updates 120, ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.local_addr, self.stats())
+    }
+}
+
+fn serve(
+    socket: &UdpSocket,
+    mut server: Server,
+    shared: &Mutex<ServerStats>,
+    stop: &AtomicBool,
+) -> io::Result<ServerStats> {
+    let origin = std::time::Instant::now();
+    let clock =
+        || Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX));
+    let mut poller = Poller::new();
+    poller.add(socket.as_fd());
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut published = clock();
+    while !stop.load(Ordering::Relaxed) {
+        let now = clock();
+        let mut full = true;
+        for _ in 0..BATCH {
+            match socket.recv_from(&mut buf) {
+                Ok((len, from)) => server.handle_datagram(now, from, &buf[..len]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    full = false;
+                    break;
+                }
+                // ICMP port unreachable from a client that went away, and interrupts: not ours.
+                Err(e) if is_transient(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if server.poll_timeout().is_some_and(|at| at <= now) {
+            server.handle_timeout(now);
+        }
+        while let Some((to, bytes)) = server.poll_transmit() {
+            match socket.send_to(&bytes, to) {
+                // A full send buffer drops the datagram: CoAP retransmission covers it.
+                Err(e) if !is_transient(&e) && e.kind() != io::ErrorKind::WouldBlock => {
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+        if now.saturating_since(published) >= STATS_INTERVAL {
+            *shared.lock().unwrap_or_else(PoisonError::into_inner) = *server.stats();
+            published = now;
+        }
+        if !full {
+            let wait = server
+                .poll_timeout()
+                .map_or(MAX_WAIT, |at| at.saturating_since(clock()).min(MAX_WAIT));
+            poller.wait(wait)?;
+        }
+    }
+    let stats = *server.stats();
+    *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+    Ok(stats)
+}
+
+fn is_transient(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}

@@ -1,0 +1,138 @@
+//! Plain counters: copied out whole (a snapshot is one `memcpy`), never locked per datagram.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How the requests of one kind the server sent to clients ended.
+/// Invariant: `sent = ok + client_error + server_error + timeout + reset + aborted + in flight`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OperationStats {
+    pub sent: u64,
+    /// Answered 2.xx.
+    pub ok: u64,
+    /// Answered 4.xx.
+    pub client_error: u64,
+    /// Answered 5.xx (or any other class).
+    pub server_error: u64,
+    /// No answer after the last retransmission (or no separate response in time).
+    pub timeout: u64,
+    /// The client answered RST.
+    pub reset: u64,
+    /// The registration ended while the request was in flight.
+    pub aborted: u64,
+    /// Came due while the previous one of this kind still waited to be sent: not sent twice.
+    pub skipped: u64,
+}
+
+impl OperationStats {
+    pub(super) fn answered(&mut self, code: u8) {
+        match code >> 5 {
+            2 => self.ok += 1,
+            4 => self.client_error += 1,
+            _ => self.server_error += 1,
+        }
+    }
+}
+
+/// Queue-mode delivery: requests that came due while a client slept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Requests held because the client was asleep when they came due.
+    pub held: u64,
+    /// Held requests sent after the client's Update.
+    pub delivered: u64,
+    /// Held requests dropped because the registration ended.
+    pub discarded: u64,
+    /// Sum and maximum of the time from the Update to the delivery (µs).
+    pub delay_total_us: u64,
+    pub delay_max_us: u64,
+}
+
+impl QueueStats {
+    pub(super) fn record_delivery(&mut self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.delivered += 1;
+        self.delay_total_us = self.delay_total_us.saturating_add(micros);
+        self.delay_max_us = self.delay_max_us.max(micros);
+    }
+}
+
+/// Everything the server counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    pub datagrams_received: u64,
+    pub datagrams_sent: u64,
+    /// Registrations alive now.
+    pub registered: u64,
+    /// Register requests accepted (including re-Registers).
+    pub registers: u64,
+    /// Re-Registers of a known endpoint: the old registration was replaced.
+    pub replaced: u64,
+    pub updates: u64,
+    pub deregisters: u64,
+    /// Registrations removed because their lifetime ran out.
+    pub expired: u64,
+    /// Update or De-register for an unknown registration (answered 4.04).
+    pub not_found: u64,
+    /// Requests answered with another 4.xx (no `ep`, bad `lt`, unknown path or method...).
+    pub bad_requests: u64,
+    /// Retransmitted requests (same peer and message ID) answered from the cache.
+    pub duplicates: u64,
+    /// Datagrams that are not CoAP (answered RST when a CON header could be read).
+    pub malformed: u64,
+    /// Empty CONs, answered RST.
+    pub pings: u64,
+    /// ACKs and RSTs that matched no request of ours.
+    pub unmatched: u64,
+    pub retransmissions: u64,
+    pub read: OperationStats,
+    pub write_attributes: OperationStats,
+    pub observe: OperationStats,
+    pub write: OperationStats,
+    pub execute: OperationStats,
+    /// Notifications for an observation of ours.
+    pub notifications: u64,
+    /// Notifications with a token we do not know (answered RST).
+    pub notifications_rejected: u64,
+    pub queue: QueueStats,
+}
+
+impl fmt::Display for ServerStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "registered {}, registers {}, updates {}, deregisters {}, expired {}",
+            self.registered, self.registers, self.updates, self.deregisters, self.expired
+        )?;
+        for (name, op) in [
+            ("reads", &self.read),
+            ("observes", &self.observe),
+            ("writes", &self.write),
+            ("executes", &self.execute),
+        ] {
+            if op.sent > 0 {
+                write!(f, ", {name} {}/{} ok", op.ok, op.sent)?;
+                if op.timeout > 0 {
+                    write!(f, " ({} timed out)", op.timeout)?;
+                }
+            }
+        }
+        if self.notifications > 0 {
+            write!(f, ", notifications {}", self.notifications)?;
+        }
+        if self.queue.held > 0 {
+            write!(
+                f,
+                ", held {} delivered {}",
+                self.queue.held, self.queue.delivered
+            )?;
+        }
+        write!(
+            f,
+            ", errors {} malformed {} duplicates {}",
+            self.bad_requests + self.not_found,
+            self.malformed,
+            self.duplicates
+        )
+    }
+}

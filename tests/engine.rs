@@ -1,0 +1,246 @@
+//! The fleet engine end to end over loopback UDP, against the embedded server running on its own
+//! thread: registrations, updates, server load, queue mode, churn, stop, garbage.
+
+use std::net::UdpSocket;
+use std::path::Path as FsPath;
+use std::time::{Duration, Instant};
+
+use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind};
+use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
+use lwm2m_swarm::fleet::Fleet;
+use lwm2m_swarm::metrics::{RequestStats, Snapshot, state_index};
+use lwm2m_swarm::model::{Path, TemplateSet};
+use lwm2m_swarm::server::{ObserveLoad, Runner, ServerConfig, ServerStats};
+
+fn templates() -> TemplateSet {
+    TemplateSet::load_dir(FsPath::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/object-templates"
+    )))
+    .expect("shipped templates load")
+}
+
+/// Runs `fleet_toml` against an embedded server with `server_config`; returns both sides'
+/// counts. `during` is called about every 100 ms with the engine while it runs.
+fn run(
+    fleet_toml: &str,
+    server_config: ServerConfig,
+    transport: TransportKind,
+    mut during: impl FnMut(&Engine),
+) -> (Snapshot, ServerStats) {
+    let server = Runner::start_loopback(server_config, 1).expect("server starts");
+    let fleet = Fleet::from_toml(fleet_toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    let set = templates();
+    let device_templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
+    let plan = fleet.plan();
+    let limit = plan.total_duration() + Duration::from_secs(10);
+    let mut config = EngineConfig::new(server.local_addr());
+    config.transport = transport;
+    let engine = Engine::start(plan, device_templates, &config).expect("engine starts");
+    let started = Instant::now();
+    while !engine.is_finished() {
+        assert!(started.elapsed() < limit, "the run did not end within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        during(&engine);
+    }
+    let snapshot = engine.join().expect("engine ends cleanly");
+    let stats = server.stop().expect("server stops cleanly");
+    (snapshot, stats)
+}
+
+fn fleet(clients: u64, rate: u64, hold: &str, client: &str, population: &str) -> String {
+    format!(
+        "[client]\nlifetime = \"60s\"\nseed = 3\n{client}\n\
+         [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n{population}\n\
+         [load]\nclients = {clients}\nrate = {rate}\nhold = \"{hold}\"\nstop_timeout = \"10s\"\n"
+    )
+}
+
+/// Every request sent was answered, timed out, or aborted; nothing is left in flight.
+fn assert_accounted(name: &str, r: &RequestStats) {
+    assert_eq!(
+        r.sent,
+        r.ok + r.error + r.timeout + r.aborted,
+        "{name}: sent {} ok {} error {} timeout {} aborted {}",
+        r.sent,
+        r.ok,
+        r.error,
+        r.timeout,
+        r.aborted
+    );
+}
+
+#[test]
+fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
+    let clients = 300;
+    let server_config = ServerConfig {
+        read: Some((Path::resource(3, 0, 0), Duration::from_millis(700))),
+        observe: Some(ObserveLoad {
+            path: Path::resource(3303, 0, 5700),
+            pmin: Some(1),
+            pmax: Some(2),
+        }),
+        ..ServerConfig::default()
+    };
+    // Updates come at 5% of the 60 s lifetime: about 3 s after registering.
+    let text = fleet(
+        clients,
+        600,
+        "4s",
+        "update_fraction = 0.05\nupdate_jitter = 0.01",
+        "",
+    );
+    let (s, server) = run(&text, server_config, TransportKind::Shared, |_| {});
+
+    let register = s.request(RequestKind::Register);
+    assert_eq!(register.ok, clients, "{s}");
+    assert_eq!(register.timeout + register.error, 0, "{s}");
+    assert!(s.request(RequestKind::Update).ok >= clients, "{s}");
+    assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
+    for kind in [
+        RequestKind::Register,
+        RequestKind::Update,
+        RequestKind::Deregister,
+    ] {
+        assert_accounted(&format!("{kind:?}"), s.request(kind));
+    }
+    assert!(s.request(RequestKind::Notify).sent >= clients, "{s}");
+    // What the clients answered, and what the server saw, agree.
+    assert!(s.operation(OperationKind::Read).ok >= clients, "{s}");
+    assert_eq!(s.operation(OperationKind::Read).ok, server.read.ok);
+    assert_eq!(s.operation(OperationKind::Observe).ok, clients);
+    assert_eq!(server.observe.ok, clients);
+    assert!(server.notifications >= clients, "{server}");
+    assert_eq!(server.registers, clients);
+    assert_eq!(server.deregisters, clients);
+    assert_eq!(server.registered, 0);
+    assert_eq!(s.state(ClientState::Stopped), clients);
+    assert_eq!(s.started, clients);
+    assert_eq!(s.traffic.unmatched + s.traffic.truncated + s.traffic.send_errors, 0);
+    assert_eq!(s.traffic.datagrams_in, server.datagrams_sent, "{s}\n{server}");
+    assert_eq!(s.traffic.datagrams_out, server.datagrams_received, "{s}\n{server}");
+}
+
+#[test]
+fn ten_thousand_clients_register_get_observed_and_leave() {
+    let clients = 10_000;
+    let server_config = ServerConfig {
+        observe: Some(ObserveLoad {
+            path: Path::resource(3, 0, 13),
+            pmin: Some(30),
+            pmax: Some(60),
+        }),
+        ..ServerConfig::default()
+    };
+    let text = fleet(clients, 5_000, "2s", "", "");
+    let started = Instant::now();
+    let (s, server) = run(&text, server_config, TransportKind::Shared, |_| {});
+    let took = started.elapsed();
+    assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
+    let registered = state_index(ClientState::Registered);
+    assert_eq!(s.peak_states[registered], clients, "all registered at once: {s}");
+    assert_eq!(s.operation(OperationKind::Observe).ok, clients, "{s}");
+    assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
+    assert_eq!(server.registered, 0, "{server}");
+    assert_accounted("register", s.request(RequestKind::Register));
+    assert_accounted("deregister", s.request(RequestKind::Deregister));
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}
+
+#[test]
+fn queue_mode_requests_wait_for_the_update() {
+    let clients = 40;
+    // Awake 1 s after each exchange, Update every ~3 s; the server reads every 500 ms and holds
+    // what comes due while a client sleeps.
+    let server_config = ServerConfig {
+        read: Some((Path::resource(3, 0, 0), Duration::from_millis(500))),
+        awake_window: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let text = fleet(
+        clients,
+        200,
+        "7s",
+        "awake_window = \"1s\"\nupdate_fraction = 0.05\nupdate_jitter = 0.0",
+        "behaviour = \"sleepy\"",
+    );
+    let mut slept = 0;
+    let (s, server) = run(&text, server_config, TransportKind::Shared, |engine| {
+        slept = slept.max(engine.snapshot().state(ClientState::Sleeping));
+    });
+    assert!(slept > 0, "no client was ever seen asleep: {s}");
+    assert!(server.queue.held > 0, "{server}");
+    assert!(server.queue.delivered > 0, "{server}");
+    // Held reads reach the clients after their Update, and are answered.
+    assert!(s.operation(OperationKind::Read).ok >= server.queue.delivered, "{s}\n{server}");
+    assert!(s.woke > 0);
+    assert_eq!(s.request(RequestKind::Register).ok, clients);
+    assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
+}
+
+#[test]
+fn churning_clients_deregister_and_come_back() {
+    let clients = 30;
+    let text = fleet(
+        clients,
+        300,
+        "5s",
+        "reboot_time = \"500ms\"",
+        "behaviour = \"churn\"\nchurn_every = \"1500ms\"\nchurn_jitter = \"300ms\"",
+    );
+    let (s, server) = run(&text, ServerConfig::default(), TransportKind::Shared, |_| {});
+    assert!(s.started >= 2 * clients, "restarts: {}", s.started - clients);
+    let register = s.request(RequestKind::Register);
+    assert!(register.ok >= 2 * clients, "{s}");
+    // Every churn de-registers, and so does the final stop.
+    assert!(s.request(RequestKind::Deregister).ok >= register.ok - clients, "{s}");
+    assert_eq!(server.registered, 0, "{server}");
+    assert_accounted("register", register);
+}
+
+#[test]
+fn per_client_sockets_work_too() {
+    let clients = 50;
+    let text = fleet(clients, 500, "1s", "", "");
+    let (s, server) = run(&text, ServerConfig::default(), TransportKind::PerClient, |_| {});
+    assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
+    assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
+    assert_eq!(server.registers, clients);
+}
+
+#[test]
+fn garbage_and_strays_are_counted_and_the_run_goes_on() {
+    let clients = 20;
+    let text = fleet(clients, 200, "2s", "", "");
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sent = false;
+    let (s, _) = run(&text, ServerConfig::default(), TransportKind::Shared, |engine| {
+        let snapshot = engine.snapshot();
+        if !sent && snapshot.state(ClientState::Registered) == clients {
+            let client = engine.client_endpoint(0).unwrap();
+            // Not CoAP at all, a CON with a bad option, and a ping; then a datagram for an
+            // address in the plan's range that no client uses.
+            junk.send_to(b"\xff\xff garbage", client).unwrap();
+            junk.send_to(&[0x40, 0x01, 0x12, 0x34, 0xF0], client).unwrap();
+            junk.send_to(&[0x40, 0x00, 0x12, 0x35], client).unwrap();
+            let mut nobody = engine.client_endpoint(clients - 1).unwrap();
+            nobody.set_ip("127.0.99.99".parse().unwrap());
+            junk.send_to(b"hello", nobody).unwrap();
+            sent = true;
+        }
+    });
+    assert!(sent, "clients never all registered: {s}");
+    assert!(s.traffic.malformed >= 2, "{s}");
+    assert!(s.traffic.unmatched >= 1, "{s}");
+    assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
+    // The ping was answered with RST; the stray address may or may not land on a socket.
+    let mut reply = [0u8; 64];
+    junk.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut rsts = 0;
+    while let Ok((n, _)) = junk.recv_from(&mut reply) {
+        if n == 4 && reply[0] >> 4 & 3 == 3 {
+            rsts += 1;
+        }
+    }
+    assert!(rsts >= 2, "RSTs to the bad CON and the ping: {rsts}");
+}
