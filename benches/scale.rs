@@ -61,7 +61,7 @@ fn serve_child() {
     std::io::stdout().flush().expect("stdout");
     // Serve until the parent closes stdin.
     let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).map_or(false, |n| n > 0) {
+    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
         line.clear();
     }
     let stats = runner.stop().expect("child server stops");
@@ -151,7 +151,10 @@ fn main() {
     };
     let per_client = rss_at.saturating_sub(rss_before) / reached.max(1);
     let p = |q: f64| register.latency.value_at_quantile(q) as f64 / 1000.0;
-    println!("clients reached (registered and observed): {reached} of {}", args.clients);
+    println!(
+        "clients reached (registered and observed): {reached} of {}",
+        args.clients
+    );
     println!(
         "memory per client: {per_client} B (RSS {} MiB -> {} MiB)",
         rss_before >> 20,

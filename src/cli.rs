@@ -17,7 +17,7 @@ use crate::fleet::{Fleet, Overrides, Plan, ServerUri, format_duration, parse_dur
 use crate::metrics::Snapshot;
 use crate::model::{Path, TemplateSet};
 use crate::server::{ObserveLoad, Runner, ServerConfig, WriteLoad};
-use crate::transport::{AddressPlan, AddressSet, PortRange};
+use crate::transport::{AddressSet, PortRange};
 
 /// Exit codes, for scripts and CI.
 pub mod exit {
@@ -54,7 +54,7 @@ enum Command {
 struct FleetArgs {
     /// The fleet file (see fleets/).
     fleet: PathBuf,
-    /// Server under test, e.g. coap://192.0.2.10:5683 (default: the fleet's, else embedded).
+    /// Server under test, e.g. `coap://192.0.2.10:5683` (default: the fleet's, else embedded).
     #[arg(long, value_parser = parse_uri)]
     server: Option<ServerUri>,
     /// Total clients (a staged ramp keeps its shape).
@@ -137,11 +137,10 @@ impl LoadArgs {
                 pmin: self.pmin,
                 pmax: self.pmax,
             }),
-            write: self.write.clone().map(|(path, value, every)| WriteLoad {
-                path,
-                value,
-                every,
-            }),
+            write: self
+                .write
+                .clone()
+                .map(|(path, value, every)| WriteLoad { path, value, every }),
             execute: self.execute,
             ..ServerConfig::default()
         }
@@ -165,14 +164,9 @@ impl LoadArgs {
             parts.push(format!("read {p} every {}", format_duration(*every)));
         }
         if let Some(p) = &self.observe {
-            let mut s = format!("observe {p}");
-            if let Some(n) = self.pmin {
-                s.push_str(&format!(" pmin {n}s"));
-            }
-            if let Some(n) = self.pmax {
-                s.push_str(&format!(" pmax {n}s"));
-            }
-            parts.push(s);
+            let pmin = self.pmin.map(|n| format!(" pmin {n}s")).unwrap_or_default();
+            let pmax = self.pmax.map(|n| format!(" pmax {n}s")).unwrap_or_default();
+            parts.push(format!("observe {p}{pmin}{pmax}"));
         }
         if let Some((p, v, every)) = &self.write {
             parts.push(format!("write {p}={v} every {}", format_duration(*every)));
@@ -307,12 +301,9 @@ fn templates_dir(given: Option<&FsPath>) -> Result<PathBuf, Failure> {
         PathBuf::from("object-templates"),
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("object-templates"),
     ];
-    candidates
-        .into_iter()
-        .find(|d| d.is_dir())
-        .ok_or_else(|| {
-            bad_input("no object-templates/ directory here: give one with --templates DIR")
-        })
+    candidates.into_iter().find(|d| d.is_dir()).ok_or_else(|| {
+        bad_input("no object-templates/ directory here: give one with --templates DIR")
+    })
 }
 
 fn resolve(uri: &ServerUri) -> Result<SocketAddr, Failure> {
@@ -385,28 +376,19 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let Loaded { fleet, templates } = load(&args.fleet)?;
     let plan = fleet.plan();
     let mut embedded = None;
-    let server = match &plan.server {
-        Some(uri) => resolve(uri)?,
-        None => {
-            let load = if args.load.is_empty() {
-                LoadArgs::demo()
-            } else {
-                args.load.clone()
-            };
-            let runner = Runner::start_loopback(load.server_config(), plan_seed(&plan))
-                .map_err(|e| failed(format!("cannot start the embedded server: {e}")))?;
-            println!(
-                "embedded LWM2M server on {} ({})",
-                runner.local_addr(),
-                load.describe()
-            );
-            let addr = runner.local_addr();
-            embedded = Some(runner);
-            addr
-        }
+    let server = if let Some(uri) = &plan.server {
+        resolve(uri)?
+    } else {
+        let runner = start_embedded(&plan, &args.load)?;
+        let addr = runner.local_addr();
+        embedded = Some(runner);
+        addr
     };
     let config = engine_config(server, &args.engine);
-    let target = plan.server.as_ref().map_or_else(|| format!("embedded {server}"), ToString::to_string);
+    let target = plan
+        .server
+        .as_ref()
+        .map_or_else(|| format!("embedded {server}"), ToString::to_string);
     let total = plan.total_duration();
     let clients = plan.clients;
     let file = plan.file.clone();
@@ -465,8 +447,33 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn plan_seed(plan: &Plan) -> u64 {
-    plan.groups.first().map_or(0, |g| g.seed)
+/// The embedded server, on a free loopback port, with the load asked for (or the demo's).
+fn start_embedded(plan: &Plan, load: &LoadArgs) -> Result<Runner, Failure> {
+    let load = if load.is_empty() {
+        LoadArgs::demo()
+    } else {
+        load.clone()
+    };
+    let mut config = load.server_config();
+    // Send to a sleeping client only while it is surely awake: the shortest awake window.
+    if let Some(window) = plan
+        .groups
+        .iter()
+        .filter(|g| g.config.queue_mode)
+        .map(|g| g.config.awake_window)
+        .min()
+    {
+        config.awake_window = window;
+    }
+    let seed = plan.groups.first().map_or(0, |g| g.seed);
+    let runner = Runner::start_loopback(config, seed)
+        .map_err(|e| failed(format!("cannot start the embedded server: {e}")))?;
+    println!(
+        "embedded LWM2M server on {} ({})",
+        runner.local_addr(),
+        load.describe()
+    );
+    Ok(runner)
 }
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
@@ -497,7 +504,11 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     {
         std::thread::sleep(Duration::from_millis(100));
         if started.elapsed() >= next_line {
-            println!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), runner.stats());
+            println!(
+                "[{:>6.1}s] {}",
+                started.elapsed().as_secs_f64(),
+                runner.stats()
+            );
             next_line += args.status_every;
         }
     }

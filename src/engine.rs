@@ -287,7 +287,11 @@ fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>
                     // The wildcard address: one socket receives for every local address.
                     let ip = std::net::Ipv4Addr::UNSPECIFIED;
                     let ports = layout.shard_ports(s)?;
-                    Ok(Opened::Shared(SharedTransport::open(ip, ports, &config.shared)?))
+                    Ok(Opened::Shared(SharedTransport::open(
+                        ip,
+                        ports,
+                        &config.shared,
+                    )?))
                 })
                 .collect()
         }
@@ -321,6 +325,3 @@ fn default_addresses(server: SocketAddr) -> Result<AddressSet, EngineError> {
 
 /// How long the engine sleeps at most when nothing is due: bounds the reaction to `stop`.
 const MAX_IDLE: Duration = Duration::from_millis(20);
-
-#[cfg(test)]
-mod tests;

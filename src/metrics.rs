@@ -388,7 +388,7 @@ impl fmt::Display for Snapshot {
             };
             writeln!(
                 f,
-                "{:<11} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                "{:<11} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 request_name(kind),
                 r.sent,
                 r.ok,
@@ -396,6 +396,7 @@ impl fmt::Display for Snapshot {
                 r.timeout,
                 r.aborted,
                 r.in_flight(),
+                r.retransmissions,
                 q(0.5),
                 q(0.9),
                 q(0.99),

@@ -36,6 +36,7 @@ use registry::{location_id, parse_location_id};
 use timers::{TimerKind, Timers};
 
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
+pub use run::Runner;
 pub use stats::{OperationStats, QueueStats, ServerStats};
 
 /// Observe a path on every registered client, optionally with pmin/pmax written first.

@@ -22,7 +22,7 @@ mod sys;
 pub use addresses::{AddressPlan, AddressSet, PlanError, PortRange};
 pub use per_client::{FdLimit, PerClientTransport, check_fd_budget};
 pub use poll::Poller;
-pub use shared::{BufferSizes, SharedConfig, SharedSocket, SharedTransport};
+pub use shared::{BufferSizes, SharedConfig, SharedSocket, SharedTransport, raise_buffers};
 
 /// Metadata of one received datagram; its bytes are in the [`RecvBuffers`] slot of the same index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::{RequestStats, Snapshot, state_index};
 use lwm2m_swarm::model::{Path, TemplateSet};
 use lwm2m_swarm::server::{ObserveLoad, Runner, ServerConfig, ServerStats};
+use lwm2m_swarm::transport::PortRange;
 
 fn templates() -> TemplateSet {
     TemplateSet::load_dir(FsPath::new(concat!(
@@ -22,10 +23,12 @@ fn templates() -> TemplateSet {
 
 /// Runs `fleet_toml` against an embedded server with `server_config`; returns both sides'
 /// counts. `during` is called about every 100 ms with the engine while it runs.
+/// Each test gets its own client ports: tests run in parallel.
 fn run(
     fleet_toml: &str,
     server_config: ServerConfig,
     transport: TransportKind,
+    first_port: u16,
     mut during: impl FnMut(&Engine),
 ) -> (Snapshot, ServerStats) {
     let server = Runner::start_loopback(server_config, 1).expect("server starts");
@@ -36,10 +39,14 @@ fn run(
     let limit = plan.total_duration() + Duration::from_secs(10);
     let mut config = EngineConfig::new(server.local_addr());
     config.transport = transport;
+    config.ports = Some(PortRange::new(first_port, first_port + 99).unwrap());
     let engine = Engine::start(plan, device_templates, &config).expect("engine starts");
     let started = Instant::now();
     while !engine.is_finished() {
-        assert!(started.elapsed() < limit, "the run did not end within {limit:?}");
+        assert!(
+            started.elapsed() < limit,
+            "the run did not end within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
         during(&engine);
     }
@@ -90,7 +97,7 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
         "update_fraction = 0.05\nupdate_jitter = 0.01",
         "",
     );
-    let (s, server) = run(&text, server_config, TransportKind::Shared, |_| {});
+    let (s, server) = run(&text, server_config, TransportKind::Shared, 21000, |_| {});
 
     let register = s.request(RequestKind::Register);
     assert_eq!(register.ok, clients, "{s}");
@@ -116,9 +123,18 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
     assert_eq!(server.registered, 0);
     assert_eq!(s.state(ClientState::Stopped), clients);
     assert_eq!(s.started, clients);
-    assert_eq!(s.traffic.unmatched + s.traffic.truncated + s.traffic.send_errors, 0);
-    assert_eq!(s.traffic.datagrams_in, server.datagrams_sent, "{s}\n{server}");
-    assert_eq!(s.traffic.datagrams_out, server.datagrams_received, "{s}\n{server}");
+    assert_eq!(
+        s.traffic.unmatched + s.traffic.truncated + s.traffic.send_errors,
+        0
+    );
+    assert_eq!(
+        s.traffic.datagrams_in, server.datagrams_sent,
+        "{s}\n{server}"
+    );
+    assert_eq!(
+        s.traffic.datagrams_out, server.datagrams_received,
+        "{s}\n{server}"
+    );
 }
 
 #[test]
@@ -134,11 +150,14 @@ fn ten_thousand_clients_register_get_observed_and_leave() {
     };
     let text = fleet(clients, 5_000, "2s", "", "");
     let started = Instant::now();
-    let (s, server) = run(&text, server_config, TransportKind::Shared, |_| {});
+    let (s, server) = run(&text, server_config, TransportKind::Shared, 21100, |_| {});
     let took = started.elapsed();
     assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
     let registered = state_index(ClientState::Registered);
-    assert_eq!(s.peak_states[registered], clients, "all registered at once: {s}");
+    assert_eq!(
+        s.peak_states[registered], clients,
+        "all registered at once: {s}"
+    );
     assert_eq!(s.operation(OperationKind::Observe).ok, clients, "{s}");
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
     assert_eq!(server.registered, 0, "{server}");
@@ -165,14 +184,23 @@ fn queue_mode_requests_wait_for_the_update() {
         "behaviour = \"sleepy\"",
     );
     let mut slept = 0;
-    let (s, server) = run(&text, server_config, TransportKind::Shared, |engine| {
-        slept = slept.max(engine.snapshot().state(ClientState::Sleeping));
-    });
+    let (s, server) = run(
+        &text,
+        server_config,
+        TransportKind::Shared,
+        21200,
+        |engine| {
+            slept = slept.max(engine.snapshot().state(ClientState::Sleeping));
+        },
+    );
     assert!(slept > 0, "no client was ever seen asleep: {s}");
     assert!(server.queue.held > 0, "{server}");
     assert!(server.queue.delivered > 0, "{server}");
     // Held reads reach the clients after their Update, and are answered.
-    assert!(s.operation(OperationKind::Read).ok >= server.queue.delivered, "{s}\n{server}");
+    assert!(
+        s.operation(OperationKind::Read).ok >= server.queue.delivered,
+        "{s}\n{server}"
+    );
     assert!(s.woke > 0);
     assert_eq!(s.request(RequestKind::Register).ok, clients);
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
@@ -188,12 +216,25 @@ fn churning_clients_deregister_and_come_back() {
         "reboot_time = \"500ms\"",
         "behaviour = \"churn\"\nchurn_every = \"1500ms\"\nchurn_jitter = \"300ms\"",
     );
-    let (s, server) = run(&text, ServerConfig::default(), TransportKind::Shared, |_| {});
-    assert!(s.started >= 2 * clients, "restarts: {}", s.started - clients);
+    let (s, server) = run(
+        &text,
+        ServerConfig::default(),
+        TransportKind::Shared,
+        21300,
+        |_| {},
+    );
+    assert!(
+        s.started >= 2 * clients,
+        "restarts: {}",
+        s.started - clients
+    );
     let register = s.request(RequestKind::Register);
     assert!(register.ok >= 2 * clients, "{s}");
     // Every churn de-registers, and so does the final stop.
-    assert!(s.request(RequestKind::Deregister).ok >= register.ok - clients, "{s}");
+    assert!(
+        s.request(RequestKind::Deregister).ok >= register.ok - clients,
+        "{s}"
+    );
     assert_eq!(server.registered, 0, "{server}");
     assert_accounted("register", register);
 }
@@ -202,7 +243,13 @@ fn churning_clients_deregister_and_come_back() {
 fn per_client_sockets_work_too() {
     let clients = 50;
     let text = fleet(clients, 500, "1s", "", "");
-    let (s, server) = run(&text, ServerConfig::default(), TransportKind::PerClient, |_| {});
+    let (s, server) = run(
+        &text,
+        ServerConfig::default(),
+        TransportKind::PerClient,
+        21400,
+        |_| {},
+    );
     assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
     assert_eq!(server.registers, clients);
@@ -214,21 +261,28 @@ fn garbage_and_strays_are_counted_and_the_run_goes_on() {
     let text = fleet(clients, 200, "2s", "", "");
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut sent = false;
-    let (s, _) = run(&text, ServerConfig::default(), TransportKind::Shared, |engine| {
-        let snapshot = engine.snapshot();
-        if !sent && snapshot.state(ClientState::Registered) == clients {
-            let client = engine.client_endpoint(0).unwrap();
-            // Not CoAP at all, a CON with a bad option, and a ping; then a datagram for an
-            // address in the plan's range that no client uses.
-            junk.send_to(b"\xff\xff garbage", client).unwrap();
-            junk.send_to(&[0x40, 0x01, 0x12, 0x34, 0xF0], client).unwrap();
-            junk.send_to(&[0x40, 0x00, 0x12, 0x35], client).unwrap();
-            let mut nobody = engine.client_endpoint(clients - 1).unwrap();
-            nobody.set_ip("127.0.99.99".parse().unwrap());
-            junk.send_to(b"hello", nobody).unwrap();
-            sent = true;
-        }
-    });
+    let (s, _) = run(
+        &text,
+        ServerConfig::default(),
+        TransportKind::Shared,
+        21500,
+        |engine| {
+            let snapshot = engine.snapshot();
+            if !sent && snapshot.state(ClientState::Registered) == clients {
+                let client = engine.client_endpoint(0).unwrap();
+                // Not CoAP at all, a CON with a bad option, and a ping; then a datagram for an
+                // address in the plan's range that no client uses.
+                junk.send_to(b"\xff\xff garbage", client).unwrap();
+                junk.send_to(&[0x40, 0x01, 0x12, 0x34, 0xF0], client)
+                    .unwrap();
+                junk.send_to(&[0x40, 0x00, 0x12, 0x35], client).unwrap();
+                let mut nobody = engine.client_endpoint(clients - 1).unwrap();
+                nobody.set_ip("127.0.99.99".parse().unwrap());
+                junk.send_to(b"hello", nobody).unwrap();
+                sent = true;
+            }
+        },
+    );
     assert!(sent, "clients never all registered: {s}");
     assert!(s.traffic.malformed >= 2, "{s}");
     assert!(s.traffic.unmatched >= 1, "{s}");

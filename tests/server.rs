@@ -375,7 +375,10 @@ fn the_runner_serves_over_loopback() {
     let server = runner.local_addr();
     let origin = std::time::Instant::now();
     let clock = || Instant::from_micros(origin.elapsed().as_micros() as u64);
-    let client_config = Arc::new(client_config(300));
+    let client_config = Arc::new(ClientConfig {
+        server,
+        ..client_config(300)
+    });
     let mut clients: Vec<(UdpSocket, Client)> = (0..3u64)
         .map(|i| {
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -392,14 +395,14 @@ fn the_runner_serves_over_loopback() {
     let step = |clients: &mut Vec<(UdpSocket, Client)>, reads: &mut [u32; 3]| {
         let mut buf = [0u8; 2048];
         for (i, (socket, client)) in clients.iter_mut().enumerate() {
-            while let Ok(len) = socket.recv(&mut buf) {
-                client.handle_datagram(clock(), &buf[..len]);
+            while let Ok((len, from)) = socket.recv_from(&mut buf) {
+                client.handle_datagram(clock(), from, &buf[..len]);
             }
             if client.poll_timeout().is_some_and(|at| at <= clock()) {
                 client.handle_timeout(clock());
             }
-            while let Some(bytes) = client.poll_transmit() {
-                socket.send_to(&bytes, server).unwrap();
+            while let Some((to, bytes)) = client.poll_transmit() {
+                socket.send_to(&bytes, to).unwrap();
             }
             while let Some(event) = client.poll_event() {
                 if matches!(event, Event::Operation(op) if op.kind == OperationKind::Read) {

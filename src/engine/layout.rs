@@ -104,11 +104,7 @@ mod tests {
     use crate::transport::AddressSet;
 
     fn loopback(first: u16, last: u16) -> AddressPlan {
-        AddressPlan::new(
-            AddressSet::loopback(),
-            PortRange::new(first, last).unwrap(),
-        )
-        .unwrap()
+        AddressPlan::new(AddressSet::loopback(), PortRange::new(first, last).unwrap()).unwrap()
     }
 
     #[test]
@@ -141,8 +137,14 @@ mod tests {
         )
         .unwrap();
         let layout = Layout::new(plan.clone(), 20, 2).unwrap();
-        assert_eq!(layout.shard_ports(0).unwrap(), PortRange::new(30_000, 30_004).unwrap());
-        assert_eq!(layout.shard_ports(1).unwrap(), PortRange::new(30_005, 30_009).unwrap());
+        assert_eq!(
+            layout.shard_ports(0).unwrap(),
+            PortRange::new(30_000, 30_004).unwrap()
+        );
+        assert_eq!(
+            layout.shard_ports(1).unwrap(),
+            PortRange::new(30_005, 30_009).unwrap()
+        );
         assert!(matches!(
             Layout::new(plan, 21, 2),
             Err(PlanError::TooManyClients { .. })

@@ -219,7 +219,7 @@ impl Shard {
             Arc::clone(&s.configs[g]),
             &s.plan.naming.endpoint(k),
             device,
-            mix(group.seed ^ 0xC11E_17, k | (incarnation << 48)),
+            mix(group.seed ^ 0x00C1_1E17, k | (incarnation << 48)),
         );
         client.start(now);
         let churn = match group.behaviour {
@@ -283,8 +283,11 @@ impl Shard {
                 let offline = client.config().reboot_time;
                 client.stop(now);
                 self.after(local);
-                self.timers
-                    .schedule(local as u32, (now + offline).as_micros(), TimerKind::Restart);
+                self.timers.schedule(
+                    local as u32,
+                    (now + offline).as_micros(),
+                    TimerKind::Restart,
+                );
             }
             TimerKind::Restart if !stopping => {
                 let down = matches!(
@@ -375,7 +378,8 @@ impl Shard {
                 Ok(sent) => (sent, 0),
                 // The kernel refused one datagram: count it, drop it, go on (CoAP retransmits).
                 Err(
-                    TransportError::Send { index, .. } | TransportError::UnknownSource { index, .. },
+                    TransportError::Send { index, .. }
+                    | TransportError::UnknownSource { index, .. },
                 ) => (index, 1),
                 Err(e) => return Err(e),
             };
@@ -412,7 +416,7 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// SplitMix64 of two values: independent seeds per client from one fleet seed.
+/// `SplitMix64` of two values: independent seeds per client from one fleet seed.
 fn mix(a: u64, b: u64) -> u64 {
     let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -76,11 +76,6 @@ impl Timers {
         }
         None
     }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.heap.capacity() * size_of::<Reverse<(u64, u32, TimerKind)>>()
-            + self.armed.capacity() * size_of::<u64>()
-    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
 const BATCH: usize = 64;
 /// Longest wait in poll(2), so a stop request is seen promptly.
 const MAX_WAIT: Duration = Duration::from_millis(50);
+/// Socket buffer asked for (the kernel may grant less).
+const SOCKET_BUFFER: usize = 8 << 20;
 /// Larger than any CoAP datagram over UDP we accept (RFC 7252 4.6 suggests 1152).
 const MAX_DATAGRAM: usize = 2048;
 
@@ -40,6 +42,8 @@ impl Runner {
     pub fn start(bind: SocketAddr, config: ServerConfig, seed: u64) -> io::Result<Runner> {
         let socket = UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
+        // The default 212 KB buffer drops a registration storm's datagrams.
+        crate::transport::raise_buffers(socket.as_fd(), SOCKET_BUFFER)?;
         let local_addr = socket.local_addr()?;
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let stop = Arc::new(AtomicBool::new(false));

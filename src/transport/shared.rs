@@ -197,7 +197,7 @@ fn invalid(index: usize, o: &Outgoing<'_>, port: u16) -> TransportError {
 
 /// `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` first (they ignore `rmem_max` but need `CAP_NET_ADMIN`), else the
 /// plain options capped at the /proc maximum. Returns what the kernel granted.
-fn raise_buffers(fd: BorrowedFd<'_>, want: usize) -> std::io::Result<BufferSizes> {
+pub fn raise_buffers(fd: BorrowedFd<'_>, want: usize) -> std::io::Result<BufferSizes> {
     let want = want.min(i32::MAX as usize / 2) as i32;
     let forced = sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want).is_ok()
         && sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, want).is_ok();

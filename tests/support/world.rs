@@ -55,6 +55,11 @@ pub fn device(seed: u64) -> Device {
     )
 }
 
+/// Where the clients send: their configs' default server address.
+pub fn server_addr() -> SocketAddr {
+    lwm2m_swarm::client::ClientConfig::default().server
+}
+
 pub fn client_addr(index: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 20_000 + index as u16))
 }
@@ -109,7 +114,12 @@ impl World {
 
     fn drain(&mut self) {
         for i in 0..self.clients.len() {
-            while let Some(bytes) = self.clients[i].poll_transmit() {
+            while let Some((to, bytes)) = self.clients[i].poll_transmit() {
+                assert_eq!(
+                    to,
+                    server_addr(),
+                    "client {i} sent elsewhere than the server"
+                );
                 self.uplink_count += 1;
                 self.transmit(Hop::ToServer(i), bytes);
             }
@@ -145,7 +155,7 @@ impl World {
                 let (hop, bytes) = self.payloads.remove(&sequence).expect("payload");
                 match hop {
                     Hop::ToServer(i) => self.server.handle_datagram(now, self.addrs[i], &bytes),
-                    Hop::ToClient(i) => self.clients[i].handle_datagram(now, &bytes),
+                    Hop::ToClient(i) => self.clients[i].handle_datagram(now, server_addr(), &bytes),
                 }
             } else if self.server.poll_timeout() == Some(next) {
                 self.server.handle_timeout(now);
