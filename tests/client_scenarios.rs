@@ -909,3 +909,27 @@ fn an_rst_for_a_garbage_con_goes_back_to_its_sender() {
     assert_eq!(last.packet.header.message_id, 0x0707);
     assert_eq!(last.to, addr(40003));
 }
+
+/// An Execute marked with the pre-2017 text/plain number (1541), as lwm2m-node-lib sends it,
+/// is an Execute, not a Write.
+#[test]
+fn an_execute_with_the_old_text_format_number_runs() {
+    let mut sim = registered(config(), 5);
+    assert_eq!(
+        ask(&mut sim, RequestType::Post, "/1/0/8", &write_cf(1541, b"")),
+        ResponseType::Changed
+    );
+    let executes = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Operation(op) if op.kind == OperationKind::Execute))
+        .count();
+    assert_eq!(executes, 1);
+    assert_eq!(
+        sim.server
+            .requests_named(RequestType::Post, "/rd/a1b2c3")
+            .len(),
+        1,
+        "the Update it triggers"
+    );
+}

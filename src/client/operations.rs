@@ -498,6 +498,7 @@ impl Client {
 /// Which LWM2M operation a request is (the POST dispatch follows Leshan).
 fn operation_kind(method: RequestType, path: &Path, request: &Packet) -> OperationKind {
     let format = message::content_format(request).ok().flatten();
+    let is_text = |f: u16| ContentFormat::from_code(f) == Some(ContentFormat::Text);
     match method {
         RequestType::Get => match message::observe(request).ok().flatten() {
             Some(0) => OperationKind::Observe,
@@ -511,7 +512,9 @@ fn operation_kind(method: RequestType, path: &Path, request: &Packet) -> Operati
         RequestType::Put => OperationKind::Write,
         RequestType::Post => match path.len() {
             1 => OperationKind::Create,
-            3 if format.is_none() || format == Some(0) => OperationKind::Execute,
+            // No format or text/plain, also as its pre-2017 number 1541 (lwm2m-node-lib marks
+            // its Executes with it).
+            3 if format.is_none_or(is_text) => OperationKind::Execute,
             2 | 3 => OperationKind::Write,
             _ => OperationKind::Other,
         },

@@ -1,0 +1,372 @@
+//! A real third-party LWM2M server for integration tests: npm `lwm2m-node-lib` 1.4.0, run by
+//! `tests/peers/lwm2m-node-server.js` on 127.0.0.1. Its facts (registrations, operation results,
+//! notifications, errors) arrive as JSON lines and are collected here.
+//!
+//! The package is installed into `.peers/node/` by `scripts/install-peers` (which `.ci/run` calls);
+//! [`NodePeer::start`] runs that script once if it has not been run. Every wait here is bounded,
+//! and the node process is killed when the handle is dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+/// How long node may take to print its `listening` line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long node may take to exit once its stdin is closed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `scripts/install-peers` may take (an `npm ci` of ~70 small packages).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// The last this many bytes of node's stderr are kept for failure messages.
+const STDERR_KEPT: usize = 16 * 1024;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Installs lwm2m-node-lib into `.peers/node` unless it is there. Panics with the installer's
+/// output, or with what to install, when that fails.
+pub fn ensure_installed() {
+    static IN_PROCESS: Mutex<()> = Mutex::new(());
+    let root = root();
+    let marker = root.join(".peers/node/node_modules/lwm2m-node-lib/package.json");
+    if marker.exists() {
+        return;
+    }
+    let _guard = lock(&IN_PROCESS);
+    if marker.exists() {
+        return;
+    }
+    for tool in ["node", "npm"] {
+        if let Err(e) = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            panic!(
+                "`{tool} --version` failed ({e}): the lwm2m-node-lib peer tests need Node.js 20 and \
+                 npm (apt-get install nodejs npm), then scripts/install-peers"
+            );
+        }
+    }
+    // Other test processes (another `cargo test`) may install at the same time.
+    let _dir_lock = DirLock::acquire(&root.join(".peers/install.lock"), INSTALL_TIMEOUT);
+    if marker.exists() {
+        return;
+    }
+    let script = root.join("scripts/install-peers");
+    let (status, out, err) = run_bounded(Command::new(&script).current_dir(&root), INSTALL_TIMEOUT);
+    assert!(
+        status == Some(true) && marker.exists(),
+        "{} failed ({}):\n{out}\n{err}",
+        script.display(),
+        match status {
+            None => format!("no exit within {INSTALL_TIMEOUT:?}, killed"),
+            Some(_) => "non-zero exit".to_string(),
+        }
+    );
+}
+
+/// A lock between processes: a directory that exists while the lock is held. A directory older
+/// than the longest install is taken to be left over from a killed run.
+struct DirLock(PathBuf);
+
+impl DirLock {
+    fn acquire(path: &Path, longest: Duration) -> DirLock {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+        }
+        let deadline = Instant::now() + longest + Duration::from_secs(30);
+        loop {
+            match std::fs::create_dir(path) {
+                Ok(()) => return DirLock(path.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| SystemTime::now().duration_since(t).ok());
+                    if age.is_some_and(|a| a > longest) {
+                        let _ = std::fs::remove_dir(path);
+                        continue;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{} is still held after {longest:?}: remove it if no install runs",
+                        path.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("cannot create {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Runs a command to its end or `timeout` (then kills it): (success, stdout, stderr); success is
+/// `None` on timeout.
+fn run_bounded(command: &mut Command, timeout: Duration) -> (Option<bool>, String, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status.success()),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let text = |h: JoinHandle<String>| h.join().unwrap_or_default();
+    (status, text(out), text(err))
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
+/// A loopback UDP port nobody uses right now.
+pub fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP socket");
+    socket.local_addr().expect("local address").port()
+}
+
+/// What the reader threads collect.
+#[derive(Default)]
+struct Collected {
+    /// Parsed JSON lines, in order.
+    events: Vec<Value>,
+    /// Lines of stdout that were not JSON objects.
+    other: Vec<String>,
+    /// The tail of stderr.
+    stderr: String,
+}
+
+/// A running lwm2m-node-lib server.
+pub struct NodePeer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    collected: Arc<Mutex<Collected>>,
+    readers: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl NodePeer {
+    /// Installs the package if needed, starts the server on a free loopback port and waits for
+    /// it to listen. Panics (with node's stderr) if it does not within [`START_TIMEOUT`].
+    pub fn start() -> NodePeer {
+        ensure_installed();
+        let root = root();
+        let script = root.join("tests/peers/lwm2m-node-server.js");
+        let port = free_udp_port();
+        let mut child = Command::new("node")
+            .arg("--no-warnings")
+            .arg(&script)
+            .arg(port.to_string())
+            .current_dir(&root)
+            .env("LWM2M_NODE_MODULES", root.join(".peers/node/node_modules"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node {}: {e}", script.display()));
+        let collected = Arc::new(Mutex::new(Collected::default()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let readers = vec![
+            {
+                let collected = Arc::clone(&collected);
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { break };
+                        let mut c = lock(&collected);
+                        match serde_json::from_str::<Value>(&line) {
+                            Ok(v) if v.is_object() => c.events.push(v),
+                            _ => c.other.push(line),
+                        }
+                    }
+                })
+            },
+            {
+                let collected = Arc::clone(&collected);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stderr);
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = reader.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let mut c = lock(&collected);
+                        c.stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        if c.stderr.len() > STDERR_KEPT {
+                            let mut cut = c.stderr.len() - STDERR_KEPT;
+                            while !c.stderr.is_char_boundary(cut) {
+                                cut += 1;
+                            }
+                            c.stderr.drain(..cut);
+                        }
+                    }
+                })
+            },
+        ];
+        let stdin = child.stdin.take();
+        let mut peer = NodePeer {
+            child,
+            stdin,
+            collected,
+            readers,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let listening = peer.wait_for(START_TIMEOUT, |events| {
+            events
+                .iter()
+                .any(|e| e["ev"] == "listening" && e["port"] == port)
+        });
+        if !listening {
+            let why = match peer.child.try_wait() {
+                Ok(Some(status)) => format!("node exited ({status})"),
+                _ => format!("no `listening` line within {START_TIMEOUT:?}"),
+            };
+            panic!(
+                "lwm2m-node-lib server did not start: {why}\n{}",
+                peer.report()
+            );
+        }
+        peer
+    }
+
+    /// Where the server listens (127.0.0.1).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Value> {
+        lock(&self.collected).events.clone()
+    }
+
+    /// Whether node is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits until `done` holds for the events so far, node exits, or `timeout` passes; returns
+    /// whether `done` held.
+    pub fn wait_for(&mut self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(&lock(&self.collected).events) {
+                return true;
+            }
+            if Instant::now() >= deadline || !self.is_running() {
+                // One last look: the reader may have caught up with node's last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return done(&lock(&self.collected).events);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Node's stderr (its tail), stdout lines that were not JSON, and the exit status if any:
+    /// for failure messages.
+    pub fn report(&mut self) -> String {
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => format!("exited: {status}"),
+            Ok(None) => "running".to_string(),
+            Err(e) => format!("unknown: {e}"),
+        };
+        let c = lock(&self.collected);
+        format!(
+            "node {status}; {} events\n--- other stdout ---\n{}\n--- stderr (tail) ---\n{}",
+            c.events.len(),
+            c.other.join("\n"),
+            c.stderr
+        )
+    }
+
+    /// Closes node's stdin (it then stops the server and exits), waits up to [`STOP_TIMEOUT`],
+    /// kills it otherwise, and returns every event. Panics if node had to be killed or did not
+    /// exit cleanly, with its stderr.
+    pub fn stop(mut self) -> Vec<Value> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let report = self.report();
+        match status {
+            Some(s) if s.success() => {}
+            Some(s) => panic!("lwm2m-node-lib server exited with {s}\n{report}"),
+            None => panic!(
+                "lwm2m-node-lib server did not exit within {STOP_TIMEOUT:?} of its stdin closing; killed\n{report}"
+            ),
+        }
+        std::mem::take(&mut lock(&self.collected).events)
+    }
+}
+
+impl Drop for NodePeer {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `events` as JSON lines to `path` (for a look after a failed run).
+pub fn save_events(path: &Path, events: &[Value]) -> std::io::Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in events {
+        serde_json::to_writer(&mut file, e)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()
+}
