@@ -287,6 +287,7 @@ impl Client {
         match self.state {
             ClientState::Registered | ClientState::Sleeping => {
                 self.abort_queued(now);
+                self.abort_notifications(now);
                 self.update_at = None;
                 self.enqueue(Outgoing::Deregister, now);
                 self.set_state(ClientState::Deregistering);
@@ -574,6 +575,21 @@ impl Client {
             self.record_unsent(kind, queued.intended, now);
         }
         self.queue = VecDeque::new();
+    }
+
+    /// On the way out, notifications are not worth waiting for: a server that never
+    /// acknowledges a CON notification would hold the De-register behind it (NSTART 1).
+    fn abort_notifications(&mut self, now: Instant) {
+        self.observations.clear();
+        let (notifications, requests): (Vec<InFlight>, Vec<InFlight>) =
+            std::mem::take(&mut self.in_flight)
+                .into_iter()
+                .partition(|f| f.kind == RequestKind::Notify);
+        self.in_flight = requests;
+        for notification in notifications {
+            self.coap.give_up(notification.token);
+            self.record_end(&notification, now, Outcome::Aborted);
+        }
     }
 
     fn abort_in_flight(&mut self, now: Instant) {

@@ -166,6 +166,16 @@ impl Endpoint {
         }
     }
 
+    /// Stops retransmitting the exchange with `token` (and waiting for its separate response):
+    /// its slot is free for the next CON. Returns whether there was one.
+    pub fn give_up(&mut self, token: Token) -> bool {
+        let outstanding = self.take_outstanding_if(|o| o.token == token).is_some();
+        let before = self.separate.len();
+        self.separate.retain(|(t, _)| *t != token);
+        self.release_separate();
+        outstanding || self.separate.len() != before
+    }
+
     /// NSTART 1: true when no CON of ours awaits its ACK.
     pub fn can_send_confirmable(&self) -> bool {
         self.outstanding.is_none()

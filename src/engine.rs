@@ -153,6 +153,7 @@ impl Engine {
                 published: Arc::clone(&published),
                 origin,
                 unix_origin,
+                loopback_only: config.server.ip().is_loopback(),
             });
             let done = Arc::clone(&finished);
             let thread = std::thread::Builder::new()

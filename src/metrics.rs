@@ -223,6 +223,8 @@ pub struct TrafficStats {
     pub bytes_out: u64,
     /// Received for an address no client of this run has (or one not started yet).
     pub unmatched: u64,
+    /// From another host while the server is on loopback: dropped.
+    pub foreign: u64,
     /// Longer than the receive slot: cut, not processed.
     pub truncated: u64,
     /// The kernel would not send them (counted and dropped; CoAP retransmits CON).
@@ -311,6 +313,7 @@ impl Snapshot {
         t.bytes_out += o.bytes_out;
         t.unmatched += o.unmatched;
         t.truncated += o.truncated;
+        t.foreign += o.foreign;
         t.send_errors += o.send_errors;
         t.kernel_drops += o.kernel_drops;
         t.asleep += o.asleep;
@@ -440,13 +443,14 @@ impl fmt::Display for Snapshot {
         let t = &self.traffic;
         write!(
             f,
-            "datagrams: out {} ({} B), in {} ({} B); unmatched {}, send errors {}, \
+            "datagrams: out {} ({} B), in {} ({} B); unmatched {}, foreign {}, send errors {}, \
              kernel drops {}; clients dropped: asleep {}, offline {}, malformed {}, duplicate {}",
             t.datagrams_out,
             t.bytes_out,
             t.datagrams_in,
             t.bytes_in,
             t.unmatched,
+            t.foreign,
             t.send_errors,
             t.kernel_drops,
             t.asleep,

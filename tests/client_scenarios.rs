@@ -933,3 +933,49 @@ fn an_execute_with_the_old_text_format_number_runs() {
         "the Update it triggers"
     );
 }
+
+/// A server that never acknowledges CON notifications must not keep the De-register from going
+/// out when the client stops: the notification is given up (counted as aborted).
+#[test]
+fn stop_gives_up_an_unacknowledged_notification() {
+    let mut sim = registered(
+        ClientConfig {
+            confirmable_notifications: 1.0,
+            ..config()
+        },
+        13,
+    );
+    sim.write_attributes("/3/0/0", &["pmax=5"]);
+    let mut observe = sim.server.request(RequestType::Get, "/3/0/0");
+    observe.add_option(CoapOption::Observe, Vec::new());
+    let token = sim.send_to_client(&observe);
+    sim.run_for(2 * SECOND);
+    // Silent from now on: the next CON notification (at pmax) stays unacknowledged.
+    sim.server.silent = true;
+    sim.run_for(6 * SECOND);
+    let stop_at = sim.now;
+    sim.client.stop(stop_at);
+    sim.server.silent = false;
+    sim.run_for(SECOND);
+    let deletes = sim.server.requests_named(RequestType::Delete, "/rd/a1b2c3");
+    assert_eq!(deletes.len(), 1, "the De-register went out at once");
+    assert!(deletes[0].0 < stop_at + SECOND);
+    assert_eq!(sim.client.state(), ClientState::Stopped);
+    let records = sim.request_records();
+    let notify_ends: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == RequestKind::Notify)
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(
+        notify_ends.last(),
+        Some(&Outcome::Aborted),
+        "{notify_ends:?}"
+    );
+    // Nothing is sent for the observation after the stop but the De-register.
+    let after: Vec<_> = sim.uplink.iter().filter(|w| w.at > stop_at).collect();
+    assert!(
+        after.iter().all(|w| w.packet.get_token() != token),
+        "{after:?}"
+    );
+}

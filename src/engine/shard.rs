@@ -43,6 +43,9 @@ pub(super) struct Setup {
     pub published: Arc<Mutex<Snapshot>>,
     pub origin: std::time::Instant,
     pub unix_origin: i64,
+    /// The server is on loopback: datagrams from other hosts are dropped (shared sockets are
+    /// bound to the wildcard address, so they could arrive).
+    pub loopback_only: bool,
 }
 
 struct Stopping {
@@ -267,6 +270,10 @@ impl Shard {
             traffic.bytes_in += d.len as u64;
             if d.truncated {
                 traffic.truncated += 1;
+                continue;
+            }
+            if self.setup.loopback_only && !d.peer.ip().is_loopback() {
+                traffic.foreign += 1;
                 continue;
             }
             let local = self

@@ -302,6 +302,9 @@ fn stop_rate_follows_the_fastest_stage_within_the_stop_timeout() {
     );
     assert!((staged.plan().stop_rate() - 100.0).abs() < 1e-9);
     // 1000 clients at 1/s would need 1000 s: the stop goes faster, done in half of 20 s.
-    let slow = with_load(ONE_GROUP, "clients = 1000\nrate = 1\nstop_timeout = \"20s\"");
+    let slow = with_load(
+        ONE_GROUP,
+        "clients = 1000\nrate = 1\nstop_timeout = \"20s\"",
+    );
     assert!((slow.plan().stop_rate() - 100.0).abs() < 1e-9);
 }
