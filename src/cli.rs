@@ -116,9 +116,12 @@ struct LoadArgs {
     /// Write VALUE (text) to PATH every PERIOD: /1/0/3=10@1m.
     #[arg(long, value_name = "PATH=VALUE@PERIOD", value_parser = parse_write)]
     write: Option<(Path, String, Duration)>,
-    /// Execute PATH every PERIOD: /3/0/4@10m.
+    /// Execute PATH every PERIOD: /1/0/8@10m (Registration Update Trigger).
     #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
     execute: Option<(Path, Duration)>,
+    /// Discover PATH every PERIOD: /3/0@5m.
+    #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
+    discover: Option<(Path, Duration)>,
 }
 
 impl LoadArgs {
@@ -127,6 +130,7 @@ impl LoadArgs {
             && self.observe.is_none()
             && self.write.is_none()
             && self.execute.is_none()
+            && self.discover.is_none()
     }
 
     fn server_config(&self) -> ServerConfig {
@@ -142,6 +146,7 @@ impl LoadArgs {
                 .clone()
                 .map(|(path, value, every)| WriteLoad { path, value, every }),
             execute: self.execute,
+            discover: self.discover,
             ..ServerConfig::default()
         }
     }
@@ -173,6 +178,9 @@ impl LoadArgs {
         }
         if let Some((p, every)) = &self.execute {
             parts.push(format!("execute {p} every {}", format_duration(*every)));
+        }
+        if let Some((p, every)) = &self.discover {
+            parts.push(format!("discover {p} every {}", format_duration(*every)));
         }
         if parts.is_empty() {
             "registrations only".to_string()

@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub write: Option<WriteLoad>,
     /// Execute this path on every registered client every period.
     pub execute: Option<(Path, Duration)>,
+    /// Discover this path on every registered client every period.
+    pub discover: Option<(Path, Duration)>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             observe: None,
             write: None,
             execute: None,
+            discover: None,
         }
     }
 }
@@ -94,15 +97,17 @@ pub enum Op {
     Read,
     Write,
     Execute,
+    Discover,
 }
 
 impl Op {
-    const ALL: [Op; 5] = [
+    const ALL: [Op; 6] = [
         Op::WriteAttributes,
         Op::Observe,
         Op::Read,
         Op::Write,
         Op::Execute,
+        Op::Discover,
     ];
 
     fn bit(self) -> u8 {
@@ -387,6 +392,7 @@ impl Server {
             Op::Read => &mut self.stats.read,
             Op::Write => &mut self.stats.write,
             Op::Execute => &mut self.stats.execute,
+            Op::Discover => &mut self.stats.discover,
         }
     }
 }

@@ -187,3 +187,65 @@ fn serve_runs_alone_for_a_while() {
     assert!(stdout.contains("read /3/0/0 every 10s"), "{stdout}");
     assert!(stdout.contains("registers 0"), "{stdout}");
 }
+
+#[test]
+fn ctrl_c_deregisters_everyone_and_exits_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let fleet = write_fleet("interrupted.toml", SMALL);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+        .args([
+            "run",
+            fleet.to_str().unwrap(),
+            "--duration",
+            "1h",
+            "--ports",
+            "22200-22299",
+            "--progress-every",
+            "200ms",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("registered 10 ")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("never saw 10 registered clients: {seen:#?}");
+            }
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(15)) {
+        seen.push(line);
+    }
+    let exit = child.wait().unwrap();
+    let all = seen.join("\n");
+    assert_eq!(exit.code(), Some(0), "{all}");
+    assert!(all.contains("interrupted: de-registering"), "{all}");
+    let deregister = seen
+        .iter()
+        .find(|l| l.starts_with("deregister "))
+        .unwrap_or_else(|| panic!("no summary: {all}"));
+    let numbers: Vec<&str> = deregister.split_whitespace().collect();
+    assert_eq!(&numbers[1..3], ["10", "10"], "{deregister}");
+}

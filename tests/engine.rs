@@ -10,7 +10,7 @@ use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::{RequestStats, Snapshot, state_index};
 use lwm2m_swarm::model::{Path, TemplateSet};
-use lwm2m_swarm::server::{ObserveLoad, Runner, ServerConfig, ServerStats};
+use lwm2m_swarm::server::{ObserveLoad, Runner, ServerConfig, ServerStats, WriteLoad};
 use lwm2m_swarm::transport::PortRange;
 
 fn templates() -> TemplateSet {
@@ -87,6 +87,14 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
             pmin: Some(1),
             pmax: Some(2),
         }),
+        write: Some(WriteLoad {
+            path: Path::resource(3, 0, 14),
+            value: "+02:00".into(),
+            every: Duration::from_secs(2),
+        }),
+        // Registration Update Trigger: each one makes the client send an Update.
+        execute: Some((Path::resource(1, 0, 8), Duration::from_secs(2))),
+        discover: Some((Path::instance(3, 0), Duration::from_secs(2))),
         ..ServerConfig::default()
     };
     // Updates come at 5% of the 60 s lifetime: about 3 s after registering.
@@ -123,6 +131,24 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
     );
     assert_eq!(s.operation(OperationKind::Observe).ok, clients);
     assert_eq!(server.observe.ok, clients);
+    for (kind, at_server) in [
+        (OperationKind::Write, server.write),
+        (OperationKind::Execute, server.execute),
+        (OperationKind::Discover, server.discover),
+    ] {
+        let ours = s.operation(kind);
+        assert!(at_server.ok >= clients, "{kind:?}: {server}");
+        assert_eq!(ours.error, 0, "{kind:?}: {s}");
+        assert!(
+            at_server.ok <= ours.ok && ours.ok <= at_server.ok + at_server.aborted,
+            "{kind:?}: ours {ours:?}, server {at_server:?}"
+        );
+    }
+    // Updates come from the lifetime schedule and from every Execute of /1/0/8.
+    assert!(
+        s.request(RequestKind::Update).ok >= server.execute.ok,
+        "{s}\n{server}"
+    );
     assert!(server.notifications >= clients, "{server}");
     assert_eq!(server.registers, clients);
     assert_eq!(server.deregisters, clients);

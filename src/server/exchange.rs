@@ -38,6 +38,9 @@ enum Outcome {
     Reset,
 }
 
+/// `application/link-format` (RFC 6690).
+const LINK_FORMAT: u16 = 40;
+
 fn token_bytes(token: u64) -> [u8; 8] {
     token.to_be_bytes()
 }
@@ -56,6 +59,10 @@ impl Server {
             (
                 Op::Execute,
                 self.config.execute.as_ref().map(|(_, every)| *every),
+            ),
+            (
+                Op::Discover,
+                self.config.discover.as_ref().map(|(_, every)| *every),
             ),
         ];
         for (op, every) in periodic {
@@ -83,6 +90,7 @@ impl Server {
             Op::Read => self.config.read.as_ref().map(|(_, every)| *every),
             Op::Write => self.config.write.as_ref().map(|w| w.every),
             Op::Execute => self.config.execute.as_ref().map(|(_, every)| *every),
+            Op::Discover => self.config.discover.as_ref().map(|(_, every)| *every),
             Op::WriteAttributes | Op::Observe => None,
         };
         let Some(registration) = self.registrations.get_mut(&id) else {
@@ -167,6 +175,10 @@ impl Server {
                 let path = self.config.execute.as_ref().map(|(p, _)| *p);
                 (RequestType::Post, path, Vec::new(), None, Vec::new())
             }
+            Op::Discover => {
+                let path = self.config.discover.as_ref().map(|(p, _)| *p);
+                (RequestType::Get, path, Vec::new(), None, Vec::new())
+            }
         };
         let ids: Vec<String> = path
             .unwrap_or(Path::ROOT)
@@ -182,8 +194,11 @@ impl Server {
         let query: Vec<&str> = query.iter().map(String::as_str).collect();
         let token = Token::from_slice(&token_bytes(token)).unwrap_or_default();
         let mut packet = message::request(method, &segments, &query, format, payload, token);
-        if op == Op::Observe {
-            message::set_observe(&mut packet, 0);
+        match op {
+            Op::Observe => message::set_observe(&mut packet, 0),
+            // A GET that asks for link-format is a Discover.
+            Op::Discover => message::set_accept(&mut packet, LINK_FORMAT),
+            _ => {}
         }
         packet
     }

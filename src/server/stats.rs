@@ -90,6 +90,7 @@ pub struct ServerStats {
     pub observe: OperationStats,
     pub write: OperationStats,
     pub execute: OperationStats,
+    pub discover: OperationStats,
     /// Notifications for an observation of ours.
     pub notifications: u64,
     /// Notifications with a token we do not know (answered RST).
@@ -109,6 +110,7 @@ impl fmt::Display for ServerStats {
             ("observes", &self.observe),
             ("writes", &self.write),
             ("executes", &self.execute),
+            ("discovers", &self.discover),
         ] {
             if op.sent > 0 {
                 write!(f, ", {name} {}/{} ok", op.ok, op.sent)?;
