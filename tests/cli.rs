@@ -222,12 +222,11 @@ fn ctrl_c_deregisters_everyone_and_exits_0() {
     let mut seen = Vec::new();
     while !seen.iter().any(|l: &String| l.contains("registered 10 ")) {
         let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("never saw 10 registered clients: {seen:#?}");
-            }
+        if let Ok(line) = lines.recv_timeout(left) {
+            seen.push(line);
+        } else {
+            let _ = child.kill();
+            panic!("never saw 10 registered clients: {seen:#?}");
         }
     }
     let status = Command::new("kill")
