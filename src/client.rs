@@ -302,9 +302,9 @@ impl Client {
     /// is sent, and the client is `Stopped`. For a stop that ran out of time.
     pub fn abandon(&mut self, now: Instant) {
         self.deferred = None;
-        if self.state != ClientState::Stopped {
-            self.go_offline(now, ClientState::Stopped);
-        }
+        // Even when stopped: a request may still be out (an Update awaiting its separate
+        // response when the De-register's answer came).
+        self.go_offline(now, ClientState::Stopped);
     }
 
     /// A datagram from `from` arrived: the server's address, or any socket it sends requests
@@ -667,17 +667,19 @@ impl Client {
         }
     }
 
+    /// When the radio may go off: past the awake window, and only once nothing is queued or in
+    /// flight (until then the window's end is no deadline: it would be due again at once).
     fn sleep_deadline(&self) -> Option<Instant> {
-        if self.state != ClientState::Registered {
+        let idle =
+            self.queue.is_empty() && self.in_flight.is_empty() && self.coap.can_send_confirmable();
+        if self.state != ClientState::Registered || !idle {
             return None;
         }
         self.awake_until
     }
 
     fn maybe_sleep(&mut self, now: Instant) {
-        let idle =
-            self.queue.is_empty() && self.in_flight.is_empty() && self.coap.can_send_confirmable();
-        if self.sleep_deadline().is_some_and(|at| at <= now) && idle {
+        if self.sleep_deadline().is_some_and(|at| at <= now) {
             self.set_state(ClientState::Sleeping);
         }
     }

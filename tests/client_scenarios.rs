@@ -979,3 +979,36 @@ fn stop_gives_up_an_unacknowledged_notification() {
         "{after:?}"
     );
 }
+
+/// Queue mode with a request unanswered past the awake window: the client stays awake until the
+/// request ends, and its next deadline is never one that is already due (no spinning).
+#[test]
+fn a_sleepy_client_with_a_request_out_has_no_past_deadline() {
+    let mut sim = registered(
+        ClientConfig {
+            queue_mode: true,
+            awake_window: SECOND,
+            ..config()
+        },
+        14,
+    );
+    sim.server.silent = true;
+    // The Update at 480 s goes unanswered: retransmissions until about 573 s.
+    let mut now = sim.now;
+    let mut past_deadlines = 0;
+    while now < Instant::ZERO + Duration::from_secs(700) {
+        let Some(next) = sim.client.poll_timeout() else {
+            break;
+        };
+        if next <= now {
+            past_deadlines += 1;
+            assert!(past_deadlines < 100, "deadline {next:?} due again at {now:?}");
+        }
+        now = now.max(next);
+        sim.client.handle_timeout(now);
+        while sim.client.poll_transmit().is_some() {}
+        while sim.client.poll_event().is_some() {}
+    }
+    // The Update timed out, so the client registers again (and keeps retrying unanswered).
+    assert_eq!(sim.client.state(), ClientState::Registering);
+}
