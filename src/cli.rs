@@ -27,6 +27,8 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// The server never answered anything.
     pub const UNREACHABLE: u8 = 3;
+    /// Stopped by Ctrl-C (clients de-registered): not a completed run.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Parser, Debug)]
@@ -410,11 +412,14 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     {
         let interrupts = Arc::clone(&interrupts);
         // A second Ctrl-C leaves at once; the first lets clients de-register.
-        let _ = ctrlc::set_handler(move || {
+        let handler = ctrlc::set_handler(move || {
             if interrupts.fetch_add(1, Ordering::AcqRel) >= 1 {
-                std::process::exit(130);
+                std::process::exit(i32::from(exit::INTERRUPTED));
             }
         });
+        if let Err(e) = handler {
+            eprintln!("note: Ctrl-C will not de-register clients first: {e}");
+        }
     }
     let mut previous = Snapshot::default();
     let mut next_line = args.progress_every;
@@ -434,7 +439,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             previous = snapshot;
         }
     }
-    let summary = engine.join().map_err(|e| failed(e.to_string()))?;
+    let (summary, ended) = engine.finish();
     println!("\n{summary}");
     if let Some(runner) = embedded {
         match runner.stop() {
@@ -442,6 +447,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             Err(e) => eprintln!("embedded server: {e}"),
         }
     }
+    ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
     if sent > 0 && !summary.server_answered() {
         return Err(Failure {
@@ -450,6 +456,12 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
                 "the server at {server} never answered ({sent} requests sent): is it running, \
                  and is the address right?"
             ),
+        });
+    }
+    if stop_sent {
+        return Err(Failure {
+            code: exit::INTERRUPTED,
+            message: "interrupted: the run did not complete (every client was stopped)".into(),
         });
     }
     Ok(())

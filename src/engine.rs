@@ -92,6 +92,22 @@ pub(crate) struct Control {
     paused: AtomicBool,
 }
 
+/// Marks a shard finished however its thread ends (a panic included), and if it ended early,
+/// tells the other shards to stop too: half a fleet is no measurement.
+struct ShardExit {
+    finished: Arc<AtomicBool>,
+    control: Arc<Control>,
+}
+
+impl Drop for ShardExit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.control.stop.store(true, Ordering::Release);
+        }
+        self.finished.store(true, Ordering::Release);
+    }
+}
+
 struct ShardHandle {
     thread: JoinHandle<Result<(), TransportError>>,
     published: Arc<Mutex<Snapshot>>,
@@ -155,23 +171,38 @@ impl Engine {
                 unix_origin,
                 loopback_only: config.server.ip().is_loopback(),
             });
-            let done = Arc::clone(&finished);
-            let thread = std::thread::Builder::new()
+            let exit = ShardExit {
+                finished: Arc::clone(&finished),
+                control: Arc::clone(&control),
+            };
+            let spawned = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
                 .spawn(move || {
                     let result = match transport {
                         Opened::Shared(t) => shard.run(t),
                         Opened::PerClient(t) => shard.run(t),
                     };
-                    done.store(true, Ordering::Release);
+                    if result.is_err() {
+                        exit.control.stop.store(true, Ordering::Release);
+                    }
+                    drop(exit);
                     result
-                })
-                .map_err(EngineError::Thread)?;
-            handles.push(ShardHandle {
-                thread,
-                published,
-                finished,
-            });
+                });
+            match spawned {
+                Ok(thread) => handles.push(ShardHandle {
+                    thread,
+                    published,
+                    finished,
+                }),
+                Err(e) => {
+                    // The shards already running stop (their clients de-register) before we say so.
+                    control.stop.store(true, Ordering::Release);
+                    for handle in handles {
+                        let _ = handle.thread.join();
+                    }
+                    return Err(EngineError::Thread(e));
+                }
+            }
         }
         Ok(Engine {
             shards: handles,
@@ -221,6 +252,12 @@ impl Engine {
 
     /// Waits for every shard to end and returns the final counts.
     pub fn join(self) -> Result<Snapshot, EngineError> {
+        let (snapshot, result) = self.finish();
+        result.map(|()| snapshot)
+    }
+
+    /// Waits for every shard to end; the final counts come back even when a shard failed.
+    pub fn finish(self) -> (Snapshot, Result<(), EngineError>) {
         let mut total = Snapshot::default();
         let mut first_error = None;
         for (index, shard) in self.shards.into_iter().enumerate() {
@@ -239,10 +276,7 @@ impl Engine {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             total.merge(&published);
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(total),
-        }
+        (total, first_error.map_or(Ok(()), Err))
     }
 }
 

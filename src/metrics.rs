@@ -365,7 +365,7 @@ impl fmt::Display for Snapshot {
         let ms = |us: u64| us as f64 / 1000.0;
         writeln!(
             f,
-            "{:<11} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "{:<11} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "request",
             "sent",
             "ok",
@@ -373,6 +373,7 @@ impl fmt::Display for Snapshot {
             "timeout",
             "aborted",
             "flight",
+            "retrans",
             "p50 ms",
             "p90 ms",
             "p99 ms",
@@ -514,6 +515,15 @@ impl Recorder {
         }
     }
 
+    /// Requests sent and not ended yet, all kinds.
+    pub fn in_flight(&self) -> u64 {
+        self.snapshot
+            .requests
+            .iter()
+            .map(RequestStats::in_flight)
+            .sum()
+    }
+
     /// Clients neither stopped nor failed.
     pub fn live_clients(&self) -> u64 {
         CLIENT_STATES
@@ -616,6 +626,13 @@ mod tests {
         );
         assert!(r.codes.contains(&(Some(0xA0), 1)) && r.codes.contains(&(None, 1)));
         let table = s.to_string();
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        // "p50 ms" and friends are two words each.
+        assert_eq!(header.len() - 5, row.len(), "{table}");
+        assert_eq!(header[7], "retrans");
+        assert_eq!(row[7], "4");
         assert!(table.contains("register 5.00 x1"), "{table}");
         assert!(table.contains("register RST x1"), "{table}");
     }

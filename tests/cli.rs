@@ -189,7 +189,7 @@ fn serve_runs_alone_for_a_while() {
 }
 
 #[test]
-fn ctrl_c_deregisters_everyone_and_exits_0() {
+fn ctrl_c_deregisters_everyone_and_exits_130() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let fleet = write_fleet("interrupted.toml", SMALL);
@@ -239,7 +239,7 @@ fn ctrl_c_deregisters_everyone_and_exits_0() {
     }
     let exit = child.wait().unwrap();
     let all = seen.join("\n");
-    assert_eq!(exit.code(), Some(0), "{all}");
+    assert_eq!(exit.code(), Some(130), "{all}");
     assert!(all.contains("interrupted: de-registering"), "{all}");
     let deregister = seen
         .iter()

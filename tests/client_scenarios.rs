@@ -1002,7 +1002,10 @@ fn a_sleepy_client_with_a_request_out_has_no_past_deadline() {
         };
         if next <= now {
             past_deadlines += 1;
-            assert!(past_deadlines < 100, "deadline {next:?} due again at {now:?}");
+            assert!(
+                past_deadlines < 100,
+                "deadline {next:?} due again at {now:?}"
+            );
         }
         now = now.max(next);
         sim.client.handle_timeout(now);

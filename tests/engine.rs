@@ -116,6 +116,7 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
         RequestKind::Register,
         RequestKind::Update,
         RequestKind::Deregister,
+        RequestKind::Notify,
     ] {
         assert_accounted(&format!("{kind:?}"), s.request(kind));
     }
@@ -269,6 +270,7 @@ fn churning_clients_deregister_and_come_back() {
     );
     assert_eq!(server.registered, 0, "{server}");
     assert_accounted("register", register);
+    assert_accounted("deregister", s.request(RequestKind::Deregister));
 }
 
 #[test]
@@ -329,4 +331,51 @@ fn garbage_and_strays_are_counted_and_the_run_goes_on() {
         }
     }
     assert!(rsts >= 2, "RSTs to the bad CON and the ping: {rsts}");
+}
+
+/// The server goes away mid-run: the stop's De-registers go unanswered, and when the stop
+/// timeout ends they are counted as aborted; nothing is left in flight and the run ends on time.
+#[test]
+fn a_stop_that_runs_out_of_time_accounts_for_everything() {
+    let clients = 20;
+    let server = Runner::start_loopback(ServerConfig::default(), 1).expect("server starts");
+    let text = fleet(clients, 200, "1s", "", "")
+        .replace("stop_timeout = \"10s\"", "stop_timeout = \"4s\"");
+    let fleet = Fleet::from_toml(&text, "test.toml").unwrap();
+    let set = templates();
+    let device_templates = fleet.check(&set).unwrap();
+    let mut config = EngineConfig::new(server.local_addr());
+    config.ports = Some(PortRange::new(21600, 21699).unwrap());
+    let engine = Engine::start(fleet.plan(), device_templates, &config).unwrap();
+    let started = Instant::now();
+    while engine.snapshot().state(ClientState::Registered) < clients {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            engine.snapshot()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop().unwrap();
+    while !engine.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            engine.snapshot()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = engine.join().unwrap();
+    let deregister = s.request(RequestKind::Deregister);
+    assert_eq!(deregister.sent, clients, "{s}");
+    assert_eq!(deregister.aborted, clients, "{s}");
+    assert!(deregister.retransmissions > 0, "{s}");
+    assert_accounted("deregister", deregister);
+    assert_eq!(s.state(ClientState::Stopped), clients);
+    // Ramp 0.1 s + hold 1 s + stop timeout 4 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -72,6 +72,8 @@ pub(super) struct Shard {
     /// Datagrams to send: (from, to, bytes).
     outbox: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     stopping: Option<Stopping>,
+    /// The socket buffer was full this round.
+    send_blocked: bool,
     rng: SmallRng,
 }
 
@@ -98,6 +100,7 @@ impl Shard {
             recorder: Recorder::new(),
             outbox: Vec::new(),
             stopping: None,
+            send_blocked: false,
             rng,
             setup,
         }
@@ -107,13 +110,23 @@ impl Shard {
         Instant::from_micros(micros(self.setup.origin.elapsed()))
     }
 
-    /// Runs the fleet's schedule to its end: ramp, hold, stop.
+    /// Runs the fleet's schedule to its end: ramp, hold, stop. On a socket error the shard
+    /// publishes what it counted, then returns the error.
     pub(super) fn run<T: Transport>(mut self, mut transport: T) -> Result<(), TransportError> {
+        let result = self.run_rounds(&mut transport);
+        let _ = self.flush(&mut transport);
+        let now = self.now();
+        self.publish(now, &transport);
+        result
+    }
+
+    fn run_rounds<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {
         let mut bufs = RecvBuffers::new(BATCH, MAX_DATAGRAM);
         let stop_at = Instant::ZERO + self.setup.plan.stop_at();
         let mut next_publish = Instant::ZERO;
         loop {
             let now = self.now();
+            self.send_blocked = false;
             if self.stopping.is_none()
                 && (now >= stop_at || self.setup.control.stop.load(Ordering::Acquire))
             {
@@ -128,7 +141,7 @@ impl Shard {
             let mut busy = if self.stopping.is_some() {
                 match self.stop_some(now) {
                     Some(told) => told > 0,
-                    None => break,
+                    None => return Ok(()),
                 }
             } else {
                 self.start_due(now)
@@ -139,32 +152,34 @@ impl Shard {
                     break;
                 }
                 busy = true;
+                // Stamped as they are handled, so a long round does not shorten latencies.
+                let now = self.now();
                 self.deliver(now, &bufs);
-                self.flush(&mut transport)?;
+                self.flush(transport)?;
             }
-            for _ in 0..TIMERS_PER_ROUND {
+            let mut now = self.now();
+            for fired in 0..TIMERS_PER_ROUND {
+                if fired % BATCH == BATCH - 1 {
+                    now = self.now();
+                }
                 let Some((local, kind)) = self.timers.pop_due(now.as_micros()) else {
                     break;
                 };
                 busy = true;
                 self.fire(now, local as usize, kind);
                 if self.outbox.len() >= BATCH {
-                    self.flush(&mut transport)?;
+                    self.flush(transport)?;
                 }
             }
-            self.flush(&mut transport)?;
+            self.flush(transport)?;
             if now >= next_publish {
-                self.publish(now, &transport);
+                self.publish(now, transport);
                 next_publish = now + PUBLISH_EVERY;
             }
             if !busy {
-                self.idle(&mut transport, stop_at, next_publish)?;
+                self.idle(transport, stop_at, next_publish)?;
             }
         }
-        self.flush(&mut transport)?;
-        let now = self.now();
-        self.publish(now, &transport);
-        Ok(())
     }
 
     /// Sleeps until the next deadline, a datagram, or `MAX_IDLE`.
@@ -179,7 +194,9 @@ impl Shard {
         match &self.stopping {
             None => {
                 next = next.min(stop_at.as_micros());
-                if let Some((at, _)) = self.starts.get(self.next_start) {
+                if !self.setup.control.paused.load(Ordering::Acquire)
+                    && let Some((at, _)) = self.starts.get(self.next_start)
+                {
                     next = next.min(*at);
                 }
             }
@@ -217,6 +234,11 @@ impl Shard {
             self.next_start += 1;
             started += 1;
             self.start_client(now, local as usize);
+        }
+        if self.next_start == self.starts.len() && !self.starts.is_empty() {
+            // The ramp is over: 16 bytes per client back.
+            self.starts = Vec::new();
+            self.next_start = 0;
         }
         started > 0
     }
@@ -318,6 +340,11 @@ impl Shard {
                     Some(ClientState::Stopped | ClientState::Failed) | None
                 );
                 if down {
+                    // Whatever the old incarnation still had out ends here, counted.
+                    if let Some(old) = self.clients[local].as_mut() {
+                        old.abandon(now);
+                        self.after(local);
+                    }
                     self.incarnations[local] = self.incarnations[local].wrapping_add(1);
                     self.start_client(now, local);
                 } else {
@@ -373,7 +400,7 @@ impl Shard {
             }
         }
         let all_told = to == self.clients.len();
-        if all_told && self.recorder.live_clients() == 0 {
+        if all_told && self.recorder.live_clients() == 0 && self.recorder.in_flight() == 0 {
             return None;
         }
         if now < deadline {
@@ -389,8 +416,10 @@ impl Shard {
         None
     }
 
+    /// Sends the outbox. A datagram the kernel refuses is counted and dropped (CoAP
+    /// retransmits CON); a full socket buffer blocks sending until the next round.
     fn flush<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {
-        while !self.outbox.is_empty() {
+        while !self.outbox.is_empty() && !self.send_blocked {
             let n = self.outbox.len().min(BATCH);
             let batch: Vec<Outgoing<'_>> = self.outbox[..n]
                 .iter()
@@ -401,8 +430,10 @@ impl Shard {
                 })
                 .collect();
             let (done, failed) = match transport.send_batch(&batch) {
-                Ok(sent) => (sent, 0),
-                // The kernel refused one datagram: count it, drop it, go on (CoAP retransmits).
+                Ok(sent) => {
+                    self.send_blocked = sent < n;
+                    (sent, 0)
+                }
                 Err(
                     TransportError::Send { index, .. }
                     | TransportError::UnknownSource { index, .. },
@@ -418,10 +449,6 @@ impl Shard {
                 .sum::<u64>();
             traffic.send_errors += failed;
             self.outbox.drain(..done + failed as usize);
-            if done + (failed as usize) < n {
-                // The socket buffer is full: the rest waits for the next round.
-                break;
-            }
         }
         Ok(())
     }
