@@ -790,17 +790,9 @@ fn block_wise_read_and_write() {
     assert!(records.iter().any(|r| r.path == Path::resource(3, 0, 0)));
 
     let offset = b"+02:00 written in blocks, long enough to need two of them";
-    let mut codes = Vec::new();
-    for (num, chunk) in offset.chunks(32).enumerate() {
-        let mut write = sim.server.request(RequestType::Put, "/3/0/14");
-        write.add_option(CoapOption::ContentFormat, vec![]);
-        let more = (num + 1) * 32 < offset.len();
-        block::set_block1(&mut write, BlockValue::new(num as u32, more, 32).unwrap());
-        write.payload = chunk.to_vec();
-        let token = sim.send_to_client(&write);
-        sim.run_for(SECOND);
-        codes.push(code(&sim.server.reply_to(&token).unwrap().packet));
-    }
+    let server = sim.server.address;
+    let replies = write_in_blocks(&mut sim, "/3/0/14", offset, |_| server);
+    let codes: Vec<_> = replies.iter().map(|r| code(&r.packet)).collect();
     assert_eq!(codes, vec![ResponseType::Continue, ResponseType::Changed]);
     assert_eq!(read_with(&mut sim, "/3/0/14", None).payload, offset);
     assert_eq!(
@@ -813,7 +805,6 @@ fn block_wise_read_and_write() {
 /// there; a block-wise Write may even move between sockets, each block answered at its own.
 #[test]
 fn a_request_from_another_address_is_answered_there() {
-    use lwm2m_swarm::coap::block::{self, BlockValue};
     let mut sim = registered(config(), 10);
     let read = sim.server.request(RequestType::Get, "/3/0/0");
     let token = sim.send_to_client_from(addr(40001), &read);
@@ -823,17 +814,10 @@ fn a_request_from_another_address_is_answered_there() {
     assert_eq!(code(&reply.packet), ResponseType::Content);
 
     let offset = b"+02:00 written in blocks, long enough to need two of them";
-    for (num, chunk) in offset.chunks(32).enumerate() {
-        let mut write = sim.server.request(RequestType::Put, "/3/0/14");
-        write.add_option(CoapOption::ContentFormat, vec![]);
-        let more = (num + 1) * 32 < offset.len();
-        block::set_block1(&mut write, BlockValue::new(num as u32, more, 32).unwrap());
-        write.payload = chunk.to_vec();
-        let socket = addr(40010 + num as u16);
-        let token = sim.send_to_client_from(socket, &write);
-        sim.run_for(SECOND);
-        let reply = sim.server.reply_to(&token).expect("block answered");
-        assert_eq!(reply.to, socket, "block {num}");
+    let socket = |num: usize| addr(40010 + num as u16);
+    let replies = write_in_blocks(&mut sim, "/3/0/14", offset, socket);
+    for (num, reply) in replies.iter().enumerate() {
+        assert_eq!(reply.to, socket(num), "block {num}");
     }
     assert_eq!(read_with(&mut sim, "/3/0/14", None).payload, offset);
 }
@@ -1014,4 +998,26 @@ fn a_sleepy_client_with_a_request_out_has_no_past_deadline() {
     }
     // The Update timed out, so the client registers again (and keeps retrying unanswered).
     assert_eq!(sim.client.state(), ClientState::Registering);
+}
+
+/// Writes `body` to `path` in 32-byte Block1 pieces, block `n` sent from `from(n)`; the replies.
+fn write_in_blocks(
+    sim: &mut Sim,
+    path: &str,
+    body: &[u8],
+    from: impl Fn(usize) -> std::net::SocketAddr,
+) -> Vec<sim::Reply> {
+    use lwm2m_swarm::coap::block::{self, BlockValue};
+    let mut replies = Vec::new();
+    for (num, chunk) in body.chunks(32).enumerate() {
+        let mut write = sim.server.request(RequestType::Put, path);
+        write.add_option(CoapOption::ContentFormat, vec![]);
+        let more = (num + 1) * 32 < body.len();
+        block::set_block1(&mut write, BlockValue::new(num as u32, more, 32).unwrap());
+        write.payload = chunk.to_vec();
+        let token = sim.send_to_client_from(from(num), &write);
+        sim.run_for(SECOND);
+        replies.push(sim.server.reply_to(&token).expect("block answered").clone());
+    }
+    replies
 }

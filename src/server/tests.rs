@@ -244,14 +244,7 @@ fn a_new_register_of_a_known_endpoint_replaces_it() {
     assert_eq!(server.registration("dev").unwrap().location(), second);
     assert_eq!(server.stats().replaced, 1);
     let path: Vec<&str> = first.split('/').collect();
-    let update = request(
-        MessageType::Confirmable,
-        9,
-        RequestType::Post,
-        &path,
-        &[],
-        "",
-    );
+    let update = update_request(&path, 9);
     server.handle_datagram(at(2), peer(1), &update);
     assert_eq!(code(&sent(&mut server)[0].1), ResponseType::NotFound);
 }
@@ -300,20 +293,25 @@ fn non_requests_get_non_answers_and_duplicates_are_dropped() {
     assert_eq!(server.stats().duplicates, 1);
 }
 
+/// A bare Update (no parameters) to `rd/<id>` as CON with message ID `mid`.
+fn update_request(location: &[&str], mid: u16) -> Vec<u8> {
+    request(
+        MessageType::Confirmable,
+        mid,
+        RequestType::Post,
+        location,
+        &[],
+        "",
+    )
+}
+
 #[test]
 fn lifetime_expiry_removes_registrations_updates_postpone_it() {
     let mut server = Server::new(ServerConfig::default(), 1);
     let kept = registered(&mut server, at(0), peer(1), "kept", 60);
     registered(&mut server, at(0), peer(2), "silent", 60);
     let path: Vec<&str> = kept.split('/').collect();
-    let update = request(
-        MessageType::Confirmable,
-        2,
-        RequestType::Post,
-        &path,
-        &[],
-        "",
-    );
+    let update = update_request(&path, 2);
     server.handle_datagram(at(50), peer(1), &update);
     assert_eq!(server.poll_timeout(), Some(at(60)));
     server.handle_timeout(at(59));
