@@ -801,8 +801,8 @@ fn block_wise_read_and_write() {
     );
 }
 
-/// Some servers (lwm2m-node-lib) send each request from a fresh socket and expect the answer
-/// there; a block-wise Write may even move between sockets, each block answered at its own.
+/// Some servers send requests from another socket than the one clients register with, and expect
+/// the answer there; a block-wise Write may even move between sockets, each block answered at its own.
 #[test]
 fn a_request_from_another_address_is_answered_there() {
     let mut sim = registered(config(), 10);
