@@ -72,6 +72,9 @@ pub(super) struct Shard {
     /// Datagrams to send: (from, to, bytes).
     outbox: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     stopping: Option<Stopping>,
+    /// Where the start schedule is: real time scaled by the start speed.
+    schedule: Instant,
+    schedule_synced: Instant,
     /// The socket buffer was full this round.
     send_blocked: bool,
     rng: SmallRng,
@@ -100,6 +103,8 @@ impl Shard {
             recorder: Recorder::new(),
             outbox: Vec::new(),
             stopping: None,
+            schedule: Instant::ZERO,
+            schedule_synced: Instant::ZERO,
             send_blocked: false,
             rng,
             setup,
@@ -194,10 +199,13 @@ impl Shard {
         match &self.stopping {
             None => {
                 next = next.min(stop_at.as_micros());
-                if !self.setup.control.paused.load(Ordering::Acquire)
+                let speed = self.setup.control.start_speed();
+                if speed > 0.0
                     && let Some((at, _)) = self.starts.get(self.next_start)
                 {
-                    next = next.min(*at);
+                    // Real time until the schedule clock reaches the next start.
+                    let ahead = at.saturating_sub(self.schedule.as_micros()) as f64 / speed;
+                    next = next.min(self.now().as_micros().saturating_add(ahead as u64));
                 }
             }
             Some(stopping) => {
@@ -221,14 +229,15 @@ impl Shard {
         Ok(())
     }
 
-    /// Starts the clients whose time has come; returns whether any did.
+    /// Starts the clients whose time has come on the schedule clock; returns whether any did.
     fn start_due(&mut self, now: Instant) -> bool {
-        if self.setup.control.paused.load(Ordering::Acquire) {
-            return false;
-        }
+        // The schedule clock runs at the start speed (0 while paused, faster after `+`).
+        let real = now.saturating_since(self.schedule_synced);
+        self.schedule_synced = now;
+        self.schedule += real.mul_f64(self.setup.control.start_speed());
         let mut started = 0;
         while let Some(&(at, local)) = self.starts.get(self.next_start) {
-            if at > now.as_micros() || started == STARTS_PER_ROUND {
+            if at > self.schedule.as_micros() || started == STARTS_PER_ROUND {
                 break;
             }
             self.next_start += 1;
