@@ -205,13 +205,26 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Server-initiated operations of one kind: how the clients answered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Server-initiated operations of one kind: how the clients answered, and how long a client
+/// took to handle one (from the datagram in to the answer queued, in µs).
+#[derive(Clone, Debug)]
 pub struct OperationStats {
     pub total: u64,
     /// Answered 2.xx.
     pub ok: u64,
     pub error: u64,
+    pub handling: Histogram<u64>,
+}
+
+impl Default for OperationStats {
+    fn default() -> Self {
+        OperationStats {
+            total: 0,
+            ok: 0,
+            error: 0,
+            handling: latency_histogram(),
+        }
+    }
 }
 
 /// Datagrams and what became of them.
@@ -255,6 +268,9 @@ pub struct Snapshot {
     pub started: u64,
     /// Queue mode: wake-ups.
     pub woke: u64,
+    /// Queue mode: from a client waking to the first request the server sent it (µs); wake-ups
+    /// the server sent nothing for are not counted.
+    pub wake_to_request: Histogram<u64>,
 }
 
 impl Default for Snapshot {
@@ -262,7 +278,8 @@ impl Default for Snapshot {
         Snapshot {
             elapsed: Duration::ZERO,
             requests: Default::default(),
-            operations: [OperationStats::default(); 10],
+            operations: Default::default(),
+            wake_to_request: latency_histogram(),
             states: [0; 8],
             peak_states: [0; 8],
             traffic: TrafficStats::default(),
@@ -281,8 +298,8 @@ impl Snapshot {
         self.states[state_index(state)]
     }
 
-    pub fn operation(&self, kind: OperationKind) -> OperationStats {
-        self.operations[operation_index(kind)]
+    pub fn operation(&self, kind: OperationKind) -> &OperationStats {
+        &self.operations[operation_index(kind)]
     }
 
     /// Whether the server ever answered anything (a response, an ACK, an RST, a request).
@@ -301,7 +318,9 @@ impl Snapshot {
             a.total += b.total;
             a.ok += b.ok;
             a.error += b.error;
+            let _ = a.handling.add(&b.handling);
         }
+        let _ = self.wake_to_request.add(&other.wake_to_request);
         for i in 0..self.states.len() {
             self.states[i] += other.states[i];
             self.peak_states[i] += other.peak_states[i];
@@ -428,12 +447,34 @@ impl fmt::Display for Snapshot {
             .iter()
             .filter_map(|k| {
                 let o = self.operation(*k);
-                (o.total > 0)
-                    .then(|| format!("{} {} ({} errors)", operation_name(*k), o.total, o.error))
+                (o.total > 0).then(|| {
+                    let h = &o.handling;
+                    format!(
+                        "{} {} ({} errors; handled in p50 {} us, p99 {} us)",
+                        operation_name(*k),
+                        o.total,
+                        o.error,
+                        h.value_at_quantile(0.5),
+                        h.value_at_quantile(0.99)
+                    )
+                })
             })
             .collect();
         if !ops.is_empty() {
             writeln!(f, "server operations: {}", ops.join(", "))?;
+        }
+        if self.woke > 0 {
+            let h = &self.wake_to_request;
+            writeln!(
+                f,
+                "queue mode: {} wake-ups; the server's first request came after {} of them, \
+                 p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms after waking",
+                self.woke,
+                h.len(),
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.max())
+            )?;
         }
         let states: Vec<String> = CLIENT_STATES
             .iter()
@@ -531,6 +572,20 @@ impl Recorder {
             .filter(|s| !matches!(s, ClientState::Stopped | ClientState::Failed))
             .map(|s| self.snapshot.state(*s))
             .sum()
+    }
+
+    /// A server operation of `kind` took the client `took` to handle.
+    pub fn handled(&mut self, kind: OperationKind, took: Duration) {
+        self.snapshot.operations[operation_index(kind)]
+            .handling
+            .saturating_record(micros(took));
+    }
+
+    /// Queue mode: a client's first server request came `delay` after it woke.
+    pub fn woke_to_request(&mut self, delay: Duration) {
+        self.snapshot
+            .wake_to_request
+            .saturating_record(micros(delay));
     }
 
     pub fn started(&mut self) {

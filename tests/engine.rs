@@ -48,6 +48,19 @@ fn run(
             "the run did not end within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
+        // At every snapshot, for every kind: what ended never exceeds what was sent (the rest
+        // is in flight).
+        let snapshot = engine.snapshot();
+        for r in &snapshot.requests {
+            assert!(
+                r.ok + r.error + r.timeout + r.aborted <= r.sent,
+                "{snapshot}"
+            );
+            assert_eq!(
+                r.sent,
+                r.ok + r.error + r.timeout + r.aborted + r.in_flight()
+            );
+        }
         during(&engine);
     }
     let snapshot = engine.join().expect("engine ends cleanly");
@@ -123,6 +136,20 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
     assert!(s.request(RequestKind::Notify).sent >= clients, "{s}");
     // What the clients answered, and what the server saw, agree.
     assert!(s.operation(OperationKind::Read).ok >= clients, "{s}");
+    // Every server operation has the client's handling time, all well under a second.
+    for kind in [
+        OperationKind::Read,
+        OperationKind::Observe,
+        OperationKind::Discover,
+    ] {
+        let o = s.operation(kind);
+        assert_eq!(o.handling.len(), o.total, "{kind:?}");
+        assert!(
+            o.handling.max() < 1_000_000,
+            "{kind:?}: {}",
+            o.handling.max()
+        );
+    }
     // A Read answered just before the client's De-register reaches the server after it: the
     // server counts those as aborted.
     let reads = s.operation(OperationKind::Read).ok;
@@ -235,6 +262,19 @@ fn queue_mode_requests_wait_for_the_update() {
         "{s}\n{server}"
     );
     assert!(s.woke > 0);
+    // The held Reads arrive right after the Update that follows each wake-up.
+    let delay = &s.wake_to_request;
+    assert!(!delay.is_empty(), "{s}");
+    assert!(delay.len() <= s.woke);
+    assert!(
+        delay.max() < 1_000_000,
+        "a held request came {} us after waking",
+        delay.max()
+    );
+    assert!(
+        s.operation(OperationKind::Read).handling.len() >= server.read.ok,
+        "{s}"
+    );
     assert_eq!(s.request(RequestKind::Register).ok, clients);
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
 }

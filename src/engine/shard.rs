@@ -1,5 +1,6 @@
 //! One shard: a thread's loop over its clients, its timer queue and its sockets.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::timers::{TimerKind, Timers};
 use super::{Control, Layout, MAX_IDLE};
-use crate::client::{Client, ClientConfig, ClientState};
+use crate::client::{Client, ClientConfig, ClientState, Event};
 use crate::clock::Instant;
 use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
@@ -77,6 +78,10 @@ pub(super) struct Shard {
     schedule_synced: Instant,
     /// The socket buffer was full this round.
     send_blocked: bool,
+    /// How long the client being handled took with its datagram.
+    handling: Option<Duration>,
+    /// Queue mode: clients awake since (until the server's first request or the next sleep).
+    woke: HashMap<u32, Instant>,
     rng: SmallRng,
 }
 
@@ -106,6 +111,8 @@ impl Shard {
             schedule: Instant::ZERO,
             schedule_synced: Instant::ZERO,
             send_blocked: false,
+            handling: None,
+            woke: HashMap::new(),
             rng,
             setup,
         }
@@ -316,8 +323,12 @@ impl Shard {
                 self.recorder.traffic().unmatched += 1;
                 continue;
             };
+            let handling = std::time::Instant::now();
             client.handle_datagram(now, d.peer, bytes);
+            // The client's own handling time, recorded if the datagram was a server request.
+            self.handling = Some(handling.elapsed());
             self.after(local.unwrap_or_default());
+            self.handling = None;
         }
     }
 
@@ -379,6 +390,27 @@ impl Shard {
         }
         while let Some(event) = client.poll_event() {
             self.recorder.event(&event);
+            match event {
+                Event::Operation(op) => {
+                    if let Some(took) = self.handling {
+                        self.recorder.handled(op.kind, took);
+                    }
+                    if let Some(woke) = self.woke.remove(&(local as u32)) {
+                        self.recorder
+                            .woke_to_request(op.received.saturating_since(woke));
+                    }
+                }
+                Event::Woke => {
+                    let now = Instant::from_micros(micros(self.setup.origin.elapsed()));
+                    self.woke.insert(local as u32, now);
+                }
+                Event::State(ClientState::Registered) => {}
+                Event::State(_) => {
+                    // Asleep or offline again before the server asked anything.
+                    self.woke.remove(&(local as u32));
+                }
+                _ => {}
+            }
         }
         let state = Some(client.state());
         if state != self.states[local] {
