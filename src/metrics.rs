@@ -378,10 +378,21 @@ impl Snapshot {
     }
 }
 
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
 /// The end-of-run table: one row per request kind, then server operations and traffic.
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = |us: u64| us as f64 / 1000.0;
+        self.fmt_requests(f)?;
+        self.fmt_operations(f)?;
+        self.fmt_clients_and_traffic(f)
+    }
+}
+
+impl Snapshot {
+    fn fmt_requests(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
             "{:<11} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -443,6 +454,10 @@ impl fmt::Display for Snapshot {
         if !codes.is_empty() {
             writeln!(f, "error answers: {}", codes.join(", "))?;
         }
+        Ok(())
+    }
+
+    fn fmt_operations(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ops: Vec<String> = OPERATION_KINDS
             .iter()
             .filter_map(|k| {
@@ -476,6 +491,10 @@ impl fmt::Display for Snapshot {
                 ms(h.max())
             )?;
         }
+        Ok(())
+    }
+
+    fn fmt_clients_and_traffic(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let states: Vec<String> = CLIENT_STATES
             .iter()
             .filter(|s| self.peak_states[state_index(**s)] > 0)
