@@ -41,7 +41,7 @@ fn main() {
                 clients = args
                     .next()
                     .and_then(|v| v.parse().ok())
-                    .expect("--clients N")
+                    .expect("--clients N");
             }
             "--hold" => {
                 hold = args
