@@ -22,7 +22,7 @@ use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::transport::{
-    AddressSet, Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket,
+    AddressSet, Outgoing, Poller, PortRange, RecvBuffers, SharedConfig, SharedSocket,
 };
 
 const BATCH: usize = 64;
@@ -234,7 +234,10 @@ fn engine_exchanges(server: SocketAddr, clients: u64, hold: Duration) -> (u64, D
     let templates = fleet.check(&set).expect("templates exist");
     let plan = fleet.plan();
     let ramp = plan.ramp_duration();
-    let engine = Engine::start(plan, templates, &EngineConfig::new(server)).expect("engine");
+    let mut config = EngineConfig::new(server);
+    // Out of the way of other runs on the default ports.
+    config.ports = Some(PortRange::new(26_000, 26_999).expect("ports"));
+    let engine = Engine::start(plan, templates, &config).expect("engine");
     // Measure over the hold, after a second for the Update rhythm to settle.
     let settle = ramp + Duration::from_secs(1);
     std::thread::sleep(settle);
