@@ -317,7 +317,12 @@ fn thresholds_are_parsed_and_located() {
     );
     let texts: Vec<&str> = f.load.thresholds.iter().map(|t| t.text.as_str()).collect();
     assert_eq!(texts, ["register.p99<500ms", "update.error_rate < 1%"]);
-    assert!(with_load(ONE_GROUP, "clients = 5\nrate = 1").load.thresholds.is_empty());
+    assert!(
+        with_load(ONE_GROUP, "clients = 5\nrate = 1")
+            .load
+            .thresholds
+            .is_empty()
+    );
 
     let text = format!(
         "{ONE_GROUP}[load]\nclients = 5\nrate = 1\nhold = \"0s\"\nthresholds = [\n  \"register.p99<500ms\",\n  \"register.p99<500\",\n]\n"
