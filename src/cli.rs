@@ -1,5 +1,5 @@
-//! The command line: `run`, `serve`, `check`, `report`. Thin: it parses, wires the fleet, the engine and
-//! the embedded server together, prints, and picks the exit code.
+//! The command line: `run`, `serve`, `check`, `report`. Thin: it parses, wires the fleet, the
+//! engine and the embedded server together, prints, and picks the exit code.
 
 mod reporting;
 
