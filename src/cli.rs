@@ -1,5 +1,7 @@
-//! The command line: `run`, `serve`, `check`. Thin: it parses, wires the fleet, the engine and
-//! the embedded server together, prints, and picks the exit code.
+//! The command line: `run`, `serve`, `check`, `report`. Thin: it parses, wires the fleet, the
+//! engine and the embedded server together, prints, and picks the exit code.
+
+mod reporting;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -29,6 +31,8 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 3;
     /// Stopped by Ctrl-C (clients de-registered): not a completed run.
     pub const INTERRUPTED: u8 = 130;
+    /// The run completed but a `--threshold` (or the fleet's `thresholds`) failed.
+    pub const THRESHOLD_FAILED: u8 = 4;
 }
 
 #[derive(Parser, Debug)]
@@ -42,6 +46,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a fleet: start its clients, hold, de-register them, print a summary.
@@ -50,6 +56,8 @@ enum Command {
     Serve(ServeArgs),
     /// Validate a fleet file and print the expanded plan; sends nothing.
     Check(CheckArgs),
+    /// Print the summary of `run --json` results, merged (shards or machines of one test).
+    Report(crate::report::MergeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -209,6 +217,8 @@ struct RunArgs {
     /// Time between progress lines.
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     progress_every: Duration,
+    #[command(flatten)]
+    report: crate::report::ReportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -250,6 +260,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Serve(args) => serve(&args),
         Command::Check(args) => check(&args),
+        Command::Report(args) => reporting::merge(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -402,6 +413,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let total = plan.total_duration();
     let clients = plan.clients;
     let file = plan.file.clone();
+    let mut reports = reporting::Reports::start(args, &fleet, &plan, &target)?;
     let engine = Engine::start(plan, templates, &config).map_err(|e| {
         let hint = match &e {
             crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
@@ -443,6 +455,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             stop_sent = true;
         }
         let snapshot = engine.snapshot();
+        reports.tick(&snapshot);
         if snapshot.elapsed >= next_line {
             println!("{}", snapshot.progress_line(&previous));
             let _ = std::io::stdout().flush();
@@ -458,7 +471,9 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             Err(e) => eprintln!("embedded server: {e}"),
         }
     }
+    let thresholds = reports.finish(&summary);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
+    let thresholds = thresholds?;
     let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
     if sent > 0 && !summary.server_answered() {
         return Err(Failure {
@@ -475,7 +490,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             message: "interrupted: the run did not complete (every client was stopped)".into(),
         });
     }
-    Ok(())
+    thresholds.map_or(Ok(()), Err)
 }
 
 /// The embedded server, on a free loopback port, with the load asked for (or the demo's).

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::client::ClientConfig;
 use crate::model::{DeviceTemplate, Path, TemplateSet};
+use crate::report::Threshold;
 use crate::toml_span::Located;
 
 pub use build::parse_uri;
@@ -154,6 +155,8 @@ pub struct Load {
     /// Set on the command line: stop this long after the first start, whatever the ramp and
     /// hold say (clients not started by then never start).
     pub duration: Option<Duration>,
+    /// Pass/fail criteria checked at the end of the run.
+    pub thresholds: Vec<Threshold>,
 }
 
 /// Values given on the command line, which replace the fleet file's.

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fleet;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod server;
 pub mod toml_span;
 pub mod transport;

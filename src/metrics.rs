@@ -238,8 +238,8 @@ impl Default for OperationStats {
     }
 }
 
-/// Datagrams and what became of them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Datagrams and what became of them (serialised as is in the JSON report).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrafficStats {
     pub datagrams_in: u64,
     pub datagrams_out: u64,

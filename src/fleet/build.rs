@@ -6,13 +6,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawBehaviour, RawClient, RawFleet, RawLoad, RawPopulation};
-use super::span::{At, invalid, toml_error};
+use super::span::{At, invalid, line_of, toml_error};
 use super::{
     Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Scheme, ServerUri, Stage,
     ValueOverride, parse_duration,
 };
 use crate::client::{ClientConfig, Version};
 use crate::model::Path;
+use crate::report::Threshold;
 
 /// Shorter lifetimes make clients spend their time updating rather than simulating a device.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(10);
@@ -100,8 +101,24 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
             hold: duration("hold", &load.hold)?,
             stop_timeout,
             duration: overrides.duration,
+            thresholds: thresholds(&load.thresholds, file, text)?,
         },
     })
+}
+
+/// `[load] thresholds`, each located at its own line.
+fn thresholds(
+    raw: &[Spanned<String>],
+    file: &str,
+    text: &str,
+) -> Result<Vec<Threshold>, FleetError> {
+    raw.iter()
+        .map(|t| {
+            t.get_ref()
+                .parse()
+                .map_err(|e: String| invalid(file, line_of(text, t.span().start), "thresholds", e))
+        })
+        .collect()
 }
 
 /// Command-line values replace what the file says before anything is checked, so the usual

@@ -88,6 +88,9 @@ pub(super) struct RawLoad {
     pub hold: String,
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: String,
+    /// Pass/fail criteria: `register.p99<500ms`.
+    #[serde(default)]
+    pub thresholds: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

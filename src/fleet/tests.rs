@@ -308,3 +308,32 @@ fn stop_rate_follows_the_fastest_stage_within_the_stop_timeout() {
     );
     assert!((slow.plan().stop_rate() - 100.0).abs() < 1e-9);
 }
+
+#[test]
+fn thresholds_are_parsed_and_located() {
+    let f = with_load(
+        ONE_GROUP,
+        "clients = 5\nrate = 1\nthresholds = [\n  \"register.p99<500ms\",\n  \"update.error_rate < 1%\",\n]",
+    );
+    let texts: Vec<&str> = f.load.thresholds.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(texts, ["register.p99<500ms", "update.error_rate < 1%"]);
+    assert!(
+        with_load(ONE_GROUP, "clients = 5\nrate = 1")
+            .load
+            .thresholds
+            .is_empty()
+    );
+
+    let text = format!(
+        "{ONE_GROUP}[load]\nclients = 5\nrate = 1\nhold = \"0s\"\nthresholds = [\n  \"register.p99<500ms\",\n  \"register.p99<500\",\n]\n"
+    );
+    let Err(FleetError::Invalid(e)) = Fleet::from_toml(&text, "t.toml") else {
+        panic!("a bad threshold is an error");
+    };
+    assert_eq!((e.line, e.field.as_str()), (11, "thresholds"));
+    assert!(e.message.contains("with its unit"), "{e}");
+    assert_eq!(
+        error(&text.replace("thresholds = [", "thresholds = 3\nx = [")),
+        (9, "thresholds".into())
+    );
+}

@@ -1,0 +1,203 @@
+//! `run`'s reports (JSON, interval log, plot, thresholds, Prometheus) and the `report` command:
+//! the glue between the CLI and `crate::report`, kept apart so `run` stays short.
+
+use std::path::Path as FsPath;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Failure, LoadArgs, RunArgs, TransportArg, bad_input, exit, failed};
+use crate::fleet::{Fleet, Plan, Ramp, format_duration};
+use crate::metrics::Snapshot;
+use crate::report::{
+    self, Collector, MergeArgs, Report, ReportArgs, RunConfig, Threshold, check_thresholds,
+    schema::Population, threshold_results, verdicts_text,
+};
+
+/// The reports one run writes.
+pub(super) struct Reports {
+    args: ReportArgs,
+    collector: Collector,
+    config: RunConfig,
+    thresholds: Vec<Threshold>,
+}
+
+impl Reports {
+    /// Before the engine starts: checks where files go, opens the interval log, binds the
+    /// Prometheus endpoint, so a typo fails now rather than after an hour of load.
+    pub(super) fn start(
+        args: &RunArgs,
+        fleet: &Fleet,
+        plan: &Plan,
+        target: &str,
+    ) -> Result<Reports, Failure> {
+        let report = &args.report;
+        for path in [&report.json, &report.plot].into_iter().flatten() {
+            check_writable(path)?;
+        }
+        let started = SystemTime::now();
+        let collector = Collector::new(started, report).map_err(|e| match e {
+            report::ReportError::Prometheus { .. } => failed(e),
+            _ => bad_input(e),
+        })?;
+        if let Some(addr) = collector.prometheus_addr() {
+            println!("Prometheus metrics on http://{addr}/metrics");
+        }
+        let mut thresholds = fleet.load.thresholds.clone();
+        thresholds.extend(report.thresholds.iter().cloned());
+        Ok(Reports {
+            args: report.clone(),
+            collector,
+            config: run_config(args, plan, target, started),
+            thresholds,
+        })
+    }
+
+    /// Call with every snapshot taken; keeps one interval per second of run time.
+    pub(super) fn tick(&mut self, snapshot: &Snapshot) {
+        self.collector.tick(snapshot);
+    }
+
+    /// After the run: prints the thresholds' verdicts and writes the files. `Ok(None)` when
+    /// every threshold passed, `Ok(Some(failure))` when one failed (the run's other exit
+    /// conditions come first), `Err` when a report could not be written.
+    pub(super) fn finish(self, summary: &Snapshot) -> Result<Option<Failure>, Failure> {
+        let intervals = self.collector.finish(summary).map_err(failed)?;
+        let verdicts = check_thresholds(&self.thresholds, summary);
+        if !verdicts.is_empty() {
+            print!("{}", verdicts_text(&verdicts));
+        }
+        if let Some(path) = &self.args.json {
+            let report = Report::new(
+                self.config,
+                summary,
+                intervals,
+                threshold_results(&verdicts),
+            );
+            report::write_file(path, &report.to_json()).map_err(failed)?;
+        }
+        if let Some(path) = &self.args.plot {
+            report::write_file(path, &report::plot::svg(summary)).map_err(failed)?;
+        }
+        Ok(threshold_failure(&verdicts))
+    }
+}
+
+fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
+    let failing: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .map(|v| v.threshold.text.as_str())
+        .collect();
+    (!failing.is_empty()).then(|| Failure {
+        code: exit::THRESHOLD_FAILED,
+        message: format!(
+            "{} of {} thresholds failed: {}",
+            failing.len(),
+            verdicts.len(),
+            failing.join(", ")
+        ),
+    })
+}
+
+/// A file can be created there: its directory exists.
+fn check_writable(path: &FsPath) -> Result<(), Failure> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    match dir {
+        Some(d) if !d.is_dir() => Err(bad_input(format!(
+            "{}: directory {} does not exist",
+            path.display(),
+            d.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn run_config(args: &RunArgs, plan: &Plan, target: &str, started: SystemTime) -> RunConfig {
+    let ramp = match &plan.ramp {
+        Ramp::Rate(rate) => format!("{rate} clients/s"),
+        Ramp::Stages(stages) => {
+            let mut from = 0;
+            let parts: Vec<String> = stages
+                .iter()
+                .map(|s| {
+                    let part = format!("{from} -> {} over {}", s.target, format_duration(s.over));
+                    from = s.target;
+                    part
+                })
+                .collect();
+            parts.join(", ")
+        }
+    };
+    let embedded_load = plan.server.is_none().then(|| {
+        if args.load.is_empty() {
+            LoadArgs::demo().describe()
+        } else {
+            args.load.describe()
+        }
+    });
+    RunConfig {
+        command: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        started_at_unix_s: started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        fleet: plan.file.clone(),
+        server: target.to_string(),
+        embedded_load,
+        clients: plan.clients,
+        ramp,
+        hold: format_duration(plan.hold),
+        duration: plan.duration.map(format_duration),
+        stop_timeout: format_duration(plan.stop_timeout),
+        populations: plan
+            .groups
+            .iter()
+            .map(|g| Population {
+                name: g.name.clone(),
+                template: g.template.clone(),
+                behaviour: g.behaviour.to_string(),
+                count: g.count,
+                seed: g.seed,
+            })
+            .collect(),
+        transport: match args.engine.transport {
+            TransportArg::Shared => "shared",
+            TransportArg::PerClient => "per-client",
+        }
+        .to_string(),
+        shards: args.engine.shards,
+        bind: args.engine.bind.as_ref().map(|b| format!("{b:?}")),
+        ports: args
+            .engine
+            .ports
+            .map(|p| format!("{}-{}", p.first(), p.last())),
+    }
+}
+
+/// `report FILE...`: the merged summary, thresholds and plot.
+pub(super) fn merge(args: &MergeArgs) -> Result<(), Failure> {
+    if let Some(path) = &args.plot {
+        check_writable(path)?;
+    }
+    let (total, reports) = report::merge_files(&args.files).map_err(bad_input)?;
+    for (path, r) in args.files.iter().zip(&reports) {
+        let c = &r.config;
+        println!(
+            "{}: {} ({} clients against {}), {:.1}s",
+            path.display(),
+            c.fleet,
+            c.clients,
+            c.server,
+            r.elapsed_s
+        );
+    }
+    println!("\n{total}");
+    let verdicts = check_thresholds(&args.thresholds, &total);
+    if !verdicts.is_empty() {
+        print!("{}", verdicts_text(&verdicts));
+    }
+    if let Some(path) = &args.plot {
+        report::write_file(path, &report::plot::svg(&total)).map_err(failed)?;
+    }
+    threshold_failure(&verdicts).map_or(Ok(()), Err)
+}

@@ -1,0 +1,281 @@
+//! Results beyond the summary table: the `--json` report, the `--hdr-log` interval log, the
+//! `--plot` chart, `--threshold` pass/fail criteria, the `--prometheus` endpoint, and `report`,
+//! which merges JSON results from several shards or machines.
+//!
+//! The CLI feeds a [`Collector`] every snapshot it takes; once a second of run time the collector
+//! keeps what happened in that second (counts, and latency from histograms subtracted from the
+//! cumulative ones), appends it to the interval log and publishes it to Prometheus.
+
+mod hdr_log;
+pub mod plot;
+pub mod prometheus;
+pub mod schema;
+pub mod threshold;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use hdrhistogram::Histogram;
+
+use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, Snapshot, request_name, state_name};
+
+pub use hdr_log::HdrLog;
+pub use prometheus::Exporter;
+pub use schema::{Interval, IntervalOperation, Report, RunConfig, SchemaError, ThresholdResult};
+pub use threshold::{Threshold, Verdict};
+
+/// How often the collector keeps an interval.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// `run`'s report options.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ReportArgs {
+    /// Write the result as JSON (schema: docs/report-schema.md).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write an HDR histogram interval log: each second, one histogram per operation (µs).
+    #[arg(long, value_name = "PATH")]
+    pub hdr_log: Option<PathBuf>,
+    /// Write an SVG chart of latency by percentile, one curve per operation.
+    #[arg(long, value_name = "PATH")]
+    pub plot: Option<PathBuf>,
+    /// A pass/fail criterion, repeatable: `register.p99<500ms`, `update.error_rate<1%`. Any
+    /// failing one makes the run exit 4. Added to the thresholds of the fleet's load table.
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
+    pub thresholds: Vec<Threshold>,
+    /// Serve Prometheus metrics (GET /metrics) on ADDR while the run lasts, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<SocketAddr>,
+}
+
+/// `report`'s options.
+#[derive(Args, Clone, Debug)]
+pub struct MergeArgs {
+    /// JSON results of `run --json`: several (shards, machines) are merged into one result.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// A pass/fail criterion checked on the merged result (as for `run`).
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
+    pub thresholds: Vec<Threshold>,
+    /// Write an SVG chart of the merged latencies.
+    #[arg(long, value_name = "PATH")]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Schema { path: String, source: SchemaError },
+    #[error("cannot serve Prometheus metrics on {addr}: {source}")]
+    Prometheus {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Keeps one interval per second of run time from the cumulative snapshots it is given.
+pub struct Collector {
+    /// The cumulative snapshot at the end of the last interval.
+    previous: Snapshot,
+    next: Duration,
+    intervals: Vec<Interval>,
+    hdr_log: Option<(HdrLog, PathBuf)>,
+    /// The first failure to append to the log; the log stops there and the run goes on.
+    hdr_error: Option<ReportError>,
+    exporter: Option<Exporter>,
+}
+
+impl Collector {
+    /// Opens the interval log and starts the Prometheus endpoint, if asked for.
+    pub fn new(started: SystemTime, args: &ReportArgs) -> Result<Collector, ReportError> {
+        let hdr_log = args
+            .hdr_log
+            .as_ref()
+            .map(|path| {
+                HdrLog::create(path, started)
+                    .map(|log| (log, path.clone()))
+                    .map_err(io_error(path))
+            })
+            .transpose()?;
+        let exporter = args
+            .prometheus
+            .map(|addr| {
+                Exporter::start(addr).map_err(|source| ReportError::Prometheus { addr, source })
+            })
+            .transpose()?;
+        Ok(Collector {
+            previous: Snapshot::default(),
+            next: INTERVAL,
+            intervals: Vec::new(),
+            hdr_log,
+            hdr_error: None,
+            exporter,
+        })
+    }
+
+    /// Give it every snapshot taken; it keeps one interval per second of run time (the first
+    /// snapshot at or past each whole second closes the interval). True when it kept one.
+    pub fn tick(&mut self, snapshot: &Snapshot) -> bool {
+        if snapshot.elapsed < self.next {
+            return false;
+        }
+        self.record(snapshot);
+        let whole = Duration::from_secs(snapshot.elapsed.as_secs());
+        self.next = whole + INTERVAL;
+        true
+    }
+
+    /// The intervals kept so far, oldest first.
+    pub fn intervals(&self) -> &[Interval] {
+        &self.intervals
+    }
+
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.exporter.as_ref().map(Exporter::local_addr)
+    }
+
+    /// Closes the last (partial) interval with the run's summary, stops serving Prometheus and
+    /// returns the intervals, or the first error writing the interval log.
+    pub fn finish(mut self, summary: &Snapshot) -> Result<Vec<Interval>, ReportError> {
+        if summary.elapsed > self.previous.elapsed {
+            self.record(summary);
+        }
+        match self.hdr_error.take() {
+            Some(e) => Err(e),
+            None => Ok(std::mem::take(&mut self.intervals)),
+        }
+    }
+
+    fn record(&mut self, now: &Snapshot) {
+        let (interval, histograms) = interval(&self.previous, now);
+        if let (Some((log, path)), None) = (&mut self.hdr_log, &self.hdr_error) {
+            let start = self.previous.elapsed;
+            let tagged: Vec<(&str, &Histogram<u64>)> = REQUEST_KINDS
+                .iter()
+                .map(|k| request_name(*k))
+                .zip(&histograms)
+                .collect();
+            if let Err(e) = log.write(start, now.elapsed.saturating_sub(start), &tagged) {
+                self.hdr_error = Some(io_error(path)(e));
+            }
+        }
+        if let Some(exporter) = &self.exporter {
+            exporter.publish(now.clone());
+        }
+        self.intervals.push(interval);
+        self.previous.clone_from(now);
+    }
+}
+
+/// What happened between two cumulative snapshots, and each operation's latency histogram of
+/// that time (what `previous` had subtracted from what `now` has).
+pub fn interval(previous: &Snapshot, now: &Snapshot) -> (Interval, [Histogram<u64>; 4]) {
+    let histograms = REQUEST_KINDS.map(|k| {
+        let mut h = now.request(k).latency.clone();
+        // Cumulative counts only grow, so this cannot fail; were it to, an empty interval is
+        // shown rather than a wrong one.
+        if h.subtract(&previous.request(k).latency).is_err() {
+            h.reset();
+        }
+        h
+    });
+    let quantile = |h: &Histogram<u64>, q| (!h.is_empty()).then(|| h.value_at_quantile(q));
+    let operations = REQUEST_KINDS
+        .iter()
+        .zip(&histograms)
+        .map(|(k, h)| {
+            let (a, b) = (previous.request(*k), now.request(*k));
+            let op = IntervalOperation {
+                sent: b.sent.saturating_sub(a.sent),
+                ok: b.ok.saturating_sub(a.ok),
+                error: b.error.saturating_sub(a.error),
+                timeout: b.timeout.saturating_sub(a.timeout),
+                p50_us: quantile(h, 0.5),
+                p99_us: quantile(h, 0.99),
+            };
+            (request_name(*k).to_string(), op)
+        })
+        .collect();
+    let clients: BTreeMap<String, u64> = CLIENT_STATES
+        .iter()
+        .map(|s| (state_name(*s).to_string(), now.state(*s)))
+        .collect();
+    let interval = Interval {
+        elapsed_s: now.elapsed.as_secs_f64(),
+        length_s: now.elapsed.saturating_sub(previous.elapsed).as_secs_f64(),
+        clients,
+        operations,
+    };
+    (interval, histograms)
+}
+
+/// Checks every threshold; the text lists each with its verdict.
+pub fn check_thresholds(thresholds: &[Threshold], summary: &Snapshot) -> Vec<Verdict> {
+    thresholds.iter().map(|t| t.check(summary)).collect()
+}
+
+/// `thresholds: 1 passed, 1 FAILED` and one line per threshold.
+pub fn verdicts_text(verdicts: &[Verdict]) -> String {
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    let mut text = format!(
+        "thresholds: {} passed, {failed} FAILED\n",
+        verdicts.len() - failed
+    );
+    for v in verdicts {
+        let _ = writeln!(text, "  {v}");
+    }
+    text
+}
+
+pub fn threshold_results(verdicts: &[Verdict]) -> Vec<ThresholdResult> {
+    verdicts
+        .iter()
+        .map(|v| ThresholdResult {
+            threshold: v.threshold.text.clone(),
+            value: v.value,
+            passed: v.passed,
+        })
+        .collect()
+}
+
+/// Writes `text` to `path`.
+pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    std::fs::write(path, text).map_err(io_error(path))
+}
+
+/// Reads JSON results and merges their counters and histograms into one snapshot (elapsed: the
+/// longest). Returns the reports too, for their configurations.
+pub fn merge_files(paths: &[PathBuf]) -> Result<(Snapshot, Vec<Report>), ReportError> {
+    let mut total = Snapshot::default();
+    let mut reports = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+        let schema = |source| ReportError::Schema {
+            path: path.display().to_string(),
+            source,
+        };
+        let report = Report::from_json(&text).map_err(schema)?;
+        total.merge(&report.to_snapshot().map_err(schema)?);
+        reports.push(report);
+    }
+    Ok((total, reports))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,405 @@
+//! The `--json` result, version 1 (documented in docs/report-schema.md): serde structures, built
+//! from a [`Snapshot`] and turned back into one so results from several shards or machines merge.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{
+    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, RequestStats, Snapshot, TrafficStats,
+    operation_name, request_name, state_index, state_name,
+};
+
+/// Bumped on any change that breaks a reader: a field removed, renamed or re-typed.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The value of the `schema` field: tells a report from other JSON.
+pub const SCHEMA_NAME: &str = "lwm2m-swarm/report";
+
+/// A run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub version: u32,
+    /// The lwm2m-swarm version that wrote it.
+    pub tool_version: String,
+    pub config: RunConfig,
+    /// From the run's start to its summary, seconds.
+    pub elapsed_s: f64,
+    pub clients: Clients,
+    /// Keyed by `register`, `update`, `deregister`, `notify`.
+    pub operations: BTreeMap<String, Operation>,
+    /// Server-initiated operations the clients answered, keyed by kind (`read`, `observe`...).
+    pub server_operations: BTreeMap<String, ServerOperation>,
+    pub traffic: TrafficStats,
+    /// One entry per second of the run (the last one may be shorter).
+    pub intervals: Vec<Interval>,
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// What the run was asked to do, as the command line and fleet file said.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The command line, program name first.
+    pub command: Vec<String>,
+    /// Wall-clock start, seconds since the Unix epoch.
+    pub started_at_unix_s: f64,
+    pub fleet: String,
+    /// `coap://host:port`, or `embedded 127.0.0.1:port`.
+    pub server: String,
+    /// The embedded server's load on clients; `None` against an external server.
+    pub embedded_load: Option<String>,
+    pub clients: u64,
+    /// `100 clients/s`, or the stages: `0 -> 500 over 10s, 500 -> 1000 over 5s`.
+    pub ramp: String,
+    pub hold: String,
+    /// `--duration`, when given.
+    pub duration: Option<String>,
+    pub stop_timeout: String,
+    pub populations: Vec<Population>,
+    /// `shared` or `per-client`.
+    pub transport: String,
+    pub shards: usize,
+    pub bind: Option<String>,
+    pub ports: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Population {
+    pub name: String,
+    pub template: String,
+    pub behaviour: String,
+    pub count: u64,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clients {
+    /// Clients started (restarts after churn included).
+    pub started: u64,
+    /// Queue-mode wake-ups.
+    pub woke: u64,
+    /// Highest count seen per state (summed over shards).
+    pub peak: BTreeMap<String, u64>,
+    /// Count per state when the summary was taken.
+    pub at_end: BTreeMap<String, u64>,
+}
+
+/// One kind of client-initiated request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub sent: u64,
+    pub ok: u64,
+    pub error: u64,
+    pub timeout: u64,
+    pub aborted: u64,
+    pub in_flight: u64,
+    pub unsent: u64,
+    pub retransmissions: u64,
+    /// Answer codes (`2.01`, `4.04`; `0.00` a bare ACK; `RST`) with counts.
+    pub codes: BTreeMap<String, u64>,
+    /// From when the request was due (corrected for coordinated omission).
+    pub latency_us: Latency,
+    /// From when it was actually sent (not corrected).
+    pub service_latency_us: Latency,
+    /// `latency_us`'s histogram: HDR histogram V2 + DEFLATE, base64.
+    pub hdr: String,
+    /// `service_latency_us`'s histogram, same encoding.
+    pub service_hdr: String,
+}
+
+/// A latency distribution in µs; all 0 when `count` is 0.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerOperation {
+    pub total: u64,
+    pub ok: u64,
+    pub error: u64,
+}
+
+/// One second of the run: counts of what happened in it, and its latency.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Seconds from the start to the end of the interval.
+    pub elapsed_s: f64,
+    pub length_s: f64,
+    /// Clients by state at the end of the interval.
+    pub clients: BTreeMap<String, u64>,
+    pub operations: BTreeMap<String, IntervalOperation>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalOperation {
+    pub sent: u64,
+    pub ok: u64,
+    pub error: u64,
+    pub timeout: u64,
+    /// Of the requests answered in this interval, from their due time; `null` when none.
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// As written: `register.p99<500ms`.
+    pub threshold: String,
+    /// The measured value in the threshold's unit (ms, %, or a count); `null` with no data.
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("not an lwm2m-swarm report: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "schema {schema:?} version {version}: this lwm2m-swarm reads {SCHEMA_NAME:?} version {SCHEMA_VERSION}"
+    )]
+    Version { schema: String, version: u32 },
+    #[error("operation {0:?}: unknown (expected register, update, deregister, notify)")]
+    UnknownOperation(String),
+    #[error("operation {op:?}: histogram `{field}`: {message}")]
+    Histogram {
+        op: String,
+        field: &'static str,
+        message: String,
+    },
+    #[error("operation {op:?}: code {code:?} is neither `RST` nor `C.DD`")]
+    Code { op: String, code: String },
+}
+
+impl Report {
+    /// The result of a run whose cumulative summary is `summary`.
+    pub fn new(
+        config: RunConfig,
+        summary: &Snapshot,
+        intervals: Vec<Interval>,
+        thresholds: Vec<ThresholdResult>,
+    ) -> Report {
+        let operations = REQUEST_KINDS
+            .iter()
+            .map(|k| (request_name(*k).to_string(), operation(summary.request(*k))))
+            .collect();
+        let server_operations = OPERATION_KINDS
+            .iter()
+            .map(|k| {
+                let o = summary.operation(*k);
+                let o = ServerOperation {
+                    total: o.total,
+                    ok: o.ok,
+                    error: o.error,
+                };
+                (operation_name(*k).to_string(), o)
+            })
+            .collect();
+        Report {
+            schema: SCHEMA_NAME.to_string(),
+            version: SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            config,
+            elapsed_s: summary.elapsed.as_secs_f64(),
+            clients: Clients {
+                started: summary.started,
+                woke: summary.woke,
+                peak: by_state(&summary.peak_states),
+                at_end: by_state(&summary.states),
+            },
+            operations,
+            server_operations,
+            traffic: summary.traffic,
+            intervals,
+            thresholds,
+        }
+    }
+
+    /// Reads a report, refusing another schema or a newer version.
+    pub fn from_json(text: &str) -> Result<Report, SchemaError> {
+        // Check the version first: a newer report may not even have our fields.
+        #[derive(Deserialize)]
+        struct Header {
+            schema: String,
+            version: u32,
+        }
+        let header: Header = serde_json::from_str(text)?;
+        if header.schema != SCHEMA_NAME || header.version != SCHEMA_VERSION {
+            return Err(SchemaError::Version {
+                schema: header.schema,
+                version: header.version,
+            });
+        }
+        Ok(serde_json::from_str(text)?)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// The counters and histograms back as a snapshot (intervals are not part of it).
+    pub fn to_snapshot(&self) -> Result<Snapshot, SchemaError> {
+        let mut s = Snapshot {
+            elapsed: std::time::Duration::from_secs_f64(self.elapsed_s.max(0.0)),
+            started: self.clients.started,
+            woke: self.clients.woke,
+            traffic: self.traffic,
+            ..Snapshot::default()
+        };
+        for (name, op) in &self.operations {
+            let kind = REQUEST_KINDS
+                .iter()
+                .position(|k| request_name(*k) == name)
+                .ok_or_else(|| SchemaError::UnknownOperation(name.clone()))?;
+            s.requests[kind] = request_stats(name, op)?;
+        }
+        for (i, kind) in OPERATION_KINDS.iter().enumerate() {
+            // Unknown kinds are ignored: a newer tool may count more kinds of server request.
+            if let Some(o) = self.server_operations.get(operation_name(*kind)) {
+                s.operations[i].total = o.total;
+                s.operations[i].ok = o.ok;
+                s.operations[i].error = o.error;
+            }
+        }
+        for state in CLIENT_STATES {
+            let i = state_index(state);
+            s.peak_states[i] = self
+                .clients
+                .peak
+                .get(state_name(state))
+                .copied()
+                .unwrap_or(0);
+            s.states[i] = self
+                .clients
+                .at_end
+                .get(state_name(state))
+                .copied()
+                .unwrap_or(0);
+        }
+        Ok(s)
+    }
+}
+
+fn by_state(counts: &[u64; 8]) -> BTreeMap<String, u64> {
+    CLIENT_STATES
+        .iter()
+        .map(|s| (state_name(*s).to_string(), counts[state_index(*s)]))
+        .collect()
+}
+
+fn operation(r: &RequestStats) -> Operation {
+    Operation {
+        sent: r.sent,
+        ok: r.ok,
+        error: r.error,
+        timeout: r.timeout,
+        aborted: r.aborted,
+        in_flight: r.in_flight(),
+        unsent: r.unsent,
+        retransmissions: r.retransmissions,
+        codes: r
+            .codes
+            .iter()
+            .map(|(code, n)| (code_name(*code), *n))
+            .collect(),
+        latency_us: latency(&r.latency),
+        service_latency_us: latency(&r.service),
+        hdr: encode(&r.latency),
+        service_hdr: encode(&r.service),
+    }
+}
+
+fn request_stats(name: &str, op: &Operation) -> Result<RequestStats, SchemaError> {
+    let mut r = RequestStats {
+        sent: op.sent,
+        ok: op.ok,
+        error: op.error,
+        timeout: op.timeout,
+        aborted: op.aborted,
+        unsent: op.unsent,
+        retransmissions: op.retransmissions,
+        ..RequestStats::default()
+    };
+    for (code, n) in &op.codes {
+        let parsed = parse_code(code).map_err(|()| SchemaError::Code {
+            op: name.to_string(),
+            code: code.clone(),
+        })?;
+        r.codes.push((parsed, *n));
+    }
+    let histogram = |field: &'static str, text: &str, into: &mut Histogram<u64>| {
+        let err = |message: String| SchemaError::Histogram {
+            op: name.to_string(),
+            field,
+            message,
+        };
+        let decoded = decode(text).map_err(err)?;
+        into.add(&decoded).map_err(|e| err(format!("{e:?}")))
+    };
+    histogram("hdr", &op.hdr, &mut r.latency)?;
+    histogram("service_hdr", &op.service_hdr, &mut r.service)?;
+    Ok(r)
+}
+
+/// The summary figures of a histogram of µs.
+pub fn latency(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    Latency {
+        count: h.len(),
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        mean: h.mean(),
+    }
+}
+
+/// `2.01`, `0.00` for a bare ACK, `RST`.
+fn code_name(code: Option<u8>) -> String {
+    match code {
+        Some(c) => format!("{}.{:02}", c >> 5, c & 31),
+        None => "RST".to_string(),
+    }
+}
+
+/// The inverse of [`code_name`]; `Err` for anything else.
+fn parse_code(text: &str) -> Result<Option<u8>, ()> {
+    if text == "RST" {
+        return Ok(None);
+    }
+    let (class, detail) = text.split_once('.').ok_or(())?;
+    let class: u8 = class.parse().ok().filter(|c| *c < 8).ok_or(())?;
+    let detail: u8 = detail.parse().ok().filter(|d| *d < 32).ok_or(())?;
+    Ok(Some(class << 5 | detail))
+}
+
+/// HDR histogram V2 + DEFLATE, base64: what the HDR histogram tools read.
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serialising into memory does not fail");
+    STANDARD.encode(bytes)
+}
+
+pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = STANDARD
+        .decode(text)
+        .map_err(|e| format!("not base64: {e}"))?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("not an HdrHistogram: {e:?}"))
+}

@@ -1,0 +1,307 @@
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::*;
+use crate::metrics::RequestStats;
+
+fn stats(sent: u64, ok: u64, error: u64, latencies_us: impl Iterator<Item = u64>) -> RequestStats {
+    let mut r = RequestStats {
+        sent,
+        ok,
+        error,
+        retransmissions: 3,
+        codes: vec![(Some(0x41), ok), (Some(0x84), error)],
+        ..RequestStats::default()
+    };
+    for us in latencies_us {
+        r.latency.record(us).unwrap();
+        r.service.record(us / 2 + 1).unwrap();
+    }
+    r
+}
+
+fn run_config() -> RunConfig {
+    RunConfig {
+        command: vec!["lwm2m-swarm".into(), "run".into()],
+        fleet: "fleets/demo.toml".into(),
+        server: "embedded 127.0.0.1:5683".into(),
+        embedded_load: Some("registrations only".into()),
+        clients: 10,
+        ramp: "100 clients/s".into(),
+        hold: "1s".into(),
+        duration: Some("5s".into()),
+        stop_timeout: "2s".into(),
+        populations: vec![schema::Population {
+            name: "s".into(),
+            template: "environment-sensor".into(),
+            behaviour: "always-on".into(),
+            count: 10,
+            seed: 1,
+        }],
+        transport: "shared".into(),
+        bind: Some("loopback".into()),
+        ports: Some("23000-23099".into()),
+        ..RunConfig::default()
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("swarm-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn two_results_merge_into_the_result_of_the_combined_data() {
+    let (first, second) = (1..=1000u64, 500..=3000u64);
+    let mut a = Snapshot::default();
+    a.requests[0] = stats(1000, 990, 10, first.clone().map(|v| v * 37));
+    a.peak_states[2] = 400;
+    a.traffic.datagrams_out = 5000;
+    a.elapsed = Duration::from_secs(30);
+    let mut b = Snapshot::default();
+    b.requests[0] = stats(2501, 2501, 0, second.clone().map(|v| v * 11));
+    b.requests[3] = stats(7, 7, 0, [100, 200].into_iter());
+    b.peak_states[2] = 600;
+    b.traffic.datagrams_out = 7000;
+    b.elapsed = Duration::from_secs(31);
+    b.operations[0].total = 4;
+
+    // The same data as one run would have counted it.
+    let mut combined = Snapshot::default();
+    combined.requests[0] = stats(
+        3501,
+        3491,
+        10,
+        first.map(|v| v * 37).chain(second.map(|v| v * 11)),
+    );
+    combined.requests[0].retransmissions = 6;
+    combined.requests[0].codes = vec![(Some(0x41), 3491), (Some(0x84), 10)];
+    combined.requests[3] = b.requests[3].clone();
+    combined.peak_states[2] = 1000;
+    combined.traffic.datagrams_out = 12_000;
+    combined.elapsed = Duration::from_secs(31);
+    combined.operations[0].total = 4;
+
+    let paths = [temp("a.json"), temp("b.json")];
+    for (path, s) in paths.iter().zip([&a, &b]) {
+        let report = Report::new(run_config(), s, Vec::new(), Vec::new());
+        write_file(path, &report.to_json()).unwrap();
+    }
+    let (merged, reports) = merge_files(&paths).unwrap();
+    assert_eq!(reports.len(), 2);
+    let (merged_register, combined_register) = (
+        merged.request(crate::client::RequestKind::Register),
+        &combined.requests[0],
+    );
+    assert_eq!(
+        (
+            merged_register.sent,
+            merged_register.ok,
+            merged_register.error,
+            merged_register.in_flight()
+        ),
+        (3501, 3491, 10, 0)
+    );
+    assert_eq!(
+        merged_register.latency.len(),
+        combined_register.latency.len()
+    );
+    for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+        assert_eq!(
+            merged_register.latency.value_at_quantile(q),
+            combined_register.latency.value_at_quantile(q),
+            "q {q}"
+        );
+        assert_eq!(
+            merged_register.service.value_at_quantile(q),
+            combined_register.service.value_at_quantile(q),
+            "q {q}"
+        );
+    }
+    assert_eq!(merged_register.latency, combined_register.latency);
+    // The summary table, codes, peaks and traffic included, is the combined run's.
+    let mut codes = merged_register.codes.clone();
+    codes.sort();
+    assert_eq!(codes, [(Some(0x41), 3491), (Some(0x84), 10)]);
+    let sorted = |s: &Snapshot| {
+        let mut s = s.clone();
+        for r in &mut s.requests {
+            r.codes.sort();
+        }
+        s.to_string()
+    };
+    assert_eq!(sorted(&merged), sorted(&combined));
+}
+
+#[test]
+fn a_report_round_trips_and_refuses_other_versions() {
+    let mut s = Snapshot::default();
+    s.requests[1] = stats(5, 4, 1, [1000, 2000, 3000, 4000, 90_000].into_iter());
+    s.requests[1].codes.push((None, 2));
+    s.states[2] = 3;
+    let report = Report::new(run_config(), &s, Vec::new(), Vec::new());
+    let json = report.to_json();
+    let back = Report::from_json(&json).unwrap();
+    assert_eq!(back, report);
+    let again = back.to_snapshot().unwrap();
+    assert_eq!(again.requests[1].latency, s.requests[1].latency);
+    assert_eq!(again.to_string(), s.to_string());
+    let update = &report.operations["update"];
+    assert_eq!(update.codes["2.01"], 4);
+    assert_eq!(update.codes["RST"], 2);
+    assert_eq!(update.latency_us.max, s.requests[1].latency.max());
+    assert_eq!(update.latency_us.count, 5);
+
+    let newer = json.replacen("\"version\": 1", "\"version\": 2", 1);
+    let err = Report::from_json(&newer).unwrap_err().to_string();
+    assert!(err.contains("version 2"), "{err}");
+    let broken = json.replacen("\"hdr\": \"", "\"hdr\": \"!!", 1);
+    let err = Report::from_json(&broken)
+        .unwrap()
+        .to_snapshot()
+        .unwrap_err();
+    assert!(err.to_string().contains("not base64"), "{err}");
+}
+
+fn at(ms: u64, sent: u64, latencies_us: &[u64]) -> Snapshot {
+    let mut s = Snapshot {
+        elapsed: Duration::from_millis(ms),
+        ..Snapshot::default()
+    };
+    s.requests[0].sent = sent;
+    s.requests[0].ok = latencies_us.len() as u64;
+    for us in latencies_us {
+        s.requests[0].latency.record(*us).unwrap();
+    }
+    s
+}
+
+#[test]
+fn the_collector_keeps_one_interval_per_second_with_that_seconds_latency() {
+    let log = temp("collector.hlog");
+    let args = ReportArgs {
+        hdr_log: Some(log.clone()),
+        ..ReportArgs::default()
+    };
+    let mut c = Collector::new(SystemTime::now(), &args).unwrap();
+    assert!(!c.tick(&at(500, 1, &[])));
+    assert!(c.tick(&at(1100, 10, &[100; 10])));
+    assert!(!c.tick(&at(1600, 12, &[100; 10])));
+    // Ten fast answers in the first second, then ten slow ones.
+    let mut slow = vec![100; 10];
+    slow.extend([50_000; 10]);
+    assert!(c.tick(&at(2050, 25, &slow)));
+    let mut last = slow.clone();
+    last.push(7);
+    let intervals = c.finish(&at(2300, 25, &last)).unwrap();
+    let register = |i: usize| intervals[i].operations["register"];
+    assert_eq!(intervals.len(), 3);
+    assert_eq!(
+        (register(0).sent, register(1).sent, register(2).sent),
+        (10, 15, 0)
+    );
+    assert_eq!(register(0).p99_us, Some(100));
+    // Only the second second's answers: all slow.
+    let h = &at(0, 0, &[50_000]).requests[0].latency;
+    assert_eq!(register(1).p50_us, Some(h.highest_equivalent(50_000)));
+    assert_eq!(register(2).p50_us, Some(7));
+    assert_eq!(intervals[1].operations["update"].p50_us, None);
+    assert!((intervals[1].length_s - 0.95).abs() < 1e-9);
+    assert!((intervals[2].elapsed_s - 2.3).abs() < 1e-9);
+
+    let bytes = std::fs::read(&log).unwrap();
+    let registers: Vec<u64> =
+        hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&bytes)
+            .filter_map(|e| match e.unwrap() {
+                hdrhistogram::serialization::interval_log::LogEntry::Interval(i)
+                    if i.tag().map(|t| t.as_str()) == Some("register") =>
+                {
+                    Some(schema::decode(i.encoded_histogram()).unwrap().len())
+                }
+                _ => None,
+            })
+            .collect();
+    assert_eq!(registers, [10, 10, 1]);
+}
+
+/// Key paths of a JSON value; the keys of maps keyed by name (operations, states, codes) are `*`.
+fn shape(v: &Value, path: &str, out: &mut BTreeSet<String>) {
+    const BY_NAME: [&str; 7] = [
+        "operations",
+        "server_operations",
+        "clients.peak",
+        "clients.at_end",
+        "operations.*.codes",
+        "intervals[].clients",
+        "intervals[].operations",
+    ];
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let key = if BY_NAME.contains(&path) {
+                    "*"
+                } else {
+                    k.as_str()
+                };
+                let sub = if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                };
+                out.insert(sub.clone());
+                shape(child, &sub, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                shape(item, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_documented_schema_is_the_schema() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/report-schema.md"
+    ))
+    .unwrap();
+    let example = doc
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/report-schema.md has a ```json example");
+    // The example is a valid report...
+    let parsed = Report::from_json(example).expect("the documented example parses");
+    parsed.to_snapshot().expect("its histograms decode");
+    // ...with exactly the fields a run writes.
+    let mut s = at(1500, 3, &[100, 200]);
+    s.requests[0].codes.push((Some(0x41), 2));
+    let (interval, _) = interval(&Snapshot::default(), &s);
+    let verdicts = check_thresholds(&["register.p99<1s".parse().unwrap()], &s);
+    let written = Report::new(
+        run_config(),
+        &s,
+        vec![interval],
+        threshold_results(&verdicts),
+    );
+    let (mut documented, mut actual) = (BTreeSet::new(), BTreeSet::new());
+    shape(&serde_json::from_str(example).unwrap(), "", &mut documented);
+    shape(&serde_json::to_value(&written).unwrap(), "", &mut actual);
+    assert_eq!(documented, actual);
+    // And every field is described in the table.
+    for path in &actual {
+        let field = path.rsplit('.').next().unwrap();
+        if field != "*" {
+            assert!(
+                doc.contains(&format!("`{field}`")),
+                "{path} is not described"
+            );
+        }
+    }
+    assert!(doc.contains(&format!("\"version\": {}", schema::SCHEMA_VERSION)));
+}

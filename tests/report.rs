@@ -1,0 +1,285 @@
+//! `run`'s reports end to end: the binary on a small fleet against the embedded server, with
+//! `--json`, `--hdr-log`, `--plot`, `--threshold`, `--prometheus`, and `report` reading back.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use lwm2m_swarm::cli::exit;
+use lwm2m_swarm::report::{Report, schema};
+
+fn swarm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fleet(name: &str, hold: &str, extra_load: &str) -> String {
+    let path = dir().join(name);
+    let body = format!(
+        "[client]\nlifetime = \"60s\"\n[[population]]\nname = \"s\"\nshare = 1.0\n\
+         template = \"environment-sensor\"\n[load]\nclients = 10\nrate = 100\nhold = \"{hold}\"\n\
+         stop_timeout = \"2s\"\n{extra_load}"
+    );
+    std::fs::write(&path, body).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn out(name: &str) -> String {
+    dir().join(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_passing_run_writes_json_interval_log_and_plot_and_report_merges_them() {
+    let fleet = fleet(
+        "pass.toml",
+        "2s",
+        "thresholds = [\"register.error_rate<=0%\"]\n",
+    );
+    let (json, log, svg) = (out("pass.json"), out("pass.hlog"), out("pass.svg"));
+    let run = swarm(&[
+        "run",
+        &fleet,
+        "--ports",
+        "23000-23099",
+        "--json",
+        &json,
+        "--hdr-log",
+        &log,
+        "--plot",
+        &svg,
+        "--threshold",
+        "register.p99<10s",
+        "--threshold",
+        "register.sent>=10",
+    ]);
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("thresholds: 3 passed, 0 FAILED"),
+        "{stdout}"
+    );
+
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let register = &report.operations["register"];
+    assert_eq!(
+        (register.sent, register.ok, register.in_flight),
+        (10, 10, 0)
+    );
+    assert_eq!(register.latency_us.count, 10);
+    assert_eq!(schema::decode(&register.hdr).unwrap().len(), 10);
+    assert_eq!(report.operations["deregister"].ok, 10);
+    assert_eq!(report.clients.peak["registered"], 10);
+    assert_eq!(report.config.clients, 10);
+    assert_eq!(report.config.ports.as_deref(), Some("23000-23099"));
+    assert_eq!(report.thresholds.len(), 3);
+    assert!(report.thresholds.iter().all(|t| t.passed));
+    // About one interval per second of a ~2.1 s run, and every register is in one of them.
+    let intervals = &report.intervals;
+    assert!((2..=6).contains(&intervals.len()), "{intervals:?}");
+    let sent: u64 = intervals
+        .iter()
+        .map(|i| i.operations["register"].sent)
+        .sum();
+    assert_eq!(sent, 10);
+    assert!(
+        intervals
+            .windows(2)
+            .all(|w| w[1].elapsed_s > w[0].elapsed_s)
+    );
+
+    // The interval log reads back with HdrHistogram's own parser: the registers again.
+    let bytes = std::fs::read(&log).unwrap();
+    let mut registers = 0;
+    let mut tags = std::collections::BTreeSet::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(i) = entry.expect("a well-formed log") {
+            let tag = i
+                .tag()
+                .expect("every interval is tagged")
+                .as_str()
+                .to_string();
+            if tag == "register" {
+                registers += schema::decode(i.encoded_histogram()).unwrap().len();
+            }
+            tags.insert(tag);
+        }
+    }
+    assert_eq!(registers, 10);
+    assert_eq!(
+        tags.into_iter().collect::<Vec<_>>(),
+        ["deregister", "notify", "register", "update"]
+    );
+
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&plot).expect("the plot is XML");
+    let curves: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("curve"))
+        .filter_map(|n| n.attribute("data-op"))
+        .collect();
+    assert_eq!(curves, ["register", "deregister"]);
+
+    // Two results (here the same one twice) merge: twice the counts, the same percentiles.
+    let merged = swarm(&["report", &json, &json, "--threshold", "register.sent>=20"]);
+    let (stdout, stderr) = text(&merged);
+    assert!(merged.status.success(), "{stdout}\n{stderr}");
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.starts_with("register "))
+        .expect("a register row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[1..3], ["20", "20"], "{stdout}");
+    let p99 = format!("{:.2}", register.latency_us.p99 as f64 / 1000.0);
+    // Columns: name, sent, ok, error, timeout, aborted, flight, retrans, p50, p90, p99...
+    assert_eq!(row[10], p99, "{stdout}");
+    assert!(stdout.contains("thresholds: 1 passed"), "{stdout}");
+}
+
+#[test]
+fn a_failing_threshold_exits_with_its_own_code_and_is_recorded() {
+    let fleet = fleet("fail.toml", "1s", "");
+    let json = out("fail.json");
+    let run = swarm(&[
+        "run",
+        &fleet,
+        "--ports",
+        "23100-23199",
+        "--json",
+        &json,
+        "--threshold",
+        "register.p99<1us",
+        "--threshold",
+        "register.ok>=10",
+    ]);
+    let (stdout, stderr) = text(&run);
+    assert_eq!(
+        run.status.code(),
+        Some(i32::from(exit::THRESHOLD_FAILED)),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("thresholds: 1 passed, 1 FAILED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED  register.p99<1us"), "{stdout}");
+    assert!(
+        stderr.contains("1 of 2 thresholds failed: register.p99<1us"),
+        "{stderr}"
+    );
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let failed: Vec<&str> = report
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed)
+        .map(|t| t.threshold.as_str())
+        .collect();
+    assert_eq!(failed, ["register.p99<1us"]);
+}
+
+#[test]
+fn bad_thresholds_and_unreadable_results_are_bad_input() {
+    let fleet = fleet("bad.toml", "1s", "");
+    let run = swarm(&["run", &fleet, "--threshold", "register.p99<500"]);
+    let (_, stderr) = text(&run);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("register.p99<500"), "{stderr}");
+    assert!(stderr.contains("with its unit"), "{stderr}");
+
+    let in_file = self::fleet("bad-file.toml", "1s", "thresholds = [\"notify.p42<1s\"]\n");
+    let run = swarm(&["check", &in_file]);
+    let (_, stderr) = text(&run);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad-file.toml:12: field `thresholds`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown metric \"p42\""), "{stderr}");
+
+    let not_json = out("not.json");
+    std::fs::write(&not_json, "{}").unwrap();
+    let run = swarm(&["report", &not_json]);
+    let (_, stderr) = text(&run);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not.json"), "{stderr}");
+    let run = swarm(&["run", &fleet, "--json", "/no/such/dir/r.json"]);
+    assert_eq!(run.status.code(), Some(2));
+}
+
+#[test]
+fn prometheus_serves_the_running_fleet_on_the_address_given() {
+    // A free loopback port: bound, read, released.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let fleet = fleet("prom.toml", "3s", "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+        .args([
+            "run",
+            &fleet,
+            "--ports",
+            "23200-23299",
+            "--prometheus",
+            &addr,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut body = String::new();
+    // Once the clients are registered (the first interval after 1 s), the gauge shows them.
+    while started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(mut stream) = TcpStream::connect(&addr) else {
+            continue;
+        };
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        body.clear();
+        stream.read_to_string(&mut body).unwrap();
+        if body.contains("lwm2m_swarm_clients{state=\"registered\"} 10\n") {
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.contains("lwm2m_swarm_clients{state=\"registered\"} 10\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("lwm2m_swarm_requests_total{op=\"register\",outcome=\"ok\"} 10\n"),
+        "{body}"
+    );
+    assert!(body.contains("lwm2m_swarm_latency_seconds{op=\"register\",quantile=\"0.99\"} "));
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "the endpoint closes with the run"
+    );
+}
