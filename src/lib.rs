@@ -15,3 +15,4 @@ pub mod model;
 pub mod server;
 pub mod toml_span;
 pub mod transport;
+pub mod tui;
