@@ -246,7 +246,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, app: &App, history: &History) {
         .title_bottom(legend.right_aligned());
     if r.latency.is_empty() {
         frame.render_widget(
-            Paragraph::new("no answers yet".dim())
+            Paragraph::new(no_latency(kind).dim())
                 .alignment(Alignment::Center)
                 .block(block),
             area,
@@ -291,6 +291,14 @@ fn draw_chart(frame: &mut Frame, area: Rect, app: &App, history: &History) {
                 .dark_gray(),
         );
     frame.render_widget(chart, area);
+}
+
+fn no_latency(kind: RequestKind) -> &'static str {
+    if kind == RequestKind::Notify {
+        "no answers yet (NON notifications get none)"
+    } else {
+        "no answers yet"
+    }
 }
 
 /// (nines, ms) points from p0 to p99.99.

@@ -185,6 +185,12 @@ fn the_selected_operation_has_the_chart_and_the_errors_panel() {
     assert!(screen.contains("no answers yet"), "{screen}");
     assert!(screen.contains("update errors"), "{screen}");
     assert!(!screen.contains("Not Found"), "{screen}");
+
+    app.on_key(key(KeyCode::Up));
+    app.on_key(key(KeyCode::Up));
+    let screen = render(&app, &info(), &history());
+    assert!(screen.contains("notify latency by percentile"), "{screen}");
+    assert!(screen.contains("NON notifications get none"), "{screen}");
 }
 
 #[test]
