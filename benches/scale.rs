@@ -17,6 +17,7 @@ use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::{Path, TemplateSet};
 use lwm2m_swarm::server::{ObserveLoad, Runner, ServerConfig};
+use lwm2m_swarm::transport::PortRange;
 
 struct Args {
     clients: u64,
@@ -111,6 +112,8 @@ fn main() {
     let plan = fleet.plan();
     let mut config = EngineConfig::new(server);
     config.shards = args.shards;
+    // Out of the way of other runs on the default ports.
+    config.ports = Some(PortRange::new(25_000, 25_999).expect("ports"));
 
     let rss_before = rss_bytes();
     let started = Instant::now();

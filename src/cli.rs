@@ -404,7 +404,18 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.clients;
     let file = plan.file.clone();
-    let engine = Engine::start(plan, templates, &config).map_err(|e| failed(e.to_string()))?;
+    let engine = Engine::start(plan, templates, &config).map_err(|e| {
+        let hint = match &e {
+            crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
+                source,
+                ..
+            }) if source.kind() == std::io::ErrorKind::AddrInUse => {
+                " (another run on these client ports? choose others with --ports FIRST-LAST)"
+            }
+            _ => "",
+        };
+        failed(format!("{e}{hint}"))
+    })?;
     println!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),

@@ -7,7 +7,7 @@ mod shard;
 mod timers;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -84,12 +84,35 @@ pub enum EngineError {
 }
 
 /// What the caller may change while the engine runs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Control {
     /// Begin the stop now (Ctrl-C, a quit key).
     stop: AtomicBool,
     /// Start no new clients for now.
     paused: AtomicBool,
+    /// How fast the start schedule runs (f64 bits): 1 as planned, 2 twice as fast.
+    start_rate: AtomicU64,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            stop: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            start_rate: AtomicU64::new(1.0f64.to_bits()),
+        }
+    }
+}
+
+impl Control {
+    /// The start schedule's speed now: 0 while paused.
+    pub(crate) fn start_speed(&self) -> f64 {
+        if self.paused.load(Ordering::Acquire) {
+            0.0
+        } else {
+            f64::from_bits(self.start_rate.load(Ordering::Acquire))
+        }
+    }
 }
 
 /// Marks a shard finished however its thread ends (a panic included), and if it ended early,
@@ -233,6 +256,25 @@ impl Engine {
     /// Holds (or resumes) the starting of new clients.
     pub fn pause_starts(&self, paused: bool) {
         self.control.paused.store(paused, Ordering::Release);
+    }
+
+    /// Runs the rest of the start schedule `factor` times as fast as planned (2: twice the
+    /// rate; 0.5: half). Negative, zero and non-finite factors are ignored: pausing is
+    /// [`Engine::pause_starts`].
+    pub fn set_start_rate(&self, factor: f64) {
+        if factor.is_finite() && factor > 0.0 {
+            self.control
+                .start_rate
+                .store(factor.to_bits(), Ordering::Release);
+        }
+    }
+
+    pub fn start_rate(&self) -> f64 {
+        f64::from_bits(self.control.start_rate.load(Ordering::Acquire))
+    }
+
+    pub fn starts_paused(&self) -> bool {
+        self.control.paused.load(Ordering::Acquire)
     }
 
     pub fn is_finished(&self) -> bool {

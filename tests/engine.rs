@@ -48,6 +48,19 @@ fn run(
             "the run did not end within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
+        // At every snapshot, for every kind: what ended never exceeds what was sent (the rest
+        // is in flight).
+        let snapshot = engine.snapshot();
+        for r in &snapshot.requests {
+            assert!(
+                r.ok + r.error + r.timeout + r.aborted <= r.sent,
+                "{snapshot}"
+            );
+            assert_eq!(
+                r.sent,
+                r.ok + r.error + r.timeout + r.aborted + r.in_flight()
+            );
+        }
         during(&engine);
     }
     let snapshot = engine.join().expect("engine ends cleanly");
@@ -123,6 +136,20 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
     assert!(s.request(RequestKind::Notify).sent >= clients, "{s}");
     // What the clients answered, and what the server saw, agree.
     assert!(s.operation(OperationKind::Read).ok >= clients, "{s}");
+    // Every server operation has the client's handling time, all well under a second.
+    for kind in [
+        OperationKind::Read,
+        OperationKind::Observe,
+        OperationKind::Discover,
+    ] {
+        let o = s.operation(kind);
+        assert_eq!(o.handling.len(), o.total, "{kind:?}");
+        assert!(
+            o.handling.max() < 1_000_000,
+            "{kind:?}: {}",
+            o.handling.max()
+        );
+    }
     // A Read answered just before the client's De-register reaches the server after it: the
     // server counts those as aborted.
     let reads = s.operation(OperationKind::Read).ok;
@@ -235,6 +262,19 @@ fn queue_mode_requests_wait_for_the_update() {
         "{s}\n{server}"
     );
     assert!(s.woke > 0);
+    // The held Reads arrive right after the Update that follows each wake-up.
+    let delay = &s.wake_to_request;
+    assert!(!delay.is_empty(), "{s}");
+    assert!(delay.len() <= s.woke);
+    assert!(
+        delay.max() < 1_000_000,
+        "a held request came {} us after waking",
+        delay.max()
+    );
+    assert!(
+        s.operation(OperationKind::Read).handling.len() >= server.read.ok,
+        "{s}"
+    );
     assert_eq!(s.request(RequestKind::Register).ok, clients);
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
 }
@@ -378,4 +418,59 @@ fn a_stop_that_runs_out_of_time_accounts_for_everything() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Pausing holds new starts; a faster start rate runs the rest of the ramp sooner.
+#[test]
+fn starts_can_be_paused_and_sped_up() {
+    let clients = 100;
+    // As planned: 20 starts/s, 5 s of ramp.
+    let text = fleet(clients, 20, "0s", "", "");
+    let mut phase = 0;
+    let mut paused_at = None;
+    let mut sped_up_at = None;
+    let mut all_started = None;
+    let started = Instant::now();
+    let (s, _) = run(
+        &text,
+        ServerConfig::default(),
+        TransportKind::Shared,
+        21700,
+        |engine| {
+            let snapshot = engine.snapshot();
+            match phase {
+                0 if snapshot.started >= 10 => {
+                    engine.pause_starts(true);
+                    paused_at = Some((Instant::now(), snapshot.started));
+                    phase = 1;
+                }
+                1 if paused_at.is_some_and(|(at, _)| at.elapsed() > Duration::from_secs(1)) => {
+                    // Nothing started while paused (give a publication period for stragglers).
+                    let (_, before) = paused_at.unwrap();
+                    assert!(
+                        snapshot.started <= before + 5,
+                        "{} > {before}",
+                        snapshot.started
+                    );
+                    engine.set_start_rate(20.0);
+                    engine.pause_starts(false);
+                    assert!((engine.start_rate() - 20.0).abs() < f64::EPSILON);
+                    sped_up_at = Some(Instant::now());
+                    phase = 2;
+                }
+                2 if snapshot.started == clients => {
+                    all_started = Some(started.elapsed());
+                    phase = 3;
+                }
+                _ => {}
+            }
+        },
+    );
+    assert_eq!(phase, 3, "never saw every client started: {s}");
+    // At 400 starts/s the remaining ~90 take a quarter of a second (4.5 s as planned, plus the
+    // pause); the stop still comes at the planned wall-clock time.
+    let all_started = all_started.unwrap();
+    assert!(all_started < Duration::from_millis(3500), "{all_started:?}");
+    assert!(sped_up_at.is_some());
+    assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
 }

@@ -1,5 +1,6 @@
 //! One shard: a thread's loop over its clients, its timer queue and its sockets.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::timers::{TimerKind, Timers};
 use super::{Control, Layout, MAX_IDLE};
-use crate::client::{Client, ClientConfig, ClientState};
+use crate::client::{Client, ClientConfig, ClientState, Event};
 use crate::clock::Instant;
 use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
@@ -72,8 +73,15 @@ pub(super) struct Shard {
     /// Datagrams to send: (from, to, bytes).
     outbox: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     stopping: Option<Stopping>,
+    /// Where the start schedule is: real time scaled by the start speed.
+    schedule: Instant,
+    schedule_synced: Instant,
     /// The socket buffer was full this round.
     send_blocked: bool,
+    /// How long the client being handled took with its datagram.
+    handling: Option<Duration>,
+    /// Queue mode: clients awake since (until the server's first request or the next sleep).
+    woke: HashMap<u32, Instant>,
     rng: SmallRng,
 }
 
@@ -100,7 +108,11 @@ impl Shard {
             recorder: Recorder::new(),
             outbox: Vec::new(),
             stopping: None,
+            schedule: Instant::ZERO,
+            schedule_synced: Instant::ZERO,
             send_blocked: false,
+            handling: None,
+            woke: HashMap::new(),
             rng,
             setup,
         }
@@ -194,10 +206,13 @@ impl Shard {
         match &self.stopping {
             None => {
                 next = next.min(stop_at.as_micros());
-                if !self.setup.control.paused.load(Ordering::Acquire)
+                let speed = self.setup.control.start_speed();
+                if speed > 0.0
                     && let Some((at, _)) = self.starts.get(self.next_start)
                 {
-                    next = next.min(*at);
+                    // Real time until the schedule clock reaches the next start.
+                    let ahead = at.saturating_sub(self.schedule.as_micros()) as f64 / speed;
+                    next = next.min(self.now().as_micros().saturating_add(ahead as u64));
                 }
             }
             Some(stopping) => {
@@ -221,14 +236,15 @@ impl Shard {
         Ok(())
     }
 
-    /// Starts the clients whose time has come; returns whether any did.
+    /// Starts the clients whose time has come on the schedule clock; returns whether any did.
     fn start_due(&mut self, now: Instant) -> bool {
-        if self.setup.control.paused.load(Ordering::Acquire) {
-            return false;
-        }
+        // The schedule clock runs at the start speed (0 while paused, faster after `+`).
+        let real = now.saturating_since(self.schedule_synced);
+        self.schedule_synced = now;
+        self.schedule += real.mul_f64(self.setup.control.start_speed());
         let mut started = 0;
         while let Some(&(at, local)) = self.starts.get(self.next_start) {
-            if at > now.as_micros() || started == STARTS_PER_ROUND {
+            if at > self.schedule.as_micros() || started == STARTS_PER_ROUND {
                 break;
             }
             self.next_start += 1;
@@ -307,8 +323,12 @@ impl Shard {
                 self.recorder.traffic().unmatched += 1;
                 continue;
             };
+            let handling = std::time::Instant::now();
             client.handle_datagram(now, d.peer, bytes);
+            // The client's own handling time, recorded if the datagram was a server request.
+            self.handling = Some(handling.elapsed());
             self.after(local.unwrap_or_default());
+            self.handling = None;
         }
     }
 
@@ -370,6 +390,27 @@ impl Shard {
         }
         while let Some(event) = client.poll_event() {
             self.recorder.event(&event);
+            match event {
+                Event::Operation(op) => {
+                    if let Some(took) = self.handling {
+                        self.recorder.handled(op.kind, took);
+                    }
+                    if let Some(woke) = self.woke.remove(&(local as u32)) {
+                        self.recorder
+                            .woke_to_request(op.received.saturating_since(woke));
+                    }
+                }
+                Event::Woke => {
+                    let now = Instant::from_micros(micros(self.setup.origin.elapsed()));
+                    self.woke.insert(local as u32, now);
+                }
+                Event::State(ClientState::Registered) => {}
+                Event::State(_) => {
+                    // Asleep or offline again before the server asked anything.
+                    self.woke.remove(&(local as u32));
+                }
+                _ => {}
+            }
         }
         let state = Some(client.state());
         if state != self.states[local] {
