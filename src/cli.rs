@@ -442,9 +442,8 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             clients,
             stop_at,
             stop_timeout,
-            ..tui::RunInfo::default()
         };
-        match tui::run(&engine, info, &interrupts) {
+        match tui::run(&engine, &info, &interrupts) {
             Ok(tui::Outcome::Completed) => false,
             Ok(tui::Outcome::Stopped) => true,
             // Asked twice: like a second Ctrl-C (the terminal is restored by now).

@@ -47,8 +47,6 @@ pub struct RunInfo {
     pub stop_at: Duration,
     /// The longest the stop may take.
     pub stop_timeout: Duration,
-    /// Whether `+`/`-` reach the engine (filled in by [`run`]).
-    pub rate_control: bool,
 }
 
 /// How the dashboard ended.
@@ -68,8 +66,8 @@ pub trait Controls {
     fn stop(&self);
     fn pause_starts(&self, paused: bool);
     fn is_finished(&self) -> bool;
-    /// Multiplies the ramp speed; returns false when this cannot be done.
-    fn set_start_rate(&self, factor: f64) -> bool;
+    /// Runs the rest of the start schedule `factor` times as fast.
+    fn set_start_rate(&self, factor: f64);
 }
 
 impl Controls for Engine {
@@ -85,9 +83,8 @@ impl Controls for Engine {
     fn is_finished(&self) -> bool {
         Engine::is_finished(self)
     }
-    fn set_start_rate(&self, _factor: f64) -> bool {
-        // `Engine::set_start_rate` is not in main yet: the factor stays on screen only.
-        false
+    fn set_start_rate(&self, factor: f64) {
+        Engine::set_start_rate(self, factor);
     }
 }
 
@@ -101,13 +98,11 @@ impl App {
 /// Takes over the terminal, shows the run until the engine is finished (or the user leaves),
 /// and gives the terminal back. `interrupts` counts the Ctrl-Cs (SIGINT) the caller saw: the
 /// first acts like `q`.
-pub fn run(engine: &Engine, mut info: RunInfo, interrupts: &AtomicU32) -> io::Result<Outcome> {
-    // A factor of 1 is what the engine runs at already: this only asks whether it can change.
-    info.rate_control = engine.set_start_rate(1.0);
+pub fn run(engine: &Engine, info: &RunInfo, interrupts: &AtomicU32) -> io::Result<Outcome> {
     let _guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(stdout()))?;
     terminal.clear()?;
-    drive(&mut terminal, engine, &info, interrupts, |timeout| {
+    drive(&mut terminal, engine, info, interrupts, |timeout| {
         if event::poll(timeout)? {
             event::read().map(Some)
         } else {
@@ -163,9 +158,7 @@ pub fn drive<B: Backend>(
             Some(Action::Quit) => fleet.stop(),
             Some(Action::Abandon) => return Ok(Outcome::Abandoned),
             Some(Action::Pause(paused)) => fleet.pause_starts(paused),
-            Some(Action::RateFactor(factor)) => {
-                fleet.set_start_rate(factor);
-            }
+            Some(Action::RateFactor(factor)) => fleet.set_start_rate(factor),
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
     draw_errors(frame, errors, app, history);
     draw_footer(frame, footer, app);
     if app.help {
-        draw_help(frame, info);
+        draw_help(frame);
     }
 }
 
@@ -76,9 +76,6 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
     let factor = app.rate_factor();
     if (factor - 1.0).abs() > f64::EPSILON && !app.quitting {
         line.push(format!("  start rate ×{factor}").bold());
-        if !info.rate_control {
-            line.push(" (not applied)".dim());
-        }
     }
     frame.render_widget(Line::from(line), time);
 
@@ -374,8 +371,8 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Line::from(text.dim()), area);
 }
 
-fn draw_help(frame: &mut Frame, info: &RunInfo) {
-    let mut lines = vec![
+fn draw_help(frame: &mut Frame) {
+    let lines = vec![
         Line::from("q, Ctrl-C    stop: clients de-register, then quit"),
         Line::from("             (again: quit at once)"),
         Line::from("Tab, arrows  select the operation"),
@@ -383,9 +380,6 @@ fn draw_help(frame: &mut Frame, info: &RunInfo) {
         Line::from("+ / -        start clients faster / slower"),
         Line::from("?, Esc       close this help"),
     ];
-    if !info.rate_control {
-        lines.push(Line::from("(+/- are not applied by this build yet)".dim()));
-    }
     let height = lines.len() as u16 + 2;
     let area = centered(frame.area(), 52, height);
     frame.render_widget(Clear, area);

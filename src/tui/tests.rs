@@ -40,9 +40,8 @@ impl Controls for FakeFleet {
             .is_some_and(|at| n >= at + self.linger)
             || self.runs_for.is_some_and(|end| n >= end)
     }
-    fn set_start_rate(&self, factor: f64) -> bool {
+    fn set_start_rate(&self, factor: f64) {
         self.rates.borrow_mut().push(factor);
-        true
     }
 }
 

@@ -17,7 +17,6 @@ fn info() -> RunInfo {
         clients: 1000,
         stop_at: Duration::from_secs(120),
         stop_timeout: Duration::from_secs(10),
-        rate_control: false,
     }
 }
 
@@ -204,7 +203,6 @@ fn help_overlay_shows_on_question_mark() {
         "{screen}"
     );
     assert!(screen.contains("p, space     pause / resume"), "{screen}");
-    assert!(screen.contains("not applied by this build"), "{screen}");
 }
 
 #[test]
@@ -214,14 +212,7 @@ fn paused_marker_rate_factor_and_stopping_show_in_the_header() {
     app.on_key(key(KeyCode::Char('+')));
     let screen = render(&app, &info(), &history());
     assert!(screen.contains(" PAUSED "), "{screen}");
-    assert!(screen.contains("start rate ×1.5 (not applied)"), "{screen}");
-    let applied = RunInfo {
-        rate_control: true,
-        ..info()
-    };
-    let screen = render(&app, &applied, &history());
-    assert!(screen.contains("start rate ×1.5"), "{screen}");
-    assert!(!screen.contains("(not applied)"), "{screen}");
+    assert!(screen.contains(" PAUSED   start rate ×1.5"), "{screen}");
 
     app.on_key(key(KeyCode::Char('q')));
     let screen = render(&app, &info(), &history());
