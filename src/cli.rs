@@ -3,8 +3,9 @@
 
 mod reporting;
 
+use std::cell::RefCell;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path as FsPath, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ use crate::metrics::Snapshot;
 use crate::model::{Path, TemplateSet};
 use crate::server::{ObserveLoad, Runner, ServerConfig, WriteLoad};
 use crate::transport::{AddressSet, PortRange};
+use crate::tui;
 
 /// Exit codes, for scripts and CI.
 pub mod exit {
@@ -210,11 +212,11 @@ struct RunArgs {
     /// these flags: observe /3/0/13 (pmin 10 s, pmax 60 s) and read /3/0/0 every minute.
     #[command(flatten)]
     load: LoadArgs,
-    /// Print progress lines instead of the dashboard (the dashboard is not built yet: progress
-    /// lines are what `run` prints either way).
+    /// Print progress lines instead of the live dashboard (the default when stdout is not a
+    /// terminal).
     #[arg(long)]
     no_tui: bool,
-    /// Time between progress lines.
+    /// Time between progress lines (with --no-tui).
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     progress_every: Duration,
     #[command(flatten)]
@@ -411,6 +413,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         .as_ref()
         .map_or_else(|| format!("embedded {server}"), ToString::to_string);
     let total = plan.total_duration();
+    let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.clients;
     let file = plan.file.clone();
     let mut reports = reporting::Reports::start(args, &fleet, &plan, &target)?;
@@ -437,6 +440,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         // A second Ctrl-C leaves at once; the first lets clients de-register.
         let handler = ctrlc::set_handler(move || {
             if interrupts.fetch_add(1, Ordering::AcqRel) >= 1 {
+                tui::restore_terminal();
                 std::process::exit(i32::from(exit::INTERRUPTED));
             }
         });
@@ -444,25 +448,33 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             eprintln!("note: Ctrl-C will not de-register clients first: {e}");
         }
     }
-    let mut previous = Snapshot::default();
-    let mut next_line = args.progress_every;
-    let mut stop_sent = false;
-    while !engine.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
-        if interrupts.load(Ordering::Acquire) > 0 && !stop_sent {
-            println!("interrupted: de-registering (Ctrl-C again to quit at once)");
-            engine.stop();
-            stop_sent = true;
+    let observed = Observed {
+        engine: &engine,
+        reports: RefCell::new(&mut reports),
+    };
+    let stop_sent = if !args.no_tui && std::io::stdout().is_terminal() {
+        let info = tui::RunInfo {
+            target,
+            fleet: file,
+            clients,
+            stop_at,
+            stop_timeout,
+        };
+        match tui::run(&observed, &info, &interrupts) {
+            Ok(tui::Outcome::Completed) => false,
+            Ok(tui::Outcome::Stopped) => true,
+            // Asked twice: like a second Ctrl-C (the terminal is restored by now).
+            Ok(tui::Outcome::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
+            Err(e) => {
+                eprintln!("lwm2m-swarm: the dashboard failed ({e}): stopping the run");
+                engine.stop();
+                true
+            }
         }
-        let snapshot = engine.snapshot();
-        reports.tick(&snapshot);
-        if snapshot.elapsed >= next_line {
-            println!("{}", snapshot.progress_line(&previous));
-            let _ = std::io::stdout().flush();
-            next_line = snapshot.elapsed + args.progress_every;
-            previous = snapshot;
-        }
-    }
+    } else {
+        progress_lines(&observed, args.progress_every, &interrupts)
+    };
+    drop(observed);
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
     if let Some(runner) = embedded {
@@ -491,6 +503,57 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         });
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// The engine as the live views see it: every snapshot they take also feeds the reports
+/// (which keep one per second).
+struct Observed<'a> {
+    engine: &'a Engine,
+    reports: RefCell<&'a mut reporting::Reports>,
+}
+
+impl tui::Controls for Observed<'_> {
+    fn snapshot(&self) -> Snapshot {
+        let snapshot = self.engine.snapshot();
+        self.reports.borrow_mut().tick(&snapshot);
+        snapshot
+    }
+    fn stop(&self) {
+        self.engine.stop();
+    }
+    fn pause_starts(&self, paused: bool) {
+        self.engine.pause_starts(paused);
+    }
+    fn is_finished(&self) -> bool {
+        self.engine.is_finished()
+    }
+    fn set_start_rate(&self, factor: f64) {
+        self.engine.set_start_rate(factor);
+    }
+}
+
+/// Prints a progress line every `every` until the engine is finished; returns whether it was
+/// stopped by Ctrl-C.
+fn progress_lines(engine: &impl tui::Controls, every: Duration, interrupts: &AtomicU32) -> bool {
+    let mut previous = Snapshot::default();
+    let mut next_line = every;
+    let mut stop_sent = false;
+    while !engine.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        if interrupts.load(Ordering::Acquire) > 0 && !stop_sent {
+            println!("interrupted: de-registering (Ctrl-C again to quit at once)");
+            engine.stop();
+            stop_sent = true;
+        }
+        let snapshot = engine.snapshot();
+        if snapshot.elapsed >= next_line {
+            println!("{}", snapshot.progress_line(&previous));
+            let _ = std::io::stdout().flush();
+            next_line = snapshot.elapsed + every;
+            previous = snapshot;
+        }
+    }
+    stop_sent
 }
 
 /// The embedded server, on a free loopback port, with the load asked for (or the demo's).

@@ -16,3 +16,4 @@ pub mod report;
 pub mod server;
 pub mod toml_span;
 pub mod transport;
+pub mod tui;

@@ -1,0 +1,231 @@
+//! The dashboard's view state and what keys do to it: a pure state machine, no terminal.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::client::RequestKind;
+use crate::metrics::REQUEST_KINDS;
+
+/// Start-rate factors `+` and `-` step through: round numbers a user can reason about.
+const RATE_STEPS: [f64; 10] = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
+const RATE_NORMAL: usize = 4;
+
+/// What the loop must do to the engine after a key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Action {
+    /// Stop the run: clients de-register; keep drawing until the engine is finished.
+    Quit,
+    /// Asked again while stopping: leave now, without waiting for the de-registrations.
+    Abandon,
+    /// Hold (`true`) or resume new client starts.
+    Pause(bool),
+    /// Multiply the fleet's ramp speed by this.
+    RateFactor(f64),
+}
+
+/// What the user chose to see and do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct App {
+    /// Index into [`REQUEST_KINDS`]: the operation the chart and the errors panel show.
+    pub selected: usize,
+    pub help: bool,
+    pub paused: bool,
+    rate_step: usize,
+    /// `q` was pressed: clients are de-registering.
+    pub quitting: bool,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            selected: 0,
+            help: false,
+            paused: false,
+            rate_step: RATE_NORMAL,
+            quitting: false,
+        }
+    }
+}
+
+impl App {
+    pub fn new() -> Self {
+        App::default()
+    }
+
+    pub fn selected_kind(&self) -> RequestKind {
+        REQUEST_KINDS[self.selected]
+    }
+
+    pub fn rate_factor(&self) -> f64 {
+        RATE_STEPS[self.rate_step]
+    }
+
+    /// Updates the view for `key` and says what the engine should do, if anything.
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
+        // Some terminals report releases too; act once per press.
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            // Raw mode turns Ctrl-C into a key: it must still stop the run.
+            KeyCode::Char('c') if ctrl => Some(self.quit()),
+            KeyCode::Char('q' | 'Q') => Some(self.quit()),
+            KeyCode::Char('?') => {
+                self.help = !self.help;
+                None
+            }
+            KeyCode::Esc if self.help => {
+                self.help = false;
+                None
+            }
+            KeyCode::Tab | KeyCode::Right | KeyCode::Down => {
+                self.selected = (self.selected + 1) % REQUEST_KINDS.len();
+                None
+            }
+            KeyCode::BackTab | KeyCode::Left | KeyCode::Up => {
+                self.selected = (self.selected + REQUEST_KINDS.len() - 1) % REQUEST_KINDS.len();
+                None
+            }
+            // Starting or speeding clients up while they de-register would fight the stop.
+            _ if self.quitting => None,
+            KeyCode::Char('p' | 'P' | ' ') => {
+                self.paused = !self.paused;
+                Some(Action::Pause(self.paused))
+            }
+            KeyCode::Char('+' | '=') => self.step_rate(1),
+            KeyCode::Char('-' | '_') => self.step_rate(-1),
+            _ => None,
+        }
+    }
+
+    /// Stops the run (`q`, Ctrl-C, a SIGINT); a second time, leaves without waiting.
+    pub fn quit(&mut self) -> Action {
+        if self.quitting {
+            Action::Abandon
+        } else {
+            self.quitting = true;
+            Action::Quit
+        }
+    }
+
+    fn step_rate(&mut self, by: isize) -> Option<Action> {
+        let step = self
+            .rate_step
+            .saturating_add_signed(by)
+            .min(RATE_STEPS.len() - 1);
+        (step != self.rate_step).then(|| {
+            self.rate_step = step;
+            Action::RateFactor(self.rate_factor())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn assert_factor(app: &App, expected: f64) {
+        assert!(
+            (app.rate_factor() - expected).abs() < 1e-12,
+            "{}",
+            app.rate_factor()
+        );
+    }
+
+    fn ch(c: char) -> KeyEvent {
+        key(KeyCode::Char(c))
+    }
+
+    #[test]
+    fn q_stops_once_then_abandons_and_ctrl_c_does_the_same() {
+        let mut app = App::new();
+        assert_eq!(app.on_key(ch('q')), Some(Action::Quit));
+        assert!(app.quitting);
+        assert_eq!(app.on_key(ch('q')), Some(Action::Abandon));
+
+        let mut app = App::new();
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(app.on_key(ctrl_c), Some(Action::Quit));
+        assert_eq!(app.on_key(ctrl_c), Some(Action::Abandon));
+        // A plain `c` is not a quit.
+        assert_eq!(App::new().on_key(ch('c')), None);
+    }
+
+    #[test]
+    fn tab_and_arrows_cycle_through_the_operations() {
+        let mut app = App::new();
+        assert_eq!(app.selected_kind(), RequestKind::Register);
+        assert_eq!(app.on_key(key(KeyCode::Tab)), None);
+        assert_eq!(app.selected_kind(), RequestKind::Update);
+        app.on_key(key(KeyCode::Right));
+        app.on_key(key(KeyCode::Down));
+        assert_eq!(app.selected_kind(), RequestKind::Notify);
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.selected_kind(), RequestKind::Register, "wraps around");
+        app.on_key(key(KeyCode::Left));
+        assert_eq!(app.selected_kind(), RequestKind::Notify, "wraps backwards");
+        app.on_key(key(KeyCode::BackTab));
+        app.on_key(key(KeyCode::Up));
+        assert_eq!(app.selected_kind(), RequestKind::Update);
+    }
+
+    #[test]
+    fn p_toggles_the_pause_and_releases_are_ignored() {
+        let mut app = App::new();
+        assert_eq!(app.on_key(ch('p')), Some(Action::Pause(true)));
+        assert!(app.paused);
+        let mut release = ch('p');
+        release.kind = KeyEventKind::Release;
+        assert_eq!(app.on_key(release), None);
+        assert_eq!(app.on_key(ch('p')), Some(Action::Pause(false)));
+        assert!(!app.paused);
+    }
+
+    #[test]
+    fn plus_and_minus_step_the_rate_factor_within_bounds() {
+        let mut app = App::new();
+        assert_eq!(app.on_key(ch('+')), Some(Action::RateFactor(1.5)));
+        assert_eq!(app.on_key(ch('-')), Some(Action::RateFactor(1.0)));
+        assert_eq!(app.on_key(ch('-')), Some(Action::RateFactor(0.75)));
+        for _ in 0..10 {
+            app.on_key(ch('-'));
+        }
+        assert_factor(&app, 0.1); // never 0: pausing is `p`
+        assert_eq!(app.on_key(ch('-')), None, "no action when nothing changes");
+        for _ in 0..20 {
+            app.on_key(ch('+'));
+        }
+        assert_factor(&app, 10.0);
+    }
+
+    #[test]
+    fn help_toggles_and_escape_closes_it() {
+        let mut app = App::new();
+        assert_eq!(app.on_key(ch('?')), None);
+        assert!(app.help);
+        assert_eq!(app.on_key(key(KeyCode::Esc)), None);
+        assert!(!app.help);
+        app.on_key(ch('?'));
+        app.on_key(ch('?'));
+        assert!(!app.help);
+        // Escape without help does nothing (it is too easy to hit to mean quit).
+        assert_eq!(app.on_key(key(KeyCode::Esc)), None);
+        assert!(!app.quitting);
+    }
+
+    #[test]
+    fn while_stopping_pause_and_rate_keys_do_nothing_but_selection_works() {
+        let mut app = App::new();
+        app.on_key(ch('q'));
+        assert_eq!(app.on_key(ch('p')), None);
+        assert_eq!(app.on_key(ch('+')), None);
+        assert!(!app.paused);
+        assert_factor(&app, 1.0);
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.selected_kind(), RequestKind::Update);
+    }
+}

@@ -1,0 +1,233 @@
+//! The dashboard rendered into a `TestBackend` from hand-built snapshots.
+
+use std::time::Duration;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::client::ClientState;
+use crate::metrics::{Snapshot, state_index};
+use crate::tui::{App, History, RunInfo};
+
+fn info() -> RunInfo {
+    RunInfo {
+        target: "embedded 127.0.0.1:5683".into(),
+        fleet: "fleets/demo.toml".into(),
+        clients: 1000,
+        stop_at: Duration::from_secs(120),
+        stop_timeout: Duration::from_secs(10),
+    }
+}
+
+/// 75 s into a run: 812 registered; register has latencies, errors and a timeout; update has
+/// requests but no answers yet.
+fn snapshot(seconds: u64, registers: u64, updates: u64) -> Snapshot {
+    let mut s = Snapshot {
+        elapsed: Duration::from_secs(seconds),
+        ..Snapshot::default()
+    };
+    s.states[state_index(ClientState::Registered)] = 812;
+    s.states[state_index(ClientState::Registering)] = 3;
+    s.operations[0].total = seconds * 10;
+    let r = &mut s.requests[0];
+    (r.sent, r.ok, r.error, r.timeout) = (registers, registers - 10, 6, 4);
+    r.codes = vec![(Some(0x41), registers - 10), (Some(0x84), 5), (None, 1)];
+    // From the due time: 98 at 10 ms, one at 100 ms, one at 12 s. From the send: much less.
+    for (us, service_us, n) in [
+        (10_000, 1_000, 98),
+        (100_000, 5_000, 1),
+        (12_000_000, 12_000_000, 1),
+    ] {
+        r.latency.record_n(us, n).unwrap();
+        r.service.record_n(service_us, n).unwrap();
+    }
+    s.requests[1].sent = updates;
+    s
+}
+
+fn history() -> History {
+    let mut h = History::default();
+    h.push(snapshot(74, 960, 45));
+    h.push(snapshot(75, 1000, 50));
+    h
+}
+
+fn render(app: &App, info: &RunInfo, history: &History) -> String {
+    let (width, height) = (80, 24);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| app.draw(f, info, history)).unwrap();
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The words of the screen line that contains `needle`, borders dropped.
+fn row_of(screen: &str, needle: &str) -> Vec<String> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{screen}"));
+    line.split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+#[test]
+fn header_shows_target_times_clients_gauge_and_rates() {
+    let screen = render(&App::new(), &info(), &history());
+    assert!(
+        screen.contains("target embedded 127.0.0.1:5683  fleet fleets/demo.toml"),
+        "{screen}"
+    );
+    // 75 s elapsed, the stop at 120 s.
+    assert!(screen.contains("elapsed 01:15  stop in 00:45"), "{screen}");
+    assert!(
+        screen.contains("clients registering 3  registered 812"),
+        "{screen}"
+    );
+    assert!(screen.contains("812 / 1000 registered"), "{screen}");
+    // 40 registers and 5 updates over the last second; 10 server requests a second.
+    assert!(
+        screen
+            .contains("rates register 40.0/s  update 5.0/s  notify 0.0/s  server requests 10.0/s"),
+        "{screen}"
+    );
+    assert!(!screen.contains("PAUSED"), "{screen}");
+}
+
+#[test]
+fn the_remaining_time_turns_into_the_stop_once_due() {
+    let mut h = History::default();
+    h.push(snapshot(125, 1000, 50));
+    let screen = render(&App::new(), &info(), &h);
+    assert!(screen.contains("stopping (at most 00:05 more)"), "{screen}");
+}
+
+#[test]
+fn table_rows_show_counts_rates_errors_and_percentiles() {
+    let screen = render(&App::new(), &info(), &history());
+    let header = row_of(&screen, "sent     /s");
+    assert_eq!(
+        header,
+        [
+            "sent", "/s", "errors", "timeout", "p50", "p90", "p99", "p99.9", "max"
+        ]
+    );
+    // The corrected p99 is 100 ms, from the send 5 ms: both shown.
+    assert_eq!(
+        row_of(&screen, "│register "),
+        [
+            "register", "1000", "40.0", "6", "4", "10.0", "10.0", "100", "(5.00)", "12.0s", "12.0s"
+        ]
+    );
+    assert_eq!(
+        row_of(&screen, "│update "),
+        ["update", "50", "5.0", "0", "0", "-", "-", "-", "-", "-"]
+    );
+    assert_eq!(
+        row_of(&screen, "│deregister "),
+        ["deregister", "0", "0.0", "0", "0", "-", "-", "-", "-", "-"]
+    );
+}
+
+#[test]
+fn p99_from_the_send_is_left_out_when_it_tells_the_same_story() {
+    let mut s = snapshot(75, 1000, 50);
+    s.requests[0].service = s.requests[0].latency.clone();
+    let mut h = History::default();
+    h.push(s);
+    let screen = render(&App::new(), &info(), &h);
+    assert_eq!(row_of(&screen, "│register ")[7], "100");
+    assert_eq!(row_of(&screen, "│register ")[8], "12.0s");
+}
+
+#[test]
+fn the_selected_operation_has_the_chart_and_the_errors_panel() {
+    let mut app = App::new();
+    let screen = render(&app, &info(), &history());
+    assert!(
+        screen.contains("register latency by percentile (ms)"),
+        "{screen}"
+    );
+    assert!(screen.contains("99.99"), "nines axis: {screen}");
+    assert!(screen.contains("register sent/s"), "{screen}");
+    assert!(screen.contains("register errors"), "{screen}");
+    // Timeouts first, then codes by count; success codes are not errors.
+    let at = |line: &str| {
+        screen
+            .find(line)
+            .unwrap_or_else(|| panic!("no {line:?} in\n{screen}"))
+    };
+    assert!(at("│      4 timeout") < at("│      5 4.04 Not Found"));
+    assert!(at("│      5 4.04 Not Found") < at("│      1 RST"));
+    assert!(!screen.contains("2.01"), "{screen}");
+    assert!(screen.contains("from due · from send"), "legend: {screen}");
+
+    app.on_key(key(KeyCode::Tab));
+    let screen = render(&app, &info(), &history());
+    assert!(
+        screen.contains("update latency by percentile (ms)"),
+        "{screen}"
+    );
+    assert!(screen.contains("no answers yet"), "{screen}");
+    assert!(screen.contains("update errors"), "{screen}");
+    assert!(!screen.contains("Not Found"), "{screen}");
+
+    app.on_key(key(KeyCode::Up));
+    app.on_key(key(KeyCode::Up));
+    let screen = render(&app, &info(), &history());
+    assert!(screen.contains("notify latency by percentile"), "{screen}");
+    assert!(screen.contains("NON notifications get none"), "{screen}");
+}
+
+#[test]
+fn help_overlay_shows_on_question_mark() {
+    let mut app = App::new();
+    assert!(!render(&app, &info(), &history()).contains("select the operation"));
+    app.on_key(key(KeyCode::Char('?')));
+    let screen = render(&app, &info(), &history());
+    assert!(
+        screen.contains("Tab, arrows  select the operation"),
+        "{screen}"
+    );
+    assert!(screen.contains("p, space     pause / resume"), "{screen}");
+}
+
+#[test]
+fn paused_marker_rate_factor_and_stopping_show_in_the_header() {
+    let mut app = App::new();
+    app.on_key(key(KeyCode::Char('p')));
+    app.on_key(key(KeyCode::Char('+')));
+    let screen = render(&app, &info(), &history());
+    assert!(screen.contains(" PAUSED "), "{screen}");
+    assert!(screen.contains(" PAUSED   start rate ×1.5"), "{screen}");
+
+    app.on_key(key(KeyCode::Char('q')));
+    let screen = render(&app, &info(), &history());
+    assert!(!screen.contains("PAUSED"), "{screen}");
+    assert!(
+        screen.contains("stopping: clients de-registering"),
+        "{screen}"
+    );
+    assert!(screen.contains("q again leaves now"), "{screen}");
+}
+
+#[test]
+fn an_empty_run_draws_without_numbers() {
+    let screen = render(&App::new(), &RunInfo::default(), &History::default());
+    assert!(screen.contains("clients none yet"), "{screen}");
+    assert!(screen.contains("0 / 0 registered"), "{screen}");
+    assert!(screen.contains("no answers yet"), "{screen}");
+}

@@ -1,0 +1,138 @@
+//! The loop against a fake fleet and scripted keys, on a `TestBackend`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+
+use super::*;
+
+/// Finishes `linger` snapshots after being stopped, or after `runs_for` snapshots.
+#[derive(Default)]
+struct FakeFleet {
+    snapshots: Cell<u32>,
+    stopped_at: Cell<Option<u32>>,
+    linger: u32,
+    runs_for: Option<u32>,
+    pauses: RefCell<Vec<bool>>,
+    rates: RefCell<Vec<f64>>,
+}
+
+impl Controls for FakeFleet {
+    fn snapshot(&self) -> Snapshot {
+        self.snapshots.set(self.snapshots.get() + 1);
+        Snapshot::default()
+    }
+    fn stop(&self) {
+        self.stopped_at.set(Some(self.snapshots.get()));
+    }
+    fn pause_starts(&self, paused: bool) {
+        self.pauses.borrow_mut().push(paused);
+    }
+    fn is_finished(&self) -> bool {
+        let n = self.snapshots.get();
+        self.stopped_at
+            .get()
+            .is_some_and(|at| n >= at + self.linger)
+            || self.runs_for.is_some_and(|end| n >= end)
+    }
+    fn set_start_rate(&self, factor: f64) {
+        self.rates.borrow_mut().push(factor);
+    }
+}
+
+fn press(c: char) -> Event {
+    Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+/// Runs the loop over `keys`; after them, ticks without input.
+fn drive_with(fleet: &FakeFleet, keys: Vec<Event>, interrupts: &AtomicU32) -> Outcome {
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut keys = VecDeque::from(keys);
+    drive(
+        &mut terminal,
+        fleet,
+        &RunInfo::default(),
+        interrupts,
+        |_| Ok(keys.pop_front()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn q_stops_the_fleet_and_the_loop_draws_until_it_is_finished() {
+    let fleet = FakeFleet {
+        linger: 3,
+        ..FakeFleet::default()
+    };
+    let outcome = drive_with(
+        &fleet,
+        vec![press('p'), press('+'), press('q')],
+        &AtomicU32::new(0),
+    );
+    assert_eq!(outcome, Outcome::Stopped);
+    let stopped = fleet.stopped_at.get().expect("q stops the fleet");
+    assert_eq!(
+        fleet.snapshots.get(),
+        stopped + 3,
+        "kept drawing while stopping"
+    );
+    assert_eq!(*fleet.pauses.borrow(), [true]);
+    assert_eq!(*fleet.rates.borrow(), [1.5]);
+}
+
+#[test]
+fn a_run_that_ends_on_its_own_is_completed_and_a_second_q_abandons() {
+    let fleet = FakeFleet {
+        runs_for: Some(2),
+        ..FakeFleet::default()
+    };
+    assert_eq!(
+        drive_with(&fleet, vec![], &AtomicU32::new(0)),
+        Outcome::Completed
+    );
+    assert_eq!(fleet.stopped_at.get(), None);
+
+    let fleet = FakeFleet {
+        linger: 1_000,
+        ..FakeFleet::default()
+    };
+    let outcome = drive_with(&fleet, vec![press('q'), press('q')], &AtomicU32::new(0));
+    assert_eq!(outcome, Outcome::Abandoned);
+}
+
+#[test]
+fn a_sigint_counts_as_q() {
+    let fleet = FakeFleet {
+        linger: 2,
+        ..FakeFleet::default()
+    };
+    let interrupts = AtomicU32::new(0);
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut ticks = 0;
+    let outcome = drive(
+        &mut terminal,
+        &fleet,
+        &RunInfo::default(),
+        &interrupts,
+        |_| {
+            ticks += 1;
+            if ticks == 2 {
+                interrupts.fetch_add(1, Ordering::AcqRel);
+            }
+            Ok(None)
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome, Outcome::Stopped);
+    assert!(fleet.stopped_at.get().is_some());
+}
+
+#[test]
+fn the_tick_allows_at_least_four_frames_a_second() {
+    assert!(TICK <= Duration::from_millis(250));
+}
