@@ -434,20 +434,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         describe_layout(engine.layout(), &config),
         format_duration(total)
     );
-    let interrupts = Arc::new(AtomicU32::new(0));
-    {
-        let interrupts = Arc::clone(&interrupts);
-        // A second Ctrl-C leaves at once; the first lets clients de-register.
-        let handler = ctrlc::set_handler(move || {
-            if interrupts.fetch_add(1, Ordering::AcqRel) >= 1 {
-                tui::restore_terminal();
-                std::process::exit(i32::from(exit::INTERRUPTED));
-            }
-        });
-        if let Err(e) = handler {
-            eprintln!("note: Ctrl-C will not de-register clients first: {e}");
-        }
-    }
+    let interrupts = catch_interrupts();
     let observed = Observed {
         engine: &engine,
         reports: RefCell::new(&mut reports),
@@ -460,21 +447,10 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             stop_at,
             stop_timeout,
         };
-        match tui::run(&observed, &info, &interrupts) {
-            Ok(tui::Outcome::Completed) => false,
-            Ok(tui::Outcome::Stopped) => true,
-            // Asked twice: like a second Ctrl-C (the terminal is restored by now).
-            Ok(tui::Outcome::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
-            Err(e) => {
-                eprintln!("lwm2m-swarm: the dashboard failed ({e}): stopping the run");
-                engine.stop();
-                true
-            }
-        }
+        dashboard(&observed, &info, &interrupts)
     } else {
         progress_lines(&observed, args.progress_every, &interrupts)
     };
-    drop(observed);
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
     if let Some(runner) = embedded {
@@ -503,6 +479,37 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         });
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// Counts Ctrl-Cs: the first lets clients de-register, a second leaves at once.
+fn catch_interrupts() -> Arc<AtomicU32> {
+    let interrupts = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&interrupts);
+    let handler = ctrlc::set_handler(move || {
+        if counter.fetch_add(1, Ordering::AcqRel) >= 1 {
+            tui::restore_terminal();
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    });
+    if let Err(e) = handler {
+        eprintln!("note: Ctrl-C will not de-register clients first: {e}");
+    }
+    interrupts
+}
+
+/// The live dashboard until the run ends; returns whether the user stopped it.
+fn dashboard(observed: &Observed<'_>, info: &tui::RunInfo, interrupts: &AtomicU32) -> bool {
+    match tui::run(observed, info, interrupts) {
+        Ok(tui::Outcome::Completed) => false,
+        Ok(tui::Outcome::Stopped) => true,
+        // Asked twice: like a second Ctrl-C (the terminal is restored by now).
+        Ok(tui::Outcome::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
+        Err(e) => {
+            eprintln!("lwm2m-swarm: the dashboard failed ({e}): stopping the run");
+            observed.engine.stop();
+            true
+        }
+    }
 }
 
 /// The engine as the live views see it: every snapshot they take also feeds the reports
