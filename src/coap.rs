@@ -294,7 +294,8 @@ impl Endpoint {
                 };
                 let expires = now + params.exchange_lifetime;
                 let cached = Some(bytes.clone().into_boxed_slice());
-                self.received.insert(mid, expires, cached);
+                let token = Token::from_slice(request.get_token()).unwrap_or_default();
+                self.received.insert(mid, token, expires, cached);
                 self.transmit.push_back((to, bytes));
             }
             MessageType::NonConfirmable => {
@@ -445,7 +446,8 @@ impl Endpoint {
         packet: Packet,
         params: &Params,
     ) -> Incoming {
-        if let Seen::Duplicate(reply) = self.received.check(header.message_id) {
+        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+        if let Seen::Duplicate(reply) = self.received.check(header.message_id, token) {
             if let Some(reply) = reply.filter(|_| header.kind == wire::CON) {
                 self.transmit.push_back((from, reply.to_vec()));
             }
@@ -457,7 +459,7 @@ impl Endpoint {
             params.non_lifetime
         };
         self.received
-            .insert(header.message_id, now + lifetime, None);
+            .insert(header.message_id, token, now + lifetime, None);
         Incoming::Request(packet)
     }
 
@@ -471,13 +473,13 @@ impl Endpoint {
         params: &Params,
     ) -> Incoming {
         let con = header.kind == wire::CON;
-        if let Seen::Duplicate(reply) = self.received.check(header.message_id) {
+        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+        if let Seen::Duplicate(reply) = self.received.check(header.message_id, token) {
             if let Some(reply) = reply.filter(|_| con) {
                 self.transmit.push_back((from, reply.to_vec()));
             }
             return Incoming::Duplicate;
         }
-        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
         let awaited = if let Some(i) = self.separate.iter().position(|(t, _)| *t == token) {
             self.separate.swap_remove(i);
             self.release_separate();
@@ -497,6 +499,7 @@ impl Endpoint {
             let expires = now + params.exchange_lifetime;
             self.received.insert(
                 header.message_id,
+                token,
                 expires,
                 Some(ack.clone().into_boxed_slice()),
             );
@@ -504,7 +507,7 @@ impl Endpoint {
         } else {
             // NON requests of ours are not tracked: the caller matches NON responses by token.
             self.received
-                .insert(header.message_id, now + params.non_lifetime, None);
+                .insert(header.message_id, token, now + params.non_lifetime, None);
         }
         Incoming::Response { token, packet }
     }

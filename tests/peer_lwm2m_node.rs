@@ -4,8 +4,8 @@
 //! /3/0/13; the clients answer, send the Update the Execute triggers, notify, and de-register at
 //! the stop. The test checks what the server saw and what our side counted.
 
-#[path = "support/node_peer.rs"]
-mod node_peer;
+#[path = "support/peers.rs"]
+mod peers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, UdpSocket};
@@ -18,7 +18,7 @@ use lwm2m_swarm::fleet::{Fleet, Plan};
 use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::{DeviceTemplate, TemplateSet};
 use lwm2m_swarm::transport::PortRange;
-use node_peer::NodePeer;
+use peers::NodePeer;
 use serde_json::Value;
 
 const CLIENTS: usize = 200;
@@ -117,7 +117,7 @@ fn summary(s: &Snapshot) -> String {
 /// Runs the fleet against the server; returns our counts. Bounded by the plan plus a margin;
 /// stops early (and fails) if node dies.
 fn run_fleet(peer: &mut NodePeer) -> Snapshot {
-    let root = node_peer::root();
+    let root = peers::root();
     let templates = TemplateSet::load_dir(&root.join("object-templates"))
         .unwrap_or_else(|e| panic!("object templates: {e}"));
     let fleet = Fleet::from_toml(&fleet_toml(peer.addr()), "peer_lwm2m_node.toml")
@@ -194,7 +194,7 @@ fn two_hundred_clients_against_lwm2m_node_lib() {
     });
     let events = peer.stop();
     let log = std::env::temp_dir().join("peer_lwm2m_node.events.jsonl");
-    let _ = node_peer::save_events(&log, &events);
+    let _ = peers::save_events(&log, &events);
     let ctx = format!(
         "(all {} server events in {}; run took {:.1?})\nour side:\n{}",
         events.len(),

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/peers.rs"]
+mod peers;
+
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use lwm2m_swarm::cli::exit;
 use lwm2m_swarm::report::{Report, schema};
@@ -106,28 +109,7 @@ fn a_passing_run_writes_json_interval_log_and_plot_and_report_merges_them() {
             .all(|w| w[1].elapsed_s > w[0].elapsed_s)
     );
 
-    // The interval log reads back with HdrHistogram's own parser: the registers again.
-    let bytes = std::fs::read(&log).unwrap();
-    let mut registers = 0;
-    let mut tags = std::collections::BTreeSet::new();
-    for entry in IntervalLogIterator::new(&bytes) {
-        if let LogEntry::Interval(i) = entry.expect("a well-formed log") {
-            let tag = i
-                .tag()
-                .expect("every interval is tagged")
-                .as_str()
-                .to_string();
-            if tag == "register" {
-                registers += schema::decode(i.encoded_histogram()).unwrap().len();
-            }
-            tags.insert(tag);
-        }
-    }
-    assert_eq!(registers, 10);
-    assert_eq!(
-        tags.into_iter().collect::<Vec<_>>(),
-        ["deregister", "notify", "register", "update"]
-    );
+    check_interval_log(&log, &register.hdr);
 
     let plot = std::fs::read_to_string(&svg).unwrap();
     let doc = roxmltree::Document::parse(&plot).expect("the plot is XML");
@@ -281,5 +263,42 @@ fn prometheus_serves_the_running_fleet_on_the_address_given() {
     assert!(
         TcpStream::connect(&addr).is_err(),
         "the endpoint closes with the run"
+    );
+}
+
+/// The interval log reads back with the Rust `HdrHistogram` parser and with its Python port:
+/// ten registers, one tag per operation, the same highest value as the JSON's histogram.
+fn check_interval_log(log: &str, register_hdr: &str) {
+    let bytes = std::fs::read(log).unwrap();
+    let mut registers = 0;
+    let mut tags = std::collections::BTreeSet::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(i) = entry.expect("a well-formed log") {
+            let tag = i
+                .tag()
+                .expect("every interval is tagged")
+                .as_str()
+                .to_string();
+            if tag == "register" {
+                registers += schema::decode(i.encoded_histogram()).unwrap().len();
+            }
+            tags.insert(tag);
+        }
+    }
+    assert_eq!(registers, 10);
+    assert_eq!(
+        tags.into_iter().collect::<Vec<_>>(),
+        ["deregister", "notify", "register", "update"]
+    );
+    // And with HdrHistogram's Python port, a reader nobody on this project wrote.
+    let read = peers::read_hdr_log(std::path::Path::new(log));
+    assert_eq!(read["register"]["count"], 10, "{read}");
+    assert_eq!(read["deregister"]["count"], 10, "{read}");
+    let max_us = read["register"]["max"].as_u64().unwrap();
+    let ours = schema::decode(register_hdr).unwrap().max();
+    // The same histogram, so the same highest value (to its 3 significant digits).
+    assert!(
+        max_us.abs_diff(ours) * 1000 <= ours,
+        "python {max_us} us, ours {ours} us"
     );
 }

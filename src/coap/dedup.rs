@@ -3,6 +3,7 @@
 //! One endpoint per simulated client, 100,000 clients: a plain Vec, pruned lazily on the next
 //! activity (so an idle client has no timer for it) and capped so a burst cannot grow it forever.
 
+use super::Token;
 use crate::clock::Instant;
 
 /// Beyond this many remembered messages the oldest is forgotten: a peer sending faster than
@@ -12,6 +13,9 @@ const CAP: usize = 64;
 #[derive(Debug)]
 struct Entry {
     message_id: u16,
+    /// A retransmission repeats the token too; a new message that reuses an ID (some servers
+    /// pick IDs at random per request) does not, and is not a duplicate.
+    token: Token,
     expires: Instant,
     /// The reply to resend on a duplicate CON; `None` for NONs and unanswered CONs.
     reply: Option<Box<[u8]>>,
@@ -47,21 +51,33 @@ impl DedupCache {
         }
     }
 
-    pub fn check(&self, message_id: u16) -> Seen<'_> {
-        match self.entries.iter().find(|e| e.message_id == message_id) {
+    pub fn check(&self, message_id: u16, token: Token) -> Seen<'_> {
+        let same = |e: &&Entry| e.message_id == message_id && e.token == token;
+        match self.entries.iter().find(same) {
             Some(e) => Seen::Duplicate(e.reply.as_deref()),
             None => Seen::New,
         }
     }
 
-    /// Remembers `message_id` until `expires`, with the reply if one is given; an existing entry
-    /// keeps its expiry and takes the reply.
-    pub fn insert(&mut self, message_id: u16, expires: Instant, reply: Option<Box<[u8]>>) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.message_id == message_id) {
-            if reply.is_some() {
-                e.reply = reply;
+    /// Remembers `message_id` with `token` until `expires`, with the reply if one is given; an
+    /// existing entry keeps its expiry and takes the reply. A new token for a remembered ID
+    /// replaces the old message.
+    pub fn insert(
+        &mut self,
+        message_id: u16,
+        token: Token,
+        expires: Instant,
+        reply: Option<Box<[u8]>>,
+    ) {
+        if let Some(i) = self.entries.iter().position(|e| e.message_id == message_id) {
+            let e = &mut self.entries[i];
+            if e.token == token {
+                if reply.is_some() {
+                    e.reply = reply;
+                }
+                return;
             }
-            return;
+            self.entries.remove(i);
         }
         if self.entries.len() >= CAP {
             // Entries are pushed in arrival order; lifetimes differ (CON/NON) but the first is
@@ -70,6 +86,7 @@ impl DedupCache {
         }
         self.entries.push(Entry {
             message_id,
+            token,
             expires,
             reply,
         });

@@ -97,6 +97,40 @@ fn duplicate_con_request_is_handled_once_and_replayed() {
     ));
 }
 
+/// Some servers pick message IDs at random per request: a new request that reuses a recent ID
+/// with another token is new, not a retransmission of the old one.
+#[test]
+fn a_reused_message_id_with_a_new_token_is_a_new_request() {
+    let params = exact_params();
+    let mut ep = Endpoint::new(0);
+    let get = MessageClass::Request(RequestType::Get);
+    let read = peer(MessageType::Confirmable, get, 700, &[1, 1]);
+    let Incoming::Request(first) = ep.handle_datagram(secs(0), PEER, &read, &params) else {
+        panic!("not a request")
+    };
+    let mut answer = Packet::new();
+    answer.header.code = MessageClass::Response(ResponseType::Content);
+    ep.respond(secs(0), PEER, &first, answer, &params);
+    drain(&mut ep);
+
+    let observe = peer(MessageType::Confirmable, get, 700, &[2, 2]);
+    let Incoming::Request(second) = ep.handle_datagram(secs(5), PEER, &observe, &params) else {
+        panic!("taken for a duplicate of the earlier request")
+    };
+    assert_eq!(second.get_token(), [2, 2]);
+    let mut answer = Packet::new();
+    answer.header.code = MessageClass::Response(ResponseType::Content);
+    ep.respond(secs(5), PEER, &second, answer, &params);
+    drain(&mut ep);
+    // Its own retransmission is still a duplicate, answered with its own reply.
+    assert!(matches!(
+        ep.handle_datagram(secs(6), PEER, &observe, &params),
+        Incoming::Duplicate
+    ));
+    let replayed = Packet::from_bytes(&drain(&mut ep)[0]).unwrap();
+    assert_eq!(replayed.get_token(), [2, 2]);
+}
+
 #[test]
 fn non_request_gets_non_reply_and_duplicates_are_dropped() {
     let params = exact_params();

@@ -1,10 +1,13 @@
-//! A real third-party LWM2M server for integration tests: npm `lwm2m-node-lib` 1.4.0, run by
-//! `tests/peers/lwm2m-node-server.js` on 127.0.0.1. Its facts (registrations, operation results,
-//! notifications, errors) arrive as JSON lines and are collected here.
+//! Third-party peers for integration tests, installed into `.peers/` by `scripts/install-peers`
+//! (which `.ci/run` calls; [`ensure_installed`] runs it once when something is missing):
 //!
-//! The package is installed into `.peers/node/` by `scripts/install-peers` (which `.ci/run` calls);
-//! [`NodePeer::start`] runs that script once if it has not been run. Every wait here is bounded,
-//! and the node process is killed when the handle is dropped.
+//! - npm `lwm2m-node-lib` 1.4.0, a real LWM2M server, run by `tests/peers/lwm2m-node-server.js`
+//!   on 127.0.0.1 ([`NodePeer`]). Its facts (registrations, operation results, notifications,
+//!   errors) arrive as JSON lines and are collected here.
+//! - `hdrhistogram` from `PyPI` (the Python port of `HdrHistogram`), which reads our interval logs
+//!   ([`read_hdr_log`]).
+//!
+//! Every wait here is bounded, and the node process is killed when the handle is dropped.
 
 #![allow(dead_code)]
 
@@ -35,17 +38,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Installs lwm2m-node-lib into `.peers/node` unless it is there. Panics with the installer's
+/// The Python that has the `hdrhistogram` package installed.
+pub fn peer_python() -> PathBuf {
+    root().join(".peers/python/bin/python")
+}
+
+/// What exists once every peer is installed.
+fn installed() -> bool {
+    let root = root();
+    root.join(".peers/node/node_modules/lwm2m-node-lib/package.json")
+        .exists()
+        && root.join(".peers/python/installed").exists()
+}
+
+/// Installs the peers into `.peers` unless they are there. Panics with the installer's
 /// output, or with what to install, when that fails.
 pub fn ensure_installed() {
     static IN_PROCESS: Mutex<()> = Mutex::new(());
     let root = root();
-    let marker = root.join(".peers/node/node_modules/lwm2m-node-lib/package.json");
-    if marker.exists() {
+    if installed() {
         return;
     }
     let _guard = lock(&IN_PROCESS);
-    if marker.exists() {
+    if installed() {
         return;
     }
     for tool in ["node", "npm"] {
@@ -63,13 +78,13 @@ pub fn ensure_installed() {
     }
     // Other test processes (another `cargo test`) may install at the same time.
     let _dir_lock = DirLock::acquire(&root.join(".peers/install.lock"), INSTALL_TIMEOUT);
-    if marker.exists() {
+    if installed() {
         return;
     }
     let script = root.join("scripts/install-peers");
     let (status, out, err) = run_bounded(Command::new(&script).current_dir(&root), INSTALL_TIMEOUT);
     assert!(
-        status == Some(true) && marker.exists(),
+        status == Some(true) && installed(),
         "{} failed ({}):\n{out}\n{err}",
         script.display(),
         match status {
@@ -369,4 +384,22 @@ pub fn save_events(path: &Path, events: &[Value]) -> std::io::Result<()> {
         file.write_all(b"\n")?;
     }
     file.flush()
+}
+
+/// Reads an interval log with the Python port of `HdrHistogram`: per tag, the number of
+/// values and the largest, as that implementation decodes them.
+pub fn read_hdr_log(log: &Path) -> Value {
+    ensure_installed();
+    let script = root().join("tests/peers/read_hdr_log.py");
+    let (status, out, err) = run_bounded(
+        Command::new(peer_python()).arg(&script).arg(log),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        status,
+        Some(true),
+        "{} failed:\n{out}\n{err}",
+        script.display()
+    );
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
