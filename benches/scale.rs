@@ -7,8 +7,9 @@
 //! the memory measured here is the simulator's alone. It observes /3/0/13 on every client
 //! (pmin 60 s, pmax 300 s); lifetimes are 300 s.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+#[path = "support/peer_process.rs"]
+mod peer_process;
+
 use std::time::{Duration, Instant};
 
 use lwm2m_swarm::client::{ClientState, RequestKind};
@@ -58,13 +59,8 @@ fn serve_child() {
         ..ServerConfig::default()
     };
     let runner = Runner::start_loopback(config, 7).expect("child server starts");
-    println!("{}", runner.local_addr());
-    std::io::stdout().flush().expect("stdout");
-    // Serve until the parent closes stdin.
-    let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-        line.clear();
-    }
+    peer_process::announce(runner.local_addr());
+    peer_process::wait_for_parent();
     let stats = runner.stop().expect("child server stops");
     eprintln!("server: {stats}");
 }
@@ -85,17 +81,7 @@ fn main() {
         return;
     }
     let args = parse_args();
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--serve-child")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server child starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut first)
-        .expect("server address");
-    let server: std::net::SocketAddr = first.trim().parse().expect("server address");
+    let (child, server) = peer_process::spawn("--serve-child");
 
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
     let set = TemplateSet::load_dir(std::path::Path::new(dir)).expect("templates");
@@ -144,8 +130,7 @@ fn main() {
     }
     let summary = engine.join().expect("engine ends");
     println!("\n{summary}\n");
-    drop(child.stdin.take());
-    let _ = child.wait();
+    peer_process::stop(child);
 
     let register = summary.request(RequestKind::Register);
     let (reached, rss_at) = match all_registered {

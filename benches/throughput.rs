@@ -10,10 +10,11 @@
 //! (lifetime 10 s, Update at 5%): the engine's exchanges per second over the hold, with their
 //! latency from the due time.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "support/peer_process.rs"]
+mod peer_process;
+
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
@@ -52,17 +53,7 @@ fn main() {
             _ => {}
         }
     }
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--respond")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("responder starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("responder address");
-    let server: SocketAddr = line.trim().parse().expect("responder address");
+    let (child, server) = peer_process::spawn("--respond");
 
     let (bare, bare_time) = bare_round_trips(server, Duration::from_secs(3));
     let bare_rate = bare as f64 / bare_time.as_secs_f64();
@@ -77,8 +68,7 @@ fn main() {
          latency from the due time p50 {p50:.2} ms, p99 {p99:.2} ms"
     );
     println!("ratio engine / bare: {:.2}", rate / bare_rate);
-    drop(child.stdin.take());
-    let _ = child.wait();
+    peer_process::stop(child);
 }
 
 /// The responder: answers CON requests with piggybacked ACKs, as fast as it can.
@@ -89,12 +79,9 @@ fn respond() {
     };
     let mut socket =
         SharedSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), &config).expect("bind");
-    println!("{}", socket.local_addr());
-    std::io::stdout().flush().expect("stdout");
-    // Ends when the parent closes stdin.
+    peer_process::announce(SocketAddr::V4(socket.local_addr()));
     std::thread::spawn(|| {
-        let mut sink = String::new();
-        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        peer_process::wait_for_parent();
         std::process::exit(0);
     });
     let mut poller = Poller::new();
