@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod model;
 pub mod report;
+pub mod security;
 pub mod server;
 pub mod toml_span;
 pub mod transport;
