@@ -123,7 +123,7 @@ struct PktinfoCmsg {
 
 // The header is followed by its data at CMSG_LEN(0): check the struct matches that layout.
 const _: () = assert!(std::mem::offset_of!(PktinfoCmsg, info) == size_of::<libc::cmsghdr>());
-const _: () = assert!(size_of::<libc::cmsghdr>() % size_of::<usize>() == 0);
+const _: () = assert!(size_of::<libc::cmsghdr>().is_multiple_of(size_of::<usize>()));
 
 /// Room for `IP_PKTINFO` plus `SO_RXQ_OVFL` on receive (32 + 24 bytes on 64-bit).
 #[repr(C, align(8))]

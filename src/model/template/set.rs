@@ -110,13 +110,13 @@ impl TemplateSet {
     /// Adds an object template, replacing one from DDF with the same id.
     fn add_object(&mut self, object: ObjectTemplate, file: &str) -> Result<(), TemplateError> {
         let id = object.def.id;
-        if let Some(old) = self.objects.get(&id) {
-            if *old != ObjectTemplate::from_def(Arc::clone(&old.def)) {
-                return Err(TemplateError::Conflict {
-                    file: file.to_string(),
-                    message: format!("object {id} is defined twice"),
-                });
-            }
+        if let Some(old) = self.objects.get(&id)
+            && *old != ObjectTemplate::from_def(Arc::clone(&old.def))
+        {
+            return Err(TemplateError::Conflict {
+                file: file.to_string(),
+                message: format!("object {id} is defined twice"),
+            });
         }
         self.objects.insert(id, object);
         Ok(())
