@@ -9,6 +9,7 @@ mod config;
 mod observe;
 mod operations;
 mod registration;
+mod secure;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ use crate::model::{Device, Path};
 
 pub use config::{ClientConfig, RetryPolicy, Version};
 use observe::{Attributes, Observation};
+use secure::Secure;
+pub use secure::{HandshakeOutcome, HandshakeRecord};
 
 /// What the client is doing, as a dashboard counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,6 +150,10 @@ pub enum Event {
     Dropped(Dropped),
     /// Queue mode: awake again; the Update goes first.
     Woke,
+    /// DTLS: a handshake ended (every one that starts ends once).
+    Handshake(HandshakeRecord),
+    /// DTLS: an open session ended (alert, `close_notify`); a new handshake follows when needed.
+    SessionLost(crate::dtls::Failure),
 }
 
 /// Something the client wants to send, waiting for the NSTART slot.
@@ -212,6 +219,8 @@ pub struct Client {
     /// A block-wise Write being assembled.
     block1: Option<Box<crate::coap::block::Block1Receiver>>,
     events: VecDeque<Event>,
+    /// DTLS credentials and session; `None` for plain CoAP.
+    secure: Option<Box<Secure>>,
 }
 
 impl Client {
@@ -243,6 +252,7 @@ impl Client {
             last_con_notification: Instant::ZERO,
             block1: None,
             events: VecDeque::new(),
+            secure: None,
         }
     }
 
@@ -324,6 +334,16 @@ impl Client {
             }
             _ => {}
         }
+        if self.secure.is_some() {
+            self.handle_secure_datagram(now, from, bytes);
+            return;
+        }
+        self.handle_coap(now, from, bytes);
+        self.flush(now);
+    }
+
+    /// A CoAP datagram (decrypted, for a DTLS client).
+    fn handle_coap(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.touch(now);
         let incoming = self
             .coap
@@ -338,11 +358,11 @@ impl Client {
             Incoming::Ignored => self.events.push_back(Event::Dropped(Dropped::Unmatched)),
             Incoming::Malformed => self.events.push_back(Event::Dropped(Dropped::Malformed)),
         }
-        self.flush(now);
     }
 
     /// A deadline from [`Client::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_secure_timeout(now);
         while let Some(expired) = self.coap.handle_timeout(now, &self.config.coap) {
             let token = match expired {
                 Expired::Timeout { token } | Expired::SeparateTimeout { token } => token,
@@ -370,6 +390,9 @@ impl Client {
     /// The next datagram to send, and where to: the configured server for Register, Update
     /// and De-register, the source of the request for answers and notifications.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        if let Some(secure) = self.secure.as_deref_mut() {
+            return secure.poll_transmit(&mut self.coap, self.config.server);
+        }
         self.coap.poll_transmit()
     }
 
@@ -391,6 +414,7 @@ impl Client {
             self.update_at,
             observation,
             self.sleep_deadline(),
+            self.secure_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -422,6 +446,7 @@ impl Client {
                 .map_or(0, |b| size_of_val(&**b) + b.heap_bytes())
             + self.coap.heap_bytes()
             + self.device.heap_bytes()
+            + self.secure.as_ref().map_or(0, |s| s.heap_bytes())
     }
 
     fn set_state(&mut self, state: ClientState) {
@@ -437,6 +462,10 @@ impl Client {
 
     /// Sends queued messages while NSTART allows; a NON waits behind an earlier CON to keep order.
     fn flush(&mut self, now: Instant) {
+        // DTLS: nothing goes out before the handshake (which is started here when needed).
+        if !self.queue.is_empty() && !self.ready_to_send(now) {
+            return;
+        }
         while let Some(next) = self.queue.front().copied() {
             if !self.coap.can_send_confirmable() || self.state == ClientState::Sleeping {
                 return;
@@ -532,6 +561,9 @@ impl Client {
         }
         self.record_end(&request, now, outcome);
         if outcome == Outcome::Timeout {
+            if matches!(request.kind, RequestKind::Register | RequestKind::Update) {
+                self.forget_session();
+            }
             self.on_request_failed(now, request.kind, token);
         }
         if request.kind == RequestKind::Notify {
@@ -623,6 +655,7 @@ impl Client {
         self.update_at = None;
         self.register_at = None;
         self.awake_until = None;
+        self.end_session(now, state != ClientState::Rebooting);
         self.set_state(state);
     }
 

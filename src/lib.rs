@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod coap;
 pub mod content;
+pub mod dtls;
 pub mod engine;
 pub mod fleet;
 pub mod metrics;

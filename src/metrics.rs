@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+mod handshake;
+
+pub use handshake::HandshakeStats;
+
 use crate::client::{
     ClientState, Dropped, Event, OperationKind, Outcome, RequestKind, RequestRecord,
 };
@@ -282,6 +286,8 @@ pub struct Snapshot {
     /// Queue mode: from a client waking to the first request the server sent it (µs); wake-ups
     /// the server sent nothing for are not counted.
     pub wake_to_request: Histogram<u64>,
+    /// DTLS clients only.
+    pub handshakes: HandshakeStats,
 }
 
 impl Default for Snapshot {
@@ -296,6 +302,7 @@ impl Default for Snapshot {
             traffic: TrafficStats::default(),
             started: 0,
             woke: 0,
+            handshakes: HandshakeStats::default(),
         }
     }
 }
@@ -353,6 +360,7 @@ impl Snapshot {
         t.client_unmatched += o.client_unmatched;
         self.started += other.started;
         self.woke += other.woke;
+        self.handshakes.merge(&other.handshakes);
     }
 
     /// A one-line account for logs: clients by state, request rates since `previous`, errors.
@@ -525,6 +533,9 @@ impl Snapshot {
             .map(|s| format!("{} {}", state_name(*s), self.peak_states[state_index(*s)]))
             .collect();
         writeln!(f, "peak clients by state: {}", states.join(", "))?;
+        if self.handshakes.total() > 0 || !self.handshakes.lost.is_empty() {
+            writeln!(f, "{}", self.handshakes)?;
+        }
         let t = &self.traffic;
         write!(
             f,
@@ -583,6 +594,8 @@ impl Recorder {
                 }
             }
             Event::Woke => s.woke += 1,
+            Event::Handshake(h) => s.handshakes.record(h),
+            Event::SessionLost(failure) => s.handshakes.session_lost(*failure),
         }
     }
 

@@ -93,6 +93,8 @@ pub struct ClientConfig {
     pub preferred_format: ContentFormat,
     pub retry: RetryPolicy,
     pub coap: coap::Params,
+    /// DTLS handshake pacing (clients given a PSK only).
+    pub dtls: crate::dtls::DtlsParams,
 }
 
 impl Default for ClientConfig {
@@ -112,6 +114,7 @@ impl Default for ClientConfig {
             preferred_format: ContentFormat::SenmlCbor,
             retry: RetryPolicy::default(),
             coap: coap::Params::default(),
+            dtls: crate::dtls::DtlsParams::default(),
         }
     }
 }

@@ -142,12 +142,13 @@ impl Client {
         self.enqueue_register(now);
     }
 
-    pub(super) fn on_deregister_answer(&mut self, _now: Instant) {
+    pub(super) fn on_deregister_answer(&mut self, now: Instant) {
         self.location = None;
         self.observations.clear();
         if self.state == ClientState::Deregistering {
             // A Disable keeps a Reboot deferred: the client comes back after the timeout.
             let disabled = self.deferred.is_some();
+            self.end_session(now, true);
             self.set_state(if disabled {
                 ClientState::Rebooting
             } else {
@@ -161,9 +162,11 @@ impl Client {
             return;
         }
         self.register_failures += 1;
-        match self.config.retry.delay_after(self.register_failures) {
-            Some(delay) => self.register_at = Some(now + delay),
-            None => self.set_state(ClientState::Failed),
+        if let Some(delay) = self.config.retry.delay_after(self.register_failures) {
+            self.register_at = Some(now + delay);
+        } else {
+            self.end_session(now, true);
+            self.set_state(ClientState::Failed);
         }
     }
 

@@ -1,0 +1,243 @@
+//! DTLS for one client: every CoAP datagram to and from the server rides in a PSK session the
+//! client owns. The session is opened before the first request that needs it; a failed handshake
+//! ends like a failed Register attempt; a lost session is opened again.
+
+use std::net::SocketAddr;
+
+use rand::Rng;
+
+use super::{Client, ClientState, Dropped, Event, InFlight};
+use crate::clock::Instant;
+use crate::coap::Endpoint;
+use crate::dtls::{self, Failure, Session};
+use crate::security::Psk;
+
+/// How a handshake ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandshakeOutcome {
+    Connected,
+    Failed(Failure),
+    /// The client stopped or went offline first.
+    Aborted,
+}
+
+/// One DTLS handshake, from the first `ClientHello` to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeRecord {
+    pub started: Instant,
+    pub completed: Instant,
+    pub outcome: HandshakeOutcome,
+}
+
+/// A client's credentials and its current session (boxed in the client: plain-CoAP clients pay one
+/// null pointer).
+#[derive(Debug)]
+pub(super) struct Secure {
+    psk: Psk,
+    session: Option<Session>,
+}
+
+impl Secure {
+    pub(super) fn new(psk: Psk) -> Self {
+        Secure { psk, session: None }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.session.as_ref().is_some_and(Session::is_connected)
+    }
+
+    fn is_handshaking(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.is_connected() && !s.is_closed())
+    }
+
+    /// Records for the server first; then, once connected, CoAP datagrams encrypted.
+    pub(super) fn poll_transmit(
+        &mut self,
+        coap: &mut Endpoint,
+        server: SocketAddr,
+    ) -> Option<(SocketAddr, Vec<u8>)> {
+        let session = self.session.as_mut()?;
+        loop {
+            if let Some(record) = session.poll_transmit() {
+                return Some((server, record));
+            }
+            if !session.is_connected() {
+                return None;
+            }
+            let (_, plaintext) = coap.poll_transmit()?;
+            // Only a closed session refuses data, and is_connected said it is open: should it
+            // happen, the datagram is lost like on the wire and CoAP retransmits.
+            let _ = session.send(&plaintext);
+        }
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        size_of::<Secure>()
+            + self.psk.identity.capacity()
+            + self.psk.key.capacity()
+            + self.session.as_ref().map_or(0, Session::queued_bytes)
+    }
+}
+
+impl Client {
+    /// This client speaks DTLS with a pre-shared key to its server (`coaps://`).
+    #[must_use]
+    pub fn with_psk(mut self, psk: Psk) -> Self {
+        self.secure = Some(Box::new(Secure::new(psk)));
+        self
+    }
+
+    /// Whether the client uses DTLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure.is_some()
+    }
+
+    /// DTLS: whether requests may go out now; if not, a handshake is started when none runs.
+    pub(super) fn ready_to_send(&mut self, now: Instant) -> bool {
+        let Some(secure) = self.secure.as_deref_mut() else {
+            return true;
+        };
+        if secure.is_connected() {
+            return true;
+        }
+        if !secure.is_handshaking() {
+            let config = dtls::client_config(&secure.psk, &self.config.dtls, self.rng.random());
+            match Session::connect(config, now) {
+                Ok(session) => secure.session = Some(session),
+                Err(failure) => {
+                    self.handshake_ended(now, now, HandshakeOutcome::Failed(failure));
+                    self.on_handshake_failed(now);
+                }
+            }
+        }
+        false
+    }
+
+    /// A datagram for a DTLS client: decrypted, then handled as CoAP.
+    pub(super) fn handle_secure_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(session) = self.secure.as_mut().and_then(|s| s.session.as_mut()) else {
+            self.events.push_back(Event::Dropped(Dropped::Unmatched));
+            return;
+        };
+        let result = session.handle_datagram(now, bytes);
+        let connected = session.take_connected();
+        let mut plaintexts = Vec::new();
+        while let Some(p) = session.poll_received() {
+            plaintexts.push(p);
+        }
+        let started = session.started();
+        if connected {
+            self.handshake_ended(started, now, HandshakeOutcome::Connected);
+        }
+        for plaintext in plaintexts {
+            self.handle_coap(now, from, &plaintext);
+        }
+        if let Err(failure) = result {
+            self.on_session_failed(now, failure);
+        }
+        self.flush(now);
+    }
+
+    /// DTLS retransmissions and the handshake deadline.
+    pub(super) fn handle_secure_timeout(&mut self, now: Instant) {
+        let Some(session) = self.secure.as_mut().and_then(|s| s.session.as_mut()) else {
+            return;
+        };
+        if session.poll_timeout().is_some_and(|at| at <= now)
+            && let Err(failure) = session.handle_timeout(now)
+        {
+            self.on_session_failed(now, failure);
+        }
+    }
+
+    pub(super) fn secure_timeout(&self) -> Option<Instant> {
+        self.secure
+            .as_ref()
+            .and_then(|s| s.session.as_ref())
+            .and_then(Session::poll_timeout)
+    }
+
+    /// A request timed out: the server may have forgotten the session, so the next request
+    /// handshakes again (as constrained clients do).
+    pub(super) fn forget_session(&mut self) {
+        if let Some(secure) = self.secure.as_deref_mut() {
+            secure.session = None;
+        }
+    }
+
+    /// Going offline: a stop says goodbye (`close_notify`, so the server frees the session at
+    /// once); a reboot just loses it, as a device's would. A handshake under way is aborted.
+    pub(super) fn end_session(&mut self, now: Instant, graceful: bool) {
+        let Some(secure) = self.secure.as_deref_mut() else {
+            return;
+        };
+        let handshaking = secure.is_handshaking();
+        let Some(session) = secure.session.as_mut() else {
+            return;
+        };
+        let started = session.started();
+        if graceful {
+            session.close();
+        } else {
+            secure.session = None;
+        }
+        if handshaking {
+            self.handshake_ended(started, now, HandshakeOutcome::Aborted);
+        }
+    }
+
+    fn handshake_ended(&mut self, started: Instant, now: Instant, outcome: HandshakeOutcome) {
+        self.events.push_back(Event::Handshake(HandshakeRecord {
+            started,
+            completed: now,
+            outcome,
+        }));
+    }
+
+    fn on_session_failed(&mut self, now: Instant, failure: Failure) {
+        let Some(session) = self.secure.as_mut().and_then(|s| s.session.take()) else {
+            return;
+        };
+        if session.is_connected() || session.is_closed() {
+            self.events.push_back(Event::SessionLost(failure));
+            self.on_session_lost(now);
+        } else {
+            self.handshake_ended(session.started(), now, HandshakeOutcome::Failed(failure));
+            self.on_handshake_failed(now);
+        }
+    }
+
+    /// What was in flight cannot be answered any more: it ends, and fails as a timeout would.
+    /// A client still registered opens a new session at once, so the server can reach it.
+    fn on_session_lost(&mut self, now: Instant) {
+        for request in std::mem::take(&mut self.in_flight) {
+            let InFlight { token, kind, .. } = request;
+            self.coap.give_up(token);
+            self.record_end(&request, now, super::Outcome::Aborted);
+            self.on_request_failed(now, kind, token);
+        }
+        if self.state == ClientState::Registered {
+            self.ready_to_send(now);
+        }
+    }
+
+    /// Like a failed Register attempt: queued requests end unsent, and the registration
+    /// procedure waits before it tries again (a registered client counts as unregistered now).
+    fn on_handshake_failed(&mut self, now: Instant) {
+        self.abort_queued(now);
+        match self.state {
+            ClientState::Registering => self.on_register_failed(now),
+            ClientState::Registered | ClientState::Sleeping => {
+                self.location = None;
+                self.update_at = None;
+                self.observations.clear();
+                self.set_state(ClientState::Registering);
+                self.on_register_failed(now);
+            }
+            ClientState::Deregistering => self.on_deregister_answer(now),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! One DTLS 1.2 client session with a pre-shared key (`TLS_PSK_WITH_AES_128_CCM_8`, the suite
+//! LWM2M requires), over `dimpl`. Sans-IO like the client that owns it: datagrams, plaintext and
+//! our clock go in; datagrams, plaintext, a deadline and the handshake's outcome come out.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use dimpl::crypto::Dtls12CipherSuite;
+use dimpl::{Config, Dtls, Output, PskResolver};
+
+use crate::clock::Instant;
+use crate::security::Psk;
+
+/// Handshake pacing (RFC 6347 §4.2.4 timer), shared by a population's clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtlsParams {
+    /// First retransmission of a flight; doubled after each (dimpl jitters it by ±25%).
+    pub flight_start_rto: Duration,
+    pub flight_retries: usize,
+    /// The whole handshake gives up after this.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for DtlsParams {
+    /// dimpl's own defaults: an unanswered flight gives up after ~31 s.
+    fn default() -> Self {
+        DtlsParams {
+            flight_start_rto: Duration::from_secs(1),
+            flight_retries: 4,
+            handshake_timeout: Duration::from_secs(40),
+        }
+    }
+}
+
+/// Why a handshake failed or an open session was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// The peer sent this fatal alert (RFC 5246 §7.2 description).
+    Alert(u8),
+    /// No answer within the retransmissions or the handshake timeout.
+    Timeout,
+    /// The peer closed the session (`close_notify`).
+    Closed,
+    /// Anything else dimpl gave up on (a malformed or unexpected handshake message).
+    Protocol,
+}
+
+impl Failure {
+    /// A short stable name for reports: the alert's RFC name, `timeout`, `closed`, `protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::Alert(code) => alert_name(code),
+            Failure::Timeout => "timeout",
+            Failure::Closed => "closed",
+            Failure::Protocol => "protocol",
+        }
+    }
+
+    fn from_error(error: &dimpl::Error) -> Failure {
+        match error {
+            dimpl::Error::SecurityError(dimpl::SecurityError::FatalAlert { description }) => {
+                Failure::Alert(*description)
+            }
+            dimpl::Error::Timeout(_) => Failure::Timeout,
+            dimpl::Error::ConnectionClosed => Failure::Closed,
+            _ => Failure::Protocol,
+        }
+    }
+}
+
+fn alert_name(code: u8) -> &'static str {
+    match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        40 => "handshake_failure",
+        47 => "illegal_parameter",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        90 => "user_canceled",
+        110 => "unsupported_extension",
+        115 => "unknown_psk_identity",
+        _ => "alert_other",
+    }
+}
+
+/// Hands dimpl the client's own key (the client side only ever asks for its own identity).
+struct OwnKey(Vec<u8>);
+
+impl PskResolver for OwnKey {
+    fn resolve(&self, _identity: &[u8]) -> Option<Vec<u8>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The dimpl configuration of one client's next handshake. `seed` makes the client random and
+/// the retransmission jitter reproducible under a simulated clock; PSK keys still differ per
+/// session (they mix in the server's random), and a simulated device guards nothing.
+pub fn client_config(psk: &Psk, params: &DtlsParams, seed: u64) -> Arc<Config> {
+    let config = Config::builder()
+        .with_psk_client(psk.identity.clone(), Arc::new(OwnKey(psk.key.clone())))
+        .dtls12_cipher_suites(&[Dtls12CipherSuite::PSK_AES128_CCM_8])
+        .dtls13_cipher_suites(&[])
+        .flight_start_rto(params.flight_start_rto)
+        .flight_retries(params.flight_retries)
+        .handshake_timeout(params.handshake_timeout)
+        .dangerously_set_rng_seed(seed)
+        .build()
+        // Only timing values can fail validation, and `DtlsParams` holds sane ones (tested).
+        .expect("a PSK client configuration with the CCM-8 suite is valid");
+    Arc::new(config)
+}
+
+/// Our clock (µs since the driver's origin) on dimpl's `std::time::Instant`: a fixed base plus
+/// the offset, so only offsets matter and a simulated clock drives dimpl too.
+fn std_instant(at: Instant) -> std::time::Instant {
+    static BASE: OnceLock<std::time::Instant> = OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now) + Duration::from_micros(at.as_micros())
+}
+
+/// Rounded up: a deadline a few ns past a µs would otherwise be woken early, forever.
+fn our_instant(at: std::time::Instant) -> Instant {
+    let base = std_instant(Instant::ZERO);
+    let micros = at.saturating_duration_since(base).as_nanos().div_ceil(1000);
+    Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+}
+
+/// Deadlines further out than this are dimpl's way of saying "nothing due".
+const IDLE: Duration = Duration::from_secs(86_400);
+
+/// Largest record dimpl emits (its MTU is 1150) with room to spare.
+const RECORD_BUFFER: usize = 2048;
+
+/// A client-side DTLS session, from the first `ClientHello` to its end.
+pub struct Session {
+    dtls: Dtls,
+    started: Instant,
+    /// The clock as last handed in.
+    now: Instant,
+    connected: bool,
+    /// Closed by us or by the peer.
+    closed: bool,
+    deadline: Option<Instant>,
+    /// Records to send to the server.
+    transmits: VecDeque<Vec<u8>>,
+    /// Plaintext datagrams received.
+    received: VecDeque<Vec<u8>>,
+    /// Set by the first `Connected` output, taken by [`Session::take_connected`].
+    just_connected: bool,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("started", &self.started)
+            .field("connected", &self.connected)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Starts a handshake: the `ClientHello` is ready in [`Session::poll_transmit`].
+    pub fn connect(config: Arc<Config>, now: Instant) -> Result<Session, Failure> {
+        let mut dtls = Dtls::new_12_psk(config, std_instant(now));
+        dtls.set_active(true);
+        let mut session = Session {
+            dtls,
+            started: now,
+            now,
+            connected: false,
+            closed: false,
+            deadline: None,
+            transmits: VecDeque::new(),
+            received: VecDeque::new(),
+            just_connected: false,
+        };
+        session.handle_timeout(now)?;
+        Ok(session)
+    }
+
+    /// When the handshake began.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether the handshake completed since the last call.
+    pub fn take_connected(&mut self) -> bool {
+        std::mem::take(&mut self.just_connected)
+    }
+
+    /// A datagram from the server. Garbage and replays are dropped inside; an error means
+    /// the session is over.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Failure> {
+        // dimpl reads its clock from the last handle_timeout: bring it to now first.
+        self.advance(now)?;
+        self.dtls
+            .handle_packet(bytes)
+            .map_err(|e| Failure::from_error(&e))?;
+        self.drain()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Failure> {
+        self.advance(now)?;
+        self.drain()
+    }
+
+    /// Encrypts one datagram for the server (only once connected).
+    pub fn send(&mut self, plaintext: &[u8]) -> Result<(), Failure> {
+        self.dtls
+            .send_application_data(plaintext)
+            .map_err(|e| Failure::from_error(&e))?;
+        self.drain()
+    }
+
+    /// Sends `close_notify` (when connected); the session is unusable afterwards.
+    pub fn close(&mut self) {
+        if self.connected && self.dtls.close().is_ok() {
+            let _ = self.drain();
+        }
+        self.connected = false;
+        self.closed = true;
+        self.deadline = None;
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_received(&mut self) -> Option<Vec<u8>> {
+        self.received.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Heap bytes held outside dimpl (its own state is measured by the bench).
+    pub fn queued_bytes(&self) -> usize {
+        self.transmits.iter().map(Vec::capacity).sum::<usize>()
+            + self.received.iter().map(Vec::capacity).sum::<usize>()
+    }
+
+    fn advance(&mut self, now: Instant) -> Result<(), Failure> {
+        self.now = self.now.max(now);
+        self.dtls
+            .handle_timeout(std_instant(self.now))
+            .map_err(|e| Failure::from_error(&e))
+    }
+
+    /// Takes everything dimpl has to say, up to its next deadline (its API requires it).
+    fn drain(&mut self) -> Result<(), Failure> {
+        let mut buf = [0u8; RECORD_BUFFER];
+        loop {
+            match self.dtls.poll_output(&mut buf) {
+                Output::Packet(p) => self.transmits.push_back(p.to_vec()),
+                Output::Timeout(at) => {
+                    // With nothing due dimpl answers "in ten years": no deadline at all.
+                    let at = our_instant(at);
+                    self.deadline = (at.saturating_since(self.now) < IDLE).then_some(at);
+                    break;
+                }
+                Output::Connected => {
+                    self.connected = true;
+                    self.just_connected = true;
+                }
+                Output::ApplicationData(data) => self.received.push_back(data.to_vec()),
+                Output::CloseNotify => {
+                    self.connected = false;
+                    self.closed = true;
+                    return Err(Failure::Closed);
+                }
+                // Records never outgrow the buffer (dimpl's MTU is 1150); if one did, polling
+                // again would return the same answer forever.
+                Output::BufferTooSmall { .. } => return Err(Failure::Protocol),
+                // PSK has no certificates and no SRTP keying material.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
