@@ -16,6 +16,7 @@ use crate::client::ClientConfig;
 use crate::fleet::Plan;
 use crate::metrics::Snapshot;
 use crate::model::DeviceTemplate;
+use crate::security::CredentialSource;
 use crate::transport::{
     AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
     SharedTransport, TransportError, check_fd_budget,
@@ -46,6 +47,9 @@ pub struct EngineConfig {
     /// Threads; 0 means one per core.
     pub shards: usize,
     pub shared: SharedConfig,
+    /// DTLS with a pre-shared key (`coaps://`): client `k` gets `psk(k, endpoint)` when it
+    /// starts. `None`: plain CoAP.
+    pub credentials: Option<Arc<dyn CredentialSource>>,
 }
 
 impl EngineConfig {
@@ -57,6 +61,7 @@ impl EngineConfig {
             ports: None,
             shards: 0,
             shared: SharedConfig::default(),
+            credentials: None,
         }
     }
 }
@@ -193,6 +198,7 @@ impl Engine {
                 origin,
                 unix_origin,
                 loopback_only: config.server.ip().is_loopback(),
+                credentials: config.credentials.clone(),
             });
             let exit = ShardExit {
                 finished: Arc::clone(&finished),

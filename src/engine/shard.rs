@@ -16,6 +16,7 @@ use crate::clock::Instant;
 use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
 use crate::model::{Device, DeviceTemplate};
+use crate::security::CredentialSource;
 use crate::transport::{Outgoing, RecvBuffers, Transport, TransportError};
 
 /// Datagrams per receive or send batch.
@@ -47,6 +48,7 @@ pub(super) struct Setup {
     /// The server is on loopback: datagrams from other hosts are dropped (shared sockets are
     /// bound to the wildcard address, so they could arrive).
     pub loopback_only: bool,
+    pub credentials: Option<Arc<dyn CredentialSource>>,
 }
 
 struct Stopping {
@@ -272,12 +274,16 @@ impl Shard {
             mix(group.seed, k),
             s.unix_origin,
         );
+        let endpoint = s.plan.naming.endpoint(k);
         let mut client = Client::new(
             Arc::clone(&s.configs[g]),
-            &s.plan.naming.endpoint(k),
+            &endpoint,
             device,
             mix(group.seed ^ 0x00C1_1E17, k | (incarnation << 48)),
         );
+        if let Some(source) = &s.credentials {
+            client = client.with_psk(source.psk(k, &endpoint));
+        }
         client.start(now);
         let churn = match group.behaviour {
             Behaviour::Churn { every, jitter } => Some(self.jittered(every, jitter)),
