@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use dimpl::crypto::Dtls12CipherSuite;
+use dimpl::crypto::{CryptoProvider, Dtls12CipherSuite, SupportedDtls12CipherSuite};
 use dimpl::{Config, Dtls, Output, PskResolver};
 
 use crate::clock::Instant;
@@ -103,6 +103,7 @@ impl PskResolver for OwnKey {
 /// session (they mix in the server's random), and a simulated device guards nothing.
 pub fn client_config(psk: &Psk, params: &DtlsParams, seed: u64) -> Arc<Config> {
     let config = Config::builder()
+        .with_crypto_provider(psk_provider().clone())
         .with_psk_client(psk.identity.clone(), Arc::new(OwnKey(psk.key.clone())))
         .dtls12_cipher_suites(&[Dtls12CipherSuite::PSK_AES128_CCM_8])
         .dtls13_cipher_suites(&[])
@@ -114,6 +115,28 @@ pub fn client_config(psk: &Psk, params: &DtlsParams, seed: u64) -> Arc<Config> {
         // Only timing values can fail validation, and `DtlsParams` holds sane ones (tested).
         .expect("a PSK client configuration with the CCM-8 suite is valid");
     Arc::new(config)
+}
+
+/// dimpl's rust-crypto provider cut down to what PSK with CCM-8 uses. `Config::build` checks
+/// its provider each time (an ECDH exchange per group, an ECDSA verification per suite: ~100 ms
+/// per client in a debug build); with no groups and one PSK suite only hashes, HMAC and AEAD
+/// self-tests remain, and a client builds its configuration per handshake cheaply.
+fn psk_provider() -> &'static CryptoProvider {
+    static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        let full = dimpl::crypto::rust_crypto::default_provider();
+        let suites: Vec<&'static dyn SupportedDtls12CipherSuite> = full
+            .cipher_suites
+            .iter()
+            .copied()
+            .filter(|cs| cs.suite() == Dtls12CipherSuite::PSK_AES128_CCM_8)
+            .collect();
+        CryptoProvider {
+            kx_groups: &[],
+            cipher_suites: suites.leak(),
+            ..full
+        }
+    })
 }
 
 /// Our clock (µs since the driver's origin) on dimpl's `std::time::Instant`: a fixed base plus

@@ -1,0 +1,189 @@
+//! DTLS against code nobody here wrote: libcoap's resource directory (`coap-rd-openssl`, Debian's
+//! `libcoap3-bin`, OpenSSL 3 backend) on loopback, PSK with AES-128-CCM-8. The engine's clients
+//! handshake, register (2.01 from the directory) and de-register; with a wrong key every
+//! handshake fails, is counted, and the run still ends on time.
+
+use std::net::SocketAddr;
+use std::path::Path as FsPath;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lwm2m_swarm::client::RequestKind;
+use lwm2m_swarm::engine::{Engine, EngineConfig};
+use lwm2m_swarm::fleet::Fleet;
+use lwm2m_swarm::metrics::Snapshot;
+use lwm2m_swarm::model::TemplateSet;
+use lwm2m_swarm::security::SharedKey;
+use lwm2m_swarm::transport::PortRange;
+
+const KEY: &str = "lwm2m-swarm-psk";
+
+/// A running `coap-rd-openssl`, killed when dropped.
+struct Rd {
+    child: Child,
+    dtls: SocketAddr,
+}
+
+impl Drop for Rd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two consecutive free loopback UDP ports (CoAP on the first, DTLS on the next).
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = a.local_addr().expect("addr").port();
+        if port < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free UDP ports on loopback");
+}
+
+/// `LIBCOAP_LOG=FILE`: libcoap's debug log goes there.
+fn start_rd() -> Rd {
+    let log = std::env::var_os("LIBCOAP_LOG").map(|p| std::fs::File::create(p).expect("log file"));
+    let log = log.as_ref();
+    let port = free_port_pair();
+    let child = Command::new("coap-rd-openssl")
+        .args([
+            "-A",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-k",
+            KEY,
+            "-h",
+            "swarm",
+        ])
+        .args(["-v", if log.is_some() { "7" } else { "0" }])
+        .stdout(log.map_or_else(Stdio::null, |f| f.try_clone().expect("log file").into()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run coap-rd-openssl ({e}): install libcoap3-bin \
+                 (scripts/install-peers does, with apt-get)"
+            )
+        });
+    let dtls = SocketAddr::from(([127, 0, 0, 1], port + 1));
+    let rd = Rd { child, dtls };
+    // It binds within milliseconds; give it a bounded moment, and check it is still alive.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::UdpSocket::bind(dtls).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "coap-rd-openssl did not bind {dtls}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rd
+}
+
+/// Runs `clients` against a fresh `coap-rd-openssl` with `key`; `handshake_timeout` replaces the
+/// clients' default (~31 s of flights), `hold` is the time between ramp and stop.
+fn run(
+    clients: u64,
+    key: &str,
+    first_port: u16,
+    handshake_timeout: Option<Duration>,
+    hold: &str,
+) -> (Snapshot, Duration) {
+    let rd = start_rd();
+    let toml = format!(
+        "[client]\nlifetime = \"300s\"\nseed = 5\n\
+         [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
+         [load]\nclients = {clients}\nrate = 400\nhold = \"{hold}\"\nstop_timeout = \"3s\"\n"
+    );
+    let fleet = Fleet::from_toml(&toml, "dtls.toml").unwrap_or_else(|e| panic!("{e}"));
+    let set = TemplateSet::load_dir(FsPath::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/object-templates"
+    )))
+    .expect("templates");
+    let templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
+    let mut plan = fleet.plan();
+    if let Some(timeout) = handshake_timeout {
+        for group in &mut plan.groups {
+            let mut config = (*group.config).clone();
+            config.dtls.handshake_timeout = timeout;
+            group.config = Arc::new(config);
+        }
+    }
+    let limit = plan.total_duration() + Duration::from_secs(15);
+    let mut config = EngineConfig::new(rd.dtls);
+    // A stable, unique source per client (libcoap stalls when an address:port it knows sends a
+    // new ClientHello): each test its own port range.
+    config.ports = Some(PortRange::new(first_port, first_port + 9).unwrap());
+    config.credentials = Some(Arc::new(SharedKey {
+        key: key.as_bytes().to_vec(),
+    }));
+    let started = Instant::now();
+    let engine = Engine::start(plan, templates, &config).expect("engine starts");
+    while !engine.is_finished() {
+        assert!(
+            started.elapsed() < limit,
+            "the run did not end within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let snapshot = engine.join().expect("engine ends cleanly");
+    drop(rd);
+    (snapshot, started.elapsed())
+}
+
+#[test]
+fn libcoap_rd_accepts_200_dtls_clients() {
+    let clients = std::env::var("DTLS_CLIENTS").map_or(200, |n| n.parse().expect("a number"));
+    let (s, took) = run(clients, KEY, 41_000, None, "2s");
+    let h = &s.handshakes;
+    assert_eq!((h.ok, h.failed, h.aborted), (clients, 0, 0), "{s}");
+    let register = s.request(RequestKind::Register);
+    assert_eq!((register.sent, register.ok), (clients, clients), "{s}");
+    assert_eq!(register.codes, vec![(Some(0x41), clients)], "{s}");
+    // Sent over each session; unanswered by this peer (see above), ended by the stop timeout.
+    let deregister = s.request(RequestKind::Deregister);
+    assert_eq!(deregister.sent, clients, "{s}");
+    for r in &s.requests {
+        assert_eq!(
+            r.sent,
+            r.ok + r.error + r.timeout + r.aborted + r.in_flight()
+        );
+        assert_eq!(r.in_flight(), 0, "{s}");
+    }
+    let table = s.to_string();
+    assert!(
+        table.contains(&format!("dtls handshakes: ok {clients}")),
+        "{s}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    println!("{s}");
+}
+
+#[test]
+fn a_wrong_key_fails_every_handshake_and_the_run_ends_on_time() {
+    // OpenSSL drops the client's Finished it cannot decrypt without an alert (RFC 6347
+    // §4.1.2.7), so the client's handshake times out: 4 s here.
+    let (s, took) = run(
+        200,
+        "not-the-key",
+        41_100,
+        Some(Duration::from_secs(4)),
+        "6s",
+    );
+    let h = &s.handshakes;
+    assert_eq!((h.ok, h.failed, h.aborted), (0, 200, 0), "{s}");
+    assert_eq!(h.failures, vec![("timeout", 200)], "{s}");
+    let register = s.request(RequestKind::Register);
+    assert_eq!(register.sent, 0, "nothing went out in clear: {s}");
+    assert_eq!(
+        register.unsent, 200,
+        "each failed handshake ends its Register: {s}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    println!("{s}");
+}
