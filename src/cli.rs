@@ -408,6 +408,16 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         addr
     };
     let config = engine_config(server, &args.engine);
+    let secure = plan
+        .server
+        .as_ref()
+        .is_some_and(|uri| uri.scheme == crate::fleet::Scheme::Coaps);
+    if secure && config.credentials.is_none() {
+        // DTLS is PSK only for now, and a PSK has to come from somewhere.
+        return Err(bad_input(
+            "coaps:// needs a pre-shared key, and this run has none",
+        ));
+    }
     let target = plan
         .server
         .as_ref()

@@ -217,19 +217,9 @@ impl Fleet {
     /// Checks what needs more than the file: templates exist and have the overridden
     /// resources, the transport is supported. Returns each group's device template with its
     /// value overrides applied, in group order.
+    /// `coaps://` means DTLS with a pre-shared key, the one mode clients support (the key comes
+    /// with the engine's credentials).
     pub fn check(&self, templates: &TemplateSet) -> Result<Vec<Arc<DeviceTemplate>>, FleetError> {
-        if let Some(ServerUri {
-            scheme: Scheme::Coaps,
-            ..
-        }) = &self.server
-        {
-            return Err(span::invalid(
-                &self.file,
-                0,
-                "server.uri",
-                "coaps:// (DTLS) is not supported yet",
-            ));
-        }
         self.groups
             .iter()
             .map(|g| device::device(&self.file, g, templates))

@@ -234,12 +234,17 @@ fn server_uris() {
 }
 
 #[test]
-fn coaps_is_parsed_but_not_supported_by_check() {
+fn coaps_passes_check_it_means_dtls_with_a_psk() {
     let f = fleet(&format!(
         "[server]\nuri = \"coaps://h\"\n{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
     ));
-    let err = f.check(&crate::model::TemplateSet::default()).unwrap_err();
-    assert!(err.to_string().contains("not supported yet"), "{err}");
+    let templates = crate::model::TemplateSet::load_dir(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/object-templates"
+    )))
+    .unwrap();
+    assert!(f.check(&templates).is_ok());
+    assert_eq!(f.server.as_ref().map(|s| s.port), Some(5684));
 }
 
 #[test]
