@@ -1,0 +1,144 @@
+//! Figures for the README, not a check: handshakes per second against libcoap's DTLS resource
+//! directory, and heap bytes per open DTLS session (the same fleet with and without DTLS, heap
+//! counted by this binary's allocator). Run optimised, one at a time:
+//!
+//! `cargo test --release --test dtls_figures -- --ignored --nocapture`
+//!
+//! `DTLS_CLIENTS` (default 2000) sets the fleet size, `DTLS_RATE` (default 20000) the starts per
+//! second: far above what the peer handshakes, so the figure is its ceiling with retransmissions.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path as FsPath;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lwm2m_swarm::client::{ClientState, RequestKind};
+use lwm2m_swarm::engine::{Engine, EngineConfig};
+use lwm2m_swarm::fleet::Fleet;
+use lwm2m_swarm::model::TemplateSet;
+use lwm2m_swarm::security::SharedKey;
+use lwm2m_swarm::transport::PortRange;
+
+struct Counting;
+
+static HEAP: AtomicIsize = AtomicIsize::new(0);
+
+// The crate denies unsafe code; a counting allocator needs it, in this test binary only.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const KEY: &str = "figures-psk";
+
+/// One fleet run: `(handshakes per second over the ramp, heap bytes once all registered)`.
+fn measure(clients: u64, secure: bool, first_port: u16) -> (f64, isize) {
+    let port = first_port - 1000;
+    let peer = Peer(
+        Command::new("coap-rd-openssl")
+            .args([
+                "-A",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-k",
+                KEY,
+                "-v",
+                "0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("coap-rd-openssl (libcoap3-bin) runs"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let rate: u64 = std::env::var("DTLS_RATE").map_or(20_000, |n| n.parse().expect("a number"));
+    let toml = format!(
+        "[client]\nlifetime = \"600s\"\nseed = 5\n\
+         [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
+         [load]\nclients = {clients}\nrate = {rate}\nhold = \"30s\"\nstop_timeout = \"1s\"\n"
+    );
+    let fleet = Fleet::from_toml(&toml, "figures.toml").expect("fleet");
+    let set = TemplateSet::load_dir(FsPath::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/object-templates"
+    )))
+    .expect("templates");
+    let templates = fleet.check(&set).expect("check");
+    let server_port = if secure { port + 1 } else { port };
+    let mut config = EngineConfig::new(([127, 0, 0, 1], server_port).into());
+    config.ports = Some(PortRange::new(first_port, first_port + 49).unwrap());
+    if secure {
+        config.credentials = Some(Arc::new(SharedKey {
+            key: KEY.as_bytes().to_vec(),
+        }));
+    }
+    let started = Instant::now();
+    let engine = Engine::start(fleet.plan(), templates, &config).expect("engine");
+    let mut rate = 0.0;
+    let mut heap = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+        let s = engine.snapshot();
+        if s.state(ClientState::Registered) == clients {
+            let took = started.elapsed().as_secs_f64();
+            rate = s.handshakes.ok as f64 / took;
+            // Let the last answers settle, then count the heap.
+            std::thread::sleep(Duration::from_millis(500));
+            heap = HEAP.load(Ordering::Relaxed);
+            let s = engine.snapshot();
+            println!(
+                "{} clients, {}: all registered after {took:.2} s; registers {}; {}",
+                clients,
+                if secure { "DTLS" } else { "plain" },
+                s.request(RequestKind::Register).ok,
+                s.handshakes
+            );
+            break;
+        }
+    }
+    engine.stop();
+    let _ = engine.join();
+    drop(peer);
+    (rate, heap)
+}
+
+#[test]
+#[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
+fn dtls_handshake_rate_and_memory_per_session() {
+    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
+    let (_, plain) = measure(clients, false, 43_000);
+    let (rate, secure) = measure(clients, true, 44_000);
+    assert!(
+        plain > 0 && secure > 0,
+        "a run did not register every client"
+    );
+    let per_session = (secure - plain) as f64 / clients as f64;
+    println!(
+        "DTLS: {rate:.0} handshakes/s (ramp to all registered); heap {:.1} MiB plain, {:.1} MiB \
+         DTLS: {per_session:.0} B per open session",
+        plain as f64 / 1_048_576.0,
+        secure as f64 / 1_048_576.0
+    );
+}
