@@ -4,6 +4,7 @@
 //! server queued, then waits in poll(2) until the next deadline or datagram. Statistics are
 //! copied to a shared snapshot at most every [`STATS_INTERVAL`], never per datagram.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Server, ServerConfig, ServerStats};
+use super::{IoStats, Server, ServerConfig, ServerStats};
 use crate::clock::Instant;
 use crate::transport::{Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket, TransportError};
 
@@ -25,6 +26,8 @@ const BATCH: usize = 64;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// Socket buffer asked for (the kernel may grant less).
 const SOCKET_BUFFER: usize = 8 << 20;
+/// Datagrams waiting for room in the send buffer, at most.
+const MAX_QUEUED: usize = 65_536;
 /// Larger than any CoAP datagram over UDP we accept (RFC 7252 4.6 suggests 1152).
 const MAX_DATAGRAM: usize = 2048;
 
@@ -113,29 +116,44 @@ fn serve(
         || Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX));
     let mut poller = Poller::new();
     poller.add(socket.fd());
-    let mut outgoing = Vec::new();
+    let mut outgoing: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
+    let mut io = IoStats::default();
     let mut published = clock();
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
-        let received = socket.receive(|from, bytes| server.handle_datagram(now, from, bytes))?;
+        let received = socket.receive(&mut io, |from, bytes| {
+            server.handle_datagram(now, from, bytes);
+        })?;
         if server.poll_timeout().is_some_and(|at| at <= now) {
             server.handle_timeout(now);
         }
         outgoing.extend(std::iter::from_fn(|| server.poll_transmit()));
-        socket.send(&outgoing)?;
-        outgoing.clear();
+        socket.send(&mut outgoing, &mut io)?;
+        if outgoing.len() > MAX_QUEUED {
+            // The socket has stayed full: the oldest go (CoAP retransmits what matters).
+            let excess = outgoing.len() - MAX_QUEUED;
+            outgoing.drain(..excess);
+            io.send_dropped += excess as u64;
+        }
         if now.saturating_since(published) >= STATS_INTERVAL {
-            *shared.lock().unwrap_or_else(PoisonError::into_inner) = *server.stats();
+            let mut stats = *server.stats();
+            stats.io = io;
+            *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
             published = now;
         }
         if received < BATCH {
-            let wait = server
+            let mut wait = server
                 .poll_timeout()
                 .map_or(MAX_WAIT, |at| at.saturating_since(clock()).min(MAX_WAIT));
+            if !outgoing.is_empty() {
+                // Waiting for room in the send buffer.
+                wait = wait.min(Duration::from_millis(1));
+            }
             poller.wait(wait)?;
         }
     }
-    let stats = *server.stats();
+    let mut stats = *server.stats();
+    stats.io = io;
     *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
     Ok(stats)
 }
@@ -145,6 +163,9 @@ enum ServerSocket {
     Batched {
         socket: Box<SharedSocket>,
         bufs: RecvBuffers,
+        /// Bound to the wildcard address: the local address each peer wrote to, to answer
+        /// from it (the kernel's pick may differ on a host with several addresses).
+        answer_from: Option<HashMap<SocketAddr, SocketAddr>>,
     },
     Plain {
         socket: UdpSocket,
@@ -161,17 +182,24 @@ impl ServerSocket {
                     // The default 212 KB buffer drops a registration storm's datagrams.
                     buffer_bytes: SOCKET_BUFFER,
                 };
-                let socket = Box::new(SharedSocket::bind(v4, &config).map_err(io::Error::other)?);
+                let socket = Box::new(SharedSocket::bind(v4, &config).map_err(as_io)?);
                 let local = SocketAddr::V4(socket.local_addr());
                 let bufs = RecvBuffers::new(BATCH, MAX_DATAGRAM);
-                Ok((ServerSocket::Batched { socket, bufs }, local))
+                let answer_from = v4.ip().is_unspecified().then(HashMap::new);
+                let batched = ServerSocket::Batched {
+                    socket,
+                    bufs,
+                    answer_from,
+                };
+                Ok((batched, local))
             }
             SocketAddr::V6(_) => {
                 let socket = UdpSocket::bind(addr)?;
                 socket.set_nonblocking(true)?;
                 crate::transport::raise_buffers(socket.as_fd(), SOCKET_BUFFER)?;
                 let local = socket.local_addr()?;
-                let buf = vec![0; MAX_DATAGRAM];
+                // One spare byte tells a full datagram from a cut one.
+                let buf = vec![0; MAX_DATAGRAM + 1];
                 Ok((ServerSocket::Plain { socket, buf }, local))
             }
         }
@@ -184,13 +212,32 @@ impl ServerSocket {
         }
     }
 
-    /// Hands up to `BATCH` waiting datagrams to `each`; returns how many.
-    fn receive(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) -> io::Result<usize> {
+    /// Hands up to `BATCH` waiting datagrams to `each`; returns how many arrived.
+    fn receive(
+        &mut self,
+        io: &mut IoStats,
+        mut each: impl FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
         match self {
-            ServerSocket::Batched { socket, bufs } => {
+            ServerSocket::Batched {
+                socket,
+                bufs,
+                answer_from,
+            } => {
                 bufs.clear();
-                let n = socket.recv_batch(bufs).map_err(io::Error::other)?;
-                for (d, bytes) in bufs.iter().filter(|(d, _)| !d.truncated) {
+                let n = match socket.recv_batch(bufs) {
+                    Ok(n) => n,
+                    Err(TransportError::Recv { source, .. }) if is_transient(&source) => 0,
+                    Err(e) => return Err(as_io(e)),
+                };
+                for (d, bytes) in bufs.iter() {
+                    if d.truncated {
+                        io.truncated += 1;
+                        continue;
+                    }
+                    if let Some(map) = answer_from.as_mut() {
+                        map.insert(d.peer, d.client);
+                    }
                     each(d.peer, bytes);
                 }
                 Ok(n)
@@ -199,6 +246,7 @@ impl ServerSocket {
                 let mut n = 0;
                 while n < BATCH {
                     match socket.recv_from(buf) {
+                        Ok((len, _)) if len > MAX_DATAGRAM => io.truncated += 1,
                         Ok((len, from)) => each(from, &buf[..len]),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         // ICMP port unreachable from a client that went away, and interrupts.
@@ -212,44 +260,75 @@ impl ServerSocket {
         }
     }
 
-    /// Sends what it can; a full send buffer or a refused datagram drops it (CoAP retransmits).
-    fn send(&mut self, out: &[(SocketAddr, Vec<u8>)]) -> io::Result<()> {
+    /// Sends from the front of `out` what the socket takes; a datagram the kernel refuses is
+    /// dropped and counted (CoAP retransmits), the rest waits when the buffer is full.
+    fn send(
+        &mut self,
+        out: &mut VecDeque<(SocketAddr, Vec<u8>)>,
+        io: &mut IoStats,
+    ) -> io::Result<()> {
         match self {
-            ServerSocket::Batched { socket, .. } => {
-                let from = SocketAddr::V4(socket.local_addr());
-                let mut done = 0;
-                while done < out.len() {
-                    let end = (done + BATCH).min(out.len());
-                    let batch: Vec<Outgoing<'_>> = out[done..end]
-                        .iter()
+            ServerSocket::Batched {
+                socket,
+                answer_from,
+                ..
+            } => {
+                let bound = SocketAddr::V4(socket.local_addr());
+                while !out.is_empty() {
+                    let end = out.len().min(BATCH);
+                    let batch: Vec<Outgoing<'_>> = out
+                        .range(..end)
                         .map(|(to, payload)| Outgoing {
-                            from,
+                            from: answer_from
+                                .as_ref()
+                                .and_then(|m| m.get(to).copied())
+                                .unwrap_or(bound),
                             to: *to,
                             payload,
                         })
                         .collect();
-                    match socket.send_batch(&batch) {
-                        Ok(sent) if sent == batch.len() => done = end,
-                        Ok(_) => return Ok(()),
-                        Err(TransportError::Send { index, .. }) => done += index + 1,
-                        Err(e) => return Err(io::Error::other(e)),
+                    let (gone, full) = match socket.send_batch(&batch) {
+                        Ok(sent) => (sent, sent < end),
+                        Err(TransportError::Send { index, .. }) => {
+                            io.send_dropped += 1;
+                            (index + 1, false)
+                        }
+                        Err(e) => return Err(as_io(e)),
+                    };
+                    drop(batch);
+                    out.drain(..gone);
+                    if full {
+                        break;
                     }
                 }
                 Ok(())
             }
             ServerSocket::Plain { socket, .. } => {
-                for (to, bytes) in out {
+                while let Some((to, bytes)) = out.front() {
                     match socket.send_to(bytes, to) {
-                        Err(e) if !is_transient(&e) && e.kind() != io::ErrorKind::WouldBlock => {
-                            return Err(e);
-                        }
-                        _ => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if !is_transient(&e) => return Err(e),
+                        Err(_) => io.send_dropped += 1,
+                        Ok(_) => {}
                     }
+                    out.pop_front();
                 }
                 Ok(())
             }
         }
     }
+}
+
+/// Keeps the OS error kind (`AddrInUse` stays recognisable).
+fn as_io(e: TransportError) -> io::Error {
+    let kind = match &e {
+        TransportError::Bind { source, .. }
+        | TransportError::SocketOption { source, .. }
+        | TransportError::Send { source, .. }
+        | TransportError::Recv { source, .. } => source.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
 }
 
 fn is_transient(error: &io::Error) -> bool {
