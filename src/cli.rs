@@ -309,6 +309,7 @@ fn load(args: &FleetArgs) -> Result<Loaded, Failure> {
         rate: args.rate,
         duration: args.duration,
         seed: args.seed,
+        ..Overrides::default()
     };
     let fleet = Fleet::load_with(&args.fleet, &overrides).map_err(bad_input)?;
     let templates = fleet.check(&set).map_err(bad_input)?;
