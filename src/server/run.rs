@@ -1,6 +1,6 @@
 //! Drives a [`Server`] over one UDP socket on its own thread, with the real monotonic clock.
 //!
-//! The thread reads a batch of datagrams, feeds them in, runs due timers, sends everything the
+//! The thread reads a batch of datagrams (one recvmmsg on IPv4), feeds them in, runs due timers, sends everything the
 //! server queued, then waits in poll(2) until the next deadline or datagram. Statistics are
 //! copied to a shared snapshot at most every [`STATS_INTERVAL`], never per datagram.
 
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::{Server, ServerConfig, ServerStats};
 use crate::clock::Instant;
-use crate::transport::Poller;
+use crate::transport::{Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket, TransportError};
 
 /// How often the shared statistics snapshot is refreshed.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
@@ -40,11 +40,7 @@ pub struct Runner {
 impl Runner {
     /// Binds `bind` (port 0 picks a free one) and starts serving.
     pub fn start(bind: SocketAddr, config: ServerConfig, seed: u64) -> io::Result<Runner> {
-        let socket = UdpSocket::bind(bind)?;
-        socket.set_nonblocking(true)?;
-        // The default 212 KB buffer drops a registration storm's datagrams.
-        crate::transport::raise_buffers(socket.as_fd(), SOCKET_BUFFER)?;
-        let local_addr = socket.local_addr()?;
+        let (socket, local_addr) = ServerSocket::bind(bind)?;
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let server = Server::new(config, seed);
@@ -52,7 +48,7 @@ impl Runner {
             .name("lwm2m-server".into())
             .spawn({
                 let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
-                move || serve(&socket, server, &stats, &stop)
+                move || serve(socket, server, &stats, &stop)
             })?;
         Ok(Runner {
             local_addr,
@@ -107,7 +103,7 @@ impl fmt::Display for Runner {
 }
 
 fn serve(
-    socket: &UdpSocket,
+    mut socket: ServerSocket,
     mut server: Server,
     shared: &Mutex<ServerStats>,
     stop: &AtomicBool,
@@ -116,41 +112,23 @@ fn serve(
     let clock =
         || Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX));
     let mut poller = Poller::new();
-    poller.add(socket.as_fd());
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    poller.add(socket.fd());
+    let mut outgoing = Vec::new();
     let mut published = clock();
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
-        let mut full = true;
-        for _ in 0..BATCH {
-            match socket.recv_from(&mut buf) {
-                Ok((len, from)) => server.handle_datagram(now, from, &buf[..len]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    full = false;
-                    break;
-                }
-                // ICMP port unreachable from a client that went away, and interrupts: not ours.
-                Err(e) if is_transient(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let received = socket.receive(|from, bytes| server.handle_datagram(now, from, bytes))?;
         if server.poll_timeout().is_some_and(|at| at <= now) {
             server.handle_timeout(now);
         }
-        while let Some((to, bytes)) = server.poll_transmit() {
-            match socket.send_to(&bytes, to) {
-                // A full send buffer drops the datagram: CoAP retransmission covers it.
-                Err(e) if !is_transient(&e) && e.kind() != io::ErrorKind::WouldBlock => {
-                    return Err(e);
-                }
-                _ => {}
-            }
-        }
+        outgoing.extend(std::iter::from_fn(|| server.poll_transmit()));
+        socket.send(&outgoing)?;
+        outgoing.clear();
         if now.saturating_since(published) >= STATS_INTERVAL {
             *shared.lock().unwrap_or_else(PoisonError::into_inner) = *server.stats();
             published = now;
         }
-        if !full {
+        if received < BATCH {
             let wait = server
                 .poll_timeout()
                 .map_or(MAX_WAIT, |at| at.saturating_since(clock()).min(MAX_WAIT));
@@ -160,6 +138,118 @@ fn serve(
     let stats = *server.stats();
     *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
     Ok(stats)
+}
+
+/// The server's socket: batched system calls (recvmmsg/sendmmsg) on IPv4, plain on IPv6.
+enum ServerSocket {
+    Batched {
+        socket: Box<SharedSocket>,
+        bufs: RecvBuffers,
+    },
+    Plain {
+        socket: UdpSocket,
+        buf: Vec<u8>,
+    },
+}
+
+impl ServerSocket {
+    fn bind(addr: SocketAddr) -> io::Result<(ServerSocket, SocketAddr)> {
+        match addr {
+            SocketAddr::V4(v4) => {
+                let config = SharedConfig {
+                    batch: BATCH,
+                    // The default 212 KB buffer drops a registration storm's datagrams.
+                    buffer_bytes: SOCKET_BUFFER,
+                };
+                let socket = Box::new(SharedSocket::bind(v4, &config).map_err(io::Error::other)?);
+                let local = SocketAddr::V4(socket.local_addr());
+                let bufs = RecvBuffers::new(BATCH, MAX_DATAGRAM);
+                Ok((ServerSocket::Batched { socket, bufs }, local))
+            }
+            SocketAddr::V6(_) => {
+                let socket = UdpSocket::bind(addr)?;
+                socket.set_nonblocking(true)?;
+                crate::transport::raise_buffers(socket.as_fd(), SOCKET_BUFFER)?;
+                let local = socket.local_addr()?;
+                let buf = vec![0; MAX_DATAGRAM];
+                Ok((ServerSocket::Plain { socket, buf }, local))
+            }
+        }
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            ServerSocket::Batched { socket, .. } => socket.as_fd(),
+            ServerSocket::Plain { socket, .. } => socket.as_fd(),
+        }
+    }
+
+    /// Hands up to `BATCH` waiting datagrams to `each`; returns how many.
+    fn receive(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) -> io::Result<usize> {
+        match self {
+            ServerSocket::Batched { socket, bufs } => {
+                bufs.clear();
+                let n = socket.recv_batch(bufs).map_err(io::Error::other)?;
+                for (d, bytes) in bufs.iter().filter(|(d, _)| !d.truncated) {
+                    each(d.peer, bytes);
+                }
+                Ok(n)
+            }
+            ServerSocket::Plain { socket, buf } => {
+                let mut n = 0;
+                while n < BATCH {
+                    match socket.recv_from(buf) {
+                        Ok((len, from)) => each(from, &buf[..len]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // ICMP port unreachable from a client that went away, and interrupts.
+                        Err(e) if is_transient(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                    n += 1;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Sends what it can; a full send buffer or a refused datagram drops it (CoAP retransmits).
+    fn send(&mut self, out: &[(SocketAddr, Vec<u8>)]) -> io::Result<()> {
+        match self {
+            ServerSocket::Batched { socket, .. } => {
+                let from = SocketAddr::V4(socket.local_addr());
+                let mut done = 0;
+                while done < out.len() {
+                    let end = (done + BATCH).min(out.len());
+                    let batch: Vec<Outgoing<'_>> = out[done..end]
+                        .iter()
+                        .map(|(to, payload)| Outgoing {
+                            from,
+                            to: *to,
+                            payload,
+                        })
+                        .collect();
+                    match socket.send_batch(&batch) {
+                        Ok(sent) if sent == batch.len() => done = end,
+                        Ok(_) => return Ok(()),
+                        Err(TransportError::Send { index, .. }) => done += index + 1,
+                        Err(e) => return Err(io::Error::other(e)),
+                    }
+                }
+                Ok(())
+            }
+            ServerSocket::Plain { socket, .. } => {
+                for (to, bytes) in out {
+                    match socket.send_to(bytes, to) {
+                        Err(e) if !is_transient(&e) && e.kind() != io::ErrorKind::WouldBlock => {
+                            return Err(e);
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 fn is_transient(error: &io::Error) -> bool {
