@@ -16,6 +16,7 @@ use crate::client::ClientConfig;
 use crate::fleet::Plan;
 use crate::metrics::Snapshot;
 use crate::model::DeviceTemplate;
+use crate::security::CredentialSource;
 use crate::transport::{
     AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
     SharedTransport, TransportError, check_fd_budget,
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     /// Threads; 0 means one per core.
     pub shards: usize,
     pub shared: SharedConfig,
+    /// Each client's PSK for coaps:// (DTLS); `None`: no security (`NoSec`).
+    pub credentials: Option<Arc<dyn CredentialSource>>,
 }
 
 impl EngineConfig {
@@ -57,6 +60,7 @@ impl EngineConfig {
             ports: None,
             shards: 0,
             shared: SharedConfig::default(),
+            credentials: None,
         }
     }
 }

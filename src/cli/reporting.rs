@@ -46,7 +46,7 @@ impl Reports {
         Ok(Reports {
             args: report.clone(),
             collector,
-            config: run_config(args, plan, target, started),
+            config: run_config(args, fleet, plan, target, started),
             thresholds,
         })
     }
@@ -111,7 +111,13 @@ fn check_writable(path: &FsPath) -> Result<(), Failure> {
     }
 }
 
-fn run_config(args: &RunArgs, plan: &Plan, target: &str, started: SystemTime) -> RunConfig {
+fn run_config(
+    args: &RunArgs,
+    fleet: &Fleet,
+    plan: &Plan,
+    target: &str,
+    started: SystemTime,
+) -> RunConfig {
     let ramp = match &plan.ramp {
         Ramp::Rate(rate) => format!("{rate} clients/s"),
         Ramp::Stages(stages) => {
@@ -135,9 +141,7 @@ fn run_config(args: &RunArgs, plan: &Plan, target: &str, started: SystemTime) ->
         }
     });
     RunConfig {
-        command: std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        command: redacted(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
         started_at_unix_s: started
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
@@ -171,7 +175,25 @@ fn run_config(args: &RunArgs, plan: &Plan, target: &str, started: SystemTime) ->
             .engine
             .ports
             .map(|p| format!("{}-{}", p.first(), p.last())),
+        security: fleet.security.as_ref().map(ToString::to_string),
     }
+}
+
+/// The command line with `--psk-key`'s value hidden: reports are shared, keys are not.
+fn redacted(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut hide_next = false;
+    args.map(|arg| {
+        if std::mem::take(&mut hide_next) {
+            return "<hidden>".to_string();
+        }
+        if arg == "--psk-key" {
+            hide_next = true;
+        } else if arg.starts_with("--psk-key=") {
+            return "--psk-key=<hidden>".to_string();
+        }
+        arg
+    })
+    .collect()
 }
 
 /// `report FILE...`: the merged summary, thresholds and plot.
@@ -200,4 +222,30 @@ pub(super) fn merge(args: &MergeArgs) -> Result<(), Failure> {
         report::write_file(path, &report::plot::svg(&total)).map_err(failed)?;
     }
     threshold_failure(&verdicts).map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn the_command_line_in_reports_hides_the_psk_key() {
+        let args = [
+            "lwm2m-swarm",
+            "run",
+            "f.toml",
+            "--psk-key",
+            "00112233",
+            "--seed",
+            "1",
+        ];
+        let shown = redacted(args.iter().map(ToString::to_string));
+        assert_eq!(shown[3..], ["--psk-key", "<hidden>", "--seed", "1"]);
+        let shown = redacted(
+            ["run", "--psk-key=00112233"]
+                .iter()
+                .map(ToString::to_string),
+        );
+        assert_eq!(shown, ["run", "--psk-key=<hidden>"]);
+    }
 }

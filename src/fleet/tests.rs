@@ -234,12 +234,20 @@ fn server_uris() {
 }
 
 #[test]
-fn coaps_is_parsed_but_not_supported_by_check() {
-    let f = fleet(&format!(
-        "[server]\nuri = \"coaps://h\"\n{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
-    ));
-    let err = f.check(&crate::model::TemplateSet::default()).unwrap_err();
-    assert!(err.to_string().contains("not supported yet"), "{err}");
+fn coaps_without_security_is_rejected() {
+    // With credentials it is accepted: see credentials/tests.rs.
+    let err = Fleet::from_toml(
+        &format!(
+            "[server]\nuri = \"coaps://h\"\n{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
+        ),
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("t.toml:2: field `uri`: coaps:// needs"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -65,6 +65,10 @@ pub struct RunConfig {
     pub shards: usize,
     pub bind: Option<String>,
     pub ports: Option<String>,
+    /// `psk, identity "{endpoint}", key: derived hmac-sha256 (16 bytes)`; never a key. `None`:
+    /// no security.
+    #[serde(default)]
+    pub security: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,7 @@ fn stats(sent: u64, ok: u64, error: u64, latencies_us: impl Iterator<Item = u64>
 fn run_config() -> RunConfig {
     RunConfig {
         command: vec!["lwm2m-swarm".into(), "run".into()],
+        security: None,
         fleet: "fleets/demo.toml".into(),
         server: "embedded 127.0.0.1:5683".into(),
         embedded_load: Some("registrations only".into()),
