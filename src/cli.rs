@@ -566,7 +566,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             stop_at,
             stop_timeout,
         };
-        dashboard(&observed, &info, &interrupts)
+        dashboard(&observed, &info, &interrupts, args.progress_every)
     } else {
         progress_lines(&observed, args.progress_every, &interrupts)
     };
@@ -617,16 +617,21 @@ fn catch_interrupts() -> Arc<AtomicU32> {
 }
 
 /// The live dashboard until the run ends; returns whether the user stopped it.
-fn dashboard(observed: &Observed<'_>, info: &tui::RunInfo, interrupts: &AtomicU32) -> bool {
+fn dashboard(
+    observed: &Observed<'_>,
+    info: &tui::RunInfo,
+    interrupts: &AtomicU32,
+    every: Duration,
+) -> bool {
     match tui::run(observed, info, interrupts) {
         Ok(tui::Outcome::Completed) => false,
         Ok(tui::Outcome::Stopped) => true,
         // Asked twice: like a second Ctrl-C (the terminal is restored by now).
         Ok(tui::Outcome::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
         Err(e) => {
-            eprintln!("lwm2m-swarm: the dashboard failed ({e}): stopping the run");
-            observed.engine.stop();
-            true
+            // The run is not the dashboard's to end: go on with progress lines.
+            eprintln!("lwm2m-swarm: the dashboard failed ({e}): progress lines instead");
+            progress_lines(observed, every, interrupts)
         }
     }
 }

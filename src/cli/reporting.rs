@@ -60,7 +60,7 @@ impl Reports {
     /// every threshold passed, `Ok(Some(failure))` when one failed (the run's other exit
     /// conditions come first), `Err` when a report could not be written.
     pub(super) fn finish(self, summary: &Snapshot) -> Result<Option<Failure>, Failure> {
-        let intervals = self.collector.finish(summary).map_err(failed)?;
+        let (intervals, log_error) = self.collector.finish(summary);
         let verdicts = check_thresholds(&self.thresholds, summary);
         if !verdicts.is_empty() {
             print!("{}", verdicts_text(&verdicts));
@@ -76,6 +76,9 @@ impl Reports {
         }
         if let Some(path) = &self.args.plot {
             report::write_file(path, &report::plot::svg(summary)).map_err(failed)?;
+        }
+        if let Some(e) = log_error {
+            return Err(failed(e));
         }
         Ok(threshold_failure(&verdicts))
     }
@@ -98,17 +101,27 @@ fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
     })
 }
 
-/// A file can be created there: its directory exists.
+/// A file can be created there, found before the run rather than after it: not a directory,
+/// and it opens for writing (an empty file stays until the report replaces it).
 fn check_writable(path: &FsPath) -> Result<(), Failure> {
+    if path.is_dir() {
+        return Err(bad_input(format!("{}: is a directory", path.display())));
+    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    match dir {
-        Some(d) if !d.is_dir() => Err(bad_input(format!(
+    if let Some(d) = dir.filter(|d| !d.is_dir()) {
+        return Err(bad_input(format!(
             "{}: directory {} does not exist",
             path.display(),
             d.display()
-        ))),
-        _ => Ok(()),
+        )));
     }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+        .map_err(|e| bad_input(format!("{}: cannot write: {e}", path.display())))
 }
 
 fn run_config(

@@ -254,7 +254,9 @@ impl Report {
     /// The counters and histograms back as a snapshot (intervals are not part of it).
     pub fn to_snapshot(&self) -> Result<Snapshot, SchemaError> {
         let mut s = Snapshot {
-            elapsed: std::time::Duration::from_secs_f64(self.elapsed_s.max(0.0)),
+            // A hand-edited file may hold anything: no panic on an out-of-range number.
+            elapsed: std::time::Duration::try_from_secs_f64(self.elapsed_s.max(0.0))
+                .unwrap_or_default(),
             started: self.clients.started,
             woke: self.clients.woke,
             traffic: self.traffic,
