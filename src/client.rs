@@ -284,8 +284,14 @@ impl Client {
 
     /// Starts the registration procedure.
     pub fn start(&mut self, now: Instant) {
+        self.start_due(now, now);
+    }
+
+    /// Starts the registration procedure for a start that was due at `due` (at or before
+    /// `now`): the Register's latency counts from `due`.
+    pub fn start_due(&mut self, now: Instant, due: Instant) {
         if self.state == ClientState::Starting {
-            self.begin_registering(now);
+            self.enqueue_register(due.min(now));
             self.flush(now);
         }
     }

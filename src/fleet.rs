@@ -3,10 +3,12 @@
 //! into a printable, testable start schedule without materialising one entry per client.
 
 mod build;
+mod credentials;
 mod device;
 mod duration;
 mod plan;
 mod raw;
+mod security;
 mod span;
 #[cfg(test)]
 mod tests;
@@ -22,8 +24,10 @@ use crate::report::Threshold;
 use crate::toml_span::Located;
 
 pub use build::parse_uri;
+pub use credentials::{Credentials, ExportFormat, derive_key};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use plan::{GroupPlan, Plan, PlannedClient};
+pub use security::{IdentityPattern, KeySource, Master, Secret, Security};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -170,6 +174,10 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// Replaces the fleet's seed and every population's own seed.
     pub seed: Option<u64>,
+    /// Replaces `[security] identity` (and a key file's identities).
+    pub psk_identity: Option<IdentityPattern>,
+    /// Replaces `[security]`'s key source with this one key.
+    pub psk_key: Option<Secret>,
 }
 
 /// A checked fleet file.
@@ -178,6 +186,8 @@ pub struct Fleet {
     pub file: String,
     /// `None`: run against the embedded server.
     pub server: Option<ServerUri>,
+    /// `None`: no security (`NoSec`, plain CoAP).
+    pub security: Option<Security>,
     pub clients: u64,
     pub naming: Naming,
     pub groups: Vec<Group>,
@@ -215,10 +225,9 @@ impl Fleet {
     }
 
     /// Checks what needs more than the file: templates exist and have the overridden
-    /// resources, the transport is supported. Returns each group's device template with its
+    /// resources. (coaps:// with `[security]` passes: whether the engine can run it is the
+    /// engine's business.) Returns each group's device template with its
     /// value overrides applied, in group order.
-    /// `coaps://` means DTLS with a pre-shared key, the one mode clients support (the key comes
-    /// with the engine's credentials).
     pub fn check(&self, templates: &TemplateSet) -> Result<Vec<Arc<DeviceTemplate>>, FleetError> {
         self.groups
             .iter()

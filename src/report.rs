@@ -151,15 +151,13 @@ impl Collector {
     }
 
     /// Closes the last (partial) interval with the run's summary, stops serving Prometheus and
-    /// returns the intervals, or the first error writing the interval log.
-    pub fn finish(mut self, summary: &Snapshot) -> Result<Vec<Interval>, ReportError> {
+    /// returns the intervals, with the first error writing the interval log if there was one
+    /// (the intervals are whole either way: the other reports need not be lost with the log).
+    pub fn finish(mut self, summary: &Snapshot) -> (Vec<Interval>, Option<ReportError>) {
         if summary.elapsed > self.previous.elapsed {
             self.record(summary);
         }
-        match self.hdr_error.take() {
-            Some(e) => Err(e),
-            None => Ok(std::mem::take(&mut self.intervals)),
-        }
+        (std::mem::take(&mut self.intervals), self.hdr_error.take())
     }
 
     fn record(&mut self, now: &Snapshot) {

@@ -37,7 +37,7 @@ use timers::{TimerKind, Timers};
 
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
 pub use run::Runner;
-pub use stats::{OperationStats, QueueStats, ServerStats};
+pub use stats::{IoStats, OperationStats, QueueStats, ServerStats};
 
 /// Observe a path on every registered client, optionally with pmin/pmax written first.
 #[derive(Clone, Debug, PartialEq)]

@@ -1021,3 +1021,19 @@ fn write_in_blocks(
     }
     replies
 }
+
+/// A start the engine made late counts the Register's latency from when it was due.
+#[test]
+fn a_late_start_charges_the_register_from_its_due_time() {
+    let mut sim = Sim::new(client(config(), 15));
+    let due = sim.now;
+    let late = due + Duration::from_millis(250);
+    sim.now = late;
+    sim.client.start_due(late, due);
+    sim.run_for(SECOND);
+    let register = sim.request_records()[0];
+    assert_eq!(register.kind, RequestKind::Register);
+    assert_eq!(register.intended, due);
+    assert_eq!(register.sent, late);
+    assert!(register.outcome.is_success());
+}

@@ -442,3 +442,20 @@ fn the_runner_serves_over_loopback() {
     let by_clients = u64::from(reads.iter().sum::<u32>());
     assert!(by_clients >= stats.read.ok && by_clients <= stats.read.ok + stats.read.aborted);
 }
+
+/// A datagram longer than the server takes is counted and dropped, and the server carries on.
+#[test]
+fn the_runner_counts_oversized_datagrams() {
+    let runner = Runner::start_loopback(ServerConfig::default(), 3).expect("binds");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(&[0x40; 3000], runner.local_addr()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while runner.stats().io.truncated == 0 {
+        assert!(std::time::Instant::now() < deadline, "{}", runner.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = runner.stop().unwrap();
+    assert_eq!(stats.io.truncated, 1);
+    assert_eq!(stats.malformed, 0, "the cut datagram was not parsed");
+    assert!(stats.to_string().contains("truncated 1"), "{stats}");
+}

@@ -46,7 +46,7 @@ impl Reports {
         Ok(Reports {
             args: report.clone(),
             collector,
-            config: run_config(args, plan, target, started),
+            config: run_config(args, fleet, plan, target, started),
             thresholds,
         })
     }
@@ -60,7 +60,7 @@ impl Reports {
     /// every threshold passed, `Ok(Some(failure))` when one failed (the run's other exit
     /// conditions come first), `Err` when a report could not be written.
     pub(super) fn finish(self, summary: &Snapshot) -> Result<Option<Failure>, Failure> {
-        let intervals = self.collector.finish(summary).map_err(failed)?;
+        let (intervals, log_error) = self.collector.finish(summary);
         let verdicts = check_thresholds(&self.thresholds, summary);
         if !verdicts.is_empty() {
             print!("{}", verdicts_text(&verdicts));
@@ -76,6 +76,9 @@ impl Reports {
         }
         if let Some(path) = &self.args.plot {
             report::write_file(path, &report::plot::svg(summary)).map_err(failed)?;
+        }
+        if let Some(e) = log_error {
+            return Err(failed(e));
         }
         Ok(threshold_failure(&verdicts))
     }
@@ -98,20 +101,36 @@ fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
     })
 }
 
-/// A file can be created there: its directory exists.
+/// A file can be created there, found before the run rather than after it: not a directory,
+/// and it opens for writing (an empty file stays until the report replaces it).
 fn check_writable(path: &FsPath) -> Result<(), Failure> {
+    if path.is_dir() {
+        return Err(bad_input(format!("{}: is a directory", path.display())));
+    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    match dir {
-        Some(d) if !d.is_dir() => Err(bad_input(format!(
+    if let Some(d) = dir.filter(|d| !d.is_dir()) {
+        return Err(bad_input(format!(
             "{}: directory {} does not exist",
             path.display(),
             d.display()
-        ))),
-        _ => Ok(()),
+        )));
     }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+        .map_err(|e| bad_input(format!("{}: cannot write: {e}", path.display())))
 }
 
-fn run_config(args: &RunArgs, plan: &Plan, target: &str, started: SystemTime) -> RunConfig {
+fn run_config(
+    args: &RunArgs,
+    fleet: &Fleet,
+    plan: &Plan,
+    target: &str,
+    started: SystemTime,
+) -> RunConfig {
     let ramp = match &plan.ramp {
         Ramp::Rate(rate) => format!("{rate} clients/s"),
         Ramp::Stages(stages) => {
@@ -135,9 +154,7 @@ fn run_config(args: &RunArgs, plan: &Plan, target: &str, started: SystemTime) ->
         }
     });
     RunConfig {
-        command: std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        command: redacted(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
         started_at_unix_s: started
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
@@ -171,7 +188,25 @@ fn run_config(args: &RunArgs, plan: &Plan, target: &str, started: SystemTime) ->
             .engine
             .ports
             .map(|p| format!("{}-{}", p.first(), p.last())),
+        security: fleet.security.as_ref().map(ToString::to_string),
     }
+}
+
+/// The command line with `--psk-key`'s value hidden: reports are shared, keys are not.
+fn redacted(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut hide_next = false;
+    args.map(|arg| {
+        if std::mem::take(&mut hide_next) {
+            return "<hidden>".to_string();
+        }
+        if arg == "--psk-key" {
+            hide_next = true;
+        } else if arg.starts_with("--psk-key=") {
+            return "--psk-key=<hidden>".to_string();
+        }
+        arg
+    })
+    .collect()
 }
 
 /// `report FILE...`: the merged summary, thresholds and plot.
@@ -200,4 +235,30 @@ pub(super) fn merge(args: &MergeArgs) -> Result<(), Failure> {
         report::write_file(path, &report::plot::svg(&total)).map_err(failed)?;
     }
     threshold_failure(&verdicts).map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn the_command_line_in_reports_hides_the_psk_key() {
+        let args = [
+            "lwm2m-swarm",
+            "run",
+            "f.toml",
+            "--psk-key",
+            "00112233",
+            "--seed",
+            "1",
+        ];
+        let shown = redacted(args.iter().map(ToString::to_string));
+        assert_eq!(shown[3..], ["--psk-key", "<hidden>", "--seed", "1"]);
+        let shown = redacted(
+            ["run", "--psk-key=00112233"]
+                .iter()
+                .map(ToString::to_string),
+        );
+        assert_eq!(shown, ["run", "--psk-key=<hidden>"]);
+    }
 }

@@ -19,11 +19,6 @@ const NOT_FOUND: u8 = 0x84;
 const MAX_TRANSMIT_WAIT: Duration = Duration::from_secs(93);
 
 impl Client {
-    pub(super) fn begin_registering(&mut self, now: Instant) {
-        self.set_state(ClientState::Registering);
-        self.enqueue_register(now);
-    }
-
     pub(super) fn enqueue_register(&mut self, intended: Instant) {
         if !self.queue.iter().any(|q| q.what == Outgoing::Register) {
             self.set_state(ClientState::Registering);

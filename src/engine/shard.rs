@@ -243,7 +243,8 @@ impl Shard {
         // The schedule clock runs at the start speed (0 while paused, faster after `+`).
         let real = now.saturating_since(self.schedule_synced);
         self.schedule_synced = now;
-        self.schedule += real.mul_f64(self.setup.control.start_speed());
+        let speed = self.setup.control.start_speed();
+        self.schedule += real.mul_f64(speed);
         let mut started = 0;
         while let Some(&(at, local)) = self.starts.get(self.next_start) {
             if at > self.schedule.as_micros() || started == STARTS_PER_ROUND {
@@ -251,7 +252,10 @@ impl Shard {
             }
             self.next_start += 1;
             started += 1;
-            self.start_client(now, local as usize);
+            // How far behind its schedule this start is, in real time.
+            let behind = (self.schedule.as_micros() - at) as f64 / speed.max(1e-9);
+            let due = Instant::from_micros(now.as_micros().saturating_sub(behind as u64));
+            self.start_client(now, due, local as usize);
         }
         if self.next_start == self.starts.len() && !self.starts.is_empty() {
             // The ramp is over: 16 bytes per client back.
@@ -261,7 +265,9 @@ impl Shard {
         started > 0
     }
 
-    fn start_client(&mut self, now: Instant, local: usize) {
+    /// Starts client `local`, whose start was due at `due`: its Register's latency counts from
+    /// then, so a shard that fell behind its schedule cannot hide it.
+    fn start_client(&mut self, now: Instant, due: Instant, local: usize) {
         let s = &self.setup;
         let k = s.layout.client_index(s.index, local as u64);
         let Some(g) = s.plan.group_of(k) else {
@@ -284,7 +290,7 @@ impl Shard {
         if let Some(source) = &s.credentials {
             client = client.with_psk(source.psk(k, &endpoint));
         }
-        client.start(now);
+        client.start_due(now, due);
         let churn = match group.behaviour {
             Behaviour::Churn { every, jitter } => Some(self.jittered(every, jitter)),
             Behaviour::AlwaysOn | Behaviour::Sleepy => None,
@@ -372,7 +378,7 @@ impl Shard {
                         self.after(local);
                     }
                     self.incarnations[local] = self.incarnations[local].wrapping_add(1);
-                    self.start_client(now, local);
+                    self.start_client(now, now, local);
                 } else {
                     let later = (now + RESTART_RETRY).as_micros();
                     self.timers

@@ -6,6 +6,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawBehaviour, RawClient, RawFleet, RawLoad, RawPopulation};
+use super::security;
 use super::span::{At, invalid, line_of, toml_error};
 use super::{
     Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Scheme, ServerUri, Stage,
@@ -37,10 +38,19 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
     let mut raw: RawFleet = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
     apply_to_raw(&mut raw, overrides);
     let at = |span| At { file, text, span };
+    let server_span = raw.server.as_ref().map(Spanned::span);
     let server = raw
         .server
         .map(|s| parse_uri(&s.get_ref().uri).map_err(|m| at(s.span()).err("uri", m)))
         .transpose()?;
+    let server = overrides.server.clone().or(server);
+    let security = security::security(raw.security.as_ref(), overrides, file, text)?;
+    security::check_scheme(server.as_ref(), security.as_ref(), file, |m| {
+        match (&overrides.server, server_span) {
+            (None, Some(span)) => at(span).err("uri", m),
+            _ => invalid(file, 0, "server", m),
+        }
+    })?;
     let (client, client_span) = match raw.client {
         Some(c) => {
             let span = c.span();
@@ -92,7 +102,8 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
     }
     Ok(Fleet {
         file: file.to_string(),
-        server: overrides.server.clone().or(server),
+        server,
+        security,
         clients,
         naming,
         groups,

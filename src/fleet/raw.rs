@@ -11,6 +11,7 @@ use toml::Spanned;
 pub(super) struct RawFleet {
     pub server: Option<Spanned<RawServer>>,
     pub client: Option<Spanned<RawClient>>,
+    pub security: Option<Spanned<RawSecurity>>,
     #[serde(default)]
     pub population: Vec<Spanned<RawPopulation>>,
     pub load: Spanned<RawLoad>,
@@ -20,6 +21,26 @@ pub(super) struct RawFleet {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub uri: String,
+}
+
+/// `[security]`: a mode, an identity pattern and one key source (checked in `security.rs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecurity {
+    pub mode: String,
+    pub identity: Option<String>,
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+    pub derive: Option<Spanned<RawDerive>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDerive {
+    /// Hex, or `env:VAR`.
+    pub master: String,
+    pub algorithm: Option<String>,
+    pub key_length: Option<usize>,
 }
 
 /// Client settings: fleet defaults in `[client]`, overrides in `[population.client]`. Every

@@ -34,6 +34,11 @@ impl At<'_> {
         invalid(self.file, self.key_line(field), field, message)
     }
 
+    /// An error at the line of `key`, shown as `field` (e.g. `derive.master` for `master`).
+    pub fn err_as(&self, key: &str, field: &str, message: impl Into<String>) -> FleetError {
+        invalid(self.file, self.key_line(key), field, message)
+    }
+
     pub fn line(&self) -> usize {
         line_of(self.text, self.span.start)
     }

@@ -234,17 +234,20 @@ fn server_uris() {
 }
 
 #[test]
-fn coaps_passes_check_it_means_dtls_with_a_psk() {
-    let f = fleet(&format!(
-        "[server]\nuri = \"coaps://h\"\n{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
-    ));
-    let templates = crate::model::TemplateSet::load_dir(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .unwrap();
-    assert!(f.check(&templates).is_ok());
-    assert_eq!(f.server.as_ref().map(|s| s.port), Some(5684));
+fn coaps_without_security_is_rejected() {
+    // With credentials it is accepted: see credentials/tests.rs.
+    let err = Fleet::from_toml(
+        &format!(
+            "[server]\nuri = \"coaps://h\"\n{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
+        ),
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("t.toml:2: field `uri`: coaps:// needs"),
+        "{err}"
+    );
 }
 
 #[test]

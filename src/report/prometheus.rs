@@ -96,8 +96,17 @@ fn answer(mut stream: TcpStream, snapshot: &Snapshot) -> io::Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
-    // Only the request line matters; read until the headers end (or 8 KiB).
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+    // Only the request line matters; read until the headers end (or 8 KiB), within one overall
+    // deadline, so a scraper that trickles bytes cannot hold the one serving thread.
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let ended =
+        |r: &[u8]| r.windows(4).any(|w| w == b"\r\n\r\n") || r.windows(2).any(|w| w == b"\n\n");
+    while !ended(&request) && request.len() < 8192 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             break;

@@ -65,6 +65,10 @@ pub struct RunConfig {
     pub shards: usize,
     pub bind: Option<String>,
     pub ports: Option<String>,
+    /// `psk, identity "{endpoint}", key: derived hmac-sha256 (16 bytes)`; never a key. `None`:
+    /// no security.
+    #[serde(default)]
+    pub security: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -250,7 +254,9 @@ impl Report {
     /// The counters and histograms back as a snapshot (intervals are not part of it).
     pub fn to_snapshot(&self) -> Result<Snapshot, SchemaError> {
         let mut s = Snapshot {
-            elapsed: std::time::Duration::from_secs_f64(self.elapsed_s.max(0.0)),
+            // A hand-edited file may hold anything: no panic on an out-of-range number.
+            elapsed: std::time::Duration::try_from_secs_f64(self.elapsed_s.max(0.0))
+                .unwrap_or_default(),
             started: self.clients.started,
             woke: self.clients.woke,
             traffic: self.traffic,

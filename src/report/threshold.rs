@@ -214,13 +214,16 @@ impl Threshold {
 /// In base units; `None` when there is nothing to measure.
 fn measure(metric: Metric, r: &RequestStats) -> Option<f64> {
     let h = &r.latency;
-    let rate = |n: u64| (r.sent > 0).then(|| n as f64 / r.sent as f64);
+    // Of the requests that ended on the server's account (answered or timed out): neither
+    // those still in flight nor those the clients gave up on count, and a timeout is a failure.
+    let ended = r.ok + r.error + r.timeout;
+    let rate = |n: u64| (ended > 0).then(|| n as f64 / ended as f64);
     match metric {
         Metric::Quantile(_) | Metric::Mean if h.is_empty() => None,
         Metric::Quantile(q) if q >= 1.0 => Some(h.max() as f64),
         Metric::Quantile(q) => Some(h.value_at_quantile(q) as f64),
         Metric::Mean => Some(h.mean()),
-        Metric::ErrorRate => rate(r.error),
+        Metric::ErrorRate => rate(r.error + r.timeout),
         Metric::TimeoutRate => rate(r.timeout),
         Metric::Count(c) => Some(match c {
             Count::Sent => r.sent,

@@ -1,9 +1,10 @@
 //! Drives a [`Server`] over one UDP socket on its own thread, with the real monotonic clock.
 //!
-//! The thread reads a batch of datagrams, feeds them in, runs due timers, sends everything the
+//! The thread reads a batch of datagrams (one recvmmsg on IPv4), feeds them in, runs due timers, sends everything the
 //! server queued, then waits in poll(2) until the next deadline or datagram. Statistics are
 //! copied to a shared snapshot at most every [`STATS_INTERVAL`], never per datagram.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -13,9 +14,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Server, ServerConfig, ServerStats};
+use super::{IoStats, Server, ServerConfig, ServerStats};
 use crate::clock::Instant;
-use crate::transport::Poller;
+use crate::transport::{Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket, TransportError};
 
 /// How often the shared statistics snapshot is refreshed.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
@@ -25,6 +26,8 @@ const BATCH: usize = 64;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// Socket buffer asked for (the kernel may grant less).
 const SOCKET_BUFFER: usize = 8 << 20;
+/// Datagrams waiting for room in the send buffer, at most.
+const MAX_QUEUED: usize = 65_536;
 /// Larger than any CoAP datagram over UDP we accept (RFC 7252 4.6 suggests 1152).
 const MAX_DATAGRAM: usize = 2048;
 
@@ -40,11 +43,7 @@ pub struct Runner {
 impl Runner {
     /// Binds `bind` (port 0 picks a free one) and starts serving.
     pub fn start(bind: SocketAddr, config: ServerConfig, seed: u64) -> io::Result<Runner> {
-        let socket = UdpSocket::bind(bind)?;
-        socket.set_nonblocking(true)?;
-        // The default 212 KB buffer drops a registration storm's datagrams.
-        crate::transport::raise_buffers(socket.as_fd(), SOCKET_BUFFER)?;
-        let local_addr = socket.local_addr()?;
+        let (socket, local_addr) = ServerSocket::bind(bind)?;
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let server = Server::new(config, seed);
@@ -52,7 +51,7 @@ impl Runner {
             .name("lwm2m-server".into())
             .spawn({
                 let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
-                move || serve(&socket, server, &stats, &stop)
+                move || serve(socket, server, &stats, &stop)
             })?;
         Ok(Runner {
             local_addr,
@@ -107,7 +106,7 @@ impl fmt::Display for Runner {
 }
 
 fn serve(
-    socket: &UdpSocket,
+    mut socket: ServerSocket,
     mut server: Server,
     shared: &Mutex<ServerStats>,
     stop: &AtomicBool,
@@ -116,50 +115,220 @@ fn serve(
     let clock =
         || Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX));
     let mut poller = Poller::new();
-    poller.add(socket.as_fd());
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    poller.add(socket.fd());
+    let mut outgoing: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
+    let mut io = IoStats::default();
     let mut published = clock();
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
-        let mut full = true;
-        for _ in 0..BATCH {
-            match socket.recv_from(&mut buf) {
-                Ok((len, from)) => server.handle_datagram(now, from, &buf[..len]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    full = false;
-                    break;
-                }
-                // ICMP port unreachable from a client that went away, and interrupts: not ours.
-                Err(e) if is_transient(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let received = socket.receive(&mut io, |from, bytes| {
+            server.handle_datagram(now, from, bytes);
+        })?;
         if server.poll_timeout().is_some_and(|at| at <= now) {
             server.handle_timeout(now);
         }
-        while let Some((to, bytes)) = server.poll_transmit() {
-            match socket.send_to(&bytes, to) {
-                // A full send buffer drops the datagram: CoAP retransmission covers it.
-                Err(e) if !is_transient(&e) && e.kind() != io::ErrorKind::WouldBlock => {
-                    return Err(e);
-                }
-                _ => {}
-            }
+        outgoing.extend(std::iter::from_fn(|| server.poll_transmit()));
+        socket.send(&mut outgoing, &mut io)?;
+        if outgoing.len() > MAX_QUEUED {
+            // The socket has stayed full: the oldest go (CoAP retransmits what matters).
+            let excess = outgoing.len() - MAX_QUEUED;
+            outgoing.drain(..excess);
+            io.send_dropped += excess as u64;
         }
         if now.saturating_since(published) >= STATS_INTERVAL {
-            *shared.lock().unwrap_or_else(PoisonError::into_inner) = *server.stats();
+            let mut stats = *server.stats();
+            stats.io = io;
+            *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
             published = now;
         }
-        if !full {
-            let wait = server
+        if received < BATCH {
+            let mut wait = server
                 .poll_timeout()
                 .map_or(MAX_WAIT, |at| at.saturating_since(clock()).min(MAX_WAIT));
+            if !outgoing.is_empty() {
+                // Waiting for room in the send buffer.
+                wait = wait.min(Duration::from_millis(1));
+            }
             poller.wait(wait)?;
         }
     }
-    let stats = *server.stats();
+    let mut stats = *server.stats();
+    stats.io = io;
     *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
     Ok(stats)
+}
+
+/// The server's socket: batched system calls (recvmmsg/sendmmsg) on IPv4, plain on IPv6.
+enum ServerSocket {
+    Batched {
+        socket: Box<SharedSocket>,
+        bufs: RecvBuffers,
+        /// Bound to the wildcard address: the local address each peer wrote to, to answer
+        /// from it (the kernel's pick may differ on a host with several addresses).
+        answer_from: Option<HashMap<SocketAddr, SocketAddr>>,
+    },
+    Plain {
+        socket: UdpSocket,
+        buf: Vec<u8>,
+    },
+}
+
+impl ServerSocket {
+    fn bind(addr: SocketAddr) -> io::Result<(ServerSocket, SocketAddr)> {
+        match addr {
+            SocketAddr::V4(v4) => {
+                let config = SharedConfig {
+                    batch: BATCH,
+                    // The default 212 KB buffer drops a registration storm's datagrams.
+                    buffer_bytes: SOCKET_BUFFER,
+                };
+                let socket = Box::new(SharedSocket::bind(v4, &config).map_err(as_io)?);
+                let local = SocketAddr::V4(socket.local_addr());
+                let bufs = RecvBuffers::new(BATCH, MAX_DATAGRAM);
+                let answer_from = v4.ip().is_unspecified().then(HashMap::new);
+                let batched = ServerSocket::Batched {
+                    socket,
+                    bufs,
+                    answer_from,
+                };
+                Ok((batched, local))
+            }
+            SocketAddr::V6(_) => {
+                let socket = UdpSocket::bind(addr)?;
+                socket.set_nonblocking(true)?;
+                crate::transport::raise_buffers(socket.as_fd(), SOCKET_BUFFER)?;
+                let local = socket.local_addr()?;
+                // One spare byte tells a full datagram from a cut one.
+                let buf = vec![0; MAX_DATAGRAM + 1];
+                Ok((ServerSocket::Plain { socket, buf }, local))
+            }
+        }
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            ServerSocket::Batched { socket, .. } => socket.as_fd(),
+            ServerSocket::Plain { socket, .. } => socket.as_fd(),
+        }
+    }
+
+    /// Hands up to `BATCH` waiting datagrams to `each`; returns how many arrived.
+    fn receive(
+        &mut self,
+        io: &mut IoStats,
+        mut each: impl FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
+        match self {
+            ServerSocket::Batched {
+                socket,
+                bufs,
+                answer_from,
+            } => {
+                bufs.clear();
+                let n = match socket.recv_batch(bufs) {
+                    Ok(n) => n,
+                    Err(TransportError::Recv { source, .. }) if is_transient(&source) => 0,
+                    Err(e) => return Err(as_io(e)),
+                };
+                for (d, bytes) in bufs.iter() {
+                    if d.truncated {
+                        io.truncated += 1;
+                        continue;
+                    }
+                    if let Some(map) = answer_from.as_mut() {
+                        map.insert(d.peer, d.client);
+                    }
+                    each(d.peer, bytes);
+                }
+                Ok(n)
+            }
+            ServerSocket::Plain { socket, buf } => {
+                let mut n = 0;
+                while n < BATCH {
+                    match socket.recv_from(buf) {
+                        Ok((len, _)) if len > MAX_DATAGRAM => io.truncated += 1,
+                        Ok((len, from)) => each(from, &buf[..len]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // ICMP port unreachable from a client that went away, and interrupts.
+                        Err(e) if is_transient(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                    n += 1;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Sends from the front of `out` what the socket takes; a datagram the kernel refuses is
+    /// dropped and counted (CoAP retransmits), the rest waits when the buffer is full.
+    fn send(
+        &mut self,
+        out: &mut VecDeque<(SocketAddr, Vec<u8>)>,
+        io: &mut IoStats,
+    ) -> io::Result<()> {
+        match self {
+            ServerSocket::Batched {
+                socket,
+                answer_from,
+                ..
+            } => {
+                let bound = SocketAddr::V4(socket.local_addr());
+                while !out.is_empty() {
+                    let end = out.len().min(BATCH);
+                    let batch: Vec<Outgoing<'_>> = out
+                        .range(..end)
+                        .map(|(to, payload)| Outgoing {
+                            from: answer_from
+                                .as_ref()
+                                .and_then(|m| m.get(to).copied())
+                                .unwrap_or(bound),
+                            to: *to,
+                            payload,
+                        })
+                        .collect();
+                    let (gone, full) = match socket.send_batch(&batch) {
+                        Ok(sent) => (sent, sent < end),
+                        Err(TransportError::Send { index, .. }) => {
+                            io.send_dropped += 1;
+                            (index + 1, false)
+                        }
+                        Err(e) => return Err(as_io(e)),
+                    };
+                    drop(batch);
+                    out.drain(..gone);
+                    if full {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            ServerSocket::Plain { socket, .. } => {
+                while let Some((to, bytes)) = out.front() {
+                    match socket.send_to(bytes, to) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if !is_transient(&e) => return Err(e),
+                        Err(_) => io.send_dropped += 1,
+                        Ok(_) => {}
+                    }
+                    out.pop_front();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Keeps the OS error kind (`AddrInUse` stays recognisable).
+fn as_io(e: TransportError) -> io::Error {
+    let kind = match &e {
+        TransportError::Bind { source, .. }
+        | TransportError::SocketOption { source, .. }
+        | TransportError::Send { source, .. }
+        | TransportError::Recv { source, .. } => source.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
 }
 
 fn is_transient(error: &io::Error) -> bool {

@@ -96,6 +96,17 @@ pub struct ServerStats {
     /// Notifications with a token we do not know (answered RST).
     pub notifications_rejected: u64,
     pub queue: QueueStats,
+    /// What the socket loop around the server counted (zero for the sans-IO server alone).
+    pub io: IoStats,
+}
+
+/// Datagrams the UDP loop could not pass on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Longer than the receive buffer: dropped unread.
+    pub truncated: u64,
+    /// Refused by the kernel, or dropped because the send queue stayed full.
+    pub send_dropped: u64,
 }
 
 impl fmt::Display for ServerStats {
@@ -135,6 +146,14 @@ impl fmt::Display for ServerStats {
             self.bad_requests + self.not_found,
             self.malformed,
             self.duplicates
-        )
+        )?;
+        if self.io != IoStats::default() {
+            write!(
+                f,
+                ", truncated {} send-dropped {}",
+                self.io.truncated, self.io.send_dropped
+            )?;
+        }
+        Ok(())
     }
 }

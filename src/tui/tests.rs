@@ -132,7 +132,33 @@ fn a_sigint_counts_as_q() {
     assert!(fleet.stopped_at.get().is_some());
 }
 
+/// With no keys, the loop still draws at least four frames a second: between two frames it
+/// never waits for input longer than a quarter of a second.
 #[test]
-fn the_tick_allows_at_least_four_frames_a_second() {
+fn the_loop_draws_at_least_four_frames_a_second() {
+    let fleet = FakeFleet {
+        runs_for: Some(12),
+        ..FakeFleet::default()
+    };
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut waits = Vec::new();
+    drive(
+        &mut terminal,
+        &fleet,
+        &RunInfo::default(),
+        &AtomicU32::new(0),
+        |timeout| {
+            waits.push((timeout, fleet.snapshots.get()));
+            std::thread::sleep(timeout);
+            Ok(None)
+        },
+    )
+    .unwrap();
+    assert!(waits.iter().all(|(w, _)| *w <= TICK), "{waits:?}");
     assert!(TICK <= Duration::from_millis(250));
+    // A wait that ran its full course is followed by a frame: waits never stack up.
+    for pair in waits.windows(2) {
+        let ((_, frames_before), (_, frames_after)) = (pair[0], pair[1]);
+        assert!(frames_after > frames_before, "{waits:?}");
+    }
 }

@@ -1,0 +1,190 @@
+//! A fleet's `[security]` made into keys: the `CredentialSource` the engine hands to clients,
+//! and the `credentials` export for provisioning the server under test.
+
+mod key_file;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Write};
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::security::{IdentityPattern, KeySource, Master, Secret};
+use super::span::invalid;
+use super::{Fleet, FleetError, Naming};
+use crate::security::{CredentialSource, Psk};
+
+/// Each client's PSK, computed when asked: only a key file is held per device (as a map).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `None`: from the key file.
+    identity: Option<IdentityPattern>,
+    naming: Naming,
+    keys: Keys,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Keys {
+    Fixed(Secret),
+    Derived {
+        master: Secret,
+        length: usize,
+    },
+    /// Endpoint -> (identity, key).
+    File(HashMap<String, (String, Secret)>),
+}
+
+/// Keys never appear in logs: Debug names the kind of source and the key length.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = match &self.keys {
+            Keys::Fixed(k) => format!("fixed <{} bytes>", k.len()),
+            Keys::Derived { length, .. } => format!("derived hmac-sha256 <{length} bytes>"),
+            Keys::File(map) => format!("key file <{} devices>", map.len()),
+        };
+        f.debug_struct("Credentials")
+            .field("identity", &self.identity.as_ref().map(ToString::to_string))
+            .field("keys", &format_args!("{keys}"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// HMAC-SHA256(master, endpoint), the first `length` bytes.
+pub fn derive_key(master: &[u8], endpoint: &str, length: usize) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes keys of any length");
+    mac.update(endpoint.as_bytes());
+    let mut key = mac.finalize().into_bytes().to_vec();
+    key.truncate(length);
+    key
+}
+
+impl CredentialSource for Credentials {
+    fn psk(&self, index: u64, endpoint: &str) -> Psk {
+        let (file_identity, key) = match &self.keys {
+            Keys::Fixed(key) => (None, key.expose().to_vec()),
+            Keys::Derived { master, length } => {
+                (None, derive_key(master.expose(), endpoint, *length))
+            }
+            // Every endpoint of the fleet was checked to be in the file; another gets no key.
+            Keys::File(map) => map.get(endpoint).map_or((None, Vec::new()), |(id, key)| {
+                (Some(id.as_str()), key.expose().to_vec())
+            }),
+        };
+        let identity = match &self.identity {
+            Some(pattern) => pattern.render(index, endpoint, &self.naming),
+            None => file_identity.unwrap_or(endpoint).to_string(),
+        };
+        Psk {
+            identity: identity.into_bytes(),
+            key,
+        }
+    }
+}
+
+/// How `credentials` writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `endpoint,identity,key` with a header line: the key file format.
+    Csv,
+    /// An array of `{"endpoint", "identity", "key"}` objects, one per line.
+    Json,
+}
+
+impl Credentials {
+    /// Every client's endpoint, identity and key (hex), in client order. The one place keys
+    /// are written out, on purpose.
+    pub fn export(
+        &self,
+        clients: u64,
+        format: ExportFormat,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        match format {
+            ExportFormat::Csv => writeln!(out, "endpoint,identity,key")?,
+            ExportFormat::Json => writeln!(out, "[")?,
+        }
+        for index in 0..clients {
+            let endpoint = self.naming.endpoint(index);
+            let psk = self.psk(index, &endpoint);
+            let identity = String::from_utf8_lossy(&psk.identity);
+            let key = hex::encode(&psk.key);
+            match format {
+                ExportFormat::Csv => {
+                    writeln!(
+                        out,
+                        "{},{},{key}",
+                        csv_field(&endpoint),
+                        csv_field(&identity)
+                    )?;
+                }
+                ExportFormat::Json => {
+                    let comma = if index + 1 < clients { "," } else { "" };
+                    writeln!(
+                        out,
+                        "  {{\"endpoint\": {}, \"identity\": {}, \"key\": \"{key}\"}}{comma}",
+                        serde_json::Value::from(endpoint.as_str()),
+                        serde_json::Value::from(identity.as_ref()),
+                    )?;
+                }
+            }
+        }
+        if format == ExportFormat::Json {
+            writeln!(out, "]")?;
+        }
+        Ok(())
+    }
+}
+
+/// RFC 4180 quoting, only where needed (the key file reader takes no quotes: a comma in an
+/// endpoint or identity is its one limit).
+fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
+}
+
+impl Fleet {
+    /// The fleet's credentials, `None` without `[security]`: reads the key file (checking it
+    /// holds every client) and the master secret's environment variable.
+    pub fn credentials(&self) -> Result<Option<Credentials>, FleetError> {
+        let Some(security) = &self.security else {
+            return Ok(None);
+        };
+        let keys = match &security.key {
+            KeySource::Fixed(key) => Keys::Fixed(key.clone()),
+            KeySource::Derived { master, length } => Keys::Derived {
+                master: self.master(master, security.line)?,
+                length: *length,
+            },
+            KeySource::File { path } => Keys::File(key_file::load(path, self)?),
+        };
+        Ok(Some(Credentials {
+            identity: security.identity.clone(),
+            naming: self.naming.clone(),
+            keys,
+        }))
+    }
+
+    fn master(&self, master: &Master, line: usize) -> Result<Secret, FleetError> {
+        match master {
+            Master::Hex(secret) => Ok(secret.clone()),
+            Master::Env(var) => {
+                let value = std::env::var(var).map_err(|_| {
+                    invalid(
+                        &self.file,
+                        line,
+                        "derive.master",
+                        format!("environment variable {var} is not set (or not UTF-8)"),
+                    )
+                })?;
+                Secret::from_hex(value.trim())
+                    .map_err(|e| invalid(&self.file, line, "derive.master", format!("${var}: {e}")))
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The fleet file's `[security]`: how each device's DTLS PSK identity and key are made. Parsing
+//! only (no file or environment is read here); `Fleet::credentials` turns it into keys.
+
+use std::fmt::{self, Write};
+use std::path::{Path as FsPath, PathBuf};
+use std::str::FromStr;
+
+use toml::Spanned;
+
+use super::raw::{RawDerive, RawSecurity};
+use super::span::{At, invalid};
+use super::{FleetError, Naming, Overrides, Scheme, ServerUri};
+
+/// Key bytes. Debug shows only the length, so a key cannot reach a log or report by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Parses hex digits, two per byte. The error never quotes the text: it may be a key.
+    pub fn from_hex(text: &str) -> Result<Secret, String> {
+        let bytes = hex::decode(text)
+            .map_err(|_| "not a hex key: give two hex digits per byte".to_string())?;
+        if bytes.is_empty() {
+            return Err("the key is empty".into());
+        }
+        Ok(Secret(bytes))
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The key itself, for the DTLS handshake and the `credentials` export only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A PSK identity pattern: text with `{endpoint}`, `{index}` (0-based) and `{number}` (the
+/// naming number: start + index, zero-padded like the endpoint); `{{` and `}}` are braces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityPattern {
+    text: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Endpoint,
+    Index,
+    Number,
+}
+
+impl FromStr for IdentityPattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(ch) = rest.chars().next() {
+            rest = &rest[ch.len_utf8()..];
+            match ch {
+                '{' if rest.starts_with('{') => {
+                    literal.push('{');
+                    rest = &rest[1..];
+                }
+                '}' if rest.starts_with('}') => {
+                    literal.push('}');
+                    rest = &rest[1..];
+                }
+                '{' => {
+                    let (name, after) = rest
+                        .split_once('}')
+                        .ok_or_else(|| format!("{text:?}: unclosed '{{'"))?;
+                    let part = match name {
+                        "endpoint" => Part::Endpoint,
+                        "index" => Part::Index,
+                        "number" => Part::Number,
+                        _ => {
+                            return Err(format!(
+                                "{text:?}: unknown placeholder {{{name}}}: use {{endpoint}}, \
+                                 {{index}} or {{number}}"
+                            ));
+                        }
+                    };
+                    if !literal.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut literal)));
+                    }
+                    parts.push(part);
+                    rest = after;
+                }
+                '}' => return Err(format!("{text:?}: lone '}}': write '}}}}' for a brace")),
+                _ => literal.push(ch),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
+        }
+        if parts.is_empty() {
+            return Err("the identity pattern is empty".into());
+        }
+        Ok(IdentityPattern {
+            text: text.to_string(),
+            parts,
+        })
+    }
+}
+
+impl IdentityPattern {
+    /// The identity of client `index`, named `endpoint`.
+    pub fn render(&self, index: u64, endpoint: &str, naming: &Naming) -> String {
+        let mut out = String::with_capacity(endpoint.len() + 8);
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Endpoint => out.push_str(endpoint),
+                Part::Index => {
+                    let _ = write!(out, "{index}");
+                }
+                Part::Number => {
+                    let number = naming.start.saturating_add(index);
+                    let _ = write!(out, "{number:0width$}", width = naming.width);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for IdentityPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Where the master secret of derived keys comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Master {
+    Hex(Secret),
+    /// `env:VAR`: read when the credentials are built, so it need not be in the file.
+    Env(String),
+}
+
+/// Where each device's key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// One key for every device.
+    Fixed(Secret),
+    /// CSV lines `endpoint,identity,key_hex`; `path` is relative to the working directory
+    /// (the file's is resolved against the fleet file's directory).
+    File { path: PathBuf },
+    /// HMAC-SHA256(master, endpoint), the first `length` bytes.
+    Derived { master: Master, length: usize },
+}
+
+/// PSK security (the only mode so far): each device's identity and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Security {
+    /// `None` with a key file: each device's identity is the file's.
+    pub identity: Option<IdentityPattern>,
+    pub key: KeySource,
+    /// Of the `[security]` table (0 when made from the command line).
+    pub(super) line: usize,
+}
+
+impl fmt::Display for Security {
+    /// The mode, identity and key source, never the key: for `check` and reports.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.identity {
+            Some(pattern) => write!(f, "psk, identity \"{pattern}\", key: ")?,
+            None => write!(f, "psk, identity and key: ")?,
+        }
+        match &self.key {
+            KeySource::Fixed(key) => write!(f, "fixed ({} bytes)", key.len()),
+            KeySource::File { path } => write!(f, "from {}", path.display()),
+            KeySource::Derived { master, length } => {
+                write!(f, "derived hmac-sha256 ({length} bytes)")?;
+                match master {
+                    Master::Hex(_) => Ok(()),
+                    Master::Env(var) => write!(f, ", master from ${var}"),
+                }
+            }
+        }
+    }
+}
+
+pub(super) const DEFAULT_IDENTITY: &str = "{endpoint}";
+/// HMAC-SHA256 gives 32 bytes; 16 is a common PSK length (AES-128 cipher suites).
+const DEFAULT_KEY_LENGTH: usize = 16;
+const MAX_KEY_LENGTH: usize = 32;
+
+/// `[security]` with the command line's `--psk-identity` and `--psk-key` replacing its values
+/// (either of them alone on a fleet without `[security]` makes one).
+pub(super) fn security(
+    raw: Option<&Spanned<RawSecurity>>,
+    overrides: &Overrides,
+    file: &str,
+    text: &str,
+) -> Result<Option<Security>, FleetError> {
+    let Some(raw) = raw else {
+        return command_line_security(overrides, file);
+    };
+    let at = At {
+        file,
+        text,
+        span: raw.span(),
+    };
+    let r = raw.get_ref();
+    match r.mode.as_str() {
+        "psk" => {}
+        "rpk" | "x509" | "certificate" => {
+            return Err(at.err(
+                "mode",
+                format!(
+                    "{:?}: certificate modes are not supported yet: use \"psk\"",
+                    r.mode
+                ),
+            ));
+        }
+        other => return Err(at.err("mode", format!("{other:?}: expected \"psk\""))),
+    }
+    let key = match &overrides.psk_key {
+        Some(key) => KeySource::Fixed(key.clone()),
+        None => key_source(r, &at, file)?,
+    };
+    let from_file = matches!(key, KeySource::File { .. });
+    let identity = match (&overrides.psk_identity, &r.identity) {
+        (Some(pattern), _) => Some(pattern.clone()),
+        (None, Some(_)) if from_file => {
+            return Err(at.err(
+                "identity",
+                "the key file gives each device's identity: remove `identity`",
+            ));
+        }
+        (None, Some(text)) => Some(text.parse().map_err(|e| at.err("identity", e))?),
+        (None, None) if from_file => None,
+        (None, None) => Some(default_identity()),
+    };
+    Ok(Some(Security {
+        identity,
+        key,
+        line: at.line(),
+    }))
+}
+
+fn default_identity() -> IdentityPattern {
+    DEFAULT_IDENTITY
+        .parse()
+        .expect("the default pattern parses")
+}
+
+fn command_line_security(
+    overrides: &Overrides,
+    file: &str,
+) -> Result<Option<Security>, FleetError> {
+    match (&overrides.psk_key, &overrides.psk_identity) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(
+            file,
+            0,
+            "security",
+            "--psk-identity needs a key: give --psk-key or add a [security] table",
+        )),
+        (Some(key), identity) => Ok(Some(Security {
+            identity: Some(identity.clone().unwrap_or_else(default_identity)),
+            key: KeySource::Fixed(key.clone()),
+            line: 0,
+        })),
+    }
+}
+
+/// Exactly one of `key`, `key_file`, `derive`.
+fn key_source(r: &RawSecurity, at: &At, file: &str) -> Result<KeySource, FleetError> {
+    let given: Vec<&str> = [
+        ("key", r.key.is_some()),
+        ("key_file", r.key_file.is_some()),
+        ("derive", r.derive.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    match given[..] {
+        [] => {
+            return Err(at.err(
+                "key",
+                "give one of `key` (hex), `key_file` (CSV) or `derive` (from a master secret)",
+            ));
+        }
+        [_] => {}
+        [_, second, ..] => {
+            return Err(at.err(second, "give only one of `key`, `key_file`, `derive`"));
+        }
+    }
+    if let Some(hex) = &r.key {
+        return Secret::from_hex(hex)
+            .map(KeySource::Fixed)
+            .map_err(|e| at.err("key", e));
+    }
+    if let Some(path) = &r.key_file {
+        if path.trim().is_empty() {
+            return Err(at.err("key_file", "give the path of a CSV file"));
+        }
+        // Relative to the fleet file, so a fleet and its keys move together.
+        let dir = FsPath::new(file).parent().unwrap_or(FsPath::new(""));
+        return Ok(KeySource::File {
+            path: dir.join(path),
+        });
+    }
+    let derive = r.derive.as_ref().expect("one source is given");
+    derived(
+        derive,
+        &At {
+            span: derive.span(),
+            ..*at
+        },
+    )
+}
+
+fn derived(raw: &Spanned<RawDerive>, at: &At) -> Result<KeySource, FleetError> {
+    let d = raw.get_ref();
+    if let Some(algorithm) = &d.algorithm
+        && algorithm != "hmac-sha256"
+    {
+        return Err(at.err_as(
+            "algorithm",
+            "derive.algorithm",
+            format!("{algorithm:?}: expected \"hmac-sha256\""),
+        ));
+    }
+    let length = d.key_length.unwrap_or(DEFAULT_KEY_LENGTH);
+    if !(1..=MAX_KEY_LENGTH).contains(&length) {
+        return Err(at.err_as(
+            "key_length",
+            "derive.key_length",
+            format!("must be in 1..={MAX_KEY_LENGTH} (bytes of HMAC-SHA256)"),
+        ));
+    }
+    let master = match d.master.strip_prefix("env:") {
+        Some("") => {
+            return Err(at.err_as("master", "derive.master", "env: needs a variable name"));
+        }
+        Some(var) => Master::Env(var.to_string()),
+        None => Master::Hex(
+            Secret::from_hex(&d.master).map_err(|e| at.err_as("master", "derive.master", e))?,
+        ),
+    };
+    Ok(KeySource::Derived { master, length })
+}
+
+/// `coaps://` needs credentials and credentials need `coaps://`: neither is useful alone.
+/// `server_err` locates an error on the server's URI.
+pub(super) fn check_scheme(
+    server: Option<&ServerUri>,
+    security: Option<&Security>,
+    file: &str,
+    server_err: impl FnOnce(&str) -> FleetError,
+) -> Result<(), FleetError> {
+    let coaps = server.is_some_and(|s| s.scheme == Scheme::Coaps);
+    match security {
+        None if coaps => Err(server_err(
+            "coaps:// needs credentials: add a [security] table (mode = \"psk\") or give \
+             --psk-key",
+        )),
+        Some(s) if !coaps => Err(invalid(
+            file,
+            s.line,
+            "security",
+            "PSK credentials need a coaps:// server: set [server] uri = \"coaps://HOST:5684\" \
+             or give --server coaps://HOST:PORT (the embedded server speaks plain CoAP)",
+        )),
+        _ => Ok(()),
+    }
+}
