@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::{Engine, EngineConfig, Layout, TransportKind};
 use crate::fleet::{
-    Credentials, ExportFormat, Fleet, IdentityPattern, Overrides, Plan, Scheme, Secret, ServerUri,
+    Credentials, ExportFormat, Fleet, IdentityPattern, Overrides, Plan, Secret, ServerUri,
     format_duration, parse_duration, parse_uri,
 };
 use crate::metrics::Snapshot;
@@ -507,14 +507,6 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         templates,
         credentials,
     } = load(&args.fleet)?;
-    // The DTLS client is not in this branch yet: sending plain CoAP to a coaps:// server would
-    // measure nothing. Remove once the engine speaks DTLS.
-    if let Some(uri) = fleet.server.as_ref().filter(|u| u.scheme == Scheme::Coaps) {
-        return Err(bad_input(format!(
-            "{uri}: coaps:// (DTLS) runs are not supported yet; `check` and `credentials` \
-             accept the fleet"
-        )));
-    }
     let plan = fleet.plan();
     let mut embedded = None;
     let server = if let Some(uri) = &plan.server {
@@ -581,13 +573,15 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let thresholds = reports.finish(&summary);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
-    let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
-    if sent > 0 && !summary.server_answered() {
+    if summary.server_tried() && !summary.server_answered() {
+        let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
+        let h = &summary.handshakes;
+        let handshakes = h.ok + h.failed + h.aborted;
         return Err(Failure {
             code: exit::UNREACHABLE,
             message: format!(
-                "the server at {server} never answered ({sent} requests sent): is it running, \
-                 and is the address right?"
+                "the server at {server} never answered ({sent} requests sent, {handshakes} \
+                 handshakes begun): is it running, is the address right (and the key)?"
             ),
         });
     }

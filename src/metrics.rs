@@ -324,6 +324,13 @@ impl Snapshot {
     pub fn server_answered(&self) -> bool {
         self.requests.iter().any(|r| !r.codes.is_empty())
             || self.operations.iter().any(|o| o.total > 0)
+            || self.handshakes.ok > 0
+    }
+
+    /// Whether anything was tried toward the server: a request sent or a handshake begun.
+    pub fn server_tried(&self) -> bool {
+        let h = &self.handshakes;
+        self.requests.iter().any(|r| r.sent > 0) || h.ok + h.failed + h.aborted > 0
     }
 
     /// Adds another shard's counts.
