@@ -2,7 +2,7 @@
 //! LWM2M requires), over `dimpl`. Sans-IO like the client that owns it: datagrams, plaintext and
 //! our clock go in; datagrams, plaintext, a deadline and the handshake's outcome come out.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -98,6 +98,73 @@ impl PskResolver for OwnKey {
     }
 }
 
+/// How a DTLS server finds a client's key from the PSK identity it sent: a map built from the
+/// fleet's credentials, one key for everyone, or any lookup. Debug never shows a key.
+#[derive(Clone)]
+pub struct ServerKeys(Arc<KeyLookup>);
+
+/// Identity -> key.
+type KeyLookup = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
+
+impl ServerKeys {
+    pub fn from_fn(lookup: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync + 'static) -> Self {
+        ServerKeys(Arc::new(lookup))
+    }
+
+    /// Identity -> key, exactly (an unknown identity gets no key, and its handshake fails).
+    pub fn from_map(keys: HashMap<Vec<u8>, Vec<u8>>) -> Self {
+        ServerKeys::from_fn(move |identity| keys.get(identity).cloned())
+    }
+
+    /// One key for every identity (`serve --psk-key`).
+    pub fn shared(key: Vec<u8>) -> Self {
+        ServerKeys::from_fn(move |_| Some(key.clone()))
+    }
+
+    pub fn key(&self, identity: &[u8]) -> Option<Vec<u8>> {
+        (self.0)(identity)
+    }
+}
+
+impl fmt::Debug for ServerKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerKeys(<hidden>)")
+    }
+}
+
+/// dimpl wants an unwind-safe resolver: a lookup only reads, so a panic in it leaves nothing
+/// half-updated behind.
+struct Lookup(std::panic::AssertUnwindSafe<ServerKeys>);
+
+impl PskResolver for Lookup {
+    fn resolve(&self, identity: &[u8]) -> Option<Vec<u8>> {
+        self.0.key(identity)
+    }
+}
+
+/// The dimpl configuration every server-side session shares. Unseeded: server randoms and
+/// cookie secrets come from the OS, as each session needs its own.
+pub fn server_config(keys: &ServerKeys, params: &DtlsParams) -> Arc<Config> {
+    let lookup = Lookup(std::panic::AssertUnwindSafe(keys.clone()));
+    let config = Config::builder()
+        .with_crypto_provider(psk_provider().clone())
+        .with_psk_server(None, Arc::new(lookup))
+        .dtls12_cipher_suites(&[Dtls12CipherSuite::PSK_AES128_CCM_8])
+        .dtls13_cipher_suites(&[])
+        .flight_start_rto(params.flight_start_rto)
+        .flight_retries(params.flight_retries)
+        .handshake_timeout(params.handshake_timeout)
+        .build()
+        .expect("a PSK server configuration with the CCM-8 suite is valid");
+    Arc::new(config)
+}
+
+/// Whether a datagram starts with a `ClientHello` record (RFC 6347 §4.1: content type 22,
+/// epoch 0; §4.2.2: handshake type 1 after the 13-byte record header): what opens a session.
+pub fn is_client_hello(datagram: &[u8]) -> bool {
+    datagram.len() > 13 && datagram[0] == 22 && datagram[3..5] == [0, 0] && datagram[13] == 1
+}
+
 /// The dimpl configuration of one client's next handshake. `seed` makes the client random and
 /// the retransmission jitter reproducible under a simulated clock; PSK keys still differ per
 /// session (they mix in the server's random), and a simulated device guards nothing.
@@ -159,7 +226,7 @@ const IDLE: Duration = Duration::from_secs(86_400);
 /// Largest record dimpl emits (its MTU is 1150) with room to spare.
 const RECORD_BUFFER: usize = 2048;
 
-/// A client-side DTLS session, from the first `ClientHello` to its end.
+/// A DTLS session, client or server side, from the first `ClientHello` to its end.
 pub struct Session {
     dtls: Dtls,
     started: Instant,
@@ -192,6 +259,16 @@ impl Session {
     pub fn connect(config: Arc<Config>, now: Instant) -> Result<Session, Failure> {
         let mut dtls = Dtls::new_12_psk(config, std_instant(now));
         dtls.set_active(true);
+        Session::new(dtls, now)
+    }
+
+    /// The server side of a handshake, waiting for the peer's `ClientHello`
+    /// (`config` from [`server_config`]).
+    pub fn accept(config: Arc<Config>, now: Instant) -> Result<Session, Failure> {
+        Session::new(Dtls::new_12_psk(config, std_instant(now)), now)
+    }
+
+    fn new(dtls: Dtls, now: Instant) -> Result<Session, Failure> {
         let mut session = Session {
             dtls,
             started: now,

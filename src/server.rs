@@ -14,6 +14,7 @@ mod exchange;
 mod recent;
 mod registry;
 pub mod run;
+mod secure;
 mod stats;
 mod store;
 mod timers;
@@ -37,7 +38,8 @@ use timers::{TimerKind, Timers};
 
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
 pub use run::Runner;
-pub use stats::{IoStats, OperationStats, QueueStats, ServerStats};
+pub use secure::{DtlsServerConfig, SecureServer};
+pub use stats::{DtlsStats, IoStats, OperationStats, QueueStats, ServerStats};
 
 /// Observe a path on every registered client, optionally with pmin/pmax written first.
 #[derive(Clone, Debug, PartialEq)]

@@ -363,8 +363,8 @@ fn derived(raw: &Spanned<RawDerive>, at: &At) -> Result<KeySource, FleetError> {
     Ok(KeySource::Derived { master, length })
 }
 
-/// `coaps://` needs credentials and credentials need `coaps://`: neither is useful alone.
-/// `server_err` locates an error on the server's URI.
+/// `coaps://` needs credentials and credentials need `coaps://` or the embedded server (which
+/// then speaks DTLS): neither is useful alone. `server_err` locates an error on the server's URI.
 pub(super) fn check_scheme(
     server: Option<&ServerUri>,
     security: Option<&Security>,
@@ -377,12 +377,14 @@ pub(super) fn check_scheme(
             "coaps:// needs credentials: add a [security] table (mode = \"psk\") or give \
              --psk-key",
         )),
-        Some(s) if !coaps => Err(invalid(
+        // No server at all: the embedded one, which speaks DTLS when the fleet has keys.
+        Some(s) if server.is_some() && !coaps => Err(invalid(
             file,
             s.line,
             "security",
-            "PSK credentials need a coaps:// server: set [server] uri = \"coaps://HOST:5684\" \
-             or give --server coaps://HOST:PORT (the embedded server speaks plain CoAP)",
+            "PSK credentials need a coaps:// server: set [server] uri = \"coaps://HOST:5684\", \
+             give --server coaps://HOST:PORT, or leave the server out to run against the \
+             embedded one over DTLS",
         )),
         _ => Ok(()),
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{IoStats, Server, ServerConfig, ServerStats};
+use super::{DtlsServerConfig, IoStats, SecureServer, Server, ServerConfig, ServerStats};
 use crate::clock::Instant;
 use crate::transport::{Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket, TransportError};
 
@@ -41,12 +41,29 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Binds `bind` (port 0 picks a free one) and starts serving.
+    /// Binds `bind` (port 0 picks a free one) and starts serving plain CoAP.
     pub fn start(bind: SocketAddr, config: ServerConfig, seed: u64) -> io::Result<Runner> {
+        Runner::start_with(bind, config, seed, None)
+    }
+
+    /// Binds `bind` and starts serving, over DTLS with pre-shared keys when `dtls` is given.
+    pub fn start_with(
+        bind: SocketAddr,
+        config: ServerConfig,
+        seed: u64,
+        dtls: Option<&DtlsServerConfig>,
+    ) -> io::Result<Runner> {
+        let server = Server::new(config, seed);
+        match dtls {
+            None => Runner::spawn(bind, server),
+            Some(dtls) => Runner::spawn(bind, SecureServer::new(server, dtls)),
+        }
+    }
+
+    fn spawn(bind: SocketAddr, server: impl Driven) -> io::Result<Runner> {
         let (socket, local_addr) = ServerSocket::bind(bind)?;
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let server = Server::new(config, seed);
         let thread = std::thread::Builder::new()
             .name("lwm2m-server".into())
             .spawn({
@@ -105,9 +122,54 @@ impl fmt::Display for Runner {
     }
 }
 
+/// What the socket loop drives: the server over plain CoAP or behind DTLS.
+trait Driven: Send + 'static {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn snapshot(&self) -> ServerStats;
+}
+
+impl Driven for Server {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Server::handle_datagram(self, now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Server::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        Server::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Server::poll_timeout(self)
+    }
+    fn snapshot(&self) -> ServerStats {
+        *self.stats()
+    }
+}
+
+impl Driven for SecureServer {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        SecureServer::handle_datagram(self, now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        SecureServer::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        SecureServer::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        SecureServer::poll_timeout(self)
+    }
+    fn snapshot(&self) -> ServerStats {
+        self.stats()
+    }
+}
+
 fn serve(
     mut socket: ServerSocket,
-    mut server: Server,
+    mut server: impl Driven,
     shared: &Mutex<ServerStats>,
     stop: &AtomicBool,
 ) -> io::Result<ServerStats> {
@@ -136,7 +198,7 @@ fn serve(
             io.send_dropped += excess as u64;
         }
         if now.saturating_since(published) >= STATS_INTERVAL {
-            let mut stats = *server.stats();
+            let mut stats = server.snapshot();
             stats.io = io;
             *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
             published = now;
@@ -152,7 +214,7 @@ fn serve(
             poller.wait(wait)?;
         }
     }
-    let mut stats = *server.stats();
+    let mut stats = server.snapshot();
     stats.io = io;
     *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
     Ok(stats)

@@ -98,6 +98,32 @@ pub struct ServerStats {
     pub queue: QueueStats,
     /// What the socket loop around the server counted (zero for the sans-IO server alone).
     pub io: IoStats,
+    /// What the DTLS layer in front counted (zero over plain CoAP).
+    pub dtls: DtlsStats,
+}
+
+/// The DTLS layer of [`super::SecureServer`]. Invariant: every session opened ends once, as a
+/// failed handshake, or after its handshake as closed, expired or lost; the rest are open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DtlsStats {
+    /// Sessions opened by a peer's `ClientHello`.
+    pub sessions_opened: u64,
+    /// Sessions open now.
+    pub sessions: u64,
+    pub handshakes_ok: u64,
+    /// Handshakes that ended without a session: timed out (a wrong key shows as this: the
+    /// client's Finished does not decrypt), an alert, a protocol error.
+    pub handshakes_failed: u64,
+    /// Sessions the peer closed (`close_notify`).
+    pub closed: u64,
+    /// Sessions dropped after a quiet idle timeout.
+    pub expired: u64,
+    /// Sessions ended by an alert or error after their handshake.
+    pub lost: u64,
+    /// Datagrams from a peer without a session that were no `ClientHello`: dropped.
+    pub no_session: u64,
+    /// Datagrams the server had for a peer without an open session: dropped.
+    pub unsent: u64,
 }
 
 /// Datagrams the UDP loop could not pass on.
@@ -147,6 +173,13 @@ impl fmt::Display for ServerStats {
             self.malformed,
             self.duplicates
         )?;
+        if self.dtls != DtlsStats::default() {
+            write!(
+                f,
+                ", handshakes ok {} failed {}, sessions {}",
+                self.dtls.handshakes_ok, self.dtls.handshakes_failed, self.dtls.sessions
+            )?;
+        }
         if self.io != IoStats::default() {
             write!(
                 f,

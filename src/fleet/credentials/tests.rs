@@ -81,6 +81,11 @@ fn derived_keys_per_endpoint_with_the_default_identity() {
     assert_eq!(psk.identity, b"dev-0001");
     assert_eq!(hex::encode(&psk.key), "a744e23624854ef0004bab7a1291fc33");
     assert_ne!(creds.psk(1, "dev-0002").key, psk.key);
+    // The embedded server's map: every client's identity to the key that client uses.
+    let keys = creds.server_keys(3);
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[&b"dev-0001"[..]], psk.key);
+    assert_eq!(keys[&b"dev-0003"[..]], creds.psk(2, "dev-0003").key);
     // key_length truncates.
     let short = parsed(&format!(
         "derive = {{ master = \"{MASTER}\", algorithm = \"hmac-sha256\", key_length = 8 }}"
@@ -235,9 +240,13 @@ fn coaps_and_security_go_together() {
     assert_eq!(located(&err), (3, "security"), "{err}");
     assert!(err.to_string().contains("need a coaps:// server"), "{err}");
 
+    assert!(err.to_string().contains("embedded one over DTLS"), "{err}");
+
+    // No server: the embedded one, over DTLS.
     let embedded = text("key = \"00\"").replace(SERVER, "");
-    let err = parse_with(&embedded, &Overrides::default()).unwrap_err();
-    assert_eq!(located(&err), (1, "security"), "{err}");
+    let fleet = parse_with(&embedded, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(fleet.server.is_none());
+    assert!(fleet.credentials().unwrap().is_some());
 
     // --server coap:// on a PSK fleet: the command line is to blame, the table still named.
     let coap = Overrides {

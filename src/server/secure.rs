@@ -1,0 +1,277 @@
+//! DTLS 1.2 with pre-shared keys in front of the sans-IO [`Server`]: one server-side
+//! [`Session`] per peer address, opened by its `ClientHello`, ended by `close_notify`, an alert,
+//! a failed handshake or an idle timeout. Records in are decrypted into
+//! [`Server::handle_datagram`]; what [`Server::poll_transmit`] has for a peer is encrypted on
+//! its session. Sans-IO too: bytes and time in, bytes and a deadline out.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DtlsStats, Server, ServerStats};
+use crate::clock::Instant;
+use crate::dtls::{DtlsParams, Failure, ServerKeys, Session, is_client_hello, server_config};
+
+/// How the DTLS layer finds keys and paces handshakes.
+#[derive(Clone, Debug)]
+pub struct DtlsServerConfig {
+    pub keys: ServerKeys,
+    /// Flight retransmissions; a handshake not done within `handshake_timeout` is dropped.
+    pub params: DtlsParams,
+    /// A connected session that saw no datagram either way for this long is dropped: it must
+    /// outlast the clients' update interval, or their next Update finds no session.
+    pub idle_timeout: Duration,
+}
+
+impl DtlsServerConfig {
+    pub fn new(keys: ServerKeys) -> Self {
+        DtlsServerConfig {
+            keys,
+            params: DtlsParams::default(),
+            idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+struct Peer {
+    session: Session,
+    last_active: Instant,
+    /// The deadline this peer has in the heap; other entries for it are stale.
+    scheduled: Option<Instant>,
+}
+
+/// The embedded server over DTLS.
+pub struct SecureServer {
+    inner: Server,
+    dimpl: Arc<dimpl::Config>,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    peers: HashMap<SocketAddr, Peer>,
+    /// Per-peer deadlines, invalidated lazily (see [`Peer::scheduled`]).
+    timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
+    transmit: VecDeque<(SocketAddr, Vec<u8>)>,
+    stats: DtlsStats,
+}
+
+impl std::fmt::Debug for SecureServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureServer")
+            .field("sessions", &self.peers.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecureServer {
+    pub fn new(inner: Server, config: &DtlsServerConfig) -> Self {
+        SecureServer {
+            inner,
+            dimpl: server_config(&config.keys, &config.params),
+            handshake_timeout: config.params.handshake_timeout,
+            idle_timeout: config.idle_timeout,
+            peers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmit: VecDeque::new(),
+            stats: DtlsStats::default(),
+        }
+    }
+
+    /// The LWM2M server behind the DTLS layer.
+    pub fn server(&self) -> &Server {
+        &self.inner
+    }
+
+    /// The server's counts with the DTLS layer's.
+    pub fn stats(&self) -> ServerStats {
+        let mut stats = *self.inner.stats();
+        stats.dtls = self.stats;
+        stats
+    }
+
+    /// Whether `peer` has a session with a completed handshake.
+    pub fn is_connected(&self, peer: SocketAddr) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.session.is_connected())
+    }
+
+    /// A datagram (DTLS records) from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let hello = is_client_hello(bytes);
+        if hello && self.is_connected(from) {
+            // The client started over (it restarted, or gave up on us): its old session goes.
+            self.remove(from);
+            self.stats.lost += 1;
+        }
+        if !self.peers.contains_key(&from) {
+            if !hello {
+                // Records for a session we do not have (RFC 6347 §4.1.2.7: silently dropped).
+                self.stats.no_session += 1;
+                return;
+            }
+            self.open(now, from);
+        }
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        peer.last_active = now;
+        let result = peer.session.handle_datagram(now, bytes);
+        let retry = hello && result.is_err() && !peer.session.is_connected();
+        self.settle(now, from, result);
+        if retry && !self.peers.contains_key(&from) {
+            // A fresh ClientHello that the handshake under way choked on: the client restarted
+            // mid-handshake. The old handshake counted as failed; this one starts clean.
+            self.open(now, from);
+            if let Some(peer) = self.peers.get_mut(&from) {
+                let result = peer.session.handle_datagram(now, bytes);
+                self.settle(now, from, result);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Deadlines up to `now`: the server's, handshake retransmissions, idle sessions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.inner.poll_timeout().is_some_and(|at| at <= now) {
+            self.inner.handle_timeout(now);
+        }
+        while let Some(&Reverse((at, from))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&from) else {
+                continue;
+            };
+            if peer.scheduled != Some(at) {
+                continue;
+            }
+            peer.scheduled = None;
+            if peer.session.is_connected() {
+                if now.saturating_since(peer.last_active) >= self.idle_timeout {
+                    // A goodbye the client may still hear; it handshakes again when it next sends.
+                    peer.session.close();
+                    self.remove(from);
+                    self.stats.expired += 1;
+                    continue;
+                }
+            } else if now.saturating_since(peer.session.started()) >= self.handshake_timeout {
+                self.remove(from);
+                self.stats.handshakes_failed += 1;
+                continue;
+            }
+            let result = peer.session.handle_timeout(now);
+            self.settle(now, from, result);
+        }
+        self.pump(now);
+    }
+
+    /// The next datagram to send, and where.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmit.pop_front()
+    }
+
+    /// When [`SecureServer::handle_timeout`] next has work (stale entries can wake it early).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ours = self.timers.peek().map(|Reverse((at, _))| *at);
+        [self.inner.poll_timeout(), ours]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn open(&mut self, now: Instant, from: SocketAddr) {
+        match Session::accept(Arc::clone(&self.dimpl), now) {
+            Ok(session) => {
+                let peer = Peer {
+                    session,
+                    last_active: now,
+                    scheduled: None,
+                };
+                self.peers.insert(from, peer);
+                self.stats.sessions_opened += 1;
+                self.stats.sessions += 1;
+            }
+            // dimpl refused to start: nothing was opened, but a client's handshake failed.
+            Err(_) => self.stats.handshakes_failed += 1,
+        }
+    }
+
+    /// After the session of `from` took input: its records out, its plaintext into the server,
+    /// its outcome counted, its next deadline queued.
+    fn settle(&mut self, now: Instant, from: SocketAddr, result: Result<(), Failure>) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if peer.session.take_connected() {
+            self.stats.handshakes_ok += 1;
+        }
+        while let Some(record) = peer.session.poll_transmit() {
+            self.transmit.push_back((from, record));
+        }
+        while let Some(plaintext) = peer.session.poll_received() {
+            self.inner.handle_datagram(now, from, &plaintext);
+        }
+        let connected = peer.session.is_connected();
+        match result {
+            Ok(()) => self.schedule(from),
+            Err(failure) => {
+                // Closed leaves `connected` unset: tell a close_notify by its failure.
+                match failure {
+                    Failure::Closed => self.stats.closed += 1,
+                    _ if connected => self.stats.lost += 1,
+                    _ => self.stats.handshakes_failed += 1,
+                }
+                self.remove(from);
+            }
+        }
+    }
+
+    /// Encrypts what the server has to send; a peer without an open session gets nothing.
+    fn pump(&mut self, now: Instant) {
+        while let Some((to, plaintext)) = self.inner.poll_transmit() {
+            let Some(peer) = self.peers.get_mut(&to).filter(|p| p.session.is_connected()) else {
+                self.stats.unsent += 1;
+                continue;
+            };
+            peer.last_active = now;
+            let result = peer.session.send(&plaintext);
+            self.settle(now, to, result);
+        }
+    }
+
+    /// Drops the session of `from`, sending what it still had queued (an alert, a goodbye).
+    fn remove(&mut self, from: SocketAddr) {
+        if let Some(mut peer) = self.peers.remove(&from) {
+            while let Some(record) = peer.session.poll_transmit() {
+                self.transmit.push_back((from, record));
+            }
+            self.stats.sessions -= 1;
+        }
+    }
+
+    /// Queues the peer's next deadline: dimpl's, or the end of its handshake or idle time.
+    fn schedule(&mut self, from: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        let limit = if peer.session.is_connected() {
+            peer.last_active + self.idle_timeout
+        } else {
+            peer.session.started() + self.handshake_timeout
+        };
+        let due = peer
+            .session
+            .poll_timeout()
+            .map_or(limit, |at| at.min(limit));
+        if peer.scheduled.is_none_or(|at| due < at) {
+            peer.scheduled = Some(due);
+            self.timers.push(Reverse((due, from)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
