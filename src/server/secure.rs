@@ -208,24 +208,29 @@ impl SecureServer {
         if peer.session.take_connected() {
             self.stats.handshakes_ok += 1;
         }
-        while let Some(record) = peer.session.poll_transmit() {
-            self.transmit.push_back((from, record));
-        }
         while let Some(plaintext) = peer.session.poll_received() {
             self.inner.handle_datagram(now, from, &plaintext);
         }
+        if result == Err(Failure::Closed) {
+            // No close_notify back: the client has stopped listening by now.
+            self.peers.remove(&from);
+            self.stats.sessions -= 1;
+            self.stats.closed += 1;
+            return;
+        }
+        while let Some(record) = peer.session.poll_transmit() {
+            self.transmit.push_back((from, record));
+        }
         let connected = peer.session.is_connected();
-        match result {
-            Ok(()) => self.schedule(from),
-            Err(failure) => {
-                // Closed leaves `connected` unset: tell a close_notify by its failure.
-                match failure {
-                    Failure::Closed => self.stats.closed += 1,
-                    _ if connected => self.stats.lost += 1,
-                    _ => self.stats.handshakes_failed += 1,
-                }
-                self.remove(from);
+        if result.is_ok() {
+            self.schedule(from);
+        } else {
+            if connected {
+                self.stats.lost += 1;
+            } else {
+                self.stats.handshakes_failed += 1;
             }
+            self.remove(from);
         }
     }
 

@@ -207,6 +207,14 @@ fn clients_handshake_register_answer_reads_and_close() {
         stats.to_string().contains("handshakes ok 5 failed 0"),
         "{stats}"
     );
+    // No close_notify answers a stopped client's: nothing arrived at a client that had left.
+    let dropped: Vec<_> = w
+        .events
+        .iter()
+        .flatten()
+        .filter(|e| matches!(e, Event::Dropped(_)))
+        .collect();
+    assert!(dropped.is_empty(), "{dropped:?}");
 }
 
 #[test]
