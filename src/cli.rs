@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::dtls::ServerKeys;
 use crate::engine::{Engine, EngineConfig, Layout, TransportKind};
 use crate::fleet::{
     Credentials, ExportFormat, Fleet, IdentityPattern, Overrides, Plan, Secret, ServerUri,
@@ -22,7 +23,7 @@ use crate::fleet::{
 };
 use crate::metrics::Snapshot;
 use crate::model::{Path, TemplateSet};
-use crate::server::{ObserveLoad, Runner, ServerConfig, WriteLoad};
+use crate::server::{DtlsServerConfig, ObserveLoad, Runner, ServerConfig, WriteLoad};
 use crate::transport::{AddressSet, PortRange};
 use crate::tui;
 
@@ -257,9 +258,12 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Address to serve on (loopback unless told otherwise).
-    #[arg(long, default_value = "127.0.0.1:5683")]
-    bind: SocketAddr,
+    /// Address to serve on (default 127.0.0.1:5683, or 127.0.0.1:5684 with --psk-key).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Serve DTLS 1.2 with this pre-shared key (hex) for every PSK identity.
+    #[arg(long, value_name = "HEX", value_parser = hex_arg)]
+    psk_key: Option<HexArg>,
     #[command(flatten)]
     load: LoadArgs,
     /// Stop after this long (default: until Ctrl-C).
@@ -512,17 +516,22 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let server = if let Some(uri) = &plan.server {
         resolve(uri)?
     } else {
-        let runner = start_embedded(&plan, &args.load)?;
+        let runner = start_embedded(&plan, &args.load, credentials.as_deref())?;
         let addr = runner.local_addr();
         embedded = Some(runner);
         addr
     };
+    let scheme = if credentials.is_some() {
+        "coaps"
+    } else {
+        "coap"
+    };
     let mut config = engine_config(server, &args.engine);
     config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
-    let target = plan
-        .server
-        .as_ref()
-        .map_or_else(|| format!("embedded {server}"), ToString::to_string);
+    let target = plan.server.as_ref().map_or_else(
+        || format!("embedded {scheme}://{server}"),
+        ToString::to_string,
+    );
     let total = plan.total_duration();
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.clients;
@@ -681,8 +690,13 @@ fn progress_lines(engine: &impl tui::Controls, every: Duration, interrupts: &Ato
     stop_sent
 }
 
-/// The embedded server, on a free loopback port, with the load asked for (or the demo's).
-fn start_embedded(plan: &Plan, load: &LoadArgs) -> Result<Runner, Failure> {
+/// The embedded server, on a free loopback port, with the load asked for (or the demo's);
+/// over DTLS, knowing every client's key, when the fleet has credentials.
+fn start_embedded(
+    plan: &Plan,
+    load: &LoadArgs,
+    credentials: Option<&Credentials>,
+) -> Result<Runner, Failure> {
     let load = if load.is_empty() {
         LoadArgs::demo()
     } else {
@@ -700,10 +714,20 @@ fn start_embedded(plan: &Plan, load: &LoadArgs) -> Result<Runner, Failure> {
         config.awake_window = window;
     }
     let seed = plan.groups.first().map_or(0, |g| g.seed);
-    let runner = Runner::start_loopback(config, seed)
+    let dtls = credentials.map(|c| {
+        // The server learns keys by identity: the fleet's, all computed now.
+        DtlsServerConfig::new(ServerKeys::from_map(c.server_keys(plan.clients)))
+    });
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let runner = Runner::start_with(loopback, config, seed, dtls.as_ref())
         .map_err(|e| failed(format!("cannot start the embedded server: {e}")))?;
+    let over = if dtls.is_some() {
+        format!(" over DTLS (PSK, {} identities)", plan.clients)
+    } else {
+        String::new()
+    };
     println!(
-        "embedded LWM2M server on {} ({})",
+        "embedded LWM2M server on {}{over} ({})",
         runner.local_addr(),
         load.describe()
     );
@@ -711,16 +735,28 @@ fn start_embedded(plan: &Plan, load: &LoadArgs) -> Result<Runner, Failure> {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
-    if !args.bind.ip().is_loopback() {
-        eprintln!(
-            "note: serving on {}, reachable from other hosts; the default is loopback",
-            args.bind
-        );
+    let dtls = args
+        .psk_key
+        .as_ref()
+        .map(|k| Secret::from_hex(&k.0).map_err(|e| bad_input(format!("--psk-key: {e}"))))
+        .transpose()?
+        .map(|key| DtlsServerConfig::new(ServerKeys::shared(key.expose().to_vec())));
+    let port = if dtls.is_some() { 5684 } else { 5683 };
+    let bind = args
+        .bind
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    if !bind.ip().is_loopback() {
+        eprintln!("note: serving on {bind}, reachable from other hosts; the default is loopback");
     }
-    let runner = Runner::start(args.bind, args.load.server_config(), args.seed)
-        .map_err(|e| failed(format!("cannot serve on {}: {e}", args.bind)))?;
+    let runner = Runner::start_with(bind, args.load.server_config(), args.seed, dtls.as_ref())
+        .map_err(|e| failed(format!("cannot serve on {bind}: {e}")))?;
+    let over = if dtls.is_some() {
+        " over DTLS (PSK, one key for every identity)"
+    } else {
+        ""
+    };
     println!(
-        "LWM2M server on {} ({}); Ctrl-C stops it",
+        "LWM2M server on {}{over} ({}); Ctrl-C stops it",
         runner.local_addr(),
         args.load.describe()
     );

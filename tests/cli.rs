@@ -172,6 +172,82 @@ fn a_server_that_never_answers_exits_3() {
     assert_eq!(timeout + aborted, 10, "{register}");
 }
 
+/// A fleet with `[security]` and no server runs against the embedded server over DTLS.
+#[test]
+fn the_dtls_demo_fleet_runs_against_the_embedded_server() {
+    let out = swarm(&[
+        "run",
+        "fleets/dtls-demo.toml",
+        "--no-tui",
+        "--duration",
+        "2s",
+        "--ports",
+        "24500-24599",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("over DTLS (PSK, 200 identities)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("against embedded coaps://127.0.0.1:"),
+        "{stdout}"
+    );
+    // Both sides counted the handshakes: the clients' summary and the server's line.
+    let clients = stdout
+        .lines()
+        .find(|l| l.starts_with("dtls handshakes: ok "))
+        .expect("a handshake line");
+    let ok: u64 = clients["dtls handshakes: ok ".len()..]
+        .split(',')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a count");
+    assert!(ok >= 100, "{clients}");
+    assert!(clients.contains("failed 0"), "{clients}");
+    let server = stdout
+        .lines()
+        .find(|l| l.starts_with("embedded server: "))
+        .expect("the server's line");
+    assert!(
+        server.contains(&format!("handshakes ok {ok} failed 0")),
+        "{server}"
+    );
+    assert!(server.contains("registered 0"), "{server}");
+    // The derived keys stay out of everything printed.
+    assert!(
+        !stdout.contains("00112233445566778899aabbccddeeff"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn serve_speaks_dtls_with_one_key() {
+    let out = swarm(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--duration",
+        "1s",
+        "--psk-key",
+        "5ec12e75ec12e75ec12e75ec12e75ec1",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("over DTLS (PSK, one key for every identity)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("5ec12e7"), "{stdout}");
+
+    let out = swarm(&["serve", "--psk-key", "5ec12e7z", "--duration", "1s"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--psk-key: not a hex key"), "{stderr}");
+    assert!(!stderr.contains("5ec12e7"), "{stderr}");
+}
+
 #[test]
 fn serve_runs_alone_for_a_while() {
     let out = swarm(&[
@@ -421,8 +497,8 @@ fn run_never_shows_a_key() {
     for extra in [
         // Against a coaps:// server, with the key in --psk-key.
         &["--server", uri.as_str(), "--psk-key", key][..],
-        // Against the embedded (plain CoAP) server: refused, naming no key.
-        &["--psk-key", key][..],
+        // Against a plain coap:// server: refused, naming no key.
+        &["--psk-key", key, "--server", "coap://127.0.0.1:9"][..],
         &[&format!("--psk-key={key}"), "--server", uri.as_str()][..],
     ] {
         let mut args = vec![

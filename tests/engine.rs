@@ -6,11 +6,14 @@ use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
 use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind};
+use lwm2m_swarm::dtls::{DtlsParams, ServerKeys};
 use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::{RequestStats, Snapshot, state_index};
 use lwm2m_swarm::model::{Path, TemplateSet};
-use lwm2m_swarm::server::{ObserveLoad, Runner, ServerConfig, ServerStats, WriteLoad};
+use lwm2m_swarm::server::{
+    DtlsServerConfig, ObserveLoad, Runner, ServerConfig, ServerStats, WriteLoad,
+};
 use lwm2m_swarm::transport::PortRange;
 
 fn templates() -> TemplateSet {
@@ -473,4 +476,112 @@ fn starts_can_be_paused_and_sped_up() {
     assert!(all_started < Duration::from_millis(3500), "{all_started:?}");
     assert!(sped_up_at.is_some());
     assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
+}
+
+/// Quick handshakes, so a wrong key fails within the test's time on both sides.
+fn quick_dtls() -> DtlsParams {
+    DtlsParams {
+        flight_start_rto: Duration::from_millis(200),
+        flight_retries: 2,
+        handshake_timeout: Duration::from_secs(2),
+    }
+}
+
+/// Runs a `[security]` fleet against the embedded server over DTLS; the server holds the keys
+/// from `keys` (the fleet's own when `None`).
+fn run_dtls(
+    fleet_toml: &str,
+    server_config: ServerConfig,
+    keys: Option<ServerKeys>,
+    first_port: u16,
+) -> (Snapshot, ServerStats) {
+    let fleet = Fleet::from_toml(fleet_toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    let credentials = fleet.credentials().unwrap().expect("a [security] table");
+    let mut plan = fleet.plan();
+    let keys = keys.unwrap_or_else(|| ServerKeys::from_map(credentials.server_keys(plan.clients)));
+    let dtls = DtlsServerConfig {
+        params: quick_dtls(),
+        ..DtlsServerConfig::new(keys)
+    };
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = Runner::start_with(loopback, server_config, 1, Some(&dtls)).expect("binds");
+    let set = templates();
+    let device_templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
+    for group in &mut plan.groups {
+        let mut config = (*group.config).clone();
+        config.dtls = quick_dtls();
+        group.config = std::sync::Arc::new(config);
+    }
+    let limit = plan.total_duration() + Duration::from_secs(20);
+    let mut config = EngineConfig::new(server.local_addr());
+    config.ports = Some(PortRange::new(first_port, first_port + 99).unwrap());
+    config.credentials = Some(std::sync::Arc::new(credentials));
+    let engine = Engine::start(plan, device_templates, &config).expect("engine starts");
+    let started = Instant::now();
+    while !engine.is_finished() {
+        assert!(
+            started.elapsed() < limit,
+            "the run did not end within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let snapshot = engine.join().expect("engine ends cleanly");
+    let stats = server.stop().expect("server stops cleanly");
+    (snapshot, stats)
+}
+
+fn dtls_fleet(clients: u64, hold: &str) -> String {
+    format!(
+        "[client]\nlifetime = \"60s\"\nseed = 3\nendpoint_prefix = \"sec-\"\n\
+         [security]\nmode = \"psk\"\n\
+         derive = {{ master = \"000102030405060708090a0b0c0d0e0f\" }}\n\
+         [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
+         [load]\nclients = {clients}\nrate = 100\nhold = \"{hold}\"\nstop_timeout = \"10s\"\n"
+    )
+}
+
+#[test]
+fn dtls_clients_register_answer_reads_and_deregister_over_the_embedded_dtls_server() {
+    let clients = 50;
+    let server_config = ServerConfig {
+        read: Some((Path::resource(3, 0, 0), Duration::from_millis(500))),
+        ..ServerConfig::default()
+    };
+    let (s, server) = run_dtls(&dtls_fleet(clients, "3s"), server_config, None, 24300);
+    // Both sides agree: every client handshook once, registered, was read, and left.
+    assert_eq!(s.handshakes.ok, clients, "{s}");
+    assert_eq!(s.handshakes.failed, 0, "{s}");
+    assert_eq!(server.dtls.handshakes_ok, clients, "{server:?}");
+    assert_eq!(server.dtls.handshakes_failed, 0, "{server:?}");
+    assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
+    assert_eq!(server.registers, clients, "{server:?}");
+    assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
+    assert_eq!(server.deregisters, clients, "{server:?}");
+    assert_eq!(server.registered, 0, "{server:?}");
+    // A Read every 500 ms for ~3 s per client, all answered over DTLS.
+    assert!(server.read.ok >= 3 * clients, "{server:?}");
+    assert_eq!(server.read.timeout, 0, "{server:?}");
+    assert_eq!(s.operation(OperationKind::Read).ok, server.read.ok, "{s}");
+    // Every client said goodbye: the server holds no session.
+    assert_eq!(server.dtls.closed, clients, "{server:?}");
+    assert_eq!(server.dtls.sessions, 0, "{server:?}");
+    assert_eq!(server.dtls.no_session + server.dtls.unsent, 0, "{server:?}");
+}
+
+#[test]
+fn a_wrong_key_is_a_failed_handshake_on_both_sides() {
+    let clients = 5;
+    let wrong = ServerKeys::shared(b"not-the-fleet-key".to_vec());
+    let (s, server) = run_dtls(
+        &dtls_fleet(clients, "3s"),
+        ServerConfig::default(),
+        Some(wrong),
+        24400,
+    );
+    assert_eq!(s.handshakes.ok, 0, "{s}");
+    assert!(s.handshakes.failed >= clients, "{s}");
+    assert_eq!(server.dtls.handshakes_ok, 0, "{server:?}");
+    assert!(server.dtls.handshakes_failed >= clients, "{server:?}");
+    assert_eq!(server.registers, 0, "{server:?}");
+    assert_eq!(s.request(RequestKind::Register).ok, 0, "{s}");
 }
