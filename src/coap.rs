@@ -437,6 +437,17 @@ impl Endpoint {
         self.outstanding.take_if(|o| pred(o))
     }
 
+    /// Whether the message was seen already; a duplicate CON gets its cached reply again.
+    fn replayed(&mut self, from: SocketAddr, header: RawHeader, token: Token) -> bool {
+        let Seen::Duplicate(reply) = self.received.check(header.message_id, token) else {
+            return false;
+        };
+        if let Some(reply) = reply.filter(|_| header.kind == wire::CON) {
+            self.transmit.push_back((from, reply.to_vec()));
+        }
+        true
+    }
+
     /// A CON or NON request: new ones go up once, duplicates get the cached reply.
     fn handle_request(
         &mut self,
@@ -447,10 +458,7 @@ impl Endpoint {
         params: &Params,
     ) -> Incoming {
         let token = Token::from_slice(packet.get_token()).unwrap_or_default();
-        if let Seen::Duplicate(reply) = self.received.check(header.message_id, token) {
-            if let Some(reply) = reply.filter(|_| header.kind == wire::CON) {
-                self.transmit.push_back((from, reply.to_vec()));
-            }
+        if self.replayed(from, header, token) {
             return Incoming::Duplicate;
         }
         let lifetime = if header.kind == wire::CON {
@@ -474,10 +482,7 @@ impl Endpoint {
     ) -> Incoming {
         let con = header.kind == wire::CON;
         let token = Token::from_slice(packet.get_token()).unwrap_or_default();
-        if let Seen::Duplicate(reply) = self.received.check(header.message_id, token) {
-            if let Some(reply) = reply.filter(|_| con) {
-                self.transmit.push_back((from, reply.to_vec()));
-            }
+        if self.replayed(from, header, token) {
             return Incoming::Duplicate;
         }
         let awaited = if let Some(i) = self.separate.iter().position(|(t, _)| *t == token) {

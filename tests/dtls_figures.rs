@@ -9,10 +9,12 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path as FsPath;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "support/peers.rs"]
+mod peers;
 
 use lwm2m_swarm::client::{ClientState, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig};
@@ -41,38 +43,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const KEY: &str = "figures-psk";
 
 /// One fleet run: `(handshakes per second over the ramp, heap bytes once all registered)`.
 fn measure(clients: u64, secure: bool, first_port: u16) -> (f64, isize) {
-    let port = first_port - 1000;
-    let peer = Peer(
-        Command::new("coap-rd-openssl")
-            .args([
-                "-A",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-k",
-                KEY,
-                "-v",
-                "0",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("coap-rd-openssl (libcoap3-bin) runs"),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let peer = peers::LibcoapRd::start(KEY);
     let rate: u64 = std::env::var("DTLS_RATE").map_or(20_000, |n| n.parse().expect("a number"));
     let toml = format!(
         "[client]\nlifetime = \"600s\"\nseed = 5\n\
@@ -86,7 +61,11 @@ fn measure(clients: u64, secure: bool, first_port: u16) -> (f64, isize) {
     )))
     .expect("templates");
     let templates = fleet.check(&set).expect("check");
-    let server_port = if secure { port + 1 } else { port };
+    let server_port = if secure {
+        peer.dtls.port()
+    } else {
+        peer.dtls.port() - 1
+    };
     let mut config = EngineConfig::new(([127, 0, 0, 1], server_port).into());
     config.ports = Some(PortRange::new(first_port, first_port + 49).unwrap());
     if secure {

@@ -3,11 +3,12 @@
 //! handshake, register (2.01 from the directory) and de-register; with a wrong key every
 //! handshake fails, is counted, and the run still ends on time.
 
-use std::net::SocketAddr;
 use std::path::Path as FsPath;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "support/peers.rs"]
+mod peers;
 
 use lwm2m_swarm::client::RequestKind;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
@@ -19,71 +20,6 @@ use lwm2m_swarm::transport::PortRange;
 
 const KEY: &str = "lwm2m-swarm-psk";
 
-/// A running `coap-rd-openssl`, killed when dropped.
-struct Rd {
-    child: Child,
-    dtls: SocketAddr,
-}
-
-impl Drop for Rd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Two consecutive free loopback UDP ports (CoAP on the first, DTLS on the next).
-fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = a.local_addr().expect("addr").port();
-        if port < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two consecutive free UDP ports on loopback");
-}
-
-/// `LIBCOAP_LOG=FILE`: libcoap's debug log goes there.
-fn start_rd() -> Rd {
-    let log = std::env::var_os("LIBCOAP_LOG").map(|p| std::fs::File::create(p).expect("log file"));
-    let log = log.as_ref();
-    let port = free_port_pair();
-    let child = Command::new("coap-rd-openssl")
-        .args([
-            "-A",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-k",
-            KEY,
-            "-h",
-            "swarm",
-        ])
-        .args(["-v", if log.is_some() { "7" } else { "0" }])
-        .stdout(log.map_or_else(Stdio::null, |f| f.try_clone().expect("log file").into()))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run coap-rd-openssl ({e}): install libcoap3-bin \
-                 (scripts/install-peers does, with apt-get)"
-            )
-        });
-    let dtls = SocketAddr::from(([127, 0, 0, 1], port + 1));
-    let rd = Rd { child, dtls };
-    // It binds within milliseconds; give it a bounded moment, and check it is still alive.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::UdpSocket::bind(dtls).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "coap-rd-openssl did not bind {dtls}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    rd
-}
-
 /// Runs `clients` against a fresh `coap-rd-openssl` with `key`; `handshake_timeout` replaces the
 /// clients' default (~31 s of flights), `hold` is the time between ramp and stop.
 fn run(
@@ -93,7 +29,7 @@ fn run(
     handshake_timeout: Option<Duration>,
     hold: &str,
 ) -> (Snapshot, Duration) {
-    let rd = start_rd();
+    let rd = peers::LibcoapRd::start(KEY);
     let toml = format!(
         "[client]\nlifetime = \"300s\"\nseed = 5\n\
          [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\

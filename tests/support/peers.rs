@@ -4,6 +4,8 @@
 //! - npm `lwm2m-node-lib` 1.4.0, a real LWM2M server, run by `tests/peers/lwm2m-node-server.js`
 //!   on 127.0.0.1 ([`NodePeer`]). Its facts (registrations, operation results, notifications,
 //!   errors) arrive as JSON lines and are collected here.
+//! - Debian's `libcoap3-bin` resource directory `coap-rd-openssl`, a CoAP and DTLS PSK peer
+//!   ([`LibcoapRd`]).
 //! - `hdrhistogram` from `PyPI` (the Python port of `HdrHistogram`), which reads our interval logs
 //!   ([`read_hdr_log`]).
 //!
@@ -402,4 +404,74 @@ pub fn read_hdr_log(log: &Path) -> Value {
         script.display()
     );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// A running `coap-rd-openssl`, killed when dropped.
+pub struct LibcoapRd {
+    child: Child,
+    /// Where it serves DTLS (CoAP is on the port before).
+    pub dtls: SocketAddr,
+}
+
+impl Drop for LibcoapRd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two consecutive free loopback UDP ports (CoAP on the first, DTLS on the next).
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = a.local_addr().expect("addr").port();
+        if port < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free UDP ports on loopback");
+}
+
+impl LibcoapRd {
+    /// Starts `coap-rd-openssl` on two free loopback ports with PSK `key` (hint "swarm").
+    /// `LIBCOAP_LOG=FILE`: libcoap's debug log goes there.
+    pub fn start(key: &str) -> LibcoapRd {
+        let log =
+            std::env::var_os("LIBCOAP_LOG").map(|p| std::fs::File::create(p).expect("log file"));
+        let log = log.as_ref();
+        let port = free_port_pair();
+        let child = Command::new("coap-rd-openssl")
+            .args([
+                "-A",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-k",
+                key,
+                "-h",
+                "swarm",
+            ])
+            .args(["-v", if log.is_some() { "7" } else { "0" }])
+            .stdout(log.map_or_else(Stdio::null, |f| f.try_clone().expect("log file").into()))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run coap-rd-openssl ({e}): install libcoap3-bin \
+                 (scripts/install-peers does, with apt-get)"
+                )
+            });
+        let dtls = SocketAddr::from(([127, 0, 0, 1], port + 1));
+        let rd = LibcoapRd { child, dtls };
+        // It binds within milliseconds; give it a bounded moment, and check it is still alive.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::UdpSocket::bind(dtls).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "coap-rd-openssl did not bind {dtls}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rd
+    }
 }
