@@ -561,7 +561,12 @@ fn dtls_clients_register_answer_reads_and_deregister_over_the_embedded_dtls_serv
     // A Read every 500 ms for ~3 s per client, all answered over DTLS.
     assert!(server.read.ok >= 3 * clients, "{server:?}");
     assert_eq!(server.read.timeout, 0, "{server:?}");
-    assert_eq!(s.operation(OperationKind::Read).ok, server.read.ok, "{s}");
+    // Both sides agree, but for a Read the De-register overtook: answered, yet aborted here.
+    let answered = s.operation(OperationKind::Read).ok;
+    assert!(
+        (server.read.ok..=server.read.ok + server.read.aborted).contains(&answered),
+        "{answered} {server:?}"
+    );
     // Every client said goodbye: the server holds no session.
     assert_eq!(server.dtls.closed, clients, "{server:?}");
     assert_eq!(server.dtls.sessions, 0, "{server:?}");
