@@ -40,6 +40,25 @@ fn at(secs: u64) -> Instant {
     Instant::ZERO + Duration::from_secs(secs)
 }
 
+/// Client `k`, its message IDs and tokens from `seed`.
+fn client(k: usize, seed: u64) -> Client {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
+    let set = crate::model::TemplateSet::load_dir(std::path::Path::new(dir)).unwrap();
+    let template = set.device("environment-sensor").unwrap();
+    let config = Arc::new(ClientConfig {
+        server: server_addr(),
+        update_jitter: 0.0,
+        dtls: quick(),
+        ..ClientConfig::default()
+    });
+    let device = crate::model::Device::new(template.clone(), k as u64, 1_700_000_000);
+    let psk = Psk {
+        identity: endpoint(k).into_bytes(),
+        key: KEY.to_vec(),
+    };
+    Client::new(config, &endpoint(k), device, seed).with_psk(psk)
+}
+
 struct World {
     now: Instant,
     clients: Vec<Client>,
@@ -63,25 +82,8 @@ impl World {
         config: &DtlsServerConfig,
         server_config: ServerConfig,
     ) -> World {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
-        let set = crate::model::TemplateSet::load_dir(std::path::Path::new(dir)).unwrap();
-        let template = set.device("environment-sensor").unwrap();
-        let client_config = Arc::new(ClientConfig {
-            server: server_addr(),
-            update_jitter: 0.0,
-            dtls: quick(),
-            ..ClientConfig::default()
-        });
         let clients = (0..clients)
-            .map(|k| {
-                let device = crate::model::Device::new(template.clone(), k as u64, 1_700_000_000);
-                let psk = Psk {
-                    identity: endpoint(k).into_bytes(),
-                    key: KEY.to_vec(),
-                };
-                Client::new(Arc::clone(&client_config), &endpoint(k), device, k as u64)
-                    .with_psk(psk)
-            })
+            .map(|k| client(k, k as u64))
             .collect::<Vec<_>>();
         let server = SecureServer::new(Server::new(server_config, 5), config);
         World {
@@ -285,4 +287,22 @@ fn server_keys_stay_out_of_debug_output() {
     );
     assert!(!shown.contains("fleet-key"), "{shown}");
     assert!(shown.contains("<hidden>"), "{shown}");
+}
+
+#[test]
+fn a_client_that_starts_over_on_the_same_address_gets_a_fresh_session() {
+    let mut w = World::new(1, &World::keys(1, None));
+    w.clients[0].start(Instant::ZERO);
+    w.run_until(at(1));
+    assert!(w.server.is_connected(peer(0)));
+    // The device restarts without a goodbye: a new client, same address, same identity.
+    w.clients[0] = client(0, 99);
+    w.clients[0].start(at(1));
+    w.run_until(at(3));
+    assert_eq!(w.clients[0].state(), ClientState::Registered);
+    let stats = w.server.stats();
+    assert_eq!(stats.dtls.handshakes_ok, 2, "{stats:?}");
+    assert_eq!(stats.dtls.lost, 1, "{stats:?}");
+    assert_eq!(stats.dtls.sessions, 1, "{stats:?}");
+    assert_eq!(stats.replaced, 1, "{stats:?}");
 }
