@@ -39,9 +39,7 @@ impl Poller {
     /// Waits until a descriptor is readable or `timeout` passes; returns how many are ready.
     /// An interrupted wait returns 0.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<usize> {
-        // Round up so a 0.5 ms timeout still sleeps instead of spinning.
-        let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-        match sys::poll(&mut self.fds, ms) {
+        match sys::poll(&mut self.fds, timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             other => other,
         }

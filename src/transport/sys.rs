@@ -56,9 +56,23 @@ pub(super) fn get_int_opt(fd: BorrowedFd<'_>, level: c_int, name: c_int) -> io::
 }
 
 /// `poll(2)` over caller-owned descriptors; returns how many have events.
-pub(super) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> io::Result<usize> {
-    // SAFETY: the pointer and length describe a live, exclusively borrowed slice of pollfd.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+/// `poll` with a nanosecond timeout (`ppoll`): a deadline 300 µs away is met within the
+/// kernel's timer slack, not rounded to a whole millisecond.
+pub(super) fn poll(fds: &mut [libc::pollfd], timeout: std::time::Duration) -> io::Result<usize> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: the pointer and length describe a live, exclusively borrowed slice of pollfd;
+    // `ts` lives across the call; a null signal mask leaves the mask unchanged.
+    let rc = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &raw const ts,
+            std::ptr::null(),
+        )
+    };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
