@@ -175,6 +175,7 @@ fn a_server_that_never_answers_exits_3() {
 /// A fleet with `[security]` and no server runs against the embedded server over DTLS.
 #[test]
 fn the_dtls_demo_fleet_runs_against_the_embedded_server() {
+    let json = write_fleet("dtls-demo.json", "");
     let out = swarm(&[
         "run",
         "fleets/dtls-demo.toml",
@@ -183,6 +184,8 @@ fn the_dtls_demo_fleet_runs_against_the_embedded_server() {
         "2s",
         "--ports",
         "24500-24599",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -215,11 +218,26 @@ fn the_dtls_demo_fleet_runs_against_the_embedded_server() {
         "{server}"
     );
     assert!(server.contains("registered 0"), "{server}");
-    // The derived keys stay out of everything printed.
-    assert!(
-        !stdout.contains("00112233445566778899aabbccddeeff"),
-        "{stdout}"
-    );
+    // The report has the same handshakes, their latency histogram, and no key.
+    let report = std::fs::read_to_string(&json).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let handshakes = &parsed["dtls_handshakes"];
+    assert_eq!(handshakes["ok"], ok, "{handshakes}");
+    assert_eq!(handshakes["failed"], 0, "{handshakes}");
+    assert_eq!(handshakes["latency_us"]["count"], ok, "{handshakes}");
+    assert!(!handshakes["hdr"].as_str().unwrap().is_empty());
+    // The derived keys stay out of everything printed and written.
+    for output in [&stdout, &report] {
+        assert!(
+            !output.contains("00112233445566778899aabbccddeeff"),
+            "{output}"
+        );
+    }
+    // `report` reads it back: the same handshake line.
+    let merged = swarm(&["report", json.to_str().unwrap()]);
+    let (merged_out, merged_err) = text(&merged);
+    assert!(merged.status.success(), "{merged_out}\n{merged_err}");
+    assert!(merged_out.contains(clients), "{clients}\n{merged_out}");
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn a_wrong_key_fails_every_handshake_and_the_run_ends_on_time() {
     );
     let h = &s.handshakes;
     assert_eq!((h.ok, h.failed, h.aborted), (0, 200, 0), "{s}");
-    assert_eq!(h.failures, vec![("timeout", 200)], "{s}");
+    assert_eq!(h.failures, vec![("timeout".to_string(), 200)], "{s}");
     let register = s.request(RequestKind::Register);
     assert_eq!(register.sent, 0, "nothing went out in clear: {s}");
     assert_eq!(

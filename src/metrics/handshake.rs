@@ -16,9 +16,9 @@ pub struct HandshakeStats {
     /// The client stopped or went offline first.
     pub aborted: u64,
     /// Failed handshakes by reason (an alert's name, `timeout`, ...), with counts.
-    pub failures: Vec<(&'static str, u64)>,
+    pub failures: Vec<(String, u64)>,
     /// Sessions lost after their handshake, by reason.
-    pub lost: Vec<(&'static str, u64)>,
+    pub lost: Vec<(String, u64)>,
     /// First `ClientHello` to connected, successful handshakes only (µs).
     pub latency: Histogram<u64>,
 }
@@ -36,10 +36,11 @@ impl Default for HandshakeStats {
     }
 }
 
-fn count(counts: &mut Vec<(&'static str, u64)>, reason: &'static str, n: u64) {
-    match counts.iter_mut().find(|(r, _)| *r == reason) {
+/// Adds `n` to `reason`'s count (a handful of reasons: a list beats a map).
+pub(crate) fn count(counts: &mut Vec<(String, u64)>, reason: &str, n: u64) {
+    match counts.iter_mut().find(|(r, _)| r == reason) {
         Some((_, m)) => *m += n,
-        None => counts.push((reason, n)),
+        None => counts.push((reason.to_string(), n)),
     }
 }
 
@@ -82,7 +83,7 @@ impl HandshakeStats {
     }
 }
 
-fn reasons(counts: &[(&'static str, u64)]) -> String {
+fn reasons(counts: &[(String, u64)]) -> String {
     let shown: Vec<String> = counts.iter().map(|(r, n)| format!("{r} x{n}")).collect();
     shown.join(", ")
 }

@@ -198,6 +198,7 @@ pub fn render(s: &Snapshot) -> String {
         ops().flat_map(|(op, r)| latency_samples(op, &r.latency)),
     );
     others(&mut out, s);
+    handshake_families(&mut out, &s.handshakes);
     out
 }
 
@@ -254,6 +255,17 @@ fn others(out: &mut String, s: &Snapshot) {
         "counter",
         "Datagrams the kernel dropped because a receive buffer was full.",
         [(String::new(), t.kernel_drops as f64)],
+    );
+}
+
+fn handshake_families(out: &mut String, h: &crate::metrics::HandshakeStats) {
+    family(
+        out,
+        "dtls_handshakes_total",
+        "counter",
+        "DTLS handshakes ended, by outcome (every one begun ends once).",
+        [("ok", h.ok), ("failed", h.failed), ("aborted", h.aborted)]
+            .map(|(outcome, n)| (format!("{{outcome=\"{outcome}\"}}"), n as f64)),
     );
 }
 
@@ -322,6 +334,8 @@ mod tests {
         s.requests[0].ok = 6;
         s.requests[0].latency.record(2_000).unwrap();
         s.states[2] = 5;
+        s.handshakes.ok = 4;
+        s.handshakes.failed = 1;
         exporter.publish(s);
         let after = get(addr, "/metrics");
         let (head, body) = after.split_once("\r\n\r\n").unwrap();
@@ -337,6 +351,8 @@ mod tests {
             "lwm2m_swarm_latency_seconds{op=\"register\",quantile=\"0.99\"} 0.002",
             "lwm2m_swarm_latency_seconds_count{op=\"register\"} 1",
             "lwm2m_swarm_clients{state=\"registered\"} 5",
+            "lwm2m_swarm_dtls_handshakes_total{outcome=\"ok\"} 4",
+            "lwm2m_swarm_dtls_handshakes_total{outcome=\"failed\"} 1",
             "# TYPE lwm2m_swarm_latency_seconds summary",
         ] {
             assert!(

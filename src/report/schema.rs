@@ -10,8 +10,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerial
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{
-    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, RequestStats, Snapshot, TrafficStats,
-    operation_name, request_name, state_index, state_name,
+    CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats, Snapshot,
+    TrafficStats, operation_name, request_name, state_index, state_name,
 };
 
 /// Bumped on any change that breaks a reader: a field removed, renamed or re-typed.
@@ -35,6 +35,10 @@ pub struct Report {
     /// Server-initiated operations the clients answered, keyed by kind (`read`, `observe`...).
     pub server_operations: BTreeMap<String, ServerOperation>,
     pub traffic: TrafficStats,
+    /// DTLS handshakes of the clients (all zero for a plain CoAP run). Absent in reports written
+    /// before it was added: read as zero.
+    #[serde(default)]
+    pub dtls_handshakes: Handshakes,
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
@@ -125,6 +129,22 @@ pub struct Latency {
     pub p999: u64,
     pub max: u64,
     pub mean: f64,
+}
+
+/// Every handshake that started ended once: `ok + failed + aborted`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Handshakes {
+    pub ok: u64,
+    pub failed: u64,
+    pub aborted: u64,
+    /// Failed handshakes by reason (`timeout`, an alert's name...).
+    pub failures: BTreeMap<String, u64>,
+    /// Sessions lost after their handshake, by reason.
+    pub lost: BTreeMap<String, u64>,
+    /// First `ClientHello` to connected, successful handshakes only.
+    pub latency_us: Latency,
+    /// The same histogram, V2 + DEFLATE, base64 (empty when there was none).
+    pub hdr: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +244,7 @@ impl Report {
             operations,
             server_operations,
             traffic: summary.traffic,
+            dtls_handshakes: handshakes(&summary.handshakes),
             intervals,
             thresholds,
         }
@@ -277,6 +298,7 @@ impl Report {
                 s.operations[i].error = o.error;
             }
         }
+        s.handshakes = handshake_stats(&self.dtls_handshakes)?;
         for state in CLIENT_STATES {
             let i = state_index(state);
             s.peak_states[i] = self
@@ -301,6 +323,44 @@ fn by_state(counts: &[u64; 8]) -> BTreeMap<String, u64> {
         .iter()
         .map(|s| (state_name(*s).to_string(), counts[state_index(*s)]))
         .collect()
+}
+
+fn handshakes(h: &HandshakeStats) -> Handshakes {
+    let by_reason = |counts: &[(String, u64)]| counts.iter().cloned().collect();
+    Handshakes {
+        ok: h.ok,
+        failed: h.failed,
+        aborted: h.aborted,
+        failures: by_reason(&h.failures),
+        lost: by_reason(&h.lost),
+        latency_us: latency(&h.latency),
+        hdr: if h.latency.is_empty() {
+            String::new()
+        } else {
+            encode(&h.latency)
+        },
+    }
+}
+
+fn handshake_stats(h: &Handshakes) -> Result<HandshakeStats, SchemaError> {
+    let mut stats = HandshakeStats {
+        ok: h.ok,
+        failed: h.failed,
+        aborted: h.aborted,
+        failures: h.failures.iter().map(|(r, n)| (r.clone(), *n)).collect(),
+        lost: h.lost.iter().map(|(r, n)| (r.clone(), *n)).collect(),
+        ..HandshakeStats::default()
+    };
+    if !h.hdr.is_empty() {
+        let histogram = decode(&h.hdr).map_err(|message| SchemaError::Histogram {
+            op: "dtls_handshakes".to_string(),
+            field: "hdr",
+            message,
+        })?;
+        // Same bounds as ours, or the file's own: add what it holds.
+        let _ = stats.latency.add(&histogram);
+    }
+    Ok(stats)
 }
 
 fn operation(r: &RequestStats) -> Operation {
