@@ -95,7 +95,7 @@ impl Shard {
                 let k = setup.layout.client_index(setup.index, local);
                 let slot = setup.plan.start_slot(k).unwrap_or(k);
                 let at = setup.plan.start_offset(slot);
-                (micros(at), local as u32)
+                ((Instant::ZERO + at).as_micros(), local as u32)
             })
             .collect();
         starts.sort_unstable();
@@ -121,7 +121,7 @@ impl Shard {
     }
 
     fn now(&self) -> Instant {
-        Instant::from_micros(micros(self.setup.origin.elapsed()))
+        since(self.setup.origin)
     }
 
     /// Runs the fleet's schedule to its end: ramp, hold, stop. On a socket error the shard
@@ -413,7 +413,7 @@ impl Shard {
                     }
                 }
                 Event::Woke => {
-                    let now = Instant::from_micros(micros(self.setup.origin.elapsed()));
+                    let now = since(self.setup.origin);
                     self.woke.insert(local as u32, now);
                 }
                 Event::State(ClientState::Registered) => {}
@@ -518,8 +518,9 @@ impl Shard {
     }
 }
 
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// The engine's clock: time since the run's origin (the shard's `now`, without borrowing it).
+fn since(origin: std::time::Instant) -> Instant {
+    Instant::ZERO + origin.elapsed()
 }
 
 /// `SplitMix64` of two values: independent seeds per client from one fleet seed.
