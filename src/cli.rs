@@ -1,6 +1,7 @@
 //! The command line: `run`, `serve`, `check`, `credentials`, `report`. Thin: it parses, wires the fleet, the
 //! engine and the embedded server together, prints, and picks the exit code.
 
+mod certificates;
 mod reporting;
 
 use std::cell::RefCell;
@@ -294,13 +295,22 @@ struct CredentialsArgs {
     /// Write to this file (created readable by its owner only) instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Certificate mode: write ENDPOINT.pem per client into this directory instead.
+    #[arg(long, conflicts_with = "output")]
+    output_dir: Option<PathBuf>,
+    /// Certificate mode: include each client's private key (to files only: ENDPOINT.key
+    /// readable by its owner, or a JSON --output).
+    #[arg(long)]
+    private_keys: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FormatArg {
-    /// `endpoint,identity,key` lines after a header: also the key file format.
+    /// `endpoint,identity,key` lines after a header: also the key file format (certificates:
+    /// `endpoint,subject,sha256`).
     Csv,
-    /// A JSON array of {"endpoint", "identity", "key"} objects.
+    /// A JSON array of {"endpoint", "identity", "key"} objects (certificates: "endpoint",
+    /// "subject", "sha256", "certificate" PEM).
     Json,
 }
 
@@ -482,6 +492,17 @@ fn credentials(args: &CredentialsArgs) -> Result<(), Failure> {
         FormatArg::Json => ExportFormat::Json,
     };
     let clients = loaded.fleet.clients;
+    let credentials = match credentials.as_ref() {
+        Credentials::Psk(psk) => psk,
+        Credentials::Certificate(certs) => {
+            return certificates::export(args, certs, clients, format);
+        }
+    };
+    if args.output_dir.is_some() || args.private_keys {
+        return Err(bad_input(
+            "--output-dir and --private-keys are for certificate mode; PSK keys are the export",
+        ));
+    }
     let out: Box<dyn Write> = if let Some(path) = &args.output {
         let file = create_private(path)
             .map_err(|e| bad_input(format!("{}: cannot create: {e}", path.display())))?;
@@ -714,17 +735,23 @@ fn start_embedded(
         config.awake_window = window;
     }
     let seed = plan.groups.first().map_or(0, |g| g.seed);
-    let dtls = credentials.map(|c| {
+    let dtls = match credentials {
         // The server learns keys by identity: the fleet's, all computed now.
-        DtlsServerConfig::new(ServerKeys::from_map(c.server_keys(plan.clients)))
-    });
+        Some(Credentials::Psk(c)) => Some(DtlsServerConfig::new(ServerKeys::from_map(
+            c.server_keys(plan.clients),
+        ))),
+        Some(Credentials::Certificate(c)) => Some(certificates::embedded_server(c)?),
+        None => None,
+    };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let runner = Runner::start_with(loopback, config, seed, dtls.as_ref())
         .map_err(|e| failed(format!("cannot start the embedded server: {e}")))?;
-    let over = if dtls.is_some() {
-        format!(" over DTLS (PSK, {} identities)", plan.clients)
-    } else {
-        String::new()
+    let over = match credentials {
+        Some(Credentials::Psk(_)) => format!(" over DTLS (PSK, {} identities)", plan.clients),
+        Some(Credentials::Certificate(_)) => {
+            " over DTLS (certificates issued by the fleet's CA)".to_string()
+        }
+        None => String::new(),
     };
     println!(
         "embedded LWM2M server on {}{over} ({})",

@@ -1,5 +1,5 @@
-//! One DTLS 1.2 client session with a pre-shared key (`TLS_PSK_WITH_AES_128_CCM_8`, the suite
-//! LWM2M requires), over `dimpl`. Sans-IO like the client that owns it: datagrams, plaintext and
+//! One DTLS 1.2 session over `dimpl`, with a pre-shared key (`TLS_PSK_WITH_AES_128_CCM_8`, the
+//! suite LWM2M requires) or certificates (ECDHE_ECDSA, the peer's checked by [`PeerCheck`]). Sans-IO like the client that owns it: datagrams, plaintext and
 //! our clock go in; datagrams, plaintext, a deadline and the handshake's outcome come out.
 
 use std::collections::{HashMap, VecDeque};
@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dimpl::crypto::{CryptoProvider, Dtls12CipherSuite, SupportedDtls12CipherSuite};
-use dimpl::{Config, Dtls, Output, PskResolver};
+use dimpl::{Config, Dtls, DtlsCertificate, Output, PskResolver};
 
 use crate::clock::Instant;
 use crate::security::Psk;
+use crate::x509::{CertProblem, PeerVerifier};
 
 /// Handshake pacing (RFC 6347 §4.2.4 timer), shared by a population's clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +46,10 @@ pub enum Failure {
     Closed,
     /// Anything else dimpl gave up on (a malformed or unexpected handshake message).
     Protocol,
+    /// We refused the peer's certificate.
+    Certificate(CertProblem),
+    /// We had no certificate to present (none given for this endpoint, or issuing failed).
+    NoCertificate,
 }
 
 impl Failure {
@@ -55,6 +60,8 @@ impl Failure {
             Failure::Timeout => "timeout",
             Failure::Closed => "closed",
             Failure::Protocol => "protocol",
+            Failure::Certificate(problem) => problem.name(),
+            Failure::NoCertificate => "no_certificate",
         }
     }
 
@@ -76,7 +83,14 @@ fn alert_name(code: u8) -> &'static str {
         10 => "unexpected_message",
         20 => "bad_record_mac",
         40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
         47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
         50 => "decode_error",
         51 => "decrypt_error",
         70 => "protocol_version",
@@ -226,6 +240,14 @@ const IDLE: Duration = Duration::from_secs(86_400);
 /// Largest record dimpl emits (its MTU is 1150) with room to spare.
 const RECORD_BUFFER: usize = 2048;
 
+/// How a session checks the peer's certificate: against what, and the Unix time (seconds) of
+/// our clock's zero (validity is wall-clock time; the session only sees our clock).
+#[derive(Clone, Debug)]
+pub struct PeerCheck {
+    pub verifier: Arc<PeerVerifier>,
+    pub unix_origin: i64,
+}
+
 /// A DTLS session, client or server side, from the first `ClientHello` to its end.
 pub struct Session {
     dtls: Dtls,
@@ -242,6 +264,11 @@ pub struct Session {
     received: VecDeque<Vec<u8>>,
     /// Set by the first `Connected` output, taken by [`Session::take_connected`].
     just_connected: bool,
+    /// Certificate mode: how the peer's certificate is checked.
+    peer_check: Option<Box<PeerCheck>>,
+    /// The next sequence number of epoch 0 (unencrypted) records: an alert refusing the peer's
+    /// certificate goes out with it, as dimpl cannot send one for us.
+    next_plain_sequence: u64,
 }
 
 impl fmt::Debug for Session {
@@ -259,16 +286,41 @@ impl Session {
     pub fn connect(config: Arc<Config>, now: Instant) -> Result<Session, Failure> {
         let mut dtls = Dtls::new_12_psk(config, std_instant(now));
         dtls.set_active(true);
-        Session::new(dtls, now)
+        Session::new(dtls, None, now)
     }
 
     /// The server side of a handshake, waiting for the peer's `ClientHello`
     /// (`config` from [`server_config`]).
     pub fn accept(config: Arc<Config>, now: Instant) -> Result<Session, Failure> {
-        Session::new(Dtls::new_12_psk(config, std_instant(now)), now)
+        Session::new(Dtls::new_12_psk(config, std_instant(now)), None, now)
     }
 
-    fn new(dtls: Dtls, now: Instant) -> Result<Session, Failure> {
+    /// Starts a certificate handshake presenting `certificate`; the server's is checked by
+    /// `check` (`config` from [`crate::x509::certificate_config`]).
+    pub fn connect_with_certificate(
+        config: Arc<Config>,
+        certificate: DtlsCertificate,
+        check: PeerCheck,
+        now: Instant,
+    ) -> Result<Session, Failure> {
+        let mut dtls = Dtls::new_12(config, certificate, std_instant(now));
+        dtls.set_active(true);
+        Session::new(dtls, Some(Box::new(check)), now)
+    }
+
+    /// The server side of a certificate handshake; the client's certificate is checked by
+    /// `check`.
+    pub fn accept_with_certificate(
+        config: Arc<Config>,
+        certificate: DtlsCertificate,
+        check: PeerCheck,
+        now: Instant,
+    ) -> Result<Session, Failure> {
+        let dtls = Dtls::new_12(config, certificate, std_instant(now));
+        Session::new(dtls, Some(Box::new(check)), now)
+    }
+
+    fn new(dtls: Dtls, peer_check: Option<Box<PeerCheck>>, now: Instant) -> Result<Session, Failure> {
         let mut session = Session {
             dtls,
             started: now,
@@ -279,6 +331,8 @@ impl Session {
             transmits: VecDeque::new(),
             received: VecDeque::new(),
             just_connected: false,
+            peer_check,
+            next_plain_sequence: 0,
         };
         session.handle_timeout(now)?;
         Ok(session)
@@ -366,7 +420,10 @@ impl Session {
         let mut buf = [0u8; RECORD_BUFFER];
         loop {
             match self.dtls.poll_output(&mut buf) {
-                Output::Packet(p) => self.transmits.push_back(p.to_vec()),
+                Output::Packet(p) => {
+                    self.note_plain_sequence(p);
+                    self.transmits.push_back(p.to_vec());
+                }
                 Output::Timeout(at) => {
                     // With nothing due dimpl answers "in ten years": no deadline at all.
                     let at = our_instant(at);
@@ -386,11 +443,52 @@ impl Session {
                 // Records never outgrow the buffer (dimpl's MTU is 1150); if one did, polling
                 // again would return the same answer forever.
                 Output::BufferTooSmall { .. } => return Err(Failure::Protocol),
-                // PSK has no certificates and no SRTP keying material.
+                Output::PeerCert(der) => {
+                    if let Some(check) = &self.peer_check {
+                        let unix = check.unix_origin + (self.now.as_micros() / 1_000_000) as i64;
+                        if let Err(problem) = check.verifier.verify(der, unix) {
+                            self.refuse(problem);
+                            return Err(Failure::Certificate(problem));
+                        }
+                    }
+                }
+                // No SRTP keying material here.
                 _ => {}
             }
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// Remembers the highest epoch 0 sequence number in an outgoing datagram (RFC 6347 §4.1:
+    /// 13-byte record headers, epoch at 3..5, sequence at 5..11, length at 11..13).
+    fn note_plain_sequence(&mut self, datagram: &[u8]) {
+        let mut rest = datagram;
+        while rest.len() >= 13 {
+            let length = usize::from(u16::from_be_bytes([rest[11], rest[12]]));
+            if rest[3..5] == [0, 0] {
+                let mut sequence = [0u8; 8];
+                sequence[2..].copy_from_slice(&rest[5..11]);
+                self.next_plain_sequence = self
+                    .next_plain_sequence
+                    .max(u64::from_be_bytes(sequence) + 1);
+            }
+            rest = rest.get(13 + length..).unwrap_or(&[]);
+        }
+    }
+
+    /// Refuses the peer's certificate: what dimpl queued after it is dropped, and a fatal alert
+    /// in clear (the handshake has no keys the peer would accept yet) says why.
+    fn refuse(&mut self, problem: CertProblem) {
+        self.transmits.clear();
+        let mut alert = vec![21, 0xfe, 0xfd, 0, 0];
+        alert.extend_from_slice(&self.next_plain_sequence.to_be_bytes()[2..]);
+        alert.extend_from_slice(&[0, 2, 2, problem.alert()]);
+        self.transmits.push_back(alert);
+        self.connected = false;
+        self.closed = true;
+        self.deadline = None;
     }
 }
 

@@ -24,10 +24,15 @@ use crate::report::Threshold;
 use crate::toml_span::Located;
 
 pub use build::parse_uri;
-pub use credentials::{Credentials, ExportFormat, derive_key};
+pub use credentials::{
+    CertificateCredentials, Credentials, ExportFormat, PskCredentials, derive_key,
+};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use plan::{GroupPlan, Plan, PlannedClient};
-pub use security::{IdentityPattern, KeySource, Master, Secret, Security};
+pub use security::{
+    CertificateSecurity, DeviceCertSource, IdentityPattern, KeySource, Master, PskSecurity, Secret,
+    Security, ServerCheck,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

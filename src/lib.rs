@@ -19,3 +19,4 @@ pub mod server;
 pub mod toml_span;
 pub mod transport;
 pub mod tui;
+pub mod x509;

@@ -2,6 +2,9 @@
 //! `[security]`, the command line) is the fleet's business; what they are is here.
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::x509::DeviceCertificates;
 
 /// A pre-shared key and the identity it goes with (DTLS PSK, RFC 4279).
 #[derive(Clone, PartialEq, Eq)]
@@ -20,9 +23,18 @@ impl fmt::Debug for Psk {
     }
 }
 
+/// What a client authenticates with.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    Psk(Psk),
+    /// Certificate mode: the fleet's certificates, shared; the client's own is made (or looked
+    /// up) by endpoint name when a handshake starts.
+    Certificate(Arc<DeviceCertificates>),
+}
+
 /// Gives each client its credentials: client `index` of the fleet, named `endpoint`.
 pub trait CredentialSource: Send + Sync + fmt::Debug {
-    fn psk(&self, index: u64, endpoint: &str) -> Psk;
+    fn credential(&self, index: u64, endpoint: &str) -> Credential;
 }
 
 /// Every client uses its endpoint name as identity and one shared key.
@@ -37,12 +49,24 @@ impl fmt::Debug for SharedKey {
     }
 }
 
-impl CredentialSource for SharedKey {
-    fn psk(&self, _index: u64, endpoint: &str) -> Psk {
+impl SharedKey {
+    pub fn psk(&self, endpoint: &str) -> Psk {
         Psk {
             identity: endpoint.as_bytes().to_vec(),
             key: self.key.clone(),
         }
+    }
+}
+
+impl CredentialSource for SharedKey {
+    fn credential(&self, _index: u64, endpoint: &str) -> Credential {
+        Credential::Psk(self.psk(endpoint))
+    }
+}
+
+impl CredentialSource for Arc<DeviceCertificates> {
+    fn credential(&self, _index: u64, _endpoint: &str) -> Credential {
+        Credential::Certificate(Arc::clone(self))
     }
 }
 
@@ -55,7 +79,7 @@ mod tests {
         let source = SharedKey {
             key: b"s3cr3t-key".to_vec(),
         };
-        let psk = source.psk(3, "dev-0003");
+        let psk = source.psk("dev-0003");
         assert_eq!(psk.identity, b"dev-0003");
         for shown in [format!("{psk:?}"), format!("{source:?}")] {
             assert!(!shown.contains("s3cr3t"), "{shown}");

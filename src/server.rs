@@ -38,7 +38,7 @@ use timers::{TimerKind, Timers};
 
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
 pub use run::Runner;
-pub use secure::{DtlsServerConfig, SecureServer};
+pub use secure::{DtlsServerConfig, SecureServer, ServerAuth};
 pub use stats::{DtlsStats, IoStats, OperationStats, QueueStats, ServerStats};
 
 /// Observe a path on every registered client, optionally with pmin/pmax written first.

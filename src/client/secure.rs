@@ -1,5 +1,5 @@
-//! DTLS for one client: every CoAP datagram to and from the server rides in a PSK session the
-//! client owns. The session is opened before the first request that needs it; a failed handshake
+//! DTLS for one client: every CoAP datagram to and from the server rides in a session the
+//! client owns (PSK, or certificates). The session is opened before the first request that needs it; a failed handshake
 //! ends like a failed Register attempt; a lost session is opened again.
 
 use std::net::SocketAddr;
@@ -9,8 +9,8 @@ use rand::Rng;
 use super::{Client, ClientState, Dropped, Event, InFlight};
 use crate::clock::Instant;
 use crate::coap::Endpoint;
-use crate::dtls::{self, Failure, Session};
-use crate::security::Psk;
+use crate::dtls::{self, Failure, PeerCheck, Session};
+use crate::security::{Credential, Psk};
 
 /// How a handshake ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,16 +30,23 @@ pub struct HandshakeRecord {
 }
 
 /// A client's credentials and its current session (boxed in the client: plain-CoAP clients pay one
-/// null pointer).
+/// null pointer). A certificate client holds a pointer to the fleet's certificates: its own is
+/// made when a handshake starts and lives in that session only.
 #[derive(Debug)]
 pub(super) struct Secure {
-    psk: Psk,
+    credential: Credential,
     session: Option<Session>,
+    /// Records a failed session still had to send (the alert refusing the server's certificate).
+    farewell: Vec<Vec<u8>>,
 }
 
 impl Secure {
-    pub(super) fn new(psk: Psk) -> Self {
-        Secure { psk, session: None }
+    pub(super) fn new(credential: Credential) -> Self {
+        Secure {
+            credential,
+            session: None,
+            farewell: Vec::new(),
+        }
     }
 
     fn is_connected(&self) -> bool {
@@ -58,6 +65,9 @@ impl Secure {
         coap: &mut Endpoint,
         server: SocketAddr,
     ) -> Option<(SocketAddr, Vec<u8>)> {
+        if let Some(record) = self.farewell.pop() {
+            return Some((server, record));
+        }
         let session = self.session.as_mut()?;
         loop {
             if let Some(record) = session.poll_transmit() {
@@ -74,18 +84,26 @@ impl Secure {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        size_of::<Secure>()
-            + self.psk.identity.capacity()
-            + self.psk.key.capacity()
-            + self.session.as_ref().map_or(0, Session::queued_bytes)
+        let credential = match &self.credential {
+            Credential::Psk(psk) => psk.identity.capacity() + psk.key.capacity(),
+            // Shared by the fleet.
+            Credential::Certificate(_) => 0,
+        };
+        size_of::<Secure>() + credential + self.session.as_ref().map_or(0, Session::queued_bytes)
     }
 }
 
 impl Client {
     /// This client speaks DTLS with a pre-shared key to its server (`coaps://`).
     #[must_use]
-    pub fn with_psk(mut self, psk: Psk) -> Self {
-        self.secure = Some(Box::new(Secure::new(psk)));
+    pub fn with_psk(self, psk: Psk) -> Self {
+        self.with_credential(Credential::Psk(psk))
+    }
+
+    /// This client speaks DTLS to its server (`coaps://`) with these credentials.
+    #[must_use]
+    pub fn with_credential(mut self, credential: Credential) -> Self {
+        self.secure = Some(Box::new(Secure::new(credential)));
         self
     }
 
@@ -103,8 +121,26 @@ impl Client {
             return true;
         }
         if !secure.is_handshaking() {
-            let config = dtls::client_config(&secure.psk, &self.config.dtls, self.rng.random());
-            match Session::connect(config, now) {
+            let session = match &secure.credential {
+                Credential::Psk(psk) => {
+                    let config = dtls::client_config(psk, &self.config.dtls, self.rng.random());
+                    Session::connect(config, now)
+                }
+                Credential::Certificate(certificates) => {
+                    let config = certificates.client_config(&self.config.dtls);
+                    let check = PeerCheck {
+                        verifier: std::sync::Arc::clone(certificates.server_verifier()),
+                        unix_origin: self.device.unix_origin(),
+                    };
+                    certificates
+                        .certificate(&self.endpoint_name)
+                        .map_err(|_| Failure::NoCertificate)
+                        .and_then(|own| {
+                            Session::connect_with_certificate(config, own, check, now)
+                        })
+                }
+            };
+            match session {
                 Ok(session) => secure.session = Some(session),
                 Err(failure) => {
                     self.handshake_ended(now, now, HandshakeOutcome::Failed(failure));
@@ -197,9 +233,15 @@ impl Client {
     }
 
     fn on_session_failed(&mut self, now: Instant, failure: Failure) {
-        let Some(session) = self.secure.as_mut().and_then(|s| s.session.take()) else {
+        let Some(secure) = self.secure.as_deref_mut() else {
             return;
         };
+        let Some(mut session) = secure.session.take() else {
+            return;
+        };
+        while let Some(record) = session.poll_transmit() {
+            secure.farewell.insert(0, record);
+        }
         if session.is_connected() || session.is_closed() {
             self.events.push_back(Event::SessionLost(failure));
             self.on_session_lost(now);

@@ -288,7 +288,7 @@ impl Shard {
             mix(group.seed ^ 0x00C1_1E17, k | (incarnation << 48)),
         );
         if let Some(source) = &s.credentials {
-            client = client.with_psk(source.psk(k, &endpoint));
+            client = client.with_credential(source.credential(k, &endpoint));
         }
         client.start_due(now, due);
         let churn = match group.behaviour {

@@ -1,6 +1,7 @@
-//! A fleet's `[security]` made into keys: the `CredentialSource` the engine hands to clients,
-//! and the `credentials` export for provisioning the server under test.
+//! A fleet's `[security]` made into keys or certificates: the `CredentialSource` the engine
+//! hands to clients, and the `credentials` export for provisioning the server under test.
 
+mod certificates;
 mod key_file;
 #[cfg(test)]
 mod tests;
@@ -12,14 +13,32 @@ use std::io::{self, Write};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::security::{IdentityPattern, KeySource, Master, Secret};
+pub use certificates::CertificateCredentials;
+
+use super::security::{IdentityPattern, KeySource, Master, PskSecurity, Secret, Security};
 use super::span::invalid;
 use super::{Fleet, FleetError, Naming};
-use crate::security::{CredentialSource, Psk};
+use crate::security::{Credential, CredentialSource, Psk};
+
+/// A fleet's credentials, by security mode.
+#[derive(Debug)]
+pub enum Credentials {
+    Psk(PskCredentials),
+    Certificate(CertificateCredentials),
+}
+
+impl CredentialSource for Credentials {
+    fn credential(&self, index: u64, endpoint: &str) -> Credential {
+        match self {
+            Credentials::Psk(psk) => Credential::Psk(psk.psk(index, endpoint)),
+            Credentials::Certificate(certs) => certs.credential(),
+        }
+    }
+}
 
 /// Each client's PSK, computed when asked: only a key file is held per device (as a map).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub struct PskCredentials {
     /// `None`: from the key file.
     identity: Option<IdentityPattern>,
     naming: Naming,
@@ -38,14 +57,14 @@ enum Keys {
 }
 
 /// Keys never appear in logs: Debug names the kind of source and the key length.
-impl fmt::Debug for Credentials {
+impl fmt::Debug for PskCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys = match &self.keys {
             Keys::Fixed(k) => format!("fixed <{} bytes>", k.len()),
             Keys::Derived { length, .. } => format!("derived hmac-sha256 <{length} bytes>"),
             Keys::File(map) => format!("key file <{} devices>", map.len()),
         };
-        f.debug_struct("Credentials")
+        f.debug_struct("PskCredentials")
             .field("identity", &self.identity.as_ref().map(ToString::to_string))
             .field("keys", &format_args!("{keys}"))
             .finish_non_exhaustive()
@@ -61,8 +80,9 @@ pub fn derive_key(master: &[u8], endpoint: &str, length: usize) -> Vec<u8> {
     key
 }
 
-impl CredentialSource for Credentials {
-    fn psk(&self, index: u64, endpoint: &str) -> Psk {
+impl PskCredentials {
+    /// The PSK of client `index`, named `endpoint`.
+    pub fn psk(&self, index: u64, endpoint: &str) -> Psk {
         let (file_identity, key) = match &self.keys {
             Keys::Fixed(key) => (None, key.expose().to_vec()),
             Keys::Derived { master, length } => {
@@ -84,7 +104,7 @@ impl CredentialSource for Credentials {
     }
 }
 
-impl Credentials {
+impl PskCredentials {
     /// Every client's identity and key, for the embedded server's handshakes. Built once at
     /// start and held for the run: ~100 bytes per client (10 MB for 100,000). Two clients with
     /// one identity keep the later one's key.
@@ -107,7 +127,7 @@ pub enum ExportFormat {
     Json,
 }
 
-impl Credentials {
+impl PskCredentials {
     /// Every client's endpoint, identity and key (hex), in client order. The one place keys
     /// are written out, on purpose.
     pub fn export(
@@ -164,11 +184,18 @@ fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
 
 impl Fleet {
     /// The fleet's credentials, `None` without `[security]`: reads the key file (checking it
-    /// holds every client) and the master secret's environment variable.
+    /// holds every client), the certificate files, and the master secret's environment variable.
     pub fn credentials(&self) -> Result<Option<Credentials>, FleetError> {
-        let Some(security) = &self.security else {
-            return Ok(None);
-        };
+        match &self.security {
+            None => Ok(None),
+            Some(Security::Psk(psk)) => self.psk_credentials(psk).map(|c| Some(Credentials::Psk(c))),
+            Some(Security::Certificate(cert)) => {
+                certificates::load(self, cert).map(|c| Some(Credentials::Certificate(c)))
+            }
+        }
+    }
+
+    fn psk_credentials(&self, security: &PskSecurity) -> Result<PskCredentials, FleetError> {
         let keys = match &security.key {
             KeySource::Fixed(key) => Keys::Fixed(key.clone()),
             KeySource::Derived { master, length } => Keys::Derived {
@@ -177,14 +204,19 @@ impl Fleet {
             },
             KeySource::File { path } => Keys::File(key_file::load(path, self)?),
         };
-        Ok(Some(Credentials {
+        Ok(PskCredentials {
             identity: security.identity.clone(),
             naming: self.naming.clone(),
             keys,
-        }))
+        })
     }
 
     fn master(&self, master: &Master, line: usize) -> Result<Secret, FleetError> {
+        self.master_as(master, line, "derive.master")
+    }
+
+    /// `field` names the setting in errors.
+    fn master_as(&self, master: &Master, line: usize, field: &str) -> Result<Secret, FleetError> {
         match master {
             Master::Hex(secret) => Ok(secret.clone()),
             Master::Env(var) => {
@@ -192,12 +224,12 @@ impl Fleet {
                     invalid(
                         &self.file,
                         line,
-                        "derive.master",
+                        field,
                         format!("environment variable {var} is not set (or not UTF-8)"),
                     )
                 })?;
                 Secret::from_hex(value.trim())
-                    .map_err(|e| invalid(&self.file, line, "derive.master", format!("${var}: {e}")))
+                    .map_err(|e| invalid(&self.file, line, field, format!("${var}: {e}")))
             }
         }
     }

@@ -23,7 +23,8 @@ pub(super) struct RawServer {
     pub uri: String,
 }
 
-/// `[security]`: a mode, an identity pattern and one key source (checked in `security.rs`).
+/// `[security]`: a mode; for PSK an identity pattern and one key source; for certificates the
+/// device certificates' source and how the server's is checked (checked in `security.rs`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSecurity {
@@ -32,6 +33,14 @@ pub(super) struct RawSecurity {
     pub key: Option<String>,
     pub key_file: Option<String>,
     pub derive: Option<Spanned<RawDerive>>,
+    pub ca_cert: Option<String>,
+    pub ca_key: Option<String>,
+    pub key_master: Option<String>,
+    pub certificates: Option<String>,
+    pub server_ca: Option<String>,
+    pub server_name: Option<String>,
+    pub server_pin: Option<String>,
+    pub insecure_skip_server_verification: Option<bool>,
 }
 
 #[derive(Deserialize)]

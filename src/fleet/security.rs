@@ -1,11 +1,16 @@
-//! The fleet file's `[security]`: how each device's DTLS PSK identity and key are made. Parsing
-//! only (no file or environment is read here); `Fleet::credentials` turns it into keys.
+//! The fleet file's `[security]`: how each device's DTLS PSK identity and key, or its
+//! certificate, are made. Parsing only (no file or environment is read here);
+//! `Fleet::credentials` turns it into keys and certificates.
 
 use std::fmt::{self, Write};
 use std::path::{Path as FsPath, PathBuf};
 use std::str::FromStr;
 
 use toml::Spanned;
+
+mod certificate;
+
+pub use certificate::{CertificateSecurity, DeviceCertSource, ServerCheck};
 
 use super::raw::{RawDerive, RawSecurity};
 use super::span::{At, invalid};
@@ -169,9 +174,37 @@ pub enum KeySource {
     Derived { master: Master, length: usize },
 }
 
-/// PSK security (the only mode so far): each device's identity and key.
+/// A fleet's security mode and its settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Security {
+pub enum Security {
+    /// Pre-shared keys (LwM2M Security Mode 0).
+    Psk(PskSecurity),
+    /// X.509 certificates (Security Mode 2, "Certificate").
+    Certificate(CertificateSecurity),
+}
+
+impl Security {
+    /// The line of the `[security]` table (0 when made from the command line).
+    pub fn line(&self) -> usize {
+        match self {
+            Security::Psk(psk) => psk.line,
+            Security::Certificate(cert) => cert.line,
+        }
+    }
+}
+
+impl fmt::Display for Security {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Security::Psk(psk) => psk.fmt(f),
+            Security::Certificate(cert) => cert.fmt(f),
+        }
+    }
+}
+
+/// PSK security: each device's identity and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PskSecurity {
     /// `None` with a key file: each device's identity is the file's.
     pub identity: Option<IdentityPattern>,
     pub key: KeySource,
@@ -179,7 +212,7 @@ pub struct Security {
     pub(super) line: usize,
 }
 
-impl fmt::Display for Security {
+impl fmt::Display for PskSecurity {
     /// The mode, identity and key source, never the key: for `check` and reports.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.identity {
@@ -223,17 +256,29 @@ pub(super) fn security(
     };
     let r = raw.get_ref();
     match r.mode.as_str() {
-        "psk" => {}
-        "rpk" | "x509" | "certificate" => {
+        "psk" => psk_fields_only(r, &at)?,
+        "certificate" | "x509" => {
+            if overrides.psk_key.is_some() || overrides.psk_identity.is_some() {
+                return Err(at.err(
+                    "mode",
+                    "--psk-key and --psk-identity need mode = \"psk\", not certificates",
+                ));
+            }
+            return certificate::security(r, &at, file).map(|c| Some(Security::Certificate(c)));
+        }
+        "rpk" => {
             return Err(at.err(
                 "mode",
-                format!(
-                    "{:?}: certificate modes are not supported yet: use \"psk\"",
-                    r.mode
-                ),
+                "\"rpk\": raw public keys are not supported (the DTLS library has no \
+                 certificate_type negotiation): use \"psk\" or \"certificate\"",
             ));
         }
-        other => return Err(at.err("mode", format!("{other:?}: expected \"psk\""))),
+        other => {
+            return Err(at.err(
+                "mode",
+                format!("{other:?}: expected \"psk\" or \"certificate\" (also \"x509\")"),
+            ));
+        }
     }
     let key = match &overrides.psk_key {
         Some(key) => KeySource::Fixed(key.clone()),
@@ -252,11 +297,35 @@ pub(super) fn security(
         (None, None) if from_file => None,
         (None, None) => Some(default_identity()),
     };
-    Ok(Some(Security {
+    Ok(Some(Security::Psk(PskSecurity {
         identity,
         key,
         line: at.line(),
-    }))
+    })))
+}
+
+/// A PSK table names none of the certificate fields.
+fn psk_fields_only(r: &RawSecurity, at: &At) -> Result<(), FleetError> {
+    let certificate_fields = [
+        ("ca_cert", r.ca_cert.is_some()),
+        ("ca_key", r.ca_key.is_some()),
+        ("key_master", r.key_master.is_some()),
+        ("certificates", r.certificates.is_some()),
+        ("server_ca", r.server_ca.is_some()),
+        ("server_name", r.server_name.is_some()),
+        ("server_pin", r.server_pin.is_some()),
+        (
+            "insecure_skip_server_verification",
+            r.insecure_skip_server_verification.is_some(),
+        ),
+    ];
+    match certificate_fields.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(at.err(
+            name,
+            "a certificate setting: use it with mode = \"certificate\"",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn default_identity() -> IdentityPattern {
@@ -277,11 +346,11 @@ fn command_line_security(
             "security",
             "--psk-identity needs a key: give --psk-key or add a [security] table",
         )),
-        (Some(key), identity) => Ok(Some(Security {
+        (Some(key), identity) => Ok(Some(Security::Psk(PskSecurity {
             identity: Some(identity.clone().unwrap_or_else(default_identity)),
             key: KeySource::Fixed(key.clone()),
             line: 0,
-        })),
+        }))),
     }
 }
 
@@ -351,16 +420,17 @@ fn derived(raw: &Spanned<RawDerive>, at: &At) -> Result<KeySource, FleetError> {
             format!("must be in 1..={MAX_KEY_LENGTH} (bytes of HMAC-SHA256)"),
         ));
     }
-    let master = match d.master.strip_prefix("env:") {
-        Some("") => {
-            return Err(at.err_as("master", "derive.master", "env: needs a variable name"));
-        }
-        Some(var) => Master::Env(var.to_string()),
-        None => Master::Hex(
-            Secret::from_hex(&d.master).map_err(|e| at.err_as("master", "derive.master", e))?,
-        ),
-    };
+    let master = master(&d.master).map_err(|e| at.err_as("master", "derive.master", e))?;
     Ok(KeySource::Derived { master, length })
+}
+
+/// Hex, or `env:VAR`.
+pub(super) fn master(text: &str) -> Result<Master, String> {
+    match text.strip_prefix("env:") {
+        Some("") => Err("env: needs a variable name".into()),
+        Some(var) => Ok(Master::Env(var.to_string())),
+        None => Secret::from_hex(text).map(Master::Hex),
+    }
 }
 
 /// `coaps://` needs credentials and credentials need `coaps://` or the embedded server (which
@@ -372,6 +442,9 @@ pub(super) fn check_scheme(
     server_err: impl FnOnce(&str) -> FleetError,
 ) -> Result<(), FleetError> {
     let coaps = server.is_some_and(|s| s.scheme == Scheme::Coaps);
+    if let Some(Security::Certificate(cert)) = security {
+        certificate::check_server(cert, server.is_some(), file)?;
+    }
     match security {
         None if coaps => Err(server_err(
             "coaps:// needs credentials: add a [security] table (mode = \"psk\") or give \
@@ -380,9 +453,9 @@ pub(super) fn check_scheme(
         // No server at all: the embedded one, which speaks DTLS when the fleet has keys.
         Some(s) if server.is_some() && !coaps => Err(invalid(
             file,
-            s.line,
+            s.line(),
             "security",
-            "PSK credentials need a coaps:// server: set [server] uri = \"coaps://HOST:5684\", \
+            "DTLS credentials need a coaps:// server: set [server] uri = \"coaps://HOST:5684\", \
              give --server coaps://HOST:PORT, or leave the server out to run against the \
              embedded one over DTLS",
         )),

@@ -84,6 +84,11 @@ impl Device {
         &self.template
     }
 
+    /// The Unix time (seconds) at the clock's zero.
+    pub fn unix_origin(&self) -> i64 {
+        self.unix_origin
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }

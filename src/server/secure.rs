@@ -1,4 +1,4 @@
-//! DTLS 1.2 with pre-shared keys in front of the sans-IO [`Server`]: one server-side
+//! DTLS 1.2 (pre-shared keys, or certificates) in front of the sans-IO [`Server`]: one server-side
 //! [`Session`] per peer address, opened by its `ClientHello`, ended by `close_notify`, an alert,
 //! a failed handshake or an idle timeout. Records in are decrypted into
 //! [`Server::handle_datagram`]; what [`Server::poll_transmit`] has for a peer is encrypted on
@@ -10,14 +10,33 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dimpl::DtlsCertificate;
+
 use super::{DtlsStats, Server, ServerStats};
 use crate::clock::Instant;
-use crate::dtls::{DtlsParams, Failure, ServerKeys, Session, is_client_hello, server_config};
+use crate::dtls::{
+    DtlsParams, Failure, PeerCheck, ServerKeys, Session, is_client_hello, server_config,
+};
+use crate::x509::{PeerVerifier, certificate_config};
 
-/// How the DTLS layer finds keys and paces handshakes.
+/// How the server authenticates, and authenticates clients.
+#[derive(Clone, Debug)]
+pub enum ServerAuth {
+    /// PSK: each client's key by its identity.
+    Psk(ServerKeys),
+    /// Certificates: ours, and how a client's is checked. Validity is wall-clock time:
+    /// `unix_origin` is the Unix time (seconds) at the clock's zero.
+    Certificate {
+        certificate: DtlsCertificate,
+        clients: Arc<PeerVerifier>,
+        unix_origin: i64,
+    },
+}
+
+/// How the DTLS layer authenticates and paces handshakes.
 #[derive(Clone, Debug)]
 pub struct DtlsServerConfig {
-    pub keys: ServerKeys,
+    pub auth: ServerAuth,
     /// Flight retransmissions; a handshake not done within `handshake_timeout` is dropped.
     pub params: DtlsParams,
     /// A connected session that saw no datagram either way for this long is dropped: it must
@@ -26,13 +45,27 @@ pub struct DtlsServerConfig {
 }
 
 impl DtlsServerConfig {
+    /// PSK.
     pub fn new(keys: ServerKeys) -> Self {
+        DtlsServerConfig::with_auth(ServerAuth::Psk(keys))
+    }
+
+    pub fn with_auth(auth: ServerAuth) -> Self {
         DtlsServerConfig {
-            keys,
+            auth,
             params: DtlsParams::default(),
             idle_timeout: Duration::from_secs(3600),
         }
     }
+}
+
+/// What each new session needs besides the shared dimpl configuration.
+enum SessionAuth {
+    Psk,
+    Certificate {
+        certificate: DtlsCertificate,
+        check: PeerCheck,
+    },
 }
 
 struct Peer {
@@ -46,6 +79,7 @@ struct Peer {
 pub struct SecureServer {
     inner: Server,
     dimpl: Arc<dimpl::Config>,
+    auth: SessionAuth,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     peers: HashMap<SocketAddr, Peer>,
@@ -66,9 +100,27 @@ impl std::fmt::Debug for SecureServer {
 
 impl SecureServer {
     pub fn new(inner: Server, config: &DtlsServerConfig) -> Self {
+        let (dimpl, auth) = match &config.auth {
+            ServerAuth::Psk(keys) => (server_config(keys, &config.params), SessionAuth::Psk),
+            ServerAuth::Certificate {
+                certificate,
+                clients,
+                unix_origin,
+            } => (
+                certificate_config(&config.params, true),
+                SessionAuth::Certificate {
+                    certificate: certificate.clone(),
+                    check: PeerCheck {
+                        verifier: Arc::clone(clients),
+                        unix_origin: *unix_origin,
+                    },
+                },
+            ),
+        };
         SecureServer {
             inner,
-            dimpl: server_config(&config.keys, &config.params),
+            dimpl,
+            auth,
             handshake_timeout: config.params.handshake_timeout,
             idle_timeout: config.idle_timeout,
             peers: HashMap::new(),
@@ -183,7 +235,14 @@ impl SecureServer {
     }
 
     fn open(&mut self, now: Instant, from: SocketAddr) {
-        match Session::accept(Arc::clone(&self.dimpl), now) {
+        let config = Arc::clone(&self.dimpl);
+        let accepted = match &self.auth {
+            SessionAuth::Psk => Session::accept(config, now),
+            SessionAuth::Certificate { certificate, check } => {
+                Session::accept_with_certificate(config, certificate.clone(), check.clone(), now)
+            }
+        };
+        match accepted {
             Ok(session) => {
                 let peer = Peer {
                     session,

@@ -21,11 +21,15 @@ fn parsed(security: &str) -> Fleet {
     parse_with(&text(security), &Overrides::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn credentials(fleet: &Fleet) -> Credentials {
-    fleet
+fn credentials(fleet: &Fleet) -> PskCredentials {
+    match fleet
         .credentials()
         .unwrap_or_else(|e| panic!("{e}"))
         .expect("a [security] table")
+    {
+        Credentials::Psk(psk) => psk,
+        Credentials::Certificate(c) => panic!("not PSK: {c:?}"),
+    }
 }
 
 /// The error's (line, field), checking the file is named.
@@ -267,6 +271,9 @@ fn command_line_values_replace_the_security_table() {
     // Even a table whose own key source is broken: the command line replaces it.
     let fleet = parse_with(&text("key_file = \"missing.csv\""), &overrides).unwrap();
     let security = fleet.security.as_ref().unwrap();
+    let crate::fleet::Security::Psk(security) = security else {
+        panic!("{security:?}");
+    };
     assert_eq!(security.key, KeySource::Fixed(key));
     let psk = credentials(&fleet).psk(1, "dev-0002");
     assert_eq!(
