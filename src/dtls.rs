@@ -486,8 +486,7 @@ impl Session {
         alert.extend_from_slice(&self.next_plain_sequence.to_be_bytes()[2..]);
         alert.extend_from_slice(&[0, 2, 2, problem.alert()]);
         self.transmits.push_back(alert);
-        self.connected = false;
-        self.closed = true;
+        // A failed handshake, not a closed session: the owner drops it and counts it so.
         self.deadline = None;
     }
 }

@@ -239,8 +239,12 @@ impl Client {
         let Some(mut session) = secure.session.take() else {
             return;
         };
-        while let Some(record) = session.poll_transmit() {
-            secure.farewell.insert(0, record);
+        // Only a refused certificate leaves something to say (the alert); other failures
+        // leave nothing the server would want.
+        if matches!(failure, Failure::Certificate(_)) {
+            while let Some(record) = session.poll_transmit() {
+                secure.farewell.insert(0, record);
+            }
         }
         if session.is_connected() || session.is_closed() {
             self.events.push_back(Event::SessionLost(failure));

@@ -10,7 +10,7 @@ use crate::client::{Client, ClientConfig, ClientState, Event, HandshakeOutcome};
 use crate::clock::Instant;
 use crate::dtls::{DtlsParams, ServerKeys};
 use crate::model::Path;
-use crate::security::Psk;
+use crate::security::{Credential, Psk};
 use crate::server::{Server, ServerConfig};
 
 const KEY: &[u8] = b"fleet-key-01234";
@@ -40,8 +40,17 @@ fn at(secs: u64) -> Instant {
     Instant::ZERO + Duration::from_secs(secs)
 }
 
-/// Client `k`, its message IDs and tokens from `seed`.
+/// Client `k` with PSK `KEY`, its message IDs and tokens from `seed`.
 fn client(k: usize, seed: u64) -> Client {
+    let psk = Psk {
+        identity: endpoint(k).into_bytes(),
+        key: KEY.to_vec(),
+    };
+    client_with(k, seed, Credential::Psk(psk))
+}
+
+/// Client `k` with these credentials; its clock starts at Unix time 1,700,000,000.
+fn client_with(k: usize, seed: u64, credential: Credential) -> Client {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
     let set = crate::model::TemplateSet::load_dir(std::path::Path::new(dir)).unwrap();
     let template = set.device("environment-sensor").unwrap();
@@ -52,11 +61,7 @@ fn client(k: usize, seed: u64) -> Client {
         ..ClientConfig::default()
     });
     let device = crate::model::Device::new(template.clone(), k as u64, 1_700_000_000);
-    let psk = Psk {
-        identity: endpoint(k).into_bytes(),
-        key: KEY.to_vec(),
-    };
-    Client::new(config, &endpoint(k), device, seed).with_psk(psk)
+    Client::new(config, &endpoint(k), device, seed).with_credential(credential)
 }
 
 struct World {
@@ -85,6 +90,14 @@ impl World {
         let clients = (0..clients)
             .map(|k| client(k, k as u64))
             .collect::<Vec<_>>();
+        World::with_clients(clients, config, server_config)
+    }
+
+    fn with_clients(
+        clients: Vec<Client>,
+        config: &DtlsServerConfig,
+        server_config: ServerConfig,
+    ) -> World {
         let server = SecureServer::new(Server::new(server_config, 5), config);
         World {
             now: Instant::ZERO,
@@ -306,3 +319,5 @@ fn a_client_that_starts_over_on_the_same_address_gets_a_fresh_session() {
     assert_eq!(stats.dtls.sessions, 1, "{stats:?}");
     assert_eq!(stats.replaced, 1, "{stats:?}");
 }
+
+mod certificates;
