@@ -320,7 +320,11 @@ impl Session {
         Session::new(dtls, Some(Box::new(check)), now)
     }
 
-    fn new(dtls: Dtls, peer_check: Option<Box<PeerCheck>>, now: Instant) -> Result<Session, Failure> {
+    fn new(
+        dtls: Dtls,
+        peer_check: Option<Box<PeerCheck>>,
+        now: Instant,
+    ) -> Result<Session, Failure> {
         let mut session = Session {
             dtls,
             started: now,

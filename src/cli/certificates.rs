@@ -69,9 +69,17 @@ fn export_dir(
             file.and_then(|mut f| f.write_all(text.as_bytes()))
                 .map_err(|e| failed(format!("{}: cannot write: {e}", path.display())))
         };
-        write(format!("{endpoint}.pem"), x509::certificate_pem(&cert.certificate), false)?;
+        write(
+            format!("{endpoint}.pem"),
+            x509::certificate_pem(&cert.certificate),
+            false,
+        )?;
         if private_keys {
-            write(format!("{endpoint}.key"), x509::private_key_pem(&cert.private_key), true)?;
+            write(
+                format!("{endpoint}.key"),
+                x509::private_key_pem(&cert.private_key),
+                true,
+            )?;
         }
     }
     Ok(())

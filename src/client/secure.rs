@@ -135,9 +135,7 @@ impl Client {
                     certificates
                         .certificate(&self.endpoint_name)
                         .map_err(|_| Failure::NoCertificate)
-                        .and_then(|own| {
-                            Session::connect_with_certificate(config, own, check, now)
-                        })
+                        .and_then(|own| Session::connect_with_certificate(config, own, check, now))
                 }
             };
             match session {

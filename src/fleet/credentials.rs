@@ -188,7 +188,9 @@ impl Fleet {
     pub fn credentials(&self) -> Result<Option<Credentials>, FleetError> {
         match &self.security {
             None => Ok(None),
-            Some(Security::Psk(psk)) => self.psk_credentials(psk).map(|c| Some(Credentials::Psk(c))),
+            Some(Security::Psk(psk)) => {
+                self.psk_credentials(psk).map(|c| Some(Credentials::Psk(c)))
+            }
             Some(Security::Certificate(cert)) => {
                 certificates::load(self, cert).map(|c| Some(Credentials::Certificate(c)))
             }

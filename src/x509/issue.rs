@@ -9,8 +9,8 @@ use p256::ecdsa::signature::Signer;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
     SignatureAlgorithm, SigningKey,
 };
 use rustls_pki_types::pem::PemObject;
@@ -60,13 +60,7 @@ impl DeviceKey {
     }
 
     fn public(&self) -> P256Public {
-        P256Public(
-            self.0
-                .public_key()
-                .to_sec1_point(false)
-                .as_bytes()
-                .to_vec(),
-        )
+        P256Public(self.0.public_key().to_sec1_point(false).as_bytes().to_vec())
     }
 }
 

@@ -12,7 +12,12 @@ pub(crate) fn years(from: i32, to: i32) -> Validity {
 
 /// A CA named `name` with a key derived from it: `(certificate PEM, key PEM)`.
 pub(crate) fn ca_pem(name: &str) -> (String, String) {
-    self_signed_ca(name, &DeviceKey::derive(b"test ca", name), years(2020, 2040)).unwrap()
+    self_signed_ca(
+        name,
+        &DeviceKey::derive(b"test ca", name),
+        years(2020, 2040),
+    )
+    .unwrap()
 }
 
 pub(crate) fn authority(name: &str) -> Authority {
@@ -26,13 +31,23 @@ fn a_device_certificate_is_the_same_bytes_every_time_and_names_the_endpoint() {
     let key = DeviceKey::derive(b"master", "dev-0001");
     let first = ca.issue("dev-0001", &key, &Role::Client, None).unwrap();
     let again = ca
-        .issue("dev-0001", &DeviceKey::derive(b"master", "dev-0001"), &Role::Client, None)
+        .issue(
+            "dev-0001",
+            &DeviceKey::derive(b"master", "dev-0001"),
+            &Role::Client,
+            None,
+        )
         .unwrap();
     assert_eq!(first.certificate, again.certificate);
     assert_eq!(first.private_key, again.private_key);
     assert_eq!(common_name(&first.certificate).as_deref(), Some("dev-0001"));
     let other = ca
-        .issue("dev-0002", &DeviceKey::derive(b"master", "dev-0002"), &Role::Client, None)
+        .issue(
+            "dev-0002",
+            &DeviceKey::derive(b"master", "dev-0002"),
+            &Role::Client,
+            None,
+        )
         .unwrap();
     assert_ne!(first.private_key, other.private_key);
     assert_ne!(
@@ -49,7 +64,12 @@ fn a_device_certificate_is_the_same_bytes_every_time_and_names_the_endpoint() {
 fn a_device_certificate_verifies_against_its_ca_only() {
     let ca = authority("Fleet CA");
     let cert = ca
-        .issue("dev-0001", &DeviceKey::derive(b"m", "dev-0001"), &Role::Client, None)
+        .issue(
+            "dev-0001",
+            &DeviceKey::derive(b"m", "dev-0001"),
+            &Role::Client,
+            None,
+        )
         .unwrap();
     let (ca_cert, _) = ca_pem("Fleet CA");
     let clients = PeerVerifier::chain(&ca_cert, None, Usage::Client, "ca").unwrap();
@@ -77,8 +97,12 @@ fn validity_names_and_pins_are_checked() {
     let key = DeviceKey::derive(b"m", "server");
     let names = Role::Server(vec!["localhost".into(), "127.0.0.1".into()]);
     let server = ca.issue("server", &key, &names, None).unwrap();
-    let expired = ca.issue("server", &key, &names, Some(years(2000, 2001))).unwrap();
-    let future = ca.issue("server", &key, &names, Some(years(2030, 2031))).unwrap();
+    let expired = ca
+        .issue("server", &key, &names, Some(years(2000, 2001)))
+        .unwrap();
+    let future = ca
+        .issue("server", &key, &names, Some(years(2030, 2031)))
+        .unwrap();
 
     let any_name = PeerVerifier::chain(&ca_cert, None, Usage::Server, "ca").unwrap();
     assert_eq!(any_name.verify(&server.certificate, NOW), Ok(()));
@@ -116,8 +140,12 @@ fn a_ca_key_that_is_not_the_certificates_is_refused_without_showing_it() {
     let (_, other_key) = ca_pem("Another CA");
     let err = Authority::from_pem(&cert, &other_key, "ca.pem and ca.key").unwrap_err();
     assert!(err.0.contains("not the key of the CA certificate"), "{err}");
-    let err = Authority::from_pem(&cert, "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n", "k")
-        .unwrap_err();
+    let err = Authority::from_pem(
+        &cert,
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+        "k",
+    )
+    .unwrap_err();
     assert!(!err.0.contains("c2VjcmV0"), "{err}");
     let err = Authority::from_pem("no pem", &other_key, "ca.pem").unwrap_err();
     assert!(err.0.starts_with("ca.pem: "), "{err}");
@@ -127,7 +155,12 @@ fn a_ca_key_that_is_not_the_certificates_is_refused_without_showing_it() {
 fn certificate_and_key_pem_round_trip() {
     let ca = authority("Fleet CA");
     let cert = ca
-        .issue("dev-0001", &DeviceKey::derive(b"m", "dev-0001"), &Role::Client, None)
+        .issue(
+            "dev-0001",
+            &DeviceKey::derive(b"m", "dev-0001"),
+            &Role::Client,
+            None,
+        )
         .unwrap();
     let back = certificate_from_pem(
         &certificate_pem(&cert.certificate),

@@ -42,10 +42,10 @@ impl CertProblem {
     /// The alert that tells the peer (RFC 5246 §7.2.2).
     pub fn alert(self) -> u8 {
         match self {
-            CertProblem::UnknownIssuer => 48, // unknown_ca
+            CertProblem::UnknownIssuer => 48,                      // unknown_ca
             CertProblem::Expired | CertProblem::NotYetValid => 45, // certificate_expired
             CertProblem::WrongName | CertProblem::NotPinned => 46, // certificate_unknown
-            CertProblem::Invalid => 42,       // bad_certificate
+            CertProblem::Invalid => 42,                            // bad_certificate
         }
     }
 

@@ -18,6 +18,9 @@ use crate::x509::{
     self, Authority, DeviceCertificates, DeviceSource, PeerVerifier, Usage, X509Error,
 };
 
+#[cfg(test)]
+mod tests;
+
 /// The fleet's certificates, shared by every client.
 #[derive(Debug)]
 pub struct CertificateCredentials {
@@ -138,7 +141,12 @@ pub(super) fn load(
         ServerCheck::Insecure => PeerVerifier::AcceptAny,
         ServerCheck::FleetCa => {
             let pem = fleet_ca.as_deref().ok_or_else(|| {
-                invalid(&fleet.file, line, "server_ca", "no CA to check the server against")
+                invalid(
+                    &fleet.file,
+                    line,
+                    "server_ca",
+                    "no CA to check the server against",
+                )
             })?;
             PeerVerifier::chain(pem, None, Usage::Server, "ca_cert").map_err(x509_err("ca_cert"))?
         }
@@ -158,10 +166,7 @@ fn read(path: &FsPath) -> Result<String, FleetError> {
 
 /// `DIR/ENDPOINT.pem` and `DIR/ENDPOINT.key` for every client (what `credentials --output-dir`
 /// writes).
-fn from_dir(
-    fleet: &Fleet,
-    dir: &FsPath,
-) -> Result<HashMap<String, DtlsCertificate>, FleetError> {
+fn from_dir(fleet: &Fleet, dir: &FsPath) -> Result<HashMap<String, DtlsCertificate>, FleetError> {
     (0..fleet.clients)
         .map(|index| {
             let endpoint = fleet.naming.endpoint(index);
@@ -177,10 +182,7 @@ fn from_dir(
 
 /// CSV lines `endpoint,cert_path,key_path` (paths relative to the CSV file; an optional header
 /// `endpoint,certificate,key`; blank lines and `#` comments): it must name every client.
-fn from_csv(
-    fleet: &Fleet,
-    csv: &FsPath,
-) -> Result<HashMap<String, DtlsCertificate>, FleetError> {
+fn from_csv(fleet: &Fleet, csv: &FsPath) -> Result<HashMap<String, DtlsCertificate>, FleetError> {
     let file = csv.display().to_string();
     let text = read(csv)?;
     let dir = csv.parent().unwrap_or(FsPath::new(""));
@@ -196,21 +198,38 @@ fn from_csv(
                 &file,
                 i + 1,
                 "endpoint",
-                format!("expected 3 fields endpoint,cert_path,key_path, found {}", fields.len()),
+                format!(
+                    "expected 3 fields endpoint,cert_path,key_path, found {}",
+                    fields.len()
+                ),
             ));
         };
-        if paths.insert(endpoint.to_string(), (i + 1, dir.join(cert), dir.join(key))).is_some() {
-            return Err(invalid(&file, i + 1, "endpoint", format!("{endpoint:?} twice")));
+        if paths
+            .insert(endpoint.to_string(), (i + 1, dir.join(cert), dir.join(key)))
+            .is_some()
+        {
+            return Err(invalid(
+                &file,
+                i + 1,
+                "endpoint",
+                format!("{endpoint:?} twice"),
+            ));
         }
     }
     (0..fleet.clients)
         .map(|index| {
             let endpoint = fleet.naming.endpoint(index);
             let Some((line, cert, key)) = paths.get(&endpoint) else {
-                return Err(invalid(&file, 0, "endpoint", format!("no line for {endpoint}")));
+                return Err(invalid(
+                    &file,
+                    0,
+                    "endpoint",
+                    format!("no line for {endpoint}"),
+                ));
             };
-            let pair = x509::certificate_from_pem(&read(cert)?, &read(key)?, &cert.display().to_string())
-                .map_err(|e| invalid(&file, *line, "certificate", e.0))?;
+            let pair =
+                x509::certificate_from_pem(&read(cert)?, &read(key)?, &cert.display().to_string())
+                    .map_err(|e| invalid(&file, *line, "certificate", e.0))?;
             Ok((endpoint, pair))
         })
         .collect()

@@ -217,16 +217,25 @@ fn security_errors_name_line_and_field() {
 }
 
 #[test]
-fn certificate_modes_are_not_supported_yet() {
-    for mode in ["x509", "rpk"] {
-        let text = text("key = \"00\"").replace("\"psk\"", &format!("\"{mode}\""));
-        let err = parse_with(&text, &Overrides::default()).unwrap_err();
-        assert_eq!(located(&err), (4, "mode"), "{err}");
-        assert!(err.to_string().contains("not supported yet"), "{err}");
-    }
-    let text = text("key = \"00\"").replace("\"psk\"", "\"tls\"");
-    let err = parse_with(&text, &Overrides::default()).unwrap_err();
-    assert!(err.to_string().contains("expected \"psk\""), "{err}");
+fn raw_public_keys_and_unknown_modes_are_refused() {
+    let rpk = text("key = \"00\"").replace("\"psk\"", "\"rpk\"");
+    let err = parse_with(&rpk, &Overrides::default()).unwrap_err();
+    assert_eq!(located(&err), (4, "mode"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("raw public keys are not supported"),
+        "{err}"
+    );
+    let tls = text("key = \"00\"").replace("\"psk\"", "\"tls\"");
+    let err = parse_with(&tls, &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected \"psk\" or \"certificate\""),
+        "{err}"
+    );
+    // Certificate settings in a PSK table are refused by name.
+    let (line, field, _) = rejected("key = \"00\"\nca_cert = \"ca.pem\"");
+    assert_eq!((line, field.as_str()), (6, "ca_cert"));
 }
 
 #[test]

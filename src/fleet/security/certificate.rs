@@ -4,9 +4,9 @@
 use std::fmt;
 use std::path::{Path as FsPath, PathBuf};
 
+use super::super::FleetError;
 use super::super::raw::RawSecurity;
 use super::super::span::{At, invalid};
-use super::super::FleetError;
 use super::Master;
 use crate::x509::PeerVerifier;
 
@@ -54,7 +54,11 @@ impl fmt::Display for CertificateSecurity {
             DeviceCertSource::Issued {
                 ca_cert, master, ..
             } => {
-                write!(f, "certificate, issued by {} (CN = endpoint", ca_cert.display())?;
+                write!(
+                    f,
+                    "certificate, issued by {} (CN = endpoint",
+                    ca_cert.display()
+                )?;
                 match master {
                     None => write!(f, ", keys derived from the CA key)")?,
                     Some(Master::Hex(_)) => write!(f, ", keys derived from key_master)")?,
@@ -134,7 +138,10 @@ fn devices(r: &RawSecurity, at: &At, file: &str) -> Result<DeviceCertSource, Fle
             })
         }
         (None, Some(certificates)) => {
-            for (name, set) in [("ca_cert", r.ca_cert.is_some()), ("key_master", r.key_master.is_some())] {
+            for (name, set) in [
+                ("ca_cert", r.ca_cert.is_some()),
+                ("key_master", r.key_master.is_some()),
+            ] {
                 if set {
                     return Err(at.err(
                         name,
@@ -166,12 +173,19 @@ fn server_check(r: &RawSecurity, at: &At, file: &str) -> Result<ServerCheck, Fle
         ));
     }
     if r.server_name.is_some() && r.server_ca.is_none() {
-        return Err(at.err("server_name", "server_name is checked with server_ca: give it too"));
+        return Err(at.err(
+            "server_name",
+            "server_name is checked with server_ca: give it too",
+        ));
     }
     if let Some(ca) = &r.server_ca {
         if let Some(name) = &r.server_name {
-            rustls_pki_types::ServerName::try_from(name.as_str())
-                .map_err(|_| at.err("server_name", format!("{name:?}: not a DNS name or IP address")))?;
+            rustls_pki_types::ServerName::try_from(name.as_str()).map_err(|_| {
+                at.err(
+                    "server_name",
+                    format!("{name:?}: not a DNS name or IP address"),
+                )
+            })?;
         }
         return Ok(ServerCheck::Ca {
             file: relative("server_ca", ca, at, file)?,

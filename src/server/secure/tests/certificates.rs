@@ -21,8 +21,13 @@ fn devices(ca: &str) -> Arc<DeviceCertificates> {
         authority: Box::new(authority(ca)),
         master: b"fleet master".to_vec(),
     };
-    let server = PeerVerifier::chain(&ca_pem("Fleet CA").0, Some("localhost"), Usage::Server, "ca")
-        .unwrap();
+    let server = PeerVerifier::chain(
+        &ca_pem("Fleet CA").0,
+        Some("localhost"),
+        Usage::Server,
+        "ca",
+    )
+    .unwrap();
     Arc::new(DeviceCertificates::new(source, server))
 }
 
@@ -94,7 +99,10 @@ fn a_server_certificate_from_another_ca_is_refused_with_a_reason() {
     start_all(&mut w);
     w.run_until(at(5));
     let problem = Failure::Certificate(CertProblem::UnknownIssuer);
-    assert_eq!(refused_by_client(&w), vec![HandshakeOutcome::Failed(problem)]);
+    assert_eq!(
+        refused_by_client(&w),
+        vec![HandshakeOutcome::Failed(problem)]
+    );
     assert_eq!(problem.name(), "peer_certificate_unknown_issuer");
     // Told at once by the client's alert, the server counts its handshake failed too.
     let stats = w.server.stats();
