@@ -25,7 +25,10 @@ fn text(out: &Output) -> (String, String) {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-x509-cli-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "lwm2m-swarm-x509-cli-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -33,15 +36,26 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The middle line of the demo CA's key: it must never be printed.
 fn demo_key_line() -> String {
-    let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fleets/certs/demo-ca.key")).unwrap();
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fleets/certs/demo-ca.key"
+    ))
+    .unwrap();
     key.lines().nth(1).unwrap().to_string()
 }
 
 /// The count after `prefix` in the line that starts with it.
 fn count_after(stdout: &str, prefix: &str) -> u64 {
-    let line = stdout.lines().find(|l| l.contains(prefix)).unwrap_or_else(|| panic!("{prefix:?} in {stdout}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(prefix))
+        .unwrap_or_else(|| panic!("{prefix:?} in {stdout}"));
     let at = line.find(prefix).unwrap() + prefix.len();
-    line[at..].split([',', ' ']).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+    line[at..]
+        .split([',', ' '])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
 }
 
 #[test]
@@ -66,17 +80,37 @@ fn the_x509_demo_fleet_runs_against_the_embedded_server() {
     ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("over DTLS (certificates issued by the fleet's CA)"), "{stdout}");
+    assert!(
+        stdout.contains("over DTLS (certificates issued by the fleet's CA)"),
+        "{stdout}"
+    );
     let ok = count_after(&stdout, "dtls handshakes: ok ");
     assert_eq!(ok, 10, "{stdout}");
-    assert!(stdout.contains(&format!("dtls handshakes: ok {ok}, failed 0")), "{stdout}");
-    let server = stdout.lines().find(|l| l.starts_with("embedded server: ")).expect("the server's line");
-    assert!(server.contains(&format!("handshakes ok {ok} failed 0")), "{server}");
-    assert!(server.contains("registers 10,") && server.contains("deregisters 10,"), "{server}");
+    assert!(
+        stdout.contains(&format!("dtls handshakes: ok {ok}, failed 0")),
+        "{stdout}"
+    );
+    let server = stdout
+        .lines()
+        .find(|l| l.starts_with("embedded server: "))
+        .expect("the server's line");
+    assert!(
+        server.contains(&format!("handshakes ok {ok} failed 0")),
+        "{server}"
+    );
+    assert!(
+        server.contains("registers 10,") && server.contains("deregisters 10,"),
+        "{server}"
+    );
     let report = std::fs::read_to_string(&json).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(parsed["dtls_handshakes"]["ok"], ok);
-    assert!(parsed["config"]["security"].as_str().unwrap().starts_with("certificate, issued by"));
+    assert!(
+        parsed["config"]["security"]
+            .as_str()
+            .unwrap()
+            .starts_with("certificate, issued by")
+    );
     for output in [&stdout, &stderr, &report] {
         assert!(!output.contains(&demo_key_line()), "{output}");
         assert!(!output.contains("PRIVATE KEY"), "{output}");
@@ -108,14 +142,28 @@ fn certificates_export_with_keys_only_into_private_files_and_read_back() {
     assert_eq!(lines.len(), 4, "{csv}");
     assert!(lines[1].starts_with("x509-0000,x509-0000,"), "{csv}");
     // Same certificate, same fingerprint, every time.
-    assert_eq!(text(&swarm(&["credentials", fleet, "--clients", "3"])).0, csv);
+    assert_eq!(
+        text(&swarm(&["credentials", fleet, "--clients", "3"])).0,
+        csv
+    );
 
     let out = swarm(&["credentials", fleet, "--clients", "3", "--format", "json"]);
     let (json, _) = text(&out);
-    assert!(json.contains("BEGIN CERTIFICATE") && !json.contains("PRIVATE KEY"), "{json}");
+    assert!(
+        json.contains("BEGIN CERTIFICATE") && !json.contains("PRIVATE KEY"),
+        "{json}"
+    );
 
     // Keys never go to the terminal.
-    let out = swarm(&["credentials", fleet, "--clients", "3", "--format", "json", "--private-keys"]);
+    let out = swarm(&[
+        "credentials",
+        fleet,
+        "--clients",
+        "3",
+        "--format",
+        "json",
+        "--private-keys",
+    ]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stderr.contains("to a file only"), "{stderr}");
@@ -124,14 +172,30 @@ fn certificates_export_with_keys_only_into_private_files_and_read_back() {
     let dir = scratch("export");
     let devices = dir.join("devices");
     let out = swarm(&[
-        "credentials", fleet, "--clients", "3", "--output-dir", devices.to_str().unwrap(), "--private-keys",
+        "credentials",
+        fleet,
+        "--clients",
+        "3",
+        "--output-dir",
+        devices.to_str().unwrap(),
+        "--private-keys",
     ]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(out.stdout.is_empty(), "nothing printed");
     use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &str| std::fs::metadata(devices.join(p)).unwrap().permissions().mode() & 0o777;
+    let mode = |p: &str| {
+        std::fs::metadata(devices.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
     assert_eq!(mode("x509-0001.key"), 0o600);
-    assert_ne!(mode("x509-0001.pem") & 0o044, 0, "certificates are not secret");
+    assert_ne!(
+        mode("x509-0001.pem") & 0o044,
+        0,
+        "certificates are not secret"
+    );
     let key = std::fs::read_to_string(devices.join("x509-0001.key")).unwrap();
     assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
 
@@ -152,5 +216,11 @@ fn certificates_export_with_keys_only_into_private_files_and_read_back() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(again, csv);
     let out = swarm(&["check", own.to_str().unwrap()]);
-    assert!(text(&out).0.contains("server certificate NOT CHECKED (insecure)"), "{}", text(&out).0);
+    assert!(
+        text(&out)
+            .0
+            .contains("server certificate NOT CHECKED (insecure)"),
+        "{}",
+        text(&out).0
+    );
 }

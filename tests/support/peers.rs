@@ -4,8 +4,8 @@
 //! - npm `lwm2m-node-lib` 1.4.0, a real LWM2M server, run by `tests/peers/lwm2m-node-server.js`
 //!   on 127.0.0.1 ([`NodePeer`]). Its facts (registrations, operation results, notifications,
 //!   errors) arrive as JSON lines and are collected here.
-//! - Debian's `libcoap3-bin` resource directory `coap-rd-openssl`, a CoAP and DTLS PSK peer
-//!   ([`LibcoapRd`]).
+//! - Debian's `libcoap3-bin` resource directory `coap-rd-openssl`, a CoAP and DTLS peer, with a
+//!   PSK or certificates ([`LibcoapRd`]).
 //! - `hdrhistogram` from `PyPI` (the Python port of `HdrHistogram`), which reads our interval logs
 //!   ([`read_hdr_log`]).
 //!
@@ -436,21 +436,28 @@ impl LibcoapRd {
     /// Starts `coap-rd-openssl` on two free loopback ports with PSK `key` (hint "swarm").
     /// `LIBCOAP_LOG=FILE`: libcoap's debug log goes there.
     pub fn start(key: &str) -> LibcoapRd {
+        LibcoapRd::spawn(&["-k", key, "-h", "swarm"])
+    }
+
+    /// Starts it with certificates: `cert_and_key` is one PEM file with its certificate and
+    /// private key (`-c`); client certificates must chain to the CA in `ca` (`-C`).
+    pub fn start_pki(cert_and_key: &Path, ca: &Path) -> LibcoapRd {
+        LibcoapRd::spawn(&[
+            "-c",
+            cert_and_key.to_str().expect("a UTF-8 path"),
+            "-C",
+            ca.to_str().expect("a UTF-8 path"),
+        ])
+    }
+
+    fn spawn(security: &[&str]) -> LibcoapRd {
         let log =
             std::env::var_os("LIBCOAP_LOG").map(|p| std::fs::File::create(p).expect("log file"));
         let log = log.as_ref();
         let port = free_port_pair();
         let child = Command::new("coap-rd-openssl")
-            .args([
-                "-A",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-k",
-                key,
-                "-h",
-                "swarm",
-            ])
+            .args(["-A", "127.0.0.1", "-p", &port.to_string()])
+            .args(security)
             .args(["-v", if log.is_some() { "7" } else { "0" }])
             .stdout(log.map_or_else(Stdio::null, |f| f.try_clone().expect("log file").into()))
             .stderr(Stdio::null())
