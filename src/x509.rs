@@ -1,4 +1,4 @@
-//! X.509 for DTLS certificate mode (LwM2M Security Mode 2, "Certificate"): device keys derived
+//! X.509 for DTLS certificate mode (`LwM2M` Security Mode 2, "Certificate"): device keys derived
 //! from a seed, certificates issued under a CA when a handshake needs them, and peer
 //! certificates verified (chain to a CA, validity, name; or a pin). No I/O: PEM text comes in
 //! (the fleet reads the files), DER goes out.
@@ -149,9 +149,9 @@ impl DeviceCertificates {
 /// The common name of the embedded server's certificate.
 const SERVER_NAME: &str = "lwm2m-swarm embedded server";
 
-/// A dimpl configuration for ECDHE_ECDSA suites. Unseeded: randoms come from the OS (a seeded
+/// A dimpl configuration for `ECDHE_ECDSA` suites. Unseeded: randoms come from the OS (a seeded
 /// one per client would rebuild, and self-test, the configuration per handshake). A server
-/// requires the client's certificate (mutual authentication, as LwM2M does).
+/// requires the client's certificate (mutual authentication, as `LwM2M` does).
 pub fn certificate_config(params: &DtlsParams, server: bool) -> Arc<Config> {
     let config = Config::builder()
         .with_crypto_provider(certificate_provider().clone())
@@ -166,8 +166,8 @@ pub fn certificate_config(params: &DtlsParams, server: bool) -> Arc<Config> {
     Arc::new(config)
 }
 
-/// What dimpl offers for certificates, AES-128-GCM first. LwM2M's mandatory
-/// TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 is not among them (dimpl has no ECDHE CCM suite).
+/// What dimpl offers for certificates, AES-128-GCM first. `LwM2M`'s mandatory
+/// `TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8` is not among them (dimpl has no ECDHE CCM suite).
 const CERTIFICATE_SUITES: &[Dtls12CipherSuite] = &[
     Dtls12CipherSuite::ECDHE_ECDSA_AES128_GCM_SHA256,
     Dtls12CipherSuite::ECDHE_ECDSA_AES256_GCM_SHA384,

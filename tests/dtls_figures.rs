@@ -1,6 +1,7 @@
 //! Figures for the README, not a check: handshakes per second against libcoap's DTLS resource
 //! directory, and heap bytes per open DTLS session (the same fleet with and without DTLS, heap
-//! counted by this binary's allocator). Run optimised, one at a time:
+//! counted by this binary's allocator), with a PSK and with certificates. Run optimised, one at
+//! a time:
 //!
 //! `cargo test --release --test dtls_figures -- --ignored --nocapture`
 //!
@@ -20,8 +21,12 @@ use lwm2m_swarm::client::{ClientState, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::model::TemplateSet;
-use lwm2m_swarm::security::SharedKey;
+use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::transport::PortRange;
+use lwm2m_swarm::x509::{
+    self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Role, Usage,
+    Validity,
+};
 
 struct Counting;
 
@@ -45,9 +50,56 @@ static ALLOCATOR: Counting = Counting;
 
 const KEY: &str = "figures-psk";
 
+/// How the clients talk to the directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Psk,
+    Certificate,
+}
+
+/// The directory for `mode` (certificates: one from a CA made here, which also issues the
+/// clients'), and the clients' credentials.
+fn peer(mode: Mode) -> (peers::LibcoapRd, Option<Arc<dyn CredentialSource>>) {
+    if mode != Mode::Certificate {
+        let credentials: Option<Arc<dyn CredentialSource>> = (mode == Mode::Psk).then(|| {
+            Arc::new(SharedKey {
+                key: KEY.as_bytes().to_vec(),
+            }) as Arc<dyn CredentialSource>
+        });
+        return (peers::LibcoapRd::start(KEY), credentials);
+    }
+    let validity = Validity {
+        not_before: rcgen::date_time_ymd(2020, 1, 1),
+        not_after: rcgen::date_time_ymd(2040, 1, 1),
+    };
+    let (ca_pem, ca_key) =
+        x509::self_signed_ca("Figures CA", &DeviceKey::derive(b"f", "ca"), validity).unwrap();
+    let ca = Authority::from_pem(&ca_pem, &ca_key, "ca").unwrap();
+    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-figures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let role = Role::Server(vec!["127.0.0.1".into()]);
+    let cert = ca
+        .issue("127.0.0.1", &DeviceKey::derive(b"f", "rd"), &role, None)
+        .unwrap();
+    let both = dir.join("rd.pem");
+    let pem = x509::certificate_pem(&cert.certificate) + &x509::private_key_pem(&cert.private_key);
+    std::fs::write(&both, pem).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+    let rd = peers::LibcoapRd::start_pki(&both, &dir.join("ca.pem"));
+    let check = PeerVerifier::chain(&ca_pem, Some("127.0.0.1"), Usage::Server, "ca").unwrap();
+    let source = DeviceSource::Issued {
+        authority: Box::new(ca),
+        master: b"figures".to_vec(),
+    };
+    let devices = Arc::new(DeviceCertificates::new(source, check));
+    (rd, Some(Arc::new(devices)))
+}
+
 /// One fleet run: `(handshakes per second over the ramp, heap bytes once all registered)`.
-fn measure(clients: u64, secure: bool, first_port: u16) -> (f64, isize) {
-    let peer = peers::LibcoapRd::start(KEY);
+fn measure(clients: u64, mode: Mode, first_port: u16) -> (f64, isize) {
+    let (peer, credentials) = peer(mode);
+    let secure = mode != Mode::Plain;
     let rate: u64 = std::env::var("DTLS_RATE").map_or(20_000, |n| n.parse().expect("a number"));
     let toml = format!(
         "[client]\nlifetime = \"600s\"\nseed = 5\n\
@@ -68,11 +120,7 @@ fn measure(clients: u64, secure: bool, first_port: u16) -> (f64, isize) {
     };
     let mut config = EngineConfig::new(([127, 0, 0, 1], server_port).into());
     config.ports = Some(PortRange::new(first_port, first_port + 49).unwrap());
-    if secure {
-        config.credentials = Some(Arc::new(SharedKey {
-            key: KEY.as_bytes().to_vec(),
-        }));
-    }
+    config.credentials = credentials;
     let started = Instant::now();
     let engine = Engine::start(fleet.plan(), templates, &config).expect("engine");
     let mut rate = 0.0;
@@ -90,7 +138,11 @@ fn measure(clients: u64, secure: bool, first_port: u16) -> (f64, isize) {
             println!(
                 "{} clients, {}: all registered after {took:.2} s; registers {}; {}",
                 clients,
-                if secure { "DTLS" } else { "plain" },
+                match mode {
+                    Mode::Plain => "plain",
+                    Mode::Psk => "DTLS PSK",
+                    Mode::Certificate => "DTLS certificates",
+                },
                 s.request(RequestKind::Register).ok,
                 s.handshakes
             );
@@ -107,8 +159,8 @@ fn measure(clients: u64, secure: bool, first_port: u16) -> (f64, isize) {
 #[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
 fn dtls_handshake_rate_and_memory_per_session() {
     let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
-    let (_, plain) = measure(clients, false, 43_000);
-    let (rate, secure) = measure(clients, true, 44_000);
+    let (_, plain) = measure(clients, Mode::Plain, 43_000);
+    let (rate, secure) = measure(clients, Mode::Psk, 44_000);
     assert!(
         plain > 0 && secure > 0,
         "a run did not register every client"
@@ -117,6 +169,25 @@ fn dtls_handshake_rate_and_memory_per_session() {
     println!(
         "DTLS: {rate:.0} handshakes/s (ramp to all registered); heap {:.1} MiB plain, {:.1} MiB \
          DTLS: {per_session:.0} B per open session",
+        plain as f64 / 1_048_576.0,
+        secure as f64 / 1_048_576.0
+    );
+}
+
+#[test]
+#[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
+fn certificate_handshake_rate_and_memory_per_session() {
+    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
+    let (_, plain) = measure(clients, Mode::Plain, 26_400);
+    let (rate, secure) = measure(clients, Mode::Certificate, 26_450);
+    assert!(
+        plain > 0 && secure > 0,
+        "a run did not register every client"
+    );
+    let per_session = (secure - plain) as f64 / clients as f64;
+    println!(
+        "DTLS certificates: {rate:.0} handshakes/s (ramp to all registered); heap {:.1} MiB \
+         plain, {:.1} MiB DTLS: {per_session:.0} B per open session",
         plain as f64 / 1_048_576.0,
         secure as f64 / 1_048_576.0
     );

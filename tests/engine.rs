@@ -504,7 +504,10 @@ fn run_dtls(
     let fleet = Fleet::from_toml(fleet_toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
     let credentials = fleet.credentials().unwrap().expect("a [security] table");
     let mut plan = fleet.plan();
-    let keys = keys.unwrap_or_else(|| ServerKeys::from_map(credentials.server_keys(plan.clients)));
+    let lwm2m_swarm::fleet::Credentials::Psk(psk) = &credentials else {
+        panic!("a PSK fleet: {credentials:?}");
+    };
+    let keys = keys.unwrap_or_else(|| ServerKeys::from_map(psk.server_keys(plan.clients)));
     let dtls = DtlsServerConfig {
         params: quick_dtls(),
         ..DtlsServerConfig::new(keys)

@@ -2,6 +2,7 @@
 //! of device certificates (keys only on request, only into owner-only files) read back by a
 //! fleet, and no private key in anything printed.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -182,7 +183,6 @@ fn certificates_export_with_keys_only_into_private_files_and_read_back() {
     ]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(out.stdout.is_empty(), "nothing printed");
-    use std::os::unix::fs::PermissionsExt;
     let mode = |p: &str| {
         std::fs::metadata(devices.join(p))
             .unwrap()

@@ -177,9 +177,9 @@ pub enum KeySource {
 /// A fleet's security mode and its settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Security {
-    /// Pre-shared keys (LwM2M Security Mode 0).
+    /// Pre-shared keys (`LwM2M` Security Mode 0).
     Psk(PskSecurity),
-    /// X.509 certificates (Security Mode 2, "Certificate").
+    /// X.509 certificates (`LwM2M` Security Mode 2, "Certificate").
     Certificate(CertificateSecurity),
 }
 

@@ -119,8 +119,8 @@ fn validity_names_and_pins_are_checked() {
         ("127.0.0.1", Ok(())),
         ("lwm2m.example.com", Err(CertProblem::WrongName)),
     ] {
-        let named = PeerVerifier::chain(&ca_cert, Some(name), Usage::Server, "ca").unwrap();
-        assert_eq!(named.verify(&server.certificate, NOW), expected, "{name}");
+        let by_name = PeerVerifier::chain(&ca_cert, Some(name), Usage::Server, "ca").unwrap();
+        assert_eq!(by_name.verify(&server.certificate, NOW), expected, "{name}");
     }
 
     let pin = PeerVerifier::parse_pin(&format!("sha256:{}", fingerprint(&server.certificate)));

@@ -200,9 +200,16 @@ fn per_device_files_from_a_directory_or_a_csv() {
             x509::private_key_pem(&cert.private_key),
         )
         .unwrap();
-        csv.push_str(&format!(
-            "{endpoint},devices/{endpoint}.pem,devices/{endpoint}.key\n"
-        ));
+        csv += &[
+            endpoint.as_str(),
+            ",devices/",
+            &endpoint,
+            ".pem,devices/",
+            &endpoint,
+            ".key
+",
+        ]
+        .concat();
     }
     std::fs::write(dir.join("certs.csv"), &csv).unwrap();
     for source in ["devices", "certs.csv"] {

@@ -1,4 +1,4 @@
-//! Certificate mode (ECDHE_ECDSA): clients with certificates issued under a fleet CA and the
+//! Certificate mode (`ECDHE_ECDSA`): clients with certificates issued under a fleet CA and the
 //! DTLS server, each checking the other's certificate, under the simulated clock.
 
 use std::sync::Arc;
