@@ -183,7 +183,10 @@ impl Collector {
 
 /// What happened between two cumulative snapshots, and each operation's latency histogram of
 /// that time (what `previous` had subtracted from what `now` has).
-pub fn interval(previous: &Snapshot, now: &Snapshot) -> (Interval, [Histogram<u64>; 4]) {
+pub fn interval(
+    previous: &Snapshot,
+    now: &Snapshot,
+) -> (Interval, [Histogram<u64>; REQUEST_KINDS.len()]) {
     let histograms = REQUEST_KINDS.map(|k| {
         let mut h = now.request(k).latency.clone();
         // Cumulative counts only grow, so this cannot fail; were it to, an empty interval is
