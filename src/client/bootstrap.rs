@@ -170,9 +170,13 @@ impl Client {
     }
 
     fn provision_bootstrap_account(&mut self) {
+        // The template's first Security instance becomes the account; the rest goes.
+        let account = self.device.instances(0).first().copied().unwrap_or(0);
         for object in [0, 1] {
             for instance in self.device.instances(object) {
-                self.device.remove_instance(object, instance);
+                if (object, instance) != (0, account) {
+                    self.device.remove_instance(object, instance);
+                }
             }
         }
         let scheme = if self.secure.is_some() {
@@ -185,23 +189,28 @@ impl Client {
         } else {
             MODE_NO_SEC
         };
-        let records = vec![
-            Record {
-                path: Path::resource(0, 0, 0),
-                value: Value::String(format!("{scheme}://{}", self.config.server)),
-            },
-            Record {
-                path: Path::resource(0, 0, 1),
-                value: Value::Boolean(true),
-            },
-            Record {
-                path: Path::resource(0, 0, 2),
-                value: Value::Integer(mode),
-            },
-        ];
-        // A template without a Security object has nowhere to keep the account: the client
-        // still knows its bootstrap server from its configuration.
-        let _ = self.device.bootstrap_write(&Path::instance(0, 0), records);
+        let records = [
+            (
+                0,
+                Value::String(format!("{scheme}://{}", self.config.server)),
+            ),
+            (1, Value::Boolean(true)),
+            (2, Value::Integer(mode)),
+        ]
+        .map(|(resource, value)| Record {
+            path: Path::resource(0, account, resource),
+            value,
+        });
+        // Its other resources stay the template's, at no cost.
+        for record in records {
+            // A template without a Security object has nowhere to keep the account: the
+            // client still knows its bootstrap server from its configuration.
+            if self.device.provision(record.clone()).is_err() {
+                let _ = self
+                    .device
+                    .bootstrap_write(&Path::instance(0, account), vec![record]);
+            }
+        }
     }
 
     fn enqueue_bootstrap(&mut self, intended: Instant) {
@@ -678,6 +687,7 @@ impl Client {
         if let Some(lifetime) = account.lifetime {
             self.lifetime = lifetime;
         }
+        self.device.shrink_to_fit();
         self.register_failures = 0;
         self.enqueue_register(now);
     }

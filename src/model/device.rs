@@ -450,6 +450,13 @@ impl Device {
         Ok(out)
     }
 
+    /// Gives back spare capacity (after a burst of writes such as a bootstrap).
+    pub fn shrink_to_fit(&mut self) {
+        if let Some(diff) = self.diff.as_mut() {
+            diff.shrink_to_fit();
+        }
+    }
+
     /// Resets written values and instances to the template (Factory Reset).
     pub fn factory_reset(&mut self) {
         self.diff = None;

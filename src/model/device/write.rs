@@ -59,6 +59,9 @@ impl Device {
         plan(&obj.def, path, records.clone(), Writer::Bootstrap)?;
         let before = self.diff.clone();
         for i in instances {
+            // A new instance is created as by a Create: what is not written comes from the
+            // prototype. An existing one is replaced.
+            let mut mode = WriteMode::Replace;
             if self.base(o, i).is_none() {
                 if !obj.def.multiple && !self.instances(o).is_empty() {
                     self.diff = before;
@@ -67,6 +70,7 @@ impl Device {
                 let diff = self.diff.get_or_insert_default();
                 diff.clear_instance(o, i);
                 diff.set_instance(o, i, Some(true));
+                mode = WriteMode::Update;
             }
             let target = if ids.len() == 1 {
                 Path::instance(o, i)
@@ -78,7 +82,7 @@ impl Device {
                 .filter(|r| r.path.instance_id() == Some(i))
                 .cloned()
                 .collect();
-            if let Err(e) = self.write_as(&target, mine, WriteMode::Replace, Writer::Bootstrap) {
+            if let Err(e) = self.write_as(&target, mine, mode, Writer::Bootstrap) {
                 self.diff = before;
                 return Err(e);
             }
