@@ -521,33 +521,17 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         credentials,
     } = load(&args.fleet)?;
     let plan = fleet.plan();
-    let mut embedded = None;
-    let mut bootstrap_pair = None;
-    let server = if let Some(uri) = &plan.server {
-        resolve(uri)?
-    } else if plan.bootstrap.is_some() {
-        let pair = bootstrap::start_for_run(&plan, &args.load, credentials.as_deref())?;
-        let addr = pair.entry();
-        bootstrap_pair = Some(pair);
-        addr
+    let (server, embedded) = if let Some(uri) = &plan.server {
+        (resolve(uri)?, Embedded::None)
     } else {
-        let runner = start_embedded(&plan, &args.load, credentials.as_deref())?;
-        let addr = runner.local_addr();
-        embedded = Some(runner);
-        addr
+        Embedded::start(&plan, &args.load, credentials.as_deref())?
     };
-    let scheme = if credentials.is_some() {
-        "coaps"
-    } else {
-        "coap"
-    };
+    let target = plan
+        .server
+        .as_ref()
+        .map_or_else(|| embedded.to_string(), ToString::to_string);
     let mut config = engine_config(server, &args.engine);
     config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
-    let target = match (&plan.server, &bootstrap_pair) {
-        (Some(uri), _) => uri.to_string(),
-        (None, Some(pair)) => format!("embedded {pair}"),
-        (None, None) => format!("embedded {scheme}://{server}"),
-    };
     let total = plan.total_duration();
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.clients;
@@ -589,15 +573,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     };
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
-    if let Some(runner) = embedded {
-        match runner.stop() {
-            Ok(stats) => println!("embedded server: {stats}"),
-            Err(e) => eprintln!("embedded server: {e}"),
-        }
-    }
-    if let Some(pair) = bootstrap_pair {
-        pair.stop();
-    }
+    embedded.stop();
     let thresholds = reports.finish(&summary);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
@@ -707,6 +683,57 @@ fn progress_lines(engine: &impl tui::Controls, every: Duration, interrupts: &Ato
         }
     }
     stop_sent
+}
+
+/// The servers `run` started itself: none (the fleet names one), the embedded LWM2M server,
+/// or that server behind the embedded bootstrap server.
+enum Embedded {
+    None,
+    Server { runner: Runner, secure: bool },
+    Bootstrap(bootstrap::BootstrapPair),
+}
+
+impl Embedded {
+    /// Starts what `plan` needs; returns where clients go first.
+    fn start(
+        plan: &Plan,
+        load: &LoadArgs,
+        credentials: Option<&Credentials>,
+    ) -> Result<(SocketAddr, Embedded), Failure> {
+        if plan.bootstrap.is_some() {
+            let pair = bootstrap::start_for_run(plan, load, credentials)?;
+            return Ok((pair.entry(), Embedded::Bootstrap(pair)));
+        }
+        let runner = start_embedded(plan, load, credentials)?;
+        let secure = credentials.is_some();
+        Ok((runner.local_addr(), Embedded::Server { runner, secure }))
+    }
+
+    /// Stops them, printing their last counts.
+    fn stop(self) {
+        match self {
+            Embedded::None => {}
+            Embedded::Server { runner, .. } => match runner.stop() {
+                Ok(stats) => println!("embedded server: {stats}"),
+                Err(e) => eprintln!("embedded server: {e}"),
+            },
+            Embedded::Bootstrap(pair) => pair.stop(),
+        }
+    }
+}
+
+/// The target as reports name it: `embedded coap://127.0.0.1:5683`.
+impl std::fmt::Display for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Embedded::None => Ok(()),
+            Embedded::Server { runner, secure } => {
+                let scheme = if *secure { "coaps" } else { "coap" };
+                write!(f, "embedded {scheme}://{}", runner.local_addr())
+            }
+            Embedded::Bootstrap(pair) => write!(f, "embedded {pair}"),
+        }
+    }
 }
 
 /// The embedded server's settings for `plan`: the load asked for, or the demo's.

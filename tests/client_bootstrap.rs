@@ -148,7 +148,7 @@ fn record(path: &str, value: Value) -> Record {
     }
 }
 
-/// A Security instance for an LWM2M server (mode 3 NoSec, or 0 PSK with identity and key).
+/// A Security instance for an LWM2M server (mode 3 `NoSec`, or 0 PSK with identity and key).
 fn security(instance: u16, uri: &str, psk: Option<(&[u8], &[u8])>) -> Vec<Record> {
     let at = |r: u16| format!("/0/{instance}/{r}");
     let mut records = vec![
@@ -174,7 +174,7 @@ fn server_account(lifetime: i64) -> Vec<Record> {
 }
 
 /// What a bootstrap server usually does: delete the old accounts, write new ones (Security
-/// in TLV, Server in SenML JSON).
+/// in TLV, Server in `SenML` JSON).
 fn provision(sim: &mut Sim, uri: &str, psk: Option<(&[u8], &[u8])>, lifetime: i64) {
     assert_eq!(
         code(&plain(sim, RequestType::Delete, "/0")),

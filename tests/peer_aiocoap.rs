@@ -1,6 +1,6 @@
 //! Bootstrap against a second CoAP stack: `tests/peers/aiocoap_bootstrap.py`, a bootstrap
-//! server written on the `PyPI` library aiocoap (npm's lwm2m-node-lib has none). It writes the
-//! Security instance in SenML JSON and the Server instance in TLV it encodes itself; the
+//! server written on the `PyPI` library `aiocoap` (npm's `lwm2m-node-lib` has none). It writes
+//! the Security instance in `SenML` JSON and the Server instance in TLV it encodes itself; the
 //! engine's clients must take both, finish, and register with the embedded LWM2M server with
 //! the lifetime it wrote. Client ports 25420-25439.
 

@@ -1,4 +1,4 @@
-//! Client-initiated bootstrap (the LwM2M 1.1 Bootstrap interface; 1.0 where it differs): the
+//! Client-initiated bootstrap (the LWM2M 1.1 Bootstrap interface; 1.0 where it differs): the
 //! Bootstrap-Request, the bootstrap server's Write, Delete, Discover and Read, the
 //! Bootstrap-Finish, then the switch to the LWM2M server the written Security instance names,
 //! over DTLS with the written PSK when its mode says so. A failed bootstrap is retried on the
@@ -106,8 +106,9 @@ pub(super) struct Bootstrap {
     server: Option<SocketAddr>,
     /// `/1/x/7` as written, for `b=`.
     binding: Option<Box<str>>,
-    /// The bootstrap server's PSK while the client talks to its LWM2M server with the written one.
-    bootstrap_psk: Option<Psk>,
+    /// The bootstrap server's PSK, kept while the client talks to its LWM2M server with the
+    /// written one.
+    credentials: Option<Psk>,
     /// DTLS records still to go to a server the client just left (its `close_notify`).
     parting: Vec<(SocketAddr, Vec<u8>)>,
 }
@@ -122,7 +123,7 @@ impl Bootstrap {
             pending: None,
             server: None,
             binding: None,
-            bootstrap_psk: None,
+            credentials: None,
             parting: Vec::new(),
         }
     }
@@ -136,7 +137,7 @@ impl Bootstrap {
                     + a.binding.as_ref().map_or(0, |b| b.len())
             })
             + self.binding.as_ref().map_or(0, |b| b.len())
-            + self.bootstrap_psk.as_ref().map_or(0, psk)
+            + self.credentials.as_ref().map_or(0, psk)
             + self.parting.capacity() * size_of::<(SocketAddr, Vec<u8>)>()
             + self
                 .parting
@@ -208,7 +209,7 @@ impl Client {
             if self.device.provision(record.clone()).is_err() {
                 let _ = self
                     .device
-                    .bootstrap_write(&Path::instance(0, account), vec![record]);
+                    .bootstrap_write(&Path::instance(0, account), &[record]);
             }
         }
     }
@@ -427,7 +428,7 @@ impl Client {
             Ok(records) => records,
             Err(answer) => return answer,
         };
-        match self.device.bootstrap_write(path, records) {
+        match self.device.bootstrap_write(path, &records) {
             Ok(()) => Answer::code(ResponseType::Changed),
             Err(error) => error.into(),
         }
@@ -574,27 +575,23 @@ impl Client {
             // Not waiting for one (a late Finish after the attempt failed).
             return Answer::code(ResponseType::NotAcceptable);
         };
-        match self.configured_account(now) {
-            Some(account) => {
-                if let Some(b) = self.bootstrap.as_deref_mut() {
-                    b.phase = Phase::Idle;
-                    b.failures = 0;
-                    b.pending = Some(Box::new(account));
-                }
-                self.record_bootstrap(started, now, BootstrapOutcome::Finished);
-                self.deferred = Some((Deferred::Bootstrapped, now));
-                Answer::code(ResponseType::Changed)
-            }
-            None => {
-                self.bootstrap_failed(now, BootstrapFailure::Unusable);
-                Answer::code(ResponseType::NotAcceptable)
-            }
+        let Some(account) = self.configured_account(now) else {
+            self.bootstrap_failed(now, BootstrapFailure::Unusable);
+            return Answer::code(ResponseType::NotAcceptable);
+        };
+        if let Some(b) = self.bootstrap.as_deref_mut() {
+            b.phase = Phase::Idle;
+            b.failures = 0;
+            b.pending = Some(Box::new(account));
         }
+        self.record_bootstrap(started, now, BootstrapOutcome::Finished);
+        self.deferred = Some((Deferred::Bootstrapped, now));
+        Answer::code(ResponseType::Changed)
     }
 
     /// The first Security instance that is no bootstrap account, has a Server instance with
     /// its short server id, a URI this client can reach (an IP address or `localhost`) and a
-    /// mode it speaks (PSK over `coaps://`, NoSec over `coap://`).
+    /// mode it speaks (PSK over `coaps://`, `NoSec` over `coap://`).
     fn configured_account(&mut self, now: Instant) -> Option<Account> {
         let servers: Vec<(u16, i64)> = self
             .device
@@ -677,7 +674,7 @@ impl Client {
             return;
         };
         if let Some((psk, records)) = leaving {
-            b.bootstrap_psk = Some(psk);
+            b.credentials = Some(psk);
             b.parting
                 .extend(records.into_iter().map(|r| (bootstrap_server, r)));
         }
@@ -749,10 +746,7 @@ impl Client {
         b.server = None;
         b.binding = None;
         b.failures = 0;
-        self.secure = b
-            .bootstrap_psk
-            .clone()
-            .map(|psk| Box::new(Secure::new(psk)));
+        self.secure = b.credentials.clone().map(|psk| Box::new(Secure::new(psk)));
     }
 
     /// Client Hold Off Time of the bootstrap account (`/0/x/11`): the wait before a fallback

@@ -70,7 +70,7 @@ pub struct BootstrapConfig {
     /// How long after the Bootstrap-Request's 2.04 the Bootstrap-Finish may take before the
     /// bootstrap counts as failed (Leshan's server gives up after 93 s).
     pub finish_timeout: Duration,
-    /// Sent as `pct=` with the Bootstrap-Request (LwM2M 1.1 and later): the format the
+    /// Sent as `pct=` with the Bootstrap-Request (LWM2M 1.1 and later): the format the
     /// client prefers for the bootstrap server's writes.
     pub preferred_format: Option<ContentFormat>,
 }

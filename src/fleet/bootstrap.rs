@@ -1,6 +1,8 @@
 //! The fleet file's `[bootstrap]`: clients start with a Bootstrap-Request to the fleet's server
 //! (or the embedded bootstrap server), which tells them their LWM2M server.
 
+use std::fmt::Write as _;
+
 use toml::Spanned;
 
 use super::raw::RawBootstrap;
@@ -65,9 +67,7 @@ pub(super) fn describe(config: &BootstrapConfig) -> String {
         .find(|(_, f)| Some(*f) == config.preferred_format)
         .map(|(n, _)| n)
     {
-        text.push_str(&format!(
-            ", preferred format {name} (pct, LwM2M 1.1 and later)"
-        ));
+        let _ = write!(text, ", preferred format {name} (pct, LWM2M 1.1 and later)");
     }
     text
 }

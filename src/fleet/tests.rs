@@ -361,16 +361,16 @@ fn a_bootstrap_table_makes_every_client_bootstrap() {
     assert_eq!(f.bootstrap.as_ref(), Some(&expected));
     // Population settings keep it (a 1.0 population simply sends no pct).
     assert_eq!(f.groups[0].config.bootstrap.as_ref(), Some(&expected));
-    let plan = f.plan().to_string();
+    let shown = f.plan().to_string();
     assert!(
-        plan.contains("server    coap://10.0.0.1:5783 (a bootstrap server)"),
-        "{plan}"
+        shown.contains("server    coap://10.0.0.1:5783 (a bootstrap server)"),
+        "{shown}"
     );
     assert!(
-        plan.contains(
+        shown.contains(
             "bootstrap Bootstrap-Request first, Finish within 30s, preferred format senml-cbor"
         ),
-        "{plan}"
+        "{shown}"
     );
     // An empty table is enough; without one, nobody bootstraps.
     let embedded = fleet(&format!(
@@ -386,10 +386,10 @@ fn a_bootstrap_table_makes_every_client_bootstrap() {
             .to_string()
             .contains("server    embedded (a bootstrap server")
     );
-    let plain = fleet(&format!(
+    let unconfigured = fleet(&format!(
         "{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
     ));
-    assert!(plain.groups[0].config.bootstrap.is_none());
+    assert!(unconfigured.groups[0].config.bootstrap.is_none());
 }
 
 #[test]

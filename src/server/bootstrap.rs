@@ -1,6 +1,6 @@
 //! The embedded bootstrap server. It answers a client's Bootstrap-Request (`POST /bs?ep=...`)
 //! 2.04, then takes the client through Discover `/0` (to find its bootstrap account), Delete
-//! `/0` and `/1`, a Write of a Security instance for the LWM2M server (NoSec, or a PSK of the
+//! `/0` and `/1`, a Write of a Security instance for the LWM2M server (`NoSec`, or a PSK of the
 //! client's own), a Write of the Server instance, and the Bootstrap-Finish.
 //!
 //! Sans-IO like [`Server`](super::Server): bytes and time in, bytes and deadlines out. A
@@ -37,7 +37,7 @@ const MODE_NO_SEC: i64 = 3;
 pub struct Provisioning {
     /// The LWM2M server's URI, written to `/0/x/0` (`coap://127.0.0.1:5683`).
     pub server_uri: String,
-    /// `None`: NoSec. Otherwise each client gets a PSK of its own: its endpoint name as
+    /// `None`: `NoSec`. Otherwise each client gets a PSK of its own: its endpoint name as
     /// identity, HMAC-SHA256(master, endpoint) as key (16 bytes), so the LWM2M server can
     /// work every key out from the identity alone ([`Provisioning::server_keys`]).
     pub psk_master: Option<Vec<u8>>,
@@ -62,7 +62,7 @@ impl fmt::Debug for Provisioning {
 }
 
 impl Provisioning {
-    /// NoSec clients of `server_uri`, short server id 101, lifetime 300 s, binding `U`.
+    /// `NoSec` clients of `server_uri`, short server id 101, lifetime 300 s, binding `U`.
     pub fn new(server_uri: impl Into<String>) -> Self {
         Provisioning {
             server_uri: server_uri.into(),
@@ -383,27 +383,23 @@ impl BootstrapServer {
                 session.security_instance = instance;
             }
         }
-        match step.next() {
-            Some(next) => self.send_step(now, from, next),
-            None => {
-                self.stats.bootstrap.finished += 1;
-                self.stats.bootstrap.in_progress -= 1;
-                self.drop_session(from);
-            }
-        }
+        let Some(next) = step.next() else {
+            self.stats.bootstrap.finished += 1;
+            self.stats.bootstrap.in_progress -= 1;
+            self.drop_session(from);
+            return;
+        };
+        self.send_step(now, from, next);
     }
 
     fn send_step(&mut self, now: Instant, from: SocketAddr, step: Step) {
         let Some(session) = self.sessions.get(&from) else {
             return;
         };
-        let request = match self.request_for(session, step) {
-            Ok(request) => request,
-            Err(_) => {
-                // The chosen format cannot carry the configuration: nothing to send.
-                self.fail(from);
-                return;
-            }
+        let Ok(request) = self.request_for(session, step) else {
+            // The chosen format cannot carry the configuration: nothing to send.
+            self.fail(from);
+            return;
         };
         let token = Token::random(&mut self.rng);
         let Some(session) = self.sessions.get_mut(&from) else {

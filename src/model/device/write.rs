@@ -39,7 +39,7 @@ impl Device {
     /// A Bootstrap-Write (PUT) to `/o`, `/o/i` or `/o/i/r`: permissions do not apply, and an
     /// instance that does not exist is created (from the object's prototype) first. Nothing
     /// changes when a record is refused.
-    pub fn bootstrap_write(&mut self, path: &Path, records: Vec<Record>) -> Result<(), ModelError> {
+    pub fn bootstrap_write(&mut self, path: &Path, records: &[Record]) -> Result<(), ModelError> {
         let ids = path.ids();
         let Some(&o) = ids.first() else {
             return Err(ModelError::NotAllowed(*path));
@@ -56,7 +56,7 @@ impl Device {
         instances.sort_unstable();
         instances.dedup();
         // Checked whole before anything is stored.
-        plan(&obj.def, path, records.clone(), Writer::Bootstrap)?;
+        plan(&obj.def, path, records.to_vec(), Writer::Bootstrap)?;
         let before = self.diff.clone();
         for i in instances {
             // A new instance is created as by a Create: what is not written comes from the
