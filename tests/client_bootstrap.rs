@@ -560,3 +560,63 @@ fn stopping_mid_bootstrap_aborts_it() {
     assert_eq!(outcomes, [BootstrapOutcome::Aborted]);
     assert_eq!(uri_path(&bootstrap_requests(&sim)[0]), "/bs");
 }
+
+#[test]
+fn single_resources_and_instances_can_be_written_and_deleted() {
+    let mut sim = started(config());
+    // A Security instance built resource by resource (the instance is created by the first).
+    let sec = security(2, "coap://127.0.0.1:5683", None);
+    for record in &sec {
+        let path = record.path.to_string();
+        assert_eq!(
+            write(
+                &mut sim,
+                &path,
+                ContentFormat::Tlv,
+                std::slice::from_ref(record)
+            ),
+            ResponseType::Changed,
+            "{path}"
+        );
+    }
+    // A resource the object does not define is 4.04.
+    assert_eq!(
+        write(
+            &mut sim,
+            "/0/2/40",
+            ContentFormat::SenmlJson,
+            &[record("/0/2/40", Value::Integer(1))]
+        ),
+        ResponseType::NotFound
+    );
+    let (_, links) = discover(&mut sim, "/0");
+    assert!(
+        links.ends_with(",</0/2>;ssid=101;uri=\"coap://127.0.0.1:5683\""),
+        "{links}"
+    );
+    // An instance that is no bootstrap account can go on its own.
+    assert_eq!(
+        code(&plain(&mut sim, RequestType::Delete, "/0/2")),
+        ResponseType::Deleted
+    );
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/0>");
+    // Deleting an object the device lacks is 4.04.
+    assert_eq!(
+        code(&plain(&mut sim, RequestType::Delete, "/5")),
+        ResponseType::NotFound
+    );
+}
+
+#[test]
+fn a_1_0_client_has_no_bootstrap_read_and_says_1_0() {
+    let mut c = config();
+    c.version = Version::V1_0;
+    let mut sim = started(c);
+    assert_eq!(
+        code(&plain(&mut sim, RequestType::Get, "/1")),
+        ResponseType::MethodNotAllowed
+    );
+    let (_, links) = discover(&mut sim, "/");
+    assert!(links.starts_with("</>;lwm2m=1.0,"), "{links}");
+}
