@@ -52,6 +52,7 @@ fn check_says_the_server_is_a_bootstrap_server() {
 #[test]
 fn the_bootstrap_demo_runs_out_of_the_box() {
     let json = temp("bootstrap.json");
+    let log = temp("bootstrap.hlog");
     let out = swarm(&[
         "run",
         "fleets/bootstrap-demo.toml",
@@ -66,6 +67,8 @@ fn the_bootstrap_demo_runs_out_of_the_box() {
         "25300-25339",
         "--json",
         json.to_str().unwrap(),
+        "--hdr-log",
+        log.to_str().unwrap(),
     ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -101,6 +104,9 @@ fn the_bootstrap_demo_runs_out_of_the_box() {
     assert!(report["clients"]["peak"]["bootstrapping"].as_u64() > Some(0));
     assert_eq!(report["server_operations"]["bootstrap-finish"]["ok"], 40);
     assert_eq!(report["operations"]["register"]["ok"], 40);
+    // The interval log has the Bootstrap-Request's histogram too.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("Tag=bootstrap,"), "{log}");
     let thresholds = report["thresholds"].as_array().unwrap();
     assert!(
         thresholds.iter().all(|t| t["passed"] == true),
