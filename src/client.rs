@@ -365,6 +365,12 @@ impl Client {
             _ => {}
         }
         if self.secure.is_some() {
+            // Records come from the server the session is with (after a bootstrap, a late
+            // one from the bootstrap server would only confuse the new session).
+            if from != self.server() {
+                self.events.push_back(Event::Dropped(Dropped::Unmatched));
+                return;
+            }
             self.handle_secure_datagram(now, from, bytes);
             return;
         }

@@ -620,3 +620,48 @@ fn a_1_0_client_has_no_bootstrap_read_and_says_1_0() {
     let (_, links) = discover(&mut sim, "/");
     assert!(links.starts_with("</>;lwm2m=1.0,"), "{links}");
 }
+
+#[test]
+fn a_finish_that_overtakes_the_request_answer_completes_the_bootstrap() {
+    let mut sim = Sim::new(Client::new(Arc::new(config()), "sim-0001", device(5), 5));
+    sim.server.sockets.push(bootstrap_server());
+    // The Bootstrap-Request goes unanswered (its answer lost, say); the server proceeds.
+    sim.server.silent = true;
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let sec = security(1, "coap://127.0.0.1:5683", None);
+    write(&mut sim, "/0/1", ContentFormat::Tlv, &sec);
+    write(&mut sim, "/1/0", ContentFormat::Tlv, &server_account(120));
+    assert_eq!(finish(&mut sim), ResponseType::Changed);
+    sim.server.silent = false;
+    let finished_at = sim.now;
+    sim.run_for(60 * SECOND);
+    // The request was given up (aborted, not retransmitted further), the bootstrap finished
+    // once, and the Register went out at once.
+    let request = sim
+        .request_records()
+        .into_iter()
+        .find(|r| r.kind == RequestKind::Bootstrap)
+        .unwrap();
+    assert_eq!(request.outcome, Outcome::Aborted);
+    let sent: Vec<_> = sim
+        .server
+        .requests
+        .iter()
+        .filter(|r| r.path == "/bs" && r.to == bootstrap_server())
+        .map(|r| r.at)
+        .collect();
+    assert!(
+        sent.iter().all(|at| *at <= finished_at),
+        "a retransmission after the Finish: {sent:?}"
+    );
+    let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
+    assert_eq!(outcomes, [BootstrapOutcome::Finished]);
+    // One Register (sent while the server was still silent, then retransmitted), answered.
+    let ids: std::collections::BTreeSet<u16> = registers(&sim)
+        .iter()
+        .map(|(_, p)| p.header.message_id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+}

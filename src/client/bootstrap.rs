@@ -15,7 +15,7 @@ use std::time::Duration;
 use coap_lite::{CoapOption, RequestType};
 
 use super::secure::Secure;
-use super::{Client, ClientState, Event, Outgoing, RequestKind, Version};
+use super::{Client, ClientState, Event, InFlight, Outcome, Outgoing, RequestKind, Version};
 use crate::clock::Instant;
 use crate::coap::message;
 use crate::model::{Path, Record, Value};
@@ -381,6 +381,16 @@ impl Client {
         let Some(account) = self.bootstrap.as_deref_mut().and_then(|b| b.pending.take()) else {
             return;
         };
+        // A Bootstrap-Request still out (the Finish overtook its answer) is given up: its
+        // answer would come on the session being closed, and it holds the NSTART slot.
+        let (stale, others): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|f| f.kind == RequestKind::Bootstrap);
+        self.in_flight = others;
+        for request in stale {
+            self.coap.give_up(request.token);
+            self.record_end(&request, now, Outcome::Aborted);
+        }
         let leaving = self.secure.take().map(|s| s.close_into_parts());
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
