@@ -1,7 +1,8 @@
 //! What one simulated client costs: memory when idle (registered, one observation) and CPU per
 //! datagram, the latter as a ratio to a raw loopback UDP round trip measured in the same run.
 //!
-//! `cargo bench --bench client` (add `-- --clients N` to change the population).
+//! `cargo bench --bench client` (add `-- --clients N` to change the population; `-- --bootstrap`
+//! measures clients that got their server from the embedded bootstrap server first).
 
 use std::hint::black_box;
 use std::net::UdpSocket;
@@ -9,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as WallClock};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
-use lwm2m_swarm::client::{Client, ClientConfig, ClientState};
+use lwm2m_swarm::client::{BootstrapConfig, Client, ClientConfig, ClientState};
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::model::{Device, DeviceTemplate};
+use lwm2m_swarm::server::{BootstrapServer, Provisioning};
 
 const TEMPLATE: &str = "environment-sensor";
 
@@ -26,10 +28,56 @@ fn main() {
         lifetime: Duration::from_secs(3600),
         ..ClientConfig::default()
     });
+    if std::env::args().any(|a| a == "--bootstrap") {
+        println!("client bench: template {TEMPLATE}, {clients} bootstrapped clients");
+        memory(&template, &bootstrap_config(), clients);
+        return;
+    }
 
     println!("client bench: template {TEMPLATE}, {clients} clients");
     memory(&template, &config, clients);
     cpu(&template, &config);
+}
+
+/// Clients whose server is a bootstrap server at 127.0.0.1:5783.
+fn bootstrap_config() -> Arc<ClientConfig> {
+    Arc::new(ClientConfig {
+        server: "127.0.0.1:5783".parse().unwrap(),
+        bootstrap: Some(BootstrapConfig::default()),
+        lifetime: Duration::from_secs(3600),
+        ..ClientConfig::default()
+    })
+}
+
+/// Takes `client` through a bootstrap with the (sans-IO) embedded bootstrap server, which
+/// sends it to 127.0.0.1:5683; returns the Register it then sends.
+fn bootstrap(client: &mut Client, now: Instant) -> Vec<u8> {
+    let mut server = BootstrapServer::new(
+        lwm2m_swarm::server::BootstrapConfig::new(Provisioning::new("coap://127.0.0.1:5683")),
+        1,
+    );
+    let me = "127.0.0.1:40000".parse().unwrap();
+    let bootstrap_server = client.config().server;
+    client.start(now);
+    for _ in 0..100 {
+        let mut quiet = true;
+        while let Some((to, datagram)) = client.poll_transmit() {
+            if to != bootstrap_server {
+                return datagram;
+            }
+            server.handle_datagram(now, me, &datagram);
+            quiet = false;
+        }
+        while let Some((_, datagram)) = server.poll_transmit() {
+            client.handle_datagram(now, bootstrap_server, &datagram);
+            quiet = false;
+        }
+        if quiet {
+            // The switch to the LWM2M server waits for the Finish's answer to be out.
+            client.handle_timeout(now);
+        }
+    }
+    panic!("no Register after the bootstrap: {:?}", client.state());
 }
 
 fn load_template() -> Arc<DeviceTemplate> {
@@ -45,10 +93,15 @@ fn idle_client(template: &Arc<DeviceTemplate>, config: &Arc<ClientConfig>, index
     let device = Device::new(template.clone(), index as u64, 1_700_000_000);
     let mut client = Client::new(config.clone(), &name, device, index as u64);
     let now = Instant::from_micros(1_000_000);
-    let server = config.server;
-    client.start(now);
-    let (to, register) = client.poll_transmit().expect("Register sent");
-    assert_eq!(to, server);
+    let register = if config.bootstrap.is_some() {
+        bootstrap(&mut client, now)
+    } else {
+        client.start(now);
+        let (to, register) = client.poll_transmit().expect("Register sent");
+        assert_eq!(to, config.server);
+        register
+    };
+    let server = client.server();
     let register = Packet::from_bytes(&register).unwrap();
     let mut created = Packet::new();
     created.header.set_type(MessageType::Acknowledgement);

@@ -1,7 +1,9 @@
 //! The command line: `run`, `serve`, `check`, `credentials`, `report`. Thin: it parses, wires the fleet, the
 //! engine and the embedded server together, prints, and picks the exit code.
 
+mod bootstrap;
 mod certificates;
+mod embedded;
 mod reporting;
 
 use std::cell::RefCell;
@@ -59,7 +61,7 @@ pub struct Cli {
 enum Command {
     /// Run a fleet: start its clients, hold, de-register them, print a summary.
     Run(RunArgs),
-    /// Run the embedded LWM2M server alone.
+    /// Run the embedded LWM2M server alone (with --bootstrap, behind a bootstrap server).
     Serve(ServeArgs),
     /// Validate a fleet file and print the expanded plan; sends nothing.
     Check(CheckArgs),
@@ -265,6 +267,14 @@ struct ServeArgs {
     /// Serve DTLS 1.2 with this pre-shared key (hex) for every PSK identity.
     #[arg(long, value_name = "HEX", value_parser = hex_arg)]
     psk_key: Option<HexArg>,
+    /// Also run a bootstrap server on ADDR (e.g. 127.0.0.1:5783) that sends clients to this
+    /// server; with --psk-key, clients use that key with the bootstrap server and get a key of
+    /// their own for this one.
+    #[arg(long, value_name = "ADDR")]
+    bootstrap: Option<SocketAddr>,
+    /// The lifetime the bootstrap server writes into the Server object.
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, requires = "bootstrap")]
+    bootstrap_lifetime: Duration,
     #[command(flatten)]
     load: LoadArgs,
     /// Stop after this long (default: until Ctrl-C).
@@ -533,26 +543,17 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         credentials,
     } = load(&args.fleet)?;
     let plan = fleet.plan();
-    let mut embedded = None;
-    let server = if let Some(uri) = &plan.server {
-        resolve(uri)?
+    let (server, embedded) = if let Some(uri) = &plan.server {
+        (resolve(uri)?, embedded::Embedded::None)
     } else {
-        let runner = start_embedded(&plan, &args.load, credentials.as_deref())?;
-        let addr = runner.local_addr();
-        embedded = Some(runner);
-        addr
+        embedded::Embedded::start(&plan, &args.load, credentials.as_deref())?
     };
-    let scheme = if credentials.is_some() {
-        "coaps"
-    } else {
-        "coap"
-    };
+    let target = plan
+        .server
+        .as_ref()
+        .map_or_else(|| embedded.to_string(), ToString::to_string);
     let mut config = engine_config(server, &args.engine);
     config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
-    let target = plan.server.as_ref().map_or_else(
-        || format!("embedded {scheme}://{server}"),
-        ToString::to_string,
-    );
     let total = plan.total_duration();
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.clients;
@@ -594,12 +595,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     };
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
-    if let Some(runner) = embedded {
-        match runner.stop() {
-            Ok(stats) => println!("embedded server: {stats}"),
-            Err(e) => eprintln!("embedded server: {e}"),
-        }
-    }
+    embedded.stop();
     let thresholds = reports.finish(&summary);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
@@ -711,13 +707,8 @@ fn progress_lines(engine: &impl tui::Controls, every: Duration, interrupts: &Ato
     stop_sent
 }
 
-/// The embedded server, on a free loopback port, with the load asked for (or the demo's);
-/// over DTLS, knowing every client's key, when the fleet has credentials.
-fn start_embedded(
-    plan: &Plan,
-    load: &LoadArgs,
-    credentials: Option<&Credentials>,
-) -> Result<Runner, Failure> {
+/// The embedded server's settings for `plan`: the load asked for, or the demo's.
+fn embedded_config(plan: &Plan, load: &LoadArgs) -> (ServerConfig, LoadArgs) {
     let load = if load.is_empty() {
         LoadArgs::demo()
     } else {
@@ -734,6 +725,17 @@ fn start_embedded(
     {
         config.awake_window = window;
     }
+    (config, load)
+}
+
+/// The embedded server, on a free loopback port, with the load asked for (or the demo's);
+/// over DTLS, knowing every client's key, when the fleet has credentials.
+fn start_embedded(
+    plan: &Plan,
+    load: &LoadArgs,
+    credentials: Option<&Credentials>,
+) -> Result<Runner, Failure> {
+    let (config, load) = embedded_config(plan, load);
     let seed = plan.groups.first().map_or(0, |g| g.seed);
     let dtls = match credentials {
         // The server learns keys by identity: the fleet's, all computed now.
@@ -762,19 +764,49 @@ fn start_embedded(
 }
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
-    let dtls = args
+    let key = args
         .psk_key
         .as_ref()
         .map(|k| Secret::from_hex(&k.0).map_err(|e| bad_input(format!("--psk-key: {e}"))))
         .transpose()?
-        .map(|key| DtlsServerConfig::new(ServerKeys::shared(key.expose().to_vec())));
-    let port = if dtls.is_some() { 5684 } else { 5683 };
+        .map(|key| ServerKeys::shared(key.expose().to_vec()));
+    let port = if key.is_some() { 5684 } else { 5683 };
     let bind = args
         .bind
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
-    if !bind.ip().is_loopback() {
-        eprintln!("note: serving on {bind}, reachable from other hosts; the default is loopback");
+    for addr in std::iter::once(bind).chain(args.bootstrap) {
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "note: serving on {addr}, reachable from other hosts; the default is loopback"
+            );
+        }
     }
+    if let Some(bootstrap_bind) = args.bootstrap {
+        let config = args.load.server_config();
+        let (lifetime, seed) = (args.bootstrap_lifetime, args.seed);
+        let pair =
+            bootstrap::BootstrapPair::start(bind, bootstrap_bind, config, lifetime, key, seed)?;
+        println!(
+            "LWM2M server behind a bootstrap server: {pair}{} ({}); Ctrl-C stops them",
+            if args.psk_key.is_some() {
+                " over DTLS (PSK: one key for every identity at the bootstrap server, a key \
+                 of their own at the LWM2M server)"
+            } else {
+                ""
+            },
+            args.load.describe()
+        );
+        wait_for_stop(args, || {
+            format!(
+                "bootstrap server: {} | server: {}",
+                pair.bootstrap.stats(),
+                pair.server.stats()
+            )
+        });
+        pair.stop();
+        return Ok(());
+    }
+    let dtls = key.map(DtlsServerConfig::new);
     let runner = Runner::start_with(bind, args.load.server_config(), args.seed, dtls.as_ref())
         .map_err(|e| failed(format!("cannot serve on {bind}: {e}")))?;
     let over = if dtls.is_some() {
@@ -787,6 +819,14 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         runner.local_addr(),
         args.load.describe()
     );
+    wait_for_stop(args, || runner.stats().to_string());
+    let stats = runner.stop().map_err(failed)?;
+    println!("{stats}");
+    Ok(())
+}
+
+/// Prints `status()` every `--status-every` until Ctrl-C or `--duration`.
+fn wait_for_stop(args: &ServeArgs, status: impl Fn() -> String) {
     let interrupted = Arc::new(AtomicU32::new(0));
     {
         let interrupted = Arc::clone(&interrupted);
@@ -801,17 +841,10 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     {
         std::thread::sleep(Duration::from_millis(100));
         if started.elapsed() >= next_line {
-            println!(
-                "[{:>6.1}s] {}",
-                started.elapsed().as_secs_f64(),
-                runner.stats()
-            );
+            println!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), status());
             next_line += args.status_every;
         }
     }
-    let stats = runner.stop().map_err(failed)?;
-    println!("{stats}");
-    Ok(())
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

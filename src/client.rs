@@ -5,6 +5,7 @@
 //! The client reads no clock and owns no socket, so tests run an hour of lifetimes in
 //! milliseconds and the engine can hold a hundred thousand of them in a slab.
 
+mod bootstrap;
 mod config;
 mod observe;
 mod operations;
@@ -24,7 +25,9 @@ use crate::clock::Instant;
 use crate::coap::{Endpoint, Expired, Incoming, Token};
 use crate::model::{Device, Path};
 
-pub use config::{ClientConfig, RetryPolicy, Version};
+use bootstrap::Bootstrap;
+pub use bootstrap::{BootstrapFailure, BootstrapOutcome, BootstrapRecord};
+pub use config::{BootstrapConfig, ClientConfig, RetryPolicy, Version};
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
@@ -34,6 +37,9 @@ pub use secure::{HandshakeOutcome, HandshakeRecord};
 pub enum ClientState {
     /// Not started yet.
     Starting,
+    /// A Bootstrap-Request is queued or in flight, the bootstrap server is configuring the
+    /// client, or the client waits to try again.
+    Bootstrapping,
     /// A Register is queued or in flight, or the client waits to retry one.
     Registering,
     Registered,
@@ -56,6 +62,8 @@ pub enum RequestKind {
     Update,
     Deregister,
     Notify,
+    /// The Bootstrap-Request (`POST /bs`).
+    Bootstrap,
 }
 
 /// How a client-initiated request ended.
@@ -111,6 +119,8 @@ pub enum OperationKind {
     Delete,
     Observe,
     CancelObservation,
+    /// A bootstrap server's Bootstrap-Finish (`POST /bs`).
+    BootstrapFinish,
     /// A request LWM2M does not define (FETCH, iPATCH, unknown paths...).
     Other,
 }
@@ -154,11 +164,14 @@ pub enum Event {
     Handshake(HandshakeRecord),
     /// DTLS: an open session ended (alert, `close_notify`); a new handshake follows when needed.
     SessionLost(crate::dtls::Failure),
+    /// A bootstrap attempt ended (every one that starts ends once).
+    Bootstrap(BootstrapRecord),
 }
 
 /// Something the client wants to send, waiting for the NSTART slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outgoing {
+    Bootstrap,
     Register,
     Update,
     Deregister,
@@ -188,6 +201,10 @@ enum Deferred {
     FactoryReset,
     Disable,
     Update,
+    /// A Bootstrap-Finish was answered 2.04: register with the configured server.
+    Bootstrapped,
+    /// Bootstrap-Request Trigger (`/1/x/9`).
+    Bootstrap,
 }
 
 /// One simulated LWM2M client.
@@ -221,6 +238,8 @@ pub struct Client {
     events: VecDeque<Event>,
     /// DTLS credentials and session; `None` for plain CoAP.
     secure: Option<Box<Secure>>,
+    /// Bootstrap state; `None` for a client that registers directly.
+    bootstrap: Option<Box<Bootstrap>>,
 }
 
 impl Client {
@@ -253,6 +272,7 @@ impl Client {
             block1: None,
             events: VecDeque::new(),
             secure: None,
+            bootstrap: None,
         }
     }
 
@@ -287,11 +307,15 @@ impl Client {
         self.start_due(now, now);
     }
 
-    /// Starts the registration procedure for a start that was due at `due` (at or before
-    /// `now`): the Register's latency counts from `due`.
+    /// Starts the registration procedure (or the bootstrap, when configured) for a start that
+    /// was due at `due` (at or before `now`): the first request's latency counts from `due`.
     pub fn start_due(&mut self, now: Instant, due: Instant) {
         if self.state == ClientState::Starting {
-            self.enqueue_register(due.min(now));
+            if self.config.bootstrap.is_some() {
+                self.begin_bootstrap(due.min(now));
+            } else {
+                self.enqueue_register(due.min(now));
+            }
             self.flush(now);
         }
     }
@@ -341,6 +365,12 @@ impl Client {
             _ => {}
         }
         if self.secure.is_some() {
+            // Records come from the server the session is with (after a bootstrap, a late
+            // one from the bootstrap server would only confuse the new session).
+            if from != self.server() {
+                self.events.push_back(Event::Dropped(Dropped::Unmatched));
+                return;
+            }
             self.handle_secure_datagram(now, from, bytes);
             return;
         }
@@ -384,6 +414,7 @@ impl Client {
         if let Some(at) = self.register_at.take_if(|at| *at <= now) {
             self.enqueue_register(at);
         }
+        self.bootstrap_timeout(now);
         if let Some(at) = self.update_at.take_if(|at| *at <= now) {
             self.wake_for(at);
             self.enqueue_update(at);
@@ -393,11 +424,16 @@ impl Client {
         self.flush(now);
     }
 
-    /// The next datagram to send, and where to: the configured server for Register, Update
-    /// and De-register, the source of the request for answers and notifications.
+    /// The next datagram to send, and where to: the server (see [`Client::server`]) for
+    /// Bootstrap-Request, Register, Update and De-register, the source of the request for
+    /// answers and notifications.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        if let Some(parting) = self.poll_parting() {
+            return Some(parting);
+        }
+        let server = self.server();
         if let Some(secure) = self.secure.as_deref_mut() {
-            return secure.poll_transmit(&mut self.coap, self.config.server);
+            return secure.poll_transmit(&mut self.coap, server);
         }
         self.coap.poll_transmit()
     }
@@ -421,6 +457,7 @@ impl Client {
             observation,
             self.sleep_deadline(),
             self.secure_timeout(),
+            self.bootstrap_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -453,6 +490,7 @@ impl Client {
             + self.coap.heap_bytes()
             + self.device.heap_bytes()
             + self.secure.as_ref().map_or(0, |s| s.heap_bytes())
+            + self.bootstrap.as_ref().map_or(0, |b| b.heap_bytes())
     }
 
     fn set_state(&mut self, state: ClientState) {
@@ -478,6 +516,7 @@ impl Client {
             }
             self.queue.pop_front();
             match next.what {
+                Outgoing::Bootstrap => self.send_bootstrap_request(now, next.intended),
                 Outgoing::Register => self.send_register(now, next.intended),
                 Outgoing::Update => self.send_update(now, next.intended),
                 Outgoing::Deregister => self.send_deregister(now, next.intended),
@@ -498,7 +537,7 @@ impl Client {
     ) {
         let token = Token::random(&mut self.rng);
         packet.set_token(token.as_slice().to_vec());
-        let server = self.config.server;
+        let server = self.server();
         self.send_tracked(now, server, kind, intended, token, packet);
     }
 
@@ -538,6 +577,7 @@ impl Client {
             RequestKind::Update => self.on_update_answer(now, code),
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify => {}
+            RequestKind::Bootstrap => self.on_bootstrap_answer(now, code),
         }
     }
 
@@ -567,7 +607,10 @@ impl Client {
         }
         self.record_end(&request, now, outcome);
         if outcome == Outcome::Timeout {
-            if matches!(request.kind, RequestKind::Register | RequestKind::Update) {
+            if matches!(
+                request.kind,
+                RequestKind::Register | RequestKind::Update | RequestKind::Bootstrap
+            ) {
                 self.forget_session();
             }
             self.on_request_failed(now, request.kind, token);
@@ -583,6 +626,7 @@ impl Client {
             RequestKind::Update => self.on_update_failed(now),
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify => self.cancel_observation(token),
+            RequestKind::Bootstrap => self.on_bootstrap_request_failed(now),
         }
     }
 
@@ -602,6 +646,7 @@ impl Client {
     fn abort_queued(&mut self, now: Instant) {
         for queued in std::mem::take(&mut self.queue) {
             let kind = match queued.what {
+                Outgoing::Bootstrap => RequestKind::Bootstrap,
                 Outgoing::Register => RequestKind::Register,
                 Outgoing::Update => RequestKind::Update,
                 Outgoing::Deregister => RequestKind::Deregister,
@@ -651,6 +696,7 @@ impl Client {
 
     /// Drops the session: registration, observations and exchanges are gone.
     fn go_offline(&mut self, now: Instant, state: ClientState) {
+        self.abort_bootstrap(now);
         self.abort_queued(now);
         self.abort_in_flight(now);
         self.coap.reset();
@@ -686,7 +732,14 @@ impl Client {
                 }
                 self.go_offline(now, ClientState::Rebooting);
                 self.register_failures = 0;
-                self.register_at = Some(now + self.config.reboot_time);
+                // A factory reset forgets what bootstrap wrote: it bootstraps again.
+                if action == Deferred::Reboot || !self.factory_bootstrap(now) {
+                    self.register_at = Some(now + self.config.reboot_time);
+                }
+            }
+            Deferred::Bootstrapped => self.apply_bootstrap(now),
+            Deferred::Bootstrap => {
+                self.bootstrap_again(now);
             }
             Deferred::Disable => {
                 let timeout = self.disable_timeout();

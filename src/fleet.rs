@@ -2,6 +2,7 @@
 //! to start them. Parsing is pure (`Fleet::from_toml`) and strict; `Fleet::plan` expands a fleet
 //! into a printable, testable start schedule without materialising one entry per client.
 
+mod bootstrap;
 mod build;
 mod credentials;
 mod device;
@@ -18,7 +19,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::ClientConfig;
+use crate::client::{BootstrapConfig, ClientConfig};
 use crate::model::{DeviceTemplate, Path, TemplateSet};
 use crate::report::Threshold;
 use crate::toml_span::Located;
@@ -193,6 +194,9 @@ pub struct Fleet {
     pub server: Option<ServerUri>,
     /// `None`: no security (`NoSec`, plain CoAP).
     pub security: Option<Security>,
+    /// `[bootstrap]`: clients start with a Bootstrap-Request, and `server` (or the embedded
+    /// one) is a bootstrap server. Every population's client config carries it too.
+    pub bootstrap: Option<BootstrapConfig>,
     pub clients: u64,
     pub naming: Naming,
     pub groups: Vec<Group>,

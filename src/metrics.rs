@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+mod bootstrap;
 mod handshake;
 
+pub use bootstrap::BootstrapStats;
 pub use handshake::HandshakeStats;
 
 use crate::client::{
@@ -17,15 +19,17 @@ use crate::client::{
 /// Latencies are recorded in µs from 1 µs to 60 s at 3 significant digits.
 const LATENCY_MAX_US: u64 = 60_000_000;
 
-pub const REQUEST_KINDS: [RequestKind; 4] = [
+pub const REQUEST_KINDS: [RequestKind; 5] = [
     RequestKind::Register,
     RequestKind::Update,
     RequestKind::Deregister,
     RequestKind::Notify,
+    RequestKind::Bootstrap,
 ];
 
-pub const CLIENT_STATES: [ClientState; 8] = [
+pub const CLIENT_STATES: [ClientState; 9] = [
     ClientState::Starting,
+    ClientState::Bootstrapping,
     ClientState::Registering,
     ClientState::Registered,
     ClientState::Sleeping,
@@ -35,7 +39,7 @@ pub const CLIENT_STATES: [ClientState; 8] = [
     ClientState::Failed,
 ];
 
-pub const OPERATION_KINDS: [OperationKind; 10] = [
+pub const OPERATION_KINDS: [OperationKind; 11] = [
     OperationKind::Read,
     OperationKind::Discover,
     OperationKind::Write,
@@ -45,6 +49,7 @@ pub const OPERATION_KINDS: [OperationKind; 10] = [
     OperationKind::Delete,
     OperationKind::Observe,
     OperationKind::CancelObservation,
+    OperationKind::BootstrapFinish,
     OperationKind::Other,
 ];
 
@@ -54,12 +59,14 @@ pub fn request_name(kind: RequestKind) -> &'static str {
         RequestKind::Update => "update",
         RequestKind::Deregister => "deregister",
         RequestKind::Notify => "notify",
+        RequestKind::Bootstrap => "bootstrap",
     }
 }
 
 pub fn state_name(state: ClientState) -> &'static str {
     match state {
         ClientState::Starting => "starting",
+        ClientState::Bootstrapping => "bootstrapping",
         ClientState::Registering => "registering",
         ClientState::Registered => "registered",
         ClientState::Sleeping => "sleeping",
@@ -81,6 +88,7 @@ pub fn operation_name(kind: OperationKind) -> &'static str {
         OperationKind::Delete => "delete",
         OperationKind::Observe => "observe",
         OperationKind::CancelObservation => "cancel-observation",
+        OperationKind::BootstrapFinish => "bootstrap-finish",
         OperationKind::Other => "other",
     }
 }
@@ -272,12 +280,12 @@ pub struct TrafficStats {
 pub struct Snapshot {
     /// Time since the run started.
     pub elapsed: Duration,
-    pub requests: [RequestStats; 4],
-    pub operations: [OperationStats; 10],
+    pub requests: [RequestStats; REQUEST_KINDS.len()],
+    pub operations: [OperationStats; OPERATION_KINDS.len()],
     /// Clients by state now.
-    pub states: [u64; 8],
+    pub states: [u64; CLIENT_STATES.len()],
     /// Highest count ever seen per state (a sum over shards when merged).
-    pub peak_states: [u64; 8],
+    pub peak_states: [u64; CLIENT_STATES.len()],
     pub traffic: TrafficStats,
     /// Clients started so far (restarts after churn included).
     pub started: u64,
@@ -288,6 +296,8 @@ pub struct Snapshot {
     pub wake_to_request: Histogram<u64>,
     /// DTLS clients only.
     pub handshakes: HandshakeStats,
+    /// Bootstrapping clients only.
+    pub bootstrap: BootstrapStats,
 }
 
 impl Default for Snapshot {
@@ -297,12 +307,13 @@ impl Default for Snapshot {
             requests: Default::default(),
             operations: Default::default(),
             wake_to_request: latency_histogram(),
-            states: [0; 8],
-            peak_states: [0; 8],
+            states: [0; CLIENT_STATES.len()],
+            peak_states: [0; CLIENT_STATES.len()],
             traffic: TrafficStats::default(),
             started: 0,
             woke: 0,
             handshakes: HandshakeStats::default(),
+            bootstrap: BootstrapStats::default(),
         }
     }
 }
@@ -331,6 +342,14 @@ impl Snapshot {
     pub fn server_tried(&self) -> bool {
         let h = &self.handshakes;
         self.requests.iter().any(|r| r.sent > 0) || h.ok + h.failed + h.aborted > 0
+    }
+
+    /// The request kinds worth a row: all of them, but Bootstrap only in runs that bootstrap.
+    pub fn kinds_used(&self) -> impl Iterator<Item = RequestKind> + '_ {
+        REQUEST_KINDS.into_iter().filter(|k| {
+            let r = self.request(*k);
+            *k != RequestKind::Bootstrap || r.sent + r.unsent > 0
+        })
     }
 
     /// Adds another shard's counts.
@@ -368,6 +387,7 @@ impl Snapshot {
         self.started += other.started;
         self.woke += other.woke;
         self.handshakes.merge(&other.handshakes);
+        self.bootstrap.merge(&other.bootstrap);
     }
 
     /// A one-line account for logs: clients by state, request rates since `previous`, errors.
@@ -385,7 +405,7 @@ impl Snapshot {
             }
         }
         line.push_str(" |");
-        for kind in REQUEST_KINDS {
+        for kind in self.kinds_used() {
             let now = self.request(kind);
             let before = previous.request(kind);
             let rate = (now.sent - before.sent) as f64 / seconds;
@@ -436,7 +456,7 @@ impl Snapshot {
             "p99.9 ms",
             "max ms"
         )?;
-        for kind in REQUEST_KINDS {
+        for kind in self.kinds_used() {
             let r = self.request(kind);
             let h = &r.latency;
             let q = |x: f64| {
@@ -543,6 +563,9 @@ impl Snapshot {
         if self.handshakes.total() > 0 || !self.handshakes.lost.is_empty() {
             writeln!(f, "{}", self.handshakes)?;
         }
+        if self.bootstrap.total() > 0 {
+            writeln!(f, "{}", self.bootstrap)?;
+        }
         let t = &self.traffic;
         write!(
             f,
@@ -603,6 +626,7 @@ impl Recorder {
             Event::Woke => s.woke += 1,
             Event::Handshake(h) => s.handshakes.record(h),
             Event::SessionLost(failure) => s.handshakes.session_lost(*failure),
+            Event::Bootstrap(b) => s.bootstrap.record(b),
         }
     }
 

@@ -164,10 +164,13 @@ impl Collector {
         let (interval, histograms) = interval(&self.previous, now);
         if let (Some((log, path)), None) = (&mut self.hdr_log, &self.hdr_error) {
             let start = self.previous.elapsed;
+            // Bootstrap histograms only in runs that bootstrap, like the summary's rows.
+            let used: Vec<_> = now.kinds_used().collect();
             let tagged: Vec<(&str, &Histogram<u64>)> = REQUEST_KINDS
                 .iter()
-                .map(|k| request_name(*k))
                 .zip(&histograms)
+                .filter(|(k, _)| used.contains(k))
+                .map(|(k, h)| (request_name(*k), h))
                 .collect();
             if let Err(e) = log.write(start, now.elapsed.saturating_sub(start), &tagged) {
                 self.hdr_error = Some(io_error(path)(e));
@@ -183,7 +186,10 @@ impl Collector {
 
 /// What happened between two cumulative snapshots, and each operation's latency histogram of
 /// that time (what `previous` had subtracted from what `now` has).
-pub fn interval(previous: &Snapshot, now: &Snapshot) -> (Interval, [Histogram<u64>; 4]) {
+pub fn interval(
+    previous: &Snapshot,
+    now: &Snapshot,
+) -> (Interval, [Histogram<u64>; REQUEST_KINDS.len()]) {
     let histograms = REQUEST_KINDS.map(|k| {
         let mut h = now.request(k).latency.clone();
         // Cumulative counts only grow, so this cannot fail; were it to, an empty interval is

@@ -10,6 +10,7 @@
 //! Registrations live in a hash map by id; endpoint names and peer addresses index into it;
 //! every deadline (lifetimes, periodic requests, retransmissions) sits in one binary heap.
 
+mod bootstrap;
 mod exchange;
 mod recent;
 mod registry;
@@ -36,10 +37,40 @@ use recent::{CachedReply, Recent, Seen};
 use registry::{location_id, parse_location_id};
 use timers::{TimerKind, Timers};
 
+pub use bootstrap::{BootstrapConfig, BootstrapServer, BootstrapStats, Provisioning};
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
 pub use run::Runner;
 pub use secure::{DtlsServerConfig, SecureServer, ServerAuth};
 pub use stats::{DtlsStats, IoStats, OperationStats, QueueStats, ServerStats};
+
+/// A sans-IO server the socket loop ([`Runner`]) and the DTLS layer ([`SecureServer`]) drive:
+/// the LWM2M server or the bootstrap server.
+pub trait Served: Send + 'static {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Everything counted so far.
+    fn snapshot(&self) -> ServerStats;
+}
+
+impl Served for Server {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Server::handle_datagram(self, now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Server::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        Server::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Server::poll_timeout(self)
+    }
+    fn snapshot(&self) -> ServerStats {
+        self.stats
+    }
+}
 
 /// Observe a path on every registered client, optionally with pmin/pmax written first.
 #[derive(Clone, Debug, PartialEq)]

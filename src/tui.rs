@@ -127,6 +127,7 @@ pub fn drive<B: Backend>(
         let now = Instant::now();
         if now >= next_draw {
             history.push(fleet.snapshot());
+            app.show_kinds(history.latest().kinds_used().count());
             terminal.draw(|frame| app.draw(frame, info, &history))?;
             next_draw = now + TICK;
         }

@@ -64,13 +64,36 @@ impl RetryPolicy {
     }
 }
 
+/// Client-initiated bootstrap: the client's first server is a bootstrap server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootstrapConfig {
+    /// How long after the Bootstrap-Request's 2.04 the Bootstrap-Finish may take before the
+    /// bootstrap counts as failed (Leshan's server gives up after 93 s).
+    pub finish_timeout: Duration,
+    /// Sent as `pct=` with the Bootstrap-Request (LWM2M 1.1 and later): the format the
+    /// client prefers for the bootstrap server's writes.
+    pub preferred_format: Option<ContentFormat>,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        BootstrapConfig {
+            finish_timeout: Duration::from_secs(93),
+            preferred_format: None,
+        }
+    }
+}
+
 /// Settings shared by every client of a population (held in an `Arc`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
     /// The LWM2M server the client registers with: Register, Update and De-register go here
-    /// (answers and notifications go to wherever the server's request came from). Taken from
-    /// config until bootstrap provides it from the Security object.
+    /// (answers and notifications go to wherever the server's request came from). With
+    /// `bootstrap`, the bootstrap server: the LWM2M server then comes from the Security
+    /// instance it writes.
     pub server: SocketAddr,
+    /// Start with a Bootstrap-Request to `server` instead of a Register.
+    pub bootstrap: Option<BootstrapConfig>,
     pub version: Version,
     /// Registration lifetime (`lt=`).
     pub lifetime: Duration,
@@ -101,6 +124,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             server: SocketAddr::from((Ipv4Addr::LOCALHOST, 5683)),
+            bootstrap: None,
             version: Version::V1_1,
             lifetime: Duration::from_secs(300),
             binding: "U".to_string(),

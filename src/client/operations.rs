@@ -21,7 +21,7 @@ const MAX_WRITE_BODY: usize = 1 << 20;
 const KNOWN_CRITICAL: [u16; 8] = [1, 3, 7, 11, 15, 17, 23, 27];
 
 /// A response code and what goes with it.
-struct Answer {
+pub(super) struct Answer {
     code: ResponseType,
     format: Option<ContentFormat>,
     payload: Vec<u8>,
@@ -31,7 +31,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn code(code: ResponseType) -> Self {
+    pub(super) fn code(code: ResponseType) -> Self {
         Answer {
             code,
             format: None,
@@ -42,7 +42,7 @@ impl Answer {
         }
     }
 
-    fn content(format: ContentFormat, payload: Vec<u8>) -> Self {
+    pub(super) fn content(format: ContentFormat, payload: Vec<u8>) -> Self {
         Answer {
             format: Some(format),
             payload,
@@ -184,6 +184,9 @@ impl Client {
         from: SocketAddr,
         request: &Packet,
     ) -> (OperationKind, Path, Answer) {
+        if self.state == super::ClientState::Bootstrapping {
+            return self.bootstrap_request(now, request);
+        }
         let segments = message::uri_path(request).unwrap_or_else(|_| vec!["?"]);
         let Ok(path) = Path::from_segments(&segments) else {
             return (
@@ -192,10 +195,7 @@ impl Client {
                 Answer::code(ResponseType::NotFound),
             );
         };
-        if request
-            .options()
-            .any(|(number, _)| number % 2 == 1 && !KNOWN_CRITICAL.contains(number))
-        {
+        if has_unknown_critical(request) {
             return (
                 OperationKind::Other,
                 path,
@@ -229,12 +229,14 @@ impl Client {
             OperationKind::Execute => self.execute(now, &path),
             OperationKind::Create => self.create(now, &path, request),
             OperationKind::Delete => self.delete(now, &path),
-            OperationKind::Other => Answer::code(ResponseType::MethodNotAllowed),
+            OperationKind::BootstrapFinish | OperationKind::Other => {
+                Answer::code(ResponseType::MethodNotAllowed)
+            }
         };
         (kind, path, answer)
     }
 
-    fn read(&mut self, now: Instant, path: &Path, request: &Packet) -> Answer {
+    pub(super) fn read(&mut self, now: Instant, path: &Path, request: &Packet) -> Answer {
         match self.render(now, path, request) {
             Ok((format, payload, _)) => Answer::content(format, payload),
             Err(answer) => answer,
@@ -361,7 +363,11 @@ impl Client {
         Answer::code(ResponseType::Changed)
     }
 
-    fn decode_payload(&self, path: &Path, request: &Packet) -> Result<Vec<Record>, Answer> {
+    pub(super) fn decode_payload(
+        &self,
+        path: &Path,
+        request: &Packet,
+    ) -> Result<Vec<Record>, Answer> {
         let code = message::content_format(request)
             .ok()
             .flatten()
@@ -439,6 +445,7 @@ impl Client {
             (Some(3), Some(5)) => Some(Deferred::FactoryReset),
             (Some(1), Some(4)) => Some(Deferred::Disable),
             (Some(1), Some(8)) => Some(Deferred::Update),
+            (Some(1), Some(9)) if self.config.bootstrap.is_some() => Some(Deferred::Bootstrap),
             _ => None,
         };
         if let Some(action) = action {
@@ -495,8 +502,15 @@ impl Client {
     }
 }
 
+/// Whether the request carries a critical option this client does not understand (4.02).
+pub(super) fn has_unknown_critical(request: &Packet) -> bool {
+    request
+        .options()
+        .any(|(number, _)| number % 2 == 1 && !KNOWN_CRITICAL.contains(number))
+}
+
 /// Which LWM2M operation a request is (the POST dispatch follows Leshan).
-fn operation_kind(method: RequestType, path: &Path, request: &Packet) -> OperationKind {
+pub(super) fn operation_kind(method: RequestType, path: &Path, request: &Packet) -> OperationKind {
     let format = message::content_format(request).ok().flatten();
     let is_text = |f: u16| ContentFormat::from_code(f) == Some(ContentFormat::Text);
     match method {

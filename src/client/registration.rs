@@ -159,7 +159,7 @@ impl Client {
         self.register_failures += 1;
         if let Some(delay) = self.config.retry.delay_after(self.register_failures) {
             self.register_at = Some(now + delay);
-        } else {
+        } else if !(self.bootstrap_on_registration_failure(now) && self.bootstrap_again(now)) {
             self.end_session(now, true);
             self.set_state(ClientState::Failed);
         }
@@ -201,11 +201,14 @@ impl Client {
         }
     }
 
+    /// `b=`: the binding the bootstrap server wrote, else the configured one.
     fn binding(&self) -> String {
-        if self.config.queue_mode && self.config.version == Version::V1_0 {
-            format!("{}Q", self.config.binding)
+        let binding = self.written_binding().unwrap_or(&self.config.binding);
+        if self.config.queue_mode && self.config.version == Version::V1_0 && !binding.contains('Q')
+        {
+            format!("{binding}Q")
         } else {
-            self.config.binding.clone()
+            binding.to_string()
         }
     }
 

@@ -83,6 +83,17 @@ impl Secure {
         }
     }
 
+    /// Ends the session with `close_notify` and gives back the credentials and the records
+    /// still to send (a client leaving its bootstrap server, or its LWM2M server).
+    pub(super) fn close_into_parts(mut self) -> (Credential, Vec<Vec<u8>>) {
+        let mut records = Vec::new();
+        if let Some(session) = self.session.as_mut() {
+            session.close();
+            records.extend(std::iter::from_fn(|| session.poll_transmit()));
+        }
+        (self.credential, records)
+    }
+
     pub(super) fn heap_bytes(&self) -> usize {
         let credential = match &self.credential {
             Credential::Psk(psk) => psk.identity.capacity() + psk.key.capacity(),
@@ -281,6 +292,7 @@ impl Client {
                 self.on_register_failed(now);
             }
             ClientState::Deregistering => self.on_deregister_answer(now),
+            ClientState::Bootstrapping => self.on_bootstrap_handshake_failed(now),
             _ => {}
         }
     }

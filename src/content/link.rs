@@ -10,8 +10,9 @@ pub struct Link {
     pub attributes: Vec<(String, Option<String>)>,
 }
 
-/// Attributes RFC 6690 writes as quoted strings (`rt="oma.lwm2m"`).
-const QUOTED: [&str; 4] = ["rt", "if", "title", "anchor"];
+/// Attributes RFC 6690 writes as quoted strings (`rt="oma.lwm2m"`), and LWM2M's `uri` (a
+/// Bootstrap-Discover's server URI).
+const QUOTED: [&str; 5] = ["rt", "if", "title", "anchor", "uri"];
 
 /// RFC 6690 `ptokenchar`: what an unquoted value may hold.
 fn is_ptoken_char(c: char) -> bool {

@@ -59,7 +59,9 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         None => (RawClient::default(), 0..0),
     };
     let client_at = at(client_span);
-    let defaults = settings(&client, &ClientConfig::default(), &client_at)?;
+    let mut defaults = settings(&client, &ClientConfig::default(), &client_at)?;
+    let bootstrap = super::bootstrap::bootstrap(raw.bootstrap.as_ref(), file, text)?;
+    defaults.bootstrap.clone_from(&bootstrap);
     let naming = Naming {
         prefix: client
             .endpoint_prefix
@@ -104,6 +106,7 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         file: file.to_string(),
         server,
         security,
+        bootstrap,
         clients,
         naming,
         groups,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Behaviour, Fleet, Naming, Ramp, ServerUri, format_duration};
-use crate::client::ClientConfig;
+use crate::client::{BootstrapConfig, ClientConfig};
 
 /// One population's share of the plan: clients `first..first + count`.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +40,8 @@ pub struct PlannedClient {
 pub struct Plan {
     pub file: String,
     pub server: Option<ServerUri>,
+    /// Clients bootstrap first: `server` is a bootstrap server.
+    pub bootstrap: Option<BootstrapConfig>,
     pub clients: u64,
     pub naming: Naming,
     pub groups: Vec<GroupPlan>,
@@ -73,6 +75,7 @@ impl Plan {
         Plan {
             file: fleet.file.clone(),
             server: fleet.server.clone(),
+            bootstrap: fleet.bootstrap.clone(),
             clients: fleet.clients,
             naming: fleet.naming.clone(),
             groups,
@@ -196,9 +199,17 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "fleet {}", self.file)?;
-        match &self.server {
-            Some(uri) => writeln!(f, "  server    {uri}")?,
-            None => writeln!(f, "  server    embedded")?,
+        match (&self.server, &self.bootstrap) {
+            (Some(uri), None) => writeln!(f, "  server    {uri}")?,
+            (None, None) => writeln!(f, "  server    embedded")?,
+            (Some(uri), Some(_)) => writeln!(f, "  server    {uri} (a bootstrap server)")?,
+            (None, Some(_)) => writeln!(
+                f,
+                "  server    embedded (a bootstrap server, and the LWM2M server it sends clients to)"
+            )?,
+        }
+        if let Some(b) = &self.bootstrap {
+            writeln!(f, "  bootstrap {}", super::bootstrap::describe(b))?;
         }
         let last = self.clients.saturating_sub(1);
         writeln!(

@@ -12,6 +12,7 @@ pub(super) struct RawFleet {
     pub server: Option<Spanned<RawServer>>,
     pub client: Option<Spanned<RawClient>>,
     pub security: Option<Spanned<RawSecurity>>,
+    pub bootstrap: Option<Spanned<RawBootstrap>>,
     #[serde(default)]
     pub population: Vec<Spanned<RawPopulation>>,
     pub load: Spanned<RawLoad>,
@@ -21,6 +22,14 @@ pub(super) struct RawFleet {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub uri: String,
+}
+
+/// `[bootstrap]`: its presence makes the server a bootstrap server (checked in `bootstrap.rs`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBootstrap {
+    pub finish_timeout: Option<String>,
+    pub content_format: Option<String>,
 }
 
 /// `[security]`: a mode; for PSK an identity pattern and one key source; for certificates the

@@ -345,3 +345,62 @@ fn thresholds_are_parsed_and_located() {
         (9, "thresholds".into())
     );
 }
+
+#[test]
+fn a_bootstrap_table_makes_every_client_bootstrap() {
+    let text = format!(
+        "[server]\nuri = \"coap://10.0.0.1:5783\"\n[bootstrap]\nfinish_timeout = \"30s\"\n\
+         content_format = \"senml-cbor\"\n{ONE_GROUP}[population.client]\nlwm2m = \"1.0\"\n\
+         [load]\nclients = 3\nrate = 1\nhold = \"0s\"\n"
+    );
+    let f = fleet(&text);
+    let expected = crate::client::BootstrapConfig {
+        finish_timeout: Duration::from_secs(30),
+        preferred_format: Some(crate::content::ContentFormat::SenmlCbor),
+    };
+    assert_eq!(f.bootstrap.as_ref(), Some(&expected));
+    // Population settings keep it (a 1.0 population simply sends no pct).
+    assert_eq!(f.groups[0].config.bootstrap.as_ref(), Some(&expected));
+    let shown = f.plan().to_string();
+    assert!(
+        shown.contains("server    coap://10.0.0.1:5783 (a bootstrap server)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "bootstrap Bootstrap-Request first, Finish within 30s, preferred format senml-cbor"
+        ),
+        "{shown}"
+    );
+    // An empty table is enough; without one, nobody bootstraps.
+    let embedded = fleet(&format!(
+        "[bootstrap]\n{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
+    ));
+    assert_eq!(
+        embedded.groups[0].config.bootstrap,
+        Some(crate::client::BootstrapConfig::default())
+    );
+    assert!(
+        embedded
+            .plan()
+            .to_string()
+            .contains("server    embedded (a bootstrap server")
+    );
+    let unconfigured = fleet(&format!(
+        "{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
+    ));
+    assert!(unconfigured.groups[0].config.bootstrap.is_none());
+}
+
+#[test]
+fn bootstrap_errors_name_line_and_field() {
+    let base = format!(
+        "[bootstrap]\nfinish_timeout = \"30s\"\ncontent_format = \"tlv\"\n{ONE_GROUP}\
+         [load]\nclients = 5\nrate = 1\nhold = \"0s\"\n"
+    );
+    let bad = |from: &str, to: &str| error(&base.replacen(from, to, 1));
+    assert_eq!(bad("\"30s\"", "\"0s\""), (2, "finish_timeout".into()));
+    assert_eq!(bad("\"30s\"", "\"soon\""), (2, "finish_timeout".into()));
+    assert_eq!(bad("\"tlv\"", "\"json\""), (3, "content_format".into()));
+    assert_eq!(bad("content_format", "format"), (3, "format".into()));
+}

@@ -269,8 +269,17 @@ impl Device {
     /// Objects (with versions) and existing instances, in id order, for the Register payload.
     /// Objects without instances appear as an object path alone. Security (0) is left out.
     pub fn registration_paths(&self) -> Vec<(Path, Option<&str>)> {
+        self.object_paths(|id| id != 0)
+    }
+
+    /// The same with Security, for a Bootstrap-Discover.
+    pub fn bootstrap_paths(&self) -> Vec<(Path, Option<&str>)> {
+        self.object_paths(|_| true)
+    }
+
+    fn object_paths(&self, include: impl Fn(u16) -> bool) -> Vec<(Path, Option<&str>)> {
         let mut out = Vec::new();
-        for obj in self.template.objects().iter().filter(|o| o.def.id != 0) {
+        for obj in self.template.objects().iter().filter(|o| include(o.def.id)) {
             let id = obj.def.id;
             let version = Some(obj.def.version.as_str()).filter(|v| *v != "1.0");
             let instances = self.instances(id);
@@ -333,6 +342,26 @@ impl Device {
         Ok(out)
     }
 
+    /// The value of a single-instance resource (`/o/i/r`) as the client itself sees it,
+    /// whatever the server may read: Security keys and URIs included.
+    pub fn value(&mut self, path: &Path, now: Instant) -> Option<Value> {
+        let &[object, instance, resource] = path.ids() else {
+            return None;
+        };
+        let base = self.base(object, instance)?;
+        if self
+            .resource_ids(object, instance, base)
+            .binary_search(&resource)
+            .is_err()
+        {
+            return None;
+        }
+        let template = Arc::clone(&self.template);
+        let def = template.object(object)?.def.resource(resource)?;
+        let records = self.resource_records(object, instance, def, now);
+        records.into_iter().next().map(|r| r.value)
+    }
+
     /// Checks that `path` is an executable resource of an existing instance.
     pub fn check_execute(&self, path: &Path) -> Result<(), ModelError> {
         let ids = path.ids();
@@ -364,6 +393,16 @@ impl Device {
         if !multiple {
             return Err(ModelError::NotAllowed(*path));
         }
+        self.remove_instance(object, instance);
+        Ok(())
+    }
+
+    /// Removes an instance whatever its object allows (a Bootstrap-Delete may remove the
+    /// instance of a single-instance object); nothing happens when it does not exist.
+    pub fn remove_instance(&mut self, object: u16, instance: u16) {
+        if self.base(object, instance).is_none() {
+            return;
+        }
         let in_template = self
             .template
             .object(object)
@@ -372,7 +411,6 @@ impl Device {
         diff.clear_instance(object, instance);
         diff.set_instance(object, instance, (in_template).then_some(false));
         self.tidy();
-        Ok(())
     }
 
     /// Paths that exist at or under `path` for Discover: the object or instance itself, then its
@@ -415,6 +453,13 @@ impl Device {
             }
         }
         Ok(out)
+    }
+
+    /// Gives back spare capacity (after a burst of writes such as a bootstrap).
+    pub fn shrink_to_fit(&mut self) {
+        if let Some(diff) = self.diff.as_mut() {
+            diff.shrink_to_fit();
+        }
     }
 
     /// Resets written values and instances to the template (Factory Reset).

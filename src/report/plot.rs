@@ -18,7 +18,7 @@ const BOTTOM: f64 = 50.0;
 const NINES: f64 = 4.0;
 /// Points per decade of rarity.
 const STEPS: u32 = 40;
-const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+const COLOURS: [&str; 5] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
 
 /// An operation's name, colour and points (nines, ms).
 type Curve = (&'static str, &'static str, Vec<(f64, f64)>);

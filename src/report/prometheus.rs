@@ -199,6 +199,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     others(&mut out, s);
     handshake_families(&mut out, &s.handshakes);
+    bootstrap_families(&mut out, &s.bootstrap);
     out
 }
 
@@ -269,6 +270,35 @@ fn handshake_families(out: &mut String, h: &crate::metrics::HandshakeStats) {
     );
 }
 
+fn bootstrap_families(out: &mut String, b: &crate::metrics::BootstrapStats) {
+    family(
+        out,
+        "bootstraps_total",
+        "counter",
+        "Bootstrap attempts ended, by outcome (every one begun ends once).",
+        [
+            ("finished", b.finished),
+            ("failed", b.failed),
+            ("aborted", b.aborted),
+        ]
+        .map(|(outcome, n)| (format!("{{outcome=\"{outcome}\"}}"), n as f64)),
+    );
+    let mut samples = latency_samples("bootstrap", &b.duration);
+    // One series, no `op` label: the family is about bootstraps only.
+    for (labels, _) in &mut samples {
+        *labels = labels
+            .replace("op=\"bootstrap\",", "")
+            .replace("{op=\"bootstrap\"}", "");
+    }
+    family(
+        out,
+        "bootstrap_duration_seconds",
+        "summary",
+        "From when the Bootstrap-Request was due to the Bootstrap-Finish, finished bootstraps.",
+        samples,
+    );
+}
+
 /// One metric family: HELP, TYPE, then samples (`suffix{labels}`, value).
 fn family(
     out: &mut String,
@@ -333,9 +363,11 @@ mod tests {
         s.requests[0].sent = 7;
         s.requests[0].ok = 6;
         s.requests[0].latency.record(2_000).unwrap();
-        s.states[2] = 5;
+        s.states[crate::metrics::state_index(crate::client::ClientState::Registered)] = 5;
         s.handshakes.ok = 4;
         s.handshakes.failed = 1;
+        s.bootstrap.finished = 3;
+        s.bootstrap.duration.record(2_000).unwrap();
         exporter.publish(s);
         let after = get(addr, "/metrics");
         let (head, body) = after.split_once("\r\n\r\n").unwrap();
@@ -353,6 +385,10 @@ mod tests {
             "lwm2m_swarm_clients{state=\"registered\"} 5",
             "lwm2m_swarm_dtls_handshakes_total{outcome=\"ok\"} 4",
             "lwm2m_swarm_dtls_handshakes_total{outcome=\"failed\"} 1",
+            "lwm2m_swarm_requests_sent_total{op=\"bootstrap\"} 0",
+            "lwm2m_swarm_bootstraps_total{outcome=\"finished\"} 3",
+            "lwm2m_swarm_bootstrap_duration_seconds{quantile=\"0.5\"} 0.002",
+            "lwm2m_swarm_bootstrap_duration_seconds_count 1",
             "# TYPE lwm2m_swarm_latency_seconds summary",
         ] {
             assert!(

@@ -10,8 +10,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerial
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{
-    CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats, Snapshot,
-    TrafficStats, operation_name, request_name, state_index, state_name,
+    BootstrapStats, CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats,
+    Snapshot, TrafficStats, operation_name, request_name, state_index, state_name,
 };
 
 /// Bumped on any change that breaks a reader: a field removed, renamed or re-typed.
@@ -30,7 +30,7 @@ pub struct Report {
     /// From the run's start to its summary, seconds.
     pub elapsed_s: f64,
     pub clients: Clients,
-    /// Keyed by `register`, `update`, `deregister`, `notify`.
+    /// Keyed by `register`, `update`, `deregister`, `notify`, `bootstrap`.
     pub operations: BTreeMap<String, Operation>,
     /// Server-initiated operations the clients answered, keyed by kind (`read`, `observe`...).
     pub server_operations: BTreeMap<String, ServerOperation>,
@@ -39,6 +39,10 @@ pub struct Report {
     /// before it was added: read as zero.
     #[serde(default)]
     pub dtls_handshakes: Handshakes,
+    /// The clients' bootstraps (all zero when they register directly). Absent in reports
+    /// written before it was added: read as zero.
+    #[serde(default)]
+    pub bootstrap: Bootstraps,
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
@@ -147,6 +151,20 @@ pub struct Handshakes {
     pub hdr: String,
 }
 
+/// Every bootstrap attempt that started ended once: `finished + failed + aborted`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bootstraps {
+    pub finished: u64,
+    pub failed: u64,
+    pub aborted: u64,
+    /// Failed attempts by reason (`finish-timeout`, `rejected`...).
+    pub failures: BTreeMap<String, u64>,
+    /// From when the Bootstrap-Request was due to the Bootstrap-Finish, finished ones only.
+    pub duration_us: Latency,
+    /// The same histogram, V2 + DEFLATE, base64 (empty when there was none).
+    pub hdr: String,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerOperation {
     pub total: u64,
@@ -193,7 +211,7 @@ pub enum SchemaError {
         "schema {schema:?} version {version}: this lwm2m-swarm reads {SCHEMA_NAME:?} version {SCHEMA_VERSION}"
     )]
     Version { schema: String, version: u32 },
-    #[error("operation {0:?}: unknown (expected register, update, deregister, notify)")]
+    #[error("operation {0:?}: unknown (expected register, update, deregister, notify, bootstrap)")]
     UnknownOperation(String),
     #[error("operation {op:?}: histogram `{field}`: {message}")]
     Histogram {
@@ -245,6 +263,7 @@ impl Report {
             server_operations,
             traffic: summary.traffic,
             dtls_handshakes: handshakes(&summary.handshakes),
+            bootstrap: bootstraps(&summary.bootstrap),
             intervals,
             thresholds,
         }
@@ -299,6 +318,7 @@ impl Report {
             }
         }
         s.handshakes = handshake_stats(&self.dtls_handshakes)?;
+        s.bootstrap = bootstrap_stats(&self.bootstrap)?;
         for state in CLIENT_STATES {
             let i = state_index(state);
             s.peak_states[i] = self
@@ -318,7 +338,7 @@ impl Report {
     }
 }
 
-fn by_state(counts: &[u64; 8]) -> BTreeMap<String, u64> {
+fn by_state(counts: &[u64]) -> BTreeMap<String, u64> {
     CLIENT_STATES
         .iter()
         .map(|s| (state_name(*s).to_string(), counts[state_index(*s)]))
@@ -359,6 +379,40 @@ fn handshake_stats(h: &Handshakes) -> Result<HandshakeStats, SchemaError> {
         })?;
         // Same bounds as ours, or the file's own: add what it holds.
         let _ = stats.latency.add(&histogram);
+    }
+    Ok(stats)
+}
+
+fn bootstraps(b: &BootstrapStats) -> Bootstraps {
+    Bootstraps {
+        finished: b.finished,
+        failed: b.failed,
+        aborted: b.aborted,
+        failures: b.failures.iter().cloned().collect(),
+        duration_us: latency(&b.duration),
+        hdr: if b.duration.is_empty() {
+            String::new()
+        } else {
+            encode(&b.duration)
+        },
+    }
+}
+
+fn bootstrap_stats(b: &Bootstraps) -> Result<BootstrapStats, SchemaError> {
+    let mut stats = BootstrapStats {
+        finished: b.finished,
+        failed: b.failed,
+        aborted: b.aborted,
+        failures: b.failures.iter().map(|(r, n)| (r.clone(), *n)).collect(),
+        ..BootstrapStats::default()
+    };
+    if !b.hdr.is_empty() {
+        let histogram = decode(&b.hdr).map_err(|message| SchemaError::Histogram {
+            op: "bootstrap".to_string(),
+            field: "hdr",
+            message,
+        })?;
+        let _ = stats.duration.add(&histogram);
     }
     Ok(stats)
 }

@@ -5,6 +5,10 @@ use serde_json::Value;
 use super::*;
 use crate::metrics::RequestStats;
 
+fn registered() -> usize {
+    crate::metrics::state_index(crate::client::ClientState::Registered)
+}
+
 fn stats(sent: u64, ok: u64, error: u64, latencies_us: impl Iterator<Item = u64>) -> RequestStats {
     let mut r = RequestStats {
         sent,
@@ -58,13 +62,13 @@ fn two_results_merge_into_the_result_of_the_combined_data() {
     let (first, second) = (1..=1000u64, 500..=3000u64);
     let mut a = Snapshot::default();
     a.requests[0] = stats(1000, 990, 10, first.clone().map(|v| v * 37));
-    a.peak_states[2] = 400;
+    a.peak_states[registered()] = 400;
     a.traffic.datagrams_out = 5000;
     a.elapsed = Duration::from_secs(30);
     let mut b = Snapshot::default();
     b.requests[0] = stats(2501, 2501, 0, second.clone().map(|v| v * 11));
     b.requests[3] = stats(7, 7, 0, [100, 200].into_iter());
-    b.peak_states[2] = 600;
+    b.peak_states[registered()] = 600;
     b.traffic.datagrams_out = 7000;
     b.elapsed = Duration::from_secs(31);
     b.operations[0].total = 4;
@@ -80,7 +84,7 @@ fn two_results_merge_into_the_result_of_the_combined_data() {
     combined.requests[0].retransmissions = 6;
     combined.requests[0].codes = vec![(Some(0x41), 3491), (Some(0x84), 10)];
     combined.requests[3] = b.requests[3].clone();
-    combined.peak_states[2] = 1000;
+    combined.peak_states[registered()] = 1000;
     combined.traffic.datagrams_out = 12_000;
     combined.elapsed = Duration::from_secs(31);
     combined.operations[0].total = 4;
@@ -141,7 +145,7 @@ fn a_report_round_trips_and_refuses_other_versions() {
     let mut s = Snapshot::default();
     s.requests[1] = stats(5, 4, 1, [1000, 2000, 3000, 4000, 90_000].into_iter());
     s.requests[1].codes.push((None, 2));
-    s.states[2] = 3;
+    s.states[registered()] = 3;
     let report = Report::new(run_config(), &s, Vec::new(), Vec::new());
     let json = report.to_json();
     let back = Report::from_json(&json).unwrap();

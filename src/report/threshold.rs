@@ -282,7 +282,7 @@ mod tests {
         for (text, says) in [
             ("register.p99", "no comparison"),
             ("p99<5ms", "no OPERATION.METRIC"),
-            ("bootstrap.p99<5ms", "unknown operation \"bootstrap\""),
+            ("reboot.p99<5ms", "unknown operation \"reboot\""),
             ("register.p98<5ms", "unknown metric \"p98\""),
             ("register.p99<500", "with its unit"),
             ("register.p99<5 minutes", "with its unit"),

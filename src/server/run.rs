@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{DtlsServerConfig, IoStats, SecureServer, Server, ServerConfig, ServerStats};
+use super::{DtlsServerConfig, IoStats, SecureServer, Served, Server, ServerConfig, ServerStats};
 use crate::clock::Instant;
 use crate::transport::{Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket, TransportError};
 
@@ -53,14 +53,23 @@ impl Runner {
         seed: u64,
         dtls: Option<&DtlsServerConfig>,
     ) -> io::Result<Runner> {
-        let server = Server::new(config, seed);
+        Runner::serve(bind, Server::new(config, seed), dtls)
+    }
+
+    /// Binds `bind` and serves `server` (the LWM2M server or the bootstrap server), over DTLS
+    /// with pre-shared keys when `dtls` is given.
+    pub fn serve(
+        bind: SocketAddr,
+        server: impl Served,
+        dtls: Option<&DtlsServerConfig>,
+    ) -> io::Result<Runner> {
         match dtls {
             None => Runner::spawn(bind, server),
             Some(dtls) => Runner::spawn(bind, SecureServer::new(server, dtls)),
         }
     }
 
-    fn spawn(bind: SocketAddr, server: impl Driven) -> io::Result<Runner> {
+    fn spawn(bind: SocketAddr, server: impl Served) -> io::Result<Runner> {
         let (socket, local_addr) = ServerSocket::bind(bind)?;
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -122,54 +131,9 @@ impl fmt::Display for Runner {
     }
 }
 
-/// What the socket loop drives: the server over plain CoAP or behind DTLS.
-trait Driven: Send + 'static {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
-    fn handle_timeout(&mut self, now: Instant);
-    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn snapshot(&self) -> ServerStats;
-}
-
-impl Driven for Server {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        Server::handle_datagram(self, now, from, bytes);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Server::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        Server::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Server::poll_timeout(self)
-    }
-    fn snapshot(&self) -> ServerStats {
-        *self.stats()
-    }
-}
-
-impl Driven for SecureServer {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        SecureServer::handle_datagram(self, now, from, bytes);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        SecureServer::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        SecureServer::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        SecureServer::poll_timeout(self)
-    }
-    fn snapshot(&self) -> ServerStats {
-        self.stats()
-    }
-}
-
 fn serve(
     mut socket: ServerSocket,
-    mut server: impl Driven,
+    mut server: impl Served,
     shared: &Mutex<ServerStats>,
     stop: &AtomicBool,
 ) -> io::Result<ServerStats> {

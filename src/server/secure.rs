@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dimpl::DtlsCertificate;
 
-use super::{DtlsStats, Server, ServerStats};
+use super::{DtlsStats, Served, Server, ServerStats};
 use crate::clock::Instant;
 use crate::dtls::{
     DtlsParams, Failure, PeerCheck, ServerKeys, Session, is_client_hello, server_config,
@@ -75,9 +75,9 @@ struct Peer {
     scheduled: Option<Instant>,
 }
 
-/// The embedded server over DTLS.
-pub struct SecureServer {
-    inner: Server,
+/// The embedded server (or bootstrap server) over DTLS.
+pub struct SecureServer<S = Server> {
+    inner: S,
     dimpl: Arc<dimpl::Config>,
     auth: SessionAuth,
     handshake_timeout: Duration,
@@ -89,7 +89,7 @@ pub struct SecureServer {
     stats: DtlsStats,
 }
 
-impl std::fmt::Debug for SecureServer {
+impl<S> std::fmt::Debug for SecureServer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecureServer")
             .field("sessions", &self.peers.len())
@@ -98,8 +98,8 @@ impl std::fmt::Debug for SecureServer {
     }
 }
 
-impl SecureServer {
-    pub fn new(inner: Server, config: &DtlsServerConfig) -> Self {
+impl<S: Served> SecureServer<S> {
+    pub fn new(inner: S, config: &DtlsServerConfig) -> Self {
         let (dimpl, auth) = match &config.auth {
             ServerAuth::Psk(keys) => (server_config(keys, &config.params), SessionAuth::Psk),
             ServerAuth::Certificate {
@@ -130,14 +130,14 @@ impl SecureServer {
         }
     }
 
-    /// The LWM2M server behind the DTLS layer.
-    pub fn server(&self) -> &Server {
+    /// The server behind the DTLS layer.
+    pub fn server(&self) -> &S {
         &self.inner
     }
 
     /// The server's counts with the DTLS layer's.
     pub fn stats(&self) -> ServerStats {
-        let mut stats = *self.inner.stats();
+        let mut stats = self.inner.snapshot();
         stats.dtls = self.stats;
         stats
     }
@@ -334,6 +334,24 @@ impl SecureServer {
             peer.scheduled = Some(due);
             self.timers.push(Reverse((due, from)));
         }
+    }
+}
+
+impl<S: Served> Served for SecureServer<S> {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        SecureServer::handle_datagram(self, now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        SecureServer::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        SecureServer::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        SecureServer::poll_timeout(self)
+    }
+    fn snapshot(&self) -> ServerStats {
+        self.stats()
     }
 }
 

@@ -100,6 +100,8 @@ pub struct ServerStats {
     pub io: IoStats,
     /// What the DTLS layer in front counted (zero over plain CoAP).
     pub dtls: DtlsStats,
+    /// A bootstrap server's sequences (zero for the LWM2M server).
+    pub bootstrap: super::BootstrapStats,
 }
 
 /// The DTLS layer of [`super::SecureServer`]. Invariant: every session opened ends once, as a
@@ -137,6 +139,25 @@ pub struct IoStats {
 
 impl fmt::Display for ServerStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.bootstrap;
+        if b.accepted + b.rejected > 0 {
+            write!(
+                f,
+                "bootstrap requests {} (rejected {}), finished {}, failed {}, in progress {}, \
+                 writes {}/{} ok",
+                b.accepted,
+                b.rejected,
+                b.finished,
+                b.failed,
+                b.in_progress,
+                b.write.ok,
+                b.write.sent
+            )?;
+            if self.registers == 0 {
+                return self.fmt_tail(f);
+            }
+            f.write_str("; ")?;
+        }
         write!(
             f,
             "registered {}, registers {}, updates {}, deregisters {}, expired {}",
@@ -166,6 +187,13 @@ impl fmt::Display for ServerStats {
                 self.queue.held, self.queue.delivered
             )?;
         }
+        self.fmt_tail(f)
+    }
+}
+
+impl ServerStats {
+    /// Errors, duplicates, and what the DTLS layer and the socket loop counted.
+    fn fmt_tail(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             ", errors {} malformed {} duplicates {}",

@@ -32,6 +32,9 @@ pub struct App {
     rate_step: usize,
     /// `q` was pressed: clients are de-registering.
     pub quitting: bool,
+    /// How many request kinds the table shows: the first ones of [`REQUEST_KINDS`] (Bootstrap,
+    /// the last, only in runs that bootstrap).
+    pub kinds: usize,
 }
 
 impl Default for App {
@@ -42,6 +45,7 @@ impl Default for App {
             paused: false,
             rate_step: RATE_NORMAL,
             quitting: false,
+            kinds: REQUEST_KINDS.len() - 1,
         }
     }
 }
@@ -53,6 +57,15 @@ impl App {
 
     pub fn selected_kind(&self) -> RequestKind {
         REQUEST_KINDS[self.selected]
+    }
+
+    /// Shows the first `kinds` request kinds (at least one); a selection beyond goes back to
+    /// the first.
+    pub fn show_kinds(&mut self, kinds: usize) {
+        self.kinds = kinds.clamp(1, REQUEST_KINDS.len());
+        if self.selected >= self.kinds {
+            self.selected = 0;
+        }
     }
 
     pub fn rate_factor(&self) -> f64 {
@@ -79,11 +92,11 @@ impl App {
                 None
             }
             KeyCode::Tab | KeyCode::Right | KeyCode::Down => {
-                self.selected = (self.selected + 1) % REQUEST_KINDS.len();
+                self.selected = (self.selected + 1) % self.kinds;
                 None
             }
             KeyCode::BackTab | KeyCode::Left | KeyCode::Up => {
-                self.selected = (self.selected + REQUEST_KINDS.len() - 1) % REQUEST_KINDS.len();
+                self.selected = (self.selected + self.kinds - 1) % self.kinds;
                 None
             }
             // Starting or speeding clients up while they de-register would fight the stop.
@@ -171,6 +184,17 @@ mod tests {
         app.on_key(key(KeyCode::BackTab));
         app.on_key(key(KeyCode::Up));
         assert_eq!(app.selected_kind(), RequestKind::Update);
+        // A run that bootstraps has one more row to visit.
+        app.show_kinds(REQUEST_KINDS.len());
+        app.on_key(key(KeyCode::Left));
+        app.on_key(key(KeyCode::Left));
+        assert_eq!(app.selected_kind(), RequestKind::Bootstrap);
+        app.show_kinds(REQUEST_KINDS.len() - 1);
+        assert_eq!(
+            app.selected_kind(),
+            RequestKind::Register,
+            "the row went away"
+        );
     }
 
     #[test]

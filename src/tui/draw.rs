@@ -23,9 +23,11 @@ const NINES: f64 = 4.0;
 const CURVE_POINTS: u32 = 80;
 
 pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
+    // The table: borders, a header line and a row per request kind shown.
+    let table_height = 3 + app.kinds as u16;
     let [header, table, bottom, footer] = Layout::vertical([
         Constraint::Length(7),
-        Constraint::Length(7),
+        Constraint::Length(table_height),
         Constraint::Min(6),
         Constraint::Length(1),
     ])
@@ -113,8 +115,9 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
 
     let mut line = vec!["rates ".dim()];
     for (i, kind) in REQUEST_KINDS.iter().enumerate() {
-        // De-registrations have their row in the table; the header keeps to the steady load.
-        if *kind != RequestKind::Deregister {
+        // De-registrations have their row in the table; the header keeps to the steady load
+        // (and bootstraps to runs that have them).
+        if *kind != RequestKind::Deregister && i < app.kinds {
             let rate = format::rate(history.request_rate(i));
             line.push(Span::raw(format!("{} {rate}/s  ", request_name(*kind))));
         }
@@ -155,33 +158,36 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History) {
         }),
     )
     .bold();
-    let rows = REQUEST_KINDS.iter().enumerate().map(|(i, kind)| {
-        let r = history.latest().request(*kind);
-        let mut cells = vec![
-            Cell::from(request_name(*kind)),
-            right(format::count(r.sent)),
-            right(format::rate(history.request_rate(i))),
-            right(format::count(r.error)),
-            right(format::count(r.timeout)),
-        ];
-        let h = &r.latency;
-        for q in [0.5, 0.9] {
-            cells.push(right(quantile(h, q)));
-        }
-        cells.push(right(p99_cell(r)));
-        cells.push(right(quantile(h, 0.999)));
-        cells.push(right(if h.is_empty() {
-            "-".into()
-        } else {
-            format::ms(h.max())
-        }));
-        let row = Row::new(cells);
-        if i == app.selected {
-            row.reversed()
-        } else {
-            row
-        }
-    });
+    let rows = REQUEST_KINDS[..app.kinds]
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let r = history.latest().request(*kind);
+            let mut cells = vec![
+                Cell::from(request_name(*kind)),
+                right(format::count(r.sent)),
+                right(format::rate(history.request_rate(i))),
+                right(format::count(r.error)),
+                right(format::count(r.timeout)),
+            ];
+            let h = &r.latency;
+            for q in [0.5, 0.9] {
+                cells.push(right(quantile(h, q)));
+            }
+            cells.push(right(p99_cell(r)));
+            cells.push(right(quantile(h, 0.999)));
+            cells.push(right(if h.is_empty() {
+                "-".into()
+            } else {
+                format::ms(h.max())
+            }));
+            let row = Row::new(cells);
+            if i == app.selected {
+                row.reversed()
+            } else {
+                row
+            }
+        });
     let widths = [
         Constraint::Length(10),
         Constraint::Length(7),

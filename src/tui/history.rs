@@ -17,14 +17,14 @@ pub const DEFAULT_CAPACITY: usize = 600;
 pub struct Sample {
     pub elapsed: Duration,
     /// Requests sent, per kind (in [`REQUEST_KINDS`] order).
-    pub sent: [u64; 4],
+    pub sent: [u64; REQUEST_KINDS.len()],
     /// Server-initiated operations the clients answered, all kinds.
     pub server_ops: u64,
 }
 
 impl Sample {
     pub fn of(s: &Snapshot) -> Sample {
-        let mut sent = [0; 4];
+        let mut sent = [0; REQUEST_KINDS.len()];
         for (n, r) in sent.iter_mut().zip(&s.requests) {
             *n = r.sent;
         }

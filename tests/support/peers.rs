@@ -7,7 +7,8 @@
 //! - Debian's `libcoap3-bin` resource directory `coap-rd-openssl`, a CoAP and DTLS peer, with a
 //!   PSK or certificates ([`LibcoapRd`]).
 //! - `hdrhistogram` from `PyPI` (the Python port of `HdrHistogram`), which reads our interval logs
-//!   ([`read_hdr_log`]).
+//!   ([`read_hdr_log`]), and `aiocoap` from `PyPI`, on which `tests/peers/aiocoap_bootstrap.py`
+//!   is a bootstrap server (`tests/peer_aiocoap.rs`).
 //!
 //! Every wait here is bounded, and the node process is killed when the handle is dropped.
 
@@ -45,12 +46,13 @@ pub fn peer_python() -> PathBuf {
     root().join(".peers/python/bin/python")
 }
 
-/// What exists once every peer is installed.
+/// What exists once every peer is installed (the Python marker names every pinned package).
 fn installed() -> bool {
     let root = root();
     root.join(".peers/node/node_modules/lwm2m-node-lib/package.json")
         .exists()
-        && root.join(".peers/python/installed").exists()
+        && std::fs::read_to_string(root.join(".peers/python/installed"))
+            .is_ok_and(|pins| pins.contains("aiocoap"))
 }
 
 /// Installs the peers into `.peers` unless they are there. Panics with the installer's

@@ -73,6 +73,8 @@ pub struct Server {
     /// Answer code for Register / Update (2.01 / 2.04 unless changed).
     pub register_code: ResponseType,
     pub update_code: ResponseType,
+    /// Answer code for a Bootstrap-Request (`POST /bs`), 2.04 unless changed.
+    pub bootstrap_code: ResponseType,
     pub silent: bool,
     next_mid: u16,
     next_token: u32,
@@ -90,6 +92,7 @@ impl Default for Server {
             registration_id: "a1b2c3".into(),
             register_code: ResponseType::Created,
             update_code: ResponseType::Changed,
+            bootstrap_code: ResponseType::Changed,
             silent: false,
             next_mid: 0x7000,
             next_token: 1,
@@ -124,6 +127,7 @@ impl Server {
                 }
                 let code = match (method, path.as_str()) {
                     (RequestType::Post, "/rd") => self.register_code,
+                    (RequestType::Post, "/bs") => self.bootstrap_code,
                     (RequestType::Post, _) => self.update_code,
                     (RequestType::Delete, _) => ResponseType::Deleted,
                     _ => ResponseType::MethodNotAllowed,
@@ -258,6 +262,8 @@ pub struct Sim {
     pub uplink: Vec<Wire>,
     /// Every datagram the server sent.
     pub downlink: Vec<Wire>,
+    /// Datagrams the client sent that are not CoAP (DTLS records), with where they went.
+    pub undecoded: Vec<(Instant, SocketAddr, Vec<u8>)>,
     /// One-way delay of the network.
     pub latency: Duration,
     pub drop_rate: f64,
@@ -281,6 +287,7 @@ impl Sim {
             events: Vec::new(),
             uplink: Vec::new(),
             downlink: Vec::new(),
+            undecoded: Vec::new(),
             latency: Duration::from_millis(5),
             drop_rate: 0.0,
             rng: SmallRng::seed_from_u64(7),
@@ -352,6 +359,8 @@ impl Sim {
             } else {
                 self.uplink.push(wire);
             }
+        } else if from == CLIENT {
+            self.undecoded.push((self.now, to, bytes.clone()));
         }
         if !dropped {
             self.in_transit.push_back(InTransit {

@@ -47,6 +47,12 @@ pub(super) fn key4(path: &Path) -> [u16; 4] {
 }
 
 impl Diff {
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.values.shrink_to_fit();
+        self.instances.shrink_to_fit();
+        self.walks.shrink_to_fit();
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.values.is_empty() && self.instances.is_empty() && self.walks.is_empty()
     }

@@ -7,12 +7,14 @@ use super::{Device, ModelError, WriteMode, bad, base_in, not_found};
 use crate::model::template::{ResourceTemplate, Source, find_resource};
 use crate::model::{ObjectDef, Path, Record, ResourceType, Value};
 
-/// Who is writing: the server (W permission needed), a Create, or the fleet's provisioning.
+/// Who is writing: the server (W permission needed), a Create, the fleet's provisioning, or a
+/// bootstrap server (any resource with a value, instances created as needed).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Writer {
     Server,
     Create,
     Provision,
+    Bootstrap,
 }
 
 /// One checked value to store.
@@ -31,6 +33,70 @@ impl Device {
         records: Vec<Record>,
         mode: WriteMode,
     ) -> Result<(), ModelError> {
+        self.write_as(path, records, mode, Writer::Server)
+    }
+
+    /// A Bootstrap-Write (PUT) to `/o`, `/o/i` or `/o/i/r`: permissions do not apply, and an
+    /// instance that does not exist is created (from the object's prototype) first. Nothing
+    /// changes when a record is refused.
+    pub fn bootstrap_write(&mut self, path: &Path, records: &[Record]) -> Result<(), ModelError> {
+        let ids = path.ids();
+        let Some(&o) = ids.first() else {
+            return Err(ModelError::NotAllowed(*path));
+        };
+        let template = Arc::clone(&self.template);
+        let obj = template.object(o).ok_or_else(|| not_found(*path))?;
+        let mut instances: Vec<u16> = match ids.get(1) {
+            Some(&i) => vec![i],
+            None => records
+                .iter()
+                .filter_map(|r| r.path.instance_id())
+                .collect(),
+        };
+        instances.sort_unstable();
+        instances.dedup();
+        // Checked whole before anything is stored.
+        plan(&obj.def, path, records.to_vec(), Writer::Bootstrap)?;
+        let before = self.diff.clone();
+        for i in instances {
+            // A new instance is created as by a Create: what is not written comes from the
+            // prototype. An existing one is replaced.
+            let mut mode = WriteMode::Replace;
+            if self.base(o, i).is_none() {
+                if !obj.def.multiple && !self.instances(o).is_empty() {
+                    self.diff = before;
+                    return Err(ModelError::NotAllowed(Path::instance(o, i)));
+                }
+                let diff = self.diff.get_or_insert_default();
+                diff.clear_instance(o, i);
+                diff.set_instance(o, i, Some(true));
+                mode = WriteMode::Update;
+            }
+            let target = if ids.len() == 1 {
+                Path::instance(o, i)
+            } else {
+                *path
+            };
+            let mine = records
+                .iter()
+                .filter(|r| r.path.instance_id() == Some(i))
+                .cloned()
+                .collect();
+            if let Err(e) = self.write_as(&target, mine, mode, Writer::Bootstrap) {
+                self.diff = before;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn write_as(
+        &mut self,
+        path: &Path,
+        records: Vec<Record>,
+        mode: WriteMode,
+        writer: Writer,
+    ) -> Result<(), ModelError> {
         let ids = path.ids();
         if ids.len() < 2 {
             return Err(ModelError::NotAllowed(*path));
@@ -42,19 +108,22 @@ impl Device {
             base_in(&template, self.diff.as_deref(), o, i).ok_or_else(|| not_found(*path))?;
         if let Some(&r) = ids.get(2) {
             let def = obj.def.resource(r).ok_or_else(|| not_found(*path))?;
-            if !def.operations.write {
+            if writer == Writer::Server && !def.operations.write {
                 return Err(ModelError::NotAllowed(*path));
             }
             if ids.len() == 4 && !def.multiple {
                 return Err(not_found(*path));
             }
         }
-        let plan = plan(&obj.def, path, records, Writer::Server)?;
+        let plan = plan(&obj.def, path, records, writer)?;
         if mode == WriteMode::Replace && ids.len() == 2 {
             // PUT on an instance replaces it: optional writable resources not listed go away.
             for r in self.resource_ids(o, i, base) {
                 let drop = obj.def.resource(r).is_some_and(|d| {
-                    d.operations.write && !d.mandatory && !plan.iter().any(|p| p.resource == r)
+                    (d.operations.write || writer == Writer::Bootstrap)
+                        && d.kind != ResourceType::None
+                        && !d.mandatory
+                        && !plan.iter().any(|p| p.resource == r)
                 });
                 if drop {
                     self.diff
