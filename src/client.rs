@@ -10,6 +10,7 @@ mod observe;
 mod operations;
 mod registration;
 mod secure;
+mod stream;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -28,6 +29,9 @@ pub use config::{ClientConfig, RetryPolicy, Version};
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
+pub use stream::{
+    ConnectionFailure, ConnectionOutcome, ConnectionRecord, LinkClosed, LinkCommand, StreamConfig,
+};
 
 /// What the client is doing, as a dashboard counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -154,6 +158,10 @@ pub enum Event {
     Handshake(HandshakeRecord),
     /// DTLS: an open session ended (alert, `close_notify`); a new handshake follows when needed.
     SessionLost(crate::dtls::Failure),
+    /// TCP/TLS: a connection setup ended (every one that starts ends once).
+    Connection(ConnectionRecord),
+    /// TCP/TLS: an open connection was lost; a registered client registers again on a new one.
+    ConnectionLost(ConnectionFailure),
 }
 
 /// Something the client wants to send, waiting for the NSTART slot.
@@ -221,6 +229,8 @@ pub struct Client {
     events: VecDeque<Event>,
     /// DTLS credentials and session; `None` for plain CoAP.
     secure: Option<Box<Secure>>,
+    /// CoAP over TCP or TLS; `None` for UDP.
+    stream: Option<Box<stream::Stream>>,
 }
 
 impl Client {
@@ -229,11 +239,20 @@ impl Client {
         let mut rng = SmallRng::seed_from_u64(seed);
         let first_message_id = rand::Rng::random(&mut rng);
         let lifetime = config.lifetime;
+        let stream = config
+            .stream
+            .as_ref()
+            .map(|s| Box::new(stream::Stream::new(s)));
+        let coap = if stream.is_some() {
+            Endpoint::reliable()
+        } else {
+            Endpoint::new(first_message_id)
+        };
         Client {
             config,
             endpoint_name: endpoint_name.into(),
             device,
-            coap: Endpoint::new(first_message_id),
+            coap,
             rng,
             state: ClientState::Starting,
             location: None,
@@ -253,6 +272,7 @@ impl Client {
             block1: None,
             events: VecDeque::new(),
             secure: None,
+            stream,
         }
     }
 
@@ -324,21 +344,16 @@ impl Client {
     }
 
     /// A datagram from `from` arrived: the server's address, or any socket it sends requests
-    /// from. Answers to it go back to `from`.
+    /// from. Answers to it go back to `from`. For a stream client: bytes read from its
+    /// connection, cut anywhere.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        match self.state {
-            ClientState::Starting
-            | ClientState::Rebooting
-            | ClientState::Stopped
-            | ClientState::Failed => {
-                self.events.push_back(Event::Dropped(Dropped::Offline));
-                return;
-            }
-            ClientState::Sleeping => {
-                self.events.push_back(Event::Dropped(Dropped::Asleep));
-                return;
-            }
-            _ => {}
+        if self.stream.is_some() {
+            // The stream is cut into messages first; each is then looked at like a datagram.
+            self.handle_stream_bytes(now, from, bytes);
+            return;
+        }
+        if !self.accepts_messages() {
+            return;
         }
         if self.secure.is_some() {
             self.handle_secure_datagram(now, from, bytes);
@@ -346,6 +361,20 @@ impl Client {
         }
         self.handle_coap(now, from, bytes);
         self.flush(now);
+    }
+
+    /// Whether the client takes a CoAP message now; if not, its drop is counted.
+    fn accepts_messages(&mut self) -> bool {
+        let dropped = match self.state {
+            ClientState::Starting
+            | ClientState::Rebooting
+            | ClientState::Stopped
+            | ClientState::Failed => Dropped::Offline,
+            ClientState::Sleeping => Dropped::Asleep,
+            _ => return true,
+        };
+        self.events.push_back(Event::Dropped(dropped));
+        false
     }
 
     /// A CoAP datagram (decrypted, for a DTLS client).
@@ -369,6 +398,7 @@ impl Client {
     /// A deadline from [`Client::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.handle_secure_timeout(now);
+        self.handle_stream_timeout(now);
         while let Some(expired) = self.coap.handle_timeout(now, &self.config.coap) {
             let token = match expired {
                 Expired::Timeout { token } | Expired::SeparateTimeout { token } => token,
@@ -394,8 +424,12 @@ impl Client {
     }
 
     /// The next datagram to send, and where to: the configured server for Register, Update
-    /// and De-register, the source of the request for answers and notifications.
+    /// and De-register, the source of the request for answers and notifications. Stream
+    /// clients send nothing here: see [`Client::poll_link`].
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        if self.stream.is_some() {
+            return None;
+        }
         if let Some(secure) = self.secure.as_deref_mut() {
             return secure.poll_transmit(&mut self.coap, self.config.server);
         }
@@ -421,6 +455,7 @@ impl Client {
             observation,
             self.sleep_deadline(),
             self.secure_timeout(),
+            self.stream_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -453,6 +488,7 @@ impl Client {
             + self.coap.heap_bytes()
             + self.device.heap_bytes()
             + self.secure.as_ref().map_or(0, |s| s.heap_bytes())
+            + self.stream.as_ref().map_or(0, |s| s.heap_bytes())
     }
 
     fn set_state(&mut self, state: ClientState) {
@@ -468,8 +504,12 @@ impl Client {
 
     /// Sends queued messages while NSTART allows; a NON waits behind an earlier CON to keep order.
     fn flush(&mut self, now: Instant) {
-        // DTLS: nothing goes out before the handshake (which is started here when needed).
+        // DTLS, TCP: nothing goes out before the handshake or connection (started here when
+        // needed).
         if !self.queue.is_empty() && !self.ready_to_send(now) {
+            return;
+        }
+        if !self.queue.is_empty() && !self.stream_ready(now) {
             return;
         }
         while let Some(next) = self.queue.front().copied() {

@@ -288,6 +288,8 @@ pub struct Snapshot {
     pub wake_to_request: Histogram<u64>,
     /// DTLS clients only.
     pub handshakes: HandshakeStats,
+    /// TCP/TLS clients only: connection setups (connect, TLS, CSM) and connections lost.
+    pub connections: HandshakeStats,
 }
 
 impl Default for Snapshot {
@@ -303,6 +305,7 @@ impl Default for Snapshot {
             started: 0,
             woke: 0,
             handshakes: HandshakeStats::default(),
+            connections: HandshakeStats::default(),
         }
     }
 }
@@ -325,12 +328,14 @@ impl Snapshot {
         self.requests.iter().any(|r| !r.codes.is_empty())
             || self.operations.iter().any(|o| o.total > 0)
             || self.handshakes.ok > 0
+            || self.connections.ok > 0
     }
 
     /// Whether anything was tried toward the server: a request sent or a handshake begun.
     pub fn server_tried(&self) -> bool {
-        let h = &self.handshakes;
-        self.requests.iter().any(|r| r.sent > 0) || h.ok + h.failed + h.aborted > 0
+        self.requests.iter().any(|r| r.sent > 0)
+            || self.handshakes.total() > 0
+            || self.connections.total() > 0
     }
 
     /// Adds another shard's counts.
@@ -368,6 +373,7 @@ impl Snapshot {
         self.started += other.started;
         self.woke += other.woke;
         self.handshakes.merge(&other.handshakes);
+        self.connections.merge(&other.connections);
     }
 
     /// A one-line account for logs: clients by state, request rates since `previous`, errors.
@@ -543,6 +549,9 @@ impl Snapshot {
         if self.handshakes.total() > 0 || !self.handshakes.lost.is_empty() {
             writeln!(f, "{}", self.handshakes)?;
         }
+        if self.connections.total() > 0 || !self.connections.lost.is_empty() {
+            writeln!(f, "{}", self.connections.connections_line())?;
+        }
         let t = &self.traffic;
         write!(
             f,
@@ -603,6 +612,8 @@ impl Recorder {
             Event::Woke => s.woke += 1,
             Event::Handshake(h) => s.handshakes.record(h),
             Event::SessionLost(failure) => s.handshakes.session_lost(*failure),
+            Event::Connection(c) => s.connections.record_connection(c),
+            Event::ConnectionLost(failure) => s.connections.connection_lost(*failure),
         }
     }
 
