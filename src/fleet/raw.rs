@@ -12,6 +12,7 @@ pub(super) struct RawFleet {
     pub server: Option<Spanned<RawServer>>,
     pub client: Option<Spanned<RawClient>>,
     pub security: Option<Spanned<RawSecurity>>,
+    pub tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub population: Vec<Spanned<RawPopulation>>,
     pub load: Spanned<RawLoad>,
@@ -32,6 +33,17 @@ pub(super) struct RawSecurity {
     pub key: Option<String>,
     pub key_file: Option<String>,
     pub derive: Option<Spanned<RawDerive>>,
+}
+
+/// `[tls]`: PEM files for `coaps+tcp://` (checked in `tls.rs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub ca_file: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+    pub certificate_file: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
 }
 
 #[derive(Deserialize)]
