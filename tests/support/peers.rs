@@ -440,7 +440,7 @@ impl LibcoapRd {
     pub fn start(key: &str) -> LibcoapRd {
         let log =
             std::env::var_os("LIBCOAP_LOG").map(|p| std::fs::File::create(p).expect("log file"));
-        LibcoapRd::spawn(free_port_pair(), &["-k", key, "-h", "swarm"], log)
+        LibcoapRd::spawn(free_port_pair(), &["-k", key, "-h", "swarm"], log.as_ref())
     }
 
     /// Starts `coap-rd-openssl` on `port` (CoAP over UDP and TCP) and `port + 1` (DTLS and TLS,
@@ -450,7 +450,7 @@ impl LibcoapRd {
         let cert = cert_and_key.map(|p| p.display().to_string());
         let args: Vec<&str> = cert.iter().flat_map(|c| ["-c", c.as_str()]).collect();
         let file = std::fs::File::create(log).expect("log file");
-        let mut rd = LibcoapRd::spawn(port, &args, Some(file));
+        let mut rd = LibcoapRd::spawn(port, &args, Some(&file));
         rd.log = Some(log.to_path_buf());
         rd
     }
@@ -484,8 +484,7 @@ impl LibcoapRd {
         out.matches("</rd/").count()
     }
 
-    fn spawn(port: u16, security: &[&str], log: Option<std::fs::File>) -> LibcoapRd {
-        let log = log.as_ref();
+    fn spawn(port: u16, security: &[&str], log: Option<&std::fs::File>) -> LibcoapRd {
         // A log is written a line at a time (coreutils' stdbuf), so it can be read while the
         // directory runs.
         let mut command = if log.is_some() {
