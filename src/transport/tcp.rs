@@ -21,6 +21,11 @@ use super::{Datagram, LinkEnded, Outgoing, RecvBuffers, Transport, TransportErro
 const MAX_UNSENT: usize = 256 * 1024;
 /// epoll events fetched per wait.
 const EVENTS: usize = 256;
+/// The first reads of a connection are acknowledged at once (`TCP_QUICKACK`): a server that
+/// writes its TLS flight in several small writes without `TCP_NODELAY` (libcoap does) would
+/// otherwise hold the rest until our delayed ACK, 40 ms later (measured: TLS setup p50 44 ms
+/// against libcoap without, 3.6 ms with). Later reads carry answers, which our own writes ACK.
+const QUICK_ACKED_READS: u8 = 8;
 
 const READABLE: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
 const WRITABLE: u32 = libc::EPOLLOUT as u32;
@@ -57,6 +62,8 @@ struct Conn {
     /// Close once `unsent` is written (the client asked for the close).
     closing: bool,
     interest: u32,
+    /// Reads so far, up to [`QUICK_ACKED_READS`].
+    reads: u8,
 }
 
 impl Conn {
@@ -249,12 +256,20 @@ impl TcpTransport {
                 }
                 // The client let go of this connection: what still comes is dropped.
                 Ok(_) if closing => {}
-                Ok(len) => bufs.push(Datagram {
-                    client: self.endpoints[slot],
-                    peer,
-                    len,
-                    truncated: false,
-                }),
+                Ok(len) => {
+                    if conn.reads < QUICK_ACKED_READS {
+                        conn.reads += 1;
+                        // Quick ACK mode is temporary: set again after each read.
+                        let (level, option) = (libc::IPPROTO_TCP, libc::TCP_QUICKACK);
+                        let _ = sys::set_int_opt(conn.stream.as_fd(), level, option, 1);
+                    }
+                    bufs.push(Datagram {
+                        client: self.endpoints[slot],
+                        peer,
+                        len,
+                        truncated: false,
+                    });
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -361,6 +376,7 @@ impl Transport for TcpTransport {
             sent: 0,
             closing: false,
             interest,
+            reads: 0,
         });
     }
 
