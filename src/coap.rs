@@ -142,7 +142,8 @@ pub struct Endpoint {
     /// a message ID within its lifetime would be taken for a duplicate.
     received: DedupCache,
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
-    retransmissions: u64,
+    /// 32 bits (saturating) leave room for `reliable` without growing the endpoint.
+    retransmissions: u32,
     /// RFC 8323 framing over a reliable transport.
     reliable: bool,
 }
@@ -361,7 +362,7 @@ impl Endpoint {
                 out.timeout = out.timeout.saturating_mul(2);
                 out.next_at = now + out.timeout;
                 self.transmit.push_back((out.to, out.bytes.to_vec()));
-                self.retransmissions += 1;
+                self.retransmissions = self.retransmissions.saturating_add(1);
             } else {
                 let token = out.token;
                 self.outstanding = None;
@@ -396,7 +397,7 @@ impl Endpoint {
 
     /// Retransmissions sent since the endpoint was made.
     pub fn retransmissions(&self) -> u64 {
-        self.retransmissions
+        u64::from(self.retransmissions)
     }
 
     /// Heap bytes held: the outstanding CON, the dedup cache and unsent datagrams.
