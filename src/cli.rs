@@ -448,7 +448,9 @@ fn check(args: &CheckArgs) -> Result<(), Failure> {
         },
         None => SocketAddr::from(([127, 0, 0, 1], 5683)),
     };
-    let config = engine_config(server, &args.engine, plan.server.as_ref());
+    let mut config = engine_config(server, &args.engine, plan.server.as_ref());
+    // Reads the PEM files: a bad one is found before the run.
+    config.tls = tls_config(&loaded.fleet, plan.server.as_ref())?;
     let layout = crate::engine::plan_layout(&plan, &config).map_err(bad_input)?;
     println!("  {}", describe_layout(&layout, &config));
     if config.transport == TransportKind::Tcp {
@@ -620,13 +622,18 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {
         let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
-        let h = &summary.handshakes;
-        let handshakes = h.ok + h.failed + h.aborted;
+        let handshakes = summary.handshakes.total();
+        let connections = summary.connections.total();
+        let tried = if connections > 0 {
+            format!("{connections} connections begun")
+        } else {
+            format!("{handshakes} handshakes begun")
+        };
         return Err(Failure {
             code: exit::UNREACHABLE,
             message: format!(
-                "the server at {server} never answered ({sent} requests sent, {handshakes} \
-                 handshakes begun): is it running, is the address right (and the key)?"
+                "the server at {server} never answered ({sent} requests sent, {tried}): is it \
+                 running, is the address right (and the key or certificate)?"
             ),
         });
     }
