@@ -621,21 +621,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {
-        let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
-        let handshakes = summary.handshakes.total();
-        let connections = summary.connections.total();
-        let tried = if connections > 0 {
-            format!("{connections} connections begun")
-        } else {
-            format!("{handshakes} handshakes begun")
-        };
-        return Err(Failure {
-            code: exit::UNREACHABLE,
-            message: format!(
-                "the server at {server} never answered ({sent} requests sent, {tried}): is it \
-                 running, is the address right (and the key or certificate)?"
-            ),
-        });
+        return Err(never_answered(server, &summary));
     }
     if stop_sent {
         return Err(Failure {
@@ -644,6 +630,24 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         });
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// Exit 3: what was tried toward a server that never answered.
+fn never_answered(server: SocketAddr, summary: &Snapshot) -> Failure {
+    let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
+    let connections = summary.connections.total();
+    let tried = if connections > 0 {
+        format!("{connections} connections begun")
+    } else {
+        format!("{} handshakes begun", summary.handshakes.total())
+    };
+    Failure {
+        code: exit::UNREACHABLE,
+        message: format!(
+            "the server at {server} never answered ({sent} requests sent, {tried}): is it \
+             running, is the address right (and the key or certificate)?"
+        ),
+    }
 }
 
 /// The fleet's `[tls]` with its PEM files read, for a `coaps+tcp://` server.
