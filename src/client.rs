@@ -76,7 +76,7 @@ pub enum Outcome {
     Aborted,
     /// The client went offline before the request was sent (it waited for its turn).
     Unsent,
-    /// A NON notification: sent, never answered.
+    /// A NON notification (and over TCP every notification): sent, never answered.
     Unconfirmed,
 }
 

@@ -190,6 +190,8 @@ impl Stream {
         Some(link)
     }
 
+    /// What this holds itself; rustls' own buffers and keys are not seen from here (about
+    /// 8 KB per open connection, measured by `benches/tls.rs`).
     pub(super) fn heap_bytes(&self) -> usize {
         size_of::<Stream>()
             + self.commands.capacity() * size_of::<LinkCommand>()
