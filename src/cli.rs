@@ -432,9 +432,12 @@ fn resolve(uri: &ServerUri) -> Result<SocketAddr, Failure> {
         .ok_or_else(|| bad_input(format!("server {uri}: {} has no address", uri.host)))
 }
 
-fn engine_config(server: SocketAddr, args: &EngineArgs) -> EngineConfig {
+/// The engine's settings; a `coap+tcp://` or `coaps+tcp://` server means the TCP transport,
+/// whatever `--transport` says (it picks between the UDP ones).
+fn engine_config(server: SocketAddr, args: &EngineArgs, uri: Option<&ServerUri>) -> EngineConfig {
     let mut config = EngineConfig::new(server);
     config.transport = match args.transport {
+        _ if uri.is_some_and(|u| u.scheme.is_tcp()) => TransportKind::Tcp,
         TransportArg::Shared => TransportKind::Shared,
         TransportArg::PerClient => TransportKind::PerClient,
     };
@@ -452,6 +455,9 @@ fn check(args: &CheckArgs) -> Result<(), Failure> {
         Some(security) => println!("  security  {security}"),
         None => println!("  security  none (NoSec)"),
     }
+    if let Some(tls) = loaded.fleet.describe_tls() {
+        println!("  tls       {tls}");
+    }
     let server = match &plan.server {
         Some(uri) => match resolve(uri) {
             Ok(addr) => addr,
@@ -462,10 +468,28 @@ fn check(args: &CheckArgs) -> Result<(), Failure> {
         },
         None => SocketAddr::from(([127, 0, 0, 1], 5683)),
     };
-    let config = engine_config(server, &args.engine);
+    let mut config = engine_config(server, &args.engine, plan.server.as_ref());
+    // Reads the PEM files: a bad one is found before the run.
+    config.tls = tls_config(&loaded.fleet, plan.server.as_ref())?;
     let layout = crate::engine::plan_layout(&plan, &config).map_err(bad_input)?;
     println!("  {}", describe_layout(&layout, &config));
+    if config.transport == TransportKind::Tcp {
+        println!("  {}", describe_connection_budget(plan.clients)?);
+    }
     Ok(())
+}
+
+/// TCP: one open file per client. Fails when the limit cannot be raised far enough.
+fn describe_connection_budget(clients: u64) -> Result<String, Failure> {
+    let limit = crate::transport::FdLimit::current().map_err(failed)?;
+    crate::transport::check_connection_budget(clients, limit).map_err(bad_input)?;
+    Ok(format!(
+        "files     {clients} TCP connections (+{} spare) within the open-files limit \
+         (soft {}, hard {}; the soft limit is raised as needed)",
+        crate::transport::per_client::FD_RESERVE,
+        limit.soft,
+        limit.hard
+    ))
 }
 
 fn describe_layout(layout: &Layout, config: &EngineConfig) -> String {
@@ -478,11 +502,24 @@ fn describe_layout(layout: &Layout, config: &EngineConfig) -> String {
     let transport = match config.transport {
         TransportKind::Shared => "shared sockets",
         TransportKind::PerClient => "one socket per client",
+        TransportKind::Tcp if config.tls.is_some() => "one TLS connection per client",
+        TransportKind::Tcp => "one TCP connection per client",
     };
+    let show = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.to_string());
+    if config.transport == TransportKind::Tcp {
+        // Connections bind the address only: the kernel picks each source port.
+        let ip = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.ip().to_string());
+        return format!(
+            "addresses {} .. {}, {} shard(s), {transport}, source ports from the kernel",
+            ip(first),
+            ip(last),
+            layout.shards(),
+        );
+    }
     format!(
         "addresses {} .. {}, {} shard(s), {transport}, ports {}",
-        first.map_or("?".into(), |a| a.to_string()),
-        last.map_or("?".into(), |a| a.to_string()),
+        show(first),
+        show(last),
         layout.shards(),
         ports.join(", ")
     )
@@ -552,8 +589,9 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         .server
         .as_ref()
         .map_or_else(|| embedded.to_string(), ToString::to_string);
-    let mut config = engine_config(server, &args.engine);
+    let mut config = engine_config(server, &args.engine, plan.server.as_ref());
     config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
+    config.tls = tls_config(&fleet, plan.server.as_ref())?;
     let total = plan.total_duration();
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.clients;
@@ -600,16 +638,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {
-        let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
-        let h = &summary.handshakes;
-        let handshakes = h.ok + h.failed + h.aborted;
-        return Err(Failure {
-            code: exit::UNREACHABLE,
-            message: format!(
-                "the server at {server} never answered ({sent} requests sent, {handshakes} \
-                 handshakes begun): is it running, is the address right (and the key)?"
-            ),
-        });
+        return Err(never_answered(server, &summary));
     }
     if stop_sent {
         return Err(Failure {
@@ -618,6 +647,40 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         });
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// Exit 3: what was tried toward a server that never answered.
+fn never_answered(server: SocketAddr, summary: &Snapshot) -> Failure {
+    let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
+    let connections = summary.connections.total();
+    let tried = if connections > 0 {
+        format!("{connections} connections begun")
+    } else {
+        format!("{} handshakes begun", summary.handshakes.total())
+    };
+    Failure {
+        code: exit::UNREACHABLE,
+        message: format!(
+            "the server at {server} never answered ({sent} requests sent, {tried}): is it \
+             running, is the address right (and the key or certificate)?"
+        ),
+    }
+}
+
+/// The fleet's `[tls]` with its PEM files read, for a `coaps+tcp://` server.
+fn tls_config(
+    fleet: &Fleet,
+    server: Option<&ServerUri>,
+) -> Result<Option<Arc<crate::tls::TlsClientConfig>>, Failure> {
+    let (Some(settings), Some(uri)) = (&fleet.tls, server) else {
+        return Ok(None);
+    };
+    let tls = crate::tls::TlsClientConfig::build(settings, &uri.host)
+        .map_err(|e| bad_input(format!("{}: [tls]: {e}", fleet.file)))?;
+    if tls.is_insecure() {
+        eprintln!("warning: insecure_skip_verify: the server's certificate is not verified");
+    }
+    Ok(Some(Arc::new(tls)))
 }
 
 /// Counts Ctrl-Cs: the first lets clients de-register, a second leaves at once.

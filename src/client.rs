@@ -11,6 +11,7 @@ mod observe;
 mod operations;
 mod registration;
 mod secure;
+mod stream;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ pub use config::{BootstrapConfig, ClientConfig, RetryPolicy, Version};
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
+pub use stream::{
+    ConnectionFailure, ConnectionOutcome, ConnectionRecord, LinkClosed, LinkCommand, StreamConfig,
+};
 
 /// What the client is doing, as a dashboard counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,7 +84,7 @@ pub enum Outcome {
     Aborted,
     /// The client went offline before the request was sent (it waited for its turn).
     Unsent,
-    /// A NON notification: sent, never answered.
+    /// A NON notification (and over TCP every notification): sent, never answered.
     Unconfirmed,
 }
 
@@ -166,6 +170,10 @@ pub enum Event {
     SessionLost(crate::dtls::Failure),
     /// A bootstrap attempt ended (every one that starts ends once).
     Bootstrap(BootstrapRecord),
+    /// TCP/TLS: a connection setup ended (every one that starts ends once).
+    Connection(ConnectionRecord),
+    /// TCP/TLS: an open connection was lost; a registered client registers again on a new one.
+    ConnectionLost(ConnectionFailure),
 }
 
 /// Something the client wants to send, waiting for the NSTART slot.
@@ -240,6 +248,8 @@ pub struct Client {
     secure: Option<Box<Secure>>,
     /// Bootstrap state; `None` for a client that registers directly.
     bootstrap: Option<Box<Bootstrap>>,
+    /// CoAP over TCP or TLS; `None` for UDP.
+    stream: Option<Box<stream::Stream>>,
 }
 
 impl Client {
@@ -248,11 +258,20 @@ impl Client {
         let mut rng = SmallRng::seed_from_u64(seed);
         let first_message_id = rand::Rng::random(&mut rng);
         let lifetime = config.lifetime;
+        let stream = config
+            .stream
+            .as_ref()
+            .map(|s| Box::new(stream::Stream::new(s)));
+        let coap = if stream.is_some() {
+            Endpoint::reliable()
+        } else {
+            Endpoint::new(first_message_id)
+        };
         Client {
             config,
             endpoint_name: endpoint_name.into(),
             device,
-            coap: Endpoint::new(first_message_id),
+            coap,
             rng,
             state: ClientState::Starting,
             location: None,
@@ -273,6 +292,7 @@ impl Client {
             events: VecDeque::new(),
             secure: None,
             bootstrap: None,
+            stream,
         }
     }
 
@@ -348,21 +368,16 @@ impl Client {
     }
 
     /// A datagram from `from` arrived: the server's address, or any socket it sends requests
-    /// from. Answers to it go back to `from`.
+    /// from. Answers to it go back to `from`. For a stream client: bytes read from its
+    /// connection, cut anywhere.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        match self.state {
-            ClientState::Starting
-            | ClientState::Rebooting
-            | ClientState::Stopped
-            | ClientState::Failed => {
-                self.events.push_back(Event::Dropped(Dropped::Offline));
-                return;
-            }
-            ClientState::Sleeping => {
-                self.events.push_back(Event::Dropped(Dropped::Asleep));
-                return;
-            }
-            _ => {}
+        if self.stream.is_some() {
+            // The stream is cut into messages first; each is then looked at like a datagram.
+            self.handle_stream_bytes(now, from, bytes);
+            return;
+        }
+        if !self.accepts_messages() {
+            return;
         }
         if self.secure.is_some() {
             // Records come from the server the session is with (after a bootstrap, a late
@@ -376,6 +391,20 @@ impl Client {
         }
         self.handle_coap(now, from, bytes);
         self.flush(now);
+    }
+
+    /// Whether the client takes a CoAP message now; if not, its drop is counted.
+    fn accepts_messages(&mut self) -> bool {
+        let dropped = match self.state {
+            ClientState::Starting
+            | ClientState::Rebooting
+            | ClientState::Stopped
+            | ClientState::Failed => Dropped::Offline,
+            ClientState::Sleeping => Dropped::Asleep,
+            _ => return true,
+        };
+        self.events.push_back(Event::Dropped(dropped));
+        false
     }
 
     /// A CoAP datagram (decrypted, for a DTLS client).
@@ -399,6 +428,7 @@ impl Client {
     /// A deadline from [`Client::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.handle_secure_timeout(now);
+        self.handle_stream_timeout(now);
         while let Some(expired) = self.coap.handle_timeout(now, &self.config.coap) {
             let token = match expired {
                 Expired::Timeout { token } | Expired::SeparateTimeout { token } => token,
@@ -426,8 +456,11 @@ impl Client {
 
     /// The next datagram to send, and where to: the server (see [`Client::server`]) for
     /// Bootstrap-Request, Register, Update and De-register, the source of the request for
-    /// answers and notifications.
+    /// answers and notifications. Stream clients send nothing here: see [`Client::poll_link`].
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        if self.stream.is_some() {
+            return None;
+        }
         if let Some(parting) = self.poll_parting() {
             return Some(parting);
         }
@@ -458,6 +491,7 @@ impl Client {
             self.sleep_deadline(),
             self.secure_timeout(),
             self.bootstrap_deadline(),
+            self.stream_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -491,6 +525,7 @@ impl Client {
             + self.device.heap_bytes()
             + self.secure.as_ref().map_or(0, |s| s.heap_bytes())
             + self.bootstrap.as_ref().map_or(0, |b| b.heap_bytes())
+            + self.stream.as_ref().map_or(0, |s| s.heap_bytes())
     }
 
     fn set_state(&mut self, state: ClientState) {
@@ -506,8 +541,12 @@ impl Client {
 
     /// Sends queued messages while NSTART allows; a NON waits behind an earlier CON to keep order.
     fn flush(&mut self, now: Instant) {
-        // DTLS: nothing goes out before the handshake (which is started here when needed).
+        // DTLS, TCP: nothing goes out before the handshake or connection (started here when
+        // needed).
         if !self.queue.is_empty() && !self.ready_to_send(now) {
+            return;
+        }
+        if !self.queue.is_empty() && !self.stream_ready(now) {
             return;
         }
         while let Some(next) = self.queue.front().copied() {

@@ -5,6 +5,11 @@
 //! Every datagram carries its peer address: a reply goes to the source of what it answers
 //! (RFC 7252 5.3), which for some servers is a fresh socket per request, not the address the
 //! client registered with.
+//!
+//! Over a reliable transport (RFC 8323, [`Endpoint::reliable`]) the same interface carries
+//! whole TCP-framed messages instead of datagrams: no types, message IDs, ACKs, retransmissions
+//! or duplicates; responses match by token, and a request unanswered within
+//! `separate_response_timeout` times out. Connection-level signaling is [`tcp`]'s.
 
 mod dedup;
 pub(crate) mod wire;
@@ -12,6 +17,7 @@ pub(crate) mod wire;
 pub mod block;
 pub mod message;
 pub mod observe;
+pub mod tcp;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -36,7 +42,8 @@ pub struct Params {
     pub exchange_lifetime: Duration,
     /// How long a received NON is remembered (`NON_LIFETIME`, 145 s).
     pub non_lifetime: Duration,
-    /// How long to wait for a separate response after its empty ACK (`MAX_TRANSMIT_WAIT`, 93 s).
+    /// How long to wait for a separate response after its empty ACK (`MAX_TRANSMIT_WAIT`, 93 s);
+    /// over a reliable transport, how long a request waits for its response.
     pub separate_response_timeout: Duration,
     /// Largest block we send or accept (16..=1024).
     pub block_size: u16,
@@ -135,7 +142,10 @@ pub struct Endpoint {
     /// a message ID within its lifetime would be taken for a duplicate.
     received: DedupCache,
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
-    retransmissions: u64,
+    /// 32 bits (saturating) leave room for `reliable` without growing the endpoint.
+    retransmissions: u32,
+    /// RFC 8323 framing over a reliable transport.
+    reliable: bool,
 }
 
 #[derive(Debug)]
@@ -163,7 +173,21 @@ impl Endpoint {
             received: DedupCache::default(),
             transmit: VecDeque::new(),
             retransmissions: 0,
+            reliable: false,
         }
+    }
+
+    /// An endpoint over a reliable transport (TCP, TLS): RFC 8323 framing, token matching only.
+    pub fn reliable() -> Self {
+        Endpoint {
+            reliable: true,
+            ..Endpoint::new(0)
+        }
+    }
+
+    /// Whether this endpoint frames for a reliable transport (nothing is acknowledged there).
+    pub fn is_reliable(&self) -> bool {
+        self.reliable
     }
 
     /// Stops retransmitting the exchange with `token` (and waiting for its separate response):
@@ -193,6 +217,10 @@ impl Endpoint {
         rng: &mut impl Rng,
     ) {
         debug_assert!(self.outstanding.is_none(), "NSTART 1: a CON is outstanding");
+        if self.reliable {
+            self.send_reliable(now, to, &packet, params);
+            return;
+        }
         let message_id = self.fresh_message_id();
         packet.header.message_id = message_id;
         wire::set_type(&mut packet, wire::CON);
@@ -213,6 +241,11 @@ impl Endpoint {
 
     /// Sends `packet` to `to` as NON with a fresh message ID.
     pub fn send_non_confirmable(&mut self, to: SocketAddr, mut packet: Packet) {
+        if self.reliable {
+            self.transmit
+                .push_back((to, tcp::frame::encode_packet(&packet)));
+            return;
+        }
         let message_id = self.fresh_message_id();
         packet.header.message_id = message_id;
         wire::set_type(&mut packet, wire::NON);
@@ -230,6 +263,9 @@ impl Endpoint {
         bytes: &[u8],
         params: &Params,
     ) -> Incoming {
+        if self.reliable {
+            return self.handle_frame(bytes);
+        }
         self.received.prune(now);
         let Some(header) = RawHeader::peek(bytes) else {
             return Incoming::Malformed;
@@ -280,6 +316,15 @@ impl Endpoint {
         mut response: Packet,
         params: &Params,
     ) {
+        if self.reliable {
+            // No empty ACK to send and no duplicate to answer again: just the response.
+            if !wire::is_empty(&response) {
+                response.set_token(request.get_token().to_vec());
+                self.transmit
+                    .push_back((to, tcp::frame::encode_packet(&response)));
+            }
+            return;
+        }
         self.received.prune(now);
         let mid = request.header.message_id;
         match request.header.get_type() {
@@ -312,12 +357,12 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant, params: &Params) -> Option<Expired> {
         self.received.prune(now);
         if let Some(out) = self.outstanding.as_mut().filter(|o| o.next_at <= now) {
-            if out.retransmitted < params.max_retransmit {
+            if out.retransmitted < params.max_retransmit && !self.reliable {
                 out.retransmitted += 1;
                 out.timeout = out.timeout.saturating_mul(2);
                 out.next_at = now + out.timeout;
                 self.transmit.push_back((out.to, out.bytes.to_vec()));
-                self.retransmissions += 1;
+                self.retransmissions = self.retransmissions.saturating_add(1);
             } else {
                 let token = out.token;
                 self.outstanding = None;
@@ -352,7 +397,7 @@ impl Endpoint {
 
     /// Retransmissions sent since the endpoint was made.
     pub fn retransmissions(&self) -> u64 {
-        self.retransmissions
+        u64::from(self.retransmissions)
     }
 
     /// Heap bytes held: the outstanding CON, the dedup cache and unsent datagrams.
@@ -378,6 +423,50 @@ impl Endpoint {
         self.last_non = None;
         self.received.clear();
         self.transmit = VecDeque::new();
+    }
+
+    /// A request (or notification) over a reliable transport: sent once; a request waits for
+    /// its response until `separate_response_timeout`, a notification waits for nothing.
+    fn send_reliable(&mut self, now: Instant, to: SocketAddr, packet: &Packet, params: &Params) {
+        self.transmit
+            .push_back((to, tcp::frame::encode_packet(packet)));
+        if !wire::is_request(packet) {
+            return;
+        }
+        let timeout = params.separate_response_timeout;
+        self.outstanding = Some(Box::new(Outstanding {
+            message_id: 0,
+            token: Token::from_slice(packet.get_token()).unwrap_or_default(),
+            to,
+            is_request: true,
+            bytes: Box::default(),
+            next_at: now + timeout,
+            timeout,
+            retransmitted: 0,
+        }));
+    }
+
+    /// One whole TCP-framed message: requests go up, responses match the outstanding request
+    /// by token; signals are the connection's business, never seen here.
+    fn handle_frame(&mut self, bytes: &[u8]) -> Incoming {
+        let Ok(packet) = tcp::frame::parse(bytes).and_then(|m| tcp::frame::to_packet(&m)) else {
+            return Incoming::Malformed;
+        };
+        match wire::code_kind(u8::from(packet.header.code)) {
+            CodeKind::Request => Incoming::Request(packet),
+            CodeKind::Response => {
+                let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+                let matched = self.take_outstanding_if(|o| o.is_request && o.token == token);
+                if matched.is_some() {
+                    Incoming::Response { token, packet }
+                } else {
+                    Incoming::Ignored
+                }
+            }
+            // Empty messages are always ignored over TCP (RFC 8323 §3.4).
+            CodeKind::Empty => Incoming::Ignored,
+            CodeKind::Reserved => Incoming::Malformed,
+        }
     }
 
     fn release_separate(&mut self) {

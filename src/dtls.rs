@@ -77,7 +77,7 @@ impl Failure {
     }
 }
 
-fn alert_name(code: u8) -> &'static str {
+pub(crate) fn alert_name(code: u8) -> &'static str {
     match code {
         0 => "close_notify",
         10 => "unexpected_message",

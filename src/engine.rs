@@ -12,14 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::client::ClientConfig;
+use crate::client::{ClientConfig, StreamConfig};
 use crate::fleet::Plan;
 use crate::metrics::Snapshot;
 use crate::model::DeviceTemplate;
 use crate::security::CredentialSource;
+use crate::tls::TlsClientConfig;
 use crate::transport::{
     AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
-    SharedTransport, TransportError, check_fd_budget,
+    SharedTransport, TcpTransport, TransportError, check_fd_budget,
 };
 
 pub use layout::Layout;
@@ -32,6 +33,10 @@ pub enum TransportKind {
     Shared,
     /// One socket per client, up to the open-files limit.
     PerClient,
+    /// CoAP over TCP (and TLS with [`EngineConfig::tls`]), RFC 8323: one connection per
+    /// client, up to the open-files limit. Set it for `coap+tcp://` and `coaps+tcp://`; the
+    /// fleet gives such clients binding `T`.
+    Tcp,
 }
 
 /// Engine settings that are not in the fleet file.
@@ -50,6 +55,8 @@ pub struct EngineConfig {
     /// DTLS with a pre-shared key (`coaps://`): client `k` gets `psk(k, endpoint)` when it
     /// starts. `None`: plain CoAP.
     pub credentials: Option<Arc<dyn CredentialSource>>,
+    /// TLS over the TCP transport (`coaps+tcp://`). `None`: plain TCP.
+    pub tls: Option<Arc<TlsClientConfig>>,
 }
 
 impl EngineConfig {
@@ -62,6 +69,7 @@ impl EngineConfig {
             shards: 0,
             shared: SharedConfig::default(),
             credentials: None,
+            tls: None,
         }
     }
 }
@@ -86,6 +94,10 @@ pub enum EngineError {
     Thread(std::io::Error),
     #[error("shard {0} panicked")]
     Panicked(usize),
+    #[error("pre-shared keys are for DTLS (coaps://); TLS over TCP takes certificates ([tls])")]
+    PskOverTcp,
+    #[error("TLS needs the TCP transport (coaps+tcp://)")]
+    TlsWithoutTcp,
 }
 
 /// What the caller may change while the engine runs.
@@ -164,6 +176,13 @@ impl Engine {
                 templates: templates.len(),
             });
         }
+        let tcp = config.transport == TransportKind::Tcp;
+        if tcp && config.credentials.is_some() {
+            return Err(EngineError::PskOverTcp);
+        }
+        if !tcp && config.tls.is_some() {
+            return Err(EngineError::TlsWithoutTcp);
+        }
         let layout = Arc::new(plan_layout(&plan, config)?);
         let shards = layout.shards() as usize;
         let transports = open_transports(&layout, config)?;
@@ -176,6 +195,12 @@ impl Engine {
             .map(|g| {
                 let mut c = (*g.config).clone();
                 c.server = config.server;
+                if tcp {
+                    c.stream = Some(StreamConfig {
+                        tls: config.tls.clone(),
+                        ..StreamConfig::default()
+                    });
+                }
                 Arc::new(c)
             })
             .collect();
@@ -210,6 +235,7 @@ impl Engine {
                     let result = match transport {
                         Opened::Shared(t) => shard.run(t),
                         Opened::PerClient(t) => shard.run(t),
+                        Opened::Tcp(t) => shard.run(t),
                     };
                     if result.is_err() {
                         exit.control.stop.store(true, Ordering::Release);
@@ -352,6 +378,7 @@ pub fn plan_layout(plan: &Plan, config: &EngineConfig) -> Result<Layout, EngineE
 enum Opened {
     Shared(SharedTransport),
     PerClient(PerClientTransport),
+    Tcp(TcpTransport),
 }
 
 fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>, EngineError> {
@@ -380,13 +407,30 @@ fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>
         }
         TransportKind::PerClient => (0..layout.shards())
             .map(|s| {
-                let endpoints: Vec<SocketAddr> = (0..layout.shard_clients(s))
-                    .filter_map(|local| layout.endpoint(s, local))
-                    .collect();
-                Ok(Opened::PerClient(PerClientTransport::open(&endpoints)?))
+                Ok(Opened::PerClient(PerClientTransport::open(&endpoints(
+                    layout, s,
+                ))?))
             })
             .collect(),
+        TransportKind::Tcp => {
+            TcpTransport::reserve_files(layout.clients())?;
+            (0..layout.shards())
+                .map(|s| {
+                    Ok(Opened::Tcp(TcpTransport::open(
+                        &endpoints(layout, s),
+                        true,
+                    )?))
+                })
+                .collect()
+        }
     }
+}
+
+/// Shard `s`'s client endpoints, in local order.
+fn endpoints(layout: &Layout, s: u64) -> Vec<SocketAddr> {
+    (0..layout.shard_clients(s))
+        .filter_map(|local| layout.endpoint(s, local))
+        .collect()
 }
 
 /// 127.0.0.0/8 for a loopback server; otherwise the one address the kernel would send from.

@@ -13,6 +13,7 @@ mod security;
 mod span;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::fmt;
 use std::path::Path as FsPath;
@@ -52,9 +53,30 @@ pub enum FleetError {
 pub enum Scheme {
     Coap,
     Coaps,
+    /// CoAP over TCP (RFC 8323, `LwM2M` binding `T`).
+    CoapTcp,
+    /// CoAP over TLS over TCP.
+    CoapsTcp,
 }
 
-/// `coap://host:port` (port 5683 / 5684 when omitted).
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Coap => "coap",
+            Scheme::Coaps => "coaps",
+            Scheme::CoapTcp => "coap+tcp",
+            Scheme::CoapsTcp => "coaps+tcp",
+        }
+    }
+
+    /// Over TCP (one connection per client).
+    pub fn is_tcp(self) -> bool {
+        matches!(self, Scheme::CoapTcp | Scheme::CoapsTcp)
+    }
+}
+
+/// `coap://host:port` (port 5683 / 5684 when omitted; likewise for `coap+tcp://` and
+/// `coaps+tcp://`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerUri {
     pub scheme: Scheme,
@@ -64,10 +86,7 @@ pub struct ServerUri {
 
 impl fmt::Display for ServerUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Coap => "coap",
-            Scheme::Coaps => "coaps",
-        };
+        let scheme = self.scheme.as_str();
         if self.host.contains(':') {
             write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
@@ -197,6 +216,8 @@ pub struct Fleet {
     /// `[bootstrap]`: clients start with a Bootstrap-Request, and `server` (or the embedded
     /// one) is a bootstrap server. Every population's client config carries it too.
     pub bootstrap: Option<BootstrapConfig>,
+    /// `[tls]`, for a `coaps+tcp://` server.
+    pub tls: Option<crate::tls::TlsSettings>,
     pub clients: u64,
     pub naming: Naming,
     pub groups: Vec<Group>,
@@ -242,6 +263,11 @@ impl Fleet {
             .iter()
             .map(|g| device::device(&self.file, g, templates))
             .collect()
+    }
+
+    /// `[tls]` in one line, for `check`.
+    pub fn describe_tls(&self) -> Option<String> {
+        self.tls.as_ref().map(tls::describe)
     }
 
     /// The start schedule and per-client settings.

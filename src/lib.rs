@@ -16,6 +16,7 @@ pub mod model;
 pub mod report;
 pub mod security;
 pub mod server;
+pub mod tls;
 pub mod toml_span;
 pub mod transport;
 pub mod tui;

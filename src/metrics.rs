@@ -298,6 +298,8 @@ pub struct Snapshot {
     pub handshakes: HandshakeStats,
     /// Bootstrapping clients only.
     pub bootstrap: BootstrapStats,
+    /// TCP/TLS clients only: connection setups (connect, TLS, CSM) and connections lost.
+    pub connections: HandshakeStats,
 }
 
 impl Default for Snapshot {
@@ -314,6 +316,7 @@ impl Default for Snapshot {
             woke: 0,
             handshakes: HandshakeStats::default(),
             bootstrap: BootstrapStats::default(),
+            connections: HandshakeStats::default(),
         }
     }
 }
@@ -336,12 +339,14 @@ impl Snapshot {
         self.requests.iter().any(|r| !r.codes.is_empty())
             || self.operations.iter().any(|o| o.total > 0)
             || self.handshakes.ok > 0
+            || self.connections.ok > 0
     }
 
     /// Whether anything was tried toward the server: a request sent or a handshake begun.
     pub fn server_tried(&self) -> bool {
-        let h = &self.handshakes;
-        self.requests.iter().any(|r| r.sent > 0) || h.ok + h.failed + h.aborted > 0
+        self.requests.iter().any(|r| r.sent > 0)
+            || self.handshakes.total() > 0
+            || self.connections.total() > 0
     }
 
     /// The request kinds worth a row: all of them, but Bootstrap only in runs that bootstrap.
@@ -388,6 +393,7 @@ impl Snapshot {
         self.woke += other.woke;
         self.handshakes.merge(&other.handshakes);
         self.bootstrap.merge(&other.bootstrap);
+        self.connections.merge(&other.connections);
     }
 
     /// A one-line account for logs: clients by state, request rates since `previous`, errors.
@@ -566,6 +572,9 @@ impl Snapshot {
         if self.bootstrap.total() > 0 {
             writeln!(f, "{}", self.bootstrap)?;
         }
+        if self.connections.total() > 0 || !self.connections.lost.is_empty() {
+            writeln!(f, "{}", self.connections.connections_line())?;
+        }
         let t = &self.traffic;
         write!(
             f,
@@ -627,6 +636,8 @@ impl Recorder {
             Event::Handshake(h) => s.handshakes.record(h),
             Event::SessionLost(failure) => s.handshakes.session_lost(*failure),
             Event::Bootstrap(b) => s.bootstrap.record(b),
+            Event::Connection(c) => s.connections.record_connection(c),
+            Event::ConnectionLost(failure) => s.connections.connection_lost(*failure),
         }
     }
 

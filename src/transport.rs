@@ -5,6 +5,8 @@
 //!   port it is on any local address (`IP_PKTINFO` picks the source address on send and reports the
 //!   destination on receive). Scales past the open-files limit.
 //! - [`PerClientTransport`]: one socket per client, for targets where shared sockets do not fit.
+//! - [`TcpTransport`]: one TCP connection per client (CoAP over TCP and TLS), which the clients
+//!   open and close through the `*_link` methods.
 //!
 //! Both are nonblocking and batch-oriented; after construction they do not allocate.
 //! [`addresses`] decides which (address, port) each client uses.
@@ -18,11 +20,13 @@ pub mod per_client;
 mod poll;
 pub mod shared;
 mod sys;
+pub mod tcp;
 
 pub use addresses::{AddressPlan, AddressSet, PlanError, PortRange};
 pub use per_client::{FdLimit, PerClientTransport, check_fd_budget};
 pub use poll::Poller;
 pub use shared::{BufferSizes, SharedConfig, SharedSocket, SharedTransport, raise_buffers};
+pub use tcp::{TcpTransport, check_connection_budget};
 
 /// Metadata of one received datagram; its bytes are in the [`RecvBuffers`] slot of the same index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,14 @@ pub struct Outgoing<'a> {
     pub from: SocketAddr,
     pub to: SocketAddr,
     pub payload: &'a [u8],
+}
+
+/// A stream transport's report that a client's connection ended without being asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkEnded {
+    pub client: SocketAddr,
+    /// `None`: the peer closed its side (end of stream).
+    pub error: Option<io::ErrorKind>,
 }
 
 /// A reusable pool of fixed-size receive slots, filled by `recv_batch` and emptied by `clear`.
@@ -150,6 +162,18 @@ pub enum TransportError {
     },
     #[error("cannot read or raise the open-files limit: {0}")]
     FdLimit(io::Error),
+    #[error(
+        "{clients} clients over TCP need a connection each, about {needed} open files, but the \
+         open-files limit (RLIMIT_NOFILE) is {soft} (hard limit {hard}): run fewer clients in \
+         this process (several processes, each with its own share of the fleet), or raise the \
+         hard limit"
+    )]
+    TooManyConnections {
+        clients: u64,
+        needed: u64,
+        soft: u64,
+        hard: u64,
+    },
 }
 
 /// What the engine needs from a transport.
@@ -168,6 +192,25 @@ pub trait Transport {
 
     /// Datagrams the kernel dropped because a receive buffer was full, as far as reported.
     fn kernel_drops(&self) -> u64;
+
+    /// Stream transports: opens a connection from `client` to `to` (closing one it had). A
+    /// failure comes back from [`Transport::poll_link_ended`]. Datagram transports have none.
+    fn open_link(&mut self, _client: SocketAddr, _to: SocketAddr) {}
+
+    /// Stream transports: writes `bytes` on `client`'s connection, in order (buffered while it
+    /// connects or the socket is full). False when there is no connection to write on.
+    fn send_link(&mut self, _client: SocketAddr, _bytes: &[u8]) -> bool {
+        false
+    }
+
+    /// Stream transports: closes `client`'s connection once what was written is out.
+    fn close_link(&mut self, _client: SocketAddr) {}
+
+    /// Stream transports: a connection that ended without being asked to (refused, reset, the
+    /// peer closed it).
+    fn poll_link_ended(&mut self) -> Option<LinkEnded> {
+        None
+    }
 }
 
 #[cfg(test)]

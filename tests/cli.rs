@@ -556,3 +556,51 @@ fn run_never_shows_a_key() {
         assert!(!output.contains("5ec12e75ec"), "{output}");
     }
 }
+
+#[test]
+fn a_tcp_server_that_refuses_every_connection_exits_3() {
+    // Bound, never listening (port 25650): every SYN is answered with RST.
+    let closed = std::net::TcpListener::bind("127.0.0.1:25650").unwrap();
+    drop(closed);
+    let fleet = write_fleet("refused.toml", SMALL);
+    let out = swarm(&[
+        "run",
+        fleet.to_str().unwrap(),
+        "--server",
+        "coap+tcp://127.0.0.1:25650",
+        "--duration",
+        "1s",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("10 connections begun"), "{stderr}");
+    assert!(stdout.contains("one TCP connection per client"), "{stdout}");
+    assert!(
+        stdout.contains("tcp connections: ok 0, failed 10, aborted 0")
+            && stdout.contains("failures: refused x10"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_describes_tls_and_the_open_files_budget() {
+    let body = format!(
+        "[server]\nuri = \"coaps+tcp://localhost:25651\"\n[tls]\ninsecure_skip_verify = true\n{SMALL}"
+    );
+    let fleet = write_fleet("tls.toml", &body);
+    let out = swarm(&["check", fleet.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("binding T"), "{stdout}");
+    assert!(stdout.contains("tls       INSECURE"), "{stdout}");
+    assert!(stdout.contains("one TLS connection per client"), "{stdout}");
+    assert!(stdout.contains("files     10 TCP connections"), "{stdout}");
+    // More clients than the open-files hard limit allows: said before anything runs.
+    let out = swarm(&["check", fleet.to_str().unwrap(), "--clients", "1000000"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("1000000 clients over TCP need a connection each"),
+        "{stderr}"
+    );
+}

@@ -178,6 +178,7 @@ fn run_config(
             })
             .collect(),
         transport: match args.engine.transport {
+            _ if plan.server.as_ref().is_some_and(|s| s.scheme.is_tcp()) => "tcp",
             TransportArg::Shared => "shared",
             TransportArg::PerClient => "per-client",
         }

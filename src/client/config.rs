@@ -118,6 +118,8 @@ pub struct ClientConfig {
     pub coap: coap::Params,
     /// DTLS handshake pacing (clients given a PSK only).
     pub dtls: crate::dtls::DtlsParams,
+    /// CoAP over TCP or TLS (RFC 8323); `None`: over UDP.
+    pub stream: Option<super::StreamConfig>,
 }
 
 impl Default for ClientConfig {
@@ -139,6 +141,7 @@ impl Default for ClientConfig {
             retry: RetryPolicy::default(),
             coap: coap::Params::default(),
             dtls: crate::dtls::DtlsParams::default(),
+            stream: None,
         }
     }
 }

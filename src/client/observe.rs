@@ -310,7 +310,9 @@ impl Client {
         let stored = &mut self.observations[index];
         stored.last_notified = now;
         stored.queued = true;
-        let confirmable = self.notification_is_confirmable(now) || ended;
+        // Over TCP nothing is acknowledged: every notification is sent like a NON.
+        let confirmable =
+            !self.coap.is_reliable() && (self.notification_is_confirmable(now) || ended);
         if confirmable {
             self.last_con_notification = now;
             let kind = super::RequestKind::Notify;

@@ -130,7 +130,7 @@ impl Client {
         }
     }
 
-    fn register_again(&mut self, now: Instant) {
+    pub(super) fn register_again(&mut self, now: Instant) {
         self.location = None;
         self.update_at = None;
         self.observations.clear();

@@ -215,6 +215,7 @@ impl Client {
     /// Going offline: a stop says goodbye (`close_notify`, so the server frees the session at
     /// once); a reboot just loses it, as a device's would. A handshake under way is aborted.
     pub(super) fn end_session(&mut self, now: Instant, graceful: bool) {
+        self.end_stream(now, graceful);
         let Some(secure) = self.secure.as_deref_mut() else {
             return;
         };
@@ -280,7 +281,7 @@ impl Client {
 
     /// Like a failed Register attempt: queued requests end unsent, and the registration
     /// procedure waits before it tries again (a registered client counts as unregistered now).
-    fn on_handshake_failed(&mut self, now: Instant) {
+    pub(super) fn on_handshake_failed(&mut self, now: Instant) {
         self.abort_queued(now);
         match self.state {
             ClientState::Registering => self.on_register_failed(now),

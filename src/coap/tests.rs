@@ -9,6 +9,7 @@ use super::*;
 
 mod incoming;
 mod peers;
+mod reliable;
 
 const TOKEN: [u8; 4] = [1, 2, 3, 4];
 

@@ -11,13 +11,13 @@ use rand::{Rng, SeedableRng};
 
 use super::timers::{TimerKind, Timers};
 use super::{Control, Layout, MAX_IDLE};
-use crate::client::{Client, ClientConfig, ClientState, Event};
+use crate::client::{Client, ClientConfig, ClientState, Event, LinkClosed, LinkCommand};
 use crate::clock::Instant;
 use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
 use crate::model::{Device, DeviceTemplate};
 use crate::security::CredentialSource;
-use crate::transport::{Outgoing, RecvBuffers, Transport, TransportError};
+use crate::transport::{LinkEnded, Outgoing, RecvBuffers, Transport, TransportError};
 
 /// Datagrams per receive or send batch.
 const BATCH: usize = 64;
@@ -74,6 +74,8 @@ pub(super) struct Shard {
     recorder: Recorder,
     /// Datagrams to send: (from, to, bytes).
     outbox: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Stream clients' connection commands, in order: (client endpoint, command).
+    links: Vec<(SocketAddr, LinkCommand)>,
     stopping: Option<Stopping>,
     /// Where the start schedule is: real time scaled by the start speed.
     schedule: Instant,
@@ -109,6 +111,7 @@ impl Shard {
             timers: Timers::new(count),
             recorder: Recorder::new(),
             outbox: Vec::new(),
+            links: Vec::new(),
             stopping: None,
             schedule: Instant::ZERO,
             schedule_synced: Instant::ZERO,
@@ -170,6 +173,7 @@ impl Shard {
                 let now = self.now();
                 self.deliver(now, &bufs);
                 self.flush(transport)?;
+                self.deliver_link_ends(now, transport)?;
             }
             let mut now = self.now();
             for fired in 0..TIMERS_PER_ROUND {
@@ -186,6 +190,7 @@ impl Shard {
                 }
             }
             self.flush(transport)?;
+            busy |= self.deliver_link_ends(now, transport)?;
             if now >= next_publish {
                 self.publish(now, transport);
                 next_publish = now + PUBLISH_EVERY;
@@ -395,6 +400,13 @@ impl Shard {
             return;
         };
         let from = self.setup.layout.endpoint(self.setup.index, local as u64);
+        if client.is_stream() {
+            while let Some(command) = client.poll_link() {
+                if let Some(from) = from {
+                    self.links.push((from, command));
+                }
+            }
+        }
         while let Some((to, bytes)) = client.poll_transmit() {
             if let Some(from) = from {
                 self.outbox.push((from, to, bytes));
@@ -472,6 +484,7 @@ impl Shard {
     /// Sends the outbox. A datagram the kernel refuses is counted and dropped (CoAP
     /// retransmits CON); a full socket buffer blocks sending until the next round.
     fn flush<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {
+        self.flush_links(transport);
         while !self.outbox.is_empty() && !self.send_blocked {
             let n = self.outbox.len().min(BATCH);
             let batch: Vec<Outgoing<'_>> = self.outbox[..n]
@@ -506,6 +519,48 @@ impl Shard {
         Ok(())
     }
 
+    /// Applies the stream clients' connection commands in order; writes count like datagrams.
+    fn flush_links<T: Transport>(&mut self, transport: &mut T) {
+        for (client, command) in self.links.drain(..) {
+            match command {
+                LinkCommand::Open(to) => transport.open_link(client, to),
+                LinkCommand::Send(bytes) => {
+                    let traffic = self.recorder.traffic();
+                    if transport.send_link(client, &bytes) {
+                        traffic.datagrams_out += 1;
+                        traffic.bytes_out += bytes.len() as u64;
+                    } else {
+                        traffic.send_errors += 1;
+                    }
+                }
+                LinkCommand::Close => transport.close_link(client),
+            }
+        }
+    }
+
+    /// Tells stream clients their connection ended; returns whether any did.
+    fn deliver_link_ends<T: Transport>(
+        &mut self,
+        now: Instant,
+        transport: &mut T,
+    ) -> Result<bool, TransportError> {
+        let mut any = false;
+        while let Some(LinkEnded { client, error }) = transport.poll_link_ended() {
+            any = true;
+            let local = self.setup.layout.local_for(self.setup.index, client);
+            let Some(local) = local.map(|l| l as usize) else {
+                continue;
+            };
+            if let Some(c) = self.clients[local].as_mut() {
+                c.handle_link_closed(now, link_closed(error));
+                self.after(local);
+            }
+            // A reconnect goes out in the same round.
+            self.flush(transport)?;
+        }
+        Ok(any)
+    }
+
     fn publish<T: Transport>(&mut self, now: Instant, transport: &T) {
         self.recorder.traffic().kernel_drops = transport.kernel_drops();
         let elapsed = now.saturating_since(Instant::ZERO);
@@ -515,6 +570,20 @@ impl Shard {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.recorder.publish(elapsed, &mut published);
+    }
+}
+
+/// How the transport saw a connection end, as the client counts it.
+fn link_closed(error: Option<std::io::ErrorKind>) -> LinkClosed {
+    use std::io::ErrorKind;
+    match error {
+        None => LinkClosed::PeerClosed,
+        Some(ErrorKind::ConnectionRefused) => LinkClosed::Refused,
+        Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe) => {
+            LinkClosed::Reset
+        }
+        Some(ErrorKind::TimedOut) => LinkClosed::TimedOut,
+        Some(_) => LinkClosed::Error,
     }
 }
 

@@ -20,6 +20,7 @@ const FORMATS: [(&str, ContentFormat); 3] = [
 
 pub(super) fn bootstrap(
     raw: Option<&Spanned<RawBootstrap>>,
+    tcp: bool,
     file: &str,
     text: &str,
 ) -> Result<Option<BootstrapConfig>, FleetError> {
@@ -31,6 +32,14 @@ pub(super) fn bootstrap(
         text,
         span: raw.span(),
     };
+    if tcp {
+        // The client bootstraps and then registers over UDP; TCP is not wired into it yet.
+        return Err(at.err(
+            "bootstrap",
+            "bootstrap over coap+tcp:// or coaps+tcp:// is not supported yet: use a coap:// or \
+             coaps:// bootstrap server",
+        ));
+    }
     let r = raw.get_ref();
     let mut config = BootstrapConfig::default();
     if let Some(timeout) = &r.finish_timeout {

@@ -45,12 +45,13 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         .transpose()?;
     let server = overrides.server.clone().or(server);
     let security = security::security(raw.security.as_ref(), overrides, file, text)?;
-    security::check_scheme(server.as_ref(), security.as_ref(), file, |m| {
-        match (&overrides.server, server_span) {
-            (None, Some(span)) => at(span).err("uri", m),
-            _ => invalid(file, 0, "server", m),
-        }
-    })?;
+    let server_err = |m: &str| match (&overrides.server, server_span.clone()) {
+        (None, Some(span)) => at(span).err("uri", m),
+        _ => invalid(file, 0, "server", m),
+    };
+    security::check_scheme(server.as_ref(), security.as_ref(), file, server_err)?;
+    let tls = super::tls::tls(raw.tls.as_ref(), server.as_ref(), file, text, server_err)?;
+    let tcp = server.as_ref().is_some_and(|s| s.scheme.is_tcp());
     let (client, client_span) = match raw.client {
         Some(c) => {
             let span = c.span();
@@ -59,8 +60,16 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         None => (RawClient::default(), 0..0),
     };
     let client_at = at(client_span);
-    let mut defaults = settings(&client, &ClientConfig::default(), &client_at)?;
-    let bootstrap = super::bootstrap::bootstrap(raw.bootstrap.as_ref(), file, text)?;
+    let base = ClientConfig {
+        // LwM2M 1.1 binding T: CoAP over TCP (or TLS).
+        binding: if tcp { "T".into() } else { "U".into() },
+        ..ClientConfig::default()
+    };
+    let mut defaults = settings(&client, &base, &client_at)?;
+    if tcp {
+        check_tcp_binding(&defaults, &client_at)?;
+    }
+    let bootstrap = super::bootstrap::bootstrap(raw.bootstrap.as_ref(), tcp, file, text)?;
     defaults.bootstrap.clone_from(&bootstrap);
     let naming = Naming {
         prefix: client
@@ -88,6 +97,9 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         if groups.iter().any(|g: &Group| g.name == group.name) {
             return Err(at(pop.span()).err("name", format!("{:?} is used twice", group.name)));
         }
+        if tcp {
+            check_tcp_binding(&group.config, &at(pop.span()))?;
+        }
         groups.push(group);
     }
     let load_at = at(raw.load.span());
@@ -107,6 +119,7 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         server,
         security,
         bootstrap,
+        tls,
         clients,
         naming,
         groups,
@@ -187,14 +200,43 @@ fn apply_to_raw(raw: &mut RawFleet, overrides: &Overrides) {
     }
 }
 
-/// Parses `coap://host[:port]` and `coaps://...` (IPv6 hosts in brackets).
+/// Over TCP a client announces binding `T`, which `LwM2M` 1.0 does not have.
+fn check_tcp_binding(config: &ClientConfig, at: &At) -> Result<(), FleetError> {
+    if config.version < Version::V1_1 {
+        return Err(at.err(
+            "lwm2m",
+            "CoAP over TCP is LwM2M 1.1 binding T: set lwm2m = \"1.1\" or \"1.2\"",
+        ));
+    }
+    if !config.binding.contains('T') {
+        return Err(at.err(
+            "binding",
+            format!(
+                "{:?} over a coap+tcp:// or coaps+tcp:// server: the binding must have T",
+                config.binding
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `coap://host[:port]`, `coaps://...`, `coap+tcp://...` and `coaps+tcp://...` (IPv6
+/// hosts in brackets).
 pub fn parse_uri(uri: &str) -> Result<ServerUri, String> {
-    let (scheme, rest) = if let Some(rest) = uri.strip_prefix("coap://") {
-        (Scheme::Coap, rest)
-    } else if let Some(rest) = uri.strip_prefix("coaps://") {
-        (Scheme::Coaps, rest)
-    } else {
-        return Err(format!("{uri:?}: expected coap://host:port"));
+    let schemes = [
+        Scheme::Coap,
+        Scheme::Coaps,
+        Scheme::CoapTcp,
+        Scheme::CoapsTcp,
+    ];
+    let Some((scheme, rest)) = schemes.into_iter().find_map(|s| {
+        uri.strip_prefix(s.as_str())
+            .and_then(|r| r.strip_prefix("://"))
+            .map(|rest| (s, rest))
+    }) else {
+        return Err(format!(
+            "{uri:?}: expected coap://, coaps://, coap+tcp:// or coaps+tcp://host:port"
+        ));
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('/') || rest.contains('?') {
@@ -220,7 +262,7 @@ pub fn parse_uri(uri: &str) -> Result<ServerUri, String> {
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| format!("{uri:?}: port {p:?} is not in 1..=65535"))?,
-        None if scheme == Scheme::Coap => 5683,
+        None if matches!(scheme, Scheme::Coap | Scheme::CoapTcp) => 5683,
         None => 5684,
     };
     Ok(ServerUri {

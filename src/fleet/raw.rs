@@ -13,6 +13,7 @@ pub(super) struct RawFleet {
     pub client: Option<Spanned<RawClient>>,
     pub security: Option<Spanned<RawSecurity>>,
     pub bootstrap: Option<Spanned<RawBootstrap>>,
+    pub tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub population: Vec<Spanned<RawPopulation>>,
     pub load: Spanned<RawLoad>,
@@ -50,6 +51,17 @@ pub(super) struct RawSecurity {
     pub server_name: Option<String>,
     pub server_pin: Option<String>,
     pub insecure_skip_server_verification: Option<bool>,
+}
+
+/// `[tls]`: PEM files for `coaps+tcp://` (checked in `tls.rs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub ca_file: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+    pub certificate_file: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
 }
 
 #[derive(Deserialize)]

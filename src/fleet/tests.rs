@@ -403,4 +403,6 @@ fn bootstrap_errors_name_line_and_field() {
     assert_eq!(bad("\"30s\"", "\"soon\""), (2, "finish_timeout".into()));
     assert_eq!(bad("\"tlv\"", "\"json\""), (3, "content_format".into()));
     assert_eq!(bad("content_format", "format"), (3, "format".into()));
+    let over_tcp = format!("[server]\nuri = \"coap+tcp://127.0.0.1:5783\"\n{base}");
+    assert_eq!(error(&over_tcp), (3, "bootstrap".into()));
 }

@@ -1,14 +1,18 @@
-//! DTLS handshakes: how long the good ones took, why the others failed, sessions lost later.
+//! DTLS handshakes, and TCP/TLS connection setups (connect, TLS handshake, CSM exchange),
+//! counted alike: how long the good ones took, why the others failed, sessions lost later.
 
 use std::fmt;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use super::{latency_histogram, micros, ms};
-use crate::client::{HandshakeOutcome, HandshakeRecord};
+use crate::client::{
+    ConnectionFailure, ConnectionOutcome, ConnectionRecord, HandshakeOutcome, HandshakeRecord,
+};
 use crate::dtls::Failure;
 
-/// Every handshake that started ends once: `ok + failed + aborted`.
+/// Every handshake (or connection setup) that started ends once: `ok + failed + aborted`.
 #[derive(Clone, Debug)]
 pub struct HandshakeStats {
     pub ok: u64,
@@ -50,21 +54,43 @@ impl HandshakeStats {
     }
 
     pub(super) fn record(&mut self, r: &HandshakeRecord) {
+        let took = r.completed.saturating_since(r.started);
         match r.outcome {
-            HandshakeOutcome::Connected => {
+            HandshakeOutcome::Connected => self.ended(Ok(took)),
+            HandshakeOutcome::Failed(failure) => self.ended(Err(Some(failure.name()))),
+            HandshakeOutcome::Aborted => self.ended(Err(None)),
+        }
+    }
+
+    pub(super) fn record_connection(&mut self, r: &ConnectionRecord) {
+        let took = r.completed.saturating_since(r.started);
+        match r.outcome {
+            ConnectionOutcome::Connected => self.ended(Ok(took)),
+            ConnectionOutcome::Failed(failure) => self.ended(Err(Some(failure.name()))),
+            ConnectionOutcome::Aborted => self.ended(Err(None)),
+        }
+    }
+
+    /// One ended: `Ok(duration)` connected, `Err(Some(reason))` failed, `Err(None)` aborted.
+    fn ended(&mut self, outcome: Result<Duration, Option<&str>>) {
+        match outcome {
+            Ok(took) => {
                 self.ok += 1;
-                let took = r.completed.saturating_since(r.started);
                 self.latency.saturating_record(micros(took));
             }
-            HandshakeOutcome::Failed(failure) => {
+            Err(Some(reason)) => {
                 self.failed += 1;
-                count(&mut self.failures, failure.name(), 1);
+                count(&mut self.failures, reason, 1);
             }
-            HandshakeOutcome::Aborted => self.aborted += 1,
+            Err(None) => self.aborted += 1,
         }
     }
 
     pub(super) fn session_lost(&mut self, failure: Failure) {
+        count(&mut self.lost, failure.name(), 1);
+    }
+
+    pub(super) fn connection_lost(&mut self, failure: ConnectionFailure) {
         count(&mut self.lost, failure.name(), 1);
     }
 
@@ -91,9 +117,26 @@ fn reasons(counts: &[(String, u64)]) -> String {
 /// One summary line, e.g. `dtls handshakes: ok 200, failed 0, aborted 0; p50 1.20 ms ...`.
 impl fmt::Display for HandshakeStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_line(f, "dtls handshakes", "sessions lost")
+    }
+}
+
+impl HandshakeStats {
+    /// The summary line of TCP/TLS connection setups, e.g. `tcp connections: ok 200, ...`.
+    pub fn connections_line(&self) -> String {
+        struct Line<'a>(&'a HandshakeStats);
+        impl fmt::Display for Line<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write_line(f, "tcp connections", "connections lost")
+            }
+        }
+        Line(self).to_string()
+    }
+
+    fn write_line(&self, f: &mut fmt::Formatter<'_>, what: &str, lost: &str) -> fmt::Result {
         write!(
             f,
-            "dtls handshakes: ok {}, failed {}, aborted {}",
+            "{what}: ok {}, failed {}, aborted {}",
             self.ok, self.failed, self.aborted
         )?;
         if !self.latency.is_empty() {
@@ -110,7 +153,7 @@ impl fmt::Display for HandshakeStats {
             write!(f, "; failures: {}", reasons(&self.failures))?;
         }
         if !self.lost.is_empty() {
-            write!(f, "; sessions lost: {}", reasons(&self.lost))?;
+            write!(f, "; {lost}: {}", reasons(&self.lost))?;
         }
         Ok(())
     }

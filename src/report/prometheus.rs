@@ -198,7 +198,7 @@ pub fn render(s: &Snapshot) -> String {
         ops().flat_map(|(op, r)| latency_samples(op, &r.latency)),
     );
     others(&mut out, s);
-    handshake_families(&mut out, &s.handshakes);
+    handshake_families(&mut out, &s.handshakes, &s.connections);
     bootstrap_families(&mut out, &s.bootstrap);
     out
 }
@@ -259,14 +259,28 @@ fn others(out: &mut String, s: &Snapshot) {
     );
 }
 
-fn handshake_families(out: &mut String, h: &crate::metrics::HandshakeStats) {
+fn handshake_families(
+    out: &mut String,
+    dtls: &crate::metrics::HandshakeStats,
+    tcp: &crate::metrics::HandshakeStats,
+) {
+    let outcomes = |h: &crate::metrics::HandshakeStats| {
+        [("ok", h.ok), ("failed", h.failed), ("aborted", h.aborted)]
+            .map(|(outcome, n)| (format!("{{outcome=\"{outcome}\"}}"), n as f64))
+    };
     family(
         out,
         "dtls_handshakes_total",
         "counter",
         "DTLS handshakes ended, by outcome (every one begun ends once).",
-        [("ok", h.ok), ("failed", h.failed), ("aborted", h.aborted)]
-            .map(|(outcome, n)| (format!("{{outcome=\"{outcome}\"}}"), n as f64)),
+        outcomes(dtls),
+    );
+    family(
+        out,
+        "tcp_connections_total",
+        "counter",
+        "TCP/TLS connection setups (connect, TLS, CSM) ended, by outcome (every one begun ends once).",
+        outcomes(tcp),
     );
 }
 
@@ -368,6 +382,7 @@ mod tests {
         s.handshakes.failed = 1;
         s.bootstrap.finished = 3;
         s.bootstrap.duration.record(2_000).unwrap();
+        s.connections.aborted = 2;
         exporter.publish(s);
         let after = get(addr, "/metrics");
         let (head, body) = after.split_once("\r\n\r\n").unwrap();
@@ -389,6 +404,7 @@ mod tests {
             "lwm2m_swarm_bootstraps_total{outcome=\"finished\"} 3",
             "lwm2m_swarm_bootstrap_duration_seconds{quantile=\"0.5\"} 0.002",
             "lwm2m_swarm_bootstrap_duration_seconds_count 1",
+            "lwm2m_swarm_tcp_connections_total{outcome=\"aborted\"} 2",
             "# TYPE lwm2m_swarm_latency_seconds summary",
         ] {
             assert!(

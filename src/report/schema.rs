@@ -43,6 +43,10 @@ pub struct Report {
     /// written before it was added: read as zero.
     #[serde(default)]
     pub bootstrap: Bootstraps,
+    /// TCP/TLS connection setups (connect, TLS handshake, CSM exchange) and connections lost,
+    /// counted like handshakes (all zero over UDP). Absent in older reports: read as zero.
+    #[serde(default)]
+    pub tcp_connections: Handshakes,
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
@@ -264,6 +268,7 @@ impl Report {
             traffic: summary.traffic,
             dtls_handshakes: handshakes(&summary.handshakes),
             bootstrap: bootstraps(&summary.bootstrap),
+            tcp_connections: handshakes(&summary.connections),
             intervals,
             thresholds,
         }
@@ -317,7 +322,8 @@ impl Report {
                 s.operations[i].error = o.error;
             }
         }
-        s.handshakes = handshake_stats(&self.dtls_handshakes)?;
+        s.handshakes = handshake_stats(&self.dtls_handshakes, "dtls_handshakes")?;
+        s.connections = handshake_stats(&self.tcp_connections, "tcp_connections")?;
         s.bootstrap = bootstrap_stats(&self.bootstrap)?;
         for state in CLIENT_STATES {
             let i = state_index(state);
@@ -362,7 +368,8 @@ fn handshakes(h: &HandshakeStats) -> Handshakes {
     }
 }
 
-fn handshake_stats(h: &Handshakes) -> Result<HandshakeStats, SchemaError> {
+/// `field` names the report's field in errors.
+fn handshake_stats(h: &Handshakes, field: &str) -> Result<HandshakeStats, SchemaError> {
     let mut stats = HandshakeStats {
         ok: h.ok,
         failed: h.failed,
@@ -373,7 +380,7 @@ fn handshake_stats(h: &Handshakes) -> Result<HandshakeStats, SchemaError> {
     };
     if !h.hdr.is_empty() {
         let histogram = decode(&h.hdr).map_err(|message| SchemaError::Histogram {
-            op: "dtls_handshakes".to_string(),
+            op: field.to_string(),
             field: "hdr",
             message,
         })?;

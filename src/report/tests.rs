@@ -146,6 +146,11 @@ fn a_report_round_trips_and_refuses_other_versions() {
     s.requests[1] = stats(5, 4, 1, [1000, 2000, 3000, 4000, 90_000].into_iter());
     s.requests[1].codes.push((None, 2));
     s.states[registered()] = 3;
+    s.connections.ok = 3;
+    s.connections.failed = 1;
+    s.connections.failures = vec![("refused".into(), 1)];
+    s.connections.lost = vec![("reset".into(), 2)];
+    s.connections.latency.record(1_500).unwrap();
     let report = Report::new(run_config(), &s, Vec::new(), Vec::new());
     let json = report.to_json();
     let back = Report::from_json(&json).unwrap();

@@ -1,5 +1,6 @@
 //! The only unsafe code of the crate: thin wrappers over setsockopt, getsockopt, poll, getrlimit,
-//! sendmmsg and recvmmsg with safe signatures. Buffers handed to the kernel are borrowed for the
+//! sendmmsg and recvmmsg (and, in `stream`, epoll and a non-blocking TCP connect) with safe
+//! signatures. Buffers handed to the kernel are borrowed for the
 //! duration of one call; the header arrays are preallocated once per socket and reused.
 #![allow(unsafe_code)]
 
@@ -9,6 +10,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use libc::{c_int, c_void, socklen_t};
+
+pub(super) mod stream;
 
 /// `setsockopt` with an int value.
 pub(super) fn set_int_opt(

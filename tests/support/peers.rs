@@ -4,8 +4,8 @@
 //! - npm `lwm2m-node-lib` 1.4.0, a real LWM2M server, run by `tests/peers/lwm2m-node-server.js`
 //!   on 127.0.0.1 ([`NodePeer`]). Its facts (registrations, operation results, notifications,
 //!   errors) arrive as JSON lines and are collected here.
-//! - Debian's `libcoap3-bin` resource directory `coap-rd-openssl`, a CoAP and DTLS peer, with a
-//!   PSK or certificates ([`LibcoapRd`]).
+//! - Debian's `libcoap3-bin` resource directory `coap-rd-openssl`, a CoAP, DTLS (PSK or
+//!   certificates), TCP and TLS peer ([`LibcoapRd`]).
 //! - `hdrhistogram` from `PyPI` (the Python port of `HdrHistogram`), which reads our interval logs
 //!   ([`read_hdr_log`]), and `aiocoap` from `PyPI`, on which `tests/peers/aiocoap_bootstrap.py`
 //!   is a bootstrap server (`tests/peer_aiocoap.rs`).
@@ -413,6 +413,8 @@ pub struct LibcoapRd {
     child: Child,
     /// Where it serves DTLS (CoAP is on the port before).
     pub dtls: SocketAddr,
+    /// Its debug log (`-v 7`), when kept.
+    log: Option<PathBuf>,
 }
 
 impl Drop for LibcoapRd {
@@ -420,6 +422,11 @@ impl Drop for LibcoapRd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `LIBCOAP_LOG=FILE`: where libcoap's debug log goes, when asked for.
+fn env_log() -> Option<std::fs::File> {
+    std::env::var_os("LIBCOAP_LOG").map(|p| std::fs::File::create(p).expect("log file"))
 }
 
 /// Two consecutive free loopback UDP ports (CoAP on the first, DTLS on the next).
@@ -438,26 +445,76 @@ impl LibcoapRd {
     /// Starts `coap-rd-openssl` on two free loopback ports with PSK `key` (hint "swarm").
     /// `LIBCOAP_LOG=FILE`: libcoap's debug log goes there.
     pub fn start(key: &str) -> LibcoapRd {
-        LibcoapRd::spawn(&["-k", key, "-h", "swarm"])
+        let log = env_log();
+        LibcoapRd::spawn(free_port_pair(), &["-k", key, "-h", "swarm"], log.as_ref())
     }
 
     /// Starts it with certificates: `cert_and_key` is one PEM file with its certificate and
     /// private key (`-c`); client certificates must chain to the CA in `ca` (`-C`).
+    /// `LIBCOAP_LOG=FILE` as for [`LibcoapRd::start`].
     pub fn start_pki(cert_and_key: &Path, ca: &Path) -> LibcoapRd {
-        LibcoapRd::spawn(&[
+        let log = env_log();
+        let args = [
             "-c",
             cert_and_key.to_str().expect("a UTF-8 path"),
             "-C",
             ca.to_str().expect("a UTF-8 path"),
-        ])
+        ];
+        LibcoapRd::spawn(free_port_pair(), &args, log.as_ref())
     }
 
-    fn spawn(security: &[&str]) -> LibcoapRd {
-        let log =
-            std::env::var_os("LIBCOAP_LOG").map(|p| std::fs::File::create(p).expect("log file"));
-        let log = log.as_ref();
-        let port = free_port_pair();
-        let child = Command::new("coap-rd-openssl")
+    /// Starts `coap-rd-openssl` on `port` (CoAP over UDP and TCP) and `port + 1` (DTLS and TLS,
+    /// with `cert_and_key`, a PEM file holding the server's certificate and its key), its debug
+    /// log kept in `log` for [`LibcoapRd::answers`].
+    pub fn start_logged(port: u16, cert_and_key: Option<&Path>, log: &Path) -> LibcoapRd {
+        let cert = cert_and_key.map(|p| p.display().to_string());
+        let args: Vec<&str> = cert.iter().flat_map(|c| ["-c", c.as_str()]).collect();
+        let file = std::fs::File::create(log).expect("log file");
+        let mut rd = LibcoapRd::spawn(port, &args, Some(&file));
+        rd.log = Some(log.to_path_buf());
+        rd
+    }
+
+    /// Responses with `code` (`"2.01"`) the directory logged sending.
+    pub fn answers(&self, code: &str) -> usize {
+        self.logged(&format!(" c:{code} "))
+    }
+
+    /// Lines of its log that contain `text`.
+    pub fn logged(&self, text: &str) -> usize {
+        let log = self.log.as_ref().expect("started with a log");
+        let log = std::fs::read_to_string(log).expect("read the log");
+        log.lines().filter(|l| l.contains(text)).count()
+    }
+
+    /// Where it serves CoAP over TCP (TLS is on the port after).
+    pub fn tcp(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.dtls.port() - 1))
+    }
+
+    /// The registrations the directory holds now, by its own account (`/.well-known/core`
+    /// lists one `</rd/...>` resource per registration), read with `coap-client-openssl`.
+    pub fn registrations(&self) -> usize {
+        let uri = format!("coap+tcp://{}/.well-known/core", self.tcp());
+        let (status, out, err) = run_bounded(
+            Command::new("coap-client-openssl").args(["-m", "get", &uri, "-v", "0"]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(status, Some(true), "coap-client-openssl {uri}: {err}");
+        out.matches("</rd/").count()
+    }
+
+    fn spawn(port: u16, security: &[&str], log: Option<&std::fs::File>) -> LibcoapRd {
+        // A log is written a line at a time (coreutils' stdbuf), so it can be read while the
+        // directory runs.
+        let mut command = if log.is_some() {
+            let mut c = Command::new("stdbuf");
+            c.args(["-oL", "-eL", "coap-rd-openssl"]);
+            c
+        } else {
+            Command::new("coap-rd-openssl")
+        };
+        let mut child = command
             .args(["-A", "127.0.0.1", "-p", &port.to_string()])
             .args(security)
             .args(["-v", if log.is_some() { "7" } else { "0" }])
@@ -471,16 +528,29 @@ impl LibcoapRd {
                 )
             });
         let dtls = SocketAddr::from(([127, 0, 0, 1], port + 1));
-        let rd = LibcoapRd { child, dtls };
-        // It binds within milliseconds; give it a bounded moment, and check it is still alive.
+        // It binds within milliseconds (UDP, TCP, then with keys or a certificate DTLS and
+        // TLS): give it a bounded moment for the last of them, and check it is still alive.
+        let last = if security.is_empty() { port } else { port + 1 };
+        let last = SocketAddr::from(([127, 0, 0, 1], last));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::UdpSocket::bind(dtls).is_ok() {
+        while std::net::TcpListener::bind(last).is_ok() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "coap-rd-openssl exited ({status}): is libcoap3-bin installed \
+                     (scripts/install-peers), is port {port} or {} taken?",
+                    port + 1
+                );
+            }
             assert!(
                 Instant::now() < deadline,
-                "coap-rd-openssl did not bind {dtls}"
+                "coap-rd-openssl did not listen on {last}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        rd
+        LibcoapRd {
+            child,
+            dtls,
+            log: None,
+        }
     }
 }
