@@ -103,6 +103,7 @@ impl Client {
             return true;
         }
         if !secure.is_handshaking() {
+            self.events.push_back(Event::HandshakeStarted);
             let config = dtls::client_config(&secure.psk, &self.config.dtls, self.rng.random());
             match Session::connect(config, now) {
                 Ok(session) => secure.session = Some(session),

@@ -13,6 +13,7 @@ use crate::client::{
     Client, ClientConfig, ClientState, Event, HandshakeOutcome, Outcome, RequestKind,
 };
 use crate::clock::Instant;
+use crate::metrics::Recorder;
 use crate::security::Psk;
 
 const KEY: &[u8] = b"secret-psk-0123";
@@ -296,19 +297,28 @@ fn handshake_timing_follows_the_simulated_clock() {
     let mut now = Instant::ZERO;
     let mut hellos = 0;
     let mut ended = None;
+    let mut recorder = Recorder::new();
+    let mut in_progress = Vec::new();
     while ended.is_none() && now < at(30) {
         while client.poll_transmit().is_some() {
             hellos += 1;
         }
         while let Some(event) = client.poll_event() {
+            recorder.event(&event);
             if let Event::Handshake(h) = event {
                 ended = Some(h);
             }
         }
+        in_progress.push(recorder.snapshot(Duration::ZERO).handshakes.in_progress());
         now = client.poll_timeout().expect("a deadline while handshaking");
         client.handle_timeout(now);
     }
     let ended = ended.expect("the handshake ended");
+    // Begun at the start, in progress through the flights, ended once.
+    let counted = recorder.snapshot(Duration::ZERO).handshakes;
+    assert_eq!((counted.started, counted.failed), (1, 1));
+    assert_eq!(in_progress.first(), Some(&1));
+    assert_eq!(in_progress.last(), Some(&0));
     assert_eq!(ended.outcome, HandshakeOutcome::Failed(Failure::Timeout));
     assert_eq!(hellos, 3, "one ClientHello and two retransmissions");
     // 0.5 + 1 + 2 s of back-off, each ±25%.
