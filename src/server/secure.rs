@@ -36,7 +36,8 @@ impl DtlsServerConfig {
 }
 
 struct Peer {
-    session: Session,
+    /// Boxed: ~3.4 KB inline would sit in every bucket of the map, used or not.
+    session: Box<Session>,
     last_active: Instant,
     /// The deadline this peer has in the heap; other entries for it are stale.
     scheduled: Option<Instant>,
@@ -186,7 +187,7 @@ impl SecureServer {
         match Session::accept(Arc::clone(&self.dimpl), now) {
             Ok(session) => {
                 let peer = Peer {
-                    session,
+                    session: Box::new(session),
                     last_active: now,
                     scheduled: None,
                 };
