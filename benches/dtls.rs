@@ -63,7 +63,7 @@ const KEY: &str = "dtls-bench-psk";
 /// How long past the ramp a run may take to open every session: longer than a handshake that
 /// times out (~31 s of flights) and the Register after it.
 const GRACE: Duration = Duration::from_secs(45);
-/// /proc reports CPU time in USER_HZ ticks, 100 a second on Linux.
+/// /proc reports CPU time in `USER_HZ` ticks, 100 a second on Linux.
 const TICKS_PER_SECOND: f64 = 100.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +134,10 @@ fn serve_child(plain: bool) {
     peer_process::announce(runner.local_addr());
     peer_process::wait_for_parent();
     let stats = runner.stop().expect("child server stops");
-    eprintln!("  embedded server: {stats}");
+    eprintln!(
+        "  embedded server: {stats}\n  embedded server DTLS: {:?}; datagrams in {}, out {}; {:?}",
+        stats.dtls, stats.datagrams_received, stats.datagrams_sent, stats.io
+    );
 }
 
 /// A DTLS (or, for the baseline, plain) server in a child process.
@@ -227,6 +230,27 @@ fn thread_cpu(pid: &str) -> Vec<(String, f64)> {
     threads
 }
 
+/// Datagrams the kernel dropped for a full receive buffer, host-wide (`RcvbufErrors` in
+/// /proc/net/snmp): the server's drops are these less ours.
+fn host_udp_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds of a whole process so far.
+fn total_cpu(pid: &str) -> f64 {
+    thread_cpu(pid).iter().map(|(_, s)| s).sum()
+}
+
 /// Share of one core each thread used between two readings over `wall`, busiest first; idle
 /// threads (< 1%) left out.
 fn cpu_shares(before: &[(String, f64)], after: &[(String, f64)], wall: Duration) -> String {
@@ -272,6 +296,8 @@ struct Figures {
     heap: isize,
     rss_growth: u64,
     peer_rss_growth: u64,
+    /// Receive-buffer drops on the host over the ramp.
+    host_drops: u64,
     at_open: Snapshot,
 }
 
@@ -285,6 +311,54 @@ impl Figures {
     }
 }
 
+/// One line a second during the ramp: handshakes since the last line, and the CPU each process
+/// used meanwhile (who is saturated when handshakes fall behind).
+struct Progress<'a> {
+    peer_pid: &'a str,
+    heap_before: isize,
+    sessions: u64,
+    previous: Snapshot,
+    cpu: (f64, f64),
+}
+
+impl<'a> Progress<'a> {
+    fn new(peer_pid: &'a str, heap_before: isize, sessions: u64) -> Self {
+        Progress {
+            peer_pid,
+            heap_before,
+            sessions,
+            previous: Snapshot::default(),
+            cpu: (total_cpu("self"), total_cpu(peer_pid)),
+        }
+    }
+
+    fn show(&mut self, s: &Snapshot) {
+        let since = s.elapsed.saturating_sub(self.previous.elapsed);
+        if since < Duration::from_secs(1) {
+            return;
+        }
+        let seconds = since.as_secs_f64();
+        let h = &s.handshakes;
+        let per_second = (h.ok - self.previous.handshakes.ok) as f64 / seconds;
+        let cpu = (total_cpu("self"), total_cpu(self.peer_pid));
+        println!(
+            "  [{:>5.1}s] started {} | handshakes ok {} ({per_second:.0}/s), in progress {}, \
+             failed {} | registered {} | CPU ours {:.0}%, server {:.0}% | heap {} B/client",
+            s.elapsed.as_secs_f64(),
+            s.started,
+            h.ok,
+            h.in_progress(),
+            h.failed,
+            s.state(ClientState::Registered),
+            100.0 * (cpu.0 - self.cpu.0) / seconds,
+            100.0 * (cpu.1 - self.cpu.1) / seconds,
+            (HEAP.load(Ordering::Relaxed) - self.heap_before) / self.sessions as isize,
+        );
+        self.previous = s.clone();
+        self.cpu = cpu;
+    }
+}
+
 fn fleet_text(sessions: u64, rate: f64) -> String {
     format!(
         "[client]\nlifetime = \"600s\"\nseed = 5\n\
@@ -293,7 +367,6 @@ fn fleet_text(sessions: u64, rate: f64) -> String {
     )
 }
 
-#[allow(clippy::too_many_lines)]
 fn run(kind: PeerKind, sessions: u64, rate: f64, hold: Duration, ports: PortRange) -> Figures {
     let (peer, server) = Peer::start(kind);
     let peer_pid = peer.pid().to_string();
@@ -318,32 +391,16 @@ fn run(kind: PeerKind, sessions: u64, rate: f64, hold: Duration, ports: PortRang
     let (heap_before, rss_before) = (HEAP.load(Ordering::Relaxed), rss_bytes("self"));
     let peer_rss_before = rss_bytes(&peer_pid);
     let (cpu_ours, cpu_peer) = (thread_cpu("self"), thread_cpu(&peer_pid));
+    let drops_before = host_udp_drops();
     let started = Instant::now();
     let engine = Engine::start(plan, templates, &config).expect("engine starts");
-    let mut previous = Snapshot::default();
-    let mut next_line = Duration::from_secs(1);
     let all_open = |s: &Snapshot| open_sessions(kind, s) == sessions;
+    let mut progress = Progress::new(&peer_pid, heap_before, sessions);
     let mut at_open = loop {
         // Sampled often, so the moment the last session opens is seen within 50 ms.
         std::thread::sleep(Duration::from_millis(50));
         let s = engine.snapshot();
-        if s.elapsed >= next_line {
-            let h = &s.handshakes;
-            let per_second = (h.ok - previous.handshakes.ok) as f64
-                / (s.elapsed - previous.elapsed).as_secs_f64();
-            println!(
-                "  [{:>5.1}s] started {} | handshakes ok {} ({per_second:.0}/s), in progress {}, \
-                 failed {} | registered {}",
-                s.elapsed.as_secs_f64(),
-                s.started,
-                h.ok,
-                h.in_progress(),
-                h.failed,
-                s.state(ClientState::Registered)
-            );
-            next_line = s.elapsed + Duration::from_secs(1);
-            previous = s.clone();
-        }
+        progress.show(&s);
         if all_open(&s) || started.elapsed() >= deadline {
             break s;
         }
@@ -355,6 +412,7 @@ fn run(kind: PeerKind, sessions: u64, rate: f64, hold: Duration, ports: PortRang
         rss_bytes("self").saturating_sub(rss_before),
     );
     let peer_rss_growth = rss_bytes(&peer_pid).saturating_sub(peer_rss_before);
+    let host_drops = host_udp_drops().saturating_sub(drops_before);
     println!(
         "  CPU over the ramp ({:.1} s, 2 cores shared): ours: {}; server: {}",
         open_at.as_secs_f64(),
@@ -364,14 +422,14 @@ fn run(kind: PeerKind, sessions: u64, rate: f64, hold: Duration, ports: PortRang
 
     // Hold every session open, then check none was lost meanwhile.
     std::thread::sleep(hold);
-    let held = engine.snapshot();
+    let after_hold = engine.snapshot();
     println!(
         "  after holding {hold:?}: registered {}, sessions lost {}",
-        held.state(ClientState::Registered),
-        reasons(&held.handshakes.lost)
+        after_hold.state(ClientState::Registered),
+        reasons(&after_hold.handshakes.lost)
     );
     if all_open_after.is_none() {
-        at_open = held;
+        at_open = after_hold;
     }
     engine.stop();
     let total = engine.join().expect("engine ends");
@@ -406,6 +464,7 @@ fn run(kind: PeerKind, sessions: u64, rate: f64, hold: Duration, ports: PortRang
         heap,
         rss_growth,
         peer_rss_growth,
+        host_drops,
         at_open,
     }
 }
@@ -418,6 +477,15 @@ fn open_sessions(kind: PeerKind, s: &Snapshot) -> u64 {
     } else {
         registered.min(s.handshakes.ok)
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Gives freed heap back to the kernel, so the next run's RSS growth starts from what is live.
@@ -465,23 +533,43 @@ fn report(f: &Figures, sessions: u64, baseline_heap: Option<isize>) {
         h.aborted,
         h.in_progress()
     );
-    let per = |bytes: f64| bytes / f.open.max(1) as f64;
+    let retransmissions: u64 = f.at_open.requests.iter().map(|r| r.retransmissions).sum();
+    println!(
+        "  datagrams dropped for a full receive buffer: {} host-wide, {} of them ours; CoAP \
+         retransmissions {retransmissions}",
+        f.host_drops, f.at_open.traffic.kernel_drops
+    );
+    let t = &f.at_open.traffic;
+    println!(
+        "  ours: datagrams in {}, out {}; not for a client {}, dropped by clients {} (malformed \
+         {}, duplicate {}), send errors {}",
+        t.datagrams_in,
+        t.datagrams_out,
+        t.unmatched,
+        t.client_unmatched,
+        t.malformed,
+        t.duplicate,
+        t.send_errors
+    );
+    let per_client = |bytes: f64| bytes / sessions as f64;
     print!(
         "  ours: heap {:.0} B per client, RSS {:.0} B per client",
-        per(f.heap as f64),
-        per(f.rss_growth as f64)
+        per_client(f.heap as f64),
+        per_client(f.rss_growth as f64)
     );
+    // Clients whose handshake failed hold no session but are not plain clients either: the
+    // difference is a per-session figure only when every session is open.
     match baseline_heap {
-        Some(plain) => println!(
+        Some(plain) if f.all_open_after.is_some() => println!(
             "; DTLS heap {:.0} B per open session (against the plain run)",
-            per((f.heap - plain) as f64)
+            per_client((f.heap - plain) as f64)
         ),
-        None => println!(),
+        _ => println!(),
     }
     println!(
         "  server process: RSS +{:.1} MiB, {:.0} B per open session",
         f.peer_rss_growth as f64 / 1_048_576.0,
-        per(f.peer_rss_growth as f64)
+        f.peer_rss_growth as f64 / f.open.max(1) as f64
     );
 }
 
@@ -495,16 +583,12 @@ fn main() {
         return;
     }
     let args = parse_args();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "dtls: {} sessions, offered {:?}/s, against {:?}; load average {}",
         args.sessions,
         args.rates,
         args.peers.iter().map(|p| p.name()).collect::<Vec<_>>(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_average()
     );
     // A block of 100 source ports per run (with 127.x addresses: 20,000 distinct sources in
     // 200 addresses), each run a block of its own within 26500-26999.
@@ -521,11 +605,12 @@ fn main() {
             trim_heap();
         }
     }
-    let top_rate = args.rates.iter().copied().fold(0.0, f64::max);
+    // Plain CoAP registers fast: the baseline need not wait for a slow DTLS rate.
+    let baseline_rate = args.rates.iter().copied().fold(5_000.0, f64::max);
     let plain = run(
         PeerKind::Plain,
         args.sessions,
-        top_rate,
+        baseline_rate,
         Duration::ZERO,
         next_ports(),
     );
@@ -537,4 +622,6 @@ fn main() {
     for f in &results {
         report(f, args.sessions, baseline);
     }
+    // The box is shared: other work running meanwhile shows here.
+    println!("\nload average at the end: {}", load_average());
 }
