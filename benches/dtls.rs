@@ -479,13 +479,21 @@ fn open_sessions(kind: PeerKind, s: &Snapshot) -> u64 {
     }
 }
 
-/// The 1, 5 and 15 minute load averages.
+/// The 1, 5 and 15 minute load averages, and the share of the last minute some task waited for
+/// a core (/proc/pressure/cpu): how much of the box other work took.
 fn load_average() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let pressure = std::fs::read_to_string("/proc/pressure/cpu").unwrap_or_default();
+    let waited = pressure
+        .lines()
+        .find_map(|l| l.strip_prefix("some "))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("avg60=")))
+        .unwrap_or("?");
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{} (CPU pressure: a task waited for a core {waited}% of the last minute)",
+        load.join(" ")
+    )
 }
 
 /// Gives freed heap back to the kernel, so the next run's RSS growth starts from what is live.
