@@ -8,11 +8,12 @@
 //! `--peer libcoap`: Debian's `coap-rd-openssl` (libcoap 4.3, OpenSSL 3; one socket for every
 //! session); `--peer embedded`: our embedded server over DTLS (this binary, `--serve-child`);
 //! `both` runs each. Each offered rate in `--rate` is a run of its own against a fresh child.
-//! Per run: sessions opened, handshakes/s achieved against offered, handshake latency (first
-//! `ClientHello` to connected), failures by reason, CPU per thread of both processes over the
-//! ramp (who is saturated), the child's RSS per session, and ours: heap (counted by this binary's
-//! allocator) and RSS per client. A last run of the same fleet over plain CoAP gives the heap
-//! baseline, so the DTLS cost per open session is the difference.
+//! Per run: sessions opened, handshakes/s achieved against offered (sessions over the time until
+//! all were seen open: shards publish every 200 ms, so a ramp of a few seconds reads a few %
+//! low), handshake latency (first `ClientHello` to connected), failures by reason, CPU per thread
+//! of both processes over the ramp (who is saturated), the child's RSS per session, and ours:
+//! heap (counted by this binary's allocator) and RSS per client. A last run of the same fleet over
+//! plain CoAP gives the heap baseline, so the DTLS cost per open session is the difference.
 //!
 //! libcoap's resource directory exits on the first De-register it gets: against it the stop's
 //! De-registers go unanswered and end by the stop timeout, which the run's last line shows.
