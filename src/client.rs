@@ -164,6 +164,8 @@ pub enum Event {
     Dropped(Dropped),
     /// Queue mode: awake again; the Update goes first.
     Woke,
+    /// DTLS: a handshake began (its first `ClientHello` is queued).
+    HandshakeStarted,
     /// DTLS: a handshake ended (every one that starts ends once).
     Handshake(HandshakeRecord),
     /// DTLS: an open session ended (alert, `close_notify`); a new handshake follows when needed.

@@ -633,6 +633,7 @@ impl Recorder {
                 }
             }
             Event::Woke => s.woke += 1,
+            Event::HandshakeStarted => s.handshakes.started += 1,
             Event::Handshake(h) => s.handshakes.record(h),
             Event::SessionLost(failure) => s.handshakes.session_lost(*failure),
             Event::Bootstrap(b) => s.bootstrap.record(b),

@@ -552,6 +552,8 @@ fn dtls_clients_register_answer_reads_and_deregister_over_the_embedded_dtls_serv
     // Both sides agree: every client handshook once, registered, was read, and left.
     assert_eq!(s.handshakes.ok, clients, "{s}");
     assert_eq!(s.handshakes.failed, 0, "{s}");
+    // Each began once and none is left in progress.
+    assert_eq!(s.handshakes.started, clients, "{s}");
     assert_eq!(server.dtls.handshakes_ok, clients, "{server:?}");
     assert_eq!(server.dtls.handshakes_failed, 0, "{server:?}");
     assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");

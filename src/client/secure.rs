@@ -31,11 +31,13 @@ pub struct HandshakeRecord {
 
 /// A client's credentials and its current session (boxed in the client: plain-CoAP clients pay one
 /// null pointer). A certificate client holds a pointer to the fleet's certificates: its own is
-/// made when a handshake starts and lives in that session only.
+/// made when a handshake starts and lives in that session only. The session is boxed too: it is
+/// ~3.4 KB inline, which a client without one (waiting to retry a failed handshake, stopped)
+/// should not carry.
 #[derive(Debug)]
 pub(super) struct Secure {
     credential: Credential,
-    session: Option<Session>,
+    session: Option<Box<Session>>,
     /// Records a failed session still had to send (the alert refusing the server's certificate).
     farewell: Vec<Vec<u8>>,
 }
@@ -50,7 +52,7 @@ impl Secure {
     }
 
     fn is_connected(&self) -> bool {
-        self.session.as_ref().is_some_and(Session::is_connected)
+        self.session.as_ref().is_some_and(|s| s.is_connected())
     }
 
     fn is_handshaking(&self) -> bool {
@@ -100,7 +102,12 @@ impl Secure {
             // Shared by the fleet.
             Credential::Certificate(_) => 0,
         };
-        size_of::<Secure>() + credential + self.session.as_ref().map_or(0, Session::queued_bytes)
+        size_of::<Secure>()
+            + credential
+            + self
+                .session
+                .as_ref()
+                .map_or(0, |s| size_of::<Session>() + s.queued_bytes())
     }
 }
 
@@ -132,6 +139,7 @@ impl Client {
             return true;
         }
         if !secure.is_handshaking() {
+            self.events.push_back(Event::HandshakeStarted);
             let session = match &secure.credential {
                 Credential::Psk(psk) => {
                     let config = dtls::client_config(psk, &self.config.dtls, self.rng.random());
@@ -150,7 +158,7 @@ impl Client {
                 }
             };
             match session {
-                Ok(session) => secure.session = Some(session),
+                Ok(session) => secure.session = Some(Box::new(session)),
                 Err(failure) => {
                     self.handshake_ended(now, now, HandshakeOutcome::Failed(failure));
                     self.on_handshake_failed(now);
@@ -201,7 +209,7 @@ impl Client {
         self.secure
             .as_ref()
             .and_then(|s| s.session.as_ref())
-            .and_then(Session::poll_timeout)
+            .and_then(|s| s.poll_timeout())
     }
 
     /// A request timed out: the server may have forgotten the session, so the next request

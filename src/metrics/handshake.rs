@@ -12,9 +12,12 @@ use crate::client::{
 };
 use crate::dtls::Failure;
 
-/// Every handshake (or connection setup) that started ends once: `ok + failed + aborted`.
+/// Every handshake (or connection setup) that started ends once: `started = ok + failed +
+/// aborted + in progress`.
 #[derive(Clone, Debug)]
 pub struct HandshakeStats {
+    /// Begun (a `ClientHello` queued); 0 in reports read back, which count ended ones only.
+    pub started: u64,
     pub ok: u64,
     pub failed: u64,
     /// The client stopped or went offline first.
@@ -30,6 +33,7 @@ pub struct HandshakeStats {
 impl Default for HandshakeStats {
     fn default() -> Self {
         HandshakeStats {
+            started: 0,
             ok: 0,
             failed: 0,
             aborted: 0,
@@ -49,8 +53,14 @@ pub(crate) fn count(counts: &mut Vec<(String, u64)>, reason: &str, n: u64) {
 }
 
 impl HandshakeStats {
+    /// Ended handshakes.
     pub fn total(&self) -> u64 {
         self.ok + self.failed + self.aborted
+    }
+
+    /// Begun and not ended yet.
+    pub fn in_progress(&self) -> u64 {
+        self.started.saturating_sub(self.total())
     }
 
     pub(super) fn record(&mut self, r: &HandshakeRecord) {
@@ -95,6 +105,7 @@ impl HandshakeStats {
     }
 
     pub(super) fn merge(&mut self, other: &HandshakeStats) {
+        self.started += other.started;
         self.ok += other.ok;
         self.failed += other.failed;
         self.aborted += other.aborted;

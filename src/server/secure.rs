@@ -69,7 +69,8 @@ enum SessionAuth {
 }
 
 struct Peer {
-    session: Session,
+    /// Boxed: ~3.4 KB inline would sit in every bucket of the map, used or not.
+    session: Box<Session>,
     last_active: Instant,
     /// The deadline this peer has in the heap; other entries for it are stale.
     scheduled: Option<Instant>,
@@ -245,7 +246,7 @@ impl<S: Served> SecureServer<S> {
         match accepted {
             Ok(session) => {
                 let peer = Peer {
-                    session,
+                    session: Box::new(session),
                     last_active: now,
                     scheduled: None,
                 };

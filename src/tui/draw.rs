@@ -11,6 +11,8 @@ use ratatui::widgets::{
     Table,
 };
 
+mod handshakes;
+
 use super::RunInfo;
 use super::app::App;
 use super::format;
@@ -25,9 +27,16 @@ const CURVE_POINTS: u32 = 80;
 pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
     // The table: borders, a header line and a row per request kind shown.
     let table_height = 3 + app.kinds as u16;
-    let [header, table, bottom, footer] = Layout::vertical([
+    // The DTLS panel only for runs that handshake; others keep its rows for the chart.
+    let dtls_height = if handshakes::shown(history) {
+        handshakes::HEIGHT
+    } else {
+        0
+    };
+    let [header, table, dtls, bottom, footer] = Layout::vertical([
         Constraint::Length(7),
         Constraint::Length(table_height),
+        Constraint::Length(dtls_height),
         Constraint::Min(6),
         Constraint::Length(1),
     ])
@@ -40,6 +49,9 @@ pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
         Layout::vertical([Constraint::Length(spark_height), Constraint::Min(0)]).areas(side);
     draw_header(frame, header, app, info, history);
     draw_table(frame, table, app, history);
+    if dtls_height > 0 {
+        handshakes::draw(frame, dtls, history);
+    }
     draw_chart(frame, chart, app, history);
     draw_sparkline(frame, spark, app, history);
     draw_errors(frame, errors, app, history);

@@ -20,6 +20,8 @@ pub struct Sample {
     pub sent: [u64; REQUEST_KINDS.len()],
     /// Server-initiated operations the clients answered, all kinds.
     pub server_ops: u64,
+    /// DTLS handshakes completed.
+    pub handshakes_ok: u64,
 }
 
 impl Sample {
@@ -32,6 +34,7 @@ impl Sample {
             elapsed: s.elapsed,
             sent,
             server_ops: s.operations.iter().map(|o| o.total).sum(),
+            handshakes_ok: s.handshakes.ok,
         }
     }
 }

@@ -442,6 +442,11 @@ fn free_port_pair() -> u16 {
 }
 
 impl LibcoapRd {
+    /// Its process id (for its memory and CPU in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `coap-rd-openssl` on two free loopback ports with PSK `key` (hint "swarm").
     /// `LIBCOAP_LOG=FILE`: libcoap's debug log goes there.
     pub fn start(key: &str) -> LibcoapRd {

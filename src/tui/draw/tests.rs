@@ -231,3 +231,88 @@ fn an_empty_run_draws_without_numbers() {
     assert!(screen.contains("0 / 0 registered"), "{screen}");
     assert!(screen.contains("no answers yet"), "{screen}");
 }
+
+/// A DTLS run 75 s in: 1,010 handshakes begun, 990 done (490 in the last second), 5 failed,
+/// one session lost since.
+fn dtls_history() -> History {
+    let mut h = History::default();
+    let mut s = snapshot(74, 960, 45);
+    s.handshakes.started = 520;
+    s.handshakes.ok = 500;
+    h.push(s);
+    let mut s = snapshot(75, 1000, 50);
+    let hs = &mut s.handshakes;
+    (hs.started, hs.ok, hs.failed) = (1_010, 990, 5);
+    hs.failures = vec![("handshake_failure".into(), 2), ("timeout".into(), 3)];
+    hs.lost = vec![("closed".into(), 1)];
+    for (us, n) in [(1_200, 980), (3_400, 9), (120_000, 1)] {
+        hs.latency.record_n(us, n).unwrap();
+    }
+    h.push(s);
+    h
+}
+
+#[test]
+fn a_dtls_run_shows_its_handshakes_between_the_table_and_the_chart() {
+    let screen = render(&App::new(), &info(), &dtls_history());
+    let at = |needle: &str| {
+        screen
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{screen}"))
+    };
+    assert!(at("│deregister ") < at("dtls handshakes"), "{screen}");
+    assert!(at("dtls handshakes") < at("register latency by percentile"));
+    // 490 completed over the last second; 1,010 - 990 - 5 still handshaking.
+    assert_eq!(
+        row_of(&screen, "ok 990"),
+        [
+            "ok", "990", "(490/s)", "failed", "5", "in", "progress", "15", "p50", "1.20", "p99",
+            "3.40", "max", "120"
+        ]
+    );
+    // Most frequent reason first; sessions lost after their handshake beside them.
+    assert!(
+        screen.contains("failures timeout 3, handshake_failure 2  sessions lost closed 1"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("aborted"),
+        "shown only when some were: {screen}"
+    );
+}
+
+#[test]
+fn a_dtls_run_with_nothing_failed_yet_says_so() {
+    let mut h = History::default();
+    let mut s = snapshot(1, 10, 0);
+    (s.handshakes.started, s.handshakes.aborted) = (40, 2);
+    h.push(s);
+    let screen = render(&App::new(), &info(), &h);
+    assert_eq!(
+        row_of(&screen, "ok 0"),
+        [
+            "ok", "0", "(0.0/s)", "failed", "0", "in", "progress", "38", "aborted", "2", "p50",
+            "-", "p99", "-", "max", "-"
+        ]
+    );
+    assert!(screen.contains("failures none"), "{screen}");
+}
+
+#[test]
+fn a_nosec_run_has_no_dtls_panel_and_keeps_the_rows_for_the_chart() {
+    let plain = render(&App::new(), &info(), &history());
+    assert!(!plain.contains("dtls"), "{plain}");
+    assert!(!plain.contains("handshake"), "{plain}");
+    let dtls = render(&App::new(), &info(), &dtls_history());
+    let chart_rows = |screen: &str| {
+        let lines: Vec<&str> = screen.lines().collect();
+        let top = lines
+            .iter()
+            .position(|l| l.contains("latency by percentile"));
+        let bottom = lines
+            .iter()
+            .rposition(|l| l.contains("from due · from send"));
+        bottom.unwrap() - top.unwrap()
+    };
+    assert_eq!(chart_rows(&plain), chart_rows(&dtls) + 3, "{plain}\n{dtls}");
+}
