@@ -665,3 +665,81 @@ fn a_finish_that_overtakes_the_request_answer_completes_the_bootstrap() {
     assert_eq!(ids.len(), 1);
     assert_eq!(sim.client.state(), ClientState::Registered);
 }
+
+#[test]
+fn an_unusable_finish_gives_up_the_request_it_overtook() {
+    let mut sim = Sim::new(Client::new(Arc::new(config()), "sim-0001", device(5), 5));
+    sim.server.sockets.push(bootstrap_server());
+    // The Bootstrap-Request goes unanswered; the server sends a Finish with nothing written.
+    sim.server.silent = true;
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let finished_at = sim.now;
+    assert_eq!(finish(&mut sim), ResponseType::NotAcceptable);
+    sim.run_for(100 * SECOND);
+    // The failed attempt's request ends with it (aborted) rather than holding the NSTART slot
+    // until its retransmissions run out and then failing the next attempt for it.
+    let records: Vec<_> = sim
+        .request_records()
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Bootstrap)
+        .collect();
+    assert_eq!(records[0].outcome, Outcome::Aborted);
+    assert!(records[0].completed <= finished_at + SECOND);
+    let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [BootstrapOutcome::Failed(BootstrapFailure::Unusable)]
+    );
+    // The retry goes out on time: 60 s after the failed attempt.
+    let failed_at = bootstraps(&sim)[0].completed;
+    let message_ids: Vec<(_, u16)> = sim
+        .server
+        .requests
+        .iter()
+        .filter(|r| r.path == "/bs")
+        .map(|r| (r.at, r.packet.header.message_id))
+        .collect();
+    let first_id = message_ids[0].1;
+    let retry = message_ids.iter().find(|(_, id)| *id != first_id).unwrap();
+    assert!(
+        retry.0 >= failed_at + 60 * SECOND && retry.0 <= failed_at + 61 * SECOND,
+        "{retry:?}, failed at {failed_at:?}"
+    );
+}
+
+#[test]
+fn a_bootstrap_trigger_gives_up_requests_to_the_server_it_leaves() {
+    let mut sim = started(config());
+    provision(&mut sim, "coap://127.0.0.1:5683", None, 120);
+    finish(&mut sim);
+    sim.run_for(SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    // The LWM2M server stops answering: the next Update stays in flight.
+    sim.server.silent = true;
+    let mut waited = 0;
+    while sim
+        .server
+        .requests_named(RequestType::Post, "/rd/")
+        .is_empty()
+    {
+        sim.run_for(SECOND);
+        waited += 1;
+        assert!(waited < 200, "no Update");
+    }
+    let token = sim.send_request(RequestType::Post, "/1/0/9");
+    sim.run_for(2 * SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&token).unwrap().packet),
+        ResponseType::Changed
+    );
+    // The Update to the left server is given up, and the Bootstrap-Request does not wait
+    // for its retransmissions to run out.
+    let update = sim
+        .request_records()
+        .into_iter()
+        .find(|r| r.kind == RequestKind::Update)
+        .expect("the Update ended");
+    assert_eq!(update.outcome, Outcome::Aborted);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
+}

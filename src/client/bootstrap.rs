@@ -309,6 +309,12 @@ impl Client {
         b.phase = Phase::Idle;
         b.pending = None;
         b.failures += 1;
+        // A Bootstrap-Request still out (a Finish overtook its answer) ends with its attempt:
+        // left out, its timeout would fail the next attempt, whose request it holds back.
+        self.give_up_in_flight(now, |f| f.kind == RequestKind::Bootstrap);
+        let Some(b) = self.bootstrap.as_deref_mut() else {
+            return;
+        };
         let delay = self.config.retry.delay_after(b.failures);
         b.retry_at = delay.map(|d| now + d);
         self.record_bootstrap(started, now, BootstrapOutcome::Failed(failure));
@@ -316,6 +322,20 @@ impl Client {
             self.abort_queued(now);
             self.end_session(now, true);
             self.set_state(ClientState::Failed);
+        }
+    }
+
+    /// Ends the requests in flight that `which` picks as aborted (their exchanges dropped):
+    /// they belong to an attempt or a server the client is done with, and would hold the
+    /// NSTART slot until their retransmissions run out.
+    fn give_up_in_flight(&mut self, now: Instant, which: impl Fn(&InFlight) -> bool) {
+        let (stale, others): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(which);
+        self.in_flight = others;
+        for request in stale {
+            self.coap.give_up(request.token);
+            self.record_end(&request, now, Outcome::Aborted);
         }
     }
 
@@ -386,15 +406,8 @@ impl Client {
             return;
         };
         // A Bootstrap-Request still out (the Finish overtook its answer) is given up: its
-        // answer would come on the session being closed, and it holds the NSTART slot.
-        let (stale, others): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
-            .into_iter()
-            .partition(|f| f.kind == RequestKind::Bootstrap);
-        self.in_flight = others;
-        for request in stale {
-            self.coap.give_up(request.token);
-            self.record_end(&request, now, Outcome::Aborted);
-        }
+        // answer would come on the session being closed.
+        self.give_up_in_flight(now, |f| f.kind == RequestKind::Bootstrap);
         let leaving = self.secure.take().map(|s| s.close_into_parts());
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
@@ -463,6 +476,9 @@ impl Client {
     /// credentials back.
     fn return_to_bootstrap_server(&mut self, now: Instant) {
         let left = self.server();
+        // Updates and notifications for the server left: over DTLS they would be resent on
+        // the bootstrap server's session.
+        self.give_up_in_flight(now, |_| true);
         self.end_session(now, true);
         let leaving = self.secure.take().map(|s| s.close_into_parts());
         let Some(b) = self.bootstrap.as_deref_mut() else {
