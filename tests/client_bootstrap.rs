@@ -39,7 +39,8 @@ fn device(seed: u64) -> Device {
     )
 }
 
-/// A client whose server is a bootstrap server; registration retries every 60 s, twice.
+/// A client whose server is a bootstrap server; a registration or bootstrap procedure is three
+/// attempts, 60 s then 120 s apart.
 fn config() -> ClientConfig {
     ClientConfig {
         server: bootstrap_server(),
@@ -354,6 +355,19 @@ fn a_finish_without_a_usable_account_is_refused_and_the_bootstrap_retried() {
     let mut sim = started(config());
     // Nothing written: no LWM2M server to go to.
     assert_eq!(finish(&mut sim), ResponseType::NotAcceptable);
+    // A Finish for an attempt that has ended is refused too, and ends nothing more.
+    assert_eq!(finish(&mut sim), ResponseType::NotAcceptable);
+    let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [BootstrapOutcome::Failed(BootstrapFailure::Unusable)]
+    );
+    // The retry comes 60 s after the failure, with a new Bootstrap-Request.
+    let failed_at = bootstraps(&sim)[0].completed;
+    sim.run_until(failed_at + 59 * SECOND);
+    assert_eq!(bootstrap_requests(&sim).len(), 1);
+    sim.run_until(failed_at + 61 * SECOND);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
     // An account whose mode does not fit its URI (PSK over coap://) is no better.
     let sec = security(1, "coap://127.0.0.1:5683", Some((b"id", b"key")));
     write(&mut sim, "/0/1", ContentFormat::Tlv, &sec);
@@ -362,16 +376,12 @@ fn a_finish_without_a_usable_account_is_refused_and_the_bootstrap_retried() {
     let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
     assert_eq!(
         outcomes,
-        [BootstrapOutcome::Failed(BootstrapFailure::Unusable)],
-        "the second Finish came for an attempt that had ended"
+        [BootstrapOutcome::Failed(BootstrapFailure::Unusable); 2]
     );
-    // The retry comes 60 s after the failure, with a new Bootstrap-Request.
-    let failed_at = bootstraps(&sim)[0].completed;
-    sim.run_until(failed_at + 59 * SECOND);
-    assert_eq!(bootstrap_requests(&sim).len(), 1);
-    sim.run_until(failed_at + 61 * SECOND);
-    assert_eq!(bootstrap_requests(&sim).len(), 2);
-    // This time the account is good.
+    // The third attempt, 120 s later: this time the account is good.
+    let failed_at = bootstraps(&sim)[1].completed;
+    sim.run_until(failed_at + 121 * SECOND);
+    assert_eq!(bootstrap_requests(&sim).len(), 3);
     let sec = security(1, "coap://127.0.0.1:5683", None);
     write(&mut sim, "/0/1", ContentFormat::Tlv, &sec);
     assert_eq!(finish(&mut sim), ResponseType::Changed);
