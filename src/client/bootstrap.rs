@@ -24,6 +24,7 @@ use crate::security::{Credential, Psk};
 const CHANGED: u8 = 0x44;
 /// Security mode (`/0/x/2`) values this client can use.
 const MODE_PSK: i64 = 0;
+const MODE_CERTIFICATE: i64 = 2;
 const MODE_NO_SEC: i64 = 3;
 
 /// Why a bootstrap failed.
@@ -183,15 +184,10 @@ impl Client {
                 }
             }
         }
-        let scheme = if self.secure.is_some() {
-            "coaps"
-        } else {
-            "coap"
-        };
-        let mode = if self.secure.is_some() {
-            MODE_PSK
-        } else {
-            MODE_NO_SEC
+        let (scheme, mode) = match self.secure.as_deref().map(Secure::credential) {
+            None => ("coap", MODE_NO_SEC),
+            Some(Credential::Psk(_)) => ("coaps", MODE_PSK),
+            Some(Credential::Certificate(_)) => ("coaps", MODE_CERTIFICATE),
         };
         let records = [
             (
@@ -519,5 +515,59 @@ impl Client {
             self.value_at(now, Path::resource(1, instance, 16)),
             Some(Value::Boolean(false))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::client::{BootstrapConfig, ClientConfig};
+    use crate::x509::tests::authority;
+    use crate::x509::{DeviceCertificates, DeviceSource, PeerVerifier};
+
+    fn device() -> crate::model::Device {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
+        let set = crate::model::TemplateSet::load_dir(std::path::Path::new(dir)).unwrap();
+        crate::model::Device::new(set.device("environment-sensor").unwrap(), 1, 1_700_000_000)
+    }
+
+    /// The Security Mode (`/0/x/2`) of the bootstrap account a client starts with.
+    fn account_mode(credential: Option<Credential>) -> Option<Value> {
+        let config = ClientConfig {
+            bootstrap: Some(BootstrapConfig::default()),
+            ..ClientConfig::default()
+        };
+        let mut client = Client::new(Arc::new(config), "dev-1", device(), 1);
+        if let Some(credential) = credential {
+            client = client.with_credential(credential);
+        }
+        let now = Instant::ZERO;
+        client.start(now);
+        let account = client.device.instances(0)[0];
+        client.value_at(now, Path::resource(0, account, 2))
+    }
+
+    #[test]
+    fn the_bootstrap_account_names_the_security_mode_in_use() {
+        let psk = Credential::Psk(Psk {
+            identity: b"dev-1".to_vec(),
+            key: vec![7; 16],
+        });
+        let certificates = DeviceCertificates::new(
+            DeviceSource::Issued {
+                authority: Box::new(authority("Fleet CA")),
+                master: b"m".to_vec(),
+            },
+            PeerVerifier::AcceptAny,
+        );
+        let certificate = Credential::Certificate(Arc::new(certificates));
+        assert_eq!(account_mode(None), Some(Value::Integer(MODE_NO_SEC)));
+        assert_eq!(account_mode(Some(psk)), Some(Value::Integer(MODE_PSK)));
+        assert_eq!(
+            account_mode(Some(certificate)),
+            Some(Value::Integer(MODE_CERTIFICATE))
+        );
     }
 }

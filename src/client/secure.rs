@@ -49,6 +49,10 @@ impl Secure {
         }
     }
 
+    pub(super) fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
     fn is_connected(&self) -> bool {
         self.session.as_ref().is_some_and(Session::is_connected)
     }
