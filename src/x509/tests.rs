@@ -21,11 +21,13 @@ pub(crate) fn ca_pem(name: &str) -> (String, String) {
 }
 
 /// Whether `shown` (Debug or error text) gives away part of `secret`: any 8 bytes of it, as
-/// Rust prints a byte slice or as hex.
+/// Rust prints a byte slice, as hex or as text.
 pub(crate) fn shows_secret(shown: &str, secret: &[u8]) -> bool {
     secret.windows(8).any(|w| {
         let debug = format!("{w:?}");
-        shown.contains(debug.trim_matches(['[', ']'])) || shown.contains(&hex::encode(w))
+        shown.contains(debug.trim_matches(['[', ']']))
+            || shown.contains(&hex::encode(w))
+            || std::str::from_utf8(w).is_ok_and(|text| shown.contains(text))
     })
 }
 
