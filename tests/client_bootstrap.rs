@@ -753,3 +753,29 @@ fn a_bootstrap_trigger_gives_up_requests_to_the_server_it_leaves() {
     assert_eq!(update.outcome, Outcome::Aborted);
     assert_eq!(bootstrap_requests(&sim).len(), 2);
 }
+
+#[test]
+fn a_reboot_keeps_what_bootstrap_wrote_and_a_factory_reset_forgets_it() {
+    let mut sim = started(config());
+    provision(&mut sim, "coap://127.0.0.1:5683", None, 120);
+    finish(&mut sim);
+    sim.run_for(SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    // Reboot: back after 10 s, registering with the written server, no bootstrap.
+    sim.send_request(RequestType::Post, "/3/0/4");
+    sim.run_for(12 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    assert_eq!(registers(&sim).len(), 2);
+    assert_eq!(registers(&sim)[1].0, addr(5683));
+    assert_eq!(bootstrap_requests(&sim).len(), 1);
+    // Factory Reset: back after 10 s with the bootstrap account alone, bootstrapping.
+    sim.send_request(RequestType::Post, "/3/0/5");
+    sim.run_for(12 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Bootstrapping);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
+    assert_eq!(sim.client.server(), bootstrap_server());
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/0>");
+    let (_, links) = discover(&mut sim, "/1");
+    assert_eq!(links, "</>;lwm2m=1.1,</1>;ver=1.1");
+}
