@@ -570,7 +570,27 @@ fn create_private(path: &FsPath) -> std::io::Result<std::fs::File> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    let file = options.open(path)?;
+    // The mode above applies to a new file only: an existing one may be readable by others.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(file)
+}
+
+#[cfg(all(test, unix))]
+mod private_file_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_key_file_is_owner_only_even_when_it_existed() {
+        let path = std::env::temp_dir().join(format!("lwm2m-swarm-private-{}", std::process::id()));
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(super::create_private(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
 }
 
 fn run(args: &RunArgs) -> Result<(), Failure> {

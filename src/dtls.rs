@@ -1,6 +1,7 @@
 //! One DTLS 1.2 session over `dimpl`, with a pre-shared key (`TLS_PSK_WITH_AES_128_CCM_8`, the
-//! suite LWM2M requires) or certificates (`ECDHE_ECDSA`, the peer's checked by [`PeerCheck`]). Sans-IO like the client that owns it: datagrams, plaintext and
-//! our clock go in; datagrams, plaintext, a deadline and the handshake's outcome come out.
+//! suite LWM2M requires) or certificates (`ECDHE_ECDSA`, the peer's checked by [`PeerCheck`]).
+//! Sans-IO like the client that owns it: datagrams, plaintext and our clock go in; datagrams,
+//! plaintext, a deadline and the handshake's outcome come out.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

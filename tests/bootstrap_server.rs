@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_swarm::client::{
-    BootstrapConfig, BootstrapOutcome, Client, ClientConfig, ClientState, Event, RequestKind,
+    BootstrapConfig, BootstrapOutcome, Client, ClientConfig, ClientState, Event, Outcome,
+    RequestKind,
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::ContentFormat;
@@ -398,6 +399,28 @@ fn lost_datagrams_are_retransmitted_and_every_sequence_is_counted() {
         "{:?}",
         world.clients.iter().map(Client::state).collect::<Vec<_>>()
     );
+    // Each client's attempts each had one Bootstrap-Request, which ended once (sent and
+    // answered, timed out or given up; or never sent).
+    for (i, events) in world.events.iter().enumerate() {
+        let attempts = events
+            .iter()
+            .filter(|e| matches!(e, Event::Bootstrap(_)))
+            .count();
+        let ended: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Request(r) if r.kind == RequestKind::Bootstrap => Some(r.outcome),
+                _ => None,
+            })
+            .collect();
+        let sent = events
+            .iter()
+            .filter(|e| matches!(e, Event::Sent(RequestKind::Bootstrap)))
+            .count();
+        assert_eq!(attempts, ended.len(), "client {i}: {ended:?}");
+        let unsent = ended.iter().filter(|o| **o == Outcome::Unsent).count();
+        assert_eq!(sent, ended.len() - unsent, "client {i}: {ended:?}");
+    }
     // The server finished at least as many as the clients did (a Finish whose answer was
     // lost for good counts as failed there, finished here, never the other way round).
     assert!(bs.finished <= 40 && bs.finished + bs.failed >= 40, "{b}");

@@ -39,7 +39,8 @@ fn device(seed: u64) -> Device {
     )
 }
 
-/// A client whose server is a bootstrap server; registration retries every 60 s, twice.
+/// A client whose server is a bootstrap server; a registration or bootstrap procedure is three
+/// attempts, 60 s then 120 s apart.
 fn config() -> ClientConfig {
     ClientConfig {
         server: bootstrap_server(),
@@ -354,6 +355,19 @@ fn a_finish_without_a_usable_account_is_refused_and_the_bootstrap_retried() {
     let mut sim = started(config());
     // Nothing written: no LWM2M server to go to.
     assert_eq!(finish(&mut sim), ResponseType::NotAcceptable);
+    // A Finish for an attempt that has ended is refused too, and ends nothing more.
+    assert_eq!(finish(&mut sim), ResponseType::NotAcceptable);
+    let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [BootstrapOutcome::Failed(BootstrapFailure::Unusable)]
+    );
+    // The retry comes 60 s after the failure, with a new Bootstrap-Request.
+    let failed_at = bootstraps(&sim)[0].completed;
+    sim.run_until(failed_at + 59 * SECOND);
+    assert_eq!(bootstrap_requests(&sim).len(), 1);
+    sim.run_until(failed_at + 61 * SECOND);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
     // An account whose mode does not fit its URI (PSK over coap://) is no better.
     let sec = security(1, "coap://127.0.0.1:5683", Some((b"id", b"key")));
     write(&mut sim, "/0/1", ContentFormat::Tlv, &sec);
@@ -362,16 +376,12 @@ fn a_finish_without_a_usable_account_is_refused_and_the_bootstrap_retried() {
     let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
     assert_eq!(
         outcomes,
-        [BootstrapOutcome::Failed(BootstrapFailure::Unusable)],
-        "the second Finish came for an attempt that had ended"
+        [BootstrapOutcome::Failed(BootstrapFailure::Unusable); 2]
     );
-    // The retry comes 60 s after the failure, with a new Bootstrap-Request.
-    let failed_at = bootstraps(&sim)[0].completed;
-    sim.run_until(failed_at + 59 * SECOND);
-    assert_eq!(bootstrap_requests(&sim).len(), 1);
-    sim.run_until(failed_at + 61 * SECOND);
-    assert_eq!(bootstrap_requests(&sim).len(), 2);
-    // This time the account is good.
+    // The third attempt, 120 s later: this time the account is good.
+    let failed_at = bootstraps(&sim)[1].completed;
+    sim.run_until(failed_at + 121 * SECOND);
+    assert_eq!(bootstrap_requests(&sim).len(), 3);
     let sec = security(1, "coap://127.0.0.1:5683", None);
     write(&mut sim, "/0/1", ContentFormat::Tlv, &sec);
     assert_eq!(finish(&mut sim), ResponseType::Changed);
@@ -664,4 +674,108 @@ fn a_finish_that_overtakes_the_request_answer_completes_the_bootstrap() {
         .collect();
     assert_eq!(ids.len(), 1);
     assert_eq!(sim.client.state(), ClientState::Registered);
+}
+
+#[test]
+fn an_unusable_finish_gives_up_the_request_it_overtook() {
+    let mut sim = Sim::new(Client::new(Arc::new(config()), "sim-0001", device(5), 5));
+    sim.server.sockets.push(bootstrap_server());
+    // The Bootstrap-Request goes unanswered; the server sends a Finish with nothing written.
+    sim.server.silent = true;
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    let finished_at = sim.now;
+    assert_eq!(finish(&mut sim), ResponseType::NotAcceptable);
+    sim.run_for(100 * SECOND);
+    // The failed attempt's request ends with it (aborted) rather than holding the NSTART slot
+    // until its retransmissions run out and then failing the next attempt for it.
+    let records: Vec<_> = sim
+        .request_records()
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Bootstrap)
+        .collect();
+    assert_eq!(records[0].outcome, Outcome::Aborted);
+    assert!(records[0].completed <= finished_at + SECOND);
+    let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [BootstrapOutcome::Failed(BootstrapFailure::Unusable)]
+    );
+    // The retry goes out on time: 60 s after the failed attempt.
+    let failed_at = bootstraps(&sim)[0].completed;
+    let message_ids: Vec<(_, u16)> = sim
+        .server
+        .requests
+        .iter()
+        .filter(|r| r.path == "/bs")
+        .map(|r| (r.at, r.packet.header.message_id))
+        .collect();
+    let first_id = message_ids[0].1;
+    let retry = message_ids.iter().find(|(_, id)| *id != first_id).unwrap();
+    assert!(
+        retry.0 >= failed_at + 60 * SECOND && retry.0 <= failed_at + 61 * SECOND,
+        "{retry:?}, failed at {failed_at:?}"
+    );
+}
+
+#[test]
+fn a_bootstrap_trigger_gives_up_requests_to_the_server_it_leaves() {
+    let mut sim = started(config());
+    provision(&mut sim, "coap://127.0.0.1:5683", None, 120);
+    finish(&mut sim);
+    sim.run_for(SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    // The LWM2M server stops answering: the next Update stays in flight.
+    sim.server.silent = true;
+    let mut waited = 0;
+    while sim
+        .server
+        .requests_named(RequestType::Post, "/rd/")
+        .is_empty()
+    {
+        sim.run_for(SECOND);
+        waited += 1;
+        assert!(waited < 200, "no Update");
+    }
+    let token = sim.send_request(RequestType::Post, "/1/0/9");
+    sim.run_for(2 * SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&token).unwrap().packet),
+        ResponseType::Changed
+    );
+    // The Update to the left server is given up, and the Bootstrap-Request does not wait
+    // for its retransmissions to run out.
+    let update = sim
+        .request_records()
+        .into_iter()
+        .find(|r| r.kind == RequestKind::Update)
+        .expect("the Update ended");
+    assert_eq!(update.outcome, Outcome::Aborted);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
+}
+
+#[test]
+fn a_reboot_keeps_what_bootstrap_wrote_and_a_factory_reset_forgets_it() {
+    let mut sim = started(config());
+    provision(&mut sim, "coap://127.0.0.1:5683", None, 120);
+    finish(&mut sim);
+    sim.run_for(SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    // Reboot: back after 10 s, registering with the written server, no bootstrap.
+    sim.send_request(RequestType::Post, "/3/0/4");
+    sim.run_for(12 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    assert_eq!(registers(&sim).len(), 2);
+    assert_eq!(registers(&sim)[1].0, addr(5683));
+    assert_eq!(bootstrap_requests(&sim).len(), 1);
+    // Factory Reset: back after 10 s with the bootstrap account alone, bootstrapping.
+    sim.send_request(RequestType::Post, "/3/0/5");
+    sim.run_for(12 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Bootstrapping);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
+    assert_eq!(sim.client.server(), bootstrap_server());
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/0>");
+    let (_, links) = discover(&mut sim, "/1");
+    assert_eq!(links, "</>;lwm2m=1.1,</1>;ver=1.1");
 }

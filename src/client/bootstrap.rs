@@ -24,6 +24,7 @@ use crate::security::{Credential, Psk};
 const CHANGED: u8 = 0x44;
 /// Security mode (`/0/x/2`) values this client can use.
 const MODE_PSK: i64 = 0;
+const MODE_CERTIFICATE: i64 = 2;
 const MODE_NO_SEC: i64 = 3;
 
 /// Why a bootstrap failed.
@@ -183,15 +184,10 @@ impl Client {
                 }
             }
         }
-        let scheme = if self.secure.is_some() {
-            "coaps"
-        } else {
-            "coap"
-        };
-        let mode = if self.secure.is_some() {
-            MODE_PSK
-        } else {
-            MODE_NO_SEC
+        let (scheme, mode) = match self.secure.as_deref().map(Secure::credential) {
+            None => ("coap", MODE_NO_SEC),
+            Some(Credential::Psk(_)) => ("coaps", MODE_PSK),
+            Some(Credential::Certificate(_)) => ("coaps", MODE_CERTIFICATE),
         };
         let records = [
             (
@@ -309,6 +305,12 @@ impl Client {
         b.phase = Phase::Idle;
         b.pending = None;
         b.failures += 1;
+        // A Bootstrap-Request still out (a Finish overtook its answer) ends with its attempt:
+        // left out, its timeout would fail the next attempt, whose request it holds back.
+        self.give_up_in_flight(now, |f| f.kind == RequestKind::Bootstrap);
+        let Some(b) = self.bootstrap.as_deref_mut() else {
+            return;
+        };
         let delay = self.config.retry.delay_after(b.failures);
         b.retry_at = delay.map(|d| now + d);
         self.record_bootstrap(started, now, BootstrapOutcome::Failed(failure));
@@ -316,6 +318,20 @@ impl Client {
             self.abort_queued(now);
             self.end_session(now, true);
             self.set_state(ClientState::Failed);
+        }
+    }
+
+    /// Ends the requests in flight that `which` picks as aborted (their exchanges dropped):
+    /// they belong to an attempt or a server the client is done with, and would hold the
+    /// NSTART slot until their retransmissions run out.
+    fn give_up_in_flight(&mut self, now: Instant, which: impl Fn(&InFlight) -> bool) {
+        let (stale, others): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(which);
+        self.in_flight = others;
+        for request in stale {
+            self.coap.give_up(request.token);
+            self.record_end(&request, now, Outcome::Aborted);
         }
     }
 
@@ -386,15 +402,8 @@ impl Client {
             return;
         };
         // A Bootstrap-Request still out (the Finish overtook its answer) is given up: its
-        // answer would come on the session being closed, and it holds the NSTART slot.
-        let (stale, others): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
-            .into_iter()
-            .partition(|f| f.kind == RequestKind::Bootstrap);
-        self.in_flight = others;
-        for request in stale {
-            self.coap.give_up(request.token);
-            self.record_end(&request, now, Outcome::Aborted);
-        }
+        // answer would come on the session being closed.
+        self.give_up_in_flight(now, |f| f.kind == RequestKind::Bootstrap);
         let leaving = self.secure.take().map(|s| s.close_into_parts());
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
@@ -463,6 +472,9 @@ impl Client {
     /// credentials back.
     fn return_to_bootstrap_server(&mut self, now: Instant) {
         let left = self.server();
+        // Updates and notifications for the server left: over DTLS they would be resent on
+        // the bootstrap server's session.
+        self.give_up_in_flight(now, |_| true);
         self.end_session(now, true);
         let leaving = self.secure.take().map(|s| s.close_into_parts());
         let Some(b) = self.bootstrap.as_deref_mut() else {
@@ -503,5 +515,59 @@ impl Client {
             self.value_at(now, Path::resource(1, instance, 16)),
             Some(Value::Boolean(false))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::client::{BootstrapConfig, ClientConfig};
+    use crate::x509::tests::authority;
+    use crate::x509::{DeviceCertificates, DeviceSource, PeerVerifier};
+
+    fn device() -> crate::model::Device {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
+        let set = crate::model::TemplateSet::load_dir(std::path::Path::new(dir)).unwrap();
+        crate::model::Device::new(set.device("environment-sensor").unwrap(), 1, 1_700_000_000)
+    }
+
+    /// The Security Mode (`/0/x/2`) of the bootstrap account a client starts with.
+    fn account_mode(credential: Option<Credential>) -> Option<Value> {
+        let config = ClientConfig {
+            bootstrap: Some(BootstrapConfig::default()),
+            ..ClientConfig::default()
+        };
+        let mut client = Client::new(Arc::new(config), "dev-1", device(), 1);
+        if let Some(credential) = credential {
+            client = client.with_credential(credential);
+        }
+        let now = Instant::ZERO;
+        client.start(now);
+        let account = client.device.instances(0)[0];
+        client.value_at(now, Path::resource(0, account, 2))
+    }
+
+    #[test]
+    fn the_bootstrap_account_names_the_security_mode_in_use() {
+        let psk = Credential::Psk(Psk {
+            identity: b"dev-1".to_vec(),
+            key: vec![7; 16],
+        });
+        let certificates = DeviceCertificates::new(
+            DeviceSource::Issued {
+                authority: Box::new(authority("Fleet CA")),
+                master: b"m".to_vec(),
+            },
+            PeerVerifier::AcceptAny,
+        );
+        let certificate = Credential::Certificate(Arc::new(certificates));
+        assert_eq!(account_mode(None), Some(Value::Integer(MODE_NO_SEC)));
+        assert_eq!(account_mode(Some(psk)), Some(Value::Integer(MODE_PSK)));
+        assert_eq!(
+            account_mode(Some(certificate)),
+            Some(Value::Integer(MODE_CERTIFICATE))
+        );
     }
 }

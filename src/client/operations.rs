@@ -187,27 +187,9 @@ impl Client {
         if self.state == super::ClientState::Bootstrapping {
             return self.bootstrap_request(now, request);
         }
-        let segments = message::uri_path(request).unwrap_or_else(|_| vec!["?"]);
-        let Ok(path) = Path::from_segments(&segments) else {
-            return (
-                OperationKind::Other,
-                Path::ROOT,
-                Answer::code(ResponseType::NotFound),
-            );
-        };
-        if has_unknown_critical(request) {
-            return (
-                OperationKind::Other,
-                path,
-                Answer::code(ResponseType::BadOption),
-            );
-        }
-        let MessageClass::Request(method) = request.header.code else {
-            return (
-                OperationKind::Other,
-                path,
-                Answer::code(ResponseType::MethodNotAllowed),
-            );
+        let (path, method) = match request_target(request) {
+            Ok(target) => target,
+            Err(refused) => return refused,
         };
         let kind = operation_kind(method, &path, request);
         // Security (0) belongs to bootstrap: invisible to a management server.
@@ -502,8 +484,31 @@ impl Client {
     }
 }
 
+/// The object path and method of a request, or how it is refused: 4.04 for a path that names
+/// no object, 4.02 for a critical option this client does not understand, 4.05 for no method.
+pub(super) fn request_target(
+    request: &Packet,
+) -> Result<(Path, RequestType), (OperationKind, Path, Answer)> {
+    let segments = message::uri_path(request).unwrap_or_else(|_| vec!["?"]);
+    let Ok(path) = Path::from_segments(&segments) else {
+        return Err((
+            OperationKind::Other,
+            Path::ROOT,
+            Answer::code(ResponseType::NotFound),
+        ));
+    };
+    let refused = |code| Err((OperationKind::Other, path, Answer::code(code)));
+    if has_unknown_critical(request) {
+        return refused(ResponseType::BadOption);
+    }
+    let MessageClass::Request(method) = request.header.code else {
+        return refused(ResponseType::MethodNotAllowed);
+    };
+    Ok((path, method))
+}
+
 /// Whether the request carries a critical option this client does not understand (4.02).
-pub(super) fn has_unknown_critical(request: &Packet) -> bool {
+fn has_unknown_critical(request: &Packet) -> bool {
     request
         .options()
         .any(|(number, _)| number % 2 == 1 && !KNOWN_CRITICAL.contains(number))

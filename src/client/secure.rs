@@ -1,6 +1,7 @@
 //! DTLS for one client: every CoAP datagram to and from the server rides in a session the
-//! client owns (PSK, or certificates). The session is opened before the first request that needs it; a failed handshake
-//! ends like a failed Register attempt; a lost session is opened again.
+//! client owns (PSK, or certificates). The session is opened before the first request that
+//! needs it; a failed handshake ends like a failed Register attempt; a lost session is opened
+//! again.
 
 use std::net::SocketAddr;
 
@@ -49,6 +50,10 @@ impl Secure {
             session: None,
             farewell: Vec::new(),
         }
+    }
+
+    pub(super) fn credential(&self) -> &Credential {
+        &self.credential
     }
 
     fn is_connected(&self) -> bool {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use coap_lite::{MessageClass, Packet, RequestType, ResponseType};
 
 use super::{Account, BootstrapFailure, BootstrapOutcome, MODE_NO_SEC, MODE_PSK, Phase};
-use crate::client::operations::{Answer, has_unknown_critical, operation_kind};
+use crate::client::operations::{Answer, operation_kind, request_target};
 use crate::client::{Client, Deferred, OperationKind, Version};
 use crate::clock::Instant;
 use crate::coap::message;
@@ -23,30 +23,18 @@ impl Client {
         now: Instant,
         request: &Packet,
     ) -> (OperationKind, Path, Answer) {
-        let MessageClass::Request(method) = request.header.code else {
-            return (OperationKind::Other, Path::ROOT, refuse());
-        };
-        let segments = message::uri_path(request).unwrap_or_else(|_| vec!["?"]);
-        if segments == ["bs"] {
-            return match method {
-                RequestType::Post => (OperationKind::BootstrapFinish, Path::ROOT, self.finish(now)),
+        if message::uri_path(request).is_ok_and(|segments| segments == ["bs"]) {
+            return match request.header.code {
+                MessageClass::Request(RequestType::Post) => {
+                    (OperationKind::BootstrapFinish, Path::ROOT, self.finish(now))
+                }
                 _ => (OperationKind::Other, Path::ROOT, refuse()),
             };
         }
-        let Ok(path) = Path::from_segments(&segments) else {
-            return (
-                OperationKind::Other,
-                Path::ROOT,
-                Answer::code(ResponseType::NotFound),
-            );
+        let (path, method) = match request_target(request) {
+            Ok(target) => target,
+            Err(refused) => return refused,
         };
-        if has_unknown_critical(request) {
-            return (
-                OperationKind::Other,
-                path,
-                Answer::code(ResponseType::BadOption),
-            );
-        }
         let kind = operation_kind(method, &path, request);
         let answer = match kind {
             OperationKind::Discover => self.bootstrap_discover(now, &path),
