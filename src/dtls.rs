@@ -495,5 +495,10 @@ impl Session {
     }
 }
 
+#[cfg(feature = "openssl")]
+mod openssl_psk;
+#[cfg(feature = "openssl")]
+pub use openssl_psk::OpensslSession;
+
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,13 @@
 //! client owns (PSK, or certificates). The session is opened before the first request that needs it; a failed handshake
 //! ends like a failed Register attempt; a lost session is opened again.
 
+mod session;
+
 use std::net::SocketAddr;
 
 use rand::Rng;
+
+use session::ClientSession;
 
 use super::{Client, ClientState, Dropped, Event, InFlight};
 use crate::clock::Instant;
@@ -35,7 +39,7 @@ pub struct HandshakeRecord {
 #[derive(Debug)]
 pub(super) struct Secure {
     credential: Credential,
-    session: Option<Session>,
+    session: Option<ClientSession>,
     /// Records a failed session still had to send (the alert refusing the server's certificate).
     farewell: Vec<Vec<u8>>,
 }
@@ -50,7 +54,7 @@ impl Secure {
     }
 
     fn is_connected(&self) -> bool {
-        self.session.as_ref().is_some_and(Session::is_connected)
+        self.session.as_ref().is_some_and(ClientSession::is_connected)
     }
 
     fn is_handshaking(&self) -> bool {
@@ -86,10 +90,12 @@ impl Secure {
     pub(super) fn heap_bytes(&self) -> usize {
         let credential = match &self.credential {
             Credential::Psk(psk) => psk.identity.capacity() + psk.key.capacity(),
+            #[cfg(feature = "openssl")]
+            Credential::OpensslPsk(psk, _) => psk.identity.capacity() + psk.key.capacity(),
             // Shared by the fleet.
             Credential::Certificate(_) => 0,
         };
-        size_of::<Secure>() + credential + self.session.as_ref().map_or(0, Session::queued_bytes)
+        size_of::<Secure>() + credential + self.session.as_ref().map_or(0, ClientSession::queued_bytes)
     }
 }
 
@@ -124,7 +130,12 @@ impl Client {
             let session = match &secure.credential {
                 Credential::Psk(psk) => {
                     let config = dtls::client_config(psk, &self.config.dtls, self.rng.random());
-                    Session::connect(config, now)
+                    Session::connect(config, now).map(ClientSession::Dimpl)
+                }
+                #[cfg(feature = "openssl")]
+                Credential::OpensslPsk(psk, cipher) => {
+                    dtls::OpensslSession::connect(psk, *cipher, &self.config.dtls, now)
+                        .map(|s| ClientSession::Openssl(Box::new(s)))
                 }
                 Credential::Certificate(certificates) => {
                     let config = certificates.client_config(&self.config.dtls);
@@ -136,6 +147,7 @@ impl Client {
                         .certificate(&self.endpoint_name)
                         .map_err(|_| Failure::NoCertificate)
                         .and_then(|own| Session::connect_with_certificate(config, own, check, now))
+                        .map(ClientSession::Dimpl)
                 }
             };
             match session {
@@ -190,7 +202,7 @@ impl Client {
         self.secure
             .as_ref()
             .and_then(|s| s.session.as_ref())
-            .and_then(Session::poll_timeout)
+            .and_then(ClientSession::poll_timeout)
     }
 
     /// A request timed out: the server may have forgotten the session, so the next request
