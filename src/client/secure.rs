@@ -54,7 +54,9 @@ impl Secure {
     }
 
     fn is_connected(&self) -> bool {
-        self.session.as_ref().is_some_and(ClientSession::is_connected)
+        self.session
+            .as_ref()
+            .is_some_and(ClientSession::is_connected)
     }
 
     fn is_handshaking(&self) -> bool {
@@ -95,7 +97,9 @@ impl Secure {
             // Shared by the fleet.
             Credential::Certificate(_) => 0,
         };
-        size_of::<Secure>() + credential + self.session.as_ref().map_or(0, ClientSession::queued_bytes)
+        size_of::<Secure>()
+            + credential
+            + self.session.as_ref().map_or(0, ClientSession::queued_bytes)
     }
 }
 

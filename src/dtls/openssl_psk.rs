@@ -85,7 +85,9 @@ fn build_context(cipher_list: &str) -> Result<SslContext, openssl::error::ErrorS
     builder.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET);
     builder.set_session_cache_mode(SslSessionCacheMode::OFF);
     builder.set_psk_client_callback(|ssl, _hint, identity, key| {
-        let psk = ssl.ex_data(psk_index()).ok_or_else(openssl::error::ErrorStack::get)?;
+        let psk = ssl
+            .ex_data(psk_index())
+            .ok_or_else(openssl::error::ErrorStack::get)?;
         // The identity goes out NUL-terminated; one that does not fit fails the handshake.
         if psk.identity.len() >= identity.len() || psk.key.len() > key.len() {
             return Err(openssl::error::ErrorStack::get());
@@ -247,7 +249,10 @@ impl OpensslSession {
             return None;
         }
         let handshake = self.handshake_deadline();
-        Some(self.flight_deadline.map_or(handshake, |at| at.min(handshake)))
+        Some(
+            self.flight_deadline
+                .map_or(handshake, |at| at.min(handshake)),
+        )
     }
 
     /// Heap bytes held outside OpenSSL (its own state is measured by the figures).

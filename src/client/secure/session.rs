@@ -2,9 +2,9 @@
 //! PSK with AES-128-GCM (`openssl` feature). Both answer the same sans-IO calls.
 
 use crate::clock::Instant;
-use crate::dtls::{Failure, Session};
 #[cfg(feature = "openssl")]
 use crate::dtls::OpensslSession;
+use crate::dtls::{Failure, Session};
 
 #[derive(Debug)]
 pub(super) enum ClientSession {

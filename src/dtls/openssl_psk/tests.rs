@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslMethod, SslStream, SslVersion,
-};
+use openssl::ssl::{ErrorCode, Ssl, SslContext, SslMethod, SslStream, SslVersion};
 
 use super::{Datagrams, OpensslSession};
 use crate::clock::Instant;
@@ -24,7 +22,8 @@ fn psk(key: &[u8]) -> Psk {
 /// An OpenSSL DTLS server knowing `ossl-0001`'s key, offering GCM only.
 fn openssl_server() -> SslStream<Datagrams> {
     let mut ctx = SslContext::builder(SslMethod::dtls_server()).unwrap();
-    ctx.set_min_proto_version(Some(SslVersion::DTLS1_2)).unwrap();
+    ctx.set_min_proto_version(Some(SslVersion::DTLS1_2))
+        .unwrap();
     ctx.set_cipher_list("PSK-AES128-GCM-SHA256").unwrap();
     ctx.set_psk_server_callback(|_, identity, key| {
         assert_eq!(identity, Some(&b"ossl-0001"[..]));
@@ -128,11 +127,15 @@ fn dimpl_server(key: &[u8], params: &DtlsParams) -> Session {
 fn ccm8_on_openssl_handshakes_with_our_dimpl_server() {
     let params = DtlsParams::default();
     let now = Instant::ZERO;
-    let mut client = OpensslSession::connect(&psk(KEY), PskCipher::Aes128Ccm8, &params, now).unwrap();
+    let mut client =
+        OpensslSession::connect(&psk(KEY), PskCipher::Aes128Ccm8, &params, now).unwrap();
     let mut server = dimpl_server(KEY, &params);
     pump_dimpl(&mut client, &mut server, now).unwrap();
     assert!(client.is_connected() && server.is_connected());
-    assert_eq!(client.negotiated_cipher(), Some("TLS_PSK_WITH_AES_128_CCM_8"));
+    assert_eq!(
+        client.negotiated_cipher(),
+        Some("TLS_PSK_WITH_AES_128_CCM_8")
+    );
     client.send(b"hello dimpl").unwrap();
     pump_dimpl(&mut client, &mut server, now).unwrap();
     assert_eq!(server.poll_received().as_deref(), Some(&b"hello dimpl"[..]));
@@ -147,13 +150,20 @@ fn a_lost_client_hello_is_sent_again_when_our_clock_says() {
     assert_eq!(client.poll_transmit(), None);
     let due = Instant::ZERO + params.flight_start_rto;
     assert_eq!(client.poll_timeout(), Some(due));
-    client.handle_timeout(Instant::from_micros(999_999)).unwrap();
+    client
+        .handle_timeout(Instant::from_micros(999_999))
+        .unwrap();
     assert_eq!(client.poll_transmit(), None, "not due yet");
     client.handle_timeout(due).unwrap();
-    let again = client.poll_transmit().expect("retransmitted at 1 s of our clock");
+    let again = client
+        .poll_transmit()
+        .expect("retransmitted at 1 s of our clock");
     assert_eq!(again.len(), lost.len());
     // The next interval is doubled.
-    assert_eq!(client.poll_timeout(), Some(due + params.flight_start_rto * 2));
+    assert_eq!(
+        client.poll_timeout(),
+        Some(due + params.flight_start_rto * 2)
+    );
     let mut server = dimpl_server(KEY, &params);
     server.handle_datagram(due, &again).unwrap();
     while let Some(d) = server.poll_transmit() {
@@ -226,9 +236,12 @@ fn a_wrong_key_fails_the_handshake_instead_of_connecting() {
 
 #[test]
 fn keys_stay_out_of_debug_output() {
-    let client =
-        OpensslSession::connect(&psk(KEY), PskCipher::Aes128Gcm, &DtlsParams::default(), Instant::ZERO)
-            .unwrap();
+    let client = OpensslSession::connect(
+        &psk(KEY),
+        PskCipher::Aes128Gcm,
+        &DtlsParams::default(),
+        Instant::ZERO,
+    )
+    .unwrap();
     assert!(!format!("{client:?}").contains("secret"));
 }
-
