@@ -5,6 +5,10 @@
 //!
 //! `cargo test --release --test dtls_figures -- --ignored --nocapture`
 //!
+//! With `--features openssl`, `psk_gcm_on_openssl_against_dimpl_ccm8` compares the two PSK
+//! paths; OpenSSL allocates with malloc, past our allocator, so that test counts glibc's
+//! in-use bytes (`mallinfo2`) for both.
+//!
 //! `DTLS_CLIENTS` (default 2000) sets the fleet size, `DTLS_RATE` (default 20000) the starts per
 //! second: far above what the peer handshakes, so the figure is its ceiling with retransmissions.
 
@@ -32,6 +36,15 @@ struct Counting;
 
 static HEAP: AtomicIsize = AtomicIsize::new(0);
 
+/// Bytes malloc has handed out and not taken back, in every arena (ours go through `System`,
+/// which is malloc, so this counts Rust and C allocations alike).
+#[allow(unsafe_code)]
+fn malloc_in_use() -> isize {
+    // SAFETY: mallinfo2 takes nothing and returns a plain struct.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as isize
+}
+
 // The crate denies unsafe code; a counting allocator needs it, in this test binary only.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
@@ -56,18 +69,29 @@ enum Mode {
     Plain,
     Psk,
     Certificate,
+    /// PSK through OpenSSL with this suite.
+    #[cfg(feature = "openssl")]
+    Openssl(lwm2m_swarm::security::PskCipher),
 }
 
 /// The directory for `mode` (certificates: one from a CA made here, which also issues the
 /// clients'), and the clients' credentials.
 fn peer(mode: Mode) -> (peers::LibcoapRd, Option<Arc<dyn CredentialSource>>) {
-    if mode != Mode::Certificate {
-        let credentials: Option<Arc<dyn CredentialSource>> = (mode == Mode::Psk).then(|| {
-            Arc::new(SharedKey {
-                key: KEY.as_bytes().to_vec(),
-            }) as Arc<dyn CredentialSource>
-        });
-        return (peers::LibcoapRd::start(KEY), credentials);
+    let shared = SharedKey {
+        key: KEY.as_bytes().to_vec(),
+    };
+    match mode {
+        Mode::Plain => return (peers::LibcoapRd::start(KEY), None),
+        Mode::Psk => return (peers::LibcoapRd::start(KEY), Some(Arc::new(shared))),
+        #[cfg(feature = "openssl")]
+        Mode::Openssl(cipher) => {
+            let source = lwm2m_swarm::security::ThroughOpenssl {
+                source: shared,
+                cipher,
+            };
+            return (peers::LibcoapRd::start(KEY), Some(Arc::new(source)));
+        }
+        Mode::Certificate => {}
     }
     let validity = Validity {
         not_before: rcgen::date_time_ymd(2020, 1, 1),
@@ -96,8 +120,17 @@ fn peer(mode: Mode) -> (peers::LibcoapRd, Option<Arc<dyn CredentialSource>>) {
     (rd, Some(Arc::new(devices)))
 }
 
-/// One fleet run: `(handshakes per second over the ramp, heap bytes once all registered)`.
-fn measure(clients: u64, mode: Mode, first_port: u16) -> (f64, isize) {
+/// One fleet run's figures once all registered.
+struct Run {
+    /// Handshakes per second over the ramp.
+    rate: f64,
+    /// Bytes held through our allocator.
+    heap: isize,
+    /// Bytes malloc holds (ours and OpenSSL's).
+    malloc: isize,
+}
+
+fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
     let (peer, credentials) = peer(mode);
     let secure = mode != Mode::Plain;
     let rate: u64 = std::env::var("DTLS_RATE").map_or(20_000, |n| n.parse().expect("a number"));
@@ -123,17 +156,21 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> (f64, isize) {
     config.credentials = credentials;
     let started = Instant::now();
     let engine = Engine::start(fleet.plan(), templates, &config).expect("engine");
-    let mut rate = 0.0;
-    let mut heap = 0;
+    let mut run = Run {
+        rate: 0.0,
+        heap: 0,
+        malloc: 0,
+    };
     while started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
         let s = engine.snapshot();
         if s.state(ClientState::Registered) == clients {
             let took = started.elapsed().as_secs_f64();
-            rate = s.handshakes.ok as f64 / took;
+            run.rate = s.handshakes.ok as f64 / took;
             // Let the last answers settle, then count the heap.
             std::thread::sleep(Duration::from_millis(500));
-            heap = HEAP.load(Ordering::Relaxed);
+            run.heap = HEAP.load(Ordering::Relaxed);
+            run.malloc = malloc_in_use();
             let s = engine.snapshot();
             println!(
                 "{} clients, {}: all registered after {took:.2} s; registers {}; {}",
@@ -142,6 +179,8 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> (f64, isize) {
                     Mode::Plain => "plain",
                     Mode::Psk => "DTLS PSK",
                     Mode::Certificate => "DTLS certificates",
+                    #[cfg(feature = "openssl")]
+                    Mode::Openssl(_) => "DTLS PSK on OpenSSL",
                 },
                 s.request(RequestKind::Register).ok,
                 s.handshakes
@@ -152,15 +191,17 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> (f64, isize) {
     engine.stop();
     let _ = engine.join();
     drop(peer);
-    (rate, heap)
+    run
 }
 
 #[test]
 #[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
 fn dtls_handshake_rate_and_memory_per_session() {
     let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
-    let (_, plain) = measure(clients, Mode::Plain, 43_000);
-    let (rate, secure) = measure(clients, Mode::Psk, 44_000);
+    let plain = measure(clients, Mode::Plain, 43_000).heap;
+    let Run {
+        rate, heap: secure, ..
+    } = measure(clients, Mode::Psk, 44_000);
     assert!(
         plain > 0 && secure > 0,
         "a run did not register every client"
@@ -178,8 +219,10 @@ fn dtls_handshake_rate_and_memory_per_session() {
 #[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
 fn certificate_handshake_rate_and_memory_per_session() {
     let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
-    let (_, plain) = measure(clients, Mode::Plain, 26_400);
-    let (rate, secure) = measure(clients, Mode::Certificate, 26_450);
+    let plain = measure(clients, Mode::Plain, 26_400).heap;
+    let Run {
+        rate, heap: secure, ..
+    } = measure(clients, Mode::Certificate, 26_450);
     assert!(
         plain > 0 && secure > 0,
         "a run did not register every client"
@@ -191,4 +234,38 @@ fn certificate_handshake_rate_and_memory_per_session() {
         plain as f64 / 1_048_576.0,
         secure as f64 / 1_048_576.0
     );
+}
+
+#[cfg(feature = "openssl")]
+#[test]
+#[ignore = "a figure, not a check: run optimised with --features openssl --ignored --nocapture"]
+fn psk_gcm_on_openssl_against_dimpl_ccm8() {
+    use lwm2m_swarm::security::PskCipher;
+    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
+    let plain = measure(clients, Mode::Plain, 27_300);
+    let runs = [
+        ("dimpl CCM-8", measure(clients, Mode::Psk, 27_350)),
+        (
+            "OpenSSL GCM",
+            measure(clients, Mode::Openssl(PskCipher::Aes128Gcm), 27_400),
+        ),
+        (
+            "OpenSSL CCM-8",
+            measure(clients, Mode::Openssl(PskCipher::Aes128Ccm8), 27_450),
+        ),
+    ];
+    for (name, run) in runs {
+        assert!(
+            run.malloc > 0,
+            "{name}: a run did not register every client"
+        );
+        let per_session = (run.malloc - plain.malloc) as f64 / clients as f64;
+        println!(
+            "{name}: {:.0} handshakes/s (ramp to all registered); malloc in use {:.1} MiB \
+             plain, {:.1} MiB DTLS: {per_session:.0} B per open session",
+            run.rate,
+            plain.malloc as f64 / 1_048_576.0,
+            run.malloc as f64 / 1_048_576.0
+        );
+    }
 }

@@ -139,7 +139,7 @@ impl Client {
                 #[cfg(feature = "openssl")]
                 Credential::OpensslPsk(psk, cipher) => {
                     dtls::OpensslSession::connect(psk, *cipher, &self.config.dtls, now)
-                        .map(|s| ClientSession::Openssl(Box::new(s)))
+                        .map(ClientSession::Openssl)
                 }
                 Credential::Certificate(certificates) => {
                     let config = certificates.client_config(&self.config.dtls);

@@ -1,9 +1,9 @@
 //! A client DTLS 1.2 PSK session on OpenSSL (`openssl` feature): `TLS_PSK_WITH_AES_128_GCM_SHA256`,
 //! which dimpl lacks, or CCM-8 to compare the two on one peer. Sans-IO like [`super::Session`]:
-//! OpenSSL reads and writes an in-memory datagram queue, and our clock times the flights: OpenSSL's
-//! own timer reads the wall clock, so it is set never to fire, and an unanswered flight is sent
-//! again as it was (to the server, a duplicated datagram: a lost original is accepted, a
-//! duplicate dropped, and a lost answer comes again from the server's own timer).
+//! OpenSSL reads and writes an in-memory datagram queue, and our clock times the flights. OpenSSL's
+//! own flight timer reads the wall clock: given our intervals it expires when ours does on a real
+//! clock, and `DTLSv1_handle_timeout` retransmits. When our clock runs ahead of the wall clock (a
+//! simulated one), OpenSSL has nothing due yet, and the flight goes out again as it was sent.
 
 mod ffi;
 
@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslMethod, SslOptions, SslSessionCacheMode, SslStream, SslVersion,
+    ErrorCode, Ssl, SslContext, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslStream,
+    SslVersion,
 };
 
 use super::{DtlsParams, Failure, RECORD_BUFFER};
@@ -84,6 +85,8 @@ fn build_context(cipher_list: &str) -> Result<SslContext, openssl::error::ErrorS
     // as with dimpl.
     builder.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET);
     builder.set_session_cache_mode(SslSessionCacheMode::OFF);
+    // Read and write buffers (~17 KiB each) only while a record is in them.
+    builder.set_mode(SslMode::RELEASE_BUFFERS);
     builder.set_psk_client_callback(|ssl, _hint, identity, key| {
         let psk = ssl
             .ex_data(psk_index())
@@ -141,7 +144,12 @@ impl OpensslSession {
         ssl.set_ex_data(psk_index(), psk.clone());
         ssl.set_mtu(MTU).map_err(|_| Failure::Protocol)?;
         ssl.set_connect_state();
-        ffi::leave_flight_timing_to_us(&ssl);
+        // OpenSSL counts a timer with under 15 ms left as expired, and retransmits on every read
+        // while it is: shorter intervals would loop it into a fatal error.
+        let first_us = u32::try_from(params.flight_start_rto.as_micros())
+            .unwrap_or(u32::MAX)
+            .max(20_000);
+        ffi::use_our_intervals(&mut ssl, first_us);
         let stream = SslStream::new(ssl, Datagrams::default()).map_err(|_| Failure::Protocol)?;
         let mut session = OpensslSession {
             stream,
@@ -183,12 +191,16 @@ impl OpensslSession {
         self.stream
             .ssl()
             .current_cipher()
-            .and_then(|c| c.standard_name())
+            .and_then(openssl::ssl::SslCipherRef::standard_name)
     }
 
-    /// A datagram from the server; an error means the session is over.
+    /// A datagram from the server; an error means the session is over. After our
+    /// `close_notify` there is nothing left to read: dropped.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Failure> {
         self.now = self.now.max(now);
+        if self.closed {
+            return Ok(());
+        }
         self.stream.get_mut().inbound.push_back(bytes.to_vec());
         self.step()
     }
@@ -206,8 +218,19 @@ impl OpensslSession {
             if self.retransmissions >= self.params.flight_retries {
                 return Err(Failure::Timeout);
             }
-            let flight = self.flight.iter().cloned();
-            self.stream.get_mut().outbound.extend(flight);
+            let before = self.stream.get_ref().outbound.len();
+            if ffi::retransmit(self.stream.ssl()).map_err(|()| Failure::Protocol)? {
+                self.flight = self
+                    .stream
+                    .get_ref()
+                    .outbound
+                    .range(before..)
+                    .cloned()
+                    .collect();
+            } else {
+                let flight = self.flight.iter().cloned();
+                self.stream.get_mut().outbound.extend(flight);
+            }
             self.retransmissions += 1;
             self.rto = self.rto.saturating_mul(2);
             self.flight_deadline = Some(self.now + self.rto);

@@ -6,12 +6,14 @@ use crate::clock::Instant;
 use crate::dtls::OpensslSession;
 use crate::dtls::{Failure, Session};
 
+/// Sized as dimpl's session (OpenSSL's is smaller: its state is on OpenSSL's heap), inside the
+/// client's boxed `Secure`: boxing either would cost an allocation per handshake.
 #[derive(Debug)]
+#[cfg_attr(feature = "openssl", allow(clippy::large_enum_variant))]
 pub(super) enum ClientSession {
     Dimpl(Session),
-    /// Boxed: its state lives in OpenSSL anyway, and dimpl clients stay as small.
     #[cfg(feature = "openssl")]
-    Openssl(Box<OpensslSession>),
+    Openssl(OpensslSession),
 }
 
 /// `session.$call(args)` on either library's session.

@@ -1,11 +1,19 @@
-//! `DTLS_set_timer_cb`, which neither the `openssl` crate nor openssl-sys wraps: unsafe FFI,
-//! confined here behind a safe signature.
+//! The DTLS timer calls neither the `openssl` crate nor openssl-sys wraps (`DTLS_set_timer_cb`,
+//! and `DTLSv1_handle_timeout`, a macro over `SSL_ctrl`): unsafe FFI, confined here behind safe
+//! signatures.
 #![allow(unsafe_code)]
+
+use std::ptr;
+use std::sync::OnceLock;
 
 use foreign_types::ForeignTypeRef;
 use libc::c_uint;
-use openssl::ssl::SslRef;
-use openssl_sys::SSL;
+use openssl::ex_data::Index;
+use openssl::ssl::{Ssl, SslRef};
+use openssl_sys::{SSL, SSL_ctrl};
+
+/// `DTLS_CTRL_HANDLE_TIMEOUT` (openssl/dtls1.h), behind `DTLSv1_handle_timeout`.
+const DTLS_CTRL_HANDLE_TIMEOUT: libc::c_int = 74;
 
 type TimerCallback = unsafe extern "C" fn(*mut SSL, c_uint) -> c_uint;
 
@@ -14,15 +22,41 @@ unsafe extern "C" {
     fn DTLS_set_timer_cb(ssl: *mut SSL, callback: Option<TimerCallback>);
 }
 
-/// OpenSSL's flight timer reads the wall clock and retransmits by itself whenever it reads after
-/// expiry. Set to ~71 minutes (the largest it takes), it never expires within a handshake, and
-/// our clock alone times retransmissions.
-unsafe extern "C" fn never_within_a_handshake(_ssl: *mut SSL, _previous_us: c_uint) -> c_uint {
-    c_uint::MAX
+/// A session's first retransmission interval in µs, for the callback.
+fn first_interval_index() -> Index<Ssl, c_uint> {
+    static INDEX: OnceLock<Index<Ssl, c_uint>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL gives an ex_data index"))
 }
 
-pub(super) fn leave_flight_timing_to_us(ssl: &SslRef) {
-    // SAFETY: `ssl` is live; the callback is a plain function of the signature OpenSSL expects
-    // and keeps no pointer.
-    unsafe { DTLS_set_timer_cb(ssl.as_ptr(), Some(never_within_a_handshake)) }
+/// OpenSSL's flight intervals: the session's first, doubled after each retransmission, as ours.
+unsafe extern "C" fn interval(ssl: *mut SSL, previous_us: c_uint) -> c_uint {
+    if previous_us > 0 {
+        return previous_us.saturating_mul(2);
+    }
+    // SAFETY: OpenSSL calls back with the live SSL the callback was set on.
+    let ssl = unsafe { SslRef::from_ptr(ssl) };
+    ssl.ex_data(first_interval_index())
+        .copied()
+        .unwrap_or(1_000_000)
+}
+
+/// OpenSSL times flights on the wall clock: this gives its timer our intervals, so it expires
+/// when our clock (a real one) says a retransmission is due.
+pub(super) fn use_our_intervals(ssl: &mut SslRef, first_us: u32) {
+    ssl.set_ex_data(first_interval_index(), first_us);
+    // SAFETY: `ssl` is live; the callback is a plain function of the signature OpenSSL expects.
+    unsafe { DTLS_set_timer_cb(ssl.as_ptr(), Some(interval)) }
+}
+
+/// `DTLSv1_handle_timeout`: retransmits the pending flight (new record numbers) into the write
+/// BIO when OpenSSL's timer has expired. `Ok(false)`: not expired on the wall clock yet;
+/// `Err`: OpenSSL gave up (a fatal error).
+pub(super) fn retransmit(ssl: &SslRef) -> Result<bool, ()> {
+    // SAFETY: `ssl` is live; this control takes no argument.
+    let rc = unsafe { SSL_ctrl(ssl.as_ptr(), DTLS_CTRL_HANDLE_TIMEOUT, 0, ptr::null_mut()) };
+    match rc {
+        0 => Ok(false),
+        r if r > 0 => Ok(true),
+        _ => Err(()),
+    }
 }

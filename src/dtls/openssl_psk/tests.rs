@@ -84,8 +84,12 @@ fn gcm_handshakes_with_an_openssl_server_and_carries_data_both_ways() {
     let record = server.get_mut().outbound.pop_front().unwrap();
     client.handle_datagram(now, &record).unwrap();
     assert_eq!(client.poll_received().as_deref(), Some(&b"pong"[..]));
-    // close_notify reaches the server as the end of the stream.
+    server.ssl_write(b"late").unwrap();
+    let late = server.get_mut().outbound.pop_front().unwrap();
+    // close_notify reaches the server as the end of the stream; what comes after is dropped.
     client.close();
+    client.handle_datagram(now, &late).unwrap();
+    assert_eq!(client.poll_received(), None);
     server
         .get_mut()
         .inbound
