@@ -188,6 +188,14 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
             break;
         }
     }
+    if run.malloc == 0 {
+        let s = engine.snapshot();
+        println!(
+            "{clients} clients: {} registered after 60 s; {}",
+            s.state(ClientState::Registered),
+            s.handshakes
+        );
+    }
     engine.stop();
     let _ = engine.join();
     drop(peer);

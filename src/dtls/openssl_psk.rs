@@ -1,9 +1,12 @@
 //! A client DTLS 1.2 PSK session on OpenSSL (`openssl` feature): `TLS_PSK_WITH_AES_128_GCM_SHA256`,
 //! which dimpl lacks, or CCM-8 to compare the two on one peer. Sans-IO like [`super::Session`]:
 //! OpenSSL reads and writes an in-memory datagram queue, and our clock times the flights. OpenSSL's
-//! own flight timer reads the wall clock: given our intervals it expires when ours does on a real
-//! clock, and `DTLSv1_handle_timeout` retransmits. When our clock runs ahead of the wall clock (a
-//! simulated one), OpenSSL has nothing due yet, and the flight goes out again as it was sent.
+//! own flight timer reads the wall clock: given our intervals, it expires when ours does on a real
+//! clock, and `DTLSv1_handle_timeout` retransmits (new record numbers, which a server that saw
+//! the first copy does not drop as a replay). When OpenSSL is not due yet: if it lags by less
+//! than half the interval (a real clock; the engine's reading predates OpenSSL's), the deadline
+//! waits for it; otherwise our clock runs ahead of the wall clock (a simulated one), and the
+//! flight goes out again as it was sent.
 
 mod ffi;
 
@@ -15,8 +18,7 @@ use std::time::Duration;
 
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslStream,
-    SslVersion,
+    ErrorCode, Ssl, SslContext, SslMethod, SslOptions, SslSessionCacheMode, SslStream, SslVersion,
 };
 
 use super::{DtlsParams, Failure, RECORD_BUFFER};
@@ -85,8 +87,6 @@ fn build_context(cipher_list: &str) -> Result<SslContext, openssl::error::ErrorS
     // as with dimpl.
     builder.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET);
     builder.set_session_cache_mode(SslSessionCacheMode::OFF);
-    // Read and write buffers (~17 KiB each) only while a record is in them.
-    builder.set_mode(SslMode::RELEASE_BUFFERS);
     builder.set_psk_client_callback(|ssl, _hint, identity, key| {
         let psk = ssl
             .ex_data(psk_index())
@@ -118,6 +118,8 @@ pub struct OpensslSession {
     /// The current retransmission interval (doubled after each) and retransmissions so far.
     rto: Duration,
     retransmissions: usize,
+    /// OpenSSL's interval for the pending flight (it doubles only when OpenSSL retransmits).
+    openssl_interval: Duration,
     params: DtlsParams,
 }
 
@@ -144,12 +146,8 @@ impl OpensslSession {
         ssl.set_ex_data(psk_index(), psk.clone());
         ssl.set_mtu(MTU).map_err(|_| Failure::Protocol)?;
         ssl.set_connect_state();
-        // OpenSSL counts a timer with under 15 ms left as expired, and retransmits on every read
-        // while it is: shorter intervals would loop it into a fatal error.
-        let first_us = u32::try_from(params.flight_start_rto.as_micros())
-            .unwrap_or(u32::MAX)
-            .max(20_000);
-        ffi::use_our_intervals(&mut ssl, first_us);
+        let openssl_first = openssl_first_interval(params);
+        ffi::use_our_intervals(&mut ssl, openssl_first.as_micros() as u32);
         let stream = SslStream::new(ssl, Datagrams::default()).map_err(|_| Failure::Protocol)?;
         let mut session = OpensslSession {
             stream,
@@ -163,6 +161,7 @@ impl OpensslSession {
             flight_deadline: None,
             rto: params.flight_start_rto,
             retransmissions: 0,
+            openssl_interval: openssl_first,
             params: params.clone(),
         };
         session.step()?;
@@ -227,6 +226,12 @@ impl OpensslSession {
                     .range(before..)
                     .cloned()
                     .collect();
+                self.openssl_interval = self.openssl_interval.saturating_mul(2);
+            } else if let Some(left) = ffi::time_left(self.stream.ssl())
+                && left <= self.openssl_interval / 2
+            {
+                self.flight_deadline = Some(self.now + left.max(Duration::from_millis(1)));
+                return Ok(());
             } else {
                 let flight = self.flight.iter().cloned();
                 self.stream.get_mut().outbound.extend(flight);
@@ -315,6 +320,7 @@ impl OpensslSession {
                     self.flight = outbound.range(before..).cloned().collect();
                     self.rto = self.params.flight_start_rto;
                     self.retransmissions = 0;
+                    self.openssl_interval = openssl_first_interval(&self.params);
                     self.flight_deadline = Some(self.now + self.rto);
                 }
                 return Ok(());
@@ -334,6 +340,16 @@ impl OpensslSession {
             }
         }
     }
+}
+
+/// OpenSSL's first flight interval: ours, but at least 20 ms (it counts a timer with under 15 ms
+/// left as expired and retransmits on every read while it is: shorter ones loop it into a fatal
+/// error) and at most what its callback returns (µs in a `c_uint`).
+fn openssl_first_interval(params: &DtlsParams) -> Duration {
+    params.flight_start_rto.clamp(
+        Duration::from_millis(20),
+        Duration::from_micros(u64::from(u32::MAX)),
+    )
 }
 
 /// A received fatal alert by its description; anything else OpenSSL gave up on is `Protocol`.

@@ -1,18 +1,20 @@
 //! The DTLS timer calls neither the `openssl` crate nor openssl-sys wraps (`DTLS_set_timer_cb`,
-//! and `DTLSv1_handle_timeout`, a macro over `SSL_ctrl`): unsafe FFI, confined here behind safe
+//! and `DTLSv1_get_timeout` and `DTLSv1_handle_timeout`, macros over `SSL_ctrl`): unsafe FFI, confined here behind safe
 //! signatures.
 #![allow(unsafe_code)]
 
 use std::ptr;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use foreign_types::ForeignTypeRef;
-use libc::c_uint;
+use libc::{c_uint, c_void, timeval};
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslRef};
 use openssl_sys::{SSL, SSL_ctrl};
 
-/// `DTLS_CTRL_HANDLE_TIMEOUT` (openssl/dtls1.h), behind `DTLSv1_handle_timeout`.
+/// `DTLS_CTRL_GET_TIMEOUT` and `DTLS_CTRL_HANDLE_TIMEOUT` (openssl/dtls1.h).
+const DTLS_CTRL_GET_TIMEOUT: libc::c_int = 73;
 const DTLS_CTRL_HANDLE_TIMEOUT: libc::c_int = 74;
 
 type TimerCallback = unsafe extern "C" fn(*mut SSL, c_uint) -> c_uint;
@@ -59,4 +61,25 @@ pub(super) fn retransmit(ssl: &SslRef) -> Result<bool, ()> {
         r if r > 0 => Ok(true),
         _ => Err(()),
     }
+}
+
+/// `DTLSv1_get_timeout`: the wall-clock time left on OpenSSL's flight timer, if one runs.
+pub(super) fn time_left(ssl: &SslRef) -> Option<Duration> {
+    let mut left = timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: `ssl` is live; OpenSSL writes one timeval into `left`, which outlives the call.
+    let running = unsafe {
+        SSL_ctrl(
+            ssl.as_ptr(),
+            DTLS_CTRL_GET_TIMEOUT,
+            0,
+            (&raw mut left).cast::<c_void>(),
+        )
+    };
+    (running == 1).then(|| {
+        Duration::from_secs(left.tv_sec.max(0) as u64)
+            + Duration::from_micros(left.tv_usec.max(0) as u64)
+    })
 }
