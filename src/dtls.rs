@@ -496,5 +496,10 @@ impl Session {
     }
 }
 
+#[cfg(feature = "openssl")]
+mod openssl_psk;
+#[cfg(feature = "openssl")]
+pub use openssl_psk::OpensslSession;
+
 #[cfg(test)]
 mod tests;

@@ -23,13 +23,49 @@ impl fmt::Debug for Psk {
     }
 }
 
+/// The cipher suite of a PSK handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PskCipher {
+    /// `TLS_PSK_WITH_AES_128_CCM_8` (0xC0A8), the suite `LwM2M` requires.
+    #[default]
+    Aes128Ccm8,
+    /// `TLS_PSK_WITH_AES_128_GCM_SHA256` (0x00A8), through OpenSSL only.
+    #[cfg(feature = "openssl")]
+    Aes128Gcm,
+}
+
 /// What a client authenticates with.
 #[derive(Clone, Debug)]
 pub enum Credential {
+    /// A pre-shared key, CCM-8 through dimpl.
     Psk(Psk),
+    /// A pre-shared key through OpenSSL, with this suite (CCM-8 too, to compare with dimpl).
+    #[cfg(feature = "openssl")]
+    OpensslPsk(Psk, PskCipher),
     /// Certificate mode: the fleet's certificates, shared; the client's own is made (or looked
     /// up) by endpoint name when a handshake starts.
     Certificate(Arc<DeviceCertificates>),
+}
+
+impl Credential {
+    /// A PSK client's credential for `cipher`: dimpl does CCM-8, OpenSSL GCM.
+    pub fn psk(psk: Psk, cipher: PskCipher) -> Credential {
+        match cipher {
+            PskCipher::Aes128Ccm8 => Credential::Psk(psk),
+            #[cfg(feature = "openssl")]
+            PskCipher::Aes128Gcm => Credential::OpensslPsk(psk, cipher),
+        }
+    }
+
+    /// What it holds on the heap for one client (certificates are the fleet's, shared).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Credential::Psk(psk) => psk.identity.capacity() + psk.key.capacity(),
+            #[cfg(feature = "openssl")]
+            Credential::OpensslPsk(psk, _) => psk.identity.capacity() + psk.key.capacity(),
+            Credential::Certificate(_) => 0,
+        }
+    }
 }
 
 /// Gives each client its credentials: client `index` of the fleet, named `endpoint`.
@@ -61,6 +97,25 @@ impl SharedKey {
 impl CredentialSource for SharedKey {
     fn credential(&self, _index: u64, endpoint: &str) -> Credential {
         Credential::Psk(self.psk(endpoint))
+    }
+}
+
+/// Another PSK source's keys through OpenSSL with `cipher` (tests and figures; a fleet says
+/// `[security] cipher`).
+#[cfg(feature = "openssl")]
+#[derive(Debug)]
+pub struct ThroughOpenssl<S> {
+    pub source: S,
+    pub cipher: PskCipher,
+}
+
+#[cfg(feature = "openssl")]
+impl<S: CredentialSource> CredentialSource for ThroughOpenssl<S> {
+    fn credential(&self, index: u64, endpoint: &str) -> Credential {
+        match self.source.credential(index, endpoint) {
+            Credential::Psk(psk) => Credential::OpensslPsk(psk, self.cipher),
+            other => other,
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! DTLS against code nobody here wrote: libcoap's resource directory (`coap-rd-openssl`, Debian's
-//! `libcoap3-bin`, OpenSSL 3 backend) on loopback, PSK with AES-128-CCM-8. The engine's clients
-//! handshake, register (2.01 from the directory) and de-register; with a wrong key every
-//! handshake fails, is counted, and the run still ends on time.
+//! `libcoap3-bin`, OpenSSL 3 backend) on loopback, PSK with AES-128-CCM-8 (dimpl) and, with the
+//! `openssl` feature, AES-128-GCM (OpenSSL). The engine's clients handshake, register (2.01 from
+//! the directory) and de-register; with a wrong key every handshake fails, is counted, and the
+//! run still ends on time.
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -15,16 +16,22 @@ use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::TemplateSet;
-use lwm2m_swarm::security::SharedKey;
+use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::transport::PortRange;
 
 const KEY: &str = "lwm2m-swarm-psk";
 
-/// Runs `clients` against a fresh `coap-rd-openssl` with `key`; `handshake_timeout` replaces the
-/// clients' default (~31 s of flights), `hold` is the time between ramp and stop.
+fn shared(key: &str) -> Arc<dyn CredentialSource> {
+    Arc::new(SharedKey {
+        key: key.as_bytes().to_vec(),
+    })
+}
+
+/// Runs `clients` against a fresh `coap-rd-openssl` with `credentials`; `handshake_timeout`
+/// replaces the clients' default (~31 s of flights), `hold` is the time between ramp and stop.
 fn run(
     clients: u64,
-    key: &str,
+    credentials: Arc<dyn CredentialSource>,
     first_port: u16,
     handshake_timeout: Option<Duration>,
     hold: &str,
@@ -55,9 +62,7 @@ fn run(
     // A stable, unique source per client (libcoap stalls when an address:port it knows sends a
     // new ClientHello): each test its own port range.
     config.ports = Some(PortRange::new(first_port, first_port + 9).unwrap());
-    config.credentials = Some(Arc::new(SharedKey {
-        key: key.as_bytes().to_vec(),
-    }));
+    config.credentials = Some(credentials);
     let started = Instant::now();
     let engine = Engine::start(plan, templates, &config).expect("engine starts");
     while !engine.is_finished() {
@@ -75,7 +80,7 @@ fn run(
 #[test]
 fn libcoap_rd_accepts_200_dtls_clients() {
     let clients = std::env::var("DTLS_CLIENTS").map_or(200, |n| n.parse().expect("a number"));
-    let (s, took) = run(clients, KEY, 41_000, None, "2s");
+    let (s, took) = run(clients, shared(KEY), 41_000, None, "2s");
     let h = &s.handshakes;
     assert_eq!((h.ok, h.failed, h.aborted), (clients, 0, 0), "{s}");
     let register = s.request(RequestKind::Register);
@@ -106,7 +111,7 @@ fn a_wrong_key_fails_every_handshake_and_the_run_ends_on_time() {
     // §4.1.2.7), so the client's handshake times out: 4 s here.
     let (s, took) = run(
         200,
-        "not-the-key",
+        shared("not-the-key"),
         41_100,
         Some(Duration::from_secs(4)),
         "6s",
@@ -122,4 +127,99 @@ fn a_wrong_key_fails_every_handshake_and_the_run_ends_on_time() {
     );
     assert!(took < Duration::from_secs(20), "{took:?}");
     println!("{s}");
+}
+
+#[cfg(feature = "openssl")]
+mod gcm {
+    use std::net::UdpSocket;
+
+    use lwm2m_swarm::clock::Instant as Clock;
+    use lwm2m_swarm::dtls::{DtlsParams, OpensslSession};
+    use lwm2m_swarm::security::{Psk, PskCipher, ThroughOpenssl};
+
+    use super::*;
+
+    fn gcm(key: &str) -> Arc<dyn CredentialSource> {
+        Arc::new(ThroughOpenssl {
+            source: SharedKey {
+                key: key.as_bytes().to_vec(),
+            },
+            cipher: PskCipher::Aes128Gcm,
+        })
+    }
+
+    #[test]
+    fn gcm_libcoap_rd_accepts_200_clients() {
+        let clients = 200;
+        let (s, took) = run(clients, gcm(KEY), 27_000, None, "2s");
+        let h = &s.handshakes;
+        assert_eq!((h.ok, h.failed, h.aborted), (clients, 0, 0), "{s}");
+        let register = s.request(RequestKind::Register);
+        assert_eq!((register.sent, register.ok), (clients, clients), "{s}");
+        assert_eq!(register.codes, vec![(Some(0x41), clients)], "{s}");
+        for r in &s.requests {
+            assert_eq!(
+                r.sent,
+                r.ok + r.error + r.timeout + r.aborted + r.in_flight()
+            );
+            assert_eq!(r.in_flight(), 0, "{s}");
+        }
+        assert!(took < Duration::from_secs(20), "{took:?}");
+        println!("{s}");
+    }
+
+    #[test]
+    fn gcm_a_wrong_key_fails_every_handshake_and_the_run_ends_on_time() {
+        // As with CCM-8: the directory drops the Finished it cannot decrypt, without an alert.
+        let (s, took) = run(
+            200,
+            gcm("not-the-key"),
+            27_100,
+            Some(Duration::from_secs(4)),
+            "6s",
+        );
+        let h = &s.handshakes;
+        assert_eq!((h.ok, h.failed, h.aborted), (0, 200, 0), "{s}");
+        assert_eq!(h.failures, vec![("timeout".to_string(), 200)], "{s}");
+        let register = s.request(RequestKind::Register);
+        assert_eq!(register.sent, 0, "nothing went out in clear: {s}");
+        assert_eq!(register.unsent, 200, "{s}");
+        assert!(took < Duration::from_secs(20), "{took:?}");
+    }
+
+    /// The engine's clients offer GCM only, so their handshakes could not succeed on another
+    /// suite; this one session over a socket shows what the directory picked.
+    #[test]
+    fn gcm_the_directory_negotiates_tls_psk_with_aes_128_gcm_sha256() {
+        let rd = peers::LibcoapRd::start(KEY);
+        let socket = UdpSocket::bind("127.0.0.1:27200").expect("bind");
+        socket.connect(rd.dtls).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let psk = Psk {
+            identity: b"gcm-probe".to_vec(),
+            key: KEY.as_bytes().to_vec(),
+        };
+        let origin = Instant::now();
+        let clock = || Clock::from_micros(origin.elapsed().as_micros() as u64);
+        let mut session =
+            OpensslSession::connect(&psk, PskCipher::Aes128Gcm, &DtlsParams::default(), clock())
+                .unwrap();
+        let mut buf = [0u8; 2048];
+        while !session.is_connected() {
+            assert!(origin.elapsed() < Duration::from_secs(10), "no handshake");
+            while let Some(d) = session.poll_transmit() {
+                socket.send(&d).unwrap();
+            }
+            match socket.recv(&mut buf) {
+                Ok(n) => session.handle_datagram(clock(), &buf[..n]).unwrap(),
+                Err(_) => session.handle_timeout(clock()).unwrap(),
+            }
+        }
+        assert_eq!(
+            session.negotiated_cipher(),
+            Some("TLS_PSK_WITH_AES_128_GCM_SHA256")
+        );
+    }
 }

@@ -137,11 +137,7 @@ impl Bootstrap {
                     + a.binding.as_ref().map_or(0, |b| b.len())
             })
             + self.binding.as_ref().map_or(0, |b| b.len())
-            + self.credentials.as_ref().map_or(0, |c| match c {
-                Credential::Psk(p) => psk(p),
-                // Shared by the fleet.
-                Credential::Certificate(_) => 0,
-            })
+            + self.credentials.as_ref().map_or(0, Credential::heap_bytes)
             + self.parting.capacity() * size_of::<(SocketAddr, Vec<u8>)>()
             + self
                 .parting
@@ -187,6 +183,8 @@ impl Client {
         let (scheme, mode) = match self.secure.as_deref().map(Secure::credential) {
             None => ("coap", MODE_NO_SEC),
             Some(Credential::Psk(_)) => ("coaps", MODE_PSK),
+            #[cfg(feature = "openssl")]
+            Some(Credential::OpensslPsk(..)) => ("coaps", MODE_PSK),
             Some(Credential::Certificate(_)) => ("coaps", MODE_CERTIFICATE),
         };
         let records = [

@@ -3,9 +3,13 @@
 //! needs it; a failed handshake ends like a failed Register attempt; a lost session is opened
 //! again.
 
+mod session;
+
 use std::net::SocketAddr;
 
 use rand::Rng;
+
+use session::ClientSession;
 
 use super::{Client, ClientState, Dropped, Event, InFlight};
 use crate::clock::Instant;
@@ -38,7 +42,7 @@ pub struct HandshakeRecord {
 #[derive(Debug)]
 pub(super) struct Secure {
     credential: Credential,
-    session: Option<Box<Session>>,
+    session: Option<Box<ClientSession>>,
     /// Records a failed session still had to send (the alert refusing the server's certificate).
     farewell: Vec<Vec<u8>>,
 }
@@ -102,17 +106,12 @@ impl Secure {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        let credential = match &self.credential {
-            Credential::Psk(psk) => psk.identity.capacity() + psk.key.capacity(),
-            // Shared by the fleet.
-            Credential::Certificate(_) => 0,
-        };
         size_of::<Secure>()
-            + credential
+            + self.credential.heap_bytes()
             + self
                 .session
                 .as_ref()
-                .map_or(0, |s| size_of::<Session>() + s.queued_bytes())
+                .map_or(0, |s| size_of::<ClientSession>() + s.queued_bytes())
     }
 }
 
@@ -148,7 +147,12 @@ impl Client {
             let session = match &secure.credential {
                 Credential::Psk(psk) => {
                     let config = dtls::client_config(psk, &self.config.dtls, self.rng.random());
-                    Session::connect(config, now)
+                    Session::connect(config, now).map(ClientSession::Dimpl)
+                }
+                #[cfg(feature = "openssl")]
+                Credential::OpensslPsk(psk, cipher) => {
+                    dtls::OpensslSession::connect(psk, *cipher, &self.config.dtls, now)
+                        .map(ClientSession::Openssl)
                 }
                 Credential::Certificate(certificates) => {
                     let config = certificates.client_config(&self.config.dtls);
@@ -160,6 +164,7 @@ impl Client {
                         .certificate(&self.endpoint_name)
                         .map_err(|_| Failure::NoCertificate)
                         .and_then(|own| Session::connect_with_certificate(config, own, check, now))
+                        .map(ClientSession::Dimpl)
                 }
             };
             match session {

@@ -18,7 +18,7 @@ pub use certificates::CertificateCredentials;
 use super::security::{IdentityPattern, KeySource, Master, PskSecurity, Secret, Security};
 use super::span::invalid;
 use super::{Fleet, FleetError, Naming};
-use crate::security::{Credential, CredentialSource, Psk};
+use crate::security::{Credential, CredentialSource, Psk, PskCipher};
 
 /// A fleet's credentials, by security mode.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub enum Credentials {
 impl CredentialSource for Credentials {
     fn credential(&self, index: u64, endpoint: &str) -> Credential {
         match self {
-            Credentials::Psk(psk) => Credential::Psk(psk.psk(index, endpoint)),
+            Credentials::Psk(psk) => Credential::psk(psk.psk(index, endpoint), psk.cipher),
             Credentials::Certificate(certs) => certs.credential(),
         }
     }
@@ -43,6 +43,7 @@ pub struct PskCredentials {
     identity: Option<IdentityPattern>,
     naming: Naming,
     keys: Keys,
+    cipher: PskCipher,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -210,6 +211,7 @@ impl Fleet {
             identity: security.identity.clone(),
             naming: self.naming.clone(),
             keys,
+            cipher: security.cipher,
         })
     }
 

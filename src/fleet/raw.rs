@@ -43,6 +43,7 @@ pub(super) struct RawSecurity {
     pub key: Option<String>,
     pub key_file: Option<String>,
     pub derive: Option<Spanned<RawDerive>>,
+    pub cipher: Option<String>,
     pub ca_cert: Option<String>,
     pub ca_key: Option<String>,
     pub key_master: Option<String>,

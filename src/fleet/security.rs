@@ -15,6 +15,7 @@ pub use certificate::{CertificateSecurity, DeviceCertSource, ServerCheck};
 use super::raw::{RawDerive, RawSecurity};
 use super::span::{At, invalid};
 use super::{FleetError, Naming, Overrides, Scheme, ServerUri};
+use crate::security::PskCipher;
 
 /// Key bytes. Debug shows only the length, so a key cannot reach a log or report by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -208,6 +209,8 @@ pub struct PskSecurity {
     /// `None` with a key file: each device's identity is the file's.
     pub identity: Option<IdentityPattern>,
     pub key: KeySource,
+    /// `cipher`: CCM-8 (dimpl) unless the file asks for GCM (OpenSSL).
+    pub cipher: PskCipher,
     /// Of the `[security]` table (0 when made from the command line).
     pub(super) line: usize,
 }
@@ -229,7 +232,34 @@ impl fmt::Display for PskSecurity {
                     Master::Env(var) => write!(f, ", master from ${var}"),
                 }
             }
+        }?;
+        match self.cipher {
+            PskCipher::Aes128Ccm8 => Ok(()),
+            #[cfg(feature = "openssl")]
+            PskCipher::Aes128Gcm => write!(f, ", {GCM} (OpenSSL)"),
         }
+    }
+}
+
+const CCM8: &str = "aes-128-ccm8";
+const GCM: &str = "aes-128-gcm";
+
+/// `cipher`: the PSK suite. GCM needs the `openssl` feature; a build without it says so.
+fn cipher(r: &RawSecurity, at: &At) -> Result<PskCipher, FleetError> {
+    match r.cipher.as_deref() {
+        None | Some(CCM8) => Ok(PskCipher::Aes128Ccm8),
+        #[cfg(feature = "openssl")]
+        Some(GCM) => Ok(PskCipher::Aes128Gcm),
+        #[cfg(not(feature = "openssl"))]
+        Some(GCM) => Err(at.err(
+            "cipher",
+            "\"aes-128-gcm\" needs OpenSSL: build with `cargo build --release --features \
+             openssl`, or use \"aes-128-ccm8\"",
+        )),
+        Some(other) => Err(at.err(
+            "cipher",
+            format!("{other:?}: expected \"{CCM8}\" (the default) or \"{GCM}\""),
+        )),
     }
 }
 
@@ -300,6 +330,7 @@ pub(super) fn security(
     Ok(Some(Security::Psk(PskSecurity {
         identity,
         key,
+        cipher: cipher(r, &at)?,
         line: at.line(),
     })))
 }
@@ -349,6 +380,7 @@ fn command_line_security(
         (Some(key), identity) => Ok(Some(Security::Psk(PskSecurity {
             identity: Some(identity.clone().unwrap_or_else(default_identity)),
             key: KeySource::Fixed(key.clone()),
+            cipher: PskCipher::default(),
             line: 0,
         }))),
     }
@@ -444,6 +476,18 @@ pub(super) fn check_scheme(
     let coaps = server.is_some_and(|s| s.scheme == Scheme::Coaps);
     if let Some(Security::Certificate(cert)) = security {
         certificate::check_server(cert, server.is_some(), file)?;
+    }
+    if let Some(Security::Psk(psk)) = security
+        && psk.cipher != PskCipher::Aes128Ccm8
+        && server.is_none()
+    {
+        return Err(invalid(
+            file,
+            psk.line,
+            "cipher",
+            "the embedded server speaks AES-128-CCM-8 only: give a coaps:// server, or use \
+             cipher = \"aes-128-ccm8\"",
+        ));
     }
     match security {
         None if coaps => Err(server_err(

@@ -463,3 +463,55 @@ fn an_export_is_a_key_file() {
         );
     }
 }
+
+#[test]
+fn the_psk_cipher_defaults_to_ccm8_and_bad_values_name_the_field() {
+    let fleet = parsed("key = \"00ff\"");
+    let Credential::Psk(_) = Credentials::Psk(credentials(&fleet)).credential(0, "dev-0001") else {
+        panic!("CCM-8 goes through dimpl");
+    };
+    let explicit = parsed("key = \"00ff\"\ncipher = \"aes-128-ccm8\"");
+    assert_eq!(fleet.security, explicit.security);
+    let (line, field, message) = rejected("key = \"00ff\"\ncipher = \"aes-256-gcm\"");
+    assert_eq!((line, field.as_str()), (6, "cipher"), "{message}");
+    assert!(message.contains("\"aes-128-gcm\""), "{message}");
+    let certificate =
+        format!("{SERVER}[security]\nmode = \"certificate\"\ncipher = \"aes-128-gcm\"\n{REST}");
+    let err = parse_with(&certificate, &Overrides::default()).unwrap_err();
+    assert_eq!(located(&err), (5, "cipher"), "{err}");
+}
+
+#[cfg(not(feature = "openssl"))]
+#[test]
+fn gcm_without_the_openssl_feature_says_which_feature() {
+    let (line, field, message) = rejected("key = \"00ff\"\ncipher = \"aes-128-gcm\"");
+    assert_eq!((line, field.as_str()), (6, "cipher"), "{message}");
+    assert!(message.contains("--features openssl"), "{message}");
+}
+
+#[cfg(feature = "openssl")]
+#[test]
+fn gcm_clients_go_through_openssl_against_a_coaps_server_only() {
+    let fleet = parsed("key = \"00ff\"\ncipher = \"aes-128-gcm\"");
+    let Some(Security::Psk(security)) = &fleet.security else {
+        panic!("PSK");
+    };
+    assert!(
+        security.to_string().ends_with("aes-128-gcm (OpenSSL)"),
+        "{security}"
+    );
+    match Credentials::Psk(credentials(&fleet)).credential(0, "dev-0001") {
+        Credential::OpensslPsk(psk, cipher) => {
+            assert_eq!(cipher, PskCipher::Aes128Gcm);
+            assert_eq!(
+                (psk.identity.as_slice(), psk.key.as_slice()),
+                (&b"dev-0001"[..], &[0, 0xff][..])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let embedded = text("key = \"00ff\"\ncipher = \"aes-128-gcm\"").replace(SERVER, "");
+    let err = parse_with(&embedded, &Overrides::default()).unwrap_err();
+    assert_eq!(located(&err).1, "cipher", "{err}");
+    assert!(err.to_string().contains("embedded server"), "{err}");
+}

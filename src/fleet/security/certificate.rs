@@ -95,6 +95,7 @@ pub(super) fn security(
         ("key", r.key.is_some()),
         ("key_file", r.key_file.is_some()),
         ("derive", r.derive.is_some()),
+        ("cipher", r.cipher.is_some()),
     ] {
         if set {
             return Err(at.err(name, "a PSK setting: certificates have no keys to share"));

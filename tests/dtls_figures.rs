@@ -1,0 +1,279 @@
+//! Figures for the README, not a check: handshakes per second against libcoap's DTLS resource
+//! directory, and heap bytes per open DTLS session (the same fleet with and without DTLS, heap
+//! counted by this binary's allocator), with a PSK and with certificates. Run optimised, one at
+//! a time:
+//!
+//! `cargo test --release --test dtls_figures -- --ignored --nocapture`
+//!
+//! With `--features openssl`, `psk_gcm_on_openssl_against_dimpl_ccm8` compares the two PSK
+//! paths; OpenSSL allocates with malloc, past our allocator, so that test counts glibc's
+//! in-use bytes (`mallinfo2`) for both.
+//!
+//! `DTLS_CLIENTS` (default 2000) sets the fleet size, `DTLS_RATE` (default 20000) the starts per
+//! second: far above what the peer handshakes, so the figure is its ceiling with retransmissions.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path as FsPath;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[path = "support/peers.rs"]
+mod peers;
+
+use lwm2m_swarm::client::{ClientState, RequestKind};
+use lwm2m_swarm::engine::{Engine, EngineConfig};
+use lwm2m_swarm::fleet::Fleet;
+use lwm2m_swarm::model::TemplateSet;
+use lwm2m_swarm::security::{CredentialSource, SharedKey};
+use lwm2m_swarm::transport::PortRange;
+use lwm2m_swarm::x509::{
+    self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Role, Usage,
+    Validity,
+};
+
+struct Counting;
+
+static HEAP: AtomicIsize = AtomicIsize::new(0);
+
+/// Bytes malloc has handed out and not taken back, in every arena (ours go through `System`,
+/// which is malloc, so this counts Rust and C allocations alike).
+#[allow(unsafe_code)]
+fn malloc_in_use() -> isize {
+    // SAFETY: mallinfo2 takes nothing and returns a plain struct.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as isize
+}
+
+// The crate denies unsafe code; a counting allocator needs it, in this test binary only.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const KEY: &str = "figures-psk";
+
+/// How the clients talk to the directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Psk,
+    Certificate,
+    /// PSK through OpenSSL with this suite.
+    #[cfg(feature = "openssl")]
+    Openssl(lwm2m_swarm::security::PskCipher),
+}
+
+/// The directory for `mode` (certificates: one from a CA made here, which also issues the
+/// clients'), and the clients' credentials.
+fn peer(mode: Mode) -> (peers::LibcoapRd, Option<Arc<dyn CredentialSource>>) {
+    let shared = SharedKey {
+        key: KEY.as_bytes().to_vec(),
+    };
+    match mode {
+        Mode::Plain => return (peers::LibcoapRd::start(KEY), None),
+        Mode::Psk => return (peers::LibcoapRd::start(KEY), Some(Arc::new(shared))),
+        #[cfg(feature = "openssl")]
+        Mode::Openssl(cipher) => {
+            let source = lwm2m_swarm::security::ThroughOpenssl {
+                source: shared,
+                cipher,
+            };
+            return (peers::LibcoapRd::start(KEY), Some(Arc::new(source)));
+        }
+        Mode::Certificate => {}
+    }
+    let validity = Validity {
+        not_before: rcgen::date_time_ymd(2020, 1, 1),
+        not_after: rcgen::date_time_ymd(2040, 1, 1),
+    };
+    let (ca_pem, ca_key) =
+        x509::self_signed_ca("Figures CA", &DeviceKey::derive(b"f", "ca"), validity).unwrap();
+    let ca = Authority::from_pem(&ca_pem, &ca_key, "ca").unwrap();
+    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-figures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let role = Role::Server(vec!["127.0.0.1".into()]);
+    let cert = ca
+        .issue("127.0.0.1", &DeviceKey::derive(b"f", "rd"), &role, None)
+        .unwrap();
+    let both = dir.join("rd.pem");
+    let pem = x509::certificate_pem(&cert.certificate) + &x509::private_key_pem(&cert.private_key);
+    std::fs::write(&both, pem).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+    let rd = peers::LibcoapRd::start_pki(&both, &dir.join("ca.pem"));
+    let check = PeerVerifier::chain(&ca_pem, Some("127.0.0.1"), Usage::Server, "ca").unwrap();
+    let source = DeviceSource::Issued {
+        authority: Box::new(ca),
+        master: b"figures".to_vec(),
+    };
+    let devices = Arc::new(DeviceCertificates::new(source, check));
+    (rd, Some(Arc::new(devices)))
+}
+
+/// One fleet run's figures once all registered.
+struct Run {
+    /// Handshakes per second over the ramp.
+    rate: f64,
+    /// Bytes held through our allocator.
+    heap: isize,
+    /// Bytes malloc holds (ours and OpenSSL's).
+    malloc: isize,
+}
+
+fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
+    let (peer, credentials) = peer(mode);
+    let secure = mode != Mode::Plain;
+    let rate: u64 = std::env::var("DTLS_RATE").map_or(20_000, |n| n.parse().expect("a number"));
+    let toml = format!(
+        "[client]\nlifetime = \"600s\"\nseed = 5\n\
+         [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
+         [load]\nclients = {clients}\nrate = {rate}\nhold = \"30s\"\nstop_timeout = \"1s\"\n"
+    );
+    let fleet = Fleet::from_toml(&toml, "figures.toml").expect("fleet");
+    let set = TemplateSet::load_dir(FsPath::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/object-templates"
+    )))
+    .expect("templates");
+    let templates = fleet.check(&set).expect("check");
+    let server_port = if secure {
+        peer.dtls.port()
+    } else {
+        peer.dtls.port() - 1
+    };
+    let mut config = EngineConfig::new(([127, 0, 0, 1], server_port).into());
+    config.ports = Some(PortRange::new(first_port, first_port + 49).unwrap());
+    config.credentials = credentials;
+    let started = Instant::now();
+    let engine = Engine::start(fleet.plan(), templates, &config).expect("engine");
+    let mut run = Run {
+        rate: 0.0,
+        heap: 0,
+        malloc: 0,
+    };
+    while started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+        let s = engine.snapshot();
+        if s.state(ClientState::Registered) == clients {
+            let took = started.elapsed().as_secs_f64();
+            run.rate = s.handshakes.ok as f64 / took;
+            // Let the last answers settle, then count the heap.
+            std::thread::sleep(Duration::from_millis(500));
+            run.heap = HEAP.load(Ordering::Relaxed);
+            run.malloc = malloc_in_use();
+            let s = engine.snapshot();
+            println!(
+                "{} clients, {}: all registered after {took:.2} s; registers {}; {}",
+                clients,
+                match mode {
+                    Mode::Plain => "plain",
+                    Mode::Psk => "DTLS PSK",
+                    Mode::Certificate => "DTLS certificates",
+                    #[cfg(feature = "openssl")]
+                    Mode::Openssl(_) => "DTLS PSK on OpenSSL",
+                },
+                s.request(RequestKind::Register).ok,
+                s.handshakes
+            );
+            break;
+        }
+    }
+    if run.malloc == 0 {
+        let s = engine.snapshot();
+        println!(
+            "{clients} clients: {} registered after 60 s; {}",
+            s.state(ClientState::Registered),
+            s.handshakes
+        );
+    }
+    engine.stop();
+    let _ = engine.join();
+    drop(peer);
+    run
+}
+
+#[test]
+#[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
+fn dtls_handshake_rate_and_memory_per_session() {
+    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
+    let plain = measure(clients, Mode::Plain, 43_000).heap;
+    let Run {
+        rate, heap: secure, ..
+    } = measure(clients, Mode::Psk, 44_000);
+    assert!(
+        plain > 0 && secure > 0,
+        "a run did not register every client"
+    );
+    let per_session = (secure - plain) as f64 / clients as f64;
+    println!(
+        "DTLS: {rate:.0} handshakes/s (ramp to all registered); heap {:.1} MiB plain, {:.1} MiB \
+         DTLS: {per_session:.0} B per open session",
+        plain as f64 / 1_048_576.0,
+        secure as f64 / 1_048_576.0
+    );
+}
+
+#[test]
+#[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
+fn certificate_handshake_rate_and_memory_per_session() {
+    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
+    let plain = measure(clients, Mode::Plain, 26_400).heap;
+    let Run {
+        rate, heap: secure, ..
+    } = measure(clients, Mode::Certificate, 26_450);
+    assert!(
+        plain > 0 && secure > 0,
+        "a run did not register every client"
+    );
+    let per_session = (secure - plain) as f64 / clients as f64;
+    println!(
+        "DTLS certificates: {rate:.0} handshakes/s (ramp to all registered); heap {:.1} MiB \
+         plain, {:.1} MiB DTLS: {per_session:.0} B per open session",
+        plain as f64 / 1_048_576.0,
+        secure as f64 / 1_048_576.0
+    );
+}
+
+#[cfg(feature = "openssl")]
+#[test]
+#[ignore = "a figure, not a check: run optimised with --features openssl --ignored --nocapture"]
+fn psk_gcm_on_openssl_against_dimpl_ccm8() {
+    use lwm2m_swarm::security::PskCipher;
+    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
+    let plain = measure(clients, Mode::Plain, 27_300);
+    let runs = [
+        ("dimpl CCM-8", measure(clients, Mode::Psk, 27_350)),
+        (
+            "OpenSSL GCM",
+            measure(clients, Mode::Openssl(PskCipher::Aes128Gcm), 27_400),
+        ),
+        (
+            "OpenSSL CCM-8",
+            measure(clients, Mode::Openssl(PskCipher::Aes128Ccm8), 27_450),
+        ),
+    ];
+    for (name, run) in runs {
+        assert!(
+            run.malloc > 0,
+            "{name}: a run did not register every client"
+        );
+        let per_session = (run.malloc - plain.malloc) as f64 / clients as f64;
+        println!(
+            "{name}: {:.0} handshakes/s (ramp to all registered); malloc in use {:.1} MiB \
+             plain, {:.1} MiB DTLS: {per_session:.0} B per open session",
+            run.rate,
+            plain.malloc as f64 / 1_048_576.0,
+            run.malloc as f64 / 1_048_576.0
+        );
+    }
+}
