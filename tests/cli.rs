@@ -1,30 +1,12 @@
 //! The `lwm2m-swarm` binary as a user runs it: exit codes, messages, the summary.
 
 use std::net::UdpSocket;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn swarm(args: &[&str]) -> Output {
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs");
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "{args:?} took {:?}",
-        started.elapsed()
-    );
-    out
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{swarm, text};
 
 fn write_fleet(name: &str, body: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("lwm2m-swarm-cli-{}", std::process::id()));

@@ -1,32 +1,14 @@
 //! The binary with bootstrapping fleets: the shipped demos against the embedded pair, and a
 //! fleet against `serve --bootstrap`. Client ports 25300-25399, servers on 25400-25401.
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
-fn swarm(args: &[&str]) -> Output {
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs");
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "{args:?} took {:?}",
-        started.elapsed()
-    );
-    out
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{swarm, text};
 
 fn temp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("lwm2m-swarm-cli-bs-{}", std::process::id()));
