@@ -40,7 +40,7 @@ use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::TemplateSet;
-use lwm2m_swarm::security::SharedKey;
+use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::server::{DtlsServerConfig, Runner, ServerAuth, ServerConfig};
 use lwm2m_swarm::transport::PortRange;
 use lwm2m_swarm::x509::{
@@ -465,6 +465,17 @@ fn fleet_text(sessions: u64, rate: f64) -> String {
     )
 }
 
+/// The clients' credentials: none over plain CoAP.
+fn client_credentials(kind: PeerKind, mode: Mode) -> Option<Arc<dyn CredentialSource>> {
+    match (kind, mode) {
+        (PeerKind::Plain, _) => None,
+        (_, Mode::Psk) => Some(Arc::new(SharedKey {
+            key: KEY.as_bytes().to_vec(),
+        })),
+        (_, Mode::Certificate) => Some(Arc::new(Arc::new(device_certificates()))),
+    }
+}
+
 fn run(
     kind: PeerKind,
     mode: Mode,
@@ -483,17 +494,7 @@ fn run(
     let deadline = plan.ramp_duration() + GRACE;
     let mut config = EngineConfig::new(server);
     config.ports = Some(ports);
-    match (kind, mode) {
-        (PeerKind::Plain, _) => {}
-        (_, Mode::Psk) => {
-            config.credentials = Some(Arc::new(SharedKey {
-                key: KEY.as_bytes().to_vec(),
-            }));
-        }
-        (_, Mode::Certificate) => {
-            config.credentials = Some(Arc::new(Arc::new(device_certificates())));
-        }
-    }
+    config.credentials = client_credentials(kind, mode);
     println!(
         "\n== {} ({mode:?}): {sessions} sessions offered at {rate}/s, server {server} (pid \
          {peer_pid})",
