@@ -5,9 +5,10 @@
 //! `cargo bench --bench dtls -- [--sessions 20000] [--rate 1000,2000,4000] [--peer both]
 //! [--hold 3s] [--mode psk|certificate] [--first-port 26500]`
 //!
-//! `--mode certificate`: a CA made for the run (P-256) issues each client's certificate when
-//! its handshake needs one (as `[security] mode = "certificate"` with `ca_cert`/`ca_key` does)
-//! and the server's; clients check the server's against the CA, the server theirs.
+//! `--mode certificate`: the fleet gets `[security] mode = "certificate"` with a CA made for
+//! the run (P-256, `ca_cert`/`ca_key`/`server_ca` written to a scratch directory): each client's
+//! certificate is issued when its handshake starts; the server's comes from the same CA; clients
+//! check the server's as 127.0.0.1, the server theirs.
 //!
 //! `--peer libcoap`: Debian's `coap-rd-openssl` (libcoap 4.3, OpenSSL 3; one socket for every
 //! session); `--peer embedded`: our embedded server over DTLS (this binary, `--serve-child`);
@@ -154,7 +155,7 @@ fn parse_args() -> Args {
 
 /// The run's CA: the key is derived from a fixed name, so the parent and the child server make
 /// the same CA (same subject and key: each trusts what the other's issues).
-fn bench_ca() -> (Authority, String) {
+fn bench_ca() -> (Authority, String, String) {
     let key = DeviceKey::derive(b"dtls bench", "ca");
     let validity = Validity {
         not_before: rcgen::date_time_ymd(2020, 1, 1),
@@ -162,13 +163,36 @@ fn bench_ca() -> (Authority, String) {
     };
     let (cert, key_pem) = x509::self_signed_ca("dtls bench CA", &key, validity).expect("CA");
     let authority = Authority::from_pem(&cert, &key_pem, "bench CA").expect("CA loads");
-    (authority, cert)
+    (authority, cert, key_pem)
 }
 
-/// The clients' certificates, issued under the run's CA at handshake time; the server is
-/// checked against the CA as 127.0.0.1.
+/// A scratch directory for the run's PEM files.
+fn scratch() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-dtls-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// The clients' `[security]`, as a certificate fleet writes it: issued under the run's CA
+/// (written to files) at handshake time, the server checked against the CA as 127.0.0.1.
+fn certificate_security() -> String {
+    let (_, cert, key) = bench_ca();
+    let (ca_cert, ca_key) = (scratch().join("ca.pem"), scratch().join("ca.key"));
+    std::fs::write(&ca_cert, cert).expect("write");
+    std::fs::write(&ca_key, key).expect("write");
+    format!(
+        "[security]\nmode = \"certificate\"\nca_cert = {:?}\nca_key = {:?}\nserver_ca = {:?}\n\
+         server_name = \"127.0.0.1\"\n",
+        ca_cert.display().to_string(),
+        ca_key.display().to_string(),
+        ca_cert.display().to_string()
+    )
+}
+
+/// The embedded server's view of the run's CA: it issues the server's certificate and checks
+/// the clients'.
 fn device_certificates() -> DeviceCertificates {
-    let (authority, ca_pem) = bench_ca();
+    let (authority, ca_pem, _) = bench_ca();
     let server = PeerVerifier::chain(&ca_pem, Some("127.0.0.1"), Usage::Server, "bench CA")
         .expect("verifier");
     let source = DeviceSource::Issued {
@@ -269,9 +293,8 @@ impl Peer {
 /// `coap-rd-openssl -c -C`: its certificate from the run's CA (for 127.0.0.1), clients checked
 /// against the CA; the PEM files in a scratch directory.
 fn libcoap_pki() -> peers::LibcoapRd {
-    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-dtls-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let (authority, ca_pem) = bench_ca();
+    let dir = scratch();
+    let (authority, ca_pem, _) = bench_ca();
     let key = DeviceKey::derive(b"dtls bench", "directory");
     let role = x509::Role::Server(vec!["127.0.0.1".into(), "localhost".into()]);
     let cert = authority
@@ -457,22 +480,32 @@ impl<'a> Progress<'a> {
     }
 }
 
-fn fleet_text(sessions: u64, rate: f64) -> String {
+fn fleet_text(sessions: u64, rate: f64, security: &str) -> String {
     format!(
-        "[client]\nlifetime = \"600s\"\nseed = 5\n\
+        "{security}[client]\nlifetime = \"600s\"\nseed = 5\n\
          [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
          [load]\nclients = {sessions}\nrate = {rate}\nhold = \"600s\"\nstop_timeout = \"5s\"\n"
     )
 }
 
-/// The clients' credentials: none over plain CoAP.
-fn client_credentials(kind: PeerKind, mode: Mode) -> Option<Arc<dyn CredentialSource>> {
+/// The clients' credentials: none over plain CoAP, the fleet's with certificates.
+fn client_credentials(
+    kind: PeerKind,
+    mode: Mode,
+    fleet: &Fleet,
+) -> Option<Arc<dyn CredentialSource>> {
     match (kind, mode) {
         (PeerKind::Plain, _) => None,
         (_, Mode::Psk) => Some(Arc::new(SharedKey {
             key: KEY.as_bytes().to_vec(),
         })),
-        (_, Mode::Certificate) => Some(Arc::new(Arc::new(device_certificates()))),
+        (_, Mode::Certificate) => {
+            let credentials = fleet
+                .credentials()
+                .expect("credentials")
+                .expect("certificates");
+            Some(Arc::new(credentials))
+        }
     }
 }
 
@@ -488,13 +521,18 @@ fn run(
     let peer_pid = peer.pid().to_string();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
     let set = TemplateSet::load_dir(std::path::Path::new(dir)).expect("templates");
-    let fleet = Fleet::from_toml(&fleet_text(sessions, rate), "dtls-bench").expect("fleet");
+    let security = match (kind, mode) {
+        (PeerKind::Plain, _) | (_, Mode::Psk) => String::new(),
+        (_, Mode::Certificate) => certificate_security(),
+    };
+    let fleet = Fleet::from_toml(&fleet_text(sessions, rate, &security), "dtls-bench")
+        .unwrap_or_else(|e| panic!("{e}"));
     let templates = fleet.check(&set).expect("templates exist");
     let plan = fleet.plan();
     let deadline = plan.ramp_duration() + GRACE;
     let mut config = EngineConfig::new(server);
     config.ports = Some(ports);
-    config.credentials = client_credentials(kind, mode);
+    config.credentials = client_credentials(kind, mode, &fleet);
     println!(
         "\n== {} ({mode:?}): {sessions} sessions offered at {rate}/s, server {server} (pid \
          {peer_pid})",
@@ -752,4 +790,7 @@ fn main() {
     }
     // The box is shared: other work running meanwhile shows here.
     println!("\nload average at the end: {}", load_average());
+    if args.mode == Mode::Certificate {
+        let _ = std::fs::remove_dir_all(scratch());
+    }
 }
