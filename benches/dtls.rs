@@ -1,9 +1,14 @@
-//! DTLS at scale: the engine's clients (shared sockets) handshake (PSK, AES-128-CCM-8) and
-//! register against a DTLS server in a child process, until every session is open at once; then
-//! the sessions are held, and the run stops.
+//! DTLS at scale: the engine's clients (shared sockets) handshake (PSK, AES-128-CCM-8, or with
+//! certificates) and register against a DTLS server in a child process, until every session is
+//! open at once; then the sessions are held, and the run stops.
 //!
 //! `cargo bench --bench dtls -- [--sessions 20000] [--rate 1000,2000,4000] [--peer both]
-//! [--hold 3s]`
+//! [--hold 3s] [--mode psk|certificate] [--first-port 26500]`
+//!
+//! `--mode certificate`: the fleet gets `[security] mode = "certificate"` with a CA made for
+//! the run (P-256, `ca_cert`/`ca_key`/`server_ca` written to a scratch directory): each client's
+//! certificate is issued when its handshake starts; the server's comes from the same CA; clients
+//! check the server's as 127.0.0.1, the server theirs.
 //!
 //! `--peer libcoap`: Debian's `coap-rd-openssl` (libcoap 4.3, OpenSSL 3; one socket for every
 //! session); `--peer embedded`: our embedded server over DTLS (this binary, `--serve-child`);
@@ -36,9 +41,12 @@ use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::TemplateSet;
-use lwm2m_swarm::security::SharedKey;
-use lwm2m_swarm::server::{DtlsServerConfig, Runner, ServerConfig};
+use lwm2m_swarm::security::{CredentialSource, SharedKey};
+use lwm2m_swarm::server::{DtlsServerConfig, Runner, ServerAuth, ServerConfig};
 use lwm2m_swarm::transport::PortRange;
+use lwm2m_swarm::x509::{
+    self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Usage, Validity,
+};
 
 struct Counting;
 
@@ -67,6 +75,13 @@ const GRACE: Duration = Duration::from_secs(45);
 /// /proc reports CPU time in `USER_HZ` ticks, 100 a second on Linux.
 const TICKS_PER_SECOND: f64 = 100.0;
 
+/// How clients and server authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Psk,
+    Certificate,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PeerKind {
     Libcoap,
@@ -90,6 +105,8 @@ struct Args {
     rates: Vec<f64>,
     peers: Vec<PeerKind>,
     hold: Duration,
+    mode: Mode,
+    first_port: u16,
 }
 
 fn parse_args() -> Args {
@@ -98,6 +115,8 @@ fn parse_args() -> Args {
         rates: vec![2_000.0],
         peers: vec![PeerKind::Libcoap, PeerKind::Embedded],
         hold: Duration::from_secs(3),
+        mode: Mode::Psk,
+        first_port: 26_500,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -119,6 +138,14 @@ fn parse_args() -> Args {
                 }
             }
             "--hold" => args.hold = parse_duration(&value()).expect("--hold 3s"),
+            "--mode" => {
+                args.mode = match value().as_str() {
+                    "psk" => Mode::Psk,
+                    "certificate" => Mode::Certificate,
+                    other => panic!("--mode psk|certificate, not {other:?}"),
+                }
+            }
+            "--first-port" => args.first_port = value().parse().expect("--first-port N"),
             // cargo bench passes --bench.
             _ => {}
         }
@@ -126,9 +153,78 @@ fn parse_args() -> Args {
     args
 }
 
+/// The run's CA: the key is derived from a fixed name, so the parent and the child server make
+/// the same CA (same subject and key: each trusts what the other's issues).
+fn bench_ca() -> (Authority, String, String) {
+    let key = DeviceKey::derive(b"dtls bench", "ca");
+    let validity = Validity {
+        not_before: rcgen::date_time_ymd(2020, 1, 1),
+        not_after: rcgen::date_time_ymd(2040, 1, 1),
+    };
+    let (cert, key_pem) = x509::self_signed_ca("dtls bench CA", &key, validity).expect("CA");
+    let authority = Authority::from_pem(&cert, &key_pem, "bench CA").expect("CA loads");
+    (authority, cert, key_pem)
+}
+
+/// A scratch directory for the run's PEM files.
+fn scratch() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-dtls-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// The clients' `[security]`, as a certificate fleet writes it: issued under the run's CA
+/// (written to files) at handshake time, the server checked against the CA as 127.0.0.1.
+fn certificate_security() -> String {
+    let (_, cert, key) = bench_ca();
+    let (ca_cert, ca_key) = (scratch().join("ca.pem"), scratch().join("ca.key"));
+    std::fs::write(&ca_cert, cert).expect("write");
+    std::fs::write(&ca_key, key).expect("write");
+    format!(
+        "[security]\nmode = \"certificate\"\nca_cert = {:?}\nca_key = {:?}\nserver_ca = {:?}\n\
+         server_name = \"127.0.0.1\"\n",
+        ca_cert.display().to_string(),
+        ca_key.display().to_string(),
+        ca_cert.display().to_string()
+    )
+}
+
+/// The embedded server's view of the run's CA: it issues the server's certificate and checks
+/// the clients'.
+fn device_certificates() -> DeviceCertificates {
+    let (authority, ca_pem, _) = bench_ca();
+    let server = PeerVerifier::chain(&ca_pem, Some("127.0.0.1"), Usage::Server, "bench CA")
+        .expect("verifier");
+    let source = DeviceSource::Issued {
+        authority: Box::new(authority),
+        master: b"dtls bench devices".to_vec(),
+    };
+    DeviceCertificates::new(source, server)
+}
+
+/// The embedded server's DTLS: the shared key, or a certificate from the run's CA (as
+/// `lwm2m-swarm run` configures it for a certificate fleet).
+fn server_dtls(mode: Mode) -> DtlsServerConfig {
+    match mode {
+        Mode::Psk => DtlsServerConfig::new(ServerKeys::shared(KEY.as_bytes().to_vec())),
+        Mode::Certificate => {
+            let devices = device_certificates();
+            let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+            let unix_origin = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            DtlsServerConfig::with_auth(ServerAuth::Certificate {
+                certificate: devices.issue_server(&names).expect("server certificate"),
+                clients: Arc::new(devices.client_verifier().expect("client verifier")),
+                unix_origin,
+            })
+        }
+    }
+}
+
 /// The child: the embedded server on a free loopback port, over DTLS unless `plain`.
-fn serve_child(plain: bool) {
-    let dtls = DtlsServerConfig::new(ServerKeys::shared(KEY.as_bytes().to_vec()));
+fn serve_child(plain: bool, mode: Mode) {
+    let dtls = server_dtls(mode);
     let bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let runner = Runner::start_with(bind, ServerConfig::default(), 7, (!plain).then_some(&dtls))
         .expect("child server starts");
@@ -148,15 +244,22 @@ enum Peer {
 }
 
 impl Peer {
-    fn start(kind: PeerKind) -> (Peer, std::net::SocketAddr) {
+    fn start(kind: PeerKind, mode: Mode) -> (Peer, std::net::SocketAddr) {
         match kind {
             PeerKind::Libcoap => {
-                let rd = peers::LibcoapRd::start(KEY);
+                let rd = match mode {
+                    Mode::Psk => peers::LibcoapRd::start(KEY),
+                    Mode::Certificate => libcoap_pki(),
+                };
                 let addr = rd.dtls;
                 (Peer::Libcoap(rd), addr)
             }
             PeerKind::Embedded => {
-                let (child, addr) = peer_process::spawn("--serve-child");
+                let flag = match mode {
+                    Mode::Psk => "--serve-child",
+                    Mode::Certificate => "--serve-child-certificate",
+                };
+                let (child, addr) = peer_process::spawn(flag);
                 (Peer::Embedded(child), addr)
             }
             PeerKind::Plain => {
@@ -185,6 +288,23 @@ impl Peer {
             Peer::Embedded(child) => peer_process::stop(child),
         }
     }
+}
+
+/// `coap-rd-openssl -c -C`: its certificate from the run's CA (for 127.0.0.1), clients checked
+/// against the CA; the PEM files in a scratch directory.
+fn libcoap_pki() -> peers::LibcoapRd {
+    let dir = scratch();
+    let (authority, ca_pem, _) = bench_ca();
+    let key = DeviceKey::derive(b"dtls bench", "directory");
+    let role = x509::Role::Server(vec!["127.0.0.1".into(), "localhost".into()]);
+    let cert = authority
+        .issue("127.0.0.1", &key, &role, None)
+        .expect("directory certificate");
+    let (both, ca) = (dir.join("directory.pem"), dir.join("ca.pem"));
+    let pem = x509::certificate_pem(&cert.certificate) + &x509::private_key_pem(&cert.private_key);
+    std::fs::write(&both, pem).expect("write");
+    std::fs::write(&ca, ca_pem).expect("write");
+    peers::LibcoapRd::start_pki(&both, &ca)
 }
 
 /// The state letter of a /proc stat line (after the command name in parentheses).
@@ -360,32 +480,62 @@ impl<'a> Progress<'a> {
     }
 }
 
-fn fleet_text(sessions: u64, rate: f64) -> String {
+fn fleet_text(sessions: u64, rate: f64, security: &str) -> String {
     format!(
-        "[client]\nlifetime = \"600s\"\nseed = 5\n\
+        "{security}[client]\nlifetime = \"600s\"\nseed = 5\n\
          [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
          [load]\nclients = {sessions}\nrate = {rate}\nhold = \"600s\"\nstop_timeout = \"5s\"\n"
     )
 }
 
-fn run(kind: PeerKind, sessions: u64, rate: f64, hold: Duration, ports: PortRange) -> Figures {
-    let (peer, server) = Peer::start(kind);
+/// The clients' credentials: none over plain CoAP, the fleet's with certificates.
+fn client_credentials(
+    kind: PeerKind,
+    mode: Mode,
+    fleet: &Fleet,
+) -> Option<Arc<dyn CredentialSource>> {
+    match (kind, mode) {
+        (PeerKind::Plain, _) => None,
+        (_, Mode::Psk) => Some(Arc::new(SharedKey {
+            key: KEY.as_bytes().to_vec(),
+        })),
+        (_, Mode::Certificate) => {
+            let credentials = fleet
+                .credentials()
+                .expect("credentials")
+                .expect("certificates");
+            Some(Arc::new(credentials))
+        }
+    }
+}
+
+fn run(
+    kind: PeerKind,
+    mode: Mode,
+    sessions: u64,
+    rate: f64,
+    hold: Duration,
+    ports: PortRange,
+) -> Figures {
+    let (peer, server) = Peer::start(kind, mode);
     let peer_pid = peer.pid().to_string();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
     let set = TemplateSet::load_dir(std::path::Path::new(dir)).expect("templates");
-    let fleet = Fleet::from_toml(&fleet_text(sessions, rate), "dtls-bench").expect("fleet");
+    let security = match (kind, mode) {
+        (PeerKind::Plain, _) | (_, Mode::Psk) => String::new(),
+        (_, Mode::Certificate) => certificate_security(),
+    };
+    let fleet = Fleet::from_toml(&fleet_text(sessions, rate, &security), "dtls-bench")
+        .unwrap_or_else(|e| panic!("{e}"));
     let templates = fleet.check(&set).expect("templates exist");
     let plan = fleet.plan();
     let deadline = plan.ramp_duration() + GRACE;
     let mut config = EngineConfig::new(server);
     config.ports = Some(ports);
-    if kind != PeerKind::Plain {
-        config.credentials = Some(Arc::new(SharedKey {
-            key: KEY.as_bytes().to_vec(),
-        }));
-    }
+    config.credentials = client_credentials(kind, mode, &fleet);
     println!(
-        "\n== {}: {sessions} sessions offered at {rate}/s, server {server} (pid {peer_pid})",
+        "\n== {} ({mode:?}): {sessions} sessions offered at {rate}/s, server {server} (pid \
+         {peer_pid})",
         kind.name()
     );
 
@@ -584,33 +734,39 @@ fn report(f: &Figures, sessions: u64, baseline_heap: Option<isize>) {
 
 fn main() {
     if std::env::args().any(|a| a == "--serve-child") {
-        serve_child(false);
+        serve_child(false, Mode::Psk);
+        return;
+    }
+    if std::env::args().any(|a| a == "--serve-child-certificate") {
+        serve_child(false, Mode::Certificate);
         return;
     }
     if std::env::args().any(|a| a == "--serve-child-plain") {
-        serve_child(true);
+        serve_child(true, Mode::Psk);
         return;
     }
     let args = parse_args();
     println!(
-        "dtls: {} sessions, offered {:?}/s, against {:?}; load average {}",
+        "dtls ({:?}): {} sessions, offered {:?}/s, against {:?}; load average {}",
+        args.mode,
         args.sessions,
         args.rates,
         args.peers.iter().map(|p| p.name()).collect::<Vec<_>>(),
         load_average()
     );
     // A block of 100 source ports per run (with 127.x addresses: 20,000 distinct sources in
-    // 200 addresses), each run a block of its own within 26500-26999.
+    // 200 addresses), each run a block of its own within 500 ports from --first-port.
     let mut block = 0u16;
     let mut next_ports = || {
-        let first = 26_500 + (block % 5) * 100;
+        let first = args.first_port + (block % 5) * 100;
         block += 1;
         PortRange::new(first, first + 99).expect("ports")
     };
     let mut results = Vec::new();
     for &rate in &args.rates {
         for &kind in &args.peers {
-            results.push(run(kind, args.sessions, rate, args.hold, next_ports()));
+            let ports = next_ports();
+            results.push(run(kind, args.mode, args.sessions, rate, args.hold, ports));
             trim_heap();
         }
     }
@@ -618,6 +774,7 @@ fn main() {
     let baseline_rate = args.rates.iter().copied().fold(5_000.0, f64::max);
     let plain = run(
         PeerKind::Plain,
+        args.mode,
         args.sessions,
         baseline_rate,
         Duration::ZERO,
@@ -633,4 +790,7 @@ fn main() {
     }
     // The box is shared: other work running meanwhile shows here.
     println!("\nload average at the end: {}", load_average());
+    if args.mode == Mode::Certificate {
+        let _ = std::fs::remove_dir_all(scratch());
+    }
 }

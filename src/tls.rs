@@ -15,7 +15,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConnection, DigitallySignedStruct, RootCertStore};
+use rustls::{ClientConnection, DigitallySignedStruct, RootCertStore};
+
+use crate::x509::CertProblem;
 
 /// ALPN protocol name for CoAP over TLS (RFC 8323 §9.1).
 pub const ALPN_COAP: &[u8] = b"coap";
@@ -209,22 +211,12 @@ impl ServerCertVerifier for AnyServerCertificate {
 pub enum TlsFailure {
     /// The peer sent this fatal alert (RFC 8446 §6 description).
     Alert(u8),
-    /// We rejected the server's certificate.
-    Certificate(CertificateProblem),
+    /// We rejected the server's certificate (named as DTLS names it).
+    Certificate(CertProblem),
     /// The server chose no or another application protocol than "coap".
     Alpn,
     /// Anything else rustls gave up on (a malformed or unexpected message).
     Protocol,
-}
-
-/// Why the server's certificate was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CertificateProblem {
-    UnknownIssuer,
-    NameMismatch,
-    Expired,
-    NotYetValid,
-    Other,
 }
 
 impl TlsFailure {
@@ -232,11 +224,7 @@ impl TlsFailure {
     pub fn name(self) -> &'static str {
         match self {
             TlsFailure::Alert(code) => crate::dtls::alert_name(code),
-            TlsFailure::Certificate(CertificateProblem::UnknownIssuer) => "unknown_issuer",
-            TlsFailure::Certificate(CertificateProblem::NameMismatch) => "name_mismatch",
-            TlsFailure::Certificate(CertificateProblem::Expired) => "certificate_expired",
-            TlsFailure::Certificate(CertificateProblem::NotYetValid) => "certificate_not_yet_valid",
-            TlsFailure::Certificate(CertificateProblem::Other) => "bad_certificate",
+            TlsFailure::Certificate(problem) => problem.name(),
             TlsFailure::Alpn => "no_application_protocol",
             TlsFailure::Protocol => "tls_protocol",
         }
@@ -245,20 +233,9 @@ impl TlsFailure {
     fn from_rustls(error: &rustls::Error) -> TlsFailure {
         match error {
             rustls::Error::AlertReceived(alert) => TlsFailure::Alert(u8::from(*alert)),
-            rustls::Error::InvalidCertificate(problem) => TlsFailure::Certificate(match problem {
-                CertificateError::UnknownIssuer => CertificateProblem::UnknownIssuer,
-                CertificateError::NotValidForName
-                | CertificateError::NotValidForNameContext { .. } => {
-                    CertificateProblem::NameMismatch
-                }
-                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                    CertificateProblem::Expired
-                }
-                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                    CertificateProblem::NotYetValid
-                }
-                _ => CertificateProblem::Other,
-            }),
+            rustls::Error::InvalidCertificate(problem) => {
+                TlsFailure::Certificate(CertProblem::from_rustls(problem))
+            }
             rustls::Error::NoApplicationProtocol => TlsFailure::Alpn,
             _ => TlsFailure::Protocol,
         }

@@ -173,7 +173,7 @@ fn a_certificate_from_another_ca_fails_every_setup_and_the_run_ends_on_time() {
     assert_eq!((c.ok, c.failed, c.aborted), (0, CLIENTS, 0), "{s}");
     assert_eq!(
         c.failures,
-        vec![("unknown_issuer".to_string(), CLIENTS)],
+        vec![("peer_certificate_unknown_issuer".to_string(), CLIENTS)],
         "{s}"
     );
     let register = s.request(RequestKind::Register);

@@ -178,11 +178,12 @@ fn a_certificate_from_another_ca_or_for_another_name_is_rejected() {
     let mut server = ServerConnection::new(pki.server_config(false)).unwrap();
     assert_eq!(
         pump(&mut client, &mut server),
-        Err(TlsFailure::Certificate(CertificateProblem::UnknownIssuer))
+        Err(TlsFailure::Certificate(CertProblem::UnknownIssuer))
     );
     assert_eq!(
-        TlsFailure::Certificate(CertificateProblem::UnknownIssuer).name(),
-        "unknown_issuer"
+        TlsFailure::Certificate(CertProblem::UnknownIssuer).name(),
+        "peer_certificate_unknown_issuer",
+        "named as over DTLS"
     );
     // The client tells the server why.
     assert!(client.poll_transmit().is_some(), "an alert for the server");
@@ -190,7 +191,11 @@ fn a_certificate_from_another_ca_or_for_another_name_is_rejected() {
     let mut server = ServerConnection::new(pki.server_config(false)).unwrap();
     assert_eq!(
         pump(&mut client, &mut server),
-        Err(TlsFailure::Certificate(CertificateProblem::NameMismatch))
+        Err(TlsFailure::Certificate(CertProblem::WrongName))
+    );
+    assert_eq!(
+        TlsFailure::Certificate(CertProblem::WrongName).name(),
+        "peer_certificate_wrong_name"
     );
 }
 

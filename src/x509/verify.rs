@@ -10,7 +10,8 @@ use webpki::{EndEntityCert, KeyUsage};
 use super::X509Error;
 use super::issue::certificates_from_pem;
 
-/// Why a peer's certificate was refused.
+/// Why a peer's certificate was refused, over DTLS (webpki) and TLS (rustls) alike: one set of
+/// names in reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CertProblem {
     /// It does not chain to the CA (or was signed by another key).
@@ -57,6 +58,18 @@ impl CertProblem {
             webpki::Error::CertExpired { .. } => CertProblem::Expired,
             webpki::Error::CertNotValidYet { .. } => CertProblem::NotYetValid,
             webpki::Error::CertNotValidForName(_) => CertProblem::WrongName,
+            _ => CertProblem::Invalid,
+        }
+    }
+
+    /// The same problems as rustls (TLS over TCP) reports them.
+    pub fn from_rustls(error: &rustls::CertificateError) -> CertProblem {
+        use rustls::CertificateError as E;
+        match error {
+            E::UnknownIssuer | E::BadSignature => CertProblem::UnknownIssuer,
+            E::Expired | E::ExpiredContext { .. } => CertProblem::Expired,
+            E::NotValidYet | E::NotValidYetContext { .. } => CertProblem::NotYetValid,
+            E::NotValidForName | E::NotValidForNameContext { .. } => CertProblem::WrongName,
             _ => CertProblem::Invalid,
         }
     }

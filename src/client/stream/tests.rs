@@ -528,7 +528,7 @@ fn over_tls_a_certificate_from_another_ca_fails_the_setup() {
     assert_eq!(
         w.setups()[0].outcome,
         ConnectionOutcome::Failed(ConnectionFailure::Tls(TlsFailure::Certificate(
-            crate::tls::CertificateProblem::UnknownIssuer
+            crate::x509::CertProblem::UnknownIssuer
         )))
     );
     assert_eq!(w.commands.last(), Some(&LinkCommand::Close));
