@@ -779,3 +779,89 @@ fn a_reboot_keeps_what_bootstrap_wrote_and_a_factory_reset_forgets_it() {
     let (_, links) = discover(&mut sim, "/1");
     assert_eq!(links, "</>;lwm2m=1.1,</1>;ver=1.1");
 }
+
+/// A device whose template numbers its Security instances the other way round: an LWM2M
+/// server account at /0/0, the bootstrap account at /0/1.
+fn device_with_bootstrap_account_at_1() -> Device {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
+    let mut set = lwm2m_swarm::model::TemplateSet::load_dir(std::path::Path::new(dir)).unwrap();
+    let template = r#"
+[device]
+name = "second-security-instance"
+
+[[objects]]
+id = 0
+count = 2
+[objects.instance.0]
+10 = { value = 101 }
+[objects.instance.1]
+1 = { value = true }
+
+[[objects]]
+id = 1
+
+[[objects]]
+id = 3
+"#;
+    set.add_files(&[("second-security-instance.toml", template)], None)
+        .unwrap();
+    Device::new(
+        set.device("second-security-instance").unwrap(),
+        5,
+        1_700_000_000,
+    )
+}
+
+#[test]
+fn the_bootstrap_account_is_the_bootstrap_server_instance_wherever_it_is_numbered() {
+    let client = Client::new(
+        Arc::new(config()),
+        "sim-0001",
+        device_with_bootstrap_account_at_1(),
+        5,
+    );
+    let mut sim = Sim::new(client);
+    sim.server.sockets.push(bootstrap_server());
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    // Fresh from the factory: the bootstrap account alone, where the template put it.
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/1>");
+    // The bootstrap server writes the LWM2M account at /0/0.
+    assert_eq!(
+        write(
+            &mut sim,
+            "/0/0",
+            ContentFormat::Tlv,
+            &security(0, "coap://127.0.0.1:5683", None)
+        ),
+        ResponseType::Changed
+    );
+    assert_eq!(
+        write(
+            &mut sim,
+            "/1/0",
+            ContentFormat::SenmlJson,
+            &server_account(120)
+        ),
+        ResponseType::Changed
+    );
+    assert_eq!(finish(&mut sim), ResponseType::Changed);
+    sim.run_for(SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    assert_eq!(registers(&sim)[0].0, addr(5683));
+    // Factory Reset: bootstrapping again, with the bootstrap account at /0/1 alone; a Delete
+    // of / spares it.
+    sim.send_request(RequestType::Post, "/3/0/5");
+    sim.run_for(12 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Bootstrapping);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/1>");
+    assert_eq!(
+        code(&plain(&mut sim, RequestType::Delete, "/")),
+        ResponseType::Deleted
+    );
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/1>");
+}

@@ -170,13 +170,17 @@ impl Client {
     /// bootstrap account, as a device fresh from the factory, and a Bootstrap-Request is due.
     pub(super) fn begin_bootstrap(&mut self, due: Instant) {
         self.bootstrap = Some(Box::new(Bootstrap::new(due)));
-        self.provision_bootstrap_account();
+        self.provision_bootstrap_account(due);
         self.enqueue_bootstrap(due);
     }
 
-    fn provision_bootstrap_account(&mut self) {
-        // The template's first Security instance becomes the account; the rest goes.
-        let account = self.device.instances(0).first().copied().unwrap_or(0);
+    fn provision_bootstrap_account(&mut self, now: Instant) {
+        // The bootstrap account keeps its id (a bootstrap server may have moved it); fresh
+        // from the factory, the template's first Security instance becomes it. The rest goes.
+        let account = self
+            .bootstrap_account(now)
+            .or_else(|| self.device.instances(0).first().copied())
+            .unwrap_or(0);
         for object in [0, 1] {
             for instance in self.device.instances(object) {
                 if (object, instance) != (0, account) {
@@ -460,7 +464,7 @@ impl Client {
             return false;
         }
         self.return_to_bootstrap_server(now);
-        self.provision_bootstrap_account();
+        self.provision_bootstrap_account(now);
         let reboot = self.config.reboot_time;
         if let Some(b) = self.bootstrap.as_deref_mut() {
             b.retry_at = Some(now + reboot);
@@ -492,12 +496,7 @@ impl Client {
     /// Client Hold Off Time of the bootstrap account (`/0/x/11`): the wait before a fallback
     /// bootstrap.
     fn hold_off(&mut self, now: Instant) -> Duration {
-        let account = self
-            .device
-            .instances(0)
-            .into_iter()
-            .find(|i| self.is_bootstrap_account(now, *i));
-        account
+        self.bootstrap_account(now)
             .and_then(|i| self.integer_at(now, Path::resource(0, i, 11)))
             .map_or(Duration::ZERO, |secs| {
                 Duration::from_secs(secs.unsigned_abs())
