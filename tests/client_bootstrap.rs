@@ -865,3 +865,57 @@ fn the_bootstrap_account_is_the_bootstrap_server_instance_wherever_it_is_numbere
     let (_, links) = discover(&mut sim, "/0");
     assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/1>");
 }
+
+/// The client's answer to the Finish with `mid`: every copy sent, and whether the network lost it.
+fn finish_answers(sim: &Sim, mid: u16) -> Vec<(ResponseType, bool)> {
+    sim.uplink
+        .iter()
+        .filter(|w| w.to == bootstrap_server() && w.packet.header.message_id == mid)
+        .map(|w| (code(&w.packet), w.dropped))
+        .collect()
+}
+
+#[test]
+fn a_finish_retransmitted_after_its_answer_was_lost_is_answered_again() {
+    let mut sim = started(config());
+    provision(&mut sim, "coap://127.0.0.1:5683", None, 120);
+    let request = sim.server.request(RequestType::Post, "/bs");
+    let mid = request.header.message_id;
+    sim.send_to_client_from(bootstrap_server(), &request);
+    // The 2.04 is lost (and so is the first Register: the network is down for a moment).
+    sim.drop_rate = 1.0;
+    sim.run_for(Duration::from_millis(10));
+    sim.drop_rate = 0.0;
+    assert_eq!(finish_answers(&sim, mid), [(ResponseType::Changed, true)]);
+    assert_eq!(sim.client.server(), addr(5683), "the client switched");
+    // The bootstrap server retransmits the Finish after ACK_TIMEOUT: the same answer again,
+    // from the client's deduplication cache.
+    sim.run_for(2 * SECOND);
+    sim.send_to_client_from(bootstrap_server(), &request);
+    sim.run_for(SECOND);
+    assert_eq!(
+        finish_answers(&sim, mid),
+        [(ResponseType::Changed, true), (ResponseType::Changed, false)]
+    );
+    let reply = sim.server.reply_to(request.get_token()).unwrap();
+    assert_eq!(reply.packet.header.message_id, mid);
+    // Counted once: one Finish operation, one bootstrap finished, one duplicate dropped.
+    let finishes = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Operation(o) if o.kind == OperationKind::BootstrapFinish))
+        .count();
+    assert_eq!(finishes, 1);
+    let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
+    assert_eq!(outcomes, [BootstrapOutcome::Finished]);
+    let duplicates = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Dropped(lwm2m_swarm::client::Dropped::Duplicate)))
+        .count();
+    assert_eq!(duplicates, 1);
+    // The retransmitted Register reaches the written server.
+    sim.run_for(5 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    assert!(registers(&sim).iter().all(|(to, _)| *to == addr(5683)));
+}
