@@ -381,6 +381,12 @@ impl Client {
         if !self.accepts_messages() {
             return;
         }
+        // The bootstrap server's session, still open after the switch (to a server with or
+        // without DTLS).
+        if from != self.server() && self.handle_lingering_datagram(now, from, bytes) {
+            self.flush(now);
+            return;
+        }
         if self.secure.is_some() {
             // Records come from the server the session is with (after a bootstrap, a late
             // one from the bootstrap server would only confuse the new session).
@@ -465,6 +471,9 @@ impl Client {
         }
         if let Some(parting) = self.poll_parting() {
             return Some(parting);
+        }
+        if let Some(lingering) = self.poll_lingering() {
+            return Some(lingering);
         }
         let server = self.server();
         if let Some(secure) = self.secure.as_deref_mut() {
