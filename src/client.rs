@@ -346,6 +346,8 @@ impl Client {
     /// De-register ends (answered or timed out).
     pub fn stop(&mut self, now: Instant) {
         self.deferred = None;
+        // A stop says goodbye to a bootstrap server whose session still lingers, at once.
+        self.end_lingering();
         match self.state {
             ClientState::Registered | ClientState::Sleeping => {
                 self.abort_queued(now);

@@ -413,7 +413,7 @@ impl Client {
     }
 
     /// Closes the bootstrap server's lingering session (`close_notify`).
-    fn end_lingering(&mut self) {
+    pub(super) fn end_lingering(&mut self) {
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
         };
