@@ -346,6 +346,8 @@ impl Client {
     /// De-register ends (answered or timed out).
     pub fn stop(&mut self, now: Instant) {
         self.deferred = None;
+        // A stop says goodbye to a bootstrap server whose session still lingers, at once.
+        self.end_lingering();
         match self.state {
             ClientState::Registered | ClientState::Sleeping => {
                 self.abort_queued(now);
@@ -379,6 +381,12 @@ impl Client {
             return;
         }
         if !self.accepts_messages() {
+            return;
+        }
+        // The bootstrap server's session, still open after the switch (to a server with or
+        // without DTLS).
+        if from != self.server() && self.handle_lingering_datagram(now, from, bytes) {
+            self.flush(now);
             return;
         }
         if self.secure.is_some() {
@@ -465,6 +473,9 @@ impl Client {
         }
         if let Some(parting) = self.poll_parting() {
             return Some(parting);
+        }
+        if let Some(lingering) = self.poll_lingering() {
+            return Some(lingering);
         }
         let server = self.server();
         if let Some(secure) = self.secure.as_deref_mut() {

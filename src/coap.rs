@@ -49,6 +49,16 @@ pub struct Params {
     pub block_size: u16,
 }
 
+impl Params {
+    /// `MAX_TRANSMIT_WAIT` (RFC 7252 4.8.2, 93 s by default): how long a peer waits for the
+    /// answer to its CON before it gives up.
+    pub fn max_transmit_wait(&self) -> Duration {
+        let attempts = (1u32 << (u32::from(self.max_retransmit) + 1)) - 1;
+        self.ack_timeout
+            .mul_f64(f64::from(attempts) * self.ack_random_factor)
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
@@ -383,6 +393,11 @@ impl Endpoint {
             .map(|o| o.next_at)
             .chain(separate)
             .min()
+    }
+
+    /// Where the next datagram goes, without taking it.
+    pub fn next_transmit_to(&self) -> Option<SocketAddr> {
+        self.transmit.front().map(|(to, _)| *to)
     }
 
     /// The next datagram to send, and where to.

@@ -779,3 +779,357 @@ fn a_reboot_keeps_what_bootstrap_wrote_and_a_factory_reset_forgets_it() {
     let (_, links) = discover(&mut sim, "/1");
     assert_eq!(links, "</>;lwm2m=1.1,</1>;ver=1.1");
 }
+
+/// A device whose template numbers its Security instances the other way round: an LWM2M
+/// server account at /0/0, the bootstrap account at /0/1.
+fn device_with_bootstrap_account_at_1() -> Device {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
+    let mut set = lwm2m_swarm::model::TemplateSet::load_dir(std::path::Path::new(dir)).unwrap();
+    let template = r#"
+[device]
+name = "second-security-instance"
+
+[[objects]]
+id = 0
+count = 2
+[objects.instance.0]
+10 = { value = 101 }
+[objects.instance.1]
+1 = { value = true }
+
+[[objects]]
+id = 1
+
+[[objects]]
+id = 3
+"#;
+    set.add_files(&[("second-security-instance.toml", template)], None)
+        .unwrap();
+    Device::new(
+        set.device("second-security-instance").unwrap(),
+        5,
+        1_700_000_000,
+    )
+}
+
+#[test]
+fn the_bootstrap_account_is_the_bootstrap_server_instance_wherever_it_is_numbered() {
+    let client = Client::new(
+        Arc::new(config()),
+        "sim-0001",
+        device_with_bootstrap_account_at_1(),
+        5,
+    );
+    let mut sim = Sim::new(client);
+    sim.server.sockets.push(bootstrap_server());
+    sim.client.start(sim.now);
+    sim.run_for(SECOND);
+    // Fresh from the factory: the bootstrap account alone, where the template put it.
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/1>");
+    // The bootstrap server writes the LWM2M account at /0/0.
+    assert_eq!(
+        write(
+            &mut sim,
+            "/0/0",
+            ContentFormat::Tlv,
+            &security(0, "coap://127.0.0.1:5683", None)
+        ),
+        ResponseType::Changed
+    );
+    assert_eq!(
+        write(
+            &mut sim,
+            "/1/0",
+            ContentFormat::SenmlJson,
+            &server_account(120)
+        ),
+        ResponseType::Changed
+    );
+    assert_eq!(finish(&mut sim), ResponseType::Changed);
+    sim.run_for(SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    assert_eq!(registers(&sim)[0].0, addr(5683));
+    // Factory Reset: bootstrapping again, with the bootstrap account at /0/1 alone; a Delete
+    // of / spares it.
+    sim.send_request(RequestType::Post, "/3/0/5");
+    sim.run_for(12 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Bootstrapping);
+    assert_eq!(bootstrap_requests(&sim).len(), 2);
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/1>");
+    assert_eq!(
+        code(&plain(&mut sim, RequestType::Delete, "/")),
+        ResponseType::Deleted
+    );
+    let (_, links) = discover(&mut sim, "/0");
+    assert_eq!(links, "</>;lwm2m=1.1,</0>;ver=1.2,</0/1>");
+}
+
+/// The client's answer to the Finish with `mid`: every copy sent, and whether the network lost it.
+fn finish_answers(sim: &Sim, mid: u16) -> Vec<(ResponseType, bool)> {
+    sim.uplink
+        .iter()
+        .filter(|w| w.to == bootstrap_server() && w.packet.header.message_id == mid)
+        .map(|w| (code(&w.packet), w.dropped))
+        .collect()
+}
+
+#[test]
+fn a_finish_retransmitted_after_its_answer_was_lost_is_answered_again() {
+    let mut sim = started(config());
+    provision(&mut sim, "coap://127.0.0.1:5683", None, 120);
+    let request = sim.server.request(RequestType::Post, "/bs");
+    let mid = request.header.message_id;
+    sim.send_to_client_from(bootstrap_server(), &request);
+    // The 2.04 is lost (and so is the first Register: the network is down for a moment).
+    sim.drop_rate = 1.0;
+    sim.run_for(Duration::from_millis(10));
+    sim.drop_rate = 0.0;
+    assert_eq!(finish_answers(&sim, mid), [(ResponseType::Changed, true)]);
+    assert_eq!(sim.client.server(), addr(5683), "the client switched");
+    // The bootstrap server retransmits the Finish after ACK_TIMEOUT: the same answer again,
+    // from the client's deduplication cache.
+    sim.run_for(2 * SECOND);
+    sim.send_to_client_from(bootstrap_server(), &request);
+    sim.run_for(SECOND);
+    assert_eq!(
+        finish_answers(&sim, mid),
+        [
+            (ResponseType::Changed, true),
+            (ResponseType::Changed, false)
+        ]
+    );
+    let reply = sim.server.reply_to(request.get_token()).unwrap();
+    assert_eq!(reply.packet.header.message_id, mid);
+    // Counted once: one Finish operation, one bootstrap finished, one duplicate dropped.
+    let finishes = sim
+        .events
+        .iter()
+        .filter(
+            |(_, e)| matches!(e, Event::Operation(o) if o.kind == OperationKind::BootstrapFinish),
+        )
+        .count();
+    assert_eq!(finishes, 1);
+    let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
+    assert_eq!(outcomes, [BootstrapOutcome::Finished]);
+    let duplicates = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Dropped(lwm2m_swarm::client::Dropped::Duplicate)))
+        .count();
+    assert_eq!(duplicates, 1);
+    // The retransmitted Register reaches the written server.
+    sim.run_for(5 * SECOND);
+    assert_eq!(sim.client.state(), ClientState::Registered);
+    assert!(registers(&sim).iter().all(|(to, _)| *to == addr(5683)));
+}
+
+/// A PSK bootstrap server driven by hand (the simulated network carries no DTLS), and a
+/// `NoSec` LWM2M server at 5683 that answers Register 2.01.
+struct DtlsWorld {
+    now: lwm2m_swarm::clock::Instant,
+    client: Client,
+    bootstrap: lwm2m_swarm::dtls::Session,
+    /// CoAP answers the bootstrap server decrypted.
+    answers: Vec<Packet>,
+    /// Loses the client's next record to the bootstrap server.
+    lose_next: bool,
+    registers: usize,
+    events: Vec<Event>,
+}
+
+impl DtlsWorld {
+    fn new() -> Self {
+        use lwm2m_swarm::dtls::{DtlsParams, ServerKeys, Session, server_config};
+        let key = b"0123456789abcdef".to_vec();
+        let psk = lwm2m_swarm::security::Psk {
+            identity: b"sim-0001".to_vec(),
+            key: key.clone(),
+        };
+        let client = Client::new(Arc::new(config()), "sim-0001", device(5), 5).with_psk(psk);
+        let now = lwm2m_swarm::clock::Instant::from_micros(1_000_000);
+        let keys = ServerKeys::shared(key);
+        let bootstrap = Session::accept(server_config(&keys, &DtlsParams::default()), now).unwrap();
+        DtlsWorld {
+            now,
+            client,
+            bootstrap,
+            answers: Vec::new(),
+            lose_next: false,
+            registers: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Delivers everything in flight, at once, until nobody has anything to send.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some((to, bytes)) = self.client.poll_transmit() {
+                moved = true;
+                if to == bootstrap_server() {
+                    if !std::mem::take(&mut self.lose_next) {
+                        let _ = self.bootstrap.handle_datagram(self.now, &bytes);
+                    }
+                } else if to == addr(5683) {
+                    self.answer_register(&bytes);
+                }
+            }
+            while let Some(record) = self.bootstrap.poll_transmit() {
+                moved = true;
+                self.client
+                    .handle_datagram(self.now, bootstrap_server(), &record);
+            }
+            while let Some(plaintext) = self.bootstrap.poll_received() {
+                moved = true;
+                let packet = Packet::from_bytes(&plaintext).unwrap();
+                if let MessageClass::Request(_) = packet.header.code {
+                    // The Bootstrap-Request: accepted.
+                    let reply = ack(&packet, ResponseType::Changed);
+                    self.bootstrap.send(&reply.to_bytes().unwrap()).unwrap();
+                } else {
+                    self.answers.push(packet);
+                }
+            }
+            while let Some(event) = self.client.poll_event() {
+                self.events.push(event);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn answer_register(&mut self, bytes: &[u8]) {
+        let packet = Packet::from_bytes(bytes).unwrap();
+        if packet.header.code != MessageClass::Request(RequestType::Post) {
+            return;
+        }
+        self.registers += 1;
+        let mut reply = ack(&packet, ResponseType::Created);
+        reply.add_option(CoapOption::LocationPath, b"rd".to_vec());
+        reply.add_option(CoapOption::LocationPath, b"r1".to_vec());
+        self.client
+            .handle_datagram(self.now, addr(5683), &reply.to_bytes().unwrap());
+    }
+
+    fn run_for(&mut self, duration: Duration) {
+        let until = self.now + duration;
+        loop {
+            self.pump();
+            let next = [self.client.poll_timeout(), self.bootstrap.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.client.handle_timeout(self.now);
+                    if self.bootstrap.poll_timeout().is_some_and(|t| t <= self.now) {
+                        let _ = self.bootstrap.handle_timeout(self.now);
+                    }
+                }
+                _ => {
+                    self.now = until;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends `request` from the bootstrap server; the client's answer, if any came.
+    fn ask(&mut self, request: &Packet) -> Option<Packet> {
+        let sent = self.bootstrap.send(&request.to_bytes().unwrap());
+        assert!(sent.is_ok(), "the bootstrap server's session is closed");
+        self.run_for(SECOND);
+        let token = request.get_token();
+        self.answers
+            .iter()
+            .rev()
+            .find(|a| a.get_token() == token)
+            .cloned()
+    }
+
+    fn write(&mut self, server: &mut sim::Server, path: &str, records: &[Record]) -> ResponseType {
+        let base: Path = path.parse().unwrap();
+        let format = ContentFormat::Tlv;
+        let payload = content::encode(format, &base, records, self.client.device()).unwrap();
+        let mut request = server.request(RequestType::Put, path);
+        request.add_option(
+            CoapOption::ContentFormat,
+            format.code().to_be_bytes().to_vec(),
+        );
+        request.payload = payload;
+        code(&self.ask(&request).expect("answered"))
+    }
+}
+
+fn ack(request: &Packet, code: ResponseType) -> Packet {
+    let mut reply = Packet::new();
+    reply
+        .header
+        .set_type(coap_lite::MessageType::Acknowledgement);
+    reply.header.message_id = request.header.message_id;
+    reply.header.code = MessageClass::Response(code);
+    reply.set_token(request.get_token().to_vec());
+    reply
+}
+
+#[test]
+fn over_dtls_a_retransmitted_finish_is_answered_on_the_lingering_bootstrap_session() {
+    let mut world = DtlsWorld::new();
+    let mut server = sim::Server::default();
+    world.client.start(world.now);
+    world.run_for(SECOND);
+    assert_eq!(world.client.state(), ClientState::Bootstrapping);
+    assert!(world.bootstrap.is_connected());
+    assert_eq!(
+        world.write(
+            &mut server,
+            "/0/1",
+            &security(1, "coap://127.0.0.1:5683", None)
+        ),
+        ResponseType::Changed
+    );
+    let srv = server_account(120);
+    assert_eq!(
+        world.write(&mut server, "/1/0", &srv),
+        ResponseType::Changed
+    );
+
+    // The Finish's 2.04 is lost on the way.
+    let finish = server.request(RequestType::Post, "/bs");
+    world.lose_next = true;
+    assert!(world.ask(&finish).is_none());
+    assert_eq!(world.client.server(), addr(5683), "the client switched");
+    assert_eq!(world.client.state(), ClientState::Registered);
+    // The bootstrap server retransmits the Finish: answered again, on the same session.
+    let again = world
+        .ask(&finish)
+        .expect("the retransmitted Finish is answered");
+    assert_eq!(code(&again), ResponseType::Changed);
+    assert_eq!(again.header.message_id, finish.header.message_id);
+    assert!(!world.bootstrap.is_closed());
+    // Counted once: one Finish operation, one bootstrap finished, one Register.
+    let finish_operations = world
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Operation(o) if o.kind == OperationKind::BootstrapFinish))
+        .count();
+    assert_eq!(finish_operations, 1);
+    let finished_bootstraps = world
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Bootstrap(b) if b.outcome == BootstrapOutcome::Finished))
+        .count();
+    assert_eq!(finished_bootstraps, 1);
+    assert_eq!(world.registers, 1);
+    // MAX_TRANSMIT_WAIT (93 s) after the Finish the bootstrap server has given up: the
+    // session is closed then, not before.
+    world.run_for(85 * SECOND);
+    assert!(!world.bootstrap.is_closed());
+    world.run_for(10 * SECOND);
+    assert!(world.bootstrap.is_closed(), "close_notify came");
+    assert_eq!(world.client.state(), ClientState::Registered);
+}

@@ -83,6 +83,17 @@ enum Phase {
     Provisioning { deadline: Instant },
 }
 
+/// The bootstrap server's DTLS session, kept open a while after the switch: should the
+/// answer to the Finish be lost, the retransmitted Finish is answered again (from the CoAP
+/// dedup cache) on it.
+#[derive(Debug)]
+struct Lingering {
+    server: SocketAddr,
+    secure: Box<Secure>,
+    /// The bootstrap server's `MAX_TRANSMIT_WAIT` after the Finish: it has given up by then.
+    until: Instant,
+}
+
 /// The LWM2M server a Bootstrap-Finish found configured.
 #[derive(Debug)]
 struct Account {
@@ -111,6 +122,7 @@ pub(super) struct Bootstrap {
     credentials: Option<Credential>,
     /// DTLS records still to go to a server the client just left (its `close_notify`).
     parting: Vec<(SocketAddr, Vec<u8>)>,
+    lingering: Option<Box<Lingering>>,
 }
 
 impl Bootstrap {
@@ -125,6 +137,7 @@ impl Bootstrap {
             binding: None,
             credentials: None,
             parting: Vec::new(),
+            lingering: None,
         }
     }
 
@@ -144,6 +157,10 @@ impl Bootstrap {
                 .iter()
                 .map(|(_, r)| r.capacity())
                 .sum::<usize>()
+            + self
+                .lingering
+                .as_ref()
+                .map_or(0, |l| size_of::<Lingering>() + l.secure.heap_bytes())
     }
 }
 
@@ -166,13 +183,17 @@ impl Client {
     /// bootstrap account, as a device fresh from the factory, and a Bootstrap-Request is due.
     pub(super) fn begin_bootstrap(&mut self, due: Instant) {
         self.bootstrap = Some(Box::new(Bootstrap::new(due)));
-        self.provision_bootstrap_account();
+        self.provision_bootstrap_account(due);
         self.enqueue_bootstrap(due);
     }
 
-    fn provision_bootstrap_account(&mut self) {
-        // The template's first Security instance becomes the account; the rest goes.
-        let account = self.device.instances(0).first().copied().unwrap_or(0);
+    fn provision_bootstrap_account(&mut self, now: Instant) {
+        // The bootstrap account keeps its id (a bootstrap server may have moved it); fresh
+        // from the factory, the template's first Security instance becomes it. The rest goes.
+        let account = self
+            .bootstrap_account(now)
+            .or_else(|| self.device.instances(0).first().copied())
+            .unwrap_or(0);
         for object in [0, 1] {
             for instance in self.device.instances(object) {
                 if (object, instance) != (0, account) {
@@ -343,6 +364,7 @@ impl Client {
 
     /// A client going offline mid-bootstrap: the attempt ends aborted.
     pub(super) fn abort_bootstrap(&mut self, now: Instant) {
+        self.end_lingering();
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
         };
@@ -355,16 +377,25 @@ impl Client {
         }
     }
 
-    /// The next bootstrap deadline: a retry, or the end of the wait for the Finish.
+    /// The next bootstrap deadline: a retry, the end of the wait for the Finish, or the end of
+    /// the bootstrap server's lingering session.
     pub(super) fn bootstrap_deadline(&self) -> Option<Instant> {
         let b = self.bootstrap.as_deref()?;
-        match b.phase {
+        let attempt = match b.phase {
             Phase::Provisioning { deadline } => Some(deadline),
             _ => b.retry_at,
-        }
+        };
+        let lingering = b.lingering.as_ref().map(|l| l.until);
+        attempt.into_iter().chain(lingering).min()
     }
 
     pub(super) fn bootstrap_timeout(&mut self, now: Instant) {
+        let Some(b) = self.bootstrap.as_deref_mut() else {
+            return;
+        };
+        if b.lingering.as_ref().is_some_and(|l| l.until <= now) {
+            self.end_lingering();
+        }
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
         };
@@ -377,6 +408,52 @@ impl Client {
         if let Some(at) = b.retry_at.take_if(|at| *at <= now) {
             self.enqueue_bootstrap(at);
         }
+    }
+
+    /// Closes the bootstrap server's lingering session (`close_notify`).
+    pub(super) fn end_lingering(&mut self) {
+        let Some(b) = self.bootstrap.as_deref_mut() else {
+            return;
+        };
+        if let Some(lingering) = b.lingering.take() {
+            let (_, records) = lingering.secure.close_into_parts();
+            b.parting
+                .extend(records.into_iter().map(|r| (lingering.server, r)));
+        }
+    }
+
+    /// A DTLS record from the bootstrap server after the switch, while its session lingers:
+    /// its CoAP goes through the usual path (a retransmitted Finish meets the dedup cache).
+    /// Returns false when no session lingers for `from`.
+    pub(super) fn handle_lingering_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
+        let Some(lingering) = self
+            .bootstrap
+            .as_deref_mut()
+            .and_then(|b| b.lingering.as_deref_mut())
+            .filter(|l| l.server == from)
+        else {
+            return false;
+        };
+        let plaintexts = lingering.secure.receive(now, bytes);
+        for plaintext in plaintexts {
+            self.handle_coap(now, from, &plaintext);
+        }
+        true
+    }
+
+    /// The lingering session's records, and CoAP datagrams for the bootstrap server
+    /// encrypted in it.
+    pub(super) fn poll_lingering(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        let lingering = self.bootstrap.as_deref_mut()?.lingering.as_deref_mut()?;
+        let to_it = self.coap.next_transmit_to() == Some(lingering.server);
+        let plaintext = to_it.then(|| self.coap.poll_transmit()).flatten();
+        let record = lingering.secure.seal(plaintext.map(|(_, p)| p))?;
+        Some((lingering.server, record))
     }
 
     /// DTLS records for a server the client left, before anything else.
@@ -392,8 +469,9 @@ impl Client {
         Some(record)
     }
 
-    /// After the Finish's answer is out: leave the bootstrap server (saying goodbye over
-    /// DTLS) and register with the configured server, with the written credentials.
+    /// After the Finish's answer is out: leave the bootstrap server (its DTLS session lingers
+    /// for a retransmitted Finish) and register with the configured server, with the written
+    /// credentials.
     pub(super) fn apply_bootstrap(&mut self, now: Instant) {
         let bootstrap_server = self.config.server;
         let Some(account) = self.bootstrap.as_deref_mut().and_then(|b| b.pending.take()) else {
@@ -402,14 +480,18 @@ impl Client {
         // A Bootstrap-Request still out (the Finish overtook its answer) is given up: its
         // answer would come on the session being closed.
         self.give_up_in_flight(now, |f| f.kind == RequestKind::Bootstrap);
-        let leaving = self.secure.take().map(|s| s.close_into_parts());
+        let leaving = self.secure.take();
+        let until = now + self.config.coap.max_transmit_wait();
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
         };
-        if let Some((psk, records)) = leaving {
-            b.credentials = Some(psk);
-            b.parting
-                .extend(records.into_iter().map(|r| (bootstrap_server, r)));
+        if let Some(secure) = leaving {
+            b.credentials = Some(secure.credential().clone());
+            b.lingering = Some(Box::new(Lingering {
+                server: bootstrap_server,
+                secure,
+                until,
+            }));
         }
         b.server = Some(account.server);
         b.binding = account.binding;
@@ -458,7 +540,7 @@ impl Client {
             return false;
         }
         self.return_to_bootstrap_server(now);
-        self.provision_bootstrap_account();
+        self.provision_bootstrap_account(now);
         let reboot = self.config.reboot_time;
         if let Some(b) = self.bootstrap.as_deref_mut() {
             b.retry_at = Some(now + reboot);
@@ -474,6 +556,7 @@ impl Client {
         // the bootstrap server's session.
         self.give_up_in_flight(now, |_| true);
         self.end_session(now, true);
+        self.end_lingering();
         let leaving = self.secure.take().map(|s| s.close_into_parts());
         let Some(b) = self.bootstrap.as_deref_mut() else {
             return;
@@ -490,12 +573,7 @@ impl Client {
     /// Client Hold Off Time of the bootstrap account (`/0/x/11`): the wait before a fallback
     /// bootstrap.
     fn hold_off(&mut self, now: Instant) -> Duration {
-        let account = self
-            .device
-            .instances(0)
-            .into_iter()
-            .find(|i| self.is_bootstrap_account(now, *i));
-        account
+        self.bootstrap_account(now)
             .and_then(|i| self.integer_at(now, Path::resource(0, i, 11)))
             .map_or(Duration::ZERO, |secs| {
                 Duration::from_secs(secs.unsigned_abs())

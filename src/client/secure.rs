@@ -94,6 +94,26 @@ impl Secure {
         }
     }
 
+    /// Decrypts a record of an open session: the plaintexts it carried (none when it failed:
+    /// a session being left is not worth recovering).
+    pub(super) fn receive(&mut self, now: Instant, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let Some(session) = self.session.as_mut() else {
+            return Vec::new();
+        };
+        let _ = session.handle_datagram(now, bytes);
+        std::iter::from_fn(|| session.poll_received()).collect()
+    }
+
+    /// Encrypts `plaintext` if given, then returns the session's next record.
+    pub(super) fn seal(&mut self, plaintext: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let session = self.session.as_mut()?;
+        if let Some(plaintext) = plaintext {
+            // Lost like on the wire if the session closed meanwhile.
+            let _ = session.send(&plaintext);
+        }
+        session.poll_transmit()
+    }
+
     /// Ends the session with `close_notify` and gives back the credentials and the records
     /// still to send (a client leaving its bootstrap server, or its LWM2M server).
     pub(super) fn close_into_parts(mut self) -> (Credential, Vec<Vec<u8>>) {

@@ -313,3 +313,19 @@ fn rst_to_request_and_to_non_notification() {
         Incoming::Ignored
     ));
 }
+
+#[test]
+fn max_transmit_wait_follows_the_transmission_parameters() {
+    // RFC 7252 4.8.2: ACK_TIMEOUT * (2 ** (MAX_RETRANSMIT + 1) - 1) * ACK_RANDOM_FACTOR.
+    assert_eq!(
+        Params::default().max_transmit_wait(),
+        Duration::from_secs(93)
+    );
+    let quick = Params {
+        ack_timeout: Duration::from_secs(1),
+        ack_random_factor: 1.0,
+        max_retransmit: 2,
+        ..Params::default()
+    };
+    assert_eq!(quick.max_transmit_wait(), Duration::from_secs(7));
+}

@@ -106,6 +106,15 @@ impl Client {
         (object == 3 && instance == 0) || (object == 0 && self.is_bootstrap_account(now, instance))
     }
 
+    /// The bootstrap account: the Security instance whose Bootstrap-Server resource (`/0/x/1`)
+    /// is true, wherever it is numbered.
+    pub(super) fn bootstrap_account(&mut self, now: Instant) -> Option<u16> {
+        self.device
+            .instances(0)
+            .into_iter()
+            .find(|i| self.is_bootstrap_account(now, *i))
+    }
+
     pub(super) fn is_bootstrap_account(&mut self, now: Instant, instance: u16) -> bool {
         matches!(
             self.value_at(now, Path::resource(0, instance, 1)),
