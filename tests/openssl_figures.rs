@@ -1,16 +1,15 @@
-//! Figures for the README, not a check: handshakes per second against libcoap's DTLS resource
-//! directory, and heap bytes per open DTLS session (the same fleet with and without DTLS, heap
-//! counted by this binary's allocator), with a PSK and with certificates. Run optimised, one at
-//! a time:
+//! Figures for the README, not a check: DTLS PSK through OpenSSL (`openssl` feature) against
+//! dimpl, on libcoap's DTLS resource directory: handshakes per second, and bytes per open
+//! session (OpenSSL allocates with malloc, past any counting allocator, so glibc's in-use bytes,
+//! `mallinfo2`, for every path). PSK and certificate figures through dimpl alone are in
+//! `benches/dtls.rs`. Run optimised:
 //!
-//! `cargo test --release --test dtls_figures -- --ignored --nocapture`
-//!
-//! With `--features openssl`, `psk_gcm_on_openssl_against_dimpl_ccm8` compares the two PSK
-//! paths; OpenSSL allocates with malloc, past our allocator, so that test counts glibc's
-//! in-use bytes (`mallinfo2`) for both.
+//! `DTLS_RATE=1000 cargo test --release --features openssl --test openssl_figures -- --ignored --nocapture`
 //!
 //! `DTLS_CLIENTS` (default 2000) sets the fleet size, `DTLS_RATE` (default 20000) the starts per
-//! second: far above what the peer handshakes, so the figure is its ceiling with retransmissions.
+//! second.
+
+#![cfg(feature = "openssl")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path as FsPath;
@@ -27,10 +26,6 @@ use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::transport::PortRange;
-use lwm2m_swarm::x509::{
-    self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Role, Usage,
-    Validity,
-};
 
 struct Counting;
 
@@ -68,9 +63,7 @@ const KEY: &str = "figures-psk";
 enum Mode {
     Plain,
     Psk,
-    Certificate,
     /// PSK through OpenSSL with this suite.
-    #[cfg(feature = "openssl")]
     Openssl(lwm2m_swarm::security::PskCipher),
 }
 
@@ -81,43 +74,16 @@ fn peer(mode: Mode) -> (peers::LibcoapRd, Option<Arc<dyn CredentialSource>>) {
         key: KEY.as_bytes().to_vec(),
     };
     match mode {
-        Mode::Plain => return (peers::LibcoapRd::start(KEY), None),
-        Mode::Psk => return (peers::LibcoapRd::start(KEY), Some(Arc::new(shared))),
-        #[cfg(feature = "openssl")]
+        Mode::Plain => (peers::LibcoapRd::start(KEY), None),
+        Mode::Psk => (peers::LibcoapRd::start(KEY), Some(Arc::new(shared))),
         Mode::Openssl(cipher) => {
             let source = lwm2m_swarm::security::ThroughOpenssl {
                 source: shared,
                 cipher,
             };
-            return (peers::LibcoapRd::start(KEY), Some(Arc::new(source)));
+            (peers::LibcoapRd::start(KEY), Some(Arc::new(source)))
         }
-        Mode::Certificate => {}
     }
-    let validity = Validity {
-        not_before: rcgen::date_time_ymd(2020, 1, 1),
-        not_after: rcgen::date_time_ymd(2040, 1, 1),
-    };
-    let (ca_pem, ca_key) =
-        x509::self_signed_ca("Figures CA", &DeviceKey::derive(b"f", "ca"), validity).unwrap();
-    let ca = Authority::from_pem(&ca_pem, &ca_key, "ca").unwrap();
-    let dir = std::env::temp_dir().join(format!("lwm2m-swarm-figures-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let role = Role::Server(vec!["127.0.0.1".into()]);
-    let cert = ca
-        .issue("127.0.0.1", &DeviceKey::derive(b"f", "rd"), &role, None)
-        .unwrap();
-    let both = dir.join("rd.pem");
-    let pem = x509::certificate_pem(&cert.certificate) + &x509::private_key_pem(&cert.private_key);
-    std::fs::write(&both, pem).unwrap();
-    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
-    let rd = peers::LibcoapRd::start_pki(&both, &dir.join("ca.pem"));
-    let check = PeerVerifier::chain(&ca_pem, Some("127.0.0.1"), Usage::Server, "ca").unwrap();
-    let source = DeviceSource::Issued {
-        authority: Box::new(ca),
-        master: b"figures".to_vec(),
-    };
-    let devices = Arc::new(DeviceCertificates::new(source, check));
-    (rd, Some(Arc::new(devices)))
 }
 
 /// One fleet run's figures once all registered.
@@ -178,8 +144,6 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
                 match mode {
                     Mode::Plain => "plain",
                     Mode::Psk => "DTLS PSK",
-                    Mode::Certificate => "DTLS certificates",
-                    #[cfg(feature = "openssl")]
                     Mode::Openssl(_) => "DTLS PSK on OpenSSL",
                 },
                 s.request(RequestKind::Register).ok,
@@ -202,49 +166,6 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
     run
 }
 
-#[test]
-#[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
-fn dtls_handshake_rate_and_memory_per_session() {
-    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
-    let plain = measure(clients, Mode::Plain, 43_000).heap;
-    let Run {
-        rate, heap: secure, ..
-    } = measure(clients, Mode::Psk, 44_000);
-    assert!(
-        plain > 0 && secure > 0,
-        "a run did not register every client"
-    );
-    let per_session = (secure - plain) as f64 / clients as f64;
-    println!(
-        "DTLS: {rate:.0} handshakes/s (ramp to all registered); heap {:.1} MiB plain, {:.1} MiB \
-         DTLS: {per_session:.0} B per open session",
-        plain as f64 / 1_048_576.0,
-        secure as f64 / 1_048_576.0
-    );
-}
-
-#[test]
-#[ignore = "a figure, not a check: run optimised with --ignored --nocapture"]
-fn certificate_handshake_rate_and_memory_per_session() {
-    let clients = std::env::var("DTLS_CLIENTS").map_or(2000, |n| n.parse().expect("a number"));
-    let plain = measure(clients, Mode::Plain, 26_400).heap;
-    let Run {
-        rate, heap: secure, ..
-    } = measure(clients, Mode::Certificate, 26_450);
-    assert!(
-        plain > 0 && secure > 0,
-        "a run did not register every client"
-    );
-    let per_session = (secure - plain) as f64 / clients as f64;
-    println!(
-        "DTLS certificates: {rate:.0} handshakes/s (ramp to all registered); heap {:.1} MiB \
-         plain, {:.1} MiB DTLS: {per_session:.0} B per open session",
-        plain as f64 / 1_048_576.0,
-        secure as f64 / 1_048_576.0
-    );
-}
-
-#[cfg(feature = "openssl")]
 #[test]
 #[ignore = "a figure, not a check: run optimised with --features openssl --ignored --nocapture"]
 fn psk_gcm_on_openssl_against_dimpl_ccm8() {
