@@ -4,7 +4,6 @@
 //! the directory) and de-register; with a wrong key every handshake fails, is counted, and the
 //! run still ends on time.
 
-use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,7 @@ mod peers;
 
 use lwm2m_swarm::client::RequestKind;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
-use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::Snapshot;
-use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::transport::PortRange;
 
@@ -42,21 +39,7 @@ fn run(
          [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
          [load]\nclients = {clients}\nrate = 400\nhold = \"{hold}\"\nstop_timeout = \"3s\"\n"
     );
-    let fleet = Fleet::from_toml(&toml, "dtls.toml").unwrap_or_else(|e| panic!("{e}"));
-    let set = TemplateSet::load_dir(FsPath::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .expect("templates");
-    let templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
-    let mut plan = fleet.plan();
-    if let Some(timeout) = handshake_timeout {
-        for group in &mut plan.groups {
-            let mut config = (*group.config).clone();
-            config.dtls.handshake_timeout = timeout;
-            group.config = Arc::new(config);
-        }
-    }
+    let (plan, templates) = peers::planned_fleet(&toml, "dtls.toml", handshake_timeout);
     let limit = plan.total_duration() + Duration::from_secs(15);
     let mut config = EngineConfig::new(rd.dtls);
     // A stable, unique source per client (libcoap stalls when an address:port it knows sends a

@@ -13,9 +13,7 @@ mod peers;
 
 use lwm2m_swarm::client::RequestKind;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
-use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::Snapshot;
-use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::transport::PortRange;
 use lwm2m_swarm::x509::{
     self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Role, Usage,
@@ -70,21 +68,7 @@ fn run(
          [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
          [load]\nclients = {CLIENTS}\nrate = 50\nhold = \"12s\"\nstop_timeout = \"3s\"\n"
     );
-    let fleet = Fleet::from_toml(&toml, "x509.toml").unwrap_or_else(|e| panic!("{e}"));
-    let set = TemplateSet::load_dir(FsPath::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .expect("templates");
-    let templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
-    let mut plan = fleet.plan();
-    if let Some(timeout) = handshake_timeout {
-        for group in &mut plan.groups {
-            let mut config = (*group.config).clone();
-            config.dtls.handshake_timeout = timeout;
-            group.config = Arc::new(config);
-        }
-    }
+    let (plan, templates) = peers::planned_fleet(&toml, "x509.toml", handshake_timeout);
     let server_check =
         PeerVerifier::chain(trusted_pem, Some("127.0.0.1"), Usage::Server, "test").unwrap();
     let source = DeviceSource::Issued {

@@ -559,3 +559,31 @@ impl LibcoapRd {
         }
     }
 }
+
+/// The fleet in `toml` (`name` in its errors), checked against the shipped templates and
+/// planned; `handshake_timeout` replaces every population's DTLS handshake timeout.
+pub fn planned_fleet(
+    toml: &str,
+    name: &str,
+    handshake_timeout: Option<Duration>,
+) -> (
+    lwm2m_swarm::fleet::Plan,
+    Vec<Arc<lwm2m_swarm::model::DeviceTemplate>>,
+) {
+    let fleet = lwm2m_swarm::fleet::Fleet::from_toml(toml, name).unwrap_or_else(|e| panic!("{e}"));
+    let set = lwm2m_swarm::model::TemplateSet::load_dir(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/object-templates"
+    )))
+    .expect("templates");
+    let templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
+    let mut plan = fleet.plan();
+    if let Some(timeout) = handshake_timeout {
+        for group in &mut plan.groups {
+            let mut config = (*group.config).clone();
+            config.dtls.handshake_timeout = timeout;
+            group.config = Arc::new(config);
+        }
+    }
+    (plan, templates)
+}
