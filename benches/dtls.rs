@@ -23,15 +23,15 @@
 //! libcoap's resource directory exits on the first De-register it gets: against it the stop's
 //! De-registers go unanswered and end by the stop timeout, which the run's last line shows.
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "support/peer_process.rs"]
 mod peer_process;
 #[path = "../tests/support/peers.rs"]
 mod peers;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Child;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -47,26 +47,6 @@ use lwm2m_swarm::transport::PortRange;
 use lwm2m_swarm::x509::{
     self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Usage, Validity,
 };
-
-struct Counting;
-
-static HEAP: AtomicIsize = AtomicIsize::new(0);
-
-// The crate denies unsafe code; a counting allocator needs it, in this bench binary only.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 const KEY: &str = "dtls-bench-psk";
 /// How long past the ramp a run may take to open every session: longer than a handshake that
@@ -473,7 +453,7 @@ impl<'a> Progress<'a> {
             s.state(ClientState::Registered),
             100.0 * (cpu.0 - self.cpu.0) / seconds,
             100.0 * (cpu.1 - self.cpu.1) / seconds,
-            (HEAP.load(Ordering::Relaxed) - self.heap_before) / self.sessions as isize,
+            (counting_alloc::heap_in_use() - self.heap_before) / self.sessions as isize,
         );
         self.previous = s.clone();
         self.cpu = cpu;
@@ -539,7 +519,7 @@ fn run(
         kind.name()
     );
 
-    let (heap_before, rss_before) = (HEAP.load(Ordering::Relaxed), rss_bytes("self"));
+    let (heap_before, rss_before) = (counting_alloc::heap_in_use(), rss_bytes("self"));
     let peer_rss_before = rss_bytes(&peer_pid);
     let (cpu_ours, cpu_peer) = (thread_cpu("self"), thread_cpu(&peer_pid));
     let drops_before = host_udp_drops();
@@ -559,7 +539,7 @@ fn run(
     let open_at = started.elapsed();
     let all_open_after = all_open(&at_open).then_some(at_open.elapsed);
     let (heap, rss_growth) = (
-        HEAP.load(Ordering::Relaxed) - heap_before,
+        counting_alloc::heap_in_use() - heap_before,
         rss_bytes("self").saturating_sub(rss_before),
     );
     let peer_rss_growth = rss_bytes(&peer_pid).saturating_sub(peer_rss_before);

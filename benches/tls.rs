@@ -12,14 +12,14 @@
 //! (the engine's fixed costs cancel out), the TLS run minus the TCP run what TLS adds to an open
 //! connection.
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../tests/support/peers.rs"]
 mod peers;
 #[path = "../tests/support/pki.rs"]
 mod pki;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lwm2m_swarm::client::{ClientState, RequestKind};
@@ -27,26 +27,6 @@ use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::tls::TlsClientConfig;
-
-struct Counting;
-
-static HEAP: AtomicIsize = AtomicIsize::new(0);
-
-// The crate denies unsafe code; a counting allocator needs it, in this bench binary only.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 fn arg(name: &str, default: u64) -> u64 {
     std::env::args()
@@ -90,7 +70,7 @@ fn measure(clients: u64, rate: u64, port: u16, pki: Option<&pki::Pki>) -> Option
     config.tls = fleet.tls.as_ref().map(|settings| {
         Arc::new(TlsClientConfig::build(settings, "localhost").expect("TLS configuration"))
     });
-    let heap_before = HEAP.load(Ordering::Relaxed);
+    let heap_before = counting_alloc::heap_in_use();
     let started = Instant::now();
     let engine = Engine::start(fleet.plan(), templates, &config).expect("engine");
     let mut result = None;
@@ -101,7 +81,7 @@ fn measure(clients: u64, rate: u64, port: u16, pki: Option<&pki::Pki>) -> Option
             let took = started.elapsed().as_secs_f64();
             // Let the last answers settle, then count the heap.
             std::thread::sleep(Duration::from_millis(500));
-            result = Some((took, HEAP.load(Ordering::Relaxed) - heap_before));
+            result = Some((took, counting_alloc::heap_in_use() - heap_before));
             let s = engine.snapshot();
             let register = s.request(RequestKind::Register);
             let ms = |q: f64| register.latency.value_at_quantile(q) as f64 / 1000.0;

@@ -11,10 +11,8 @@
 
 #![cfg(feature = "openssl")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path as FsPath;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "support/peers.rs"]
@@ -27,10 +25,6 @@ use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::transport::PortRange;
 
-struct Counting;
-
-static HEAP: AtomicIsize = AtomicIsize::new(0);
-
 /// Bytes malloc has handed out and not taken back, in every arena (ours go through `System`,
 /// which is malloc, so this counts Rust and C allocations alike).
 #[allow(unsafe_code)]
@@ -39,22 +33,6 @@ fn malloc_in_use() -> isize {
     let info = unsafe { libc::mallinfo2() };
     (info.uordblks + info.hblkhd) as isize
 }
-
-// The crate denies unsafe code; a counting allocator needs it, in this test binary only.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 const KEY: &str = "figures-psk";
 
@@ -90,8 +68,6 @@ fn peer(mode: Mode) -> (peers::LibcoapRd, Option<Arc<dyn CredentialSource>>) {
 struct Run {
     /// Handshakes per second over the ramp.
     rate: f64,
-    /// Bytes held through our allocator.
-    heap: isize,
     /// Bytes malloc holds (ours and OpenSSL's).
     malloc: isize,
 }
@@ -124,7 +100,6 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
     let engine = Engine::start(fleet.plan(), templates, &config).expect("engine");
     let mut run = Run {
         rate: 0.0,
-        heap: 0,
         malloc: 0,
     };
     while started.elapsed() < Duration::from_secs(60) {
@@ -133,9 +108,8 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
         if s.state(ClientState::Registered) == clients {
             let took = started.elapsed().as_secs_f64();
             run.rate = s.handshakes.ok as f64 / took;
-            // Let the last answers settle, then count the heap.
+            // Let the last answers settle, then count what malloc holds.
             std::thread::sleep(Duration::from_millis(500));
-            run.heap = HEAP.load(Ordering::Relaxed);
             run.malloc = malloc_in_use();
             let s = engine.snapshot();
             println!(

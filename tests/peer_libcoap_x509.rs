@@ -113,18 +113,7 @@ fn libcoap_rd_accepts_200_clients_with_certificates() {
     let (fleet_ca, fleet_ca_file, fleet_ca_pem) = ca(&dir, "Fleet CA");
     let rd = directory(&dir, &fleet_ca, &fleet_ca_file);
     let (s, took) = run(&rd, fleet_ca, &fleet_ca_pem, 26_100, None);
-    let h = &s.handshakes;
-    assert_eq!((h.ok, h.failed, h.aborted), (CLIENTS, 0, 0), "{s}");
-    let register = s.request(RequestKind::Register);
-    assert_eq!((register.sent, register.ok), (CLIENTS, CLIENTS), "{s}");
-    assert_eq!(register.codes, vec![(Some(0x41), CLIENTS)], "{s}");
-    for r in &s.requests {
-        assert_eq!(
-            r.sent,
-            r.ok + r.error + r.timeout + r.aborted + r.in_flight()
-        );
-        assert_eq!(r.in_flight(), 0, "{s}");
-    }
+    peers::assert_all_handshook_and_registered(&s, CLIENTS);
     assert!(took < Duration::from_secs(40), "{took:?}");
     println!("{s}");
 }

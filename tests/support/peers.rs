@@ -587,3 +587,21 @@ pub fn planned_fleet(
     }
     (plan, templates)
 }
+
+/// Every one of `clients` handshook and registered (2.01), and every request kind is accounted
+/// for with nothing left in flight.
+pub fn assert_all_handshook_and_registered(s: &lwm2m_swarm::metrics::Snapshot, clients: u64) {
+    let h = &s.handshakes;
+    assert_eq!((h.ok, h.failed, h.aborted), (clients, 0, 0), "{s}");
+    let register = s.request(lwm2m_swarm::client::RequestKind::Register);
+    assert_eq!((register.sent, register.ok), (clients, clients), "{s}");
+    assert_eq!(register.codes, vec![(Some(0x41), clients)], "{s}");
+    for r in &s.requests {
+        assert_eq!(
+            r.sent,
+            r.ok + r.error + r.timeout + r.aborted + r.in_flight(),
+            "{s}"
+        );
+        assert_eq!(r.in_flight(), 0, "{s}");
+    }
+}
