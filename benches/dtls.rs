@@ -36,17 +36,17 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use lwm2m_swarm::client::{ClientState, RequestKind};
-use lwm2m_swarm::dtls::ServerKeys;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::TemplateSet;
+use lwm2m_swarm::security::dtls::ServerKeys;
+use lwm2m_swarm::security::x509::{
+    self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Usage, Validity,
+};
 use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::server::{DtlsServerConfig, Runner, ServerAuth, ServerConfig};
 use lwm2m_swarm::transport::PortRange;
-use lwm2m_swarm::x509::{
-    self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Usage, Validity,
-};
 
 const KEY: &str = "dtls-bench-psk";
 /// How long past the ramp a run may take to open every session: longer than a handshake that

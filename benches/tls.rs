@@ -26,7 +26,7 @@ use lwm2m_swarm::client::{ClientState, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::model::TemplateSet;
-use lwm2m_swarm::tls::TlsClientConfig;
+use lwm2m_swarm::security::tls::TlsClientConfig;
 
 fn arg(name: &str, default: u64) -> u64 {
     std::env::args()

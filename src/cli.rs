@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::dtls::ServerKeys;
 use crate::engine::{Engine, EngineConfig, Layout, TransportKind};
 use crate::fleet::{
     Credentials, ExportFormat, Fleet, IdentityPattern, Overrides, Plan, Secret, ServerUri,
@@ -26,6 +25,7 @@ use crate::fleet::{
 };
 use crate::metrics::Snapshot;
 use crate::model::{Path, TemplateSet};
+use crate::security::dtls::ServerKeys;
 use crate::server::{DtlsServerConfig, ObserveLoad, Runner, ServerConfig, WriteLoad};
 use crate::transport::{AddressSet, PortRange};
 use crate::tui;
@@ -691,11 +691,11 @@ fn never_answered(server: SocketAddr, summary: &Snapshot) -> Failure {
 fn tls_config(
     fleet: &Fleet,
     server: Option<&ServerUri>,
-) -> Result<Option<Arc<crate::tls::TlsClientConfig>>, Failure> {
+) -> Result<Option<Arc<crate::security::tls::TlsClientConfig>>, Failure> {
     let (Some(settings), Some(uri)) = (&fleet.tls, server) else {
         return Ok(None);
     };
-    let tls = crate::tls::TlsClientConfig::build(settings, &uri.host)
+    let tls = crate::security::tls::TlsClientConfig::build(settings, &uri.host)
         .map_err(|e| bad_input(format!("{}: [tls]: {e}", fleet.file)))?;
     if tls.is_insecure() {
         eprintln!("warning: insecure_skip_verify: the server's certificate is not verified");

@@ -169,7 +169,7 @@ pub enum Event {
     /// DTLS: a handshake ended (every one that starts ends once).
     Handshake(HandshakeRecord),
     /// DTLS: an open session ended (alert, `close_notify`); a new handshake follows when needed.
-    SessionLost(crate::dtls::Failure),
+    SessionLost(crate::security::dtls::Failure),
     /// A bootstrap attempt ended (every one that starts ends once).
     Bootstrap(BootstrapRecord),
     /// TCP/TLS: a connection setup ended (every one that starts ends once).

@@ -18,6 +18,7 @@ pub mod block;
 pub mod message;
 pub mod observe;
 pub mod tcp;
+pub mod uri;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

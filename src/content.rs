@@ -1,7 +1,7 @@
 //! LWM2M content formats: text, opaque, link-format, OMA TLV, OMA JSON, `SenML` JSON and
 //! `SenML` CBOR. Codecs take and return [`Record`]s; they never panic on malformed input.
 
-use crate::model::{Path, Record, ResourceType};
+use crate::model::{Path, Record, ResourceSpec, ResourceType, Schema};
 
 mod convert;
 pub mod link;
@@ -59,18 +59,6 @@ impl ContentFormat {
             _ => return None,
         })
     }
-}
-
-/// The type facts a codec needs about a resource (TLV and text carry no types).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResourceSpec {
-    pub kind: ResourceType,
-    pub multiple: bool,
-}
-
-/// Where codecs look up resource types.
-pub trait Schema {
-    fn resource(&self, object: u16, resource: u16) -> Option<ResourceSpec>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -17,7 +17,7 @@ use crate::fleet::Plan;
 use crate::metrics::Snapshot;
 use crate::model::DeviceTemplate;
 use crate::security::CredentialSource;
-use crate::tls::TlsClientConfig;
+use crate::security::tls::TlsClientConfig;
 use crate::transport::{
     AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
     SharedTransport, TcpTransport, TransportError, check_fd_budget,

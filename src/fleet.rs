@@ -25,10 +25,8 @@ use crate::model::{DeviceTemplate, Path, TemplateSet};
 use crate::report::Threshold;
 use crate::toml_span::Located;
 
-pub use build::parse_uri;
-pub use credentials::{
-    CertificateCredentials, Credentials, ExportFormat, PskCredentials, derive_key,
-};
+pub use crate::coap::uri::{Scheme, ServerUri, parse_uri};
+pub use credentials::{CertificateCredentials, Credentials, ExportFormat, PskCredentials};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use plan::{GroupPlan, Plan, PlannedClient};
 pub use security::{
@@ -46,53 +44,6 @@ pub enum FleetError {
         file: String,
         source: std::io::Error,
     },
-}
-
-/// URI scheme of the server under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
-    Coap,
-    Coaps,
-    /// CoAP over TCP (RFC 8323, `LwM2M` binding `T`).
-    CoapTcp,
-    /// CoAP over TLS over TCP.
-    CoapsTcp,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Coap => "coap",
-            Scheme::Coaps => "coaps",
-            Scheme::CoapTcp => "coap+tcp",
-            Scheme::CoapsTcp => "coaps+tcp",
-        }
-    }
-
-    /// Over TCP (one connection per client).
-    pub fn is_tcp(self) -> bool {
-        matches!(self, Scheme::CoapTcp | Scheme::CoapsTcp)
-    }
-}
-
-/// `coap://host:port` (port 5683 / 5684 when omitted; likewise for `coap+tcp://` and
-/// `coaps+tcp://`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerUri {
-    pub scheme: Scheme,
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for ServerUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.scheme.as_str();
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
-    }
 }
 
 /// Endpoint names: `prefix` + the client number (`start` + index) zero-padded to `width`.
@@ -217,7 +168,7 @@ pub struct Fleet {
     /// one) is a bootstrap server. Every population's client config carries it too.
     pub bootstrap: Option<BootstrapConfig>,
     /// `[tls]`, for a `coaps+tcp://` server.
-    pub tls: Option<crate::tls::TlsSettings>,
+    pub tls: Option<crate::security::tls::TlsSettings>,
     pub clients: u64,
     pub naming: Naming,
     pub groups: Vec<Group>,

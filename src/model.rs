@@ -22,6 +22,18 @@ pub use value::{Record, ResourceType, Value};
 
 use std::sync::Arc;
 
+/// The type facts a codec needs about a resource (TLV and text carry no types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceSpec {
+    pub kind: ResourceType,
+    pub multiple: bool,
+}
+
+/// Where codecs look up resource types.
+pub trait Schema {
+    fn resource(&self, object: u16, resource: u16) -> Option<ResourceSpec>;
+}
+
 /// What a server may do to a resource (the DDF `Operations` field).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Operations {

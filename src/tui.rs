@@ -28,7 +28,6 @@ use ratatui::{Frame, Terminal};
 pub use app::{Action, App};
 pub use history::{History, Sample};
 
-use crate::engine::Engine;
 use crate::metrics::Snapshot;
 
 /// Redraw at least this often: 5 frames a second.
@@ -68,24 +67,6 @@ pub trait Controls {
     fn is_finished(&self) -> bool;
     /// Runs the rest of the start schedule `factor` times as fast.
     fn set_start_rate(&self, factor: f64);
-}
-
-impl Controls for Engine {
-    fn snapshot(&self) -> Snapshot {
-        Engine::snapshot(self)
-    }
-    fn stop(&self) {
-        Engine::stop(self);
-    }
-    fn pause_starts(&self, paused: bool) {
-        Engine::pause_starts(self, paused);
-    }
-    fn is_finished(&self) -> bool {
-        Engine::is_finished(self)
-    }
-    fn set_start_rate(&self, factor: f64) {
-        Engine::set_start_rate(self, factor);
-    }
 }
 
 impl App {

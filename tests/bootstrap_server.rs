@@ -14,9 +14,9 @@ use lwm2m_swarm::client::{
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::ContentFormat;
-use lwm2m_swarm::dtls::ServerKeys;
 use lwm2m_swarm::model::{Device, TemplateSet};
 use lwm2m_swarm::security::Psk;
+use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{
     BootstrapConfig as ServerBootstrapConfig, BootstrapServer, DtlsServerConfig, Provisioning,
     SecureServer, Served, Server, ServerConfig, ServerStats,

@@ -550,7 +550,7 @@ fn a_psk_account_switches_the_client_to_dtls_with_the_written_key() {
     // The Register waits for a handshake with the written server: a ClientHello went there.
     let (_, to, hello) = sim.undecoded.first().expect("a DTLS record went out");
     assert_eq!(*to, addr(5684));
-    assert!(lwm2m_swarm::dtls::is_client_hello(hello));
+    assert!(lwm2m_swarm::security::dtls::is_client_hello(hello));
     let identity = b"written-id";
     assert!(
         !hello.windows(identity.len()).any(|w| w == identity),
@@ -930,7 +930,7 @@ fn a_finish_retransmitted_after_its_answer_was_lost_is_answered_again() {
 struct DtlsWorld {
     now: lwm2m_swarm::clock::Instant,
     client: Client,
-    bootstrap: lwm2m_swarm::dtls::Session,
+    bootstrap: lwm2m_swarm::security::dtls::Session,
     /// CoAP answers the bootstrap server decrypted.
     answers: Vec<Packet>,
     /// Loses the client's next record to the bootstrap server.
@@ -941,7 +941,7 @@ struct DtlsWorld {
 
 impl DtlsWorld {
     fn new() -> Self {
-        use lwm2m_swarm::dtls::{DtlsParams, ServerKeys, Session, server_config};
+        use lwm2m_swarm::security::dtls::{DtlsParams, ServerKeys, Session, server_config};
         let key = b"0123456789abcdef".to_vec();
         let psk = lwm2m_swarm::security::Psk {
             identity: b"sim-0001".to_vec(),

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lwm2m_swarm::client::{ClientState, RequestKind};
-use lwm2m_swarm::dtls::ServerKeys;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::{Snapshot, state_index};
 use lwm2m_swarm::model::{Path, TemplateSet};
+use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{
     BootstrapConfig, BootstrapServer, DtlsServerConfig, ObserveLoad, Provisioning, Runner,
     ServerConfig, ServerStats,

@@ -106,7 +106,7 @@ mod gcm {
     use std::net::UdpSocket;
 
     use lwm2m_swarm::clock::Instant as Clock;
-    use lwm2m_swarm::dtls::{DtlsParams, OpensslSession};
+    use lwm2m_swarm::security::dtls::{DtlsParams, OpensslSession};
     use lwm2m_swarm::security::{Psk, PskCipher, ThroughOpenssl};
 
     use super::*;

@@ -23,7 +23,7 @@ use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
 use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::TemplateSet;
-use lwm2m_swarm::tls::TlsClientConfig;
+use lwm2m_swarm::security::tls::TlsClientConfig;
 
 const CLIENTS: u64 = 200;
 

@@ -14,11 +14,11 @@ mod peers;
 use lwm2m_swarm::client::RequestKind;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::metrics::Snapshot;
-use lwm2m_swarm::transport::PortRange;
-use lwm2m_swarm::x509::{
+use lwm2m_swarm::security::x509::{
     self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Role, Usage,
     Validity,
 };
+use lwm2m_swarm::transport::PortRange;
 
 const CLIENTS: u64 = 200;
 

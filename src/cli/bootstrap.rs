@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Failure, LoadArgs, embedded_config, failed};
-use crate::dtls::ServerKeys;
 use crate::fleet::{Credentials, Plan, format_duration};
+use crate::security::dtls::ServerKeys;
 use crate::server::{
     BootstrapConfig, BootstrapServer, DtlsServerConfig, Provisioning, Runner, ServerConfig,
 };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::{CredentialsArgs, Failure, bad_input, create_private, failed};
 use crate::fleet::{CertificateCredentials, ExportFormat};
+use crate::security::x509;
 use crate::server::{DtlsServerConfig, ServerAuth};
-use crate::x509;
 
 /// `credentials` for certificates: CSV or JSON (certificates, and keys with `--private-keys`
 /// into a private `--output` file), or `--output-dir`: `ENDPOINT.pem` per client and, with

@@ -600,8 +600,8 @@ mod tests {
 
     use super::*;
     use crate::client::{BootstrapConfig, ClientConfig};
-    use crate::x509::tests::authority;
-    use crate::x509::{DeviceCertificates, DeviceSource, PeerVerifier};
+    use crate::security::x509::tests::authority;
+    use crate::security::x509::{DeviceCertificates, DeviceSource, PeerVerifier};
 
     fn device() -> crate::model::Device {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");

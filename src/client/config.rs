@@ -117,7 +117,7 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     pub coap: coap::Params,
     /// DTLS handshake pacing (clients given a PSK only).
-    pub dtls: crate::dtls::DtlsParams,
+    pub dtls: crate::security::dtls::DtlsParams,
     /// CoAP over TCP or TLS (RFC 8323); `None`: over UDP.
     pub stream: Option<super::StreamConfig>,
 }
@@ -140,7 +140,7 @@ impl Default for ClientConfig {
             preferred_format: ContentFormat::SenmlCbor,
             retry: RetryPolicy::default(),
             coap: coap::Params::default(),
-            dtls: crate::dtls::DtlsParams::default(),
+            dtls: crate::security::dtls::DtlsParams::default(),
             stream: None,
         }
     }

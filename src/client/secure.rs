@@ -14,7 +14,7 @@ use session::ClientSession;
 use super::{Client, ClientState, Dropped, Event, InFlight};
 use crate::clock::Instant;
 use crate::coap::Endpoint;
-use crate::dtls::{self, Failure, PeerCheck, Session};
+use crate::security::dtls::{self, Failure, PeerCheck, Session};
 use crate::security::{Credential, Psk};
 
 /// How a handshake ended.
@@ -175,7 +175,7 @@ impl Client {
                         .map(ClientSession::Openssl)
                 }
                 Credential::Certificate(certificates) => {
-                    let config = certificates.client_config(&self.config.dtls);
+                    let config = dtls::certificate_client_config(&self.config.dtls);
                     let check = PeerCheck {
                         verifier: std::sync::Arc::clone(certificates.server_verifier()),
                         unix_origin: self.device.unix_origin(),

@@ -15,7 +15,7 @@ use super::{Client, ClientState, Dropped, Event, InFlight, Outcome};
 use crate::clock::Instant;
 use crate::coap::Endpoint;
 use crate::coap::tcp::{self, Connection};
-use crate::tls::{TlsClientConfig, TlsFailure, TlsSession};
+use crate::security::tls::{TlsClientConfig, TlsFailure, TlsSession};
 
 /// A population's reliable-transport settings (set by the engine for `coap+tcp://` and
 /// `coaps+tcp://` servers).

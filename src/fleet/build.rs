@@ -9,10 +9,11 @@ use super::raw::{RawBehaviour, RawClient, RawFleet, RawLoad, RawPopulation};
 use super::security;
 use super::span::{At, invalid, line_of, toml_error};
 use super::{
-    Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Scheme, ServerUri, Stage,
-    ValueOverride, parse_duration,
+    Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Stage, ValueOverride,
+    parse_duration,
 };
 use crate::client::{ClientConfig, Version};
+use crate::coap::uri::parse_uri;
 use crate::model::Path;
 use crate::report::Threshold;
 
@@ -218,58 +219,6 @@ fn check_tcp_binding(config: &ClientConfig, at: &At) -> Result<(), FleetError> {
         ));
     }
     Ok(())
-}
-
-/// Parses `coap://host[:port]`, `coaps://...`, `coap+tcp://...` and `coaps+tcp://...` (IPv6
-/// hosts in brackets).
-pub fn parse_uri(uri: &str) -> Result<ServerUri, String> {
-    let schemes = [
-        Scheme::Coap,
-        Scheme::Coaps,
-        Scheme::CoapTcp,
-        Scheme::CoapsTcp,
-    ];
-    let Some((scheme, rest)) = schemes.into_iter().find_map(|s| {
-        uri.strip_prefix(s.as_str())
-            .and_then(|r| r.strip_prefix("://"))
-            .map(|rest| (s, rest))
-    }) else {
-        return Err(format!(
-            "{uri:?}: expected coap://, coaps://, coap+tcp:// or coaps+tcp://host:port"
-        ));
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('/') || rest.contains('?') {
-        return Err(format!("{uri:?}: give only host and port, no path"));
-    }
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("{uri:?}: unclosed '['"))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match rest.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("{uri:?}: missing host"));
-    }
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{uri:?}: port {p:?} is not in 1..=65535"))?,
-        None if matches!(scheme, Scheme::Coap | Scheme::CoapTcp) => 5683,
-        None => 5684,
-    };
-    Ok(ServerUri {
-        scheme,
-        host: host.to_string(),
-        port,
-    })
 }
 
 /// `base` with the fields `raw` gives, each checked.

@@ -10,15 +10,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-
 pub use certificates::CertificateCredentials;
 
 use super::security::{IdentityPattern, KeySource, Master, PskSecurity, Secret, Security};
 use super::span::invalid;
 use super::{Fleet, FleetError, Naming};
-use crate::security::{Credential, CredentialSource, Psk, PskCipher};
+use crate::security::{Credential, CredentialSource, Psk, PskCipher, derive_key};
 
 /// A fleet's credentials, by security mode.
 #[derive(Debug)]
@@ -70,15 +67,6 @@ impl fmt::Debug for PskCredentials {
             .field("keys", &format_args!("{keys}"))
             .finish_non_exhaustive()
     }
-}
-
-/// HMAC-SHA256(master, endpoint), the first `length` bytes.
-pub fn derive_key(master: &[u8], endpoint: &str, length: usize) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes keys of any length");
-    mac.update(endpoint.as_bytes());
-    let mut key = mac.finalize().into_bytes().to_vec();
-    key.truncate(length);
-    key
 }
 
 impl PskCredentials {

@@ -1,8 +1,8 @@
 use crate::toml_span::Located;
 use std::time::Duration;
 
-use super::build::parse_uri;
 use super::*;
+use crate::coap::uri::parse_uri;
 
 fn fleet(text: &str) -> Fleet {
     Fleet::from_toml(text, "t.toml").unwrap_or_else(|e| panic!("{e}"))

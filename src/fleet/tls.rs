@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::raw::RawTls;
 use super::span::At;
 use super::{FleetError, Scheme, ServerUri};
-use crate::tls::TlsSettings;
+use crate::security::tls::TlsSettings;
 
 /// `[tls]` checked against the server's scheme. `server_err` locates an error on the server URI.
 pub(super) fn tls(

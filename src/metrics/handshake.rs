@@ -10,7 +10,7 @@ use super::{latency_histogram, micros, ms};
 use crate::client::{
     ConnectionFailure, ConnectionOutcome, ConnectionRecord, HandshakeOutcome, HandshakeRecord,
 };
-use crate::dtls::Failure;
+use crate::security::dtls::Failure;
 
 /// Every handshake (or connection setup) that started ends once: `started = ok + failed +
 /// aborted + in progress`.

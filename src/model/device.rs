@@ -11,7 +11,7 @@ use super::generator::Context;
 use super::template::{ResourceTemplate, Source, find_resource};
 use super::{DeviceTemplate, Generator, ObjectDef, Path, Record, ResourceDef, ResourceType, Value};
 use crate::clock::Instant;
-use crate::content::{ResourceSpec, Schema};
+use crate::model::{ResourceSpec, Schema};
 
 /// How a Write applies its records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -264,10 +264,10 @@ pub(crate) fn find_resource(list: &[ResourceTemplate], id: u16) -> Option<&Resou
         .map(|i| &list[i])
 }
 
-impl crate::content::Schema for DeviceTemplate {
-    fn resource(&self, object: u16, resource: u16) -> Option<crate::content::ResourceSpec> {
+impl crate::model::Schema for DeviceTemplate {
+    fn resource(&self, object: u16, resource: u16) -> Option<crate::model::ResourceSpec> {
         let def = self.object(object)?.def.resource(resource)?;
-        Some(crate::content::ResourceSpec {
+        Some(crate::model::ResourceSpec {
             kind: def.kind,
             multiple: def.multiple,
         })

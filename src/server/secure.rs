@@ -14,10 +14,11 @@ use dimpl::DtlsCertificate;
 
 use super::{DtlsStats, Served, Server, ServerStats};
 use crate::clock::Instant;
-use crate::dtls::{
+use crate::security::dtls::certificate_config;
+use crate::security::dtls::{
     DtlsParams, Failure, PeerCheck, ServerKeys, Session, is_client_hello, server_config,
 };
-use crate::x509::{PeerVerifier, certificate_config};
+use crate::security::x509::PeerVerifier;
 
 /// How the server authenticates, and authenticates clients.
 #[derive(Clone, Debug)]

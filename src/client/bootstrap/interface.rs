@@ -259,7 +259,7 @@ impl Client {
         let Some(Value::String(uri)) = self.value_at(now, Path::resource(0, security, 0)) else {
             return None;
         };
-        let uri = crate::fleet::parse_uri(&uri).ok()?;
+        let uri = crate::coap::uri::parse_uri(&uri).ok()?;
         let ip = match uri.host.as_str() {
             "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
             host => host.parse().ok()?,
@@ -273,8 +273,8 @@ impl Client {
             uri.scheme,
             self.integer_at(now, Path::resource(0, security, 2))?,
         ) {
-            (crate::fleet::Scheme::Coap, MODE_NO_SEC) => None,
-            (crate::fleet::Scheme::Coaps, MODE_PSK) => {
+            (crate::coap::uri::Scheme::Coap, MODE_NO_SEC) => None,
+            (crate::coap::uri::Scheme::Coaps, MODE_PSK) => {
                 let identity = opaque(self.value_at(now, Path::resource(0, security, 3)))?;
                 let key = opaque(self.value_at(now, Path::resource(0, security, 5)))?;
                 if identity.is_empty() || key.is_empty() {

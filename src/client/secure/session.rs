@@ -3,8 +3,8 @@
 
 use crate::clock::Instant;
 #[cfg(feature = "openssl")]
-use crate::dtls::OpensslSession;
-use crate::dtls::{Failure, Session};
+use crate::security::dtls::OpensslSession;
+use crate::security::dtls::{Failure, Session};
 
 /// Sized as dimpl's session (OpenSSL's is smaller: its state is on OpenSSL's heap); the client
 /// boxes it, so one without a session (waiting to retry, stopped) does not carry ~3.4 KB.

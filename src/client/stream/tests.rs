@@ -13,8 +13,8 @@ use super::*;
 use crate::client::{ClientConfig, ConnectionOutcome, Event, RequestKind, Version};
 use crate::coap::tcp::frame::{self, Decoder};
 use crate::coap::tcp::signal::{self, Signal};
-use crate::tls::tests::TestPki;
-use crate::tls::{TlsClientConfig, TlsSettings};
+use crate::security::tls::tests::TestPki;
+use crate::security::tls::{TlsClientConfig, TlsSettings};
 
 const SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5683);
@@ -528,7 +528,7 @@ fn over_tls_a_certificate_from_another_ca_fails_the_setup() {
     assert_eq!(
         w.setups()[0].outcome,
         ConnectionOutcome::Failed(ConnectionFailure::Tls(TlsFailure::Certificate(
-            crate::x509::CertProblem::UnknownIssuer
+            crate::security::x509::CertProblem::UnknownIssuer
         )))
     );
     assert_eq!(w.commands.last(), Some(&LinkCommand::Close));

@@ -14,7 +14,7 @@ use super::super::span::invalid;
 use super::super::{Fleet, FleetError, Naming};
 use super::ExportFormat;
 use crate::security::Credential;
-use crate::x509::{
+use crate::security::x509::{
     self, Authority, DeviceCertificates, DeviceSource, PeerVerifier, Usage, X509Error,
 };
 

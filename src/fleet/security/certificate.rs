@@ -8,7 +8,7 @@ use super::super::FleetError;
 use super::super::raw::RawSecurity;
 use super::super::span::{At, invalid};
 use super::Master;
-use crate::x509::PeerVerifier;
+use crate::security::x509::PeerVerifier;
 
 /// Certificate security: the devices' certificates and the server check.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -444,7 +444,7 @@ fn provision_ignores_permissions_and_factory_reset_forgets() {
 
 #[test]
 fn schema_comes_from_the_template() {
-    use crate::content::{ResourceSpec, Schema};
+    use crate::model::{ResourceSpec, Schema};
     let d = device(1);
     let spec = ResourceSpec {
         kind: ResourceType::Float,

@@ -10,10 +10,11 @@ use coap_lite::{MessageClass, Packet, RequestType, ResponseType};
 use super::{Session, Step};
 use crate::coap::{Token, message};
 use crate::content::link::parse_links;
-use crate::content::{self, ContentFormat, ResourceSpec, Schema};
-use crate::dtls::ServerKeys;
+use crate::content::{self, ContentFormat};
 use crate::model::{Path, Record, ResourceType, Value};
+use crate::model::{ResourceSpec, Schema};
 use crate::security::Psk;
+use crate::security::dtls::ServerKeys;
 
 /// Length of the keys the bootstrap server hands out (AES-128 suites).
 const KEY_LENGTH: usize = 16;
@@ -67,7 +68,7 @@ impl Provisioning {
         let master = self.psk_master.as_ref()?;
         Some(Psk {
             identity: endpoint.as_bytes().to_vec(),
-            key: crate::fleet::derive_key(master, endpoint, KEY_LENGTH),
+            key: crate::security::derive_key(master, endpoint, KEY_LENGTH),
         })
     }
 
@@ -77,7 +78,7 @@ impl Provisioning {
         let master = self.psk_master.clone()?;
         Some(ServerKeys::from_fn(move |identity| {
             let endpoint = std::str::from_utf8(identity).ok()?;
-            Some(crate::fleet::derive_key(&master, endpoint, KEY_LENGTH))
+            Some(crate::security::derive_key(&master, endpoint, KEY_LENGTH))
         }))
     }
 }

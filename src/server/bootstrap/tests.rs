@@ -183,7 +183,7 @@ fn provisioned_keys_are_per_client_and_the_server_can_work_them_out() {
     assert_eq!(keys.key(b"dev-2"), Some(b.key));
     let shown = format!("{provisioning:?}");
     assert!(
-        !crate::x509::tests::shows_secret(&shown, b"bootstrap master key"),
+        !crate::security::x509::tests::shows_secret(&shown, b"bootstrap master key"),
         "{shown}"
     );
     assert!(Provisioning::new("coap://h").server_keys().is_none());

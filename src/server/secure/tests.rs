@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::{DtlsServerConfig, SecureServer};
 use crate::client::{Client, ClientConfig, ClientState, Event, HandshakeOutcome};
 use crate::clock::Instant;
-use crate::dtls::{DtlsParams, ServerKeys};
 use crate::model::Path;
+use crate::security::dtls::{DtlsParams, ServerKeys};
 use crate::security::{Credential, Psk};
 use crate::server::{Server, ServerConfig};
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use super::super::ExportFormat;
 use super::CertificateCredentials;
 use crate::fleet::{Credentials, Fleet, FleetError};
+use crate::security::x509::tests::{NOW, ca_pem, shows_secret};
+use crate::security::x509::{self, PeerVerifier, Usage};
 use crate::toml_span::Located;
-use crate::x509::tests::{NOW, ca_pem, shows_secret};
-use crate::x509::{self, PeerVerifier, Usage};
 
 const REST: &str = "[client]\nendpoint_prefix = \"dev-\"\nwidth = 4\nstart = 1\n\
     [[population]]\nname = \"a\"\nshare = 1.0\ntemplate = \"smart-meter\"\n\
@@ -299,7 +299,7 @@ fn the_export_lists_certificates_and_keys_only_when_asked() {
     // Debug output of the credentials shows no key.
     let shown = format!("{creds:?}");
     assert!(shown.contains("issued"), "{shown}");
-    let ca_key = crate::x509::DeviceKey::derive(b"test ca", "Fleet CA").pkcs8_der();
+    let ca_key = crate::security::x509::DeviceKey::derive(b"test ca", "Fleet CA").pkcs8_der();
     for secret in [ca_key, creds.device(2).unwrap().1.private_key] {
         assert!(!shows_secret(&shown, &secret), "{shown}");
     }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use super::{World, at, client_with, endpoint, quick};
 use crate::client::{ClientState, Event, HandshakeOutcome, Outcome, RequestKind};
 use crate::clock::Instant;
-use crate::dtls::Failure;
 use crate::security::Credential;
-use crate::server::ServerConfig;
-use crate::server::secure::{DtlsServerConfig, ServerAuth};
-use crate::x509::tests::{NOW, authority, ca_pem, years};
-use crate::x509::{
+use crate::security::dtls::Failure;
+use crate::security::x509::tests::{NOW, authority, ca_pem, years};
+use crate::security::x509::{
     CertProblem, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Role, Usage, Validity,
 };
+use crate::server::ServerConfig;
+use crate::server::secure::{DtlsServerConfig, ServerAuth};
 
 /// Devices issued under `ca`, checking the server against "Fleet CA" as `localhost`.
 fn devices(ca: &str) -> Arc<DeviceCertificates> {

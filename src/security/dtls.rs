@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dimpl::crypto::{CryptoProvider, Dtls12CipherSuite, SupportedDtls12CipherSuite};
@@ -13,7 +13,8 @@ use dimpl::{Config, Dtls, DtlsCertificate, Output, PskResolver};
 
 use crate::clock::Instant;
 use crate::security::Psk;
-use crate::x509::{CertProblem, PeerVerifier};
+use crate::security::alert::alert_name;
+use crate::security::x509::{CertProblem, PeerVerifier};
 
 /// Handshake pacing (RFC 6347 §4.2.4 timer), shared by a population's clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,32 +76,6 @@ impl Failure {
             dimpl::Error::ConnectionClosed => Failure::Closed,
             _ => Failure::Protocol,
         }
-    }
-}
-
-pub(crate) fn alert_name(code: u8) -> &'static str {
-    match code {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        90 => "user_canceled",
-        110 => "unsupported_extension",
-        115 => "unknown_psk_identity",
-        _ => "alert_other",
     }
 }
 
@@ -172,6 +147,64 @@ pub fn server_config(keys: &ServerKeys, params: &DtlsParams) -> Arc<Config> {
         .build()
         .expect("a PSK server configuration with the CCM-8 suite is valid");
     Arc::new(config)
+}
+
+/// A dimpl configuration for `ECDHE_ECDSA` suites. Unseeded: randoms come from the OS (a seeded
+/// one per client would rebuild, and self-test, the configuration per handshake). A server
+/// requires the client's certificate (mutual authentication, as `LwM2M` does).
+pub fn certificate_config(params: &DtlsParams, server: bool) -> Arc<Config> {
+    let config = Config::builder()
+        .with_crypto_provider(certificate_provider().clone())
+        .dtls12_cipher_suites(CERTIFICATE_SUITES)
+        .dtls13_cipher_suites(&[])
+        .require_client_certificate(server)
+        .flight_start_rto(params.flight_start_rto)
+        .flight_retries(params.flight_retries)
+        .handshake_timeout(params.handshake_timeout)
+        .build()
+        .expect("an ECDHE_ECDSA configuration with dimpl's own provider is valid");
+    Arc::new(config)
+}
+
+/// What dimpl offers for certificates, AES-128-GCM first. `LwM2M`'s mandatory
+/// `TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8` is not among them (dimpl has no ECDHE CCM suite).
+const CERTIFICATE_SUITES: &[Dtls12CipherSuite] = &[
+    Dtls12CipherSuite::ECDHE_ECDSA_AES128_GCM_SHA256,
+    Dtls12CipherSuite::ECDHE_ECDSA_AES256_GCM_SHA384,
+    Dtls12CipherSuite::ECDHE_ECDSA_CHACHA20_POLY1305_SHA256,
+];
+
+/// dimpl's rust-crypto provider without its PSK suite (whose self-test is not needed here).
+fn certificate_provider() -> &'static CryptoProvider {
+    static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        let full = dimpl::crypto::rust_crypto::default_provider();
+        let suites: Vec<&'static dyn SupportedDtls12CipherSuite> = full
+            .cipher_suites
+            .iter()
+            .copied()
+            .filter(|cs| CERTIFICATE_SUITES.contains(&cs.suite()))
+            .collect();
+        CryptoProvider {
+            cipher_suites: suites.leak(),
+            ..full
+        }
+    })
+}
+
+/// The certificate-mode client configuration for this pacing, built once per process:
+/// `Config::build` self-tests ECDH and ECDSA (~100 ms unoptimised), too slow per handshake.
+pub fn certificate_client_config(params: &DtlsParams) -> Arc<Config> {
+    static CONFIGS: Mutex<Vec<(DtlsParams, Arc<Config>)>> = Mutex::new(Vec::new());
+    let mut configs = CONFIGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, config)) = configs.iter().find(|(p, _)| p == params) {
+        return Arc::clone(config);
+    }
+    let config = certificate_config(params, false);
+    configs.push((params.clone(), Arc::clone(&config)));
+    config
 }
 
 /// Whether a datagram starts with a `ClientHello` record (RFC 6347 §4.1: content type 22,
@@ -297,7 +330,7 @@ impl Session {
     }
 
     /// Starts a certificate handshake presenting `certificate`; the server's is checked by
-    /// `check` (`config` from [`crate::x509::certificate_config`]).
+    /// `check` (`config` from [`certificate_config`]).
     pub fn connect_with_certificate(
         config: Arc<Config>,
         certificate: DtlsCertificate,

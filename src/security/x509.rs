@@ -14,15 +14,12 @@ pub(crate) mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
-use dimpl::crypto::{CryptoProvider, Dtls12CipherSuite, SupportedDtls12CipherSuite};
-use dimpl::{Config, DtlsCertificate};
+use dimpl::DtlsCertificate;
 
 pub use issue::{Authority, DeviceKey, Role, Validity, self_signed_ca};
 pub use verify::{CertProblem, PeerVerifier, Usage};
-
-use crate::dtls::DtlsParams;
 
 /// Bad PEM, a key of the wrong kind, a certificate rcgen cannot issue. The message never
 /// quotes key material.
@@ -53,9 +50,6 @@ pub enum DeviceSource {
 pub struct DeviceCertificates {
     source: DeviceSource,
     server: Arc<PeerVerifier>,
-    /// dimpl configurations by handshake pacing: `Config::build` self-tests ECDH and ECDSA
-    /// (~100 ms unoptimised), too slow per handshake, so clients share one per population.
-    configs: Mutex<Vec<(DtlsParams, Arc<Config>)>>,
 }
 
 impl fmt::Debug for DeviceCertificates {
@@ -76,7 +70,6 @@ impl DeviceCertificates {
         DeviceCertificates {
             source,
             server: Arc::new(server),
-            configs: Mutex::new(Vec::new()),
         }
     }
 
@@ -130,67 +123,10 @@ impl DeviceCertificates {
     pub fn server_verifier(&self) -> &Arc<PeerVerifier> {
         &self.server
     }
-
-    /// The client configuration for this pacing, built once.
-    pub fn client_config(&self, params: &DtlsParams) -> Arc<Config> {
-        let mut configs = self
-            .configs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, config)) = configs.iter().find(|(p, _)| p == params) {
-            return Arc::clone(config);
-        }
-        let config = certificate_config(params, false);
-        configs.push((params.clone(), Arc::clone(&config)));
-        config
-    }
 }
 
 /// The common name of the embedded server's certificate.
 const SERVER_NAME: &str = "lwm2m-swarm embedded server";
-
-/// A dimpl configuration for `ECDHE_ECDSA` suites. Unseeded: randoms come from the OS (a seeded
-/// one per client would rebuild, and self-test, the configuration per handshake). A server
-/// requires the client's certificate (mutual authentication, as `LwM2M` does).
-pub fn certificate_config(params: &DtlsParams, server: bool) -> Arc<Config> {
-    let config = Config::builder()
-        .with_crypto_provider(certificate_provider().clone())
-        .dtls12_cipher_suites(CERTIFICATE_SUITES)
-        .dtls13_cipher_suites(&[])
-        .require_client_certificate(server)
-        .flight_start_rto(params.flight_start_rto)
-        .flight_retries(params.flight_retries)
-        .handshake_timeout(params.handshake_timeout)
-        .build()
-        .expect("an ECDHE_ECDSA configuration with dimpl's own provider is valid");
-    Arc::new(config)
-}
-
-/// What dimpl offers for certificates, AES-128-GCM first. `LwM2M`'s mandatory
-/// `TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8` is not among them (dimpl has no ECDHE CCM suite).
-const CERTIFICATE_SUITES: &[Dtls12CipherSuite] = &[
-    Dtls12CipherSuite::ECDHE_ECDSA_AES128_GCM_SHA256,
-    Dtls12CipherSuite::ECDHE_ECDSA_AES256_GCM_SHA384,
-    Dtls12CipherSuite::ECDHE_ECDSA_CHACHA20_POLY1305_SHA256,
-];
-
-/// dimpl's rust-crypto provider without its PSK suite (whose self-test is not needed here).
-fn certificate_provider() -> &'static CryptoProvider {
-    static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        let full = dimpl::crypto::rust_crypto::default_provider();
-        let suites: Vec<&'static dyn SupportedDtls12CipherSuite> = full
-            .cipher_suites
-            .iter()
-            .copied()
-            .filter(|cs| CERTIFICATE_SUITES.contains(&cs.suite()))
-            .collect();
-        CryptoProvider {
-            cipher_suites: suites.leak(),
-            ..full
-        }
-    })
-}
 
 /// A certificate and key from PEM text: the first certificate, and a PKCS#8 or SEC1 P-256 key
 /// (what dimpl signs with). `what` names the source in errors.

@@ -7,7 +7,7 @@ use openssl::ssl::{ErrorCode, Ssl, SslContext, SslMethod, SslStream, SslVersion}
 
 use super::{Datagrams, OpensslSession};
 use crate::clock::Instant;
-use crate::dtls::{DtlsParams, Failure, ServerKeys, Session, server_config};
+use crate::security::dtls::{DtlsParams, Failure, ServerKeys, Session, server_config};
 use crate::security::{Psk, PskCipher};
 
 const KEY: &[u8] = b"secret-psk-0123";

@@ -17,7 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConnection, DigitallySignedStruct, RootCertStore};
 
-use crate::x509::CertProblem;
+use crate::security::x509::CertProblem;
 
 /// ALPN protocol name for CoAP over TLS (RFC 8323 §9.1).
 pub const ALPN_COAP: &[u8] = b"coap";
@@ -223,7 +223,7 @@ impl TlsFailure {
     /// A short stable name for reports.
     pub fn name(self) -> &'static str {
         match self {
-            TlsFailure::Alert(code) => crate::dtls::alert_name(code),
+            TlsFailure::Alert(code) => crate::security::alert::alert_name(code),
             TlsFailure::Certificate(problem) => problem.name(),
             TlsFailure::Alpn => "no_application_protocol",
             TlsFailure::Protocol => "tls_protocol",
