@@ -9,7 +9,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Failure, LoadArgs, embedded_config, failed};
+use super::args::LoadArgs;
+use super::{Failure, failed};
 use crate::fleet::{Credentials, Plan, format_duration};
 use crate::security::dtls::ServerKeys;
 use crate::server::{
@@ -114,7 +115,7 @@ pub(super) fn start_for_run(
     load: &LoadArgs,
     credentials: Option<&Credentials>,
 ) -> Result<BootstrapPair, Failure> {
-    let (config, load) = embedded_config(plan, load);
+    let (config, load) = load.embedded_config(plan);
     let keys = match credentials {
         Some(Credentials::Psk(c)) => Some(ServerKeys::from_map(c.server_keys(plan.clients))),
         Some(Credentials::Certificate(_)) => {

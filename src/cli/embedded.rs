@@ -1,10 +1,15 @@
-//! The servers `run` starts itself when the fleet names none.
+//! The servers `run` starts itself when the fleet names none: the embedded LWM2M server on a
+//! free loopback port (over DTLS when the fleet has credentials), or that server behind the
+//! embedded bootstrap server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use super::{Failure, LoadArgs, bootstrap, start_embedded};
-use crate::fleet::{Credentials, Plan};
-use crate::server::Runner;
+use super::args::LoadArgs;
+use super::{Failure, bad_input, bootstrap, failed};
+use crate::fleet::{CertificateCredentials, Credentials, Plan};
+use crate::security::dtls::ServerKeys;
+use crate::server::{DtlsServerConfig, Runner, ServerAuth};
 
 /// The servers `run` started itself: none (the fleet names one), the embedded LWM2M server,
 /// or that server behind the embedded bootstrap server.
@@ -25,7 +30,7 @@ impl Embedded {
             let pair = bootstrap::start_for_run(plan, load, credentials)?;
             return Ok((pair.entry(), Embedded::Bootstrap(pair)));
         }
-        let runner = start_embedded(plan, load, credentials)?;
+        let runner = start_server(plan, load, credentials)?;
         let secure = credentials.is_some();
         Ok((runner.local_addr(), Embedded::Server { runner, secure }))
     }
@@ -55,4 +60,63 @@ impl std::fmt::Display for Embedded {
             Embedded::Bootstrap(pair) => write!(f, "embedded {pair}"),
         }
     }
+}
+
+/// The embedded server, on a free loopback port, with the load asked for (or the demo's);
+/// over DTLS, knowing every client's key, when the fleet has credentials.
+fn start_server(
+    plan: &Plan,
+    load: &LoadArgs,
+    credentials: Option<&Credentials>,
+) -> Result<Runner, Failure> {
+    let (config, load) = load.embedded_config(plan);
+    let seed = plan.groups.first().map_or(0, |g| g.seed);
+    let dtls = match credentials {
+        // The server learns keys by identity: the fleet's, all computed now.
+        Some(Credentials::Psk(c)) => Some(DtlsServerConfig::new(ServerKeys::from_map(
+            c.server_keys(plan.clients),
+        ))),
+        Some(Credentials::Certificate(c)) => Some(certificate_config(c)?),
+        None => None,
+    };
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let runner = Runner::start_with(loopback, config, seed, dtls.as_ref())
+        .map_err(|e| failed(format!("cannot start the embedded server: {e}")))?;
+    let over = match credentials {
+        Some(Credentials::Psk(_)) => format!(" over DTLS (PSK, {} identities)", plan.clients),
+        Some(Credentials::Certificate(_)) => {
+            " over DTLS (certificates issued by the fleet's CA)".to_string()
+        }
+        None => String::new(),
+    };
+    println!(
+        "embedded LWM2M server on {}{over} ({})",
+        runner.local_addr(),
+        load.describe()
+    );
+    Ok(runner)
+}
+
+/// The embedded server over DTLS with certificates: its own issued by the fleet's CA (for
+/// `localhost` and 127.0.0.1, which clients check it against), clients' checked against the CA.
+fn certificate_config(credentials: &CertificateCredentials) -> Result<DtlsServerConfig, Failure> {
+    let devices = credentials.devices();
+    let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+    let certificate = devices
+        .issue_server(&names)
+        .map_err(|e| bad_input(format!("the embedded server: {e}")))?;
+    let clients = devices
+        .client_verifier()
+        .map_err(|e| bad_input(format!("the embedded server: {e}")))?;
+    Ok(DtlsServerConfig::with_auth(ServerAuth::Certificate {
+        certificate,
+        clients: Arc::new(clients),
+        unix_origin: unix_now(),
+    }))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

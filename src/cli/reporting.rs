@@ -1,14 +1,16 @@
-//! `run`'s reports (JSON, interval log, plot, thresholds, Prometheus) and the `report` command:
-//! the glue between the CLI and `crate::report`, kept apart so `run` stays short.
+//! `run`'s reports (JSON, interval log, plot, thresholds, Prometheus): the glue between the CLI
+//! and `crate::report`, kept apart so `run` stays short. The threshold verdicts and the early
+//! check that a file can be written serve the `report` command too.
 
 use std::path::Path as FsPath;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Failure, LoadArgs, RunArgs, TransportArg, bad_input, exit, failed};
+use super::args::{EngineArgs, LoadArgs, TransportArg};
+use super::{Failure, bad_input, exit, failed};
 use crate::fleet::{Fleet, Plan, Ramp, format_duration};
 use crate::metrics::Snapshot;
 use crate::report::{
-    self, Collector, MergeArgs, Report, ReportArgs, RunConfig, Threshold, check_thresholds,
+    self, Collector, Report, ReportArgs, RunConfig, Threshold, check_thresholds,
     schema::Population, threshold_results, verdicts_text,
 };
 
@@ -24,12 +26,13 @@ impl Reports {
     /// Before the engine starts: checks where files go, opens the interval log, binds the
     /// Prometheus endpoint, so a typo fails now rather than after an hour of load.
     pub(super) fn start(
-        args: &RunArgs,
+        report: &ReportArgs,
+        engine: &EngineArgs,
+        load: &LoadArgs,
         fleet: &Fleet,
         plan: &Plan,
         target: &str,
     ) -> Result<Reports, Failure> {
-        let report = &args.report;
         for path in [&report.json, &report.plot].into_iter().flatten() {
             check_writable(path)?;
         }
@@ -46,7 +49,7 @@ impl Reports {
         Ok(Reports {
             args: report.clone(),
             collector,
-            config: run_config(args, fleet, plan, target, started),
+            config: run_config(engine, load, fleet, plan, target, started),
             thresholds,
         })
     }
@@ -84,7 +87,7 @@ impl Reports {
     }
 }
 
-fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
+pub(super) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
     let failing: Vec<&str> = verdicts
         .iter()
         .filter(|v| !v.passed)
@@ -103,7 +106,7 @@ fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
 
 /// A file can be created there, found before the run rather than after it: not a directory,
 /// and it opens for writing (an empty file stays until the report replaces it).
-fn check_writable(path: &FsPath) -> Result<(), Failure> {
+pub(super) fn check_writable(path: &FsPath) -> Result<(), Failure> {
     if path.is_dir() {
         return Err(bad_input(format!("{}: is a directory", path.display())));
     }
@@ -125,7 +128,8 @@ fn check_writable(path: &FsPath) -> Result<(), Failure> {
 }
 
 fn run_config(
-    args: &RunArgs,
+    engine: &EngineArgs,
+    load: &LoadArgs,
     fleet: &Fleet,
     plan: &Plan,
     target: &str,
@@ -146,13 +150,7 @@ fn run_config(
             parts.join(", ")
         }
     };
-    let embedded_load = plan.server.is_none().then(|| {
-        if args.load.is_empty() {
-            LoadArgs::demo().describe()
-        } else {
-            args.load.describe()
-        }
-    });
+    let embedded_load = plan.server.is_none().then(|| load.or_demo().describe());
     RunConfig {
         command: redacted(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
         started_at_unix_s: started
@@ -177,18 +175,15 @@ fn run_config(
                 seed: g.seed,
             })
             .collect(),
-        transport: match args.engine.transport {
+        transport: match engine.transport {
             _ if plan.server.as_ref().is_some_and(|s| s.scheme.is_tcp()) => "tcp",
             TransportArg::Shared => "shared",
             TransportArg::PerClient => "per-client",
         }
         .to_string(),
-        shards: args.engine.shards,
-        bind: args.engine.bind.as_ref().map(|b| format!("{b:?}")),
-        ports: args
-            .engine
-            .ports
-            .map(|p| format!("{}-{}", p.first(), p.last())),
+        shards: engine.shards,
+        bind: engine.bind.as_ref().map(|b| format!("{b:?}")),
+        ports: engine.ports.map(|p| format!("{}-{}", p.first(), p.last())),
         security: fleet.security.as_ref().map(ToString::to_string),
     }
 }
@@ -208,34 +203,6 @@ fn redacted(args: impl Iterator<Item = String>) -> Vec<String> {
         arg
     })
     .collect()
-}
-
-/// `report FILE...`: the merged summary, thresholds and plot.
-pub(super) fn merge(args: &MergeArgs) -> Result<(), Failure> {
-    if let Some(path) = &args.plot {
-        check_writable(path)?;
-    }
-    let (total, reports) = report::merge_files(&args.files).map_err(bad_input)?;
-    for (path, r) in args.files.iter().zip(&reports) {
-        let c = &r.config;
-        println!(
-            "{}: {} ({} clients against {}), {:.1}s",
-            path.display(),
-            c.fleet,
-            c.clients,
-            c.server,
-            r.elapsed_s
-        );
-    }
-    println!("\n{total}");
-    let verdicts = check_thresholds(&args.thresholds, &total);
-    if !verdicts.is_empty() {
-        print!("{}", verdicts_text(&verdicts));
-    }
-    if let Some(path) = &args.plot {
-        report::write_file(path, &report::plot::svg(&total)).map_err(failed)?;
-    }
-    threshold_failure(&verdicts).map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

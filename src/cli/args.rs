@@ -1,0 +1,191 @@
+//! The option groups several commands share: the fleet and its overrides, the engine's
+//! sockets, and the load the embedded server puts on clients.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::parse::{
+    HexArg, hex_arg, parse_addresses, parse_identity, parse_periodic, parse_ports,
+    parse_positive_duration, parse_rate, parse_write,
+};
+use crate::fleet::{IdentityPattern, Plan, ServerUri, format_duration, parse_uri};
+use crate::model::Path;
+use crate::server::{ObserveLoad, ServerConfig, WriteLoad};
+use crate::transport::{AddressSet, PortRange};
+
+/// The fleet file and what the command line changes in it (`run`, `check`, `credentials`).
+#[derive(Args, Debug)]
+pub(super) struct FleetArgs {
+    /// The fleet file (see fleets/).
+    pub fleet: PathBuf,
+    /// Server under test, e.g. `coap://192.0.2.10:5683` (default: the fleet's, else embedded).
+    #[arg(long, value_parser = parse_uri)]
+    pub server: Option<ServerUri>,
+    /// Total clients (a staged ramp keeps its shape).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub clients: Option<u64>,
+    /// Clients started per second (replaces the fleet's ramp).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Stop this long after the first start: 30s, 5m, 1h.
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// Random seed for every population: same seed, same devices and timings.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// PSK identity of each client: `{endpoint}`, `{index}`, `{number}` and text (replaces the
+    /// fleet's `[security] identity`).
+    #[arg(long, value_name = "PATTERN", value_parser = parse_identity)]
+    pub psk_identity: Option<IdentityPattern>,
+    /// One PSK for every client, in hex (replaces the fleet's key source).
+    #[arg(long, value_name = "HEX", value_parser = hex_arg)]
+    pub psk_key: Option<HexArg>,
+    /// Directory of object and device templates.
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum TransportArg {
+    /// Many clients per UDP socket (IPv4, Linux).
+    Shared,
+    /// One UDP socket per client (bounded by the open-files limit).
+    PerClient,
+}
+
+/// The engine's sockets and threads (`run`, `check`).
+#[derive(Args, Debug)]
+pub(super) struct EngineArgs {
+    #[arg(long, value_enum, default_value_t = TransportArg::Shared)]
+    pub transport: TransportArg,
+    /// Client source addresses: a CIDR block (10.1.0.0/16), a list (10.0.0.1,10.0.0.2) or
+    /// `loopback` (default when the server is on loopback).
+    #[arg(long, value_parser = parse_addresses)]
+    pub bind: Option<AddressSet>,
+    /// Client source ports, FIRST-LAST (default: 20000 up to below the ephemeral range).
+    #[arg(long, value_parser = parse_ports)]
+    pub ports: Option<PortRange>,
+    /// Engine threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub shards: usize,
+}
+
+/// What the embedded server asks of every registered client (`run`, `serve`).
+#[derive(Args, Clone, Debug, Default)]
+pub(super) struct LoadArgs {
+    /// Read PATH every PERIOD: /3/0/13@30s.
+    #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
+    pub read: Option<(Path, Duration)>,
+    /// Observe PATH once registered: /3303/0/5700.
+    #[arg(long, value_name = "PATH")]
+    pub observe: Option<Path>,
+    /// pmin (s) written before the Observe.
+    #[arg(long, requires = "observe")]
+    pub pmin: Option<u32>,
+    /// pmax (s) written before the Observe.
+    #[arg(long, requires = "observe")]
+    pub pmax: Option<u32>,
+    /// Write VALUE (text) to PATH every PERIOD: /1/0/3=10@1m.
+    #[arg(long, value_name = "PATH=VALUE@PERIOD", value_parser = parse_write)]
+    pub write: Option<(Path, String, Duration)>,
+    /// Execute PATH every PERIOD: /1/0/8@10m (Registration Update Trigger).
+    #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
+    pub execute: Option<(Path, Duration)>,
+    /// Discover PATH every PERIOD: /3/0@5m.
+    #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
+    pub discover: Option<(Path, Duration)>,
+}
+
+impl LoadArgs {
+    pub fn is_empty(&self) -> bool {
+        self.read.is_none()
+            && self.observe.is_none()
+            && self.write.is_none()
+            && self.execute.is_none()
+            && self.discover.is_none()
+    }
+
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            read: self.read,
+            observe: self.observe.map(|path| ObserveLoad {
+                path,
+                pmin: self.pmin,
+                pmax: self.pmax,
+            }),
+            write: self
+                .write
+                .clone()
+                .map(|(path, value, every)| WriteLoad { path, value, every }),
+            execute: self.execute,
+            discover: self.discover,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// What `run` asks of clients when it starts the embedded server and nothing was said:
+    /// observe the device's clock, read the device object now and then.
+    fn demo() -> LoadArgs {
+        LoadArgs {
+            read: Some((Path::resource(3, 0, 0), Duration::from_secs(60))),
+            observe: Some(Path::resource(3, 0, 13)),
+            pmin: Some(10),
+            pmax: Some(60),
+            ..LoadArgs::default()
+        }
+    }
+
+    /// The load `run`'s embedded server puts on clients: this one, or the demo's when empty.
+    pub fn or_demo(&self) -> LoadArgs {
+        if self.is_empty() {
+            LoadArgs::demo()
+        } else {
+            self.clone()
+        }
+    }
+
+    /// The embedded server's settings for `plan` (see [`LoadArgs::or_demo`]), and that load.
+    pub fn embedded_config(&self, plan: &Plan) -> (ServerConfig, LoadArgs) {
+        let load = self.or_demo();
+        let mut config = load.server_config();
+        // Send to a sleeping client only while it is surely awake: the shortest awake window.
+        if let Some(window) = plan
+            .groups
+            .iter()
+            .filter(|g| g.config.queue_mode)
+            .map(|g| g.config.awake_window)
+            .min()
+        {
+            config.awake_window = window;
+        }
+        (config, load)
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some((p, every)) = &self.read {
+            parts.push(format!("read {p} every {}", format_duration(*every)));
+        }
+        if let Some(p) = &self.observe {
+            let pmin = self.pmin.map(|n| format!(" pmin {n}s")).unwrap_or_default();
+            let pmax = self.pmax.map(|n| format!(" pmax {n}s")).unwrap_or_default();
+            parts.push(format!("observe {p}{pmin}{pmax}"));
+        }
+        if let Some((p, v, every)) = &self.write {
+            parts.push(format!("write {p}={v} every {}", format_duration(*every)));
+        }
+        if let Some((p, every)) = &self.execute {
+            parts.push(format!("execute {p} every {}", format_duration(*every)));
+        }
+        if let Some((p, every)) = &self.discover {
+            parts.push(format!("discover {p} every {}", format_duration(*every)));
+        }
+        if parts.is_empty() {
+            "registrations only".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Value parsers for the options clap cannot type by itself. Each error says what was expected
+//! in plain words; clap adds the option's name and the value.
+
+use std::time::Duration;
+
+use super::{Failure, bad_input};
+use crate::fleet::{IdentityPattern, Secret, parse_duration};
+use crate::model::Path;
+use crate::transport::{AddressSet, PortRange};
+
+/// `--psk-key` as typed: checked by [`HexArg::secret`], because clap's own errors quote the
+/// value and this one is a key. Debug hides it (`Cli` derives Debug).
+#[derive(Clone)]
+pub(super) struct HexArg(String);
+
+impl HexArg {
+    /// The key, or an error naming `--psk-key` without quoting it.
+    pub(super) fn secret(&self) -> Result<Secret, Failure> {
+        Secret::from_hex(&self.0).map_err(|e| bad_input(format!("--psk-key: {e}")))
+    }
+}
+
+impl std::fmt::Debug for HexArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HexArg(<hidden>)")
+    }
+}
+
+#[allow(clippy::unnecessary_wraps)] // clap's value_parser signature
+pub(super) fn hex_arg(s: &str) -> Result<HexArg, std::convert::Infallible> {
+    Ok(HexArg(s.to_string()))
+}
+
+pub(super) fn parse_identity(s: &str) -> Result<IdentityPattern, String> {
+    s.parse()
+}
+
+pub(super) fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err("must be more than 0 clients/s".into())
+    }
+}
+
+pub(super) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        Err("must be more than 0s".into())
+    } else {
+        Ok(d)
+    }
+}
+
+pub(super) fn parse_addresses(s: &str) -> Result<AddressSet, String> {
+    AddressSet::parse(s).map_err(|e| e.to_string())
+}
+
+pub(super) fn parse_ports(s: &str) -> Result<PortRange, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected FIRST-LAST, e.g. 20000-29999"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("{p:?} is not a port"))
+    };
+    PortRange::new(port(a)?, port(b)?).map_err(|e| e.to_string())
+}
+
+fn parse_path(s: &str) -> Result<Path, String> {
+    s.parse::<Path>()
+        .map_err(|_| format!("{s:?} is not an LWM2M path like /3/0/13"))
+}
+
+pub(super) fn parse_periodic(s: &str) -> Result<(Path, Duration), String> {
+    let (path, period) = s
+        .split_once('@')
+        .ok_or_else(|| format!("{s:?}: expected PATH@PERIOD, e.g. /3/0/13@30s"))?;
+    Ok((parse_path(path)?, parse_positive_duration(period)?))
+}
+
+pub(super) fn parse_write(s: &str) -> Result<(Path, String, Duration), String> {
+    let (rest, period) = s
+        .rsplit_once('@')
+        .ok_or_else(|| format!("{s:?}: expected PATH=VALUE@PERIOD, e.g. /1/0/3=10@1m"))?;
+    let (path, value) = rest
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected PATH=VALUE@PERIOD"))?;
+    Ok((
+        parse_path(path)?,
+        value.to_string(),
+        parse_positive_duration(period)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn a_rate_is_a_positive_finite_number() {
+        assert_eq!(parse_rate("50"), Ok(50.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_rate("fast"), Err("\"fast\" is not a number".into()));
+        assert_eq!(parse_rate(""), Err("\"\" is not a number".into()));
+        for zero_or_worse in ["0", "-3", "NaN", "inf"] {
+            assert_eq!(
+                parse_rate(zero_or_worse),
+                Err("must be more than 0 clients/s".into()),
+                "{zero_or_worse}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_positive_duration_has_units_and_is_not_zero() {
+        assert_eq!(parse_positive_duration("30s"), Ok(secs(30)));
+        assert_eq!(parse_positive_duration("1h30m"), Ok(secs(5400)));
+        assert_eq!(
+            parse_positive_duration("250ms"),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_positive_duration("0s"),
+            Err("must be more than 0s".into())
+        );
+        assert_eq!(
+            parse_positive_duration("30"),
+            Err("\"30\": a number needs a unit (ms, s, m, h, d)".into())
+        );
+        assert_eq!(
+            parse_positive_duration("5w"),
+            Err("\"5w\": unknown unit \"w\" (use ms, s, m, h, d)".into())
+        );
+        let empty = parse_positive_duration("").unwrap_err();
+        assert!(empty.starts_with("empty duration: write e.g."), "{empty}");
+    }
+
+    #[test]
+    fn ports_are_first_dash_last() {
+        let ports = parse_ports("20000-20999").unwrap();
+        assert_eq!((ports.first(), ports.last()), (20000, 20999));
+        let spaced = parse_ports("20000 - 20001").unwrap();
+        assert_eq!((spaced.first(), spaced.last()), (20000, 20001));
+        assert_eq!(
+            parse_ports("20000"),
+            Err("\"20000\": expected FIRST-LAST, e.g. 20000-29999".into())
+        );
+        assert_eq!(
+            parse_ports("20000-70000"),
+            Err("\"70000\" is not a port".into())
+        );
+        assert_eq!(parse_ports("a-20"), Err("\"a\" is not a port".into()));
+        assert_eq!(
+            parse_ports("30000-20000"),
+            Err("invalid port range 30000-20000: first port above last port".into())
+        );
+        assert_eq!(
+            parse_ports("0-10"),
+            Err("invalid port range 0-10: port 0 means 'any port' and cannot be planned".into())
+        );
+    }
+
+    #[test]
+    fn addresses_are_loopback_a_block_or_a_list() {
+        let loopback = parse_addresses("loopback").unwrap();
+        assert_eq!(loopback, AddressSet::loopback());
+        let block = parse_addresses("10.1.0.0/30").unwrap();
+        assert_eq!(block.len(), 2, "{block:?}");
+        assert_eq!(block.get(0), Some(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1))));
+        let list = parse_addresses("10.0.0.1,10.0.0.2").unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            parse_addresses("10.0.0.1,10.0.0.1"),
+            Err("invalid address \"10.0.0.1 (duplicate)\" in the address list".into())
+        );
+        assert_eq!(
+            parse_addresses("10.0.0.300"),
+            Err("invalid address \"10.0.0.300\" in the address list".into())
+        );
+        assert_eq!(
+            parse_addresses("10.0.0.0/x"),
+            Err("invalid CIDR block \"10.0.0.0/x\": bad prefix length".into())
+        );
+        assert_eq!(
+            parse_addresses("fd00::/64"),
+            Err(
+                "invalid CIDR block \"fd00::/64\": IPv6 blocks are not supported; list the \
+                 addresses instead"
+                    .into()
+            )
+        );
+        assert_eq!(parse_addresses(","), Err("the address set is empty".into()));
+    }
+
+    #[test]
+    fn a_periodic_operation_is_path_at_period() {
+        assert_eq!(
+            parse_periodic("/3/0/13@30s"),
+            Ok((Path::resource(3, 0, 13), secs(30)))
+        );
+        let (object, every) = parse_periodic("/3/0@5m").unwrap();
+        assert_eq!((object.to_string(), every), ("/3/0".to_string(), secs(300)));
+        assert_eq!(
+            parse_periodic("/3/0/13"),
+            Err("\"/3/0/13\": expected PATH@PERIOD, e.g. /3/0/13@30s".into())
+        );
+        assert_eq!(
+            parse_periodic("/3/zero/13@30s"),
+            Err("\"/3/zero/13\" is not an LWM2M path like /3/0/13".into())
+        );
+        assert_eq!(
+            parse_periodic("/1/2/3/4/5@30s"),
+            Err("\"/1/2/3/4/5\" is not an LWM2M path like /3/0/13".into())
+        );
+        assert_eq!(
+            parse_periodic("/3/0/13@0s"),
+            Err("must be more than 0s".into())
+        );
+        assert_eq!(
+            parse_periodic("/3/0/13@often"),
+            Err("\"often\": expected a number before the unit".into())
+        );
+    }
+
+    #[test]
+    fn a_write_is_path_equals_value_at_period() {
+        assert_eq!(
+            parse_write("/1/0/3=10@1m"),
+            Ok((Path::resource(1, 0, 3), "10".to_string(), secs(60)))
+        );
+        // The period is after the last '@', the value after the first '=': both may hold the
+        // other.
+        assert_eq!(
+            parse_write("/3/0/14=a=b@c@2s"),
+            Ok((Path::resource(3, 0, 14), "a=b@c".to_string(), secs(2)))
+        );
+        assert_eq!(
+            parse_write("/1/0/3=@1m"),
+            Ok((Path::resource(1, 0, 3), String::new(), secs(60)))
+        );
+        assert_eq!(
+            parse_write("/1/0/3=10"),
+            Err("\"/1/0/3=10\": expected PATH=VALUE@PERIOD, e.g. /1/0/3=10@1m".into())
+        );
+        assert_eq!(
+            parse_write("/1/0/3@1m"),
+            Err("\"/1/0/3@1m\": expected PATH=VALUE@PERIOD".into())
+        );
+        assert_eq!(
+            parse_write("/1/x/3=10@1m"),
+            Err("\"/1/x/3\" is not an LWM2M path like /3/0/13".into())
+        );
+        assert_eq!(
+            parse_write("/1/0/3=10@0ms"),
+            Err("must be more than 0s".into())
+        );
+    }
+
+    #[test]
+    fn an_identity_pattern_names_known_placeholders() {
+        let pattern = parse_identity("id-{endpoint}").unwrap();
+        assert_eq!(pattern.to_string(), "id-{endpoint}");
+        assert_eq!(
+            parse_identity("{serial}"),
+            Err(
+                "\"{serial}\": unknown placeholder {serial}: use {endpoint}, {index} or {number}"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_identity("{endpoint"),
+            Err("\"{endpoint\": unclosed '{'".into())
+        );
+        assert_eq!(
+            parse_identity(""),
+            Err("the identity pattern is empty".into())
+        );
+    }
+
+    #[test]
+    fn a_hex_key_is_checked_later_and_never_shown() {
+        let key = hex_arg("00112233").unwrap();
+        assert_eq!(format!("{key:?}"), "HexArg(<hidden>)");
+        assert_eq!(key.secret().unwrap().expose(), [0x00, 0x11, 0x22, 0x33]);
+        for (bad, why) in [
+            (
+                "0011zz",
+                "--psk-key: not a hex key: give two hex digits per byte",
+            ),
+            (
+                "001",
+                "--psk-key: not a hex key: give two hex digits per byte",
+            ),
+            ("", "--psk-key: the key is empty"),
+        ] {
+            let failure = hex_arg(bad).unwrap().secret().unwrap_err();
+            assert_eq!(failure.message, why, "{bad:?}");
+            assert_eq!(failure.code, crate::cli::exit::BAD_INPUT);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `run`: start the fleet's clients against its server (or the embedded one), show progress,
+//! de-register them, print the summary and write the reports.
+
+use std::cell::RefCell;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::args::{EngineArgs, FleetArgs, LoadArgs};
+use super::embedded::Embedded;
+use super::parse::parse_positive_duration;
+use super::progress::progress_lines;
+use super::reporting::Reports;
+use super::setup::{Loaded, describe_layout, engine_config, load, resolve, tls_config};
+use super::{Failure, exit, failed};
+use crate::engine::Engine;
+use crate::fleet::format_duration;
+use crate::metrics::Snapshot;
+use crate::tui;
+
+#[derive(Args, Debug)]
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Load the embedded server puts on clients (when the fleet has no server); without any of
+    /// these flags: observe /3/0/13 (pmin 10 s, pmax 60 s) and read /3/0/0 every minute.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Print progress lines instead of the live dashboard (the default when stdout is not a
+    /// terminal).
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Time between progress lines (with --no-tui).
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    pub progress_every: Duration,
+    #[command(flatten)]
+    pub report: crate::report::ReportArgs,
+}
+
+pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
+    let Loaded {
+        fleet,
+        templates,
+        credentials,
+    } = load(&args.fleet)?;
+    let plan = fleet.plan();
+    let (server, embedded) = if let Some(uri) = &plan.server {
+        (resolve(uri)?, Embedded::None)
+    } else {
+        Embedded::start(&plan, &args.load, credentials.as_deref())?
+    };
+    let target = plan
+        .server
+        .as_ref()
+        .map_or_else(|| embedded.to_string(), ToString::to_string);
+    let mut config = engine_config(server, &args.engine, plan.server.as_ref());
+    config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
+    config.tls = tls_config(&fleet, plan.server.as_ref())?;
+    let total = plan.total_duration();
+    let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
+    let clients = plan.clients;
+    let file = plan.file.clone();
+    let mut reports = Reports::start(
+        &args.report,
+        &args.engine,
+        &args.load,
+        &fleet,
+        &plan,
+        &target,
+    )?;
+    let engine = Engine::start(plan, templates, &config).map_err(|e| {
+        let hint = match &e {
+            crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
+                source,
+                ..
+            }) if source.kind() == std::io::ErrorKind::AddrInUse => {
+                " (another run on these client ports? choose others with --ports FIRST-LAST)"
+            }
+            _ => "",
+        };
+        failed(format!("{e}{hint}"))
+    })?;
+    println!(
+        "{file}: {clients} clients against {target}; {}; at most {}",
+        describe_layout(engine.layout(), &config),
+        format_duration(total)
+    );
+    let interrupts = catch_interrupts();
+    let observed = Observed {
+        engine: &engine,
+        reports: RefCell::new(&mut reports),
+    };
+    let stop_sent = if !args.no_tui && std::io::stdout().is_terminal() {
+        let info = tui::RunInfo {
+            target,
+            fleet: file,
+            clients,
+            stop_at,
+            stop_timeout,
+        };
+        dashboard(&observed, &info, &interrupts, args.progress_every)
+    } else {
+        progress_lines(&observed, args.progress_every, &interrupts)
+    };
+    let (summary, ended) = engine.finish();
+    println!("\n{summary}");
+    embedded.stop();
+    let thresholds = reports.finish(&summary);
+    ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
+    let thresholds = thresholds?;
+    if summary.server_tried() && !summary.server_answered() {
+        return Err(never_answered(server, &summary));
+    }
+    if stop_sent {
+        return Err(Failure {
+            code: exit::INTERRUPTED,
+            message: "interrupted: the run did not complete (every client was stopped)".into(),
+        });
+    }
+    thresholds.map_or(Ok(()), Err)
+}
+
+/// Exit 3: what was tried toward a server that never answered.
+fn never_answered(server: SocketAddr, summary: &Snapshot) -> Failure {
+    let sent: u64 = summary.requests.iter().map(|r| r.sent).sum();
+    let connections = summary.connections.total();
+    let tried = if connections > 0 {
+        format!("{connections} connections begun")
+    } else {
+        format!("{} handshakes begun", summary.handshakes.total())
+    };
+    Failure {
+        code: exit::UNREACHABLE,
+        message: format!(
+            "the server at {server} never answered ({sent} requests sent, {tried}): is it \
+             running, is the address right (and the key or certificate)?"
+        ),
+    }
+}
+
+/// Counts Ctrl-Cs: the first lets clients de-register, a second leaves at once.
+fn catch_interrupts() -> Arc<AtomicU32> {
+    let interrupts = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&interrupts);
+    let handler = ctrlc::set_handler(move || {
+        if counter.fetch_add(1, Ordering::AcqRel) >= 1 {
+            tui::restore_terminal();
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    });
+    if let Err(e) = handler {
+        eprintln!("note: Ctrl-C will not de-register clients first: {e}");
+    }
+    interrupts
+}
+
+/// The live dashboard until the run ends; returns whether the user stopped it.
+fn dashboard(
+    observed: &Observed<'_>,
+    info: &tui::RunInfo,
+    interrupts: &AtomicU32,
+    every: Duration,
+) -> bool {
+    match tui::run(observed, info, interrupts) {
+        Ok(tui::Outcome::Completed) => false,
+        Ok(tui::Outcome::Stopped) => true,
+        // Asked twice: like a second Ctrl-C (the terminal is restored by now).
+        Ok(tui::Outcome::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
+        Err(e) => {
+            // The run is not the dashboard's to end: go on with progress lines.
+            eprintln!("lwm2m-swarm: the dashboard failed ({e}): progress lines instead");
+            progress_lines(observed, every, interrupts)
+        }
+    }
+}
+
+/// The engine as the live views see it: every snapshot they take also feeds the reports
+/// (which keep one per second).
+struct Observed<'a> {
+    engine: &'a Engine,
+    reports: RefCell<&'a mut Reports>,
+}
+
+impl tui::Controls for Observed<'_> {
+    fn snapshot(&self) -> Snapshot {
+        let snapshot = self.engine.snapshot();
+        self.reports.borrow_mut().tick(&snapshot);
+        snapshot
+    }
+    fn stop(&self) {
+        self.engine.stop();
+    }
+    fn pause_starts(&self, paused: bool) {
+        self.engine.pause_starts(paused);
+    }
+    fn is_finished(&self) -> bool {
+        self.engine.is_finished()
+    }
+    fn set_start_rate(&self, factor: f64) {
+        self.engine.set_start_rate(factor);
+    }
+}

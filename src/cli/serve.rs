@@ -1,0 +1,106 @@
+//! `serve`: the embedded LWM2M server alone, or behind the embedded bootstrap server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::args::LoadArgs;
+use super::bootstrap::BootstrapPair;
+use super::parse::{HexArg, hex_arg, parse_positive_duration};
+use super::progress::status_lines;
+use super::{Failure, failed};
+use crate::security::dtls::ServerKeys;
+use crate::server::{DtlsServerConfig, Runner};
+
+#[derive(Args, Debug)]
+pub(super) struct ServeArgs {
+    /// Address to serve on (default 127.0.0.1:5683, or 127.0.0.1:5684 with --psk-key).
+    #[arg(long)]
+    pub bind: Option<SocketAddr>,
+    /// Serve DTLS 1.2 with this pre-shared key (hex) for every PSK identity.
+    #[arg(long, value_name = "HEX", value_parser = hex_arg)]
+    pub psk_key: Option<HexArg>,
+    /// Also run a bootstrap server on ADDR (e.g. 127.0.0.1:5783) that sends clients to this
+    /// server; with --psk-key, clients use that key with the bootstrap server and get a key of
+    /// their own for this one.
+    #[arg(long, value_name = "ADDR")]
+    pub bootstrap: Option<SocketAddr>,
+    /// The lifetime the bootstrap server writes into the Server object.
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, requires = "bootstrap")]
+    pub bootstrap_lifetime: Duration,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// Seed for the server's message IDs, tokens and timer offsets.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Time between status lines.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    pub status_every: Duration,
+}
+
+pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    let key = args
+        .psk_key
+        .as_ref()
+        .map(HexArg::secret)
+        .transpose()?
+        .map(|key| ServerKeys::shared(key.expose().to_vec()));
+    let port = if key.is_some() { 5684 } else { 5683 };
+    let bind = args
+        .bind
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    for addr in std::iter::once(bind).chain(args.bootstrap) {
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "note: serving on {addr}, reachable from other hosts; the default is loopback"
+            );
+        }
+    }
+    if let Some(bootstrap_bind) = args.bootstrap {
+        let config = args.load.server_config();
+        let (lifetime, seed) = (args.bootstrap_lifetime, args.seed);
+        let pair = BootstrapPair::start(bind, bootstrap_bind, config, lifetime, key, seed)?;
+        println!(
+            "LWM2M server behind a bootstrap server: {pair}{} ({}); Ctrl-C stops them",
+            if args.psk_key.is_some() {
+                " over DTLS (PSK: one key for every identity at the bootstrap server, a key \
+                 of their own at the LWM2M server)"
+            } else {
+                ""
+            },
+            args.load.describe()
+        );
+        status_lines(args.status_every, args.duration, || {
+            format!(
+                "bootstrap server: {} | server: {}",
+                pair.bootstrap.stats(),
+                pair.server.stats()
+            )
+        });
+        pair.stop();
+        return Ok(());
+    }
+    let dtls = key.map(DtlsServerConfig::new);
+    let runner = Runner::start_with(bind, args.load.server_config(), args.seed, dtls.as_ref())
+        .map_err(|e| failed(format!("cannot serve on {bind}: {e}")))?;
+    let over = if dtls.is_some() {
+        " over DTLS (PSK, one key for every identity)"
+    } else {
+        ""
+    };
+    println!(
+        "LWM2M server on {}{over} ({}); Ctrl-C stops it",
+        runner.local_addr(),
+        args.load.describe()
+    );
+    status_lines(args.status_every, args.duration, || {
+        runner.stats().to_string()
+    });
+    let stats = runner.stop().map_err(failed)?;
+    println!("{stats}");
+    Ok(())
+}

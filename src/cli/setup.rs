@@ -1,0 +1,140 @@
+//! From options to what `run` and `check` need: the fleet loaded and checked against the
+//! templates, the server resolved, the engine's settings, and their one-line description.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use super::args::{EngineArgs, FleetArgs, TransportArg};
+use super::parse::HexArg;
+use super::{Failure, bad_input};
+use crate::engine::{EngineConfig, Layout, TransportKind};
+use crate::fleet::{Credentials, Fleet, Overrides, ServerUri};
+use crate::model::TemplateSet;
+use crate::security::tls::TlsClientConfig;
+
+/// The fleet file with the command line's values, checked against the templates.
+pub(super) struct Loaded {
+    pub fleet: Fleet,
+    pub templates: Vec<Arc<crate::model::DeviceTemplate>>,
+    /// From `[security]` or `--psk-key`; `None`: no security (`NoSec`).
+    pub credentials: Option<Arc<Credentials>>,
+}
+
+pub(super) fn load(args: &FleetArgs) -> Result<Loaded, Failure> {
+    let dir = templates_dir(args.templates.as_deref())?;
+    let set = TemplateSet::load_dir(&dir).map_err(bad_input)?;
+    let overrides = Overrides {
+        server: args.server.clone(),
+        clients: args.clients,
+        rate: args.rate,
+        duration: args.duration,
+        seed: args.seed,
+        psk_identity: args.psk_identity.clone(),
+        psk_key: args.psk_key.as_ref().map(HexArg::secret).transpose()?,
+    };
+    let fleet = Fleet::load_with(&args.fleet, &overrides).map_err(bad_input)?;
+    let templates = fleet.check(&set).map_err(bad_input)?;
+    let credentials = fleet.credentials().map_err(bad_input)?.map(Arc::new);
+    Ok(Loaded {
+        fleet,
+        templates,
+        credentials,
+    })
+}
+
+/// `--templates`, else `object-templates/` here, else the one shipped beside the sources.
+fn templates_dir(given: Option<&FsPath>) -> Result<PathBuf, Failure> {
+    if let Some(dir) = given {
+        return Ok(dir.to_path_buf());
+    }
+    let candidates = [
+        PathBuf::from("object-templates"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("object-templates"),
+    ];
+    candidates.into_iter().find(|d| d.is_dir()).ok_or_else(|| {
+        bad_input("no object-templates/ directory here: give one with --templates DIR")
+    })
+}
+
+pub(super) fn resolve(uri: &ServerUri) -> Result<SocketAddr, Failure> {
+    let addrs: Vec<SocketAddr> = (uri.host.as_str(), uri.port)
+        .to_socket_addrs()
+        .map_err(|e| bad_input(format!("server {uri}: cannot resolve {}: {e}", uri.host)))?
+        .collect();
+    // The shared transport is IPv4: prefer an IPv4 address when the name has both.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad_input(format!("server {uri}: {} has no address", uri.host)))
+}
+
+/// The engine's settings; a `coap+tcp://` or `coaps+tcp://` server means the TCP transport,
+/// whatever `--transport` says (it picks between the UDP ones).
+pub(super) fn engine_config(
+    server: SocketAddr,
+    args: &EngineArgs,
+    uri: Option<&ServerUri>,
+) -> EngineConfig {
+    let mut config = EngineConfig::new(server);
+    config.transport = match args.transport {
+        _ if uri.is_some_and(|u| u.scheme.is_tcp()) => TransportKind::Tcp,
+        TransportArg::Shared => TransportKind::Shared,
+        TransportArg::PerClient => TransportKind::PerClient,
+    };
+    config.addresses.clone_from(&args.bind);
+    config.ports = args.ports;
+    config.shards = args.shards;
+    config
+}
+
+/// The fleet's `[tls]` with its PEM files read, for a `coaps+tcp://` server.
+pub(super) fn tls_config(
+    fleet: &Fleet,
+    server: Option<&ServerUri>,
+) -> Result<Option<Arc<TlsClientConfig>>, Failure> {
+    let (Some(settings), Some(uri)) = (&fleet.tls, server) else {
+        return Ok(None);
+    };
+    let tls = TlsClientConfig::build(settings, &uri.host)
+        .map_err(|e| bad_input(format!("{}: [tls]: {e}", fleet.file)))?;
+    if tls.is_insecure() {
+        eprintln!("warning: insecure_skip_verify: the server's certificate is not verified");
+    }
+    Ok(Some(Arc::new(tls)))
+}
+
+pub(super) fn describe_layout(layout: &Layout, config: &EngineConfig) -> String {
+    let first = layout.endpoint_of_client(0);
+    let last = layout.endpoint_of_client(layout.clients().saturating_sub(1));
+    let ports: Vec<String> = (0..layout.shards())
+        .filter_map(|s| layout.shard_ports(s).ok())
+        .map(|p| format!("{}-{}", p.first(), p.last()))
+        .collect();
+    let transport = match config.transport {
+        TransportKind::Shared => "shared sockets",
+        TransportKind::PerClient => "one socket per client",
+        TransportKind::Tcp if config.tls.is_some() => "one TLS connection per client",
+        TransportKind::Tcp => "one TCP connection per client",
+    };
+    let show = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.to_string());
+    if config.transport == TransportKind::Tcp {
+        // Connections bind the address only: the kernel picks each source port.
+        let ip = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.ip().to_string());
+        return format!(
+            "addresses {} .. {}, {} shard(s), {transport}, source ports from the kernel",
+            ip(first),
+            ip(last),
+            layout.shards(),
+        );
+    }
+    format!(
+        "addresses {} .. {}, {} shard(s), {transport}, ports {}",
+        show(first),
+        show(last),
+        layout.shards(),
+        ports.join(", ")
+    )
+}
