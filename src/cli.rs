@@ -257,6 +257,10 @@ struct RunArgs {
     progress_every: Duration,
     #[command(flatten)]
     report: crate::report::ReportArgs,
+    /// Keep serving --prometheus this long after the run, so the last scrape sees its end
+    /// (Ctrl-C ends it sooner).
+    #[arg(long, value_name = "DURATION", requires = "prometheus", value_parser = parse_positive_duration)]
+    prometheus_linger: Option<Duration>,
 }
 
 #[derive(Args, Debug)]
@@ -654,7 +658,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
     embedded.stop();
-    let thresholds = reports.finish(&summary);
+    let thresholds = reports.finish(&summary, &interrupts);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {
