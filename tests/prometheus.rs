@@ -1,7 +1,9 @@
 //! `run --prometheus` end to end: a short DTLS bootstrap run of the binary against the embedded
 //! servers, scraped while it runs and after it ended (`--prometheus-linger`, ended by Ctrl-C);
-//! and `promtool check metrics` on that final scrape.
+//! `promtool check metrics` on that final scrape; and the Grafana dashboard's queries checked
+//! against the metric names it holds.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -9,8 +11,11 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// How long the whole run, from start to the lingering endpoint, may take.
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
+const DASHBOARD: &str = "deploy/grafana/lwm2m-swarm.json";
 
 /// The body of a `GET /metrics`, or `None` while nothing listens there.
 fn scrape(addr: &str) -> Option<String> {
@@ -123,6 +128,26 @@ fn final_scrape() -> &'static str {
     })
 }
 
+/// Metric names of the sample lines (`_bucket`, `_sum`, `_count` as they appear).
+fn names(exposition: &str) -> BTreeSet<&str> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect()
+}
+
+/// Label names of the sample lines.
+fn label_names(exposition: &str) -> BTreeSet<&str> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('{').and_then(|(_, rest)| rest.split_once('}')))
+        .flat_map(|(labels, _)| labels.split(',').filter_map(|kv| kv.split_once('=')))
+        .map(|(k, _)| k)
+        .collect()
+}
+
 #[test]
 fn the_final_scrape_has_the_runs_end_in_histograms_labelled_by_shard() {
     let text = final_scrape();
@@ -179,4 +204,123 @@ fn promtool_accepts_the_final_scrape() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Every `expr` in the dashboard, with where it is.
+fn exprs(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("expr", Value::String(e)) => found.push((at.to_string(), e.clone())),
+                    _ => exprs(v, &format!("{at}.{key}"), found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                exprs(v, &format!("{at}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The identifiers in a query (`PromQL`) outside strings, and the labels of its `by (...)`.
+fn identifiers(expr: &str) -> (Vec<&str>, Vec<&str>) {
+    let mut words = Vec::new();
+    let mut in_string = false;
+    let mut start = None;
+    for (i, c) in expr.char_indices() {
+        let word_char = c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        if let Some(s) = start.filter(|_| !word_char) {
+            words.push(&expr[s..i]);
+            start = None;
+        }
+        if c == '"' {
+            in_string = !in_string;
+        } else if !in_string && word_char && start.is_none() {
+            start = Some(i);
+        }
+    }
+    words.extend(start.map(|s| &expr[s..]));
+    let grouped = expr
+        .split("by (")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')'))
+        .flat_map(|(labels, _)| labels.split(',').map(str::trim))
+        .collect();
+    (words, grouped)
+}
+
+#[test]
+fn the_grafana_dashboard_queries_only_what_a_run_exports() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DASHBOARD);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dashboard: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{DASHBOARD}: {e}"));
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables.iter().any(|v| v["type"] == "datasource"
+            && v["query"] == "prometheus"
+            && v["name"] == "datasource"),
+        "{DASHBOARD}: no Prometheus datasource variable"
+    );
+    let mut found = Vec::new();
+    exprs(&dashboard, "", &mut found);
+    assert!(found.len() >= 10, "{DASHBOARD}: {} queries", found.len());
+
+    let scrape = final_scrape();
+    let (exported, labels) = (names(scrape), label_names(scrape));
+    let mut used = BTreeSet::new();
+    for (at, expr) in &found {
+        let (words, grouped) = identifiers(expr);
+        let metrics: Vec<&str> = words
+            .into_iter()
+            .filter(|w| w.starts_with("lwm2m_"))
+            .collect();
+        assert!(
+            !metrics.is_empty(),
+            "{DASHBOARD} {at}: no metric in {expr:?}"
+        );
+        for m in metrics {
+            assert!(
+                exported.contains(m),
+                "{DASHBOARD} {at}: {m} is not in a scrape of a run ({expr:?})"
+            );
+            used.insert(m);
+        }
+        for label in grouped {
+            // Summed over shards and pods: never grouped by them.
+            assert!(
+                labels.contains(label) && label != "shard",
+                "{DASHBOARD} {at}: by ({label}) in {expr:?}"
+            );
+        }
+    }
+    for wanted in [
+        "lwm2m_swarm_clients",
+        "lwm2m_swarm_requests_total",
+        "lwm2m_swarm_latency_seconds_bucket",
+        "lwm2m_swarm_answers_total",
+        "lwm2m_swarm_retransmissions_total",
+        "lwm2m_swarm_dtls_handshakes_total",
+        "lwm2m_swarm_bootstraps_total",
+    ] {
+        assert!(
+            used.contains(wanted),
+            "{DASHBOARD} has no panel on {wanted}"
+        );
+    }
+}
+
+#[test]
+fn promql_identifiers_skip_strings_and_find_grouping_labels() {
+    let (words, grouped) = identifiers(
+        "histogram_quantile(0.99, sum by (le, op) (rate(lwm2m_swarm_latency_seconds_bucket\
+         {code=~\"lwm2m_x\"}[$__rate_interval])))",
+    );
+    assert!(words.contains(&"lwm2m_swarm_latency_seconds_bucket"));
+    assert!(!words.contains(&"lwm2m_x"), "{words:?}");
+    assert_eq!(grouped, ["le", "op"]);
 }
