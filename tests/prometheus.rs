@@ -45,8 +45,20 @@ fn wait_for_line(lines: &Receiver<String>, needle: &str, started: Instant) -> St
     }
 }
 
+/// The run, killed if a failed check leaves it lingering.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Ends on Ctrl-C's signal within the deadline; its exit status must be success.
-fn interrupt_and_wait(child: &mut Child, started: Instant) {
+fn interrupt_and_wait(Run(child): &mut Run, started: Instant) {
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -59,7 +71,6 @@ fn interrupt_and_wait(child: &mut Child, started: Instant) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
     panic!("the run went on lingering after Ctrl-C");
 }
 
@@ -69,7 +80,7 @@ fn final_scrape() -> &'static str {
     static SCRAPE: OnceLock<String> = OnceLock::new();
     SCRAPE.get_or_init(|| {
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+        let child = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
             .args([
                 "run",
                 "fleets/bootstrap-dtls-demo.toml",
@@ -90,8 +101,9 @@ fn final_scrape() -> &'static str {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut run = Run(child);
         let (tx, lines) = mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stdout = BufReader::new(run.0.stdout.take().unwrap());
         std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
@@ -119,7 +131,7 @@ fn final_scrape() -> &'static str {
         // After it: the final numbers, for as long as the linger lasts or until Ctrl-C.
         wait_for_line(&lines, "Prometheus metrics stay on", started);
         let last = scrape(&addr).expect("the endpoint lingers after the run");
-        interrupt_and_wait(&mut child, started);
+        interrupt_and_wait(&mut run, started);
         assert!(
             scrape(&addr).is_none(),
             "the endpoint closes with the process"
