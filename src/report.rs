@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, Snapshot, request_name, state_name};
 
 pub use hdr_log::HdrLog;
-pub use prometheus::Exporter;
+pub use prometheus::{Exporter, Identity};
 pub use schema::{Interval, IntervalOperation, Report, RunConfig, SchemaError, ThresholdResult};
 pub use threshold::{Threshold, Verdict};
 
@@ -102,8 +102,13 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Opens the interval log and starts the Prometheus endpoint, if asked for.
-    pub fn new(started: SystemTime, args: &ReportArgs) -> Result<Collector, ReportError> {
+    /// Opens the interval log and starts the Prometheus endpoint, if asked for, its series
+    /// labelled with `identity`.
+    pub fn new(
+        started: SystemTime,
+        args: &ReportArgs,
+        identity: &Identity,
+    ) -> Result<Collector, ReportError> {
         let hdr_log = args
             .hdr_log
             .as_ref()
@@ -116,7 +121,8 @@ impl Collector {
         let exporter = args
             .prometheus
             .map(|addr| {
-                Exporter::start(addr).map_err(|source| ReportError::Prometheus { addr, source })
+                Exporter::start(addr, identity)
+                    .map_err(|source| ReportError::Prometheus { addr, source })
             })
             .transpose()?;
         Ok(Collector {
@@ -150,14 +156,22 @@ impl Collector {
         self.exporter.as_ref().map(Exporter::local_addr)
     }
 
-    /// Closes the last (partial) interval with the run's summary, stops serving Prometheus and
-    /// returns the intervals, with the first error writing the interval log if there was one
+    /// Closes the last (partial) interval with the run's summary (which Prometheus then serves)
+    /// and returns the intervals, with the first error writing the interval log if there was one
     /// (the intervals are whole either way: the other reports need not be lost with the log).
-    pub fn finish(mut self, summary: &Snapshot) -> (Vec<Interval>, Option<ReportError>) {
+    pub fn finish(&mut self, summary: &Snapshot) -> (Vec<Interval>, Option<ReportError>) {
         if summary.elapsed > self.previous.elapsed {
             self.record(summary);
         }
         (std::mem::take(&mut self.intervals), self.hdr_error.take())
+    }
+
+    /// Keeps serving Prometheus for `how_long` (the last scrape of a run sees its end), or until
+    /// `interrupted` says so; then stops. Returns at once without an endpoint.
+    pub fn linger(self, how_long: Duration, interrupted: impl Fn() -> bool) {
+        if let Some(exporter) = self.exporter {
+            exporter.linger(how_long, interrupted);
+        }
     }
 
     fn record(&mut self, now: &Snapshot) {

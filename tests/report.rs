@@ -1,11 +1,9 @@
 //! `run`'s reports end to end: the binary on a small fleet against the embedded server, with
-//! `--json`, `--hdr-log`, `--plot`, `--threshold`, `--prometheus`, and `report` reading back.
+//! `--json`, `--hdr-log`, `--plot`, `--threshold`, and `report` reading back (`--prometheus`:
+//! tests/prometheus.rs).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 #[path = "support/peers.rs"]
 mod peers;
@@ -205,65 +203,6 @@ fn bad_thresholds_and_unreadable_results_are_bad_input() {
     assert!(stderr.contains("not.json"), "{stderr}");
     let run = swarm(&["run", &fleet, "--json", "/no/such/dir/r.json"]);
     assert_eq!(run.status.code(), Some(2));
-}
-
-#[test]
-fn prometheus_serves_the_running_fleet_on_the_address_given() {
-    // A free loopback port: bound, read, released.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let fleet = fleet("prom.toml", "3s", "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
-        .args([
-            "run",
-            &fleet,
-            "--ports",
-            "23200-23299",
-            "--prometheus",
-            &addr,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let mut body = String::new();
-    // Once the clients are registered (the first interval after 1 s), the gauge shows them.
-    while started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(200));
-        let Ok(mut stream) = TcpStream::connect(&addr) else {
-            continue;
-        };
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        body.clear();
-        stream.read_to_string(&mut body).unwrap();
-        if body.contains("lwm2m_swarm_clients{state=\"registered\"} 10\n") {
-            break;
-        }
-    }
-    let status = child.wait().unwrap();
-    assert!(status.success());
-    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-    assert!(
-        body.contains("lwm2m_swarm_clients{state=\"registered\"} 10\n"),
-        "{body}"
-    );
-    assert!(
-        body.contains("lwm2m_swarm_requests_total{op=\"register\",outcome=\"ok\"} 10\n"),
-        "{body}"
-    );
-    assert!(body.contains("lwm2m_swarm_latency_seconds{op=\"register\",quantile=\"0.99\"} "));
-    assert!(
-        TcpStream::connect(&addr).is_err(),
-        "the endpoint closes with the run"
-    );
 }
 
 /// The interval log reads back with the Rust `HdrHistogram` parser and with its Python port:

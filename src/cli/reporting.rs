@@ -3,14 +3,15 @@
 //! check that a file can be written serve the `report` command too.
 
 use std::path::Path as FsPath;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::args::{EngineArgs, LoadArgs, TransportArg};
 use super::{Failure, bad_input, exit, failed};
 use crate::fleet::{Fleet, Plan, Ramp, format_duration};
 use crate::metrics::Snapshot;
 use crate::report::{
-    self, Collector, Report, ReportArgs, RunConfig, Threshold, check_thresholds,
+    self, Collector, Identity, Report, ReportArgs, RunConfig, Threshold, check_thresholds,
     schema::Population, threshold_results, verdicts_text,
 };
 
@@ -20,6 +21,8 @@ pub(super) struct Reports {
     collector: Collector,
     config: RunConfig,
     thresholds: Vec<Threshold>,
+    /// How long Prometheus goes on serving after the run.
+    linger: Duration,
 }
 
 impl Reports {
@@ -27,6 +30,7 @@ impl Reports {
     /// Prometheus endpoint, so a typo fails now rather than after an hour of load.
     pub(super) fn start(
         report: &ReportArgs,
+        linger: Option<Duration>,
         engine: &EngineArgs,
         load: &LoadArgs,
         fleet: &Fleet,
@@ -37,10 +41,11 @@ impl Reports {
             check_writable(path)?;
         }
         let started = SystemTime::now();
-        let collector = Collector::new(started, report).map_err(|e| match e {
-            report::ReportError::Prometheus { .. } => failed(e),
-            _ => bad_input(e),
-        })?;
+        let collector =
+            Collector::new(started, report, &Identity::default()).map_err(|e| match e {
+                report::ReportError::Prometheus { .. } => failed(e),
+                _ => bad_input(e),
+            })?;
         if let Some(addr) = collector.prometheus_addr() {
             println!("Prometheus metrics on http://{addr}/metrics");
         }
@@ -51,6 +56,7 @@ impl Reports {
             collector,
             config: run_config(engine, load, fleet, plan, target, started),
             thresholds,
+            linger: linger.unwrap_or_default(),
         })
     }
 
@@ -59,18 +65,47 @@ impl Reports {
         self.collector.tick(snapshot);
     }
 
-    /// After the run: prints the thresholds' verdicts and writes the files. `Ok(None)` when
-    /// every threshold passed, `Ok(Some(failure))` when one failed (the run's other exit
-    /// conditions come first), `Err` when a report could not be written.
-    pub(super) fn finish(self, summary: &Snapshot) -> Result<Option<Failure>, Failure> {
+    /// After the run: prints the thresholds' verdicts, writes the files, then serves Prometheus
+    /// for `--prometheus-linger` (a Ctrl-C from now on ends that). `Ok(None)` when every
+    /// threshold passed, `Ok(Some(failure))` when one failed (the run's other exit conditions
+    /// come first), `Err` when a report could not be written.
+    pub(super) fn finish(
+        mut self,
+        summary: &Snapshot,
+        interrupts: &AtomicU32,
+    ) -> Result<Option<Failure>, Failure> {
+        let interrupted_before = interrupts.load(Ordering::Acquire);
         let (intervals, log_error) = self.collector.finish(summary);
+        let outcome = self.write(summary, intervals, log_error);
+        if let Some(addr) = self
+            .collector
+            .prometheus_addr()
+            .filter(|_| !self.linger.is_zero())
+        {
+            println!(
+                "Prometheus metrics stay on http://{addr}/metrics for {} (Ctrl-C ends this)",
+                format_duration(self.linger)
+            );
+        }
+        self.collector.linger(self.linger, || {
+            interrupts.load(Ordering::Acquire) > interrupted_before
+        });
+        outcome
+    }
+
+    fn write(
+        &mut self,
+        summary: &Snapshot,
+        intervals: Vec<report::Interval>,
+        log_error: Option<report::ReportError>,
+    ) -> Result<Option<Failure>, Failure> {
         let verdicts = check_thresholds(&self.thresholds, summary);
         if !verdicts.is_empty() {
             print!("{}", verdicts_text(&verdicts));
         }
         if let Some(path) = &self.args.json {
             let report = Report::new(
-                self.config,
+                std::mem::take(&mut self.config),
                 summary,
                 intervals,
                 threshold_results(&verdicts),

@@ -41,6 +41,10 @@ pub(super) struct RunArgs {
     pub progress_every: Duration,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,
+    /// Keep serving --prometheus this long after the run, so the last scrape sees its end
+    /// (Ctrl-C ends it sooner).
+    #[arg(long, value_name = "DURATION", requires = "prometheus", value_parser = parse_positive_duration)]
+    pub prometheus_linger: Option<Duration>,
 }
 
 pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
@@ -68,6 +72,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let file = plan.file.clone();
     let mut reports = Reports::start(
         &args.report,
+        args.prometheus_linger,
         &args.engine,
         &args.load,
         &fleet,
@@ -111,7 +116,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
     embedded.stop();
-    let thresholds = reports.finish(&summary);
+    let thresholds = reports.finish(&summary, &interrupts);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {

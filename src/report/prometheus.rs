@@ -1,29 +1,66 @@
-//! `--prometheus ADDR`: the run's counters and latency quantiles in the Prometheus text format,
-//! served at `GET /metrics` by one small thread. It reads the latest snapshot the CLI publishes
-//! (an `Arc` swapped under a lock held for a pointer copy), so a slow scraper never touches the
-//! engine.
+//! `--prometheus ADDR`: the run's metrics in the Prometheus text format (0.0.4), served at
+//! `GET /metrics` by one small thread. Each scrape encodes the latest snapshot the CLI publishes
+//! (an `Arc` swapped under a lock held for a pointer copy) with `prometheus-client`, so a slow
+//! scraper never touches the engine.
+//!
+//! Every series carries `shard="K/N"` so dashboards can sum over shards and pods. Latencies are
+//! histograms (`_bucket{le}`) built at scrape time from the engine's `HdrHistogram`s, one per
+//! request kind (label `op`), never per client; a kind with no latency yet has no series.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::prometheus_text::{self, CONTENT_TYPE};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use crate::metrics::{
-    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, RequestStats, Snapshot, operation_name,
-    request_name, state_name,
+    BootstrapStats, CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats,
+    Snapshot, operation_name, request_name, state_name,
 };
 
 /// How long one scrape may take to send its request and read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the accept loop looks at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
+/// Upper bounds of the latency buckets in µs: 1-2-5 steps (about 3 per decade) from 100 µs, up
+/// to the 60 s the histograms record.
+const BUCKETS_US: [u64; 19] = [
+    100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
+    1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000, 50_000_000, 60_000_000,
+];
 
 type Latest = Arc<Mutex<Arc<Snapshot>>>;
+
+/// Where the numbers come from: labels on every series and in `lwm2m_swarm_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// This process's shard of the test, 0-based, of `shards`.
+    pub shard: u32,
+    pub shards: u32,
+    /// The same for every shard of one test; empty when unknown.
+    pub test_hash: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            shard: 0,
+            shards: 1,
+            test_hash: String::new(),
+        }
+    }
+}
 
 /// The running exporter; stops when dropped.
 pub struct Exporter {
@@ -35,18 +72,19 @@ pub struct Exporter {
 
 impl Exporter {
     /// Binds `addr` (as given: loopback unless told otherwise) and starts serving.
-    pub fn start(addr: SocketAddr) -> io::Result<Exporter> {
+    pub fn start(addr: SocketAddr, identity: &Identity) -> io::Result<Exporter> {
         let listener = TcpListener::bind(addr)?;
         // Non-blocking accept so the thread notices `stop` without a wake-up connection.
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let latest: Latest = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
+        let registry = registry(identity, Arc::clone(&latest));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (latest, stop) = (Arc::clone(&latest), Arc::clone(&stop));
+            let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("prometheus".into())
-                .spawn(move || serve(&listener, &latest, &stop))?
+                .spawn(move || serve(&listener, &registry, &stop))?
         };
         Ok(Exporter {
             addr,
@@ -65,6 +103,19 @@ impl Exporter {
         let snapshot = Arc::new(snapshot);
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
     }
+
+    /// Goes on serving what was published last for `how_long`, or until `interrupted` says so,
+    /// then stops: the scrape after the run's end still sees its final numbers.
+    pub fn linger(self, how_long: Duration, interrupted: impl Fn() -> bool) {
+        let until = Instant::now() + how_long;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || interrupted() {
+                return;
+            }
+            std::thread::sleep(left.min(POLL));
+        }
+    }
 }
 
 impl Drop for Exporter {
@@ -76,13 +127,12 @@ impl Drop for Exporter {
     }
 }
 
-fn serve(listener: &TcpListener, latest: &Latest, stop: &AtomicBool) {
+fn serve(listener: &TcpListener, registry: &Registry, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         match listener.accept() {
             Ok((stream, _)) => {
-                let snapshot = Arc::clone(&latest.lock().unwrap_or_else(PoisonError::into_inner));
                 // A scraper that misbehaves loses its own answer, nothing else.
-                let _ = answer(stream, &snapshot);
+                let _ = answer(stream, registry);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(_) => std::thread::sleep(POLL),
@@ -90,7 +140,7 @@ fn serve(listener: &TcpListener, latest: &Latest, stop: &AtomicBool) {
     }
 }
 
-fn answer(mut stream: TcpStream, snapshot: &Snapshot) -> io::Result<()> {
+fn answer(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -116,11 +166,7 @@ fn answer(mut stream: TcpStream, snapshot: &Snapshot) -> io::Result<()> {
     let line = String::from_utf8_lossy(&request);
     let mut parts = line.split_whitespace();
     let (status, kind, body) = match (parts.next(), parts.next()) {
-        (Some("GET"), Some("/metrics")) => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            render(snapshot),
-        ),
+        (Some("GET"), Some("/metrics")) => ("200 OK", CONTENT_TYPE, encode(registry)),
         (Some("GET"), Some(_)) => ("404 Not Found", "text/plain", "try /metrics\n".into()),
         _ => (
             "405 Method Not Allowed",
@@ -137,216 +183,288 @@ fn answer(mut stream: TcpStream, snapshot: &Snapshot) -> io::Result<()> {
 }
 
 /// The exposition text for one snapshot.
-pub fn render(s: &Snapshot) -> String {
-    let mut out = String::new();
-    family(
-        &mut out,
-        "elapsed_seconds",
-        "gauge",
-        "Time since the run started.",
-        [(String::new(), s.elapsed.as_secs_f64())],
+pub fn render(snapshot: &Snapshot, identity: &Identity) -> String {
+    let latest = Arc::new(Mutex::new(Arc::new(snapshot.clone())));
+    encode(&registry(identity, latest))
+}
+
+fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail, nor can our collector.
+    let _ = prometheus_text::encode(&mut text, registry);
+    text
+}
+
+/// The info metric and the snapshot's families, all labelled with the shard.
+fn registry(identity: &Identity, latest: Latest) -> Registry {
+    let shard = format!("{}/{}", identity.shard, identity.shards);
+    let mut registry =
+        Registry::with_labels([(Cow::Borrowed("shard"), Cow::Owned(shard))].into_iter());
+    registry.register(
+        "lwm2m_swarm",
+        "The simulator's version and test (always 1)",
+        Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("test_hash", identity.test_hash.clone()),
+        ]),
     );
-    let ops = || {
-        REQUEST_KINDS
-            .iter()
-            .map(|k| (request_name(*k), s.request(*k)))
-    };
-    let by_op = |value: fn(&RequestStats) -> u64| {
-        ops().map(move |(op, r)| (format!("{{op=\"{op}\"}}"), value(r) as f64))
-    };
-    family(
-        &mut out,
-        "requests_sent_total",
-        "counter",
+    registry.register_collector(Box::new(SnapshotMetrics { latest }));
+    registry
+}
+
+/// Encodes whatever snapshot was published last, at each scrape.
+#[derive(Debug)]
+struct SnapshotMetrics {
+    latest: Latest,
+}
+
+impl Collector for SnapshotMetrics {
+    fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
+        let s = Arc::clone(&self.latest.lock().unwrap_or_else(PoisonError::into_inner));
+        gauges(
+            &mut out,
+            "lwm2m_swarm_elapsed_seconds",
+            "Time since the run started.",
+            [(labels([]), s.elapsed.as_secs_f64())],
+        )?;
+        gauges(
+            &mut out,
+            "lwm2m_swarm_clients",
+            "Simulated clients by state.",
+            CLIENT_STATES.map(|st| (labels([("state", state_name(st))]), s.state(st))),
+        )?;
+        request_families(&mut out, &s)?;
+        counters(
+            &mut out,
+            "lwm2m_swarm_server_operations",
+            "Server-initiated operations the clients answered, by kind and outcome.",
+            OPERATION_KINDS.iter().flat_map(|k| {
+                let o = s.operation(*k);
+                let op = operation_name(*k);
+                [("ok", o.ok), ("error", o.error)]
+                    .map(|(outcome, n)| (labels([("op", op), ("outcome", outcome)]), n))
+            }),
+        )?;
+        traffic_families(&mut out, &s)?;
+        handshake_families(&mut out, &s.handshakes, &s.connections)?;
+        bootstrap_families(&mut out, &s.bootstrap)
+    }
+}
+
+/// Client-initiated requests: counts by kind, outcome and answer code; latency histograms.
+fn request_families(out: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
+    let ops = || REQUEST_KINDS.map(|k| (request_name(k), s.request(k)));
+    let by_op =
+        |value: fn(&RequestStats) -> u64| ops().map(|(op, r)| (labels([("op", op)]), value(r)));
+    counters(
+        out,
+        "lwm2m_swarm_requests_sent",
         "Client-initiated requests sent, by operation.",
         by_op(|r| r.sent),
-    );
-    family(
-        &mut out,
-        "requests_total",
-        "counter",
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_requests",
         "Client-initiated requests ended, by operation and outcome.",
-        ops().flat_map(|(op, r)| {
+        ops().into_iter().flat_map(|(op, r)| {
             [
                 ("ok", r.ok),
                 ("error", r.error),
                 ("timeout", r.timeout),
                 ("aborted", r.aborted),
             ]
-            .map(|(outcome, n)| (format!("{{op=\"{op}\",outcome=\"{outcome}\"}}"), n as f64))
+            .map(|(outcome, n)| (labels([("op", op), ("outcome", outcome)]), n))
         }),
-    );
-    family(
-        &mut out,
-        "requests_in_flight",
-        "gauge",
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_answers",
+        "Answers to client-initiated requests, by operation and CoAP code (RST: a reset).",
+        ops().into_iter().flat_map(|(op, r)| {
+            let mut codes = r.codes.clone();
+            codes.sort_unstable();
+            codes
+                .into_iter()
+                .map(move |(code, n)| (labels([("op", op), ("code", &code_name(code))]), n))
+        }),
+    )?;
+    gauges(
+        out,
+        "lwm2m_swarm_requests_in_flight",
         "Requests sent and not ended yet.",
         by_op(RequestStats::in_flight),
-    );
-    family(
-        &mut out,
-        "retransmissions_total",
-        "counter",
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_retransmissions",
         "CoAP retransmissions of client-initiated requests.",
         by_op(|r| r.retransmissions),
-    );
-    family(
-        &mut out,
-        "latency_seconds",
-        "summary",
+    )?;
+    histograms(
+        out,
+        "lwm2m_swarm_latency_seconds",
         "Latency from when a request was due (corrected for coordinated omission), whole run.",
-        ops().flat_map(|(op, r)| latency_samples(op, &r.latency)),
-    );
-    others(&mut out, s);
-    handshake_families(&mut out, &s.handshakes, &s.connections);
-    bootstrap_families(&mut out, &s.bootstrap);
-    out
+        ops().map(|(op, r)| (labels([("op", op)]), &r.latency)),
+    )
 }
 
-/// Clients, server operations and traffic.
-fn others(out: &mut String, s: &Snapshot) {
-    family(
-        out,
-        "clients",
-        "gauge",
-        "Simulated clients by state.",
-        CLIENT_STATES.iter().map(|st| {
-            (
-                format!("{{state=\"{}\"}}", state_name(*st)),
-                s.state(*st) as f64,
-            )
-        }),
-    );
-    family(
-        out,
-        "server_operations_total",
-        "counter",
-        "Server-initiated operations the clients answered, by kind and outcome.",
-        OPERATION_KINDS.iter().flat_map(|k| {
-            let o = s.operation(*k);
-            let op = operation_name(*k);
-            [("ok", o.ok), ("error", o.error)]
-                .map(|(outcome, n)| (format!("{{op=\"{op}\",outcome=\"{outcome}\"}}"), n as f64))
-        }),
-    );
+fn traffic_families(out: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
     let t = &s.traffic;
     let directions = |sent: u64, received: u64| {
         [
-            ("{direction=\"out\"}".to_string(), sent as f64),
-            ("{direction=\"in\"}".to_string(), received as f64),
+            (labels([("direction", "out")]), sent),
+            (labels([("direction", "in")]), received),
         ]
     };
-    family(
+    counters(
         out,
-        "datagrams_total",
-        "counter",
+        "lwm2m_swarm_datagrams",
         "UDP datagrams, by direction.",
         directions(t.datagrams_out, t.datagrams_in),
-    );
-    family(
+    )?;
+    counters(
         out,
-        "bytes_total",
-        "counter",
+        "lwm2m_swarm_bytes",
         "UDP payload bytes, by direction.",
         directions(t.bytes_out, t.bytes_in),
-    );
-    family(
+    )?;
+    counters(
         out,
-        "kernel_drops_total",
-        "counter",
+        "lwm2m_swarm_kernel_drops",
         "Datagrams the kernel dropped because a receive buffer was full.",
-        [(String::new(), t.kernel_drops as f64)],
-    );
+        [(labels([]), t.kernel_drops)],
+    )
 }
 
 fn handshake_families(
-    out: &mut String,
-    dtls: &crate::metrics::HandshakeStats,
-    tcp: &crate::metrics::HandshakeStats,
-) {
-    let outcomes = |h: &crate::metrics::HandshakeStats| {
+    out: &mut DescriptorEncoder,
+    dtls: &HandshakeStats,
+    tcp: &HandshakeStats,
+) -> fmt::Result {
+    let outcomes = |h: &HandshakeStats| {
         [("ok", h.ok), ("failed", h.failed), ("aborted", h.aborted)]
-            .map(|(outcome, n)| (format!("{{outcome=\"{outcome}\"}}"), n as f64))
+            .map(|(outcome, n)| (labels([("outcome", outcome)]), n))
     };
-    family(
+    counters(
         out,
-        "dtls_handshakes_total",
-        "counter",
+        "lwm2m_swarm_dtls_handshakes",
         "DTLS handshakes ended, by outcome (every one begun ends once).",
         outcomes(dtls),
-    );
-    family(
+    )?;
+    histograms(
         out,
-        "tcp_connections_total",
-        "counter",
-        "TCP/TLS connection setups (connect, TLS, CSM) ended, by outcome (every one begun ends once).",
+        "lwm2m_swarm_dtls_handshake_duration_seconds",
+        "From a DTLS handshake's first flight to its end, successful handshakes.",
+        [(labels([]), &dtls.latency)],
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_tcp_connections",
+        "TCP/TLS connection setups (connect, TLS, CSM) ended, by outcome (every one begun ends \
+         once).",
         outcomes(tcp),
-    );
+    )
 }
 
-fn bootstrap_families(out: &mut String, b: &crate::metrics::BootstrapStats) {
-    family(
+fn bootstrap_families(out: &mut DescriptorEncoder, b: &BootstrapStats) -> fmt::Result {
+    counters(
         out,
-        "bootstraps_total",
-        "counter",
+        "lwm2m_swarm_bootstraps",
         "Bootstrap attempts ended, by outcome (every one begun ends once).",
         [
             ("finished", b.finished),
             ("failed", b.failed),
             ("aborted", b.aborted),
         ]
-        .map(|(outcome, n)| (format!("{{outcome=\"{outcome}\"}}"), n as f64)),
-    );
-    let mut samples = latency_samples("bootstrap", &b.duration);
-    // One series, no `op` label: the family is about bootstraps only.
-    for (labels, _) in &mut samples {
-        *labels = labels
-            .replace("op=\"bootstrap\",", "")
-            .replace("{op=\"bootstrap\"}", "");
-    }
-    family(
+        .map(|(outcome, n)| (labels([("outcome", outcome)]), n)),
+    )?;
+    histograms(
         out,
-        "bootstrap_duration_seconds",
-        "summary",
+        "lwm2m_swarm_bootstrap_duration_seconds",
         "From when the Bootstrap-Request was due to the Bootstrap-Finish, finished bootstraps.",
-        samples,
-    );
+        [(labels([]), &b.duration)],
+    )
 }
 
-/// One metric family: HELP, TYPE, then samples (`suffix{labels}`, value).
-fn family(
-    out: &mut String,
+/// One series' labels (besides the registry's `shard`).
+type Labels = Vec<(&'static str, String)>;
+
+fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+/// `2.04`, or `RST` for a reset (the metrics' `None`); a bare ACK is `0.00`.
+fn code_name(code: Option<u8>) -> String {
+    code.map_or_else(|| "RST".into(), |c| format!("{}.{:02}", c >> 5, c & 31))
+}
+
+/// A counter family (`NAME_total`); `name` without the suffix.
+fn counters(
+    out: &mut DescriptorEncoder,
     name: &str,
-    kind: &str,
     help: &str,
-    samples: impl IntoIterator<Item = (String, f64)>,
-) {
-    let _ = writeln!(out, "# HELP lwm2m_swarm_{name} {help}");
-    let _ = writeln!(out, "# TYPE lwm2m_swarm_{name} {kind}");
-    for (labels, value) in samples {
-        let _ = writeln!(out, "lwm2m_swarm_{name}{labels} {value}");
+    series: impl IntoIterator<Item = (Labels, u64)>,
+) -> fmt::Result {
+    let mut family = out.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        family
+            .encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
     }
+    Ok(())
 }
 
-/// A summary's quantiles (seconds; 0 with no samples), `_sum` and `_count`.
-fn latency_samples(op: &str, h: &Histogram<u64>) -> Vec<(String, f64)> {
-    let mut samples: Vec<(String, f64)> = [0.5, 0.9, 0.99, 0.999, 1.0]
+fn gauges<V: EncodeGaugeValue>(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, V)>,
+) -> fmt::Result {
+    let mut family = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        family.encode_family(&labels)?.encode_gauge(&value)?;
+    }
+    Ok(())
+}
+
+/// A histogram family from µs `HdrHistogram`s; empty ones have no series (and a family with no
+/// series no HELP/TYPE either), so no quantile is ever computed from nothing.
+fn histograms<'h>(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, &'h Histogram<u64>)>,
+) -> fmt::Result {
+    let series: Vec<_> = series.into_iter().filter(|(_, h)| !h.is_empty()).collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut family = out.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in series {
+        // HdrHistogram keeps no exact sum: the mean (of bucket midpoints) times the count.
+        let sum_s = h.mean() * h.len() as f64 / 1e6;
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(sum_s, h.len(), &buckets(h), None)?;
+    }
+    Ok(())
+}
+
+/// Each bucket's own count (the encoder accumulates) at `BUCKETS_US`, in seconds, then +Inf. A
+/// value counts as at most a bound when it is within the histogram's resolution (0.1%) of it.
+fn buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    let mut below = 0;
+    let mut buckets: Vec<(f64, u64)> = BUCKETS_US
         .iter()
-        .map(|q| {
-            let us = if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(*q)
-            };
-            (format!("{{op=\"{op}\",quantile=\"{q}\"}}"), us as f64 / 1e6)
+        .map(|&le| {
+            let up_to = h.count_between(0, le).max(below);
+            let own = up_to - below;
+            below = up_to;
+            (le as f64 / 1e6, own)
         })
         .collect();
-    samples.push((
-        format!("_sum{{op=\"{op}\"}}"),
-        h.mean() * h.len() as f64 / 1e6,
-    ));
-    samples.push((format!("_count{{op=\"{op}\"}}"), h.len() as f64));
-    samples
+    buckets.push((f64::INFINITY, h.len().saturating_sub(below)));
+    buckets
 }
 
 #[cfg(test)]
@@ -366,23 +484,28 @@ mod tests {
 
     #[test]
     fn serves_the_latest_snapshot_over_real_tcp() {
-        let exporter = Exporter::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let identity = Identity {
+            shard: 2,
+            shards: 4,
+            test_hash: "abc123".into(),
+        };
+        let exporter = Exporter::start(SocketAddr::from(([127, 0, 0, 1], 0)), &identity).unwrap();
         let addr = exporter.local_addr();
         assert!(addr.ip().is_loopback() && addr.port() != 0);
         let before = get(addr, "/metrics");
         assert!(before.starts_with("HTTP/1.1 200 OK\r\n"), "{before}");
-        assert!(before.contains("lwm2m_swarm_requests_sent_total{op=\"register\"} 0\n"));
+        assert!(
+            before.contains("lwm2m_swarm_requests_sent_total{shard=\"2/4\",op=\"register\"} 0\n")
+        );
 
         let mut s = Snapshot::default();
         s.requests[0].sent = 7;
         s.requests[0].ok = 6;
+        s.requests[0].codes = vec![(Some(0x41), 6)];
         s.requests[0].latency.record(2_000).unwrap();
         s.states[crate::metrics::state_index(crate::client::ClientState::Registered)] = 5;
         s.handshakes.ok = 4;
         s.handshakes.failed = 1;
-        s.bootstrap.finished = 3;
-        s.bootstrap.duration.record(2_000).unwrap();
-        s.connections.aborted = 2;
         exporter.publish(s);
         let after = get(addr, "/metrics");
         let (head, body) = after.split_once("\r\n\r\n").unwrap();
@@ -392,30 +515,19 @@ mod tests {
         );
         assert!(head.contains("text/plain; version=0.0.4"), "{head}");
         for sample in [
-            "lwm2m_swarm_requests_sent_total{op=\"register\"} 7",
-            "lwm2m_swarm_requests_total{op=\"register\",outcome=\"ok\"} 6",
-            "lwm2m_swarm_requests_in_flight{op=\"register\"} 1",
-            "lwm2m_swarm_latency_seconds{op=\"register\",quantile=\"0.99\"} 0.002",
-            "lwm2m_swarm_latency_seconds_count{op=\"register\"} 1",
-            "lwm2m_swarm_clients{state=\"registered\"} 5",
-            "lwm2m_swarm_dtls_handshakes_total{outcome=\"ok\"} 4",
-            "lwm2m_swarm_dtls_handshakes_total{outcome=\"failed\"} 1",
-            "lwm2m_swarm_requests_sent_total{op=\"bootstrap\"} 0",
-            "lwm2m_swarm_bootstraps_total{outcome=\"finished\"} 3",
-            "lwm2m_swarm_bootstrap_duration_seconds{quantile=\"0.5\"} 0.002",
-            "lwm2m_swarm_bootstrap_duration_seconds_count 1",
-            "lwm2m_swarm_tcp_connections_total{outcome=\"aborted\"} 2",
-            "# TYPE lwm2m_swarm_latency_seconds summary",
+            "lwm2m_swarm_info{shard=\"2/4\",version=\"0.1.0\",test_hash=\"abc123\"} 1",
+            "lwm2m_swarm_requests_sent_total{shard=\"2/4\",op=\"register\"} 7",
+            "lwm2m_swarm_requests_total{shard=\"2/4\",op=\"register\",outcome=\"ok\"} 6",
+            "lwm2m_swarm_answers_total{shard=\"2/4\",op=\"register\",code=\"2.01\"} 6",
+            "lwm2m_swarm_requests_in_flight{shard=\"2/4\",op=\"register\"} 1",
+            "lwm2m_swarm_latency_seconds_count{shard=\"2/4\",op=\"register\"} 1",
+            "lwm2m_swarm_clients{shard=\"2/4\",state=\"registered\"} 5",
+            "lwm2m_swarm_dtls_handshakes_total{shard=\"2/4\",outcome=\"failed\"} 1",
         ] {
             assert!(
                 body.lines().any(|l| l == sample),
                 "{sample} missing:\n{body}"
             );
-        }
-        // Every sample line is NAME{LABELS} VALUE with a numeric value.
-        for l in body.lines().filter(|l| !l.starts_with('#')) {
-            let (_, value) = l.rsplit_once(' ').unwrap();
-            assert!(value.parse::<f64>().is_ok(), "{l}");
         }
         assert!(get(addr, "/").starts_with("HTTP/1.1 404"));
         drop(exporter);
@@ -423,5 +535,93 @@ mod tests {
             TcpStream::connect(addr).is_err(),
             "the listener closes with the exporter"
         );
+    }
+
+    /// The sample lines of `family` (its name followed by `{`, `_bucket{`, ...).
+    fn samples<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.strip_prefix(family)
+                    .is_some_and(|r| r.starts_with(['{', '_']))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn latency_is_a_cumulative_histogram_per_kind_with_answers_only() {
+        let mut s = Snapshot::default();
+        // Register: 150 µs, 3 ms twice, and 60 s, the most the histograms hold.
+        for us in [150, 3_000, 3_000, 60_000_000] {
+            s.requests[0].latency.record(us).unwrap();
+        }
+        let text = render(&s, &Identity::default());
+        let register = "{shard=\"0/1\",op=\"register\"";
+        let bucket = |le: &str| {
+            let line = format!("lwm2m_swarm_latency_seconds_bucket{register},le=\"{le}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no bucket le={le}:\n{text}"))
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert_eq!(
+            ["0.0001", "0.0002", "0.002", "0.005", "50", "60", "+Inf"].map(bucket),
+            [0, 1, 1, 3, 3, 4, 4]
+        );
+        let series = samples(&text, "lwm2m_swarm_latency_seconds");
+        // 19 bounds and +Inf, _sum and _count: for register only, the kinds with no latency
+        // have no series at all (no quantile can be computed from nothing).
+        assert_eq!(series.len(), 22, "{series:#?}");
+        assert!(series.iter().all(|l| l.contains(register)), "{series:#?}");
+        let sum: f64 = series
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("lwm2m_swarm_latency_seconds_sum{register}}} ")))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((sum - 60.006_15).abs() < 0.1, "{sum}");
+        assert!(text.contains(&format!(
+            "lwm2m_swarm_latency_seconds_count{register}}} 4\n"
+        )));
+        for family in [
+            "lwm2m_swarm_bootstrap_duration_seconds",
+            "lwm2m_swarm_dtls_handshake_duration_seconds",
+        ] {
+            assert!(!text.contains(family), "{family} with no samples:\n{text}");
+        }
+    }
+
+    #[test]
+    fn answer_codes_are_labels_and_resets_are_named() {
+        let mut s = Snapshot::default();
+        s.requests[1].codes = vec![(Some(0x84), 2), (None, 1), (Some(0x44), 5)];
+        let text = render(&s, &Identity::default());
+        assert_eq!(
+            samples(&text, "lwm2m_swarm_answers_total"),
+            [
+                "lwm2m_swarm_answers_total{shard=\"0/1\",op=\"update\",code=\"RST\"} 1",
+                "lwm2m_swarm_answers_total{shard=\"0/1\",op=\"update\",code=\"2.04\"} 5",
+                "lwm2m_swarm_answers_total{shard=\"0/1\",op=\"update\",code=\"4.04\"} 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn linger_serves_until_interrupted() {
+        let exporter =
+            Exporter::start(SocketAddr::from(([127, 0, 0, 1], 0)), &Identity::default()).unwrap();
+        let addr = exporter.local_addr();
+        let asked = std::sync::atomic::AtomicU32::new(0);
+        let started = std::time::Instant::now();
+        // Scrapes from within `interrupted`: the endpoint is up while lingering; the second
+        // look ends it, long before the hour.
+        exporter.linger(Duration::from_secs(3600), || {
+            assert!(get(addr, "/metrics").starts_with("HTTP/1.1 200 OK"));
+            asked.fetch_add(1, Ordering::Relaxed) >= 1
+        });
+        assert_eq!(asked.load(Ordering::Relaxed), 2);
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(TcpStream::connect(addr).is_err(), "stopped after lingering");
     }
 }

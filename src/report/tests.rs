@@ -195,7 +195,7 @@ fn the_collector_keeps_one_interval_per_second_with_that_seconds_latency() {
         hdr_log: Some(log.clone()),
         ..ReportArgs::default()
     };
-    let mut c = Collector::new(SystemTime::now(), &args).unwrap();
+    let mut c = Collector::new(SystemTime::now(), &args, &Identity::default()).unwrap();
     assert!(!c.tick(&at(500, 1, &[])));
     assert!(c.tick(&at(1100, 10, &[100; 10])));
     assert!(!c.tick(&at(1600, 12, &[100; 10])));
