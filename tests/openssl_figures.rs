@@ -1,5 +1,5 @@
-//! Figures for the README, not a check: DTLS PSK through OpenSSL (`openssl` feature) against
-//! dimpl, on libcoap's DTLS resource directory: handshakes per second, and bytes per open
+//! Figures for docs/performance.md, not a check: DTLS PSK through OpenSSL (`openssl` feature)
+//! against dimpl, on libcoap's DTLS resource directory: handshakes per second, and bytes per open
 //! session (OpenSSL allocates with malloc, past any counting allocator, so glibc's in-use bytes,
 //! `mallinfo2`, for every path). PSK and certificate figures through dimpl alone are in
 //! `benches/dtls.rs`. Run optimised:
