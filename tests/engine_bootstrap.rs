@@ -118,7 +118,8 @@ fn assert_both_sides_agree(s: &Snapshot, bootstrap: &ServerStats, server: &Serve
         "{s}"
     );
     assert_eq!(s.bootstrap.duration.len(), n);
-    assert!(s.bootstrap.duration.max() < 5_000_000, "{s}");
+    // Timed from request to finish: within the fleet's 20 s finish timeout, or it failed.
+    assert!(s.bootstrap.duration.max() < 20_000_000, "{s}");
     // The bootstrap server saw the same.
     let b = &bootstrap.bootstrap;
     assert_eq!(
