@@ -23,12 +23,16 @@
 //! libcoap's resource directory exits on the first De-register it gets: against it the stop's
 //! De-registers go unanswered and end by the stop timeout, which the run's last line shows.
 
+#[path = "../tests/support/accounting.rs"]
+mod accounting;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 #[path = "support/peer_process.rs"]
 mod peer_process;
 #[path = "../tests/support/peers.rs"]
 mod peers;
+#[path = "../tests/support/shipped.rs"]
+mod shipped;
 
 use std::process::Child;
 use std::sync::Arc;
@@ -39,7 +43,6 @@ use lwm2m_swarm::client::{ClientState, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::metrics::Snapshot;
-use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::security::x509::{
     self, Authority, DeviceCertificates, DeviceKey, DeviceSource, PeerVerifier, Usage, Validity,
@@ -499,15 +502,13 @@ fn run(
 ) -> Figures {
     let (peer, server) = Peer::start(kind, mode);
     let peer_pid = peer.pid().to_string();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
-    let set = TemplateSet::load_dir(std::path::Path::new(dir)).expect("templates");
     let security = match (kind, mode) {
         (PeerKind::Plain, _) | (_, Mode::Psk) => String::new(),
         (_, Mode::Certificate) => certificate_security(),
     };
     let fleet = Fleet::from_toml(&fleet_text(sessions, rate, &security), "dtls-bench")
         .unwrap_or_else(|e| panic!("{e}"));
-    let templates = fleet.check(&set).expect("templates exist");
+    let templates = fleet.check(shipped::templates()).expect("templates exist");
     let plan = fleet.plan();
     let deadline = plan.ramp_duration() + GRACE;
     let mut config = EngineConfig::new(server);
@@ -579,13 +580,7 @@ fn run(
             "had exited"
         }
     );
-    for r in &total.requests {
-        assert_eq!(
-            r.sent,
-            r.ok + r.error + r.timeout + r.aborted + r.in_flight(),
-            "every request is accounted for"
-        );
-    }
+    accounting::assert_consistent(&total);
     peer.stop();
     Figures {
         kind,

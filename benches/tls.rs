@@ -12,12 +12,16 @@
 //! (the engine's fixed costs cancel out), the TLS run minus the TCP run what TLS adds to an open
 //! connection.
 
+#[path = "../tests/support/accounting.rs"]
+mod accounting;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 #[path = "../tests/support/peers.rs"]
 mod peers;
 #[path = "../tests/support/pki.rs"]
 mod pki;
+#[path = "../tests/support/shipped.rs"]
+mod shipped;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +29,6 @@ use std::time::{Duration, Instant};
 use lwm2m_swarm::client::{ClientState, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::security::tls::TlsClientConfig;
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -59,12 +62,7 @@ fn measure(clients: u64, rate: u64, port: u16, pki: Option<&pki::Pki>) -> Option
          [load]\nclients = {clients}\nrate = {rate}\nhold = \"60s\"\nstop_timeout = \"2s\"\n"
     );
     let fleet = Fleet::from_toml(&toml, "tls-bench.toml").expect("fleet");
-    let set = TemplateSet::load_dir(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .expect("templates");
-    let templates = fleet.check(&set).expect("check");
+    let templates = fleet.check(shipped::templates()).expect("check");
     let mut config = EngineConfig::new(if pki.is_some() { rd.dtls } else { rd.tcp() });
     config.transport = TransportKind::Tcp;
     config.tls = fleet.tls.as_ref().map(|settings| {

@@ -2,6 +2,9 @@
 //! clock and network: clients bootstrap, then register where they were sent, over plain CoAP
 //! or DTLS (the fleet's key with the bootstrap server, the written one with the LWM2M server).
 
+#[path = "support/shipped.rs"]
+mod shipped;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -14,13 +17,13 @@ use lwm2m_swarm::client::{
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::ContentFormat;
-use lwm2m_swarm::model::{Device, TemplateSet};
 use lwm2m_swarm::security::Psk;
 use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{
     BootstrapConfig as ServerBootstrapConfig, BootstrapServer, DtlsServerConfig, Provisioning,
     SecureServer, Served, Server, ServerConfig, ServerStats,
 };
+use shipped::device;
 
 const SECOND: Duration = Duration::from_secs(1);
 const FLEET_KEY: &[u8] = b"fleet-key-012345";
@@ -35,19 +38,6 @@ fn bootstrap_addr() -> SocketAddr {
 
 fn server_addr() -> SocketAddr {
     addr(5683)
-}
-
-fn device(seed: u64) -> Device {
-    static TEMPLATES: std::sync::OnceLock<TemplateSet> = std::sync::OnceLock::new();
-    let set = TEMPLATES.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
-        TemplateSet::load_dir(std::path::Path::new(dir)).expect("templates load")
-    });
-    Device::new(
-        set.device("environment-sensor").expect("shipped template"),
-        seed,
-        1_700_000_000,
-    )
 }
 
 /// Servers and clients by address; datagrams take 5 ms, and some may be dropped.

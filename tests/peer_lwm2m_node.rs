@@ -4,8 +4,12 @@
 //! /3/0/13; the clients answer, send the Update the Execute triggers, notify, and de-register at
 //! the stop. The test checks what the server saw and what our side counted.
 
+#[path = "support/accounting.rs"]
+mod accounting;
 #[path = "support/peers.rs"]
 mod peers;
+#[path = "support/shipped.rs"]
+mod shipped;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, UdpSocket};
@@ -16,7 +20,7 @@ use lwm2m_swarm::client::{OperationKind, RequestKind};
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, Plan};
 use lwm2m_swarm::metrics::Snapshot;
-use lwm2m_swarm::model::{DeviceTemplate, TemplateSet};
+use lwm2m_swarm::model::DeviceTemplate;
 use lwm2m_swarm::transport::PortRange;
 use peers::NodePeer;
 use serde_json::Value;
@@ -117,12 +121,11 @@ fn summary(s: &Snapshot) -> String {
 /// Runs the fleet against the server; returns our counts. Bounded by the plan plus a margin;
 /// stops early (and fails) if node dies.
 fn run_fleet(peer: &mut NodePeer) -> Snapshot {
-    let root = peers::root();
-    let templates = TemplateSet::load_dir(&root.join("object-templates"))
-        .unwrap_or_else(|e| panic!("object templates: {e}"));
     let fleet = Fleet::from_toml(&fleet_toml(peer.addr()), "peer_lwm2m_node.toml")
         .unwrap_or_else(|e| panic!("{e}"));
-    let devices = fleet.check(&templates).unwrap_or_else(|e| panic!("{e}"));
+    let devices = fleet
+        .check(shipped::templates())
+        .unwrap_or_else(|e| panic!("{e}"));
     let plan = fleet.plan();
     assert_eq!(plan.clients, CLIENTS as u64);
     let limit = plan.total_duration() + Duration::from_secs(20);

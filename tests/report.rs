@@ -5,8 +5,12 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+#[path = "support/accounting.rs"]
+mod accounting;
 #[path = "support/peers.rs"]
 mod peers;
+#[path = "support/shipped.rs"]
+mod shipped;
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use lwm2m_swarm::cli::exit;

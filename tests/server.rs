@@ -1,6 +1,8 @@
 //! The embedded server against the project's own clients: simulated time for the protocol,
 //! real loopback UDP for the runner.
 
+#[path = "support/shipped.rs"]
+mod shipped;
 #[path = "support/world.rs"]
 mod world;
 
@@ -17,7 +19,8 @@ use lwm2m_swarm::server::run::Runner;
 use lwm2m_swarm::server::{ObserveLoad, OperationStats, ServerConfig, WriteLoad};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use world::{Hop, World, device};
+use shipped::device;
+use world::{Hop, World};
 
 const SECOND: Duration = Duration::from_secs(1);
 

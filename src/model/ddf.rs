@@ -197,37 +197,110 @@ pub fn type_from_name(name: &str) -> Option<ResourceType> {
     })
 }
 
+/// The project's own DDF files for tests: facts of the few objects the tests use.
+#[cfg(test)]
+pub(crate) fn fixtures_dir() -> std::path::PathBuf {
+    FsPath::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ddf")
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
-    fn registry() -> std::path::PathBuf {
-        FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lwm2m-registry")
+    /// A full OMA registry checkout, when `LWM2M_REGISTRY_DIR` names one.
+    fn registry() -> Option<PathBuf> {
+        let dir = PathBuf::from(std::env::var_os("LWM2M_REGISTRY_DIR")?);
+        assert!(
+            dir.is_dir(),
+            "LWM2M_REGISTRY_DIR={} is not a directory",
+            dir.display()
+        );
+        Some(dir)
     }
 
-    fn xml_files(dir: &FsPath, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                xml_files(&path, out);
-            } else if path.extension().is_some_and(|e| e == "xml") {
-                out.push(path);
+    /// The `.xml` files under `dir`, as paths relative to it, sorted.
+    fn xml_files(dir: &FsPath) -> Vec<PathBuf> {
+        fn walk(root: &FsPath, dir: &FsPath, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else if path.extension().is_some_and(|e| e == "xml") {
+                    out.push(path.strip_prefix(root).unwrap().to_path_buf());
+                }
             }
         }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
     }
 
     fn load(name: &str) -> ObjectDef {
-        load_ddf(&registry().join(name)).unwrap().remove(0)
+        load_ddf(&fixtures_dir().join(name)).unwrap().remove(0)
+    }
+
+    #[test]
+    fn loads_every_fixture_file() {
+        let files = xml_files(&fixtures_dir());
+        assert_eq!(files.len(), 12, "{files:?}");
+        for file in &files {
+            let objects = load_ddf(&fixtures_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!objects[0].resources.is_empty(), "{}", file.display());
+        }
     }
 
     #[test]
     fn loads_every_registry_file() {
-        let mut files = Vec::new();
-        xml_files(&registry(), &mut files);
-        assert!(files.len() >= 27, "found only {files:?}");
+        let Some(dir) = registry() else {
+            println!("skipped: LWM2M_REGISTRY_DIR is not set (it names an OMA registry checkout)");
+            return;
+        };
+        let files = xml_files(&dir);
+        assert!(!files.is_empty(), "no .xml file under {}", dir.display());
         for file in &files {
-            let objects = load_ddf(file).unwrap_or_else(|e| panic!("{e}"));
+            let objects = load_ddf(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
             assert!(!objects[0].resources.is_empty(), "{}", file.display());
+        }
+        println!("loaded {} DDF files from {}", files.len(), dir.display());
+    }
+
+    /// Every fact a fixture states matches the registry file of the same name.
+    #[test]
+    fn fixtures_match_the_registry() {
+        let Some(dir) = registry() else {
+            println!("skipped: LWM2M_REGISTRY_DIR is not set (it names an OMA registry checkout)");
+            return;
+        };
+        for file in xml_files(&fixtures_dir()) {
+            let ours = load_ddf(&fixtures_dir().join(&file)).unwrap().remove(0);
+            let theirs = load_ddf(&dir.join(&file)).unwrap().remove(0);
+            let name = file.display();
+            let object = |o: &ObjectDef| {
+                (
+                    o.id,
+                    o.name.clone(),
+                    o.version.clone(),
+                    o.multiple,
+                    o.mandatory,
+                )
+            };
+            assert_eq!(object(&ours), object(&theirs), "{name}");
+            for res in &ours.resources {
+                let other = theirs
+                    .resource(res.id)
+                    .unwrap_or_else(|| panic!("{name}: no resource {}", res.id));
+                assert_eq!(res, other, "{name}: resource {}", res.id);
+            }
+            for res in theirs.resources.iter().filter(|r| r.mandatory) {
+                assert!(
+                    ours.resource(res.id).is_some(),
+                    "{name}: mandatory resource {} missing",
+                    res.id
+                );
+            }
         }
     }
 

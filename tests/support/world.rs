@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use lwm2m_swarm::client::{Client, ClientConfig, Event};
 use lwm2m_swarm::clock::Instant;
-use lwm2m_swarm::model::{Device, TemplateSet};
 use lwm2m_swarm::server::{Server, ServerConfig};
+
+use crate::shipped::device;
 
 /// Which way a datagram goes, and for which client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,19 +41,6 @@ pub struct World {
     in_transit: BinaryHeap<Reverse<(Instant, u64)>>,
     payloads: HashMap<u64, (Hop, Vec<u8>)>,
     sequence: u64,
-}
-
-pub fn device(seed: u64) -> Device {
-    static TEMPLATES: std::sync::OnceLock<TemplateSet> = std::sync::OnceLock::new();
-    let set = TEMPLATES.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
-        TemplateSet::load_dir(std::path::Path::new(dir)).expect("templates load")
-    });
-    Device::new(
-        set.device("environment-sensor").expect("shipped template"),
-        seed,
-        1_700_000_000,
-    )
 }
 
 /// Where the clients send: their configs' default server address.

@@ -3,6 +3,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use super::*;
+use crate::model::ddf::fixtures_dir;
 use crate::model::{ObjectTemplate, TemplateSet, load_ddf};
 
 const TEST_OBJECT: &str = r#"
@@ -333,8 +334,11 @@ fn create_and_delete() {
 
 #[test]
 fn create_needs_mandatory_writable_resources_the_template_lacks() {
-    let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lwm2m-registry");
-    let def = Arc::new(load_ddf(&dir.join("3312.xml")).unwrap().remove(0));
+    let def = Arc::new(
+        load_ddf(&fixtures_dir().join("3312.xml"))
+            .unwrap()
+            .remove(0),
+    );
     let bare = ObjectTemplate {
         def,
         resources: Vec::new(),

@@ -1,14 +1,11 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use super::*;
+use crate::model::ddf::fixtures_dir;
 use crate::model::load_ddf;
 
 fn templates_dir() -> PathBuf {
     FsPath::new(env!("CARGO_MANIFEST_DIR")).join("object-templates")
-}
-
-fn registry() -> PathBuf {
-    FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lwm2m-registry")
 }
 
 fn read(name: &str) -> String {
@@ -92,7 +89,7 @@ fn shipped_objects_follow_the_registry() {
         (3312, "3312.xml"),
     ] {
         let ours = &set.object(id).unwrap().def;
-        let oma = load_ddf(&registry().join(file)).unwrap().remove(0);
+        let oma = load_ddf(&fixtures_dir().join(file)).unwrap().remove(0);
         assert_eq!(
             (ours.multiple, &ours.version),
             (oma.multiple, &oma.version),
@@ -199,7 +196,7 @@ count = 2
 5700 = { value = 1013.25 }
 "#;
     let mut set = TemplateSet::default();
-    set.add_files(&[("baro.toml", device)], Some(&registry()))
+    set.add_files(&[("baro.toml", device)], Some(&fixtures_dir()))
         .unwrap();
     let t = set.device("barometer").unwrap();
     let obj = t.object(3315).unwrap();
@@ -224,7 +221,9 @@ count = 2
 
 #[test]
 fn templates_can_be_built_in_code() {
-    let def = load_ddf(&registry().join("3303.xml")).unwrap().remove(0);
+    let def = load_ddf(&fixtures_dir().join("3303.xml"))
+        .unwrap()
+        .remove(0);
     let object = ObjectTemplate::from_def(Arc::new(def));
     let mut t = DeviceTemplate::new("t").with_object(&object, &[0, 2]);
     let hot = Source::Single(Generator::Constant(Value::Float(99.0)));
