@@ -27,6 +27,8 @@ mod reporting;
 mod run;
 mod serve;
 mod setup;
+#[cfg(test)]
+mod tests;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
