@@ -11,9 +11,10 @@
 //!   `--read PATH@PERIOD`, ...).
 //! - `setup.rs`: from options to a loaded fleet, a resolved server and the engine's settings.
 //! - `progress.rs`: the progress lines of `run --no-tui` and the status lines of `serve`.
-//! - `reporting.rs`: `run`'s reports (JSON, interval log, plot, thresholds, Prometheus).
+//! - `run/reports.rs`: `run`'s reports (JSON, interval log, plot, thresholds, Prometheus).
 //! - `embedded.rs`, `bootstrap.rs`: the servers `run` starts itself when the fleet names none,
 //!   and `serve --bootstrap`'s pair.
+//! - `tests.rs`: whole command lines parsed in-process (tests/cli.rs runs the binary).
 
 mod args;
 mod bootstrap;
@@ -23,10 +24,11 @@ mod embedded;
 mod parse;
 mod progress;
 mod report;
-mod reporting;
 mod run;
 mod serve;
 mod setup;
+#[cfg(test)]
+mod tests;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

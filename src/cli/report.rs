@@ -1,6 +1,6 @@
 //! `report FILE...`: the summary of `run --json` results, merged, with thresholds and a plot.
 
-use super::reporting::{check_writable, threshold_failure};
+use super::run::reports::{check_writable, threshold_failure};
 use super::{Failure, bad_input, failed};
 use crate::report::{self, MergeArgs, check_thresholds, verdicts_text};
 

@@ -1,6 +1,8 @@
 //! `run`: start the fleet's clients against its server (or the embedded one), show progress,
 //! de-register them, print the summary and write the reports.
 
+pub(super) mod reports;
+
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -14,13 +16,13 @@ use super::args::{EngineArgs, FleetArgs, LoadArgs};
 use super::embedded::Embedded;
 use super::parse::parse_positive_duration;
 use super::progress::progress_lines;
-use super::reporting::Reports;
 use super::setup::{Loaded, describe_layout, engine_config, load, resolve, tls_config};
 use super::{Failure, exit, failed};
 use crate::engine::Engine;
 use crate::fleet::format_duration;
 use crate::metrics::Snapshot;
 use crate::tui;
+use reports::Reports;
 
 #[derive(Args, Debug)]
 pub(super) struct RunArgs {
@@ -70,15 +72,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.clients;
     let file = plan.file.clone();
-    let mut reports = Reports::start(
-        &args.report,
-        args.prometheus_linger,
-        &args.engine,
-        &args.load,
-        &fleet,
-        &plan,
-        &target,
-    )?;
+    let mut reports = Reports::start(args, &fleet, &plan, &target)?;
     let engine = Engine::start(plan, templates, &config).map_err(|e| {
         let hint = match &e {
             crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {

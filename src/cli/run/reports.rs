@@ -6,8 +6,9 @@ use std::path::Path as FsPath;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::args::{EngineArgs, LoadArgs, TransportArg};
-use super::{Failure, bad_input, exit, failed};
+use super::RunArgs;
+use crate::cli::args::TransportArg;
+use crate::cli::{Failure, bad_input, exit, failed};
 use crate::fleet::{Fleet, Plan, Ramp, format_duration};
 use crate::metrics::Snapshot;
 use crate::report::{
@@ -29,14 +30,12 @@ impl Reports {
     /// Before the engine starts: checks where files go, opens the interval log, binds the
     /// Prometheus endpoint, so a typo fails now rather than after an hour of load.
     pub(super) fn start(
-        report: &ReportArgs,
-        linger: Option<Duration>,
-        engine: &EngineArgs,
-        load: &LoadArgs,
+        args: &RunArgs,
         fleet: &Fleet,
         plan: &Plan,
         target: &str,
     ) -> Result<Reports, Failure> {
+        let report = &args.report;
         for path in [&report.json, &report.plot].into_iter().flatten() {
             check_writable(path)?;
         }
@@ -54,9 +53,9 @@ impl Reports {
         Ok(Reports {
             args: report.clone(),
             collector,
-            config: run_config(engine, load, fleet, plan, target, started),
+            config: run_config(args, fleet, plan, target, started),
             thresholds,
-            linger: linger.unwrap_or_default(),
+            linger: args.prometheus_linger.unwrap_or_default(),
         })
     }
 
@@ -122,7 +121,7 @@ impl Reports {
     }
 }
 
-pub(super) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
+pub(in crate::cli) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
     let failing: Vec<&str> = verdicts
         .iter()
         .filter(|v| !v.passed)
@@ -141,7 +140,7 @@ pub(super) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure>
 
 /// A file can be created there, found before the run rather than after it: not a directory,
 /// and it opens for writing (an empty file stays until the report replaces it).
-pub(super) fn check_writable(path: &FsPath) -> Result<(), Failure> {
+pub(in crate::cli) fn check_writable(path: &FsPath) -> Result<(), Failure> {
     if path.is_dir() {
         return Err(bad_input(format!("{}: is a directory", path.display())));
     }
@@ -163,8 +162,7 @@ pub(super) fn check_writable(path: &FsPath) -> Result<(), Failure> {
 }
 
 fn run_config(
-    engine: &EngineArgs,
-    load: &LoadArgs,
+    args: &RunArgs,
     fleet: &Fleet,
     plan: &Plan,
     target: &str,
@@ -185,7 +183,10 @@ fn run_config(
             parts.join(", ")
         }
     };
-    let embedded_load = plan.server.is_none().then(|| load.or_demo().describe());
+    let embedded_load = plan
+        .server
+        .is_none()
+        .then(|| args.load.or_demo().describe());
     RunConfig {
         command: redacted(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
         started_at_unix_s: started
@@ -210,15 +211,18 @@ fn run_config(
                 seed: g.seed,
             })
             .collect(),
-        transport: match engine.transport {
+        transport: match args.engine.transport {
             _ if plan.server.as_ref().is_some_and(|s| s.scheme.is_tcp()) => "tcp",
             TransportArg::Shared => "shared",
             TransportArg::PerClient => "per-client",
         }
         .to_string(),
-        shards: engine.shards,
-        bind: engine.bind.as_ref().map(|b| format!("{b:?}")),
-        ports: engine.ports.map(|p| format!("{}-{}", p.first(), p.last())),
+        shards: args.engine.shards,
+        bind: args.engine.bind.as_ref().map(|b| format!("{b:?}")),
+        ports: args
+            .engine
+            .ports
+            .map(|p| format!("{}-{}", p.first(), p.last())),
         security: fleet.security.as_ref().map(ToString::to_string),
     }
 }
