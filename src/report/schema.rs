@@ -50,6 +50,27 @@ pub struct Report {
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
+    /// Which test this file is a part of, and which part (`run --shard`). Absent in reports
+    /// written before it was added: read as `None`.
+    #[serde(default)]
+    pub test: Option<TestIdentity>,
+}
+
+/// One shard's place in a test: shard files with the same `id` are parts of the same test, and
+/// together they are the whole fleet once each `shard_index` in `0..shard_count` is present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestIdentity {
+    /// SHA-256 (hex) of what defines the load: the resolved fleet (populations, counts, seeds,
+    /// rates, ramp, hold), the server and the load options; not the shard, ports or bind.
+    pub id: String,
+    /// `K` of `--shard K/N` (0 without `--shard`).
+    pub shard_index: u32,
+    /// `N` of `--shard K/N` (1 without `--shard`).
+    pub shard_count: u32,
+    /// When this shard's load started (its ramp's t = 0), ms since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// How long after `--start-at` the shard started, ms (0 on time or without `--start-at`).
+    pub late_start_ms: u64,
 }
 
 /// What the run was asked to do, as the command line and fleet file said.
@@ -271,6 +292,7 @@ impl Report {
             tcp_connections: handshakes(&summary.connections),
             intervals,
             thresholds,
+            test: None,
         }
     }
 
