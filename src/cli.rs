@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::{Engine, EngineConfig, Layout, TransportKind};
 use crate::fleet::{
-    Credentials, ExportFormat, Fleet, IdentityPattern, Overrides, Plan, Secret, ServerUri,
+    Credentials, ExportFormat, Fleet, IdentityPattern, Overrides, Plan, Secret, ServerUri, Slice,
     format_duration, parse_duration, parse_uri,
 };
 use crate::metrics::Snapshot;
@@ -100,6 +100,11 @@ struct FleetArgs {
     /// Directory of object and device templates.
     #[arg(long)]
     templates: Option<PathBuf>,
+    /// Only shard K of N (K from 0, e.g. Kubernetes' `JOB_COMPLETION_INDEX`): the clients whose
+    /// index is K modulo N, named, keyed and started as in the whole fleet; N shards together
+    /// run the fleet once, each at its share of the ramp's rate.
+    #[arg(long, value_name = "K/N", default_value_t = Slice::WHOLE)]
+    shard: Slice,
 }
 
 /// `--psk-key` as typed: checked in `load`, because clap's own errors quote the value and this
@@ -255,6 +260,10 @@ struct RunArgs {
     /// Time between progress lines (with --no-tui).
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     progress_every: Duration,
+    /// Start the load at this time, RFC 3339 (2026-12-06T22:30:00Z) or Unix seconds, so the
+    /// ramps of all shards line up; the sockets open first. Past it: start at once.
+    #[arg(long, value_name = "TIME", value_parser = crate::engine::parse_start_at)]
+    start_at: Option<std::time::SystemTime>,
     #[command(flatten)]
     report: crate::report::ReportArgs,
 }
@@ -449,7 +458,11 @@ fn engine_config(server: SocketAddr, args: &EngineArgs, uri: Option<&ServerUri>)
 
 fn check(args: &CheckArgs) -> Result<(), Failure> {
     let loaded = load(&args.fleet)?;
-    let plan = loaded.fleet.plan();
+    let plan = loaded
+        .fleet
+        .plan()
+        .with_slice(args.fleet.shard)
+        .map_err(bad_input)?;
     print!("{plan}");
     match &loaded.fleet.security {
         Some(security) => println!("  security  {security}"),
@@ -474,7 +487,7 @@ fn check(args: &CheckArgs) -> Result<(), Failure> {
     let layout = crate::engine::plan_layout(&plan, &config).map_err(bad_input)?;
     println!("  {}", describe_layout(&layout, &config));
     if config.transport == TransportKind::Tcp {
-        println!("  {}", describe_connection_budget(plan.clients)?);
+        println!("  {}", describe_connection_budget(plan.slice_clients())?);
     }
     Ok(())
 }
@@ -493,8 +506,7 @@ fn describe_connection_budget(clients: u64) -> Result<String, Failure> {
 }
 
 fn describe_layout(layout: &Layout, config: &EngineConfig) -> String {
-    let first = layout.endpoint_of_client(0);
-    let last = layout.endpoint_of_client(layout.clients().saturating_sub(1));
+    let (first, last) = layout.first_and_last_endpoints();
     let ports: Vec<String> = (0..layout.shards())
         .filter_map(|s| layout.shard_ports(s).ok())
         .map(|p| format!("{}-{}", p.first(), p.last()))
@@ -538,7 +550,7 @@ fn credentials(args: &CredentialsArgs) -> Result<(), Failure> {
         FormatArg::Csv => ExportFormat::Csv,
         FormatArg::Json => ExportFormat::Json,
     };
-    let clients = loaded.fleet.clients;
+    let clients = args.fleet.shard.clients(loaded.fleet.clients);
     let credentials = match credentials.as_ref() {
         Credentials::Psk(psk) => psk,
         Credentials::Certificate(certs) => {
@@ -599,7 +611,10 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         templates,
         credentials,
     } = load(&args.fleet)?;
-    let plan = fleet.plan();
+    let plan = fleet
+        .plan()
+        .with_slice(args.fleet.shard)
+        .map_err(bad_input)?;
     let (server, embedded) = if let Some(uri) = &plan.server {
         (resolve(uri)?, embedded::Embedded::None)
     } else {
@@ -612,18 +627,26 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let mut config = engine_config(server, &args.engine, plan.server.as_ref());
     config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
     config.tls = tls_config(&fleet, plan.server.as_ref())?;
+    config.start_at = args.start_at;
     let total = plan.total_duration();
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
-    let clients = plan.clients;
+    let clients = plan.slice_clients();
     let file = plan.file.clone();
     let mut reports = reporting::Reports::start(args, &fleet, &plan, &target)?;
+    if let Some(at) = args.start_at {
+        println!(
+            "{}",
+            crate::engine::describe_wait(at, std::time::SystemTime::now())
+        );
+    }
     let engine = Engine::start(plan, templates, &config).map_err(|e| {
         let hint = match &e {
             crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
                 source,
                 ..
             }) if source.kind() == std::io::ErrorKind::AddrInUse => {
-                " (another run on these client ports? choose others with --ports FIRST-LAST)"
+                " (another run, or another --shard on this host, on these client ports? give \
+                 each run its own --ports FIRST-LAST)"
             }
             _ => "",
         };
@@ -651,10 +674,12 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     } else {
         progress_lines(&observed, args.progress_every, &interrupts)
     };
+    let started = engine.started();
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
+    println!("{}", crate::engine::describe_start(&started, args.start_at));
     embedded.stop();
-    let thresholds = reports.finish(&summary);
+    let thresholds = reports.finish(&summary, started);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {

@@ -16,7 +16,7 @@ use crate::server::{DtlsServerConfig, ServerAuth};
 pub(super) fn export(
     args: &CredentialsArgs,
     credentials: &CertificateCredentials,
-    clients: u64,
+    clients: impl Iterator<Item = u64>,
     format: ExportFormat,
 ) -> Result<(), Failure> {
     if let Some(dir) = &args.output_dir {
@@ -49,13 +49,13 @@ pub(super) fn export(
 
 fn export_dir(
     credentials: &CertificateCredentials,
-    clients: u64,
+    clients: impl Iterator<Item = u64>,
     dir: &FsPath,
     private_keys: bool,
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(dir)
         .map_err(|e| bad_input(format!("{}: cannot create: {e}", dir.display())))?;
-    for index in 0..clients {
+    for index in clients {
         let (endpoint, cert) = credentials
             .device(index)
             .map_err(|e| failed(format!("cannot issue a certificate: {e}")))?;

@@ -5,11 +5,12 @@ use std::path::Path as FsPath;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Failure, LoadArgs, RunArgs, TransportArg, bad_input, exit, failed};
-use crate::fleet::{Fleet, Plan, Ramp, format_duration};
+use crate::engine::Started;
+use crate::fleet::{Fleet, Plan, Ramp, Slice, format_duration};
 use crate::metrics::Snapshot;
 use crate::report::{
-    self, Collector, MergeArgs, Report, ReportArgs, RunConfig, Threshold, check_thresholds,
-    schema::Population, threshold_results, verdicts_text,
+    self, Collector, MergeArgs, Report, ReportArgs, RunConfig, TestIdentity, Threshold,
+    check_thresholds, schema::Population, threshold_results, verdicts_text,
 };
 
 /// The reports one run writes.
@@ -18,6 +19,9 @@ pub(super) struct Reports {
     collector: Collector,
     config: RunConfig,
     thresholds: Vec<Threshold>,
+    /// [`TestIdentity::id`]: the same for every `--shard` of the test.
+    test_id: String,
+    slice: Slice,
 }
 
 impl Reports {
@@ -33,7 +37,9 @@ impl Reports {
         for path in [&report.json, &report.plot].into_iter().flatten() {
             check_writable(path)?;
         }
-        let started = SystemTime::now();
+        // The engine starts at `--start-at` when that is still ahead.
+        let now = SystemTime::now();
+        let started = args.start_at.map_or(now, |at| at.max(now));
         let collector = Collector::new(started, report).map_err(|e| match e {
             report::ReportError::Prometheus { .. } => failed(e),
             _ => bad_input(e),
@@ -43,11 +49,19 @@ impl Reports {
         }
         let mut thresholds = fleet.load.thresholds.clone();
         thresholds.extend(report.thresholds.iter().cloned());
+        let config = run_config(args, fleet, plan, target, started);
+        let test_id = TestIdentity::id_of(&[
+            &plan.load_definition(),
+            config.embedded_load.as_deref().unwrap_or(""),
+            config.security.as_deref().unwrap_or(""),
+        ]);
         Ok(Reports {
             args: report.clone(),
             collector,
-            config: run_config(args, fleet, plan, target, started),
+            config,
             thresholds,
+            test_id,
+            slice: plan.slice,
         })
     }
 
@@ -59,19 +73,31 @@ impl Reports {
     /// After the run: prints the thresholds' verdicts and writes the files. `Ok(None)` when
     /// every threshold passed, `Ok(Some(failure))` when one failed (the run's other exit
     /// conditions come first), `Err` when a report could not be written.
-    pub(super) fn finish(self, summary: &Snapshot) -> Result<Option<Failure>, Failure> {
+    pub(super) fn finish(
+        mut self,
+        summary: &Snapshot,
+        started: Started,
+    ) -> Result<Option<Failure>, Failure> {
         let (intervals, log_error) = self.collector.finish(summary);
         let verdicts = check_thresholds(&self.thresholds, summary);
         if !verdicts.is_empty() {
             print!("{}", verdicts_text(&verdicts));
         }
         if let Some(path) = &self.args.json {
-            let report = Report::new(
+            self.config.started_at_unix_s = unix_s(started.at);
+            let mut report = Report::new(
                 self.config,
                 summary,
                 intervals,
                 threshold_results(&verdicts),
             );
+            report.test = Some(TestIdentity {
+                id: self.test_id,
+                shard_index: self.slice.index(),
+                shard_count: self.slice.count(),
+                started_unix_ms: started.unix_ms(),
+                late_start_ms: u64::try_from(started.late.as_millis()).unwrap_or(u64::MAX),
+            });
             report::write_file(path, &report.to_json()).map_err(failed)?;
         }
         if let Some(path) = &self.args.plot {
@@ -155,9 +181,7 @@ fn run_config(
     });
     RunConfig {
         command: redacted(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
-        started_at_unix_s: started
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
+        started_at_unix_s: unix_s(started),
         fleet: plan.file.clone(),
         server: target.to_string(),
         embedded_load,
@@ -191,6 +215,11 @@ fn run_config(
             .map(|p| format!("{}-{}", p.first(), p.last())),
         security: fleet.security.as_ref().map(ToString::to_string),
     }
+}
+
+fn unix_s(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The command line with `--psk-key`'s value hidden: reports are shared, keys are not.

@@ -309,6 +309,57 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The shard's clients, and the ramp with the shard's part of each stage.
+    fn fmt_ramp(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.slice.is_whole() {
+            let count = self.slice_clients();
+            let (first, last) = (
+                self.slice.client(0),
+                self.slice.client(count.saturating_sub(1)),
+            );
+            writeln!(
+                f,
+                "  shard     {}: {count} clients ({} .. {}, every {} from client {})",
+                self.slice,
+                self.naming.endpoint(first),
+                self.naming.endpoint(last),
+                self.slice.count(),
+                self.slice.index()
+            )?;
+        }
+        let shares = self.stage_shares();
+        let share = |i: usize| match shares.get(i) {
+            Some(s) if !self.slice.is_whole() => {
+                format!("; this shard {} at {:.1}/s", s.mine, s.rate())
+            }
+            _ => String::new(),
+        };
+        match &self.ramp {
+            Ramp::Rate(rate) => writeln!(
+                f,
+                "  ramp      {rate} clients/s over {}{}",
+                format_duration(self.ramp_duration()),
+                share(0)
+            )?,
+            Ramp::Stages(stages) => {
+                let mut from = 0;
+                for (i, s) in stages.iter().enumerate() {
+                    writeln!(
+                        f,
+                        "  stage     {from} -> {} over {}{}",
+                        s.target,
+                        format_duration(s.over),
+                        share(i)
+                    )?;
+                    from = s.target;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "fleet {}", self.file)?;
@@ -362,50 +413,7 @@ impl fmt::Display for Plan {
                 g.seed
             )?;
         }
-        if !self.slice.is_whole() {
-            let count = self.slice_clients();
-            let (first, last) = (
-                self.slice.client(0),
-                self.slice.client(count.saturating_sub(1)),
-            );
-            writeln!(
-                f,
-                "  shard     {}: {count} clients ({} .. {}, every {} from client {})",
-                self.slice,
-                self.naming.endpoint(first),
-                self.naming.endpoint(last),
-                self.slice.count(),
-                self.slice.index()
-            )?;
-        }
-        let shares = self.stage_shares();
-        let share = |i: usize| match shares.get(i) {
-            Some(s) if !self.slice.is_whole() => {
-                format!("; this shard {} at {:.1}/s", s.mine, s.rate())
-            }
-            _ => String::new(),
-        };
-        match &self.ramp {
-            Ramp::Rate(rate) => writeln!(
-                f,
-                "  ramp      {rate} clients/s over {}{}",
-                format_duration(self.ramp_duration()),
-                share(0)
-            )?,
-            Ramp::Stages(stages) => {
-                let mut from = 0;
-                for (i, s) in stages.iter().enumerate() {
-                    writeln!(
-                        f,
-                        "  stage     {from} -> {} over {}{}",
-                        s.target,
-                        format_duration(s.over),
-                        share(i)
-                    )?;
-                    from = s.target;
-                }
-            }
-        }
+        self.fmt_ramp(f)?;
         match self.duration {
             Some(d) => writeln!(
                 f,

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::metrics::{
     BootstrapStats, CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats,
@@ -71,6 +72,19 @@ pub struct TestIdentity {
     pub started_unix_ms: u64,
     /// How long after `--start-at` the shard started, ms (0 on time or without `--start-at`).
     pub late_start_ms: u64,
+}
+
+impl TestIdentity {
+    /// The `id` of the test whose load `parts` define (each part length-prefixed, so no two
+    /// lists of parts hash alike): SHA-256, lowercase hex.
+    pub fn id_of(parts: &[&str]) -> String {
+        let mut hash = Sha256::new();
+        for part in parts {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        hex::encode(hash.finalize())
+    }
 }
 
 /// What the run was asked to do, as the command line and fleet file said.

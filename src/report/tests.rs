@@ -337,3 +337,22 @@ fn the_documented_schema_is_the_schema() {
     }
     assert!(doc.contains(&format!("\"version\": {}", schema::SCHEMA_VERSION)));
 }
+
+#[test]
+fn a_test_id_is_the_sha256_of_its_parts_kept_apart() {
+    let id = schema::TestIdentity::id_of(&["plan", "load"]);
+    assert_eq!(id.len(), 64);
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(id, schema::TestIdentity::id_of(&["plan", "load"]));
+    assert_ne!(id, schema::TestIdentity::id_of(&["plan", "load2"]));
+    // Where one part ends matters.
+    assert_ne!(id, schema::TestIdentity::id_of(&["pla", "nload"]));
+    // SHA-256 of nothing at all.
+    assert_eq!(
+        schema::TestIdentity::id_of(&[]),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}
