@@ -633,6 +633,9 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     let clients = plan.slice_clients();
     let file = plan.file.clone();
     let mut reports = reporting::Reports::start(args, &fleet, &plan, &target)?;
+    if let Some(slice) = plan.describe_slice() {
+        println!("shard {slice}");
+    }
     if let Some(at) = args.start_at {
         println!(
             "{}",

@@ -64,7 +64,10 @@ pub fn describe_start(started: &Started, start_at: Option<SystemTime>) -> String
     let at = format_time(started.at);
     match start_at {
         None => format!("started {at}"),
-        Some(_) if started.late.is_zero() => format!("started {at}, on --start-at"),
+        // Under a millisecond, as the report counts it: on time.
+        Some(_) if started.late < Duration::from_millis(1) => {
+            format!("started {at}, on --start-at")
+        }
         Some(_) => format!(
             "started {at}, {} after --start-at",
             format_duration(started.late)
@@ -193,6 +196,14 @@ mod tests {
         assert_eq!(
             describe_start(&started, None),
             "started 2026-12-06T22:30:00.042Z"
+        );
+        let on_time = Started {
+            late: Duration::from_micros(300),
+            ..started
+        };
+        assert_eq!(
+            describe_start(&on_time, Some(unix(1_796_596_200))),
+            "started 2026-12-06T22:30:00.042Z, on --start-at"
         );
         let late = Started {
             late: Duration::from_millis(1_500),

@@ -310,23 +310,28 @@ impl Plan {
 }
 
 impl Plan {
+    /// `K/N: C clients (first .. last, every N from client K)`; `None` for the whole fleet.
+    pub fn describe_slice(&self) -> Option<String> {
+        if self.slice.is_whole() {
+            return None;
+        }
+        let count = self.slice_clients();
+        let first = self.slice.client(0);
+        let last = self.slice.client(count.saturating_sub(1));
+        Some(format!(
+            "{}: {count} clients ({} .. {}, every {} from client {})",
+            self.slice,
+            self.naming.endpoint(first),
+            self.naming.endpoint(last),
+            self.slice.count(),
+            self.slice.index()
+        ))
+    }
+
     /// The shard's clients, and the ramp with the shard's part of each stage.
     fn fmt_ramp(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.slice.is_whole() {
-            let count = self.slice_clients();
-            let (first, last) = (
-                self.slice.client(0),
-                self.slice.client(count.saturating_sub(1)),
-            );
-            writeln!(
-                f,
-                "  shard     {}: {count} clients ({} .. {}, every {} from client {})",
-                self.slice,
-                self.naming.endpoint(first),
-                self.naming.endpoint(last),
-                self.slice.count(),
-                self.slice.index()
-            )?;
+        if let Some(slice) = self.describe_slice() {
+            writeln!(f, "  shard     {slice}")?;
         }
         let shares = self.stage_shares();
         let share = |i: usize| match shares.get(i) {
