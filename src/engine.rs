@@ -4,6 +4,7 @@
 
 mod layout;
 mod shard;
+mod start;
 mod timers;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -24,6 +25,9 @@ use crate::transport::{
 };
 
 pub use layout::Layout;
+pub use start::{
+    StartDelay, Started, describe_start, describe_wait, format_time, parse_start_at, start_delay,
+};
 
 /// How clients reach the network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +61,9 @@ pub struct EngineConfig {
     pub credentials: Option<Arc<dyn CredentialSource>>,
     /// TLS over the TCP transport (`coaps+tcp://`). `None`: plain TCP.
     pub tls: Option<Arc<TlsClientConfig>>,
+    /// `--start-at`: [`Engine::start`] opens the sockets, then waits for this instant to start
+    /// the first clients (at once when it has passed). `None`: start at once.
+    pub start_at: Option<SystemTime>,
 }
 
 impl EngineConfig {
@@ -70,6 +77,7 @@ impl EngineConfig {
             shared: SharedConfig::default(),
             credentials: None,
             tls: None,
+            start_at: None,
         }
     }
 }
@@ -159,10 +167,12 @@ pub struct Engine {
     shards: Vec<ShardHandle>,
     control: Arc<Control>,
     layout: Arc<Layout>,
+    started: Started,
 }
 
 impl Engine {
-    /// Opens every shard's sockets, then starts the shards: the first clients start at once.
+    /// Opens every shard's sockets, waits for [`EngineConfig::start_at`] if given, then starts the
+    /// shards: the first clients start at once.
     /// `templates` holds each population's device template, in group order (see
     /// [`crate::fleet::Fleet::check`]).
     pub fn start(
@@ -204,8 +214,10 @@ impl Engine {
                 Arc::new(c)
             })
             .collect();
+        let started = start::wait_for(config.start_at);
         let origin = std::time::Instant::now();
-        let unix_origin = SystemTime::now()
+        let unix_origin = started
+            .at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let mut handles = Vec::with_capacity(shards);
@@ -263,6 +275,7 @@ impl Engine {
             shards: handles,
             control,
             layout,
+            started,
         })
     }
 
@@ -324,6 +337,11 @@ impl Engine {
         &self.layout
     }
 
+    /// When the load began (the ramp's t = 0), and how late for `--start-at`.
+    pub fn started(&self) -> Started {
+        self.started
+    }
+
     /// Waits for every shard to end and returns the final counts.
     pub fn join(self) -> Result<Snapshot, EngineError> {
         let (snapshot, result) = self.finish();
@@ -371,6 +389,7 @@ pub fn plan_layout(plan: &Plan, config: &EngineConfig) -> Result<Layout, EngineE
     Ok(Layout::new(
         AddressPlan::new(addresses, ports)?,
         plan.clients,
+        plan.slice,
         shards as u64,
     )?)
 }

@@ -10,6 +10,7 @@ mod duration;
 mod plan;
 mod raw;
 mod security;
+mod slice;
 mod span;
 #[cfg(test)]
 mod tests;
@@ -28,11 +29,12 @@ use crate::toml_span::Located;
 pub use crate::coap::uri::{Scheme, ServerUri, parse_uri};
 pub use credentials::{CertificateCredentials, Credentials, ExportFormat, PskCredentials};
 pub use duration::{DurationError, format_duration, parse_duration};
-pub use plan::{GroupPlan, Plan, PlannedClient};
+pub use plan::{EmptySlice, GroupPlan, Plan, PlannedClient, StageShare};
 pub use security::{
     CertificateSecurity, DeviceCertSource, IdentityPattern, KeySource, Master, PskSecurity, Secret,
     Security, ServerCheck,
 };
+pub use slice::{Slice, SliceError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

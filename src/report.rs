@@ -25,7 +25,9 @@ use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, Snapshot, request_name, state
 
 pub use hdr_log::HdrLog;
 pub use prometheus::{Exporter, Identity};
-pub use schema::{Interval, IntervalOperation, Report, RunConfig, SchemaError, ThresholdResult};
+pub use schema::{
+    Interval, IntervalOperation, Report, RunConfig, SchemaError, TestIdentity, ThresholdResult,
+};
 pub use threshold::{Threshold, Verdict};
 
 /// How often the collector keeps an interval.

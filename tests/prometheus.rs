@@ -164,7 +164,6 @@ fn label_names(exposition: &str) -> BTreeSet<&str> {
 fn the_final_scrape_has_the_runs_end_in_histograms_labelled_by_shard() {
     let text = final_scrape();
     for sample in [
-        "lwm2m_swarm_info{shard=\"0/1\",version=\"0.1.0\",test_hash=\"\"} 1",
         "lwm2m_swarm_clients{shard=\"0/1\",state=\"stopped\"} 10",
         "lwm2m_swarm_requests_total{shard=\"0/1\",op=\"register\",outcome=\"ok\"} 10",
         "lwm2m_swarm_answers_total{shard=\"0/1\",op=\"register\",code=\"2.01\"} 10",
@@ -179,6 +178,19 @@ fn the_final_scrape_has_the_runs_end_in_histograms_labelled_by_shard() {
             "{sample} missing:\n{text}"
         );
     }
+    // The test's identity, as the run's --json records it: a SHA-256 in hex.
+    let info = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("lwm2m_swarm_info{shard=\"0/1\",version=\"0.1.0\",test_hash=\"")
+        })
+        .unwrap_or_else(|| panic!("no info metric:\n{text}"));
+    let (hash, rest) = info.split_once('"').expect("a closed label");
+    assert_eq!(rest, "} 1");
+    assert!(
+        hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hash}"
+    );
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.starts_with("lwm2m_swarm_"), "{line}");
         assert!(line.contains("shard=\"0/1\""), "no shard label: {line}");

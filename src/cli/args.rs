@@ -10,7 +10,7 @@ use super::parse::{
     HexArg, hex_arg, parse_addresses, parse_identity, parse_periodic, parse_ports,
     parse_positive_duration, parse_rate, parse_write,
 };
-use crate::fleet::{IdentityPattern, Plan, ServerUri, format_duration, parse_uri};
+use crate::fleet::{IdentityPattern, Plan, ServerUri, Slice, format_duration, parse_uri};
 use crate::model::Path;
 use crate::server::{ObserveLoad, ServerConfig, WriteLoad};
 use crate::transport::{AddressSet, PortRange};
@@ -45,6 +45,11 @@ pub(super) struct FleetArgs {
     /// Directory of object and device templates.
     #[arg(long)]
     pub templates: Option<PathBuf>,
+    /// Only shard K of N (K from 0, e.g. Kubernetes' `JOB_COMPLETION_INDEX`): the clients whose
+    /// index is K modulo N, named, keyed and started as in the whole fleet; N shards together
+    /// run the fleet once, each at its share of the ramp's rate.
+    #[arg(long, value_name = "K/N", default_value_t = Slice::WHOLE)]
+    pub shard: Slice,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

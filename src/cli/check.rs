@@ -19,7 +19,11 @@ pub(super) struct CheckArgs {
 
 pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
     let loaded = load(&args.fleet)?;
-    let plan = loaded.fleet.plan();
+    let plan = loaded
+        .fleet
+        .plan()
+        .with_slice(args.fleet.shard)
+        .map_err(bad_input)?;
     print!("{plan}");
     match &loaded.fleet.security {
         Some(security) => println!("  security  {security}"),
@@ -44,7 +48,7 @@ pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
     let layout = crate::engine::plan_layout(&plan, &config).map_err(bad_input)?;
     println!("  {}", describe_layout(&layout, &config));
     if config.transport == TransportKind::Tcp {
-        println!("  {}", describe_connection_budget(plan.clients)?);
+        println!("  {}", describe_connection_budget(plan.slice_clients())?);
     }
     Ok(())
 }

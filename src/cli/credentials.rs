@@ -52,7 +52,7 @@ pub(super) fn credentials(args: &CredentialsArgs) -> Result<(), Failure> {
         FormatArg::Csv => ExportFormat::Csv,
         FormatArg::Json => ExportFormat::Json,
     };
-    let clients = loaded.fleet.clients;
+    let clients = args.fleet.shard.clients(loaded.fleet.clients);
     let credentials = match credentials.as_ref() {
         Credentials::Psk(psk) => psk,
         Credentials::Certificate(certs) => {
@@ -88,7 +88,7 @@ fn output(path: Option<&FsPath>) -> Result<Box<dyn Write>, Failure> {
 fn export_certificates(
     args: &CredentialsArgs,
     credentials: &CertificateCredentials,
-    clients: u64,
+    clients: impl Iterator<Item = u64>,
     format: ExportFormat,
 ) -> Result<(), Failure> {
     if let Some(dir) = &args.output_dir {
@@ -114,13 +114,13 @@ fn export_certificates(
 
 fn export_dir(
     credentials: &CertificateCredentials,
-    clients: u64,
+    clients: impl Iterator<Item = u64>,
     dir: &FsPath,
     private_keys: bool,
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(dir)
         .map_err(|e| bad_input(format!("{}: cannot create: {e}", dir.display())))?;
-    for index in 0..clients {
+    for index in clients {
         let (endpoint, cert) = credentials
             .device(index)
             .map_err(|e| failed(format!("cannot issue a certificate: {e}")))?;

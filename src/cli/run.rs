@@ -17,7 +17,7 @@ use super::embedded::Embedded;
 use super::parse::parse_positive_duration;
 use super::progress::progress_lines;
 use super::setup::{Loaded, describe_layout, engine_config, load, resolve, tls_config};
-use super::{Failure, exit, failed};
+use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
 use crate::fleet::format_duration;
 use crate::metrics::Snapshot;
@@ -41,6 +41,10 @@ pub(super) struct RunArgs {
     /// Time between progress lines (with --no-tui).
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     pub progress_every: Duration,
+    /// Start the load at this time, RFC 3339 (2026-12-06T22:30:00Z) or Unix seconds, so the
+    /// ramps of all shards line up; the sockets open first. Past it: start at once.
+    #[arg(long, value_name = "TIME", value_parser = crate::engine::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,
     /// Keep serving --prometheus this long after the run, so the last scrape sees its end
@@ -55,7 +59,10 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         templates,
         credentials,
     } = load(&args.fleet)?;
-    let plan = fleet.plan();
+    let plan = fleet
+        .plan()
+        .with_slice(args.fleet.shard)
+        .map_err(bad_input)?;
     let (server, embedded) = if let Some(uri) = &plan.server {
         (resolve(uri)?, Embedded::None)
     } else {
@@ -68,18 +75,29 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let mut config = engine_config(server, &args.engine, plan.server.as_ref());
     config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
     config.tls = tls_config(&fleet, plan.server.as_ref())?;
+    config.start_at = args.start_at;
     let total = plan.total_duration();
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
-    let clients = plan.clients;
+    let clients = plan.slice_clients();
     let file = plan.file.clone();
     let mut reports = Reports::start(args, &fleet, &plan, &target)?;
+    if let Some(slice) = plan.describe_slice() {
+        println!("shard {slice}");
+    }
+    if let Some(at) = args.start_at {
+        println!(
+            "{}",
+            crate::engine::describe_wait(at, std::time::SystemTime::now())
+        );
+    }
     let engine = Engine::start(plan, templates, &config).map_err(|e| {
         let hint = match &e {
             crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
                 source,
                 ..
             }) if source.kind() == std::io::ErrorKind::AddrInUse => {
-                " (another run on these client ports? choose others with --ports FIRST-LAST)"
+                " (another run, or another --shard on this host, on these client ports? give \
+                 each run its own --ports FIRST-LAST)"
             }
             _ => "",
         };
@@ -107,10 +125,12 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     } else {
         progress_lines(&observed, args.progress_every, &interrupts)
     };
+    let started = engine.started();
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
+    println!("{}", crate::engine::describe_start(&started, args.start_at));
     embedded.stop();
-    let thresholds = reports.finish(&summary, &interrupts);
+    let thresholds = reports.finish(&summary, &started, &interrupts);
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {

@@ -107,8 +107,7 @@ pub(super) fn tls_config(
 }
 
 pub(super) fn describe_layout(layout: &Layout, config: &EngineConfig) -> String {
-    let first = layout.endpoint_of_client(0);
-    let last = layout.endpoint_of_client(layout.clients().saturating_sub(1));
+    let (first, last) = layout.first_and_last_endpoints();
     let ports: Vec<String> = (0..layout.shards())
         .filter_map(|s| layout.shard_ports(s).ok())
         .map(|p| format!("{}-{}", p.first(), p.last()))

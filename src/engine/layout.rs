@@ -1,16 +1,23 @@
 //! Which shard runs which client, and from which source address and port.
 //!
-//! Client `k` runs on shard `k % shards` (so every shard starts its share of each ramp stage) as
-//! its local client `k / shards`. Each shard owns a contiguous block of endpoint indices of the
-//! address plan, hence its own ports and sockets: no two shards read one socket.
+//! The process runs the clients of its [`Slice`] of the fleet (all of them without `--shard`);
+//! the `p`-th of those runs on shard `p % shards` (so every shard starts its share of each ramp
+//! stage) as its local client `p / shards`. Each shard owns a contiguous block of endpoint
+//! indices of the address plan, hence its own ports and sockets: no two shards read one socket.
+//! Endpoints are numbered within the process, so each `--shard` process uses the address plan
+//! from its start: processes on one host need disjoint `--ports`.
 
 use std::net::SocketAddr;
 
+use crate::fleet::Slice;
 use crate::transport::{AddressPlan, PlanError, PortRange};
 
 #[derive(Debug, Clone)]
 pub struct Layout {
     plan: AddressPlan,
+    /// The clients this process runs.
+    slice: Slice,
+    /// How many of them: `slice`'s share of the fleet.
     clients: u64,
     shards: u64,
     /// Endpoint indices per shard, a multiple of the plan's addresses per port.
@@ -18,8 +25,15 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Spreads `clients` over `shards` (at least 1, at most `clients`).
-    pub fn new(plan: AddressPlan, clients: u64, shards: u64) -> Result<Layout, PlanError> {
+    /// Spreads `slice` of a fleet of `fleet_clients` over `shards` (at least 1, at most the
+    /// slice's clients).
+    pub fn new(
+        plan: AddressPlan,
+        fleet_clients: u64,
+        slice: Slice,
+        shards: u64,
+    ) -> Result<Layout, PlanError> {
+        let clients = slice.len(fleet_clients);
         let shards = shards.clamp(1, clients.max(1));
         let share = clients.div_ceil(shards).max(1);
         let per_port = plan.addresses().len().clamp(1, share);
@@ -27,6 +41,7 @@ impl Layout {
         let plan = plan.with_addresses_per_port(per_port);
         let layout = Layout {
             plan,
+            slice,
             clients,
             shards,
             per_shard,
@@ -46,6 +61,11 @@ impl Layout {
         self.clients
     }
 
+    /// The clients this process runs.
+    pub fn slice(&self) -> Slice {
+        self.slice
+    }
+
     /// Clients run by `shard`.
     pub fn shard_clients(&self, shard: u64) -> u64 {
         self.clients.saturating_sub(shard).div_ceil(self.shards)
@@ -53,12 +73,14 @@ impl Layout {
 
     /// The fleet-wide index of `shard`'s client `local`.
     pub fn client_index(&self, shard: u64, local: u64) -> u64 {
-        local * self.shards + shard
+        self.slice.client(local * self.shards + shard)
     }
 
-    /// The shard and local index of client `index`.
-    pub fn locate(&self, index: u64) -> (u64, u64) {
-        (index % self.shards, index / self.shards)
+    /// The shard and local index of fleet-wide client `index`; `None` when this process does
+    /// not run it.
+    pub fn locate(&self, index: u64) -> Option<(u64, u64)> {
+        let p = self.slice.position(index).filter(|p| *p < self.clients)?;
+        Some((p % self.shards, p / self.shards))
     }
 
     /// The source address and port of `shard`'s client `local`.
@@ -69,12 +91,16 @@ impl Layout {
         self.plan.endpoint(shard * self.per_shard + local).ok()
     }
 
+    /// The source address and port of fleet-wide client `index`, when this process runs it.
     pub fn endpoint_of_client(&self, index: u64) -> Option<SocketAddr> {
-        if index >= self.clients {
-            return None;
-        }
-        let (shard, local) = self.locate(index);
+        let (shard, local) = self.locate(index)?;
         self.endpoint(shard, local)
+    }
+
+    /// The endpoints of the process's first and last clients.
+    pub fn first_and_last_endpoints(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let at = |p: u64| self.endpoint_of_client(self.slice.client(p));
+        (at(0), at(self.clients.saturating_sub(1)))
     }
 
     /// Which of `shard`'s clients owns `addr`.
@@ -110,10 +136,11 @@ mod tests {
     #[test]
     fn every_client_has_one_endpoint_and_shards_own_disjoint_ports() {
         for (clients, shards) in [(1, 4), (7, 2), (100_000, 2), (10, 3)] {
-            let layout = Layout::new(loopback(20_000, 20_100), clients, shards).unwrap();
+            let layout =
+                Layout::new(loopback(20_000, 20_100), clients, Slice::WHOLE, shards).unwrap();
             let mut seen = std::collections::HashSet::new();
             for k in 0..clients {
-                let (s, local) = layout.locate(k);
+                let (s, local) = layout.locate(k).unwrap();
                 assert_eq!(layout.client_index(s, local), k);
                 let ep = layout.endpoint_of_client(k).unwrap();
                 assert!(seen.insert(ep), "{ep} twice");
@@ -136,7 +163,7 @@ mod tests {
             PortRange::new(30_000, 30_009).unwrap(),
         )
         .unwrap();
-        let layout = Layout::new(plan.clone(), 20, 2).unwrap();
+        let layout = Layout::new(plan.clone(), 20, Slice::WHOLE, 2).unwrap();
         assert_eq!(
             layout.shard_ports(0).unwrap(),
             PortRange::new(30_000, 30_004).unwrap()
@@ -146,8 +173,44 @@ mod tests {
             PortRange::new(30_005, 30_009).unwrap()
         );
         assert!(matches!(
-            Layout::new(plan, 21, 2),
+            Layout::new(plan, 21, Slice::WHOLE, 2),
             Err(PlanError::TooManyClients { .. })
         ));
+    }
+
+    #[test]
+    fn a_slice_runs_its_clients_only_from_the_start_of_the_address_plan() {
+        let clients = 103;
+        let mut seen = vec![0u32; clients as usize];
+        for index in 0..4 {
+            let slice = Slice::new(index, 4).unwrap();
+            let layout = Layout::new(loopback(20_000, 20_100), clients, slice, 3).unwrap();
+            assert_eq!(layout.clients(), slice.len(clients));
+            let mut ports = std::collections::HashSet::new();
+            for s in 0..layout.shards() {
+                for local in 0..layout.shard_clients(s) {
+                    let k = layout.client_index(s, local);
+                    assert!(slice.contains(k), "{k} is not in {slice}");
+                    assert_eq!(layout.locate(k), Some((s, local)));
+                    seen[k as usize] += 1;
+                    let ep = layout.endpoint_of_client(k).unwrap();
+                    assert_eq!(layout.local_for(s, ep), Some(local));
+                    ports.insert(ep.port());
+                }
+            }
+            // Another shard's clients have no endpoint here.
+            let theirs = Slice::new((index + 1) % 4, 4).unwrap().client(0);
+            assert_eq!(layout.locate(theirs), None);
+            assert_eq!(layout.endpoint_of_client(theirs), None);
+            // Each process numbers its endpoints from the plan's first port.
+            assert_eq!(ports.iter().min(), Some(&20_000));
+            let (first, last) = layout.first_and_last_endpoints();
+            assert_eq!(first, layout.endpoint_of_client(slice.client(0)));
+            assert_eq!(
+                last,
+                layout.endpoint_of_client(slice.client(slice.len(clients) - 1))
+            );
+        }
+        assert!(seen.iter().all(|n| *n == 1));
     }
 }

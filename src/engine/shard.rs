@@ -147,7 +147,10 @@ impl Shard {
             if self.stopping.is_none()
                 && (now >= stop_at || self.setup.control.stop.load(Ordering::Acquire))
             {
-                let shards = self.setup.layout.shards() as f64;
+                // The fleet's stop rate, shared by this process's shards and the other
+                // `--shard` processes.
+                let layout = &self.setup.layout;
+                let shards = layout.shards() as f64 * f64::from(layout.slice().count());
                 self.stopping = Some(Stopping {
                     began: now,
                     deadline: now + self.setup.plan.stop_timeout,

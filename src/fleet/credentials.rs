@@ -117,11 +117,11 @@ pub enum ExportFormat {
 }
 
 impl PskCredentials {
-    /// Every client's endpoint, identity and key (hex), in client order. The one place keys
+    /// The `clients`' (fleet-wide indices, in order) endpoint, identity and key (hex). The one place keys
     /// are written out, on purpose.
     pub fn export(
         &self,
-        clients: u64,
+        clients: impl IntoIterator<Item = u64>,
         format: ExportFormat,
         out: &mut impl Write,
     ) -> io::Result<()> {
@@ -129,7 +129,8 @@ impl PskCredentials {
             ExportFormat::Csv => writeln!(out, "endpoint,identity,key")?,
             ExportFormat::Json => writeln!(out, "[")?,
         }
-        for index in 0..clients {
+        let mut clients = clients.into_iter().peekable();
+        while let Some(index) = clients.next() {
             let endpoint = self.naming.endpoint(index);
             let psk = self.psk(index, &endpoint);
             let identity = String::from_utf8_lossy(&psk.identity);
@@ -144,7 +145,7 @@ impl PskCredentials {
                     )?;
                 }
                 ExportFormat::Json => {
-                    let comma = if index + 1 < clients { "," } else { "" };
+                    let comma = if clients.peek().is_some() { "," } else { "" };
                     writeln!(
                         out,
                         "  {{\"endpoint\": {}, \"identity\": {}, \"key\": \"{key}\"}}{comma}",

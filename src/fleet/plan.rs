@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Behaviour, Fleet, Naming, Ramp, ServerUri, format_duration};
+use super::{Behaviour, Fleet, Naming, Ramp, ServerUri, Slice, format_duration};
 use crate::client::{BootstrapConfig, ClientConfig};
 
 /// One population's share of the plan: clients `first..first + count`.
@@ -50,6 +50,38 @@ pub struct Plan {
     pub stop_timeout: Duration,
     /// From the command line: when to stop, replacing ramp + hold.
     pub duration: Option<Duration>,
+    /// The clients this process runs (`--shard K/N`); the rest of the plan is the whole fleet's.
+    pub slice: Slice,
+}
+
+/// What one stage of the ramp starts (a rate ramp is one stage), and this shard's part of it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StageShare {
+    /// Start slots `from..to` of the fleet.
+    pub from: u64,
+    pub to: u64,
+    pub over: Duration,
+    /// Of the clients starting in this stage, how many are the slice's.
+    pub mine: u64,
+}
+
+impl StageShare {
+    /// Clients per second the slice starts in this stage (infinite for an instant stage).
+    pub fn rate(&self) -> f64 {
+        self.mine as f64 / self.over.as_secs_f64()
+    }
+}
+
+/// `--shard K/N` leaves this process nothing to run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--shard {slice}: a fleet of {clients} clients has no client for shard {index}: \
+     run at most {clients} shards",
+    index = slice.index()
+)]
+pub struct EmptySlice {
+    pub slice: Slice,
+    pub clients: u64,
 }
 
 impl Plan {
@@ -83,7 +115,88 @@ impl Plan {
             hold: fleet.load.hold,
             stop_timeout: fleet.load.stop_timeout,
             duration: fleet.load.duration,
+            slice: Slice::WHOLE,
         }
+    }
+
+    /// The same plan with this process running `slice` of it.
+    pub fn with_slice(self, slice: Slice) -> Result<Plan, EmptySlice> {
+        if slice.len(self.clients) == 0 {
+            return Err(EmptySlice {
+                slice,
+                clients: self.clients,
+            });
+        }
+        Ok(Plan { slice, ..self })
+    }
+
+    /// Clients this process runs.
+    pub fn slice_clients(&self) -> u64 {
+        self.slice.len(self.clients)
+    }
+
+    /// What defines the load, as text: the same for every shard of one test (the slice and the
+    /// fleet file's name are not part of it), different when a count, seed, rate, template
+    /// setting or the server differs.
+    pub fn load_definition(&self) -> String {
+        let whole = Plan {
+            file: String::new(),
+            slice: Slice::WHOLE,
+            ..self.clone()
+        };
+        format!("{whole:?}")
+    }
+
+    /// Each stage of the ramp (a rate ramp is one) with the slice's part of it.
+    pub fn stage_shares(&self) -> Vec<StageShare> {
+        let share = |from: u64, to: u64, over| StageShare {
+            from,
+            to,
+            over,
+            mine: self.slice_starts(from, to),
+        };
+        match &self.ramp {
+            Ramp::Rate(_) => vec![share(0, self.clients, self.ramp_duration())],
+            Ramp::Stages(stages) => {
+                let mut from = 0;
+                stages
+                    .iter()
+                    .map(|stage| {
+                        let to = stage.target.clamp(from, self.clients);
+                        let s = share(from, to, stage.over);
+                        from = to;
+                        s
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// How many of the slice's clients have a start slot in `from..to`.
+    fn slice_starts(&self, from: u64, to: u64) -> u64 {
+        (0..self.groups.len())
+            .map(|g| {
+                let first = self.groups[g].first;
+                let (a, b) = (self.started_before(g, from), self.started_before(g, to));
+                self.slice.count_in(first + a..first + b)
+            })
+            .sum()
+    }
+
+    /// How many clients of group `g` have a start slot below `slot` (slots grow with the index
+    /// within a group).
+    fn started_before(&self, g: usize, slot: u64) -> u64 {
+        let group = &self.groups[g];
+        let (mut low, mut high) = (0, group.count);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.start_slot(group.first + mid).unwrap_or(u64::MAX) < slot {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
     }
 
     /// Client `index` (0-based): its endpoint, group and start time; `None` past the end.
@@ -196,6 +309,62 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// `K/N: C clients (first .. last, every N from client K)`; `None` for the whole fleet.
+    pub fn describe_slice(&self) -> Option<String> {
+        if self.slice.is_whole() {
+            return None;
+        }
+        let count = self.slice_clients();
+        let first = self.slice.client(0);
+        let last = self.slice.client(count.saturating_sub(1));
+        Some(format!(
+            "{}: {count} clients ({} .. {}, every {} from client {})",
+            self.slice,
+            self.naming.endpoint(first),
+            self.naming.endpoint(last),
+            self.slice.count(),
+            self.slice.index()
+        ))
+    }
+
+    /// The shard's clients, and the ramp with the shard's part of each stage.
+    fn fmt_ramp(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(slice) = self.describe_slice() {
+            writeln!(f, "  shard     {slice}")?;
+        }
+        let shares = self.stage_shares();
+        let share = |i: usize| match shares.get(i) {
+            Some(s) if !self.slice.is_whole() => {
+                format!("; this shard {} at {:.1}/s", s.mine, s.rate())
+            }
+            _ => String::new(),
+        };
+        match &self.ramp {
+            Ramp::Rate(rate) => writeln!(
+                f,
+                "  ramp      {rate} clients/s over {}{}",
+                format_duration(self.ramp_duration()),
+                share(0)
+            )?,
+            Ramp::Stages(stages) => {
+                let mut from = 0;
+                for (i, s) in stages.iter().enumerate() {
+                    writeln!(
+                        f,
+                        "  stage     {from} -> {} over {}{}",
+                        s.target,
+                        format_duration(s.over),
+                        share(i)
+                    )?;
+                    from = s.target;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "fleet {}", self.file)?;
@@ -249,25 +418,7 @@ impl fmt::Display for Plan {
                 g.seed
             )?;
         }
-        match &self.ramp {
-            Ramp::Rate(rate) => writeln!(
-                f,
-                "  ramp      {rate} clients/s over {}",
-                format_duration(self.ramp_duration())
-            )?,
-            Ramp::Stages(stages) => {
-                let mut from = 0;
-                for s in stages {
-                    writeln!(
-                        f,
-                        "  stage     {from} -> {} over {}",
-                        s.target,
-                        format_duration(s.over)
-                    )?;
-                    from = s.target;
-                }
-            }
-        }
+        self.fmt_ramp(f)?;
         match self.duration {
             Some(d) => writeln!(
                 f,

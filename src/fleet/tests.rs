@@ -406,3 +406,107 @@ fn bootstrap_errors_name_line_and_field() {
     let over_tcp = format!("[server]\nuri = \"coap+tcp://127.0.0.1:5783\"\n{base}");
     assert_eq!(error(&over_tcp), (3, "bootstrap".into()));
 }
+
+const THREE_GROUPS: &str = "[[population]]\nname = \"a\"\ncount = 700\ntemplate = \"t\"\n\
+     [[population]]\nname = \"b\"\ncount = 301\ntemplate = \"t\"\n\
+     [[population]]\nname = \"c\"\ncount = 45\ntemplate = \"t\"\n";
+
+#[test]
+fn shards_together_are_the_whole_plan_once_with_the_same_clients() {
+    let plan = with_load(
+        THREE_GROUPS,
+        "stages = [{ target = 100, over = \"10s\" }, { target = 100, over = \"5s\" }, \
+         { target = 1046, over = \"20s\" }]",
+    )
+    .plan();
+    for count in [1, 2, 3, 7, 16] {
+        let mut seen = vec![0u32; plan.clients as usize];
+        for index in 0..count {
+            let slice = Slice::new(index, count).unwrap();
+            let part = plan.clone().with_slice(slice).unwrap();
+            assert_eq!(part.load_definition(), plan.load_definition());
+            for k in part.slice.clients(part.clients) {
+                // Name, population (hence seed and settings) and start time as in the whole run.
+                assert_eq!(part.client(k), plan.client(k));
+                assert_eq!(part.start_slot(k), plan.start_slot(k));
+                seen[k as usize] += 1;
+            }
+            // Each population split evenly: within one client of count / N.
+            for g in &part.groups {
+                let mine = slice.count_in(g.range());
+                assert!(mine.abs_diff(g.count / u64::from(count)) <= 1, "{}", g.name);
+            }
+        }
+        assert!(seen.iter().all(|n| *n == 1), "{count} shards");
+    }
+}
+
+#[test]
+fn shards_share_every_stage_of_the_ramp() {
+    let stages = with_load(
+        THREE_GROUPS,
+        "stages = [{ target = 100, over = \"10s\" }, { target = 100, over = \"5s\" }, \
+         { target = 1046, over = \"20s\" }]",
+    )
+    .plan();
+    let rate = with_load(THREE_GROUPS, "rate = 100").plan();
+    for plan in [stages, rate] {
+        let whole = plan.stage_shares();
+        for count in [1, 2, 3, 7, 16] {
+            let parts: Vec<Vec<StageShare>> = (0..count)
+                .map(|i| {
+                    let slice = Slice::new(i, count).unwrap();
+                    plan.clone().with_slice(slice).unwrap().stage_shares()
+                })
+                .collect();
+            for (s, stage) in whole.iter().enumerate() {
+                assert_eq!(stage.mine, stage.to - stage.from);
+                // Counted directly: the slice's clients whose start slot is in the stage.
+                for (i, part) in parts.iter().enumerate() {
+                    let slice = Slice::new(i as u32, count).unwrap();
+                    let direct = slice
+                        .clients(plan.clients)
+                        .filter(|k| (stage.from..stage.to).contains(&plan.start_slot(*k).unwrap()))
+                        .count() as u64;
+                    assert_eq!(part[s].mine, direct);
+                    // An even share, within one client per population.
+                    let even = (stage.to - stage.from) / u64::from(count);
+                    assert!(part[s].mine.abs_diff(even) <= 3, "{:?}", part[s]);
+                }
+                // The shards' rates add up to the stage's.
+                let mine: u64 = parts.iter().map(|p| p[s].mine).sum();
+                assert_eq!(mine, stage.to - stage.from);
+                if !stage.over.is_zero() {
+                    let rates: f64 = parts.iter().map(|p| p[s].rate()).sum();
+                    assert!((rates - stage.rate()).abs() < 1e-9 * stage.rate().max(1.0));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_shard_without_clients_and_a_different_load_are_told_apart() {
+    let plan = with_load(ONE_GROUP, "clients = 3\nrate = 1").plan();
+    let e = plan
+        .clone()
+        .with_slice(Slice::new(3, 4).unwrap())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--shard 3/4: a fleet of 3 clients has no client for shard 3: run at most 3 shards"
+    );
+    let other = with_load(ONE_GROUP, "clients = 3\nrate = 2").plan();
+    assert_ne!(plan.load_definition(), other.load_definition());
+    let text = plan
+        .with_slice(Slice::new(1, 2).unwrap())
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(
+            "shard     1/2: 1 clients (swarm-000001 .. swarm-000001, every 2 from client 1)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("this shard 1 at 0.3/s"), "{text}");
+}

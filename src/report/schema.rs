@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::metrics::{
     BootstrapStats, CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats,
@@ -50,6 +51,40 @@ pub struct Report {
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
+    /// Which test this file is a part of, and which part (`run --shard`). Absent in reports
+    /// written before it was added: read as `None`.
+    #[serde(default)]
+    pub test: Option<TestIdentity>,
+}
+
+/// One shard's place in a test: shard files with the same `id` are parts of the same test, and
+/// together they are the whole fleet once each `shard_index` in `0..shard_count` is present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestIdentity {
+    /// SHA-256 (hex) of what defines the load: the resolved fleet (populations, counts, seeds,
+    /// rates, ramp, hold), the server and the load options; not the shard, ports or bind.
+    pub id: String,
+    /// `K` of `--shard K/N` (0 without `--shard`).
+    pub shard_index: u32,
+    /// `N` of `--shard K/N` (1 without `--shard`).
+    pub shard_count: u32,
+    /// When this shard's load started (its ramp's t = 0), ms since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// How long after `--start-at` the shard started, ms (0 on time or without `--start-at`).
+    pub late_start_ms: u64,
+}
+
+impl TestIdentity {
+    /// The `id` of the test whose load `parts` define (each part length-prefixed, so no two
+    /// lists of parts hash alike): SHA-256, lowercase hex.
+    pub fn id_of(parts: &[&str]) -> String {
+        let mut hash = Sha256::new();
+        for part in parts {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        hex::encode(hash.finalize())
+    }
 }
 
 /// What the run was asked to do, as the command line and fleet file said.
@@ -271,6 +306,7 @@ impl Report {
             tcp_connections: handshakes(&summary.connections),
             intervals,
             thresholds,
+            test: None,
         }
     }
 

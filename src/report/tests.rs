@@ -164,6 +164,20 @@ fn a_report_round_trips_and_refuses_other_versions() {
     assert_eq!(update.latency_us.max, s.requests[1].latency.max());
     assert_eq!(update.latency_us.count, 5);
 
+    // The shard's identity round-trips; a file without it (older) reads as `None`.
+    let mut shard = report.clone();
+    shard.test = Some(schema::TestIdentity {
+        id: "ab".repeat(32),
+        shard_index: 2,
+        shard_count: 3,
+        started_unix_ms: 1_795_615_016_150,
+        late_start_ms: 250,
+    });
+    assert_eq!(Report::from_json(&shard.to_json()).unwrap(), shard);
+    let mut value: Value = serde_json::from_str(&shard.to_json()).unwrap();
+    value.as_object_mut().unwrap().remove("test");
+    assert_eq!(Report::from_json(&value.to_string()).unwrap().test, None);
+
     let newer = json.replacen("\"version\": 1", "\"version\": 2", 1);
     let err = Report::from_json(&newer).unwrap_err().to_string();
     assert!(err.contains("version 2"), "{err}");
@@ -294,12 +308,19 @@ fn the_documented_schema_is_the_schema() {
     s.requests[0].codes.push((Some(0x41), 2));
     let (interval, _) = interval(&Snapshot::default(), &s);
     let verdicts = check_thresholds(&["register.p99<1s".parse().unwrap()], &s);
-    let written = Report::new(
+    let mut written = Report::new(
         run_config(),
         &s,
         vec![interval],
         threshold_results(&verdicts),
     );
+    written.test = Some(schema::TestIdentity {
+        id: "0".repeat(64),
+        shard_index: 1,
+        shard_count: 2,
+        started_unix_ms: 1_795_615_016_150,
+        late_start_ms: 3,
+    });
     let (mut documented, mut actual) = (BTreeSet::new(), BTreeSet::new());
     shape(&serde_json::from_str(example).unwrap(), "", &mut documented);
     shape(&serde_json::to_value(&written).unwrap(), "", &mut actual);
@@ -315,4 +336,23 @@ fn the_documented_schema_is_the_schema() {
         }
     }
     assert!(doc.contains(&format!("\"version\": {}", schema::SCHEMA_VERSION)));
+}
+
+#[test]
+fn a_test_id_is_the_sha256_of_its_parts_kept_apart() {
+    let id = schema::TestIdentity::id_of(&["plan", "load"]);
+    assert_eq!(id.len(), 64);
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(id, schema::TestIdentity::id_of(&["plan", "load"]));
+    assert_ne!(id, schema::TestIdentity::id_of(&["plan", "load2"]));
+    // Where one part ends matters.
+    assert_ne!(id, schema::TestIdentity::id_of(&["pla", "nload"]));
+    // SHA-256 of nothing at all.
+    assert_eq!(
+        schema::TestIdentity::id_of(&[]),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
 }

@@ -343,3 +343,27 @@ fn fd_budget_check() {
     );
     assert!(FdLimit::current().unwrap().hard > 0);
 }
+
+/// No `SO_REUSEADDR` / `SO_REUSEPORT`: a second run (another `--shard` on this host) on the same
+/// ports fails to bind, naming the address, instead of sharing the sockets' datagrams.
+#[test]
+fn a_port_in_use_is_a_bind_error_naming_it() {
+    let first = open_two_ports();
+    let port = first.sockets()[0].local_addr().port();
+    let ports = PortRange::new(port, port + 1).unwrap();
+    let in_use = |result: Result<(), TransportError>| match result {
+        Err(TransportError::Bind { addr, source }) => {
+            assert_eq!(source.kind(), io::ErrorKind::AddrInUse, "{source}");
+            assert_eq!(addr.port(), port);
+            let text = TransportError::Bind { addr, source }.to_string();
+            assert!(text.contains(&format!(":{port}")), "{text}");
+        }
+        Err(e) => panic!("not a bind error: {e}"),
+        Ok(()) => panic!("port {port} bound twice"),
+    };
+    let again = SharedTransport::open(Ipv4Addr::UNSPECIFIED, ports, &SharedConfig::default());
+    in_use(again.map(drop));
+    // One socket per client on a loopback address, the same port: refused too.
+    let one = SocketAddr::from((client_ip(3), port));
+    in_use(PerClientTransport::open(&[one]).map(drop));
+}

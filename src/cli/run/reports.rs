@@ -9,11 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::RunArgs;
 use crate::cli::args::TransportArg;
 use crate::cli::{Failure, bad_input, exit, failed};
-use crate::fleet::{Fleet, Plan, Ramp, format_duration};
+use crate::engine::Started;
+use crate::fleet::{Fleet, Plan, Ramp, Slice, format_duration};
 use crate::metrics::Snapshot;
 use crate::report::{
-    self, Collector, Identity, Report, ReportArgs, RunConfig, Threshold, check_thresholds,
-    schema::Population, threshold_results, verdicts_text,
+    self, Collector, Identity, Report, ReportArgs, RunConfig, TestIdentity, Threshold,
+    check_thresholds, schema::Population, threshold_results, verdicts_text,
 };
 
 /// The reports one run writes.
@@ -24,6 +25,9 @@ pub(super) struct Reports {
     thresholds: Vec<Threshold>,
     /// How long Prometheus goes on serving after the run.
     linger: Duration,
+    /// [`TestIdentity::id`]: the same for every `--shard` of the test.
+    test_id: String,
+    slice: Slice,
 }
 
 impl Reports {
@@ -39,12 +43,24 @@ impl Reports {
         for path in [&report.json, &report.plot].into_iter().flatten() {
             check_writable(path)?;
         }
-        let started = SystemTime::now();
-        let collector =
-            Collector::new(started, report, &Identity::default()).map_err(|e| match e {
-                report::ReportError::Prometheus { .. } => failed(e),
-                _ => bad_input(e),
-            })?;
+        // The engine starts at `--start-at` when that is still ahead.
+        let now = SystemTime::now();
+        let started = args.start_at.map_or(now, |at| at.max(now));
+        let config = run_config(args, fleet, plan, target, started);
+        let test_id = TestIdentity::id_of(&[
+            &plan.load_definition(),
+            config.embedded_load.as_deref().unwrap_or(""),
+            config.security.as_deref().unwrap_or(""),
+        ]);
+        let identity = Identity {
+            shard: plan.slice.index(),
+            shards: plan.slice.count(),
+            test_hash: test_id.clone(),
+        };
+        let collector = Collector::new(started, report, &identity).map_err(|e| match e {
+            report::ReportError::Prometheus { .. } => failed(e),
+            _ => bad_input(e),
+        })?;
         if let Some(addr) = collector.prometheus_addr() {
             println!("Prometheus metrics on http://{addr}/metrics");
         }
@@ -53,9 +69,11 @@ impl Reports {
         Ok(Reports {
             args: report.clone(),
             collector,
-            config: run_config(args, fleet, plan, target, started),
+            config,
             thresholds,
             linger: args.prometheus_linger.unwrap_or_default(),
+            test_id,
+            slice: plan.slice,
         })
     }
 
@@ -71,11 +89,12 @@ impl Reports {
     pub(super) fn finish(
         mut self,
         summary: &Snapshot,
+        started: &Started,
         interrupts: &AtomicU32,
     ) -> Result<Option<Failure>, Failure> {
         let interrupted_before = interrupts.load(Ordering::Acquire);
         let (intervals, log_error) = self.collector.finish(summary);
-        let outcome = self.write(summary, intervals, log_error);
+        let outcome = self.write(summary, started, intervals, log_error);
         if let Some(addr) = self
             .collector
             .prometheus_addr()
@@ -95,6 +114,7 @@ impl Reports {
     fn write(
         &mut self,
         summary: &Snapshot,
+        started: &Started,
         intervals: Vec<report::Interval>,
         log_error: Option<report::ReportError>,
     ) -> Result<Option<Failure>, Failure> {
@@ -103,12 +123,20 @@ impl Reports {
             print!("{}", verdicts_text(&verdicts));
         }
         if let Some(path) = &self.args.json {
-            let report = Report::new(
+            self.config.started_at_unix_s = unix_s(started.at);
+            let mut report = Report::new(
                 std::mem::take(&mut self.config),
                 summary,
                 intervals,
                 threshold_results(&verdicts),
             );
+            report.test = Some(TestIdentity {
+                id: self.test_id.clone(),
+                shard_index: self.slice.index(),
+                shard_count: self.slice.count(),
+                started_unix_ms: started.unix_ms(),
+                late_start_ms: u64::try_from(started.late.as_millis()).unwrap_or(u64::MAX),
+            });
             report::write_file(path, &report.to_json()).map_err(failed)?;
         }
         if let Some(path) = &self.args.plot {
@@ -189,9 +217,7 @@ fn run_config(
         .then(|| args.load.or_demo().describe());
     RunConfig {
         command: redacted(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
-        started_at_unix_s: started
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
+        started_at_unix_s: unix_s(started),
         fleet: plan.file.clone(),
         server: target.to_string(),
         embedded_load,
@@ -225,6 +251,11 @@ fn run_config(
             .map(|p| format!("{}-{}", p.first(), p.last())),
         security: fleet.security.as_ref().map(ToString::to_string),
     }
+}
+
+fn unix_s(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The command line with `--psk-key`'s value hidden: reports are shared, keys are not.

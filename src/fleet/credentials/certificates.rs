@@ -44,12 +44,12 @@ impl CertificateCredentials {
         Ok((endpoint, certificate))
     }
 
-    /// Every client's endpoint, certificate subject and SHA-256 (CSV: `endpoint,subject,sha256`
+    /// The `clients`' (fleet-wide indices) endpoint, certificate subject and SHA-256 (CSV: `endpoint,subject,sha256`
     /// with that header), or as JSON objects that also carry the certificate PEM, and the
     /// private key PEM only when `private_keys` (the caller makes sure it goes to a private file).
     pub fn export(
         &self,
-        clients: u64,
+        clients: impl IntoIterator<Item = u64>,
         format: ExportFormat,
         private_keys: bool,
         out: &mut impl Write,
@@ -58,7 +58,8 @@ impl CertificateCredentials {
             ExportFormat::Csv => writeln!(out, "endpoint,subject,sha256")?,
             ExportFormat::Json => writeln!(out, "[")?,
         }
-        for index in 0..clients {
+        let mut clients = clients.into_iter().peekable();
+        while let Some(index) = clients.next() {
             let (endpoint, cert) = self.device(index).map_err(io::Error::other)?;
             let subject = x509::common_name(&cert.certificate).unwrap_or_default();
             let sha256 = x509::fingerprint(&cert.certificate);
@@ -74,7 +75,7 @@ impl CertificateCredentials {
                     if private_keys {
                         row["private_key"] = x509::private_key_pem(&cert.private_key).into();
                     }
-                    let comma = if index + 1 < clients { "," } else { "" };
+                    let comma = if clients.peek().is_some() { "," } else { "" };
                     writeln!(out, "  {row}{comma}")?;
                 }
             }

@@ -425,7 +425,7 @@ fn export_writes_every_client_in_csv_and_json() {
     ));
     let creds = credentials(&fleet);
     let mut csv = Vec::new();
-    creds.export(3, ExportFormat::Csv, &mut csv).unwrap();
+    creds.export(0..3, ExportFormat::Csv, &mut csv).unwrap();
     let csv = String::from_utf8(csv).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 4, "{csv}");
@@ -437,7 +437,7 @@ fn export_writes_every_client_in_csv_and_json() {
     assert!(lines[3].starts_with("dev-0003,\"id,2\","), "{csv}");
 
     let mut json = Vec::new();
-    creds.export(3, ExportFormat::Json, &mut json).unwrap();
+    creds.export(0..3, ExportFormat::Json, &mut json).unwrap();
     let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
     let rows = value.as_array().unwrap();
     assert_eq!(rows.len(), 3);
@@ -448,11 +448,40 @@ fn export_writes_every_client_in_csv_and_json() {
 }
 
 #[test]
+fn the_shards_exports_are_the_whole_export_once() {
+    let fleet = parsed(&format!("derive = {{ master = \"{MASTER}\" }}"));
+    let creds = credentials(&fleet);
+    let rows = |clients: &mut dyn Iterator<Item = u64>| {
+        let mut csv = Vec::new();
+        creds.export(clients, ExportFormat::Csv, &mut csv).unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
+    };
+    let whole = rows(&mut (0..10));
+    assert_eq!(whole.len(), 10);
+    let mut merged = Vec::new();
+    for index in 0..3 {
+        let slice = crate::fleet::Slice::new(index, 3).unwrap();
+        let part = rows(&mut slice.clients(10));
+        assert_eq!(part.len() as u64, slice.len(10));
+        for (p, row) in part.iter().enumerate() {
+            // Endpoint, identity and key as in the whole fleet's export.
+            assert_eq!(row, &whole[slice.client(p as u64) as usize]);
+        }
+        merged.extend(part);
+    }
+    merged.sort();
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(merged, sorted);
+}
+
+#[test]
 fn an_export_is_a_key_file() {
     let fleet = parsed(&format!("derive = {{ master = \"{MASTER}\" }}"));
     let creds = credentials(&fleet);
     let mut csv = Vec::new();
-    creds.export(3, ExportFormat::Csv, &mut csv).unwrap();
+    creds.export(0..3, ExportFormat::Csv, &mut csv).unwrap();
     let keys = key_file::parse(std::str::from_utf8(&csv).unwrap(), "export.csv").unwrap();
     for (index, endpoint) in ["dev-0001", "dev-0002", "dev-0003"].iter().enumerate() {
         let psk = creds.psk(index as u64, endpoint);

@@ -262,7 +262,9 @@ fn the_export_lists_certificates_and_keys_only_when_asked() {
         &fleet_in(&dir, &text("", "ca_cert = \"ca.pem\"\nca_key = \"ca.key\"")).unwrap(),
     );
     let mut csv = Vec::new();
-    creds.export(3, ExportFormat::Csv, false, &mut csv).unwrap();
+    creds
+        .export(0..3, ExportFormat::Csv, false, &mut csv)
+        .unwrap();
     let csv = String::from_utf8(csv).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 4, "{csv}");
@@ -277,7 +279,7 @@ fn the_export_lists_certificates_and_keys_only_when_asked() {
     );
     let mut json = Vec::new();
     creds
-        .export(3, ExportFormat::Json, false, &mut json)
+        .export(0..3, ExportFormat::Json, false, &mut json)
         .unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 3);
@@ -289,7 +291,7 @@ fn the_export_lists_certificates_and_keys_only_when_asked() {
     assert!(!shown.contains("PRIVATE KEY"), "{shown}");
     let mut with_keys = Vec::new();
     creds
-        .export(3, ExportFormat::Json, true, &mut with_keys)
+        .export(0..3, ExportFormat::Json, true, &mut with_keys)
         .unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&with_keys).unwrap();
     assert_eq!(
