@@ -26,6 +26,13 @@ pub struct Report {
     pub version: u32,
     /// The lwm2m-swarm version that wrote it.
     pub tool_version: String,
+    /// The test this report is (part of): set by `run --shard K/N`; `None` for a run on its own.
+    #[serde(default)]
+    pub test: Option<TestIdentity>,
+    /// A merged report's shards of `test`, ascending; empty (and not written) in one shard's
+    /// report, which covers `test.shard_index` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<u32>,
     pub config: RunConfig,
     /// From the run's start to its summary, seconds.
     pub elapsed_s: f64,
@@ -50,6 +57,21 @@ pub struct Report {
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
+}
+
+/// Which test a shard's report belongs to. In a merged report: the shards' id and count, the
+/// lowest merged shard's index, the earliest start and the latest late start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestIdentity {
+    /// A hash of the resolved fleet and load options: the shards of one test share it.
+    pub id: String,
+    /// This shard's number, 1 to `shard_count` (the K of `--shard K/N`).
+    pub shard_index: u32,
+    pub shard_count: u32,
+    /// Wall-clock start, ms since the Unix epoch: the intervals' `elapsed_s` count from it.
+    pub started_unix_ms: u64,
+    /// How late the shard started after the time it was asked to start at, ms.
+    pub late_start_ms: u64,
 }
 
 /// What the run was asked to do, as the command line and fleet file said.
@@ -255,6 +277,8 @@ impl Report {
             schema: SCHEMA_NAME.to_string(),
             version: SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            test: None,
+            merged_shards: Vec::new(),
             config,
             elapsed_s: summary.elapsed.as_secs_f64(),
             clients: Clients {

@@ -294,12 +294,19 @@ fn the_documented_schema_is_the_schema() {
     s.requests[0].codes.push((Some(0x41), 2));
     let (interval, _) = interval(&Snapshot::default(), &s);
     let verdicts = check_thresholds(&["register.p99<1s".parse().unwrap()], &s);
-    let written = Report::new(
+    let mut written = Report::new(
         run_config(),
         &s,
         vec![interval],
         threshold_results(&verdicts),
     );
+    written.test = Some(schema::TestIdentity {
+        id: "5f0c3a9e1b7d2c48".into(),
+        shard_index: 2,
+        shard_count: 4,
+        started_unix_ms: 1_795_615_016_150,
+        late_start_ms: 12,
+    });
     let (mut documented, mut actual) = (BTreeSet::new(), BTreeSet::new());
     shape(&serde_json::from_str(example).unwrap(), "", &mut documented);
     shape(&serde_json::to_value(&written).unwrap(), "", &mut actual);
