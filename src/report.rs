@@ -57,7 +57,8 @@ pub struct ReportArgs {
 /// `report`'s options.
 #[derive(Args, Clone, Debug)]
 pub struct MergeArgs {
-    /// JSON results of `run --json`: several (shards, machines) are merged into one result.
+    /// JSON results of `run --json`, merged into one: the shards of one test (each at most
+    /// once) as that test, results of no test by adding their totals.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// A pass/fail criterion checked on the merged result, as for `run` (exit 4 when one

@@ -409,3 +409,37 @@ fn thresholds_recorded_by_the_shards_and_given_apply_to_the_merge() {
         [("register.sent>=50", true), ("register.p99<2ms", false)]
     );
 }
+
+#[test]
+fn impossible_test_identities_are_bad_input_naming_the_file_and_field() {
+    let dir = scratch("merge-impossible");
+    let one = Shard::of(1, 4, 0, &[10, 0]).write(&dir);
+    let fifth = Shard::of(5, 4, 0, &[10, 0]).write(&dir);
+    let run = swarm(&["report", &one, &fifth]);
+    let (_, stderr) = text(&run);
+    assert_eq!(
+        run.status.code(),
+        Some(i32::from(exit::BAD_INPUT)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{fifth}: field `test`: shard 5 is not between 1 and shard_count 4"
+        )),
+        "{stderr}"
+    );
+
+    // Forty days apart: not one test, and not forty days of empty intervals either.
+    let late = Shard::of(2, 4, 40 * 24 * 3600 * 1000, &[10, 0]).write(&dir);
+    let run = swarm(&["report", &one, &late]);
+    let (_, stderr) = text(&run);
+    assert_eq!(
+        run.status.code(),
+        Some(i32::from(exit::BAD_INPUT)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{late} ends 40 days after {one} starts")),
+        "{stderr}"
+    );
+}

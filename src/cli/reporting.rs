@@ -228,7 +228,7 @@ pub(super) fn merge(args: &MergeArgs) -> Result<(), Failure> {
         );
     }
     if let Some((test, shards)) = merged.test() {
-        let covered = report::merge::shard_list(shards);
+        let covered = report::merge::ranges_text(&report::merge::ranges(shards));
         println!("test {}: shards {covered} of {}", test.id, test.shard_count);
     }
     if let Some(missing) = &merged.missing {

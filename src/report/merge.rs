@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use crate::metrics::{CLIENT_STATES, Snapshot, state_index, state_name};
@@ -15,6 +16,8 @@ use super::threshold::Threshold;
 use super::{ReportError, io_error};
 
 const SECOND_MS: u64 = 1000;
+/// The longest a merged test may span, start to end: past it, a start time is wrong, not long.
+const MAX_SPAN_MS: u64 = 31 * 24 * 3600 * SECOND_MS;
 
 /// Why files were not merged.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,15 @@ pub enum MergeError {
         other_count: u32,
     },
     #[error(
+        "{last} ends {days} days after {first} starts: the shards of one test run together \
+         (field `test.started_unix_ms`)"
+    )]
+    Span {
+        first: String,
+        last: String,
+        days: u64,
+    },
+    #[error(
         "{first} and {other} both hold shard {shard} of {count} of test {id}: give each shard once"
     )]
     SameShard {
@@ -71,29 +83,69 @@ pub enum MergeError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MissingShards {
     pub id: String,
-    pub missing: Vec<u32>,
+    /// Ascending runs of shard numbers.
+    pub missing: Vec<RangeInclusive<u32>>,
     pub count: u32,
+    /// How many shards the merge holds.
+    pub covered: usize,
 }
 
 impl fmt::Display for MissingShards {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = if self.missing.len() == 1 { "" } else { "s" };
+        let one = matches!(self.missing.as_slice(), [r] if r.start() == r.end());
         write!(
             f,
-            "missing shard{plural} {} of {} (test {}): the result covers {} of {} shards",
-            shard_list(&self.missing),
+            "missing shard{} {} of {} (test {}): the result covers {} of {} shards",
+            if one { "" } else { "s" },
+            ranges_text(&self.missing),
             self.count,
             self.id,
-            self.count as usize - self.missing.len(),
+            self.covered,
             self.count
         )
     }
 }
 
-/// `1, 2, 5`.
-pub fn shard_list(shards: &[u32]) -> String {
-    let numbers: Vec<String> = shards.iter().map(ToString::to_string).collect();
-    numbers.join(", ")
+/// `1, 2, 5-9`: runs of three or more as ranges.
+pub fn ranges_text(ranges: &[RangeInclusive<u32>]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|r| match r.end() - r.start() {
+            0 => r.start().to_string(),
+            1 => format!("{}, {}", r.start(), r.end()),
+            _ => format!("{}-{}", r.start(), r.end()),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// The runs of consecutive numbers in `sorted` (ascending, without repeats).
+pub fn ranges(sorted: &[u32]) -> Vec<RangeInclusive<u32>> {
+    let mut runs: Vec<RangeInclusive<u32>> = Vec::new();
+    for &n in sorted {
+        match runs.last_mut() {
+            Some(run) if run.end().checked_add(1) == Some(n) => *run = *run.start()..=n,
+            _ => runs.push(n..=n),
+        }
+    }
+    runs
+}
+
+/// The numbers 1 to `count` not in `sorted` (ascending, without repeats, all in 1 to `count`),
+/// as runs: no walk through `count`, which a file sets.
+fn gaps(sorted: &[u32], count: u32) -> Vec<RangeInclusive<u32>> {
+    let mut gaps = Vec::new();
+    let mut next = 1;
+    for &n in sorted {
+        if n > next {
+            gaps.push(next..=n - 1);
+        }
+        next = n.saturating_add(1);
+    }
+    if next <= count && sorted.last() != Some(&u32::MAX) {
+        gaps.push(next..=count);
+    }
+    gaps
 }
 
 /// The files merged.
@@ -175,22 +227,40 @@ pub fn merge_files(paths: &[PathBuf]) -> Result<Merged, MergeError> {
             report,
         });
     };
+    merge_shards(paths, inputs, &snapshots, summary, shards)
+}
 
+/// The shards of one test, their totals in `summary` already.
+fn merge_shards(
+    paths: &[PathBuf],
+    inputs: Vec<Report>,
+    snapshots: &[Snapshot],
+    mut summary: Snapshot,
+    shards: ShardSet,
+) -> Result<Merged, MergeError> {
     // Every input has a test here: shard_set refuses a mix.
     let starts: Vec<u64> = inputs
         .iter()
         .map(|r| r.test.as_ref().map_or(0, |t| t.started_unix_ms))
         .collect();
-    let origin = starts.iter().copied().min().unwrap_or(0);
-    let end = inputs
+    let ends: Vec<u64> = inputs
         .iter()
         .zip(&starts)
-        .flat_map(|(r, start)| {
+        .map(|(r, start)| {
             let intervals = r.intervals.iter().map(|i| wall_ms(*start, i.elapsed_s));
-            intervals.chain([wall_ms(*start, r.elapsed_s)])
+            intervals.fold(wall_ms(*start, r.elapsed_s), u64::max)
         })
-        .max()
-        .unwrap_or(origin);
+        .collect();
+    let first = (0..inputs.len()).min_by_key(|i| starts[*i]).unwrap_or(0);
+    let last = (0..inputs.len()).max_by_key(|i| ends[*i]).unwrap_or(0);
+    let (origin, end) = (starts[first], ends[last]);
+    if end - origin > MAX_SPAN_MS {
+        return Err(MergeError::Span {
+            first: paths[first].display().to_string(),
+            last: paths[last].display().to_string(),
+            days: (end - origin) / (24 * 3600 * SECOND_MS),
+        });
+    }
     let timelines: Vec<(u64, &[Interval])> = starts
         .iter()
         .zip(&inputs)
@@ -232,18 +302,18 @@ pub fn merge_files(paths: &[PathBuf]) -> Result<Merged, MergeError> {
             .max()
             .unwrap_or(0),
     });
-    let missing: Vec<u32> = (1..=shards.count)
-        .filter(|k| shards.covered.binary_search(k).is_err())
-        .collect();
+    let missing = gaps(&shards.covered, shards.count);
+    let missing = (!missing.is_empty()).then_some(MissingShards {
+        id: shards.id,
+        missing,
+        count: shards.count,
+        covered: shards.covered.len(),
+    });
     report.merged_shards = shards.covered;
     Ok(Merged {
         summary,
         inputs,
-        missing: (!missing.is_empty()).then_some(MissingShards {
-            id: shards.id,
-            missing,
-            count: shards.count,
-        }),
+        missing,
         recorded_thresholds,
         report,
     })
@@ -338,7 +408,7 @@ fn covered(path: &Path, report: &Report, test: &TestIdentity) -> Result<Vec<u32>
     if shards.iter().collect::<BTreeSet<_>>().len() != shards.len() {
         return Err(bad(format!(
             "merged_shards lists a shard twice: {}",
-            shard_list(&shards)
+            ranges_text(&ranges(&shards))
         )));
     }
     Ok(shards)
@@ -451,4 +521,30 @@ fn add(into: &mut IntervalOperation, op: &IntervalOperation) {
 
 fn seconds(ms: u64) -> f64 {
     ms as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_numbers_read_as_runs() {
+        assert_eq!(ranges(&[1, 2, 3, 5, 7, 8]), [1..=3, 5..=5, 7..=8]);
+        assert_eq!(ranges_text(&ranges(&[1, 2, 3, 5, 7, 8])), "1-3, 5, 7, 8");
+        assert_eq!(gaps(&[1, 3, 4, 6, 7, 8], 8), [2..=2, 5..=5]);
+        assert_eq!(gaps(&[3, 4], 4), [1..=2]);
+        assert_eq!(gaps(&[2], u32::MAX), [1..=1, 3..=u32::MAX]);
+        assert_eq!(gaps(&[u32::MAX], u32::MAX), [1..=u32::MAX - 1]);
+        assert!(gaps(&[1, 2], 2).is_empty());
+        let missing = MissingShards {
+            id: "t".into(),
+            missing: gaps(&[2, 3, 4, 5, 6], 1000),
+            count: 1000,
+            covered: 5,
+        };
+        assert_eq!(
+            missing.to_string(),
+            "missing shards 1, 7-1000 of 1000 (test t): the result covers 5 of 1000 shards"
+        );
+    }
 }
