@@ -7,6 +7,7 @@
 //! cumulative ones), appends it to the interval log and publishes it to Prometheus.
 
 mod hdr_log;
+pub mod merge;
 pub mod plot;
 pub mod prometheus;
 pub mod schema;
@@ -24,6 +25,7 @@ use hdrhistogram::Histogram;
 use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, Snapshot, request_name, state_name};
 
 pub use hdr_log::HdrLog;
+pub use merge::{MergeError, Merged, merge_files};
 pub use prometheus::{Exporter, Identity};
 pub use schema::{
     Interval, IntervalOperation, Report, RunConfig, SchemaError, TestIdentity, ThresholdResult,
@@ -57,15 +59,20 @@ pub struct ReportArgs {
 /// `report`'s options.
 #[derive(Args, Clone, Debug)]
 pub struct MergeArgs {
-    /// JSON results of `run --json`: several (shards, machines) are merged into one result.
+    /// JSON results of `run --json`, merged into one: the shards of one test (each at most
+    /// once) as that test, results of no test by adding their totals.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// A pass/fail criterion checked on the merged result (as for `run`).
+    /// A pass/fail criterion checked on the merged result, as for `run` (exit 4 when one
+    /// fails), with the thresholds recorded in the shards' files.
     #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
     pub thresholds: Vec<Threshold>,
     /// Write an SVG chart of the merged latencies.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
+    /// Write the merged result as JSON, in `run --json`'s schema (so it merges again).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,24 +284,6 @@ pub fn threshold_results(verdicts: &[Verdict]) -> Vec<ThresholdResult> {
 /// Writes `text` to `path`.
 pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
     std::fs::write(path, text).map_err(io_error(path))
-}
-
-/// Reads JSON results and merges their counters and histograms into one snapshot (elapsed: the
-/// longest). Returns the reports too, for their configurations.
-pub fn merge_files(paths: &[PathBuf]) -> Result<(Snapshot, Vec<Report>), ReportError> {
-    let mut total = Snapshot::default();
-    let mut reports = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(path).map_err(io_error(path))?;
-        let schema = |source| ReportError::Schema {
-            path: path.display().to_string(),
-            source,
-        };
-        let report = Report::from_json(&text).map_err(schema)?;
-        total.merge(&report.to_snapshot().map_err(schema)?);
-        reports.push(report);
-    }
-    Ok((total, reports))
 }
 
 #[cfg(test)]

@@ -122,8 +122,16 @@ fn a_passing_run_writes_json_interval_log_and_plot_and_report_merges_them() {
         .collect();
     assert_eq!(curves, ["register", "deregister"]);
 
-    // Two results (here the same one twice) merge: twice the counts, the same percentiles.
-    let merged = swarm(&["report", &json, &json, "--threshold", "register.sent>=20"]);
+    // The same shard twice is refused; results of no test (here the same one, its `test`
+    // taken out) merge: twice the counts, the same percentiles.
+    let twice = swarm(&["report", &json, &json]);
+    assert_eq!(twice.status.code(), Some(2), "{}", text(&twice).1);
+    let mut untested: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    untested.as_object_mut().unwrap().remove("test");
+    let copy = out("pass-untested.json");
+    std::fs::write(&copy, untested.to_string()).unwrap();
+    let merged = swarm(&["report", &copy, &copy, "--threshold", "register.sent>=20"]);
     let (stdout, stderr) = text(&merged);
     assert!(merged.status.success(), "{stdout}\n{stderr}");
     let row: Vec<&str> = stdout

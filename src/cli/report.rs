@@ -1,15 +1,16 @@
-//! `report FILE...`: the summary of `run --json` results, merged, with thresholds and a plot.
+//! `report FILE...`: the summary of `run --json` results merged (the shards of one test line up
+//! on the wall clock), with thresholds, a plot and the merged JSON.
 
 use super::run::reports::{check_writable, threshold_failure};
 use super::{Failure, bad_input, failed};
-use crate::report::{self, MergeArgs, check_thresholds, verdicts_text};
+use crate::report::{self, MergeArgs, check_thresholds, threshold_results, verdicts_text};
 
 pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
-    if let Some(path) = &args.plot {
+    for path in [&args.plot, &args.json].into_iter().flatten() {
         check_writable(path)?;
     }
-    let (total, reports) = report::merge_files(&args.files).map_err(bad_input)?;
-    for (path, r) in args.files.iter().zip(&reports) {
+    let merged = report::merge_files(&args.files).map_err(bad_input)?;
+    for (path, r) in args.files.iter().zip(&merged.inputs) {
         let c = &r.config;
         println!(
             "{}: {} ({} clients against {}), {:.1}s",
@@ -20,13 +21,24 @@ pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
             r.elapsed_s
         );
     }
-    println!("\n{total}");
-    let verdicts = check_thresholds(&args.thresholds, &total);
+    if let Some((test, shards)) = merged.test() {
+        let covered = report::merge::ranges_text(&report::merge::ranges(shards));
+        println!("test {}: shards {covered} of {}", test.id, test.shard_count);
+    }
+    if let Some(missing) = &merged.missing {
+        eprintln!("warning: {missing}");
+    }
+    println!("\n{}", merged.summary);
+    let verdicts = check_thresholds(&merged.thresholds(&args.thresholds), &merged.summary);
     if !verdicts.is_empty() {
         print!("{}", verdicts_text(&verdicts));
     }
+    if let Some(path) = &args.json {
+        let result = merged.report(threshold_results(&verdicts));
+        report::write_file(path, &result.to_json()).map_err(failed)?;
+    }
     if let Some(path) = &args.plot {
-        report::write_file(path, &report::plot::svg(&total)).map_err(failed)?;
+        report::write_file(path, &report::plot::svg(&merged.summary)).map_err(failed)?;
     }
     threshold_failure(&verdicts).map_or(Ok(()), Err)
 }

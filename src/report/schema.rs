@@ -27,6 +27,14 @@ pub struct Report {
     pub version: u32,
     /// The lwm2m-swarm version that wrote it.
     pub tool_version: String,
+    /// The test this report is (part of): `run` writes it (shard 0 of 1 without `--shard`);
+    /// `None` in reports written before it was added.
+    #[serde(default)]
+    pub test: Option<TestIdentity>,
+    /// A merged report's shards of `test`, ascending; empty (and not written) in one shard's
+    /// report, which covers `test.shard_index` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<u32>,
     pub config: RunConfig,
     /// From the run's start to its summary, seconds.
     pub elapsed_s: f64,
@@ -51,10 +59,6 @@ pub struct Report {
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
-    /// Which test this file is a part of, and which part (`run --shard`). Absent in reports
-    /// written before it was added: read as `None`.
-    #[serde(default)]
-    pub test: Option<TestIdentity>,
 }
 
 /// One shard's place in a test: shard files with the same `id` are parts of the same test, and
@@ -290,6 +294,8 @@ impl Report {
             schema: SCHEMA_NAME.to_string(),
             version: SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            test: None,
+            merged_shards: Vec::new(),
             config,
             elapsed_s: summary.elapsed.as_secs_f64(),
             clients: Clients {
@@ -306,7 +312,6 @@ impl Report {
             tcp_connections: handshakes(&summary.connections),
             intervals,
             thresholds,
-            test: None,
         }
     }
 

@@ -94,8 +94,15 @@ fn two_results_merge_into_the_result_of_the_combined_data() {
         let report = Report::new(run_config(), s, Vec::new(), Vec::new());
         write_file(path, &report.to_json()).unwrap();
     }
-    let (merged, reports) = merge_files(&paths).unwrap();
-    assert_eq!(reports.len(), 2);
+    // Runs of no test: their totals add, peaks included.
+    let files = merge_files(&paths).unwrap();
+    assert_eq!(files.inputs.len(), 2);
+    assert!(files.test().is_none() && files.missing.is_none());
+    let written = files.report(Vec::new());
+    assert_eq!(written.clients.peak["registered"], 1000, "the sum of peaks");
+    assert!(written.test.is_none() && written.merged_shards.is_empty());
+    assert!((written.elapsed_s - 31.0).abs() < 1e-9, "the longest");
+    let merged = files.summary;
     let (merged_register, combined_register) = (
         merged.request(crate::client::RequestKind::Register),
         &combined.requests[0],
