@@ -7,6 +7,7 @@
 
 mod bootstrap;
 mod config;
+mod events;
 mod observe;
 mod operations;
 mod registration;
@@ -29,154 +30,17 @@ use crate::model::{Device, Path};
 use bootstrap::Bootstrap;
 pub use bootstrap::{BootstrapFailure, BootstrapOutcome, BootstrapRecord};
 pub use config::{BootstrapConfig, ClientConfig, RetryPolicy, Version};
+pub use events::{
+    CLIENT_STATES, ClientState, Dropped, Event, OPERATION_KINDS, OperationKind, OperationRecord,
+    Outcome, REQUEST_KINDS, RequestKind, RequestRecord, operation_index, operation_name,
+    request_index, request_name, state_index, state_name,
+};
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
 pub use stream::{
     ConnectionFailure, ConnectionOutcome, ConnectionRecord, LinkClosed, LinkCommand, StreamConfig,
 };
-
-/// What the client is doing, as a dashboard counts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ClientState {
-    /// Not started yet.
-    Starting,
-    /// A Bootstrap-Request is queued or in flight, the bootstrap server is configuring the
-    /// client, or the client waits to try again.
-    Bootstrapping,
-    /// A Register is queued or in flight, or the client waits to retry one.
-    Registering,
-    Registered,
-    /// Registered, in queue mode, radio off.
-    Sleeping,
-    /// Offline after a Reboot (or Disable), registers again afterwards.
-    Rebooting,
-    /// De-registering on shutdown.
-    Deregistering,
-    /// Stopped: de-registered, or never registered when stopped.
-    Stopped,
-    /// The registration procedure gave up.
-    Failed,
-}
-
-/// Client-initiated requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RequestKind {
-    Register,
-    Update,
-    Deregister,
-    Notify,
-    /// The Bootstrap-Request (`POST /bs`).
-    Bootstrap,
-}
-
-/// How a client-initiated request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The server answered with this code (class*32+detail, e.g. 0x41 for 2.01); for a CON
-    /// notification an ACK counts as 0x00.
-    Response(u8),
-    /// No answer after the last retransmission (or no separate response in time).
-    Timeout,
-    /// The server answered with RST.
-    Reset,
-    /// The client went offline (reboot) or stopped before an answer came.
-    Aborted,
-    /// The client went offline before the request was sent (it waited for its turn).
-    Unsent,
-    /// A NON notification (and over TCP every notification): sent, never answered.
-    Unconfirmed,
-}
-
-impl Outcome {
-    /// A 2.xx answer, an ACK, or a NON sent.
-    pub fn is_success(self) -> bool {
-        match self {
-            Outcome::Response(code) => code >> 5 <= 2,
-            Outcome::Unconfirmed => true,
-            Outcome::Timeout | Outcome::Reset | Outcome::Aborted | Outcome::Unsent => false,
-        }
-    }
-}
-
-/// One client-initiated request, from when it was due to when it ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestRecord {
-    pub kind: RequestKind,
-    /// When the schedule said it was due (latency is measured from here: no coordinated omission).
-    pub intended: Instant,
-    pub sent: Instant,
-    pub completed: Instant,
-    pub outcome: Outcome,
-    pub retransmissions: u8,
-}
-
-/// Server-initiated operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OperationKind {
-    Read,
-    Discover,
-    Write,
-    WriteAttributes,
-    Execute,
-    Create,
-    Delete,
-    Observe,
-    CancelObservation,
-    /// A bootstrap server's Bootstrap-Finish (`POST /bs`).
-    BootstrapFinish,
-    /// A request LWM2M does not define (FETCH, iPATCH, unknown paths...).
-    Other,
-}
-
-/// One server-initiated operation and the code the client answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OperationRecord {
-    pub kind: OperationKind,
-    pub path: Path,
-    pub code: u8,
-    pub received: Instant,
-}
-
-/// Why a datagram for this client was not processed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dropped {
-    /// Queue mode: the radio was off.
-    Asleep,
-    /// Offline (rebooting, stopped, failed).
-    Offline,
-    Malformed,
-    /// An ACK or RST that matched nothing, or a ping.
-    Unmatched,
-    /// A retransmitted request answered from the cache.
-    Duplicate,
-}
-
-/// What happened, for metrics. Every request yields exactly one `Request`, every server
-/// operation one `Operation`; every request that went on the wire one `Sent` first, so
-/// `Sent` minus ended-and-not-`Unsent` requests is what is in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Sent(RequestKind),
-    Request(RequestRecord),
-    Operation(OperationRecord),
-    State(ClientState),
-    Dropped(Dropped),
-    /// Queue mode: awake again; the Update goes first.
-    Woke,
-    /// DTLS: a handshake began (its first `ClientHello` is queued).
-    HandshakeStarted,
-    /// DTLS: a handshake ended (every one that starts ends once).
-    Handshake(HandshakeRecord),
-    /// DTLS: an open session ended (alert, `close_notify`); a new handshake follows when needed.
-    SessionLost(crate::security::dtls::Failure),
-    /// A bootstrap attempt ended (every one that starts ends once).
-    Bootstrap(BootstrapRecord),
-    /// TCP/TLS: a connection setup ended (every one that starts ends once).
-    Connection(ConnectionRecord),
-    /// TCP/TLS: an open connection was lost; a registered client registers again on a new one.
-    ConnectionLost(ConnectionFailure),
-}
 
 /// Something the client wants to send, waiting for the NSTART slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,6 +10,7 @@ mod hdr_log;
 pub mod plot;
 pub mod prometheus;
 pub mod schema;
+mod summary;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,8 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use hdrhistogram::Histogram;
 
-use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, Snapshot, request_name, state_name};
+use crate::client::{CLIENT_STATES, REQUEST_KINDS, request_name, state_name};
+use crate::metrics::Snapshot;
 
 pub use hdr_log::HdrLog;
 pub use prometheus::Exporter;

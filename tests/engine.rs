@@ -5,10 +5,10 @@ use std::net::UdpSocket;
 use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
-use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind};
+use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind, state_index};
 use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::metrics::{RequestStats, Snapshot, state_index};
+use lwm2m_swarm::metrics::{RequestStats, Snapshot};
 use lwm2m_swarm::model::{Path, TemplateSet};
 use lwm2m_swarm::security::dtls::{DtlsParams, ServerKeys};
 use lwm2m_swarm::server::{

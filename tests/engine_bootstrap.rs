@@ -6,10 +6,10 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lwm2m_swarm::client::{ClientState, RequestKind};
+use lwm2m_swarm::client::{ClientState, RequestKind, state_index};
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::metrics::{Snapshot, state_index};
+use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::{Path, TemplateSet};
 use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::metrics::{REQUEST_KINDS, Snapshot, request_name};
+use crate::client::{REQUEST_KINDS, request_name};
+use crate::metrics::Snapshot;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 440.0;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::metrics::{
-    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, RequestStats, Snapshot, operation_name,
-    request_name, state_name,
+use crate::client::{
+    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_name,
 };
+use crate::metrics::{RequestStats, Snapshot};
 
 /// How long one scrape may take to send its request and read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -377,7 +377,7 @@ mod tests {
         s.requests[0].sent = 7;
         s.requests[0].ok = 6;
         s.requests[0].latency.record(2_000).unwrap();
-        s.states[crate::metrics::state_index(crate::client::ClientState::Registered)] = 5;
+        s.states[crate::client::state_index(crate::client::ClientState::Registered)] = 5;
         s.handshakes.ok = 4;
         s.handshakes.failed = 1;
         s.bootstrap.finished = 3;

@@ -9,10 +9,11 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{
-    BootstrapStats, CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats,
-    Snapshot, TrafficStats, operation_name, request_name, state_index, state_name,
+use crate::client::{
+    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_index,
+    state_name,
 };
+use crate::metrics::{BootstrapStats, HandshakeStats, RequestStats, Snapshot, TrafficStats};
 
 /// Bumped on any change that breaks a reader: a field removed, renamed or re-typed.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -6,7 +6,7 @@ use super::*;
 use crate::metrics::RequestStats;
 
 fn registered() -> usize {
-    crate::metrics::state_index(crate::client::ClientState::Registered)
+    crate::client::state_index(crate::client::ClientState::Registered)
 }
 
 fn stats(sent: u64, ok: u64, error: u64, latencies_us: impl Iterator<Item = u64>) -> RequestStats {

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::client::RequestKind;
-use crate::metrics::{REQUEST_KINDS, RequestStats, Snapshot, request_name};
+use crate::client::{REQUEST_KINDS, RequestKind, request_name};
+use crate::metrics::{RequestStats, Snapshot};
 
 /// One criterion, e.g. `register.p99<500ms`.
 #[derive(Clone, Debug, PartialEq)]

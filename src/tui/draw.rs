@@ -17,8 +17,10 @@ use super::RunInfo;
 use super::app::App;
 use super::format;
 use super::history::History;
-use crate::client::{ClientState, RequestKind};
-use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, RequestStats, request_name, state_name};
+use crate::client::{
+    CLIENT_STATES, ClientState, REQUEST_KINDS, RequestKind, request_name, state_name,
+};
+use crate::metrics::RequestStats;
 
 /// The percentile curve runs from p0 to p99.99: x is the number of nines, `-log10(1 - q)`.
 const NINES: f64 = 4.0;

@@ -7,7 +7,8 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::client::ClientState;
-use crate::metrics::{Snapshot, state_index};
+use crate::client::state_index;
+use crate::metrics::Snapshot;
 use crate::tui::{App, History, RunInfo};
 
 fn info() -> RunInfo {
