@@ -17,7 +17,7 @@ use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
 use crate::model::{Device, DeviceTemplate};
 use crate::security::CredentialSource;
-use crate::transport::{LinkEnded, Outgoing, RecvBuffers, Transport, TransportError};
+use crate::transport::{LinkEnded, OutgoingDatagram, RecvBuffers, Transport, TransportError};
 
 /// Datagrams per receive or send batch.
 const BATCH: usize = 64;
@@ -487,9 +487,9 @@ impl Shard {
         self.flush_links(transport);
         while !self.outbox.is_empty() && !self.send_blocked {
             let n = self.outbox.len().min(BATCH);
-            let batch: Vec<Outgoing<'_>> = self.outbox[..n]
+            let batch: Vec<OutgoingDatagram<'_>> = self.outbox[..n]
                 .iter()
-                .map(|(from, to, bytes)| Outgoing {
+                .map(|(from, to, bytes)| OutgoingDatagram {
                     from: *from,
                     to: *to,
                     payload: bytes,
