@@ -296,9 +296,9 @@ impl Client {
         self.flush(now);
     }
 
-    fn on_connection_event(&mut self, now: Instant, from: SocketAddr, event: tcp::Event) {
+    fn on_connection_event(&mut self, now: Instant, from: SocketAddr, event: tcp::TcpEvent) {
         match event {
-            tcp::Event::Ready { .. } => {
+            tcp::TcpEvent::Ready { .. } => {
                 let link = self.stream.as_mut().and_then(|s| s.link.as_mut());
                 if let Some(link) = link.filter(|l| l.setup_deadline.is_some()) {
                     link.setup_deadline = None;
@@ -306,19 +306,19 @@ impl Client {
                     self.setup_ended(started, now, ConnectionOutcome::Connected);
                 }
             }
-            tcp::Event::Message(message) => {
+            tcp::TcpEvent::Message(message) => {
                 if self.accepts_messages() {
                     self.handle_coap(now, from, &message);
                 }
             }
-            tcp::Event::Reply(bytes) => {
+            tcp::TcpEvent::Reply(bytes) => {
                 if let Some(stream) = self.stream.as_deref_mut()
                     && let Some(link) = stream.link.as_mut()
                 {
                     link.write(&mut stream.commands, bytes);
                 }
             }
-            tcp::Event::Closed(why) => {
+            tcp::TcpEvent::Closed(why) => {
                 self.connection_failed(now, ConnectionFailure::Coap(why), true);
             }
         }
