@@ -32,7 +32,7 @@ pub use bootstrap::{BootstrapFailure, BootstrapOutcome, BootstrapRecord};
 pub use config::{BootstrapConfig, ClientConfig, RetryPolicy, Version};
 pub use events::{
     CLIENT_STATES, ClientState, Dropped, Event, OPERATION_KINDS, OperationKind, OperationRecord,
-    Outcome, REQUEST_KINDS, RequestKind, RequestRecord, operation_index, operation_name,
+    REQUEST_KINDS, RequestKind, RequestOutcome, RequestRecord, operation_index, operation_name,
     request_index, request_name, state_index, state_name,
 };
 use observe::{Attributes, Observation};
@@ -289,7 +289,9 @@ impl Client {
             .handle_datagram(now, from, bytes, &self.config.coap);
         match incoming {
             Incoming::Response { token, packet } => self.on_response(now, token, &packet),
-            Incoming::Acknowledged { token } => self.complete(now, token, Outcome::Response(0)),
+            Incoming::Acknowledged { token } => {
+                self.complete(now, token, RequestOutcome::Response(0));
+            }
             Incoming::Reset { token } => self.on_reset(now, token),
             Incoming::Request(request) => self.on_request(now, from, &request),
             Incoming::Duplicate => self.events.push_back(Event::Dropped(Dropped::Duplicate)),
@@ -307,7 +309,7 @@ impl Client {
             let token = match expired {
                 Expired::Timeout { token } | Expired::SeparateTimeout { token } => token,
             };
-            self.complete(now, token, Outcome::Timeout);
+            self.complete(now, token, RequestOutcome::Timeout);
         }
         if let Some((action, at)) = self.deferred
             && at <= now
@@ -487,7 +489,7 @@ impl Client {
             return;
         };
         let code = u8::from(packet.header.code);
-        self.complete(now, token, Outcome::Response(code));
+        self.complete(now, token, RequestOutcome::Response(code));
         match request.kind {
             RequestKind::Register => self.on_register_answer(now, code, packet),
             RequestKind::Update => self.on_update_answer(now, code),
@@ -507,12 +509,12 @@ impl Client {
             }
             return;
         };
-        self.complete(now, token, Outcome::Reset);
+        self.complete(now, token, RequestOutcome::Reset);
         self.on_request_failed(now, request.kind, token);
     }
 
     /// Ends a request of ours: one event, exactly once.
-    fn complete(&mut self, now: Instant, token: Token, outcome: Outcome) {
+    fn complete(&mut self, now: Instant, token: Token, outcome: RequestOutcome) {
         let Some(index) = self.in_flight.iter().position(|f| f.token == token) else {
             return;
         };
@@ -522,7 +524,7 @@ impl Client {
             self.in_flight = Vec::new();
         }
         self.record_end(&request, now, outcome);
-        if outcome == Outcome::Timeout {
+        if outcome == RequestOutcome::Timeout {
             if matches!(
                 request.kind,
                 RequestKind::Register | RequestKind::Update | RequestKind::Bootstrap
@@ -553,7 +555,7 @@ impl Client {
             intended,
             sent: now,
             completed: now,
-            outcome: Outcome::Unsent,
+            outcome: RequestOutcome::Unsent,
             retransmissions: 0,
         }));
     }
@@ -567,7 +569,7 @@ impl Client {
                 Outgoing::Update => RequestKind::Update,
                 Outgoing::Deregister => RequestKind::Deregister,
                 Outgoing::Notify(token) => {
-                    self.on_notification_done(token, Outcome::Aborted);
+                    self.on_notification_done(token, RequestOutcome::Aborted);
                     RequestKind::Notify
                 }
             };
@@ -587,18 +589,18 @@ impl Client {
         self.in_flight = requests;
         for notification in notifications {
             self.coap.give_up(notification.token);
-            self.record_end(&notification, now, Outcome::Aborted);
+            self.record_end(&notification, now, RequestOutcome::Aborted);
         }
     }
 
     fn abort_in_flight(&mut self, now: Instant) {
         for request in std::mem::take(&mut self.in_flight) {
-            self.record_end(&request, now, Outcome::Aborted);
+            self.record_end(&request, now, RequestOutcome::Aborted);
         }
     }
 
     /// The one event a sent request ends with.
-    fn record_end(&mut self, request: &InFlight, now: Instant, outcome: Outcome) {
+    fn record_end(&mut self, request: &InFlight, now: Instant, outcome: RequestOutcome) {
         let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
         self.events.push_back(Event::Request(RequestRecord {
             kind: request.kind,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_swarm::client::{
-    BootstrapConfig, BootstrapOutcome, Client, ClientConfig, ClientState, Event, Outcome,
-    RequestKind,
+    BootstrapConfig, BootstrapOutcome, Client, ClientConfig, ClientState, Event, RequestKind,
+    RequestOutcome,
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::ContentFormat;
@@ -422,7 +422,10 @@ fn lost_datagrams_are_retransmitted_and_every_sequence_is_counted() {
             .filter(|e| matches!(e, Event::Sent(RequestKind::Bootstrap)))
             .count();
         assert_eq!(attempts, ended.len(), "client {i}: {ended:?}");
-        let unsent = ended.iter().filter(|o| **o == Outcome::Unsent).count();
+        let unsent = ended
+            .iter()
+            .filter(|o| **o == RequestOutcome::Unsent)
+            .count();
         assert_eq!(sent, ended.len() - unsent, "client {i}: {ended:?}");
     }
     // The server finished at least as many as the clients did (a Finish whose answer was

@@ -12,7 +12,7 @@ use std::time::Duration;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 use lwm2m_swarm::client::{
     BootstrapConfig, BootstrapFailure, BootstrapOutcome, BootstrapRecord, Client, ClientConfig,
-    ClientState, Event, OperationKind, Outcome, RequestKind, RetryPolicy, Version,
+    ClientState, Event, OperationKind, RequestKind, RequestOutcome, RetryPolicy, Version,
 };
 use lwm2m_swarm::content::{self, ContentFormat};
 use lwm2m_swarm::model::{Device, Path, Record, Value};
@@ -278,7 +278,7 @@ fn a_bootstrap_from_request_to_registration() {
         .into_iter()
         .find(|r| r.kind == RequestKind::Bootstrap)
         .unwrap();
-    assert_eq!(request.outcome, Outcome::Response(0x44));
+    assert_eq!(request.outcome, RequestOutcome::Response(0x44));
     // The bootstrap server's operations were counted as server operations.
     let finishes = sim
         .events
@@ -444,7 +444,11 @@ fn an_error_answer_to_the_bootstrap_request_is_retried_until_the_procedure_gives
         .filter(|r| r.kind == RequestKind::Bootstrap)
         .collect();
     assert_eq!(records.len(), 3);
-    assert!(records.iter().all(|r| r.outcome == Outcome::Response(0x83)));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == RequestOutcome::Response(0x83))
+    );
     assert!(registers(&sim).is_empty());
 }
 
@@ -469,7 +473,7 @@ fn an_unanswered_bootstrap_request_fails_after_its_retransmissions() {
     let record = sim.request_records()[0];
     assert_eq!(
         (record.kind, record.outcome, record.retransmissions),
-        (RequestKind::Bootstrap, Outcome::Timeout, 4)
+        (RequestKind::Bootstrap, RequestOutcome::Timeout, 4)
     );
 }
 
@@ -653,7 +657,7 @@ fn a_finish_that_overtakes_the_request_answer_completes_the_bootstrap() {
         .into_iter()
         .find(|r| r.kind == RequestKind::Bootstrap)
         .unwrap();
-    assert_eq!(request.outcome, Outcome::Aborted);
+    assert_eq!(request.outcome, RequestOutcome::Aborted);
     let sent: Vec<_> = sim
         .server
         .requests
@@ -694,7 +698,7 @@ fn an_unusable_finish_gives_up_the_request_it_overtook() {
         .into_iter()
         .filter(|r| r.kind == RequestKind::Bootstrap)
         .collect();
-    assert_eq!(records[0].outcome, Outcome::Aborted);
+    assert_eq!(records[0].outcome, RequestOutcome::Aborted);
     assert!(records[0].completed <= finished_at + SECOND);
     let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
     assert_eq!(
@@ -750,7 +754,7 @@ fn a_bootstrap_trigger_gives_up_requests_to_the_server_it_leaves() {
         .into_iter()
         .find(|r| r.kind == RequestKind::Update)
         .expect("the Update ended");
-    assert_eq!(update.outcome, Outcome::Aborted);
+    assert_eq!(update.outcome, RequestOutcome::Aborted);
     assert_eq!(bootstrap_requests(&sim).len(), 2);
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use coap_lite::{CoapOption, RequestType};
 
 use super::secure::Secure;
-use super::{Client, ClientState, Event, InFlight, Outcome, Outgoing, RequestKind, Version};
+use super::{Client, ClientState, Event, InFlight, Outgoing, RequestKind, RequestOutcome, Version};
 use crate::clock::Instant;
 use crate::coap::message;
 use crate::model::{Path, Record, Value};
@@ -350,7 +350,7 @@ impl Client {
         self.in_flight = others;
         for request in stale {
             self.coap.give_up(request.token);
-            self.record_end(&request, now, Outcome::Aborted);
+            self.record_end(&request, now, RequestOutcome::Aborted);
         }
     }
 

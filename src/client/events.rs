@@ -42,7 +42,7 @@ pub enum RequestKind {
 
 /// How a client-initiated request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// The server answered with this code (class*32+detail, e.g. 0x41 for 2.01); for a CON
     /// notification an ACK counts as 0x00.
     Response(u8),
@@ -58,13 +58,16 @@ pub enum Outcome {
     Unconfirmed,
 }
 
-impl Outcome {
+impl RequestOutcome {
     /// A 2.xx answer, an ACK, or a NON sent.
     pub fn is_success(self) -> bool {
         match self {
-            Outcome::Response(code) => code >> 5 <= 2,
-            Outcome::Unconfirmed => true,
-            Outcome::Timeout | Outcome::Reset | Outcome::Aborted | Outcome::Unsent => false,
+            RequestOutcome::Response(code) => code >> 5 <= 2,
+            RequestOutcome::Unconfirmed => true,
+            RequestOutcome::Timeout
+            | RequestOutcome::Reset
+            | RequestOutcome::Aborted
+            | RequestOutcome::Unsent => false,
         }
     }
 }
@@ -77,7 +80,7 @@ pub struct RequestRecord {
     pub intended: Instant,
     pub sent: Instant,
     pub completed: Instant,
-    pub outcome: Outcome,
+    pub outcome: RequestOutcome,
     pub retransmissions: u8,
 }
 

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Client, ClientState, Dropped, Event, InFlight, Outcome};
+use super::{Client, ClientState, Dropped, Event, InFlight, RequestOutcome};
 use crate::clock::Instant;
 use crate::coap::Endpoint;
 use crate::coap::tcp::{self, Connection};
@@ -377,7 +377,7 @@ impl Client {
     fn on_connection_lost(&mut self, now: Instant) {
         for request in std::mem::take(&mut self.in_flight) {
             let InFlight { token, kind, .. } = request;
-            self.record_end(&request, now, Outcome::Aborted);
+            self.record_end(&request, now, RequestOutcome::Aborted);
             self.on_request_failed(now, kind, token);
         }
         // Unsent answers were for the old connection.

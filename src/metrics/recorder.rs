@@ -4,25 +4,25 @@ use std::time::Duration;
 
 use super::{RequestStats, Snapshot, TrafficStats, micros};
 use crate::client::{
-    CLIENT_STATES, ClientState, Dropped, Event, OperationKind, Outcome, RequestRecord,
+    CLIENT_STATES, ClientState, Dropped, Event, OperationKind, RequestOutcome, RequestRecord,
     operation_index, request_index, state_index,
 };
 
 impl RequestStats {
     fn record(&mut self, r: &RequestRecord) {
         match r.outcome {
-            Outcome::Unsent => {
+            RequestOutcome::Unsent => {
                 self.unsent += 1;
                 return;
             }
-            Outcome::Aborted => self.aborted += 1,
-            Outcome::Timeout => self.timeout += 1,
-            Outcome::Unconfirmed => self.ok += 1,
-            Outcome::Reset => {
+            RequestOutcome::Aborted => self.aborted += 1,
+            RequestOutcome::Timeout => self.timeout += 1,
+            RequestOutcome::Unconfirmed => self.ok += 1,
+            RequestOutcome::Reset => {
                 self.error += 1;
                 self.count_code(None);
             }
-            Outcome::Response(code) => {
+            RequestOutcome::Response(code) => {
                 if r.outcome.is_success() {
                     self.ok += 1;
                 } else {
@@ -33,7 +33,10 @@ impl RequestStats {
         }
         self.retransmissions += u64::from(r.retransmissions);
         // Only answered requests have a latency; NON notifications have none to measure.
-        if matches!(r.outcome, Outcome::Response(_) | Outcome::Reset) {
+        if matches!(
+            r.outcome,
+            RequestOutcome::Response(_) | RequestOutcome::Reset
+        ) {
             let corrected = r.completed.saturating_since(r.intended);
             let service = r.completed.saturating_since(r.sent);
             self.latency.saturating_record(micros(corrected));

@@ -1,12 +1,12 @@
 use std::time::Duration;
 
 use super::*;
-use crate::client::{ClientState, Event, Outcome, RequestKind, RequestRecord, state_index};
+use crate::client::{ClientState, Event, RequestKind, RequestOutcome, RequestRecord, state_index};
 use crate::clock::Instant;
 
 fn record(
     kind: RequestKind,
-    outcome: Outcome,
+    outcome: RequestOutcome,
     intended_ms: u64,
     sent_ms: u64,
     done_ms: u64,
@@ -30,27 +30,39 @@ fn every_sent_request_is_accounted_for_and_latency_counts_from_the_due_time() {
     }
     rec.event(&record(
         RequestKind::Register,
-        Outcome::Response(0x41),
+        RequestOutcome::Response(0x41),
         0,
         100,
         110,
     ));
     rec.event(&record(
         RequestKind::Register,
-        Outcome::Response(0xA0),
+        RequestOutcome::Response(0xA0),
         0,
         0,
         20,
     ));
     rec.event(&record(
         RequestKind::Register,
-        Outcome::Timeout,
+        RequestOutcome::Timeout,
         0,
         0,
         93_000,
     ));
-    rec.event(&record(RequestKind::Register, Outcome::Reset, 0, 0, 5));
-    rec.event(&record(RequestKind::Register, Outcome::Unsent, 0, 0, 0));
+    rec.event(&record(
+        RequestKind::Register,
+        RequestOutcome::Reset,
+        0,
+        0,
+        5,
+    ));
+    rec.event(&record(
+        RequestKind::Register,
+        RequestOutcome::Unsent,
+        0,
+        0,
+        0,
+    ));
     let s = rec.snapshot(Duration::from_secs(1));
     let r = s.request(RequestKind::Register);
     assert_eq!(
@@ -89,7 +101,7 @@ fn merge_adds_shards_and_states_track_changes() {
     b.event(&Event::Sent(RequestKind::Update));
     b.event(&record(
         RequestKind::Update,
-        Outcome::Response(0x44),
+        RequestOutcome::Response(0x44),
         0,
         0,
         3,

@@ -293,11 +293,11 @@ impl HandshakeStats {
 mod tests {
     use std::time::Duration;
 
-    use crate::client::{Event, Outcome, RequestKind, RequestRecord};
+    use crate::client::{Event, RequestKind, RequestOutcome, RequestRecord};
     use crate::clock::Instant;
     use crate::metrics::Recorder;
 
-    fn answered(outcome: Outcome, sent_ms: u64, done_ms: u64) -> Event {
+    fn answered(outcome: RequestOutcome, sent_ms: u64, done_ms: u64) -> Event {
         let at = |ms| Instant::ZERO + Duration::from_millis(ms);
         Event::Request(RequestRecord {
             kind: RequestKind::Register,
@@ -316,9 +316,9 @@ mod tests {
             rec.event(&Event::Sent(RequestKind::Register));
         }
         // Due at 0, sent at 100 ms: p99 from the due time is well above p99 from the send.
-        rec.event(&answered(Outcome::Response(0x41), 100, 110));
-        rec.event(&answered(Outcome::Response(0xA0), 0, 20));
-        rec.event(&answered(Outcome::Reset, 0, 5));
+        rec.event(&answered(RequestOutcome::Response(0x41), 100, 110));
+        rec.event(&answered(RequestOutcome::Response(0xA0), 0, 20));
+        rec.event(&answered(RequestOutcome::Reset, 0, 5));
         let table = rec.snapshot(Duration::from_secs(1)).to_string();
         let mut lines = table.lines();
         let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
