@@ -12,7 +12,7 @@ use std::time::Duration;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 use lwm2m_swarm::client::{
     BootstrapConfig, BootstrapFailure, BootstrapOutcome, BootstrapRecord, Client, ClientConfig,
-    ClientState, Event, OperationKind, RequestKind, RequestOutcome, RetryPolicy, Version,
+    ClientState, Event, LwM2mVersion, OperationKind, RequestKind, RequestOutcome, RetryPolicy,
 };
 use lwm2m_swarm::content::{self, ContentFormat};
 use lwm2m_swarm::model::{Device, Path, Record, Value};
@@ -534,8 +534,8 @@ fn the_preferred_format_goes_with_the_request_from_1_1_on() {
         });
         uri_query(&bootstrap_requests(&started(c))[0])
     };
-    assert_eq!(with(Version::V1_1), ["ep=sim-0001", "pct=112"]);
-    assert_eq!(with(Version::V1_0), ["ep=sim-0001"]);
+    assert_eq!(with(LwM2mVersion::V1_1), ["ep=sim-0001", "pct=112"]);
+    assert_eq!(with(LwM2mVersion::V1_0), ["ep=sim-0001"]);
 }
 
 #[test]
@@ -625,7 +625,7 @@ fn single_resources_and_instances_can_be_written_and_deleted() {
 #[test]
 fn a_1_0_client_has_no_bootstrap_read_and_says_1_0() {
     let mut c = config();
-    c.version = Version::V1_0;
+    c.version = LwM2mVersion::V1_0;
     let mut sim = started(c);
     assert_eq!(
         code(&plain(&mut sim, RequestType::Get, "/1")),

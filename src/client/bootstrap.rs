@@ -15,7 +15,9 @@ use std::time::Duration;
 use coap_lite::{CoapOption, RequestType};
 
 use super::secure::Secure;
-use super::{Client, ClientState, Event, InFlight, Outgoing, RequestKind, RequestOutcome, Version};
+use super::{
+    Client, ClientState, Event, InFlight, LwM2mVersion, Outgoing, RequestKind, RequestOutcome,
+};
 use crate::clock::Instant;
 use crate::coap::message;
 use crate::model::{Path, Record, Value};
@@ -260,7 +262,7 @@ impl Client {
             .bootstrap
             .as_ref()
             .and_then(|c| c.preferred_format)
-            .filter(|_| self.config.version >= Version::V1_1);
+            .filter(|_| self.config.version >= LwM2mVersion::V1_1);
         if let Some(format) = preferred {
             let pct = format!("pct={}", format.code());
             packet.add_option(CoapOption::UriQuery, pct.into_bytes());

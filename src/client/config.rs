@@ -6,18 +6,18 @@ use crate::content::ContentFormat;
 
 /// The LWM2M enabler version a client announces with `lwm2m=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Version {
+pub enum LwM2mVersion {
     V1_0,
     V1_1,
     V1_2,
 }
 
-impl Version {
+impl LwM2mVersion {
     pub fn as_str(self) -> &'static str {
         match self {
-            Version::V1_0 => "1.0",
-            Version::V1_1 => "1.1",
-            Version::V1_2 => "1.2",
+            LwM2mVersion::V1_0 => "1.0",
+            LwM2mVersion::V1_1 => "1.1",
+            LwM2mVersion::V1_2 => "1.2",
         }
     }
 }
@@ -94,7 +94,7 @@ pub struct ClientConfig {
     pub server: SocketAddr,
     /// Start with a Bootstrap-Request to `server` instead of a Register.
     pub bootstrap: Option<BootstrapConfig>,
-    pub version: Version,
+    pub version: LwM2mVersion,
     /// Registration lifetime (`lt=`).
     pub lifetime: Duration,
     /// Binding announced with `b=` (`U`; the 1.0 queue-mode form `UQ` is derived).
@@ -127,7 +127,7 @@ impl Default for ClientConfig {
         ClientConfig {
             server: SocketAddr::from((Ipv4Addr::LOCALHOST, 5683)),
             bootstrap: None,
-            version: Version::V1_1,
+            version: LwM2mVersion::V1_1,
             lifetime: Duration::from_secs(300),
             binding: "U".to_string(),
             queue_mode: false,

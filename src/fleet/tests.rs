@@ -140,7 +140,7 @@ fn client_settings_merge_fleet_defaults_and_overrides() {
     );
     let (s, c) = (&f.groups[0], &f.groups[1]);
     assert_eq!(s.config.lifetime, Duration::from_secs(3600));
-    assert_eq!(s.config.version, crate::client::Version::V1_2);
+    assert_eq!(s.config.version, crate::client::LwM2mVersion::V1_2);
     assert!(s.config.queue_mode && !c.config.queue_mode);
     assert_eq!(s.config.awake_window, Duration::from_secs(20));
     assert_eq!((s.seed, c.seed), (4, 9));

@@ -10,7 +10,7 @@ use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 use rustls::ServerConnection;
 
 use super::*;
-use crate::client::{ClientConfig, ConnectionOutcome, Event, RequestKind, Version};
+use crate::client::{ClientConfig, ConnectionOutcome, Event, LwM2mVersion, RequestKind};
 use crate::coap::tcp::frame::{self, Decoder};
 use crate::coap::tcp::signal::{self, Signal};
 use crate::security::tls::tests::TestPki;
@@ -177,7 +177,7 @@ impl World {
         let config = ClientConfig {
             server: SERVER,
             binding: "T".into(),
-            version: Version::V1_1,
+            version: LwM2mVersion::V1_1,
             update_jitter: 0.0,
             stream: Some(StreamConfig {
                 tls: client_tls,
