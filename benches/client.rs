@@ -53,7 +53,7 @@ fn bootstrap_config() -> Arc<ClientConfig> {
 /// sends it to 127.0.0.1:5683; returns the Register it then sends.
 fn bootstrap(client: &mut Client, now: Instant) -> Vec<u8> {
     let mut server = BootstrapServer::new(
-        lwm2m_swarm::server::BootstrapConfig::new(Provisioning::new("coap://127.0.0.1:5683")),
+        lwm2m_swarm::server::BootstrapServerConfig::new(Provisioning::new("coap://127.0.0.1:5683")),
         1,
     );
     let me = "127.0.0.1:40000".parse().unwrap();

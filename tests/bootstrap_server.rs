@@ -18,8 +18,8 @@ use lwm2m_swarm::model::{Device, TemplateSet};
 use lwm2m_swarm::security::Psk;
 use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{
-    BootstrapConfig as ServerBootstrapConfig, BootstrapServer, DtlsServerConfig, Provisioning,
-    SecureServer, Served, Server, ServerConfig, ServerStats,
+    BootstrapServer, BootstrapServerConfig, DtlsServerConfig, Provisioning, SecureServer, Served,
+    Server, ServerConfig, ServerStats,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -232,7 +232,7 @@ fn start_all(world: &mut World) {
 fn clients_bootstrap_then_register_where_they_were_sent() {
     let clients = clients(50, None, false);
     let bootstrap = BootstrapServer::new(
-        ServerBootstrapConfig::new(provisioning("coap://127.0.0.1:5683", None)),
+        BootstrapServerConfig::new(provisioning("coap://127.0.0.1:5683", None)),
         1,
     );
     let servers: Vec<(SocketAddr, Box<dyn Served>)> = vec![
@@ -274,7 +274,7 @@ fn the_written_lifetime_and_format_are_used() {
     // SenML CBOR asked for with pct; the registrations carry the written lifetime.
     let clients = clients(5, Some(ContentFormat::SenmlCbor), false);
     let bootstrap = BootstrapServer::new(
-        ServerBootstrapConfig::new(provisioning("coap://127.0.0.1:5683", None)),
+        BootstrapServerConfig::new(provisioning("coap://127.0.0.1:5683", None)),
         1,
     );
     let server = Server::new(ServerConfig::default(), 2);
@@ -304,7 +304,7 @@ fn over_dtls_each_side_uses_its_own_keys() {
     let provisioning = provisioning("coaps://127.0.0.1:5684", Some(master));
     let server_keys = provisioning.server_keys().expect("PSK clients");
     let bootstrap = SecureServer::new(
-        BootstrapServer::new(ServerBootstrapConfig::new(provisioning), 1),
+        BootstrapServer::new(BootstrapServerConfig::new(provisioning), 1),
         &DtlsServerConfig::new(ServerKeys::shared(FLEET_KEY.to_vec())),
     );
     let server = SecureServer::new(
@@ -367,7 +367,7 @@ fn over_dtls_each_side_uses_its_own_keys() {
 #[test]
 fn lost_datagrams_are_retransmitted_and_every_sequence_is_counted() {
     let bootstrap = BootstrapServer::new(
-        ServerBootstrapConfig::new(provisioning("coap://127.0.0.1:5683", None)),
+        BootstrapServerConfig::new(provisioning("coap://127.0.0.1:5683", None)),
         1,
     );
     let mut world = World::new(

@@ -13,7 +13,7 @@ use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::{Path, TemplateSet};
 use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{
-    BootstrapConfig, BootstrapServer, DtlsServerConfig, ObserveLoad, Provisioning, Runner,
+    BootstrapServer, BootstrapServerConfig, DtlsServerConfig, ObserveLoad, Provisioning, Runner,
     ServerConfig, ServerStats,
 };
 use lwm2m_swarm::transport::PortRange;
@@ -68,7 +68,7 @@ fn run(fleet: &Fleet, first_port: u16) -> (Snapshot, ServerStats, ServerStats) {
     });
     let bootstrap = Runner::serve(
         loopback,
-        BootstrapServer::new(BootstrapConfig::new(provisioning), 2),
+        BootstrapServer::new(BootstrapServerConfig::new(provisioning), 2),
         fleet_keys.as_ref(),
     )
     .unwrap();

@@ -26,16 +26,16 @@ pub use messages::Provisioning;
 use messages::{bootstrap_query, free_security_instance, is_bootstrap_request, step_request};
 
 #[derive(Clone, Debug)]
-pub struct BootstrapConfig {
+pub struct BootstrapServerConfig {
     pub coap: Params,
     pub provisioning: Provisioning,
     /// The format of the Writes when the client asks for none (`pct`).
     pub format: ContentFormat,
 }
 
-impl BootstrapConfig {
+impl BootstrapServerConfig {
     pub fn new(provisioning: Provisioning) -> Self {
-        BootstrapConfig {
+        BootstrapServerConfig {
             coap: Params::default(),
             provisioning,
             format: ContentFormat::Tlv,
@@ -103,7 +103,7 @@ struct Session {
 
 /// The embedded bootstrap server.
 pub struct BootstrapServer {
-    config: BootstrapConfig,
+    config: BootstrapServerConfig,
     rng: SmallRng,
     sessions: HashMap<SocketAddr, Session>,
     timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
@@ -121,7 +121,7 @@ impl fmt::Debug for BootstrapServer {
 }
 
 impl BootstrapServer {
-    pub fn new(config: BootstrapConfig, seed: u64) -> Self {
+    pub fn new(config: BootstrapServerConfig, seed: u64) -> Self {
         BootstrapServer {
             config,
             rng: SmallRng::seed_from_u64(seed),
@@ -132,7 +132,7 @@ impl BootstrapServer {
         }
     }
 
-    pub fn config(&self) -> &BootstrapConfig {
+    pub fn config(&self) -> &BootstrapServerConfig {
         &self.config
     }
 
