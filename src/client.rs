@@ -29,7 +29,7 @@ use crate::model::{Device, Path};
 
 use bootstrap::Bootstrap;
 pub use bootstrap::{BootstrapFailure, BootstrapOutcome, BootstrapRecord};
-pub use config::{BootstrapConfig, ClientConfig, LwM2mVersion, RetryPolicy};
+pub use config::{ClientBootstrapConfig, ClientConfig, LwM2mVersion, RetryPolicy};
 pub use events::{
     CLIENT_STATES, ClientState, Dropped, Event, OPERATION_KINDS, OperationKind, OperationRecord,
     REQUEST_KINDS, RequestKind, RequestOutcome, RequestRecord, operation_index, operation_name,

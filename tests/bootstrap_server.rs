@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_swarm::client::{
-    BootstrapConfig, BootstrapOutcome, Client, ClientConfig, ClientState, Event, RequestKind,
+    BootstrapOutcome, Client, ClientBootstrapConfig, ClientConfig, ClientState, Event, RequestKind,
     RequestOutcome,
 };
 use lwm2m_swarm::clock::Instant;
@@ -189,9 +189,9 @@ impl World {
 fn clients(count: usize, preferred: Option<ContentFormat>, psk: bool) -> Vec<Client> {
     let config = Arc::new(ClientConfig {
         server: bootstrap_addr(),
-        bootstrap: Some(BootstrapConfig {
+        bootstrap: Some(ClientBootstrapConfig {
             preferred_format: preferred,
-            ..BootstrapConfig::default()
+            ..ClientBootstrapConfig::default()
         }),
         lifetime: Duration::from_secs(600),
         ..ClientConfig::default()

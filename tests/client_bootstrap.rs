@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 use lwm2m_swarm::client::{
-    BootstrapConfig, BootstrapFailure, BootstrapOutcome, BootstrapRecord, Client, ClientConfig,
-    ClientState, Event, LwM2mVersion, OperationKind, RequestKind, RequestOutcome, RetryPolicy,
+    BootstrapFailure, BootstrapOutcome, BootstrapRecord, Client, ClientBootstrapConfig,
+    ClientConfig, ClientState, Event, LwM2mVersion, OperationKind, RequestKind, RequestOutcome,
+    RetryPolicy,
 };
 use lwm2m_swarm::content::{self, ContentFormat};
 use lwm2m_swarm::model::{Device, Path, Record, Value};
@@ -44,7 +45,7 @@ fn device(seed: u64) -> Device {
 fn config() -> ClientConfig {
     ClientConfig {
         server: bootstrap_server(),
-        bootstrap: Some(BootstrapConfig {
+        bootstrap: Some(ClientBootstrapConfig {
             finish_timeout: Duration::from_secs(30),
             preferred_format: None,
         }),
@@ -528,9 +529,9 @@ fn the_preferred_format_goes_with_the_request_from_1_1_on() {
     let with = |version| {
         let mut c = config();
         c.version = version;
-        c.bootstrap = Some(BootstrapConfig {
+        c.bootstrap = Some(ClientBootstrapConfig {
             preferred_format: Some(ContentFormat::SenmlCbor),
-            ..BootstrapConfig::default()
+            ..ClientBootstrapConfig::default()
         });
         uri_query(&bootstrap_requests(&started(c))[0])
     };

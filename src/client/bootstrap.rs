@@ -601,7 +601,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::client::{BootstrapConfig, ClientConfig};
+    use crate::client::{ClientBootstrapConfig, ClientConfig};
     use crate::security::x509::tests::authority;
     use crate::security::x509::{DeviceCertificates, DeviceSource, PeerVerifier};
 
@@ -614,7 +614,7 @@ mod tests {
     /// The Security Mode (`/0/x/2`) of the bootstrap account a client starts with.
     fn account_mode(credential: Option<Credential>) -> Option<Value> {
         let config = ClientConfig {
-            bootstrap: Some(BootstrapConfig::default()),
+            bootstrap: Some(ClientBootstrapConfig::default()),
             ..ClientConfig::default()
         };
         let mut client = Client::new(Arc::new(config), "dev-1", device(), 1);

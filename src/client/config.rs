@@ -66,7 +66,7 @@ impl RetryPolicy {
 
 /// Client-initiated bootstrap: the client's first server is a bootstrap server.
 #[derive(Clone, Debug, PartialEq)]
-pub struct BootstrapConfig {
+pub struct ClientBootstrapConfig {
     /// How long after the Bootstrap-Request's 2.04 the Bootstrap-Finish may take before the
     /// bootstrap counts as failed (Leshan's server gives up after 93 s).
     pub finish_timeout: Duration,
@@ -75,9 +75,9 @@ pub struct BootstrapConfig {
     pub preferred_format: Option<ContentFormat>,
 }
 
-impl Default for BootstrapConfig {
+impl Default for ClientBootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig {
+        ClientBootstrapConfig {
             finish_timeout: Duration::from_secs(93),
             preferred_format: None,
         }
@@ -93,7 +93,7 @@ pub struct ClientConfig {
     /// instance it writes.
     pub server: SocketAddr,
     /// Start with a Bootstrap-Request to `server` instead of a Register.
-    pub bootstrap: Option<BootstrapConfig>,
+    pub bootstrap: Option<ClientBootstrapConfig>,
     pub version: LwM2mVersion,
     /// Registration lifetime (`lt=`).
     pub lifetime: Duration,

@@ -354,7 +354,7 @@ fn a_bootstrap_table_makes_every_client_bootstrap() {
          [load]\nclients = 3\nrate = 1\nhold = \"0s\"\n"
     );
     let f = fleet(&text);
-    let expected = crate::client::BootstrapConfig {
+    let expected = crate::client::ClientBootstrapConfig {
         finish_timeout: Duration::from_secs(30),
         preferred_format: Some(crate::content::ContentFormat::SenmlCbor),
     };
@@ -378,7 +378,7 @@ fn a_bootstrap_table_makes_every_client_bootstrap() {
     ));
     assert_eq!(
         embedded.groups[0].config.bootstrap,
-        Some(crate::client::BootstrapConfig::default())
+        Some(crate::client::ClientBootstrapConfig::default())
     );
     assert!(
         embedded
