@@ -46,7 +46,7 @@ impl BootstrapServerConfig {
 /// What the bootstrap server counted. Every Bootstrap-Request it accepted ends once:
 /// `accepted = finished + failed + in_progress`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BootstrapStats {
+pub struct BootstrapServerStats {
     /// Bootstrap-Requests answered 2.04 (a client's retry counts again).
     pub accepted: u64,
     /// Bootstrap-Requests refused: no `ep`, an unsupported `pct` (4.00, 4.15).
