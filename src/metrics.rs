@@ -13,7 +13,7 @@ mod snapshot;
 pub use bootstrap::BootstrapStats;
 pub use handshake::HandshakeStats;
 pub use recorder::Recorder;
-pub use snapshot::{OperationStats, RequestStats, Snapshot, TrafficStats};
+pub use snapshot::{RequestStats, ServerOperationStats, Snapshot, TrafficStats};
 
 /// Latencies are recorded in µs from 1 µs to 60 s at 3 significant digits.
 const LATENCY_MAX_US: u64 = 60_000_000;

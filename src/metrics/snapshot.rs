@@ -91,7 +91,7 @@ impl RequestStats {
 /// Server-initiated operations of one kind: how the clients answered, and how long a client
 /// took to handle one (from the datagram in to the answer queued, in µs).
 #[derive(Clone, Debug)]
-pub struct OperationStats {
+pub struct ServerOperationStats {
     pub total: u64,
     /// Answered 2.xx.
     pub ok: u64,
@@ -99,9 +99,9 @@ pub struct OperationStats {
     pub handling: Histogram<u64>,
 }
 
-impl Default for OperationStats {
+impl Default for ServerOperationStats {
     fn default() -> Self {
-        OperationStats {
+        ServerOperationStats {
             total: 0,
             ok: 0,
             error: 0,
@@ -141,7 +141,7 @@ pub struct Snapshot {
     /// Time since the run started.
     pub elapsed: Duration,
     pub requests: [RequestStats; REQUEST_KINDS.len()],
-    pub operations: [OperationStats; OPERATION_KINDS.len()],
+    pub operations: [ServerOperationStats; OPERATION_KINDS.len()],
     /// Clients by state now.
     pub states: [u64; CLIENT_STATES.len()],
     /// Highest count ever seen per state (a sum over shards when merged).
@@ -190,7 +190,7 @@ impl Snapshot {
         self.states[state_index(state)]
     }
 
-    pub fn operation(&self, kind: OperationKind) -> &OperationStats {
+    pub fn operation(&self, kind: OperationKind) -> &ServerOperationStats {
         &self.operations[operation_index(kind)]
     }
 
