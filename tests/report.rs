@@ -282,7 +282,7 @@ fn prometheus_serves_the_running_fleet_on_the_address_given() {
 }
 
 /// The interval log reads back with the Rust `HdrHistogram` parser and with its Python port:
-/// ten registers, one tag per operation, the same highest value as the JSON's histogram.
+/// ten registers, one tag per request kind, the same highest value as the JSON's histogram.
 fn check_interval_log(log: &str, register_hdr: &str) {
     let bytes = std::fs::read(log).unwrap();
     let mut registers = 0;

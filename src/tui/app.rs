@@ -24,7 +24,7 @@ pub enum Action {
 /// What the user chose to see and do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct App {
-    /// Index into [`REQUEST_KINDS`]: the operation the chart and the errors panel show.
+    /// Index into [`REQUEST_KINDS`]: the request kind the chart and the errors panel show.
     pub selected: usize,
     pub help: bool,
     pub paused: bool,

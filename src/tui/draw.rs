@@ -386,7 +386,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     let text = if app.quitting {
         " stopping: clients de-register, then the dashboard closes · q again leaves now"
     } else {
-        " q stop · Tab/←→ operation · p pause starts · +/- start rate · ? help"
+        " q stop · Tab/←→ request · p pause starts · +/- start rate · ? help"
     };
     frame.render_widget(Line::from(text.dim()), area);
 }
@@ -395,7 +395,7 @@ fn draw_help(frame: &mut Frame) {
     let lines = vec![
         Line::from("q, Ctrl-C    stop: clients de-register, then quit"),
         Line::from("             (again: quit at once)"),
-        Line::from("Tab, arrows  select the operation"),
+        Line::from("Tab, arrows  select the request kind"),
         Line::from("p, space     pause / resume new client starts"),
         Line::from("+ / -        start clients faster / slower"),
         Line::from("?, Esc       close this help"),
