@@ -88,7 +88,7 @@ impl Step {
 }
 
 /// One client being bootstrapped.
-struct Session {
+struct BootstrapSession {
     endpoint: Box<str>,
     format: ContentFormat,
     step: Step,
@@ -105,7 +105,7 @@ struct Session {
 pub struct BootstrapServer {
     config: BootstrapServerConfig,
     rng: SmallRng,
-    sessions: HashMap<SocketAddr, Session>,
+    sessions: HashMap<SocketAddr, BootstrapSession>,
     timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     stats: ServerStats,
@@ -151,7 +151,7 @@ impl BootstrapServer {
             let first_message_id = self.rng.random();
             self.sessions.insert(
                 from,
-                Session {
+                BootstrapSession {
                     endpoint: Box::from(""),
                     format: self.config.format,
                     step: Step::Discover,
