@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as WallClock};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
-use lwm2m_swarm::client::{BootstrapConfig, Client, ClientConfig, ClientState};
+use lwm2m_swarm::client::{Client, ClientBootstrapConfig, ClientConfig, ClientState};
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::model::{Device, DeviceTemplate};
 use lwm2m_swarm::server::{BootstrapServer, Provisioning};
@@ -43,7 +43,7 @@ fn main() {
 fn bootstrap_config() -> Arc<ClientConfig> {
     Arc::new(ClientConfig {
         server: "127.0.0.1:5783".parse().unwrap(),
-        bootstrap: Some(BootstrapConfig::default()),
+        bootstrap: Some(ClientBootstrapConfig::default()),
         lifetime: Duration::from_secs(3600),
         ..ClientConfig::default()
     })
@@ -53,7 +53,7 @@ fn bootstrap_config() -> Arc<ClientConfig> {
 /// sends it to 127.0.0.1:5683; returns the Register it then sends.
 fn bootstrap(client: &mut Client, now: Instant) -> Vec<u8> {
     let mut server = BootstrapServer::new(
-        lwm2m_swarm::server::BootstrapConfig::new(Provisioning::new("coap://127.0.0.1:5683")),
+        lwm2m_swarm::server::BootstrapServerConfig::new(Provisioning::new("coap://127.0.0.1:5683")),
         1,
     );
     let me = "127.0.0.1:40000".parse().unwrap();

@@ -23,7 +23,7 @@ use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::transport::{
-    AddressSet, Outgoing, Poller, PortRange, RecvBuffers, SharedConfig, SharedSocket,
+    AddressSet, OutgoingDatagram, Poller, PortRange, RecvBuffers, SharedConfig, SharedSocket,
 };
 
 const BATCH: usize = 64;
@@ -101,9 +101,9 @@ fn respond() {
                 replies.push((d.client, d.peer, reply));
             }
         }
-        let batch: Vec<Outgoing<'_>> = replies
+        let batch: Vec<OutgoingDatagram<'_>> = replies
             .iter()
-            .map(|(from, to, bytes)| Outgoing {
+            .map(|(from, to, bytes)| OutgoingDatagram {
                 from: *from,
                 to: *to,
                 payload: bytes,
@@ -182,9 +182,9 @@ fn bare_round_trips(server: SocketAddr, run: Duration) -> (u64, Duration) {
             out.push((source(sent), request(sent as u16)));
             sent += 1;
         }
-        let batch: Vec<Outgoing<'_>> = out
+        let batch: Vec<OutgoingDatagram<'_>> = out
             .iter()
-            .map(|(from, bytes)| Outgoing {
+            .map(|(from, bytes)| OutgoingDatagram {
                 from: *from,
                 to: server,
                 payload: bytes,

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lwm2m_swarm::transport::{
-    AddressSet, Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket,
+    AddressSet, OutgoingDatagram, Poller, RecvBuffers, SharedConfig, SharedSocket,
 };
 
 const RUN: Duration = Duration::from_secs(2);
@@ -80,9 +80,9 @@ fn spawn_shared_echo(stop: Arc<AtomicBool>) -> (SocketAddr, thread::JoinHandle<(
                 poller.wait(Duration::from_millis(10)).expect("echo poll");
                 continue;
             }
-            let echo: Vec<Outgoing> = bufs
+            let echo: Vec<OutgoingDatagram> = bufs
                 .iter()
-                .map(|(d, b)| Outgoing {
+                .map(|(d, b)| OutgoingDatagram {
                     from: d.client,
                     to: d.peer,
                     payload: b,
@@ -121,7 +121,7 @@ fn shared_round_trips() -> Result {
     let mut poller = Poller::new();
     poller.add(sock.as_fd());
     let mut bufs = RecvBuffers::new(BATCH, 64);
-    let mut out: Vec<Outgoing> = Vec::with_capacity(BATCH);
+    let mut out: Vec<OutgoingDatagram> = Vec::with_capacity(BATCH);
     let (mut issued, mut in_flight, mut done, mut lost) = (0u64, 0u64, 0u64, 0u64);
     let mut busy_recvs = 0u64;
     let start = Instant::now();
@@ -130,7 +130,7 @@ fn shared_round_trips() -> Result {
         out.clear();
         while in_flight + (out.len() as u64) < WINDOW && out.len() < BATCH {
             let k = (issued % CLIENTS) as usize;
-            out.push(Outgoing {
+            out.push(OutgoingDatagram {
                 from: clients[k],
                 to: server,
                 payload: &payloads[k],

@@ -7,6 +7,7 @@
 
 mod bootstrap;
 mod config;
+mod events;
 mod observe;
 mod operations;
 mod registration;
@@ -28,155 +29,18 @@ use crate::model::{Device, Path};
 
 use bootstrap::Bootstrap;
 pub use bootstrap::{BootstrapFailure, BootstrapOutcome, BootstrapRecord};
-pub use config::{BootstrapConfig, ClientConfig, RetryPolicy, Version};
+pub use config::{ClientBootstrapConfig, ClientConfig, LwM2mVersion, RetryPolicy};
+pub use events::{
+    CLIENT_STATES, ClientState, Dropped, Event, OPERATION_KINDS, OperationKind, OperationRecord,
+    REQUEST_KINDS, RequestKind, RequestOutcome, RequestRecord, operation_index, operation_name,
+    request_index, request_name, state_index, state_name,
+};
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
 pub use stream::{
     ConnectionFailure, ConnectionOutcome, ConnectionRecord, LinkClosed, LinkCommand, StreamConfig,
 };
-
-/// What the client is doing, as a dashboard counts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ClientState {
-    /// Not started yet.
-    Starting,
-    /// A Bootstrap-Request is queued or in flight, the bootstrap server is configuring the
-    /// client, or the client waits to try again.
-    Bootstrapping,
-    /// A Register is queued or in flight, or the client waits to retry one.
-    Registering,
-    Registered,
-    /// Registered, in queue mode, radio off.
-    Sleeping,
-    /// Offline after a Reboot (or Disable), registers again afterwards.
-    Rebooting,
-    /// De-registering on shutdown.
-    Deregistering,
-    /// Stopped: de-registered, or never registered when stopped.
-    Stopped,
-    /// The registration procedure gave up.
-    Failed,
-}
-
-/// Client-initiated requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RequestKind {
-    Register,
-    Update,
-    Deregister,
-    Notify,
-    /// The Bootstrap-Request (`POST /bs`).
-    Bootstrap,
-}
-
-/// How a client-initiated request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The server answered with this code (class*32+detail, e.g. 0x41 for 2.01); for a CON
-    /// notification an ACK counts as 0x00.
-    Response(u8),
-    /// No answer after the last retransmission (or no separate response in time).
-    Timeout,
-    /// The server answered with RST.
-    Reset,
-    /// The client went offline (reboot) or stopped before an answer came.
-    Aborted,
-    /// The client went offline before the request was sent (it waited for its turn).
-    Unsent,
-    /// A NON notification (and over TCP every notification): sent, never answered.
-    Unconfirmed,
-}
-
-impl Outcome {
-    /// A 2.xx answer, an ACK, or a NON sent.
-    pub fn is_success(self) -> bool {
-        match self {
-            Outcome::Response(code) => code >> 5 <= 2,
-            Outcome::Unconfirmed => true,
-            Outcome::Timeout | Outcome::Reset | Outcome::Aborted | Outcome::Unsent => false,
-        }
-    }
-}
-
-/// One client-initiated request, from when it was due to when it ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestRecord {
-    pub kind: RequestKind,
-    /// When the schedule said it was due (latency is measured from here: no coordinated omission).
-    pub intended: Instant,
-    pub sent: Instant,
-    pub completed: Instant,
-    pub outcome: Outcome,
-    pub retransmissions: u8,
-}
-
-/// Server-initiated operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OperationKind {
-    Read,
-    Discover,
-    Write,
-    WriteAttributes,
-    Execute,
-    Create,
-    Delete,
-    Observe,
-    CancelObservation,
-    /// A bootstrap server's Bootstrap-Finish (`POST /bs`).
-    BootstrapFinish,
-    /// A request LWM2M does not define (FETCH, iPATCH, unknown paths...).
-    Other,
-}
-
-/// One server-initiated operation and the code the client answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OperationRecord {
-    pub kind: OperationKind,
-    pub path: Path,
-    pub code: u8,
-    pub received: Instant,
-}
-
-/// Why a datagram for this client was not processed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dropped {
-    /// Queue mode: the radio was off.
-    Asleep,
-    /// Offline (rebooting, stopped, failed).
-    Offline,
-    Malformed,
-    /// An ACK or RST that matched nothing, or a ping.
-    Unmatched,
-    /// A retransmitted request answered from the cache.
-    Duplicate,
-}
-
-/// What happened, for metrics. Every request yields exactly one `Request`, every server
-/// operation one `Operation`; every request that went on the wire one `Sent` first, so
-/// `Sent` minus ended-and-not-`Unsent` requests is what is in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Sent(RequestKind),
-    Request(RequestRecord),
-    Operation(OperationRecord),
-    State(ClientState),
-    Dropped(Dropped),
-    /// Queue mode: awake again; the Update goes first.
-    Woke,
-    /// DTLS: a handshake began (its first `ClientHello` is queued).
-    HandshakeStarted,
-    /// DTLS: a handshake ended (every one that starts ends once).
-    Handshake(HandshakeRecord),
-    /// DTLS: an open session ended (alert, `close_notify`); a new handshake follows when needed.
-    SessionLost(crate::security::dtls::Failure),
-    /// A bootstrap attempt ended (every one that starts ends once).
-    Bootstrap(BootstrapRecord),
-    /// TCP/TLS: a connection setup ended (every one that starts ends once).
-    Connection(ConnectionRecord),
-    /// TCP/TLS: an open connection was lost; a registered client registers again on a new one.
-    ConnectionLost(ConnectionFailure),
-}
 
 /// Something the client wants to send, waiting for the NSTART slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -425,7 +289,9 @@ impl Client {
             .handle_datagram(now, from, bytes, &self.config.coap);
         match incoming {
             Incoming::Response { token, packet } => self.on_response(now, token, &packet),
-            Incoming::Acknowledged { token } => self.complete(now, token, Outcome::Response(0)),
+            Incoming::Acknowledged { token } => {
+                self.complete(now, token, RequestOutcome::Response(0));
+            }
             Incoming::Reset { token } => self.on_reset(now, token),
             Incoming::Request(request) => self.on_request(now, from, &request),
             Incoming::Duplicate => self.events.push_back(Event::Dropped(Dropped::Duplicate)),
@@ -443,7 +309,7 @@ impl Client {
             let token = match expired {
                 Expired::Timeout { token } | Expired::SeparateTimeout { token } => token,
             };
-            self.complete(now, token, Outcome::Timeout);
+            self.complete(now, token, RequestOutcome::Timeout);
         }
         if let Some((action, at)) = self.deferred
             && at <= now
@@ -623,7 +489,7 @@ impl Client {
             return;
         };
         let code = u8::from(packet.header.code);
-        self.complete(now, token, Outcome::Response(code));
+        self.complete(now, token, RequestOutcome::Response(code));
         match request.kind {
             RequestKind::Register => self.on_register_answer(now, code, packet),
             RequestKind::Update => self.on_update_answer(now, code),
@@ -643,12 +509,12 @@ impl Client {
             }
             return;
         };
-        self.complete(now, token, Outcome::Reset);
+        self.complete(now, token, RequestOutcome::Reset);
         self.on_request_failed(now, request.kind, token);
     }
 
     /// Ends a request of ours: one event, exactly once.
-    fn complete(&mut self, now: Instant, token: Token, outcome: Outcome) {
+    fn complete(&mut self, now: Instant, token: Token, outcome: RequestOutcome) {
         let Some(index) = self.in_flight.iter().position(|f| f.token == token) else {
             return;
         };
@@ -658,7 +524,7 @@ impl Client {
             self.in_flight = Vec::new();
         }
         self.record_end(&request, now, outcome);
-        if outcome == Outcome::Timeout {
+        if outcome == RequestOutcome::Timeout {
             if matches!(
                 request.kind,
                 RequestKind::Register | RequestKind::Update | RequestKind::Bootstrap
@@ -689,7 +555,7 @@ impl Client {
             intended,
             sent: now,
             completed: now,
-            outcome: Outcome::Unsent,
+            outcome: RequestOutcome::Unsent,
             retransmissions: 0,
         }));
     }
@@ -703,7 +569,7 @@ impl Client {
                 Outgoing::Update => RequestKind::Update,
                 Outgoing::Deregister => RequestKind::Deregister,
                 Outgoing::Notify(token) => {
-                    self.on_notification_done(token, Outcome::Aborted);
+                    self.on_notification_done(token, RequestOutcome::Aborted);
                     RequestKind::Notify
                 }
             };
@@ -723,18 +589,18 @@ impl Client {
         self.in_flight = requests;
         for notification in notifications {
             self.coap.give_up(notification.token);
-            self.record_end(&notification, now, Outcome::Aborted);
+            self.record_end(&notification, now, RequestOutcome::Aborted);
         }
     }
 
     fn abort_in_flight(&mut self, now: Instant) {
         for request in std::mem::take(&mut self.in_flight) {
-            self.record_end(&request, now, Outcome::Aborted);
+            self.record_end(&request, now, RequestOutcome::Aborted);
         }
     }
 
     /// The one event a sent request ends with.
-    fn record_end(&mut self, request: &InFlight, now: Instant, outcome: Outcome) {
+    fn record_end(&mut self, request: &InFlight, now: Instant, outcome: RequestOutcome) {
         let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
         self.events.push_back(Event::Request(RequestRecord {
             kind: request.kind,

@@ -21,7 +21,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{BootstrapConfig, ClientConfig};
+use crate::client::{ClientBootstrapConfig, ClientConfig};
 use crate::model::{DeviceTemplate, Path, TemplateSet};
 use crate::report::Threshold;
 use crate::toml_span::Located;
@@ -168,7 +168,7 @@ pub struct Fleet {
     pub security: Option<Security>,
     /// `[bootstrap]`: clients start with a Bootstrap-Request, and `server` (or the embedded
     /// one) is a bootstrap server. Every population's client config carries it too.
-    pub bootstrap: Option<BootstrapConfig>,
+    pub bootstrap: Option<ClientBootstrapConfig>,
     /// `[tls]`, for a `coaps+tcp://` server.
     pub tls: Option<crate::security::tls::TlsSettings>,
     pub clients: u64,

@@ -1,7 +1,32 @@
 //! lwm2m-swarm: simulate fleets of LWM2M devices against a real server.
 //!
-//! The protocol layers (`coap`, `content`, `model`, `client`) are sans-IO: they take bytes and a
-//! clock reading and return bytes and deadlines, so they run the same under a simulated clock.
+//! The modules, lowest first; each uses only modules above it in this list (checked by
+//! `tests/module_graph.rs`):
+//!
+//! - [`clock`]: the time source, real or simulated.
+//! - [`toml_span`]: TOML values with their line and column, for errors that point at the input.
+//! - [`coap`]: CoAP messages, reliability (CON/ACK, deduplication), blocks, observe, CoAP over
+//!   TCP framing, and the server URI users write (`coap::uri`).
+//! - [`model`]: object definitions (templates, OMA DDF), device templates with value
+//!   generators, the per-device object tree, and the [`model::Schema`] codecs look types up in.
+//! - [`content`]: payload formats: TLV, `SenML` JSON and CBOR, OMA JSON, text, link format.
+//! - [`security`]: credentials, DTLS 1.2 sessions, TLS over TCP, X.509.
+//! - [`transport`]: sockets: shared UDP sockets for many source addresses (IPv4 and IPv6),
+//!   one socket per client, TCP connections; the address plan.
+//! - [`client`]: one simulated LWM2M client, sans-IO: bootstrap, registration, device
+//!   management, observations, over UDP, DTLS, TCP or TLS; the events it reports.
+//! - [`server`]: the embedded LWM2M server and bootstrap server.
+//! - [`metrics`]: counts and latency histograms of client events, and their snapshots.
+//! - [`report`]: the text summary, JSON results, interval logs, plots, thresholds, Prometheus,
+//!   and merging the results of a test's shards.
+//! - [`fleet`]: fleet files made into a plan (populations, ramp, behaviours, credentials, the
+//!   slice a `--shard` runs).
+//! - [`engine`]: runs a plan's clients on sharded event loops over transports.
+//! - [`tui`]: the live dashboard.
+//! - [`cli`]: the commands (`run`, `serve`, `check`, `credentials`, `report`).
+//!
+//! The protocol layers (`coap`, `content`, `model`, `security`, `client`) are sans-IO: they take bytes and a clock reading and return bytes and deadlines, so they run the
+//! same under a simulated clock.
 
 pub mod cli;
 pub mod client;

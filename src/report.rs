@@ -11,6 +11,7 @@ pub mod merge;
 pub mod plot;
 pub mod prometheus;
 pub mod schema;
+mod summary;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -22,13 +23,14 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use hdrhistogram::Histogram;
 
-use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, Snapshot, request_name, state_name};
+use crate::client::{CLIENT_STATES, REQUEST_KINDS, request_name, state_name};
+use crate::metrics::Snapshot;
 
 pub use hdr_log::HdrLog;
 pub use merge::{MergeError, Merged, merge_files};
 pub use prometheus::{Exporter, Identity};
 pub use schema::{
-    Interval, IntervalOperation, Report, RunConfig, SchemaError, TestIdentity, ThresholdResult,
+    Interval, IntervalRequest, Report, RunConfig, SchemaError, TestIdentity, ThresholdResult,
 };
 pub use threshold::{Threshold, Verdict};
 
@@ -41,10 +43,10 @@ pub struct ReportArgs {
     /// Write the result as JSON (schema: docs/report-schema.md).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
-    /// Write an HDR histogram interval log: each second, one histogram per operation (µs).
+    /// Write an HDR histogram interval log: each second, one histogram per request kind (µs).
     #[arg(long, value_name = "PATH")]
     pub hdr_log: Option<PathBuf>,
-    /// Write an SVG chart of latency by percentile, one curve per operation.
+    /// Write an SVG chart of latency by percentile, one curve per request kind.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
     /// A pass/fail criterion, repeatable: `register.p99<500ms`, `update.error_rate<1%`. Any
@@ -207,7 +209,7 @@ impl Collector {
     }
 }
 
-/// What happened between two cumulative snapshots, and each operation's latency histogram of
+/// What happened between two cumulative snapshots, and each request kind's latency histogram of
 /// that time (what `previous` had subtracted from what `now` has).
 pub fn interval(
     previous: &Snapshot,
@@ -223,12 +225,12 @@ pub fn interval(
         h
     });
     let quantile = |h: &Histogram<u64>, q| (!h.is_empty()).then(|| h.value_at_quantile(q));
-    let operations = REQUEST_KINDS
+    let requests = REQUEST_KINDS
         .iter()
         .zip(&histograms)
         .map(|(k, h)| {
             let (a, b) = (previous.request(*k), now.request(*k));
-            let op = IntervalOperation {
+            let request = IntervalRequest {
                 sent: b.sent.saturating_sub(a.sent),
                 ok: b.ok.saturating_sub(a.ok),
                 error: b.error.saturating_sub(a.error),
@@ -236,7 +238,7 @@ pub fn interval(
                 p50_us: quantile(h, 0.5),
                 p99_us: quantile(h, 0.99),
             };
-            (request_name(*k).to_string(), op)
+            (request_name(*k).to_string(), request)
         })
         .collect();
     let clients: BTreeMap<String, u64> = CLIENT_STATES
@@ -247,7 +249,7 @@ pub fn interval(
         elapsed_s: now.elapsed.as_secs_f64(),
         length_s: now.elapsed.saturating_sub(previous.elapsed).as_secs_f64(),
         clients,
-        operations,
+        requests,
     };
     (interval, histograms)
 }

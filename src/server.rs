@@ -37,7 +37,7 @@ use recent::{CachedReply, Recent, Seen};
 use registry::{location_id, parse_location_id};
 use timers::{TimerKind, Timers};
 
-pub use bootstrap::{BootstrapConfig, BootstrapServer, BootstrapStats, Provisioning};
+pub use bootstrap::{BootstrapServer, BootstrapServerConfig, BootstrapServerStats, Provisioning};
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
 pub use run::Runner;
 pub use secure::{DtlsServerConfig, SecureServer, ServerAuth};

@@ -42,7 +42,7 @@ pub struct Datagram {
 
 /// A datagram to send from a client endpoint.
 #[derive(Debug, Clone, Copy)]
-pub struct Outgoing<'a> {
+pub struct OutgoingDatagram<'a> {
     pub from: SocketAddr,
     pub to: SocketAddr,
     pub payload: &'a [u8],
@@ -181,7 +181,7 @@ pub trait Transport {
     /// Sends `batch` in order without blocking. `Ok(n)` with `n < batch.len()` means the socket
     /// buffer is full: retry `batch[n..]` later. `Err(Send { index, .. })` means `batch[..index]`
     /// went out and `batch[index]` failed; the rest was not tried.
-    fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, TransportError>;
+    fn send_batch(&mut self, batch: &[OutgoingDatagram<'_>]) -> Result<usize, TransportError>;
 
     /// Appends received datagrams to `bufs` until it is full or nothing is queued; returns how
     /// many were added. Never blocks.

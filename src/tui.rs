@@ -50,7 +50,7 @@ pub struct RunInfo {
 
 /// How the dashboard ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum TuiExit {
     /// The run ended on its own.
     Completed,
     /// The user stopped it; clients de-registered before the dashboard closed.
@@ -79,7 +79,7 @@ impl App {
 /// Takes over the terminal, shows the run until the engine is finished (or the user leaves),
 /// and gives the terminal back. `interrupts` counts the Ctrl-Cs (SIGINT) the caller saw: the
 /// first acts like `q`.
-pub fn run(engine: &impl Controls, info: &RunInfo, interrupts: &AtomicU32) -> io::Result<Outcome> {
+pub fn run(engine: &impl Controls, info: &RunInfo, interrupts: &AtomicU32) -> io::Result<TuiExit> {
     let _guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(stdout()))?;
     terminal.clear()?;
@@ -99,7 +99,7 @@ pub fn drive<B: Backend>(
     info: &RunInfo,
     interrupts: &AtomicU32,
     mut next_event: impl FnMut(Duration) -> io::Result<Option<Event>>,
-) -> io::Result<Outcome> {
+) -> io::Result<TuiExit> {
     let mut app = App::new();
     let mut history = History::default();
     let mut interrupts_seen = interrupts.load(Ordering::Acquire);
@@ -114,9 +114,9 @@ pub fn drive<B: Backend>(
         }
         if fleet.is_finished() {
             return Ok(if app.quitting {
-                Outcome::Stopped
+                TuiExit::Stopped
             } else {
-                Outcome::Completed
+                TuiExit::Completed
             });
         }
         let mut action = None;
@@ -138,7 +138,7 @@ pub fn drive<B: Backend>(
         match action {
             None => {}
             Some(Action::Quit) => fleet.stop(),
-            Some(Action::Abandon) => return Ok(Outcome::Abandoned),
+            Some(Action::Abandon) => return Ok(TuiExit::Abandoned),
             Some(Action::Pause(paused)) => fleet.pause_starts(paused),
             Some(Action::RateFactor(factor)) => fleet.set_start_rate(factor),
         }

@@ -12,16 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_swarm::client::{
-    BootstrapConfig, BootstrapOutcome, Client, ClientConfig, ClientState, Event, Outcome,
-    RequestKind,
+    BootstrapOutcome, Client, ClientBootstrapConfig, ClientConfig, ClientState, Event, RequestKind,
+    RequestOutcome,
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::ContentFormat;
 use lwm2m_swarm::security::Psk;
 use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{
-    BootstrapConfig as ServerBootstrapConfig, BootstrapServer, DtlsServerConfig, Provisioning,
-    SecureServer, Served, Server, ServerConfig, ServerStats,
+    BootstrapServer, BootstrapServerConfig, DtlsServerConfig, Provisioning, SecureServer, Served,
+    Server, ServerConfig, ServerStats,
 };
 use shipped::device;
 
@@ -179,9 +179,9 @@ impl World {
 fn clients(count: usize, preferred: Option<ContentFormat>, psk: bool) -> Vec<Client> {
     let config = Arc::new(ClientConfig {
         server: bootstrap_addr(),
-        bootstrap: Some(BootstrapConfig {
+        bootstrap: Some(ClientBootstrapConfig {
             preferred_format: preferred,
-            ..BootstrapConfig::default()
+            ..ClientBootstrapConfig::default()
         }),
         lifetime: Duration::from_secs(600),
         ..ClientConfig::default()
@@ -222,7 +222,7 @@ fn start_all(world: &mut World) {
 fn clients_bootstrap_then_register_where_they_were_sent() {
     let clients = clients(50, None, false);
     let bootstrap = BootstrapServer::new(
-        ServerBootstrapConfig::new(provisioning("coap://127.0.0.1:5683", None)),
+        BootstrapServerConfig::new(provisioning("coap://127.0.0.1:5683", None)),
         1,
     );
     let servers: Vec<(SocketAddr, Box<dyn Served>)> = vec![
@@ -264,7 +264,7 @@ fn the_written_lifetime_and_format_are_used() {
     // SenML CBOR asked for with pct; the registrations carry the written lifetime.
     let clients = clients(5, Some(ContentFormat::SenmlCbor), false);
     let bootstrap = BootstrapServer::new(
-        ServerBootstrapConfig::new(provisioning("coap://127.0.0.1:5683", None)),
+        BootstrapServerConfig::new(provisioning("coap://127.0.0.1:5683", None)),
         1,
     );
     let server = Server::new(ServerConfig::default(), 2);
@@ -294,7 +294,7 @@ fn over_dtls_each_side_uses_its_own_keys() {
     let provisioning = provisioning("coaps://127.0.0.1:5684", Some(master));
     let server_keys = provisioning.server_keys().expect("PSK clients");
     let bootstrap = SecureServer::new(
-        BootstrapServer::new(ServerBootstrapConfig::new(provisioning), 1),
+        BootstrapServer::new(BootstrapServerConfig::new(provisioning), 1),
         &DtlsServerConfig::new(ServerKeys::shared(FLEET_KEY.to_vec())),
     );
     let server = SecureServer::new(
@@ -357,7 +357,7 @@ fn over_dtls_each_side_uses_its_own_keys() {
 #[test]
 fn lost_datagrams_are_retransmitted_and_every_sequence_is_counted() {
     let bootstrap = BootstrapServer::new(
-        ServerBootstrapConfig::new(provisioning("coap://127.0.0.1:5683", None)),
+        BootstrapServerConfig::new(provisioning("coap://127.0.0.1:5683", None)),
         1,
     );
     let mut world = World::new(
@@ -412,7 +412,10 @@ fn lost_datagrams_are_retransmitted_and_every_sequence_is_counted() {
             .filter(|e| matches!(e, Event::Sent(RequestKind::Bootstrap)))
             .count();
         assert_eq!(attempts, ended.len(), "client {i}: {ended:?}");
-        let unsent = ended.iter().filter(|o| **o == Outcome::Unsent).count();
+        let unsent = ended
+            .iter()
+            .filter(|o| **o == RequestOutcome::Unsent)
+            .count();
         assert_eq!(sent, ended.len() - unsent, "client {i}: {ended:?}");
     }
     // The server finished at least as many as the clients did (a Finish whose answer was

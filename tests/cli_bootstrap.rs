@@ -73,7 +73,7 @@ fn the_bootstrap_demo_runs_out_of_the_box() {
         "{stdout}"
     );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let bootstrap = &report["operations"]["bootstrap"];
+    let bootstrap = &report["requests"]["bootstrap"];
     assert_eq!(bootstrap["sent"], 40);
     assert_eq!(bootstrap["ok"], 40);
     assert_eq!(bootstrap["codes"]["2.04"], 40);
@@ -86,7 +86,7 @@ fn the_bootstrap_demo_runs_out_of_the_box() {
     );
     assert!(report["clients"]["peak"]["bootstrapping"].as_u64() > Some(0));
     assert_eq!(report["server_operations"]["bootstrap-finish"]["ok"], 40);
-    assert_eq!(report["operations"]["register"]["ok"], 40);
+    assert_eq!(report["requests"]["register"]["ok"], 40);
     // The interval log has the Bootstrap-Request's histogram too.
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("Tag=bootstrap,"), "{log}");

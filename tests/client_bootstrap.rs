@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 use lwm2m_swarm::client::{
-    BootstrapConfig, BootstrapFailure, BootstrapOutcome, BootstrapRecord, Client, ClientConfig,
-    ClientState, Event, OperationKind, Outcome, RequestKind, RetryPolicy, Version,
+    BootstrapFailure, BootstrapOutcome, BootstrapRecord, Client, ClientBootstrapConfig,
+    ClientConfig, ClientState, Event, LwM2mVersion, OperationKind, RequestKind, RequestOutcome,
+    RetryPolicy,
 };
 use lwm2m_swarm::content::{self, ContentFormat};
 use lwm2m_swarm::model::{Device, Path, Record, Value};
@@ -32,7 +33,7 @@ fn bootstrap_server() -> SocketAddr {
 fn config() -> ClientConfig {
     ClientConfig {
         server: bootstrap_server(),
-        bootstrap: Some(BootstrapConfig {
+        bootstrap: Some(ClientBootstrapConfig {
             finish_timeout: Duration::from_secs(30),
             preferred_format: None,
         }),
@@ -266,7 +267,7 @@ fn a_bootstrap_from_request_to_registration() {
         .into_iter()
         .find(|r| r.kind == RequestKind::Bootstrap)
         .unwrap();
-    assert_eq!(request.outcome, Outcome::Response(0x44));
+    assert_eq!(request.outcome, RequestOutcome::Response(0x44));
     // The bootstrap server's operations were counted as server operations.
     let finishes = sim
         .events
@@ -432,7 +433,11 @@ fn an_error_answer_to_the_bootstrap_request_is_retried_until_the_procedure_gives
         .filter(|r| r.kind == RequestKind::Bootstrap)
         .collect();
     assert_eq!(records.len(), 3);
-    assert!(records.iter().all(|r| r.outcome == Outcome::Response(0x83)));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == RequestOutcome::Response(0x83))
+    );
     assert!(registers(&sim).is_empty());
 }
 
@@ -457,7 +462,7 @@ fn an_unanswered_bootstrap_request_fails_after_its_retransmissions() {
     let record = sim.request_records()[0];
     assert_eq!(
         (record.kind, record.outcome, record.retransmissions),
-        (RequestKind::Bootstrap, Outcome::Timeout, 4)
+        (RequestKind::Bootstrap, RequestOutcome::Timeout, 4)
     );
 }
 
@@ -512,14 +517,14 @@ fn the_preferred_format_goes_with_the_request_from_1_1_on() {
     let with = |version| {
         let mut c = config();
         c.version = version;
-        c.bootstrap = Some(BootstrapConfig {
+        c.bootstrap = Some(ClientBootstrapConfig {
             preferred_format: Some(ContentFormat::SenmlCbor),
-            ..BootstrapConfig::default()
+            ..ClientBootstrapConfig::default()
         });
         uri_query(&bootstrap_requests(&started(c))[0])
     };
-    assert_eq!(with(Version::V1_1), ["ep=sim-0001", "pct=112"]);
-    assert_eq!(with(Version::V1_0), ["ep=sim-0001"]);
+    assert_eq!(with(LwM2mVersion::V1_1), ["ep=sim-0001", "pct=112"]);
+    assert_eq!(with(LwM2mVersion::V1_0), ["ep=sim-0001"]);
 }
 
 #[test]
@@ -609,7 +614,7 @@ fn single_resources_and_instances_can_be_written_and_deleted() {
 #[test]
 fn a_1_0_client_has_no_bootstrap_read_and_says_1_0() {
     let mut c = config();
-    c.version = Version::V1_0;
+    c.version = LwM2mVersion::V1_0;
     let mut sim = started(c);
     assert_eq!(
         code(&plain(&mut sim, RequestType::Get, "/1")),
@@ -641,7 +646,7 @@ fn a_finish_that_overtakes_the_request_answer_completes_the_bootstrap() {
         .into_iter()
         .find(|r| r.kind == RequestKind::Bootstrap)
         .unwrap();
-    assert_eq!(request.outcome, Outcome::Aborted);
+    assert_eq!(request.outcome, RequestOutcome::Aborted);
     let sent: Vec<_> = sim
         .server
         .requests
@@ -682,7 +687,7 @@ fn an_unusable_finish_gives_up_the_request_it_overtook() {
         .into_iter()
         .filter(|r| r.kind == RequestKind::Bootstrap)
         .collect();
-    assert_eq!(records[0].outcome, Outcome::Aborted);
+    assert_eq!(records[0].outcome, RequestOutcome::Aborted);
     assert!(records[0].completed <= finished_at + SECOND);
     let outcomes: Vec<_> = bootstraps(&sim).iter().map(|b| b.outcome).collect();
     assert_eq!(
@@ -738,7 +743,7 @@ fn a_bootstrap_trigger_gives_up_requests_to_the_server_it_leaves() {
         .into_iter()
         .find(|r| r.kind == RequestKind::Update)
         .expect("the Update ended");
-    assert_eq!(update.outcome, Outcome::Aborted);
+    assert_eq!(update.outcome, RequestOutcome::Aborted);
     assert_eq!(bootstrap_requests(&sim).len(), 2);
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use coap_lite::{CoapOption, MessageClass, MessageType, RequestType, ResponseType};
 use lwm2m_swarm::client::{
-    Client, ClientConfig, ClientState, Dropped, Event, OperationKind, Outcome, RequestKind,
+    Client, ClientConfig, ClientState, Dropped, Event, OperationKind, RequestKind, RequestOutcome,
     RequestRecord,
 };
 use lwm2m_swarm::clock::Instant;
@@ -356,7 +356,7 @@ fn lossy_network_every_request_ends_once() {
         // Nothing ended that was never sent (except requests the client dropped unsent).
         for record in records
             .iter()
-            .filter(|r| r.kind != RequestKind::Notify && r.outcome != Outcome::Unsent)
+            .filter(|r| r.kind != RequestKind::Notify && r.outcome != RequestOutcome::Unsent)
         {
             assert!(
                 exchanges.iter().any(|(_, sends)| sends[0] == record.sent),
@@ -366,7 +366,7 @@ fn lossy_network_every_request_ends_once() {
         assert!(
             records
                 .iter()
-                .any(|r| r.outcome == Outcome::Timeout || r.retransmissions > 0)
+                .any(|r| r.outcome == RequestOutcome::Timeout || r.retransmissions > 0)
         );
         // What metrics rely on: one `Sent` per request that went out, and each ends once.
         for kind in [
@@ -381,7 +381,7 @@ fn lossy_network_every_request_ends_once() {
                 .count();
             let ended = records
                 .iter()
-                .filter(|r| r.kind == kind && r.outcome != Outcome::Unsent)
+                .filter(|r| r.kind == kind && r.outcome != RequestOutcome::Unsent)
                 .count();
             assert_eq!(sent, ended, "seed {seed}: {kind:?}");
             assert!(sent > 0, "seed {seed}: no {kind:?} sent");
@@ -422,7 +422,7 @@ fn check_retransmissions(sends: &[Instant], record: &RequestRecord) {
             );
         }
     }
-    if record.outcome == Outcome::Timeout {
+    if record.outcome == RequestOutcome::Timeout {
         assert_eq!(sends.len(), 5);
         let t = first_timeout.unwrap().as_micros() as i64;
         let waited = record.completed.saturating_since(sends[0]).as_micros() as i64;
@@ -460,7 +460,7 @@ fn failed_registrations_follow_the_retry_procedure() {
     let failures = sim
         .request_records()
         .iter()
-        .filter(|r| r.outcome == Outcome::Response(0x83))
+        .filter(|r| r.outcome == RequestOutcome::Response(0x83))
         .count();
     assert_eq!(failures, 5);
 }
@@ -693,7 +693,7 @@ fn reset_to_a_notification_cancels_the_observation() {
         .into_iter()
         .filter(|r| r.kind == RequestKind::Notify)
         .collect::<Vec<_>>();
-    assert_eq!(notify.last().unwrap().outcome, Outcome::Reset);
+    assert_eq!(notify.last().unwrap().outcome, RequestOutcome::Reset);
 }
 
 #[test]
@@ -941,7 +941,7 @@ fn stop_gives_up_an_unacknowledged_notification() {
         .collect();
     assert_eq!(
         notify_ends.last(),
-        Some(&Outcome::Aborted),
+        Some(&RequestOutcome::Aborted),
         "{notify_ends:?}"
     );
     // Nothing is sent for the observation after the stop but the De-register.

@@ -10,10 +10,10 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use accounting::{assert_accounted, assert_consistent};
-use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind};
+use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind, state_index};
 use lwm2m_swarm::engine::{Engine, EngineConfig, TransportKind};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::metrics::{Snapshot, state_index};
+use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::Path;
 use lwm2m_swarm::security::dtls::{DtlsParams, ServerKeys};
 use lwm2m_swarm::server::{

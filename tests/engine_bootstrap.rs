@@ -10,14 +10,14 @@ mod shipped;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind};
+use lwm2m_swarm::client::{ClientState, OperationKind, RequestKind, state_index};
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::Fleet;
-use lwm2m_swarm::metrics::{Snapshot, state_index};
+use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::Path;
 use lwm2m_swarm::security::dtls::ServerKeys;
 use lwm2m_swarm::server::{
-    BootstrapConfig, BootstrapServer, DtlsServerConfig, ObserveLoad, Provisioning, Runner,
+    BootstrapServer, BootstrapServerConfig, DtlsServerConfig, ObserveLoad, Provisioning, Runner,
     ServerConfig, ServerStats,
 };
 use lwm2m_swarm::transport::PortRange;
@@ -67,7 +67,7 @@ fn run(fleet: &Fleet, first_port: u16) -> (Snapshot, ServerStats, ServerStats) {
     });
     let bootstrap = Runner::serve(
         loopback,
-        BootstrapServer::new(BootstrapConfig::new(provisioning), 2),
+        BootstrapServer::new(BootstrapServerConfig::new(provisioning), 2),
         fleet_keys.as_ref(),
     )
     .unwrap();

@@ -1,5 +1,6 @@
 //! The modules of `src/` form a graph without cycles: no module imports one that imports it back,
-//! between top-level modules and between the children of one module. Read from the source text:
+//! between top-level modules and between the children of one module; `src/lib.rs`'s module map
+//! lists them in that order. Read from the source text:
 //! every `crate::` path (grouped `use crate::{a, b::c}` too) outside test code is an edge.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -232,6 +233,51 @@ fn top_level_modules_import_no_module_that_imports_them_back() {
 fn sibling_modules_import_no_module_that_imports_them_back() {
     let found = cycles(2);
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+}
+
+/// The top-level modules in the order `src/lib.rs`'s module map lists them (`//! - [`name`]`).
+fn module_map() -> Vec<String> {
+    let lib = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    lib.lines()
+        .filter_map(|l| l.strip_prefix("//! - [`"))
+        .filter_map(|l| l.split_once('`').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_module_map_lists_every_module_below_those_it_uses() {
+    let map = module_map();
+    let lib = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let declared: Vec<String> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|l| l.trim_end_matches(';').to_string())
+        .collect();
+    let mut listed = map.clone();
+    listed.sort();
+    assert_eq!(
+        listed, declared,
+        "src/lib.rs's module map and its `pub mod`s differ"
+    );
+    let position = |m: &str| map.iter().position(|n| n == m);
+    let mut upward = Vec::new();
+    for (from, targets) in graph(1) {
+        for (to, files) in targets {
+            if let (Some(a), Some(b)) = (position(&from), position(&to))
+                && b > a
+            {
+                upward.push(format!(
+                    "{from} uses {to} ({})",
+                    files.iter().next().unwrap()
+                ));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "the module map lists these the wrong way round:\n{}",
+        upward.join("\n")
+    );
 }
 
 #[test]

@@ -84,14 +84,14 @@ fn a_passing_run_writes_json_interval_log_and_plot_and_report_merges_them() {
     );
 
     let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let register = &report.operations["register"];
+    let register = &report.requests["register"];
     assert_eq!(
         (register.sent, register.ok, register.in_flight),
         (10, 10, 0)
     );
     assert_eq!(register.latency_us.count, 10);
     assert_eq!(schema::decode(&register.hdr).unwrap().len(), 10);
-    assert_eq!(report.operations["deregister"].ok, 10);
+    assert_eq!(report.requests["deregister"].ok, 10);
     assert_eq!(report.clients.peak["registered"], 10);
     assert_eq!(report.config.clients, 10);
     assert_eq!(report.config.ports.as_deref(), Some("23000-23099"));
@@ -100,10 +100,7 @@ fn a_passing_run_writes_json_interval_log_and_plot_and_report_merges_them() {
     // About one interval per second of a ~2.1 s run, and every register is in one of them.
     let intervals = &report.intervals;
     assert!((2..=6).contains(&intervals.len()), "{intervals:?}");
-    let sent: u64 = intervals
-        .iter()
-        .map(|i| i.operations["register"].sent)
-        .sum();
+    let sent: u64 = intervals.iter().map(|i| i.requests["register"].sent).sum();
     assert_eq!(sent, 10);
     assert!(
         intervals
@@ -217,8 +214,26 @@ fn bad_thresholds_and_unreadable_results_are_bad_input() {
     assert_eq!(run.status.code(), Some(2));
 }
 
+#[test]
+fn report_reads_a_version_1_file() {
+    let run = swarm(&[
+        "report",
+        "tests/fixtures/report-v1.json",
+        "--threshold",
+        "register.sent>=10",
+    ]);
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("register "))
+        .expect("a register row");
+    assert_eq!(row.split_whitespace().nth(1), Some("10"), "{stdout}");
+    assert!(stdout.contains("thresholds: 1 passed"), "{stdout}");
+}
+
 /// The interval log reads back with the Rust `HdrHistogram` parser and with its Python port:
-/// ten registers, one tag per operation, the same highest value as the JSON's histogram.
+/// ten registers, one tag per request kind, the same highest value as the JSON's histogram.
 fn check_interval_log(log: &str, register_hdr: &str) {
     let bytes = std::fs::read(log).unwrap();
     let mut registers = 0;

@@ -11,7 +11,8 @@ mod cli;
 use cli::{scratch, swarm, text};
 use lwm2m_swarm::cli::exit;
 use lwm2m_swarm::client::{ClientState, RequestKind};
-use lwm2m_swarm::metrics::{REQUEST_KINDS, Snapshot, state_index};
+use lwm2m_swarm::client::{REQUEST_KINDS, state_index};
+use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::report::schema::{self, RunConfig, TestIdentity};
 use lwm2m_swarm::report::{
     Collector, Identity, Report, ReportArgs, Threshold, check_thresholds, threshold_results,
@@ -138,7 +139,7 @@ fn register_sent_series(report: &Report) -> Vec<u64> {
     report
         .intervals
         .iter()
-        .map(|i| i.operations["register"].sent)
+        .map(|i| i.requests["register"].sent)
         .collect()
 }
 
@@ -155,7 +156,7 @@ fn two_shards_add_their_counts_and_peak_at_the_peak_of_their_sum() {
     let (merged, stderr) = merge(&[&files[0], &files[1]], &dir.join("merged.json"));
     assert!(!stderr.contains("missing"), "{stderr}");
 
-    let register = &merged.operations["register"];
+    let register = &merged.requests["register"];
     assert_eq!((register.sent, register.ok), (60, 60));
     assert_eq!(register.codes["2.01"], 60);
     let histogram = schema::decode(&register.hdr).unwrap();
@@ -174,7 +175,7 @@ fn two_shards_add_their_counts_and_peak_at_the_peak_of_their_sum() {
         merged.elapsed_s
     );
     // The second second's p99 is the slow shard's, an upper bound of the merged one.
-    let second = merged.intervals[1].operations["register"];
+    let second = merged.intervals[1].requests["register"];
     assert_eq!(second.p99_us, Some(histogram.highest_equivalent(5000)));
 
     let test = merged.test.as_ref().unwrap();
@@ -203,8 +204,8 @@ fn four_shards_started_apart_align_on_the_wall_clock_and_merge_again_to_the_same
     assert_eq!(registered_series(&direct), [10, 30, 20, 10, 10, 0]);
     assert_eq!(register_sent_series(&direct), [10, 30, 30, 30, 10, 10]);
     assert_eq!(direct.clients.peak["registered"], 30, "not 4 x 10");
-    assert_eq!(direct.operations["register"].sent, 4 * 3 * PER_SECOND);
-    assert_eq!(direct.operations["register"].latency_us.count, 120);
+    assert_eq!(direct.requests["register"].sent, 4 * 3 * PER_SECOND);
+    assert_eq!(direct.requests["register"].latency_us.count, 120);
     let lengths: Vec<f64> = direct.intervals.iter().map(|i| i.length_s).collect();
     assert_eq!(lengths, [1.0, 1.0, 1.0, 1.0, 1.0, 0.5]);
     assert!(
@@ -346,7 +347,7 @@ fn missing_shards_are_warned_by_number_and_the_rest_merged() {
     );
     assert_eq!(merged.merged_shards, [0, 2, 3, 5, 6, 7]);
     assert_eq!(merged.test.as_ref().unwrap().shard_count, 8);
-    assert_eq!(merged.operations["register"].sent, 6 * 2 * PER_SECOND);
+    assert_eq!(merged.requests["register"].sent, 6 * 2 * PER_SECOND);
     assert_eq!(registered_series(&merged), [60, 0]);
 
     let last = Shard::of(1, 8, 0, &[10, 0]).write(&dir);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_swarm::client::{
-    Client, ClientConfig, ClientState, Dropped, Event, OperationKind, Outcome, RequestKind,
+    Client, ClientConfig, ClientState, Dropped, Event, OperationKind, RequestKind, RequestOutcome,
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::model::Path;
@@ -184,7 +184,9 @@ fn notifications_all_arrived(world: &World) {
                 .filter(|(_, o)| {
                     matches!(
                         o,
-                        Outcome::Response(0) | Outcome::Unconfirmed | Outcome::Reset
+                        RequestOutcome::Response(0)
+                            | RequestOutcome::Unconfirmed
+                            | RequestOutcome::Reset
                     )
                 })
                 .count() as u64

@@ -14,7 +14,7 @@ use super::{Failure, failed};
 use crate::fleet::{Credentials, Plan, format_duration};
 use crate::security::dtls::ServerKeys;
 use crate::server::{
-    BootstrapConfig, BootstrapServer, DtlsServerConfig, Provisioning, Runner, ServerConfig,
+    BootstrapServer, BootstrapServerConfig, DtlsServerConfig, Provisioning, Runner, ServerConfig,
 };
 
 /// The pair of servers: the bootstrap server clients contact first, the LWM2M server it
@@ -56,7 +56,7 @@ impl BootstrapPair {
         let bootstrap_dtls = bootstrap_keys.map(DtlsServerConfig::new);
         let bootstrap = Runner::serve(
             bootstrap_bind,
-            BootstrapServer::new(BootstrapConfig::new(provisioning), seed),
+            BootstrapServer::new(BootstrapServerConfig::new(provisioning), seed),
             bootstrap_dtls.as_ref(),
         )
         .map_err(|e| {

@@ -187,10 +187,10 @@ fn dashboard(
     every: Duration,
 ) -> bool {
     match tui::run(observed, info, interrupts) {
-        Ok(tui::Outcome::Completed) => false,
-        Ok(tui::Outcome::Stopped) => true,
+        Ok(tui::TuiExit::Completed) => false,
+        Ok(tui::TuiExit::Stopped) => true,
         // Asked twice: like a second Ctrl-C (the terminal is restored by now).
-        Ok(tui::Outcome::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
+        Ok(tui::TuiExit::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
         Err(e) => {
             // The run is not the dashboard's to end: go on with progress lines.
             eprintln!("lwm2m-swarm: the dashboard failed ({e}): progress lines instead");

@@ -200,7 +200,7 @@ fn run_refuses_what_it_cannot_use() {
     let (kind, text) = error("run f.toml --threshold register.p99");
     assert_eq!(kind, ErrorKind::ValueValidation, "{text}");
     assert!(
-        text.contains("no comparison; expected OPERATION.METRIC OP VALUE"),
+        text.contains("no comparison; expected REQUEST.METRIC OP VALUE"),
         "{text}"
     );
     let (kind, text) = error("run f.toml --colour red");

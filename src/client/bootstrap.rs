@@ -15,7 +15,9 @@ use std::time::Duration;
 use coap_lite::{CoapOption, RequestType};
 
 use super::secure::Secure;
-use super::{Client, ClientState, Event, InFlight, Outcome, Outgoing, RequestKind, Version};
+use super::{
+    Client, ClientState, Event, InFlight, LwM2mVersion, Outgoing, RequestKind, RequestOutcome,
+};
 use crate::clock::Instant;
 use crate::coap::message;
 use crate::model::{Path, Record, Value};
@@ -260,7 +262,7 @@ impl Client {
             .bootstrap
             .as_ref()
             .and_then(|c| c.preferred_format)
-            .filter(|_| self.config.version >= Version::V1_1);
+            .filter(|_| self.config.version >= LwM2mVersion::V1_1);
         if let Some(format) = preferred {
             let pct = format!("pct={}", format.code());
             packet.add_option(CoapOption::UriQuery, pct.into_bytes());
@@ -350,7 +352,7 @@ impl Client {
         self.in_flight = others;
         for request in stale {
             self.coap.give_up(request.token);
-            self.record_end(&request, now, Outcome::Aborted);
+            self.record_end(&request, now, RequestOutcome::Aborted);
         }
     }
 
@@ -599,7 +601,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::client::{BootstrapConfig, ClientConfig};
+    use crate::client::{ClientBootstrapConfig, ClientConfig};
     use crate::security::x509::tests::authority;
     use crate::security::x509::{DeviceCertificates, DeviceSource, PeerVerifier};
 
@@ -612,7 +614,7 @@ mod tests {
     /// The Security Mode (`/0/x/2`) of the bootstrap account a client starts with.
     fn account_mode(credential: Option<Credential>) -> Option<Value> {
         let config = ClientConfig {
-            bootstrap: Some(BootstrapConfig::default()),
+            bootstrap: Some(ClientBootstrapConfig::default()),
             ..ClientConfig::default()
         };
         let mut client = Client::new(Arc::new(config), "dev-1", device(), 1);

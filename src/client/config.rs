@@ -6,18 +6,18 @@ use crate::content::ContentFormat;
 
 /// The LWM2M enabler version a client announces with `lwm2m=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Version {
+pub enum LwM2mVersion {
     V1_0,
     V1_1,
     V1_2,
 }
 
-impl Version {
+impl LwM2mVersion {
     pub fn as_str(self) -> &'static str {
         match self {
-            Version::V1_0 => "1.0",
-            Version::V1_1 => "1.1",
-            Version::V1_2 => "1.2",
+            LwM2mVersion::V1_0 => "1.0",
+            LwM2mVersion::V1_1 => "1.1",
+            LwM2mVersion::V1_2 => "1.2",
         }
     }
 }
@@ -66,7 +66,7 @@ impl RetryPolicy {
 
 /// Client-initiated bootstrap: the client's first server is a bootstrap server.
 #[derive(Clone, Debug, PartialEq)]
-pub struct BootstrapConfig {
+pub struct ClientBootstrapConfig {
     /// How long after the Bootstrap-Request's 2.04 the Bootstrap-Finish may take before the
     /// bootstrap counts as failed (Leshan's server gives up after 93 s).
     pub finish_timeout: Duration,
@@ -75,9 +75,9 @@ pub struct BootstrapConfig {
     pub preferred_format: Option<ContentFormat>,
 }
 
-impl Default for BootstrapConfig {
+impl Default for ClientBootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig {
+        ClientBootstrapConfig {
             finish_timeout: Duration::from_secs(93),
             preferred_format: None,
         }
@@ -93,8 +93,8 @@ pub struct ClientConfig {
     /// instance it writes.
     pub server: SocketAddr,
     /// Start with a Bootstrap-Request to `server` instead of a Register.
-    pub bootstrap: Option<BootstrapConfig>,
-    pub version: Version,
+    pub bootstrap: Option<ClientBootstrapConfig>,
+    pub version: LwM2mVersion,
     /// Registration lifetime (`lt=`).
     pub lifetime: Duration,
     /// Binding announced with `b=` (`U`; the 1.0 queue-mode form `UQ` is derived).
@@ -127,7 +127,7 @@ impl Default for ClientConfig {
         ClientConfig {
             server: SocketAddr::from((Ipv4Addr::LOCALHOST, 5683)),
             bootstrap: None,
-            version: Version::V1_1,
+            version: LwM2mVersion::V1_1,
             lifetime: Duration::from_secs(300),
             binding: "U".to_string(),
             queue_mode: false,

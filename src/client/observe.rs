@@ -7,7 +7,7 @@ use std::time::Duration;
 use coap_lite::{MessageClass, MessageType, Packet, ResponseType};
 use rand::Rng;
 
-use super::{Client, ClientState, Outcome, Outgoing};
+use super::{Client, ClientState, Outgoing, RequestOutcome};
 use crate::clock::Instant;
 use crate::coap::observe::ObserveSeq;
 use crate::coap::{Token, block, message};
@@ -328,10 +328,10 @@ impl Client {
                     intended,
                     sent: now,
                     completed: now,
-                    outcome: Outcome::Unconfirmed,
+                    outcome: RequestOutcome::Unconfirmed,
                     retransmissions: 0,
                 }));
-            self.on_notification_done(token, Outcome::Unconfirmed);
+            self.on_notification_done(token, RequestOutcome::Unconfirmed);
         }
         if ended {
             self.cancel_observation(token);
@@ -345,8 +345,8 @@ impl Client {
     }
 
     /// A notification ended: schedule the next check, or drop the observer if it failed.
-    pub(super) fn on_notification_done(&mut self, token: Token, outcome: Outcome) {
-        if matches!(outcome, Outcome::Timeout | Outcome::Reset) {
+    pub(super) fn on_notification_done(&mut self, token: Token, outcome: RequestOutcome) {
+        if matches!(outcome, RequestOutcome::Timeout | RequestOutcome::Reset) {
             self.cancel_observation(token);
             return;
         }

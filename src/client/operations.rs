@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 
 use super::observe::Attributes;
-use super::{Client, Deferred, Event, OperationKind, OperationRecord, Version};
+use super::{Client, Deferred, Event, LwM2mVersion, OperationKind, OperationRecord};
 use crate::clock::Instant;
 use crate::coap::block::{self, Block1Outcome, Block1Receiver};
 use crate::coap::{Token, message};
@@ -272,7 +272,7 @@ impl Client {
             return ContentFormat::Text;
         }
         match self.config.preferred_format {
-            _ if self.config.version == Version::V1_0 => ContentFormat::Tlv,
+            _ if self.config.version == LwM2mVersion::V1_0 => ContentFormat::Tlv,
             ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat => {
                 ContentFormat::Tlv
             }

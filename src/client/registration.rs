@@ -5,7 +5,7 @@ use std::time::Duration;
 use coap_lite::{CoapOption, Packet, RequestType};
 use rand::Rng;
 
-use super::{Client, ClientState, Outgoing, RequestKind, Version};
+use super::{Client, ClientState, LwM2mVersion, Outgoing, RequestKind};
 use crate::clock::Instant;
 use crate::coap::message;
 use crate::content::ContentFormat;
@@ -46,7 +46,7 @@ impl Client {
             format!("lwm2m={}", self.config.version.as_str()),
             format!("b={}", self.binding()),
         ];
-        if self.config.queue_mode && self.config.version >= Version::V1_1 {
+        if self.config.queue_mode && self.config.version >= LwM2mVersion::V1_1 {
             query.push("Q".to_string());
         }
         for item in query {
@@ -204,7 +204,9 @@ impl Client {
     /// `b=`: the binding the bootstrap server wrote, else the configured one.
     fn binding(&self) -> String {
         let binding = self.written_binding().unwrap_or(&self.config.binding);
-        if self.config.queue_mode && self.config.version == Version::V1_0 && !binding.contains('Q')
+        if self.config.queue_mode
+            && self.config.version == LwM2mVersion::V1_0
+            && !binding.contains('Q')
         {
             format!("{binding}Q")
         } else {

@@ -309,7 +309,7 @@ impl Client {
         for request in std::mem::take(&mut self.in_flight) {
             let InFlight { token, kind, .. } = request;
             self.coap.give_up(token);
-            self.record_end(&request, now, super::Outcome::Aborted);
+            self.record_end(&request, now, super::RequestOutcome::Aborted);
             self.on_request_failed(now, kind, token);
         }
         if self.state == ClientState::Registered {

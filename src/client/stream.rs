@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Client, ClientState, Dropped, Event, InFlight, Outcome};
+use super::{Client, ClientState, Dropped, Event, InFlight, RequestOutcome};
 use crate::clock::Instant;
 use crate::coap::Endpoint;
 use crate::coap::tcp::{self, Connection};
@@ -296,9 +296,9 @@ impl Client {
         self.flush(now);
     }
 
-    fn on_connection_event(&mut self, now: Instant, from: SocketAddr, event: tcp::Event) {
+    fn on_connection_event(&mut self, now: Instant, from: SocketAddr, event: tcp::TcpEvent) {
         match event {
-            tcp::Event::Ready { .. } => {
+            tcp::TcpEvent::Ready { .. } => {
                 let link = self.stream.as_mut().and_then(|s| s.link.as_mut());
                 if let Some(link) = link.filter(|l| l.setup_deadline.is_some()) {
                     link.setup_deadline = None;
@@ -306,19 +306,19 @@ impl Client {
                     self.setup_ended(started, now, ConnectionOutcome::Connected);
                 }
             }
-            tcp::Event::Message(message) => {
+            tcp::TcpEvent::Message(message) => {
                 if self.accepts_messages() {
                     self.handle_coap(now, from, &message);
                 }
             }
-            tcp::Event::Reply(bytes) => {
+            tcp::TcpEvent::Reply(bytes) => {
                 if let Some(stream) = self.stream.as_deref_mut()
                     && let Some(link) = stream.link.as_mut()
                 {
                     link.write(&mut stream.commands, bytes);
                 }
             }
-            tcp::Event::Closed(why) => {
+            tcp::TcpEvent::Closed(why) => {
                 self.connection_failed(now, ConnectionFailure::Coap(why), true);
             }
         }
@@ -377,7 +377,7 @@ impl Client {
     fn on_connection_lost(&mut self, now: Instant) {
         for request in std::mem::take(&mut self.in_flight) {
             let InFlight { token, kind, .. } = request;
-            self.record_end(&request, now, Outcome::Aborted);
+            self.record_end(&request, now, RequestOutcome::Aborted);
             self.on_request_failed(now, kind, token);
         }
         // Unsent answers were for the old connection.

@@ -42,7 +42,7 @@ impl Closed {
 
 /// What one connection received, in order.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum TcpEvent {
     /// The peer's CSM arrived (its first message): requests may go out now.
     Ready { max_message_size: u32 },
     /// A request or response, one whole frame: hand it to [`crate::coap::Endpoint`].
@@ -59,7 +59,7 @@ pub struct Connection {
     decoder: Decoder,
     /// The peer's Max-Message-Size once its CSM came (RFC 8323 §5.3.1: 1152 until then).
     peer_max_message_size: Option<u32>,
-    events: VecDeque<Event>,
+    events: VecDeque<TcpEvent>,
     closed: bool,
 }
 
@@ -123,7 +123,7 @@ impl Connection {
     }
 
     /// The next thing that happened, in the order it happened.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<TcpEvent> {
         let event = self.events.pop_front();
         if self.events.is_empty() && self.events.capacity() > 0 {
             self.events = VecDeque::new();
@@ -133,7 +133,7 @@ impl Connection {
 
     /// Heap bytes held: a partial message and undelivered events.
     pub fn heap_bytes(&self) -> usize {
-        self.decoder.heap_bytes() + self.events.capacity() * size_of::<Event>()
+        self.decoder.heap_bytes() + self.events.capacity() * size_of::<TcpEvent>()
     }
 
     fn on_frame(&mut self, frame: Vec<u8>) {
@@ -143,7 +143,7 @@ impl Connection {
         };
         if !signal::is_signal(message.code) {
             if self.is_ready() {
-                self.events.push_back(Event::Message(frame));
+                self.events.push_back(TcpEvent::Message(frame));
             } else {
                 self.abort("CSM expected first", None);
             }
@@ -160,13 +160,13 @@ impl Connection {
                 self.peer_max_message_size = Some(size);
                 if first {
                     let max_message_size = size;
-                    self.events.push_back(Event::Ready { max_message_size });
+                    self.events.push_back(TcpEvent::Ready { max_message_size });
                 }
             }
             Ok(_) if !self.is_ready() => self.abort("CSM expected first", None),
             Ok(Signal::Ping { custody }) => {
                 let pong = signal::encode(&Signal::Pong { custody }, &token);
-                self.events.push_back(Event::Reply(pong));
+                self.events.push_back(TcpEvent::Reply(pong));
             }
             Ok(Signal::Pong { .. }) => {}
             Ok(Signal::Release { .. }) => self.close(Closed::Released),
@@ -185,14 +185,14 @@ impl Connection {
             diagnostic: diagnostic.to_string(),
         };
         self.events
-            .push_back(Event::Reply(signal::encode(&abort, &[])));
+            .push_back(TcpEvent::Reply(signal::encode(&abort, &[])));
         self.close(Closed::ProtocolError);
     }
 
     fn close(&mut self, why: Closed) {
         self.closed = true;
         self.decoder = Decoder::new(self.decoder.max_message_size());
-        self.events.push_back(Event::Closed(why));
+        self.events.push_back(TcpEvent::Closed(why));
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::timers::{TimerKind, Timers};
+use super::timers::{ClientTimerKind, ClientTimers};
 use super::{Control, Layout, MAX_IDLE};
 use crate::client::{Client, ClientConfig, ClientState, Event, LinkClosed, LinkCommand};
 use crate::clock::Instant;
@@ -17,7 +17,7 @@ use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
 use crate::model::{Device, DeviceTemplate};
 use crate::security::CredentialSource;
-use crate::transport::{LinkEnded, Outgoing, RecvBuffers, Transport, TransportError};
+use crate::transport::{LinkEnded, OutgoingDatagram, RecvBuffers, Transport, TransportError};
 
 /// Datagrams per receive or send batch.
 const BATCH: usize = 64;
@@ -70,7 +70,7 @@ pub(super) struct Shard {
     /// (start time µs, local index), in start order.
     starts: Vec<(u64, u32)>,
     next_start: usize,
-    timers: Timers,
+    timers: ClientTimers,
     recorder: Recorder,
     /// Datagrams to send: (from, to, bytes).
     outbox: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -108,7 +108,7 @@ impl Shard {
             incarnations: vec![0; count],
             starts,
             next_start: 0,
-            timers: Timers::new(count),
+            timers: ClientTimers::new(count),
             recorder: Recorder::new(),
             outbox: Vec::new(),
             links: Vec::new(),
@@ -307,8 +307,11 @@ impl Shard {
         self.recorder.started();
         self.after(local);
         if let Some(after) = churn {
-            self.timers
-                .schedule(local as u32, (now + after).as_micros(), TimerKind::Churn);
+            self.timers.schedule(
+                local as u32,
+                (now + after).as_micros(),
+                ClientTimerKind::Churn,
+            );
         }
     }
 
@@ -352,16 +355,16 @@ impl Shard {
         }
     }
 
-    fn fire(&mut self, now: Instant, local: usize, kind: TimerKind) {
+    fn fire(&mut self, now: Instant, local: usize, kind: ClientTimerKind) {
         let stopping = self.stopping.is_some();
         match kind {
-            TimerKind::Client => {
+            ClientTimerKind::Client => {
                 if let Some(client) = self.clients[local].as_mut() {
                     client.handle_timeout(now);
                     self.after(local);
                 }
             }
-            TimerKind::Churn if !stopping => {
+            ClientTimerKind::Churn if !stopping => {
                 let Some(client) = self.clients[local].as_mut() else {
                     return;
                 };
@@ -371,10 +374,10 @@ impl Shard {
                 self.timers.schedule(
                     local as u32,
                     (now + offline).as_micros(),
-                    TimerKind::Restart,
+                    ClientTimerKind::Restart,
                 );
             }
-            TimerKind::Restart if !stopping => {
+            ClientTimerKind::Restart if !stopping => {
                 let down = matches!(
                     self.states[local],
                     Some(ClientState::Stopped | ClientState::Failed) | None
@@ -390,10 +393,10 @@ impl Shard {
                 } else {
                     let later = (now + RESTART_RETRY).as_micros();
                     self.timers
-                        .schedule(local as u32, later, TimerKind::Restart);
+                        .schedule(local as u32, later, ClientTimerKind::Restart);
                 }
             }
-            TimerKind::Churn | TimerKind::Restart => {}
+            ClientTimerKind::Churn | ClientTimerKind::Restart => {}
         }
     }
 
@@ -490,9 +493,9 @@ impl Shard {
         self.flush_links(transport);
         while !self.outbox.is_empty() && !self.send_blocked {
             let n = self.outbox.len().min(BATCH);
-            let batch: Vec<Outgoing<'_>> = self.outbox[..n]
+            let batch: Vec<OutgoingDatagram<'_>> = self.outbox[..n]
                 .iter()
-                .map(|(from, to, bytes)| Outgoing {
+                .map(|(from, to, bytes)| OutgoingDatagram {
                     from: *from,
                     to: *to,
                     payload: bytes,

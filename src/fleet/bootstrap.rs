@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::raw::RawBootstrap;
 use super::span::At;
 use super::{FleetError, format_duration, parse_duration};
-use crate::client::BootstrapConfig;
+use crate::client::ClientBootstrapConfig;
 use crate::content::ContentFormat;
 
 /// `pct` values a fleet may ask for: what bootstrap servers write.
@@ -23,7 +23,7 @@ pub(super) fn bootstrap(
     tcp: bool,
     file: &str,
     text: &str,
-) -> Result<Option<BootstrapConfig>, FleetError> {
+) -> Result<Option<ClientBootstrapConfig>, FleetError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
@@ -41,7 +41,7 @@ pub(super) fn bootstrap(
         ));
     }
     let r = raw.get_ref();
-    let mut config = BootstrapConfig::default();
+    let mut config = ClientBootstrapConfig::default();
     if let Some(timeout) = &r.finish_timeout {
         config.finish_timeout =
             parse_duration(timeout).map_err(|e| at.err("finish_timeout", e.to_string()))?;
@@ -66,7 +66,7 @@ pub(super) fn bootstrap(
 }
 
 /// For `check`: `Bootstrap-Request first, Finish within 93s, preferred format senml-cbor`.
-pub(super) fn describe(config: &BootstrapConfig) -> String {
+pub(super) fn describe(config: &ClientBootstrapConfig) -> String {
     let mut text = format!(
         "Bootstrap-Request first, Finish within {}",
         format_duration(config.finish_timeout)

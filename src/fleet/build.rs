@@ -12,7 +12,7 @@ use super::{
     Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Stage, ValueOverride,
     parse_duration,
 };
-use crate::client::{ClientConfig, Version};
+use crate::client::{ClientConfig, LwM2mVersion};
 use crate::coap::uri::parse_uri;
 use crate::model::Path;
 use crate::report::Threshold;
@@ -203,7 +203,7 @@ fn apply_to_raw(raw: &mut RawFleet, overrides: &Overrides) {
 
 /// Over TCP a client announces binding `T`, which `LwM2M` 1.0 does not have.
 fn check_tcp_binding(config: &ClientConfig, at: &At) -> Result<(), FleetError> {
-    if config.version < Version::V1_1 {
+    if config.version < LwM2mVersion::V1_1 {
         return Err(at.err(
             "lwm2m",
             "CoAP over TCP is LwM2M 1.1 binding T: set lwm2m = \"1.1\" or \"1.2\"",
@@ -235,9 +235,9 @@ fn settings(raw: &RawClient, base: &ClientConfig, at: &At) -> Result<ClientConfi
     duration("reboot_time", &raw.reboot_time, &mut c.reboot_time)?;
     if let Some(v) = &raw.lwm2m {
         c.version = match v.as_str() {
-            "1.0" => Version::V1_0,
-            "1.1" => Version::V1_1,
-            "1.2" => Version::V1_2,
+            "1.0" => LwM2mVersion::V1_0,
+            "1.1" => LwM2mVersion::V1_1,
+            "1.2" => LwM2mVersion::V1_2,
             _ => {
                 return Err(at.err(
                     "lwm2m",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Behaviour, Fleet, Naming, Ramp, ServerUri, Slice, format_duration};
-use crate::client::{BootstrapConfig, ClientConfig};
+use crate::client::{ClientBootstrapConfig, ClientConfig};
 
 /// One population's share of the plan: clients `first..first + count`.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,7 +41,7 @@ pub struct Plan {
     pub file: String,
     pub server: Option<ServerUri>,
     /// Clients bootstrap first: `server` is a bootstrap server.
-    pub bootstrap: Option<BootstrapConfig>,
+    pub bootstrap: Option<ClientBootstrapConfig>,
     pub clients: u64,
     pub naming: Naming,
     pub groups: Vec<GroupPlan>,

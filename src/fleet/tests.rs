@@ -140,7 +140,7 @@ fn client_settings_merge_fleet_defaults_and_overrides() {
     );
     let (s, c) = (&f.groups[0], &f.groups[1]);
     assert_eq!(s.config.lifetime, Duration::from_secs(3600));
-    assert_eq!(s.config.version, crate::client::Version::V1_2);
+    assert_eq!(s.config.version, crate::client::LwM2mVersion::V1_2);
     assert!(s.config.queue_mode && !c.config.queue_mode);
     assert_eq!(s.config.awake_window, Duration::from_secs(20));
     assert_eq!((s.seed, c.seed), (4, 9));
@@ -354,7 +354,7 @@ fn a_bootstrap_table_makes_every_client_bootstrap() {
          [load]\nclients = 3\nrate = 1\nhold = \"0s\"\n"
     );
     let f = fleet(&text);
-    let expected = crate::client::BootstrapConfig {
+    let expected = crate::client::ClientBootstrapConfig {
         finish_timeout: Duration::from_secs(30),
         preferred_format: Some(crate::content::ContentFormat::SenmlCbor),
     };
@@ -378,7 +378,7 @@ fn a_bootstrap_table_makes_every_client_bootstrap() {
     ));
     assert_eq!(
         embedded.groups[0].config.bootstrap,
-        Some(crate::client::BootstrapConfig::default())
+        Some(crate::client::ClientBootstrapConfig::default())
     );
     assert!(
         embedded

@@ -101,7 +101,7 @@ pub(super) fn describe(settings: &TlsSettings) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::client::Version;
+    use crate::client::LwM2mVersion;
     use crate::fleet::{Fleet, Scheme, parse_uri};
 
     const GROUP: &str = "[[population]]\nname = \"p\"\nshare = 1.0\ntemplate = \"t\"\n\
@@ -138,7 +138,7 @@ mod tests {
     fn tcp_clients_default_to_binding_t_and_refuse_1_0_or_a_binding_without_t() {
         let f = fleet("[server]\nuri = \"coap+tcp://127.0.0.1\"\n").unwrap();
         assert_eq!(f.groups[0].config.binding, "T");
-        assert_eq!(f.groups[0].config.version, Version::V1_1);
+        assert_eq!(f.groups[0].config.version, LwM2mVersion::V1_1);
         assert!(f.tls.is_none());
         let udp = fleet("[server]\nuri = \"coap://127.0.0.1\"\n").unwrap();
         assert_eq!(udp.groups[0].config.binding, "U");

@@ -1,12 +1,10 @@
 //! Bootstraps: how long the good ones took (Bootstrap-Request due to Bootstrap-Finish), why
 //! the others failed.
 
-use std::fmt;
-
 use hdrhistogram::Histogram;
 
 use super::handshake::count;
-use super::{latency_histogram, micros, ms};
+use super::{latency_histogram, micros};
 use crate::client::{BootstrapOutcome, BootstrapRecord};
 
 /// Every bootstrap attempt that started ends once: `finished + failed + aborted`.
@@ -63,35 +61,5 @@ impl BootstrapStats {
         }
         // Same bounds on both sides: addition cannot fail.
         let _ = self.duration.add(&other.duration);
-    }
-}
-
-/// One summary line: `bootstraps: finished 100, failed 0, aborted 0; p50 3.10 ms ...`.
-impl fmt::Display for BootstrapStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "bootstraps: finished {}, failed {}, aborted {}",
-            self.finished, self.failed, self.aborted
-        )?;
-        if !self.duration.is_empty() {
-            let h = &self.duration;
-            write!(
-                f,
-                "; request to finish p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                ms(h.value_at_quantile(0.5)),
-                ms(h.value_at_quantile(0.99)),
-                ms(h.max())
-            )?;
-        }
-        if !self.failures.is_empty() {
-            let shown: Vec<String> = self
-                .failures
-                .iter()
-                .map(|(r, n)| format!("{r} x{n}"))
-                .collect();
-            write!(f, "; failures: {}", shown.join(", "))?;
-        }
-        Ok(())
     }
 }

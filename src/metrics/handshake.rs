@@ -1,12 +1,11 @@
 //! DTLS handshakes, and TCP/TLS connection setups (connect, TLS handshake, CSM exchange),
 //! counted alike: how long the good ones took, why the others failed, sessions lost later.
 
-use std::fmt;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::{latency_histogram, micros, ms};
+use super::{latency_histogram, micros};
 use crate::client::{
     ConnectionFailure, ConnectionOutcome, ConnectionRecord, HandshakeOutcome, HandshakeRecord,
 };
@@ -117,55 +116,5 @@ impl HandshakeStats {
         }
         // Same bounds on both sides: addition cannot fail.
         let _ = self.latency.add(&other.latency);
-    }
-}
-
-fn reasons(counts: &[(String, u64)]) -> String {
-    let shown: Vec<String> = counts.iter().map(|(r, n)| format!("{r} x{n}")).collect();
-    shown.join(", ")
-}
-
-/// One summary line, e.g. `dtls handshakes: ok 200, failed 0, aborted 0; p50 1.20 ms ...`.
-impl fmt::Display for HandshakeStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_line(f, "dtls handshakes", "sessions lost")
-    }
-}
-
-impl HandshakeStats {
-    /// The summary line of TCP/TLS connection setups, e.g. `tcp connections: ok 200, ...`.
-    pub fn connections_line(&self) -> String {
-        struct Line<'a>(&'a HandshakeStats);
-        impl fmt::Display for Line<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.write_line(f, "tcp connections", "connections lost")
-            }
-        }
-        Line(self).to_string()
-    }
-
-    fn write_line(&self, f: &mut fmt::Formatter<'_>, what: &str, lost: &str) -> fmt::Result {
-        write!(
-            f,
-            "{what}: ok {}, failed {}, aborted {}",
-            self.ok, self.failed, self.aborted
-        )?;
-        if !self.latency.is_empty() {
-            let h = &self.latency;
-            write!(
-                f,
-                "; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                ms(h.value_at_quantile(0.5)),
-                ms(h.value_at_quantile(0.99)),
-                ms(h.max())
-            )?;
-        }
-        if !self.failures.is_empty() {
-            write!(f, "; failures: {}", reasons(&self.failures))?;
-        }
-        if !self.lost.is_empty() {
-            write!(f, "; {lost}: {}", reasons(&self.lost))?;
-        }
-        Ok(())
     }
 }

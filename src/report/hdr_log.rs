@@ -1,4 +1,4 @@
-//! `--hdr-log`: an HDR histogram interval log, one histogram per operation each second, tagged
+//! `--hdr-log`: an HDR histogram interval log, one histogram per request kind each second, tagged
 //! `Tag=register,...`, in the text format the HDR histogram tools (`HistogramLogProcessor`,
 //! the HDR histogram plotter, `hdrhistogram::serialization::interval_log`) read.
 
@@ -29,7 +29,7 @@ impl HdrLog {
             ))
             .add_comment("[Histogram log format version 1.3]")
             .add_comment(
-                "[Values in microseconds, from when each request was due; one tag per operation]",
+                "[Values in microseconds, from when each request was due; one tag per request kind]",
             )
             .with_start_time(started)
             .with_base_time(started)
@@ -54,7 +54,7 @@ impl HdrLog {
         let mut log =
             IntervalLogWriterBuilder::new().begin_log_with(&mut self.out, &mut self.serializer)?;
         for (tag, h) in histograms {
-            let tag = Tag::new(tag).expect("operation names are valid tags");
+            let tag = Tag::new(tag).expect("request names are valid tags");
             log.write_histogram(h, start, length, Some(tag))
                 .map_err(|e| io::Error::other(format!("{e}")))?;
         }

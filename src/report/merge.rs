@@ -9,9 +9,10 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use crate::metrics::{CLIENT_STATES, Snapshot, state_index, state_name};
+use crate::client::{CLIENT_STATES, state_index, state_name};
+use crate::metrics::Snapshot;
 
-use super::schema::{Interval, IntervalOperation, Report, TestIdentity, ThresholdResult};
+use super::schema::{Interval, IntervalRequest, Report, TestIdentity, ThresholdResult};
 use super::threshold::Threshold;
 use super::{ReportError, io_error};
 
@@ -467,7 +468,7 @@ fn aligned(inputs: &[(u64, &[Interval])], origin_ms: u64, end_ms: u64) -> Vec<In
     };
     let all = || inputs.iter().flat_map(|(_, intervals)| intervals.iter());
     let states: BTreeSet<&String> = all().flat_map(|i| i.clients.keys()).collect();
-    let kinds: BTreeSet<&String> = all().flat_map(|i| i.operations.keys()).collect();
+    let kinds: BTreeSet<&String> = all().flat_map(|i| i.requests.keys()).collect();
 
     let mut carried: Vec<Option<&BTreeMap<String, u64>>> = vec![None; inputs.len()];
     let mut previous_end = origin_ms;
@@ -475,9 +476,9 @@ fn aligned(inputs: &[(u64, &[Interval])], origin_ms: u64, end_ms: u64) -> Vec<In
     for second in first_second..=*last_second {
         let end = (second * SECOND_MS).min(end_ms);
         let mut clients: BTreeMap<String, u64> = states.iter().map(|s| ((*s).clone(), 0)).collect();
-        let mut operations: BTreeMap<String, IntervalOperation> = kinds
+        let mut requests: BTreeMap<String, IntervalRequest> = kinds
             .iter()
-            .map(|k| ((*k).clone(), IntervalOperation::default()))
+            .map(|k| ((*k).clone(), IntervalRequest::default()))
             .collect();
         for (input, by_second) in placed.iter().enumerate() {
             if by_second
@@ -489,8 +490,8 @@ fn aligned(inputs: &[(u64, &[Interval])], origin_ms: u64, end_ms: u64) -> Vec<In
             }
             if let Some(closed) = by_second.get(&second) {
                 for interval in closed {
-                    for (kind, op) in &interval.operations {
-                        add(operations.entry(kind.clone()).or_default(), op);
+                    for (kind, op) in &interval.requests {
+                        add(requests.entry(kind.clone()).or_default(), op);
                     }
                 }
                 carried[input] = closed.last().map(|i| &i.clients);
@@ -503,14 +504,14 @@ fn aligned(inputs: &[(u64, &[Interval])], origin_ms: u64, end_ms: u64) -> Vec<In
             elapsed_s: seconds(end.saturating_sub(origin_ms)),
             length_s: seconds(end.saturating_sub(previous_end)),
             clients,
-            operations,
+            requests,
         });
         previous_end = end;
     }
     merged
 }
 
-fn add(into: &mut IntervalOperation, op: &IntervalOperation) {
+fn add(into: &mut IntervalRequest, op: &IntervalRequest) {
     into.sent += op.sent;
     into.ok += op.ok;
     into.error += op.error;

@@ -1,4 +1,4 @@
-//! `--plot`: a latency-by-percentile chart per operation, as a self-contained SVG. The x axis is
+//! `--plot`: a latency-by-percentile chart per request kind, as a self-contained SVG. The x axis is
 //! the "nines" scale HDR histogram plots use (0, 90, 99, 99.9, 99.99%: each step is ten times
 //! rarer), the y axis milliseconds from when requests were due.
 
@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::metrics::{REQUEST_KINDS, Snapshot, request_name};
+use crate::client::{REQUEST_KINDS, request_name};
+use crate::metrics::Snapshot;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 440.0;
@@ -20,10 +21,10 @@ const NINES: f64 = 4.0;
 const STEPS: u32 = 40;
 const COLOURS: [&str; 5] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
 
-/// An operation's name, colour and points (nines, ms).
+/// A request kind's name, colour and points (nines, ms).
 type Curve = (&'static str, &'static str, Vec<(f64, f64)>);
 
-/// The chart; an operation with no measured latency gets no curve (and says so in the legend).
+/// The chart; a request kind with no measured latency gets no curve (and says so in the legend).
 pub fn svg(snapshot: &Snapshot) -> String {
     let curves: Vec<Curve> = REQUEST_KINDS
         .iter()
@@ -154,7 +155,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_curve_per_operation_with_data_and_valid_xml() {
+    fn one_curve_per_request_kind_with_data_and_valid_xml() {
         let mut s = Snapshot::default();
         for ms in 1..=1000 {
             s.requests[0].latency.record(ms * 90).unwrap();

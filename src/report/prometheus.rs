@@ -24,10 +24,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::metrics::{
-    BootstrapStats, CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats,
-    Snapshot, operation_name, request_name, state_name,
+use crate::client::{
+    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_name,
 };
+use crate::metrics::{BootstrapStats, HandshakeStats, RequestStats, Snapshot};
 
 /// How long one scrape may take to send its request and read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -503,7 +503,7 @@ mod tests {
         s.requests[0].ok = 6;
         s.requests[0].codes = vec![(Some(0x41), 6)];
         s.requests[0].latency.record(2_000).unwrap();
-        s.states[crate::metrics::state_index(crate::client::ClientState::Registered)] = 5;
+        s.states[crate::client::state_index(crate::client::ClientState::Registered)] = 5;
         s.handshakes.ok = 4;
         s.handshakes.failed = 1;
         exporter.publish(s);

@@ -1,4 +1,4 @@
-//! The `--json` result, version 1 (documented in docs/report-schema.md): serde structures, built
+//! The `--json` result, version 2 (documented in docs/report-schema.md): serde structures, built
 //! from a [`Snapshot`] and turned back into one so results from several shards or machines merge.
 
 use std::collections::BTreeMap;
@@ -10,13 +10,14 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerial
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::metrics::{
-    BootstrapStats, CLIENT_STATES, HandshakeStats, OPERATION_KINDS, REQUEST_KINDS, RequestStats,
-    Snapshot, TrafficStats, operation_name, request_name, state_index, state_name,
+use crate::client::{
+    CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_index,
+    state_name,
 };
+use crate::metrics::{BootstrapStats, HandshakeStats, RequestStats, Snapshot, TrafficStats};
 
 /// Bumped on any change that breaks a reader: a field removed, renamed or re-typed.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// The value of the `schema` field: tells a report from other JSON.
 pub const SCHEMA_NAME: &str = "lwm2m-swarm/report";
 
@@ -39,8 +40,9 @@ pub struct Report {
     /// From the run's start to its summary, seconds.
     pub elapsed_s: f64,
     pub clients: Clients,
-    /// Keyed by `register`, `update`, `deregister`, `notify`, `bootstrap`.
-    pub operations: BTreeMap<String, Operation>,
+    /// Client-initiated requests, keyed by `register`, `update`, `deregister`, `notify`,
+    /// `bootstrap`.
+    pub requests: BTreeMap<String, Request>,
     /// Server-initiated operations the clients answered, keyed by kind (`read`, `observe`...).
     pub server_operations: BTreeMap<String, ServerOperation>,
     pub traffic: TrafficStats,
@@ -145,7 +147,7 @@ pub struct Clients {
 
 /// One kind of client-initiated request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Operation {
+pub struct Request {
     pub sent: u64,
     pub ok: u64,
     pub error: u64,
@@ -223,11 +225,11 @@ pub struct Interval {
     pub length_s: f64,
     /// Clients by state at the end of the interval.
     pub clients: BTreeMap<String, u64>,
-    pub operations: BTreeMap<String, IntervalOperation>,
+    pub requests: BTreeMap<String, IntervalRequest>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntervalOperation {
+pub struct IntervalRequest {
     pub sent: u64,
     pub ok: u64,
     pub error: u64,
@@ -251,19 +253,22 @@ pub enum SchemaError {
     #[error("not an lwm2m-swarm report: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
-        "schema {schema:?} version {version}: this lwm2m-swarm reads {SCHEMA_NAME:?} version {SCHEMA_VERSION}"
+        "schema {schema:?} version {version}: this lwm2m-swarm reads {SCHEMA_NAME:?} versions 1 to {SCHEMA_VERSION}"
     )]
     Version { schema: String, version: u32 },
-    #[error("operation {0:?}: unknown (expected register, update, deregister, notify, bootstrap)")]
-    UnknownOperation(String),
-    #[error("operation {op:?}: histogram `{field}`: {message}")]
+    #[error(
+        "requests: {0:?} is no request kind (expected register, update, deregister, notify, bootstrap)"
+    )]
+    UnknownRequest(String),
+    /// `entry` is where in the report: `requests.register`, `dtls_handshakes`...
+    #[error("{entry}: histogram `{field}`: {message}")]
     Histogram {
-        op: String,
+        entry: String,
         field: &'static str,
         message: String,
     },
-    #[error("operation {op:?}: code {code:?} is neither `RST` nor `C.DD`")]
-    Code { op: String, code: String },
+    #[error("{entry}: code {code:?} is neither `RST` nor `C.DD`")]
+    Code { entry: String, code: String },
 }
 
 impl Report {
@@ -274,9 +279,9 @@ impl Report {
         intervals: Vec<Interval>,
         thresholds: Vec<ThresholdResult>,
     ) -> Report {
-        let operations = REQUEST_KINDS
+        let requests = REQUEST_KINDS
             .iter()
-            .map(|k| (request_name(*k).to_string(), operation(summary.request(*k))))
+            .map(|k| (request_name(*k).to_string(), request(summary.request(*k))))
             .collect();
         let server_operations = OPERATION_KINDS
             .iter()
@@ -304,7 +309,7 @@ impl Report {
                 peak: by_state(&summary.peak_states),
                 at_end: by_state(&summary.states),
             },
-            operations,
+            requests,
             server_operations,
             traffic: summary.traffic,
             dtls_handshakes: handshakes(&summary.handshakes),
@@ -315,7 +320,8 @@ impl Report {
         }
     }
 
-    /// Reads a report, refusing another schema or a newer version.
+    /// Reads a report, refusing another schema or a newer version; a version 1 report is read
+    /// as version 2.
     pub fn from_json(text: &str) -> Result<Report, SchemaError> {
         // Check the version first: a newer report may not even have our fields.
         #[derive(Deserialize)]
@@ -324,11 +330,16 @@ impl Report {
             version: u32,
         }
         let header: Header = serde_json::from_str(text)?;
-        if header.schema != SCHEMA_NAME || header.version != SCHEMA_VERSION {
+        if header.schema != SCHEMA_NAME || !(1..=SCHEMA_VERSION).contains(&header.version) {
             return Err(SchemaError::Version {
                 schema: header.schema,
                 version: header.version,
             });
+        }
+        if header.version == 1 {
+            let mut report: serde_json::Value = serde_json::from_str(text)?;
+            upgrade_from_v1(&mut report);
+            return Ok(serde_json::from_value(report)?);
         }
         Ok(serde_json::from_str(text)?)
     }
@@ -348,12 +359,12 @@ impl Report {
             traffic: self.traffic,
             ..Snapshot::default()
         };
-        for (name, op) in &self.operations {
+        for (name, request) in &self.requests {
             let kind = REQUEST_KINDS
                 .iter()
                 .position(|k| request_name(*k) == name)
-                .ok_or_else(|| SchemaError::UnknownOperation(name.clone()))?;
-            s.requests[kind] = request_stats(name, op)?;
+                .ok_or_else(|| SchemaError::UnknownRequest(name.clone()))?;
+            s.requests[kind] = request_stats(name, request)?;
         }
         for (i, kind) in OPERATION_KINDS.iter().enumerate() {
             // Unknown kinds are ignored: a newer tool may count more kinds of server request.
@@ -383,6 +394,26 @@ impl Report {
         }
         Ok(s)
     }
+}
+
+/// Version 1 called the client requests `operations`, in the report and in each interval; the
+/// rest is the same.
+fn upgrade_from_v1(report: &mut serde_json::Value) {
+    fn rename(object: &mut serde_json::Value) {
+        if let Some(map) = object.as_object_mut()
+            && let Some(requests) = map.remove("operations")
+        {
+            map.insert("requests".to_string(), requests);
+        }
+    }
+    rename(report);
+    if let Some(intervals) = report
+        .get_mut("intervals")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        intervals.iter_mut().for_each(rename);
+    }
+    report["version"] = SCHEMA_VERSION.into();
 }
 
 fn by_state(counts: &[u64]) -> BTreeMap<String, u64> {
@@ -421,7 +452,7 @@ fn handshake_stats(h: &Handshakes, field: &str) -> Result<HandshakeStats, Schema
     };
     if !h.hdr.is_empty() {
         let histogram = decode(&h.hdr).map_err(|message| SchemaError::Histogram {
-            op: field.to_string(),
+            entry: field.to_string(),
             field: "hdr",
             message,
         })?;
@@ -456,7 +487,7 @@ fn bootstrap_stats(b: &Bootstraps) -> Result<BootstrapStats, SchemaError> {
     };
     if !b.hdr.is_empty() {
         let histogram = decode(&b.hdr).map_err(|message| SchemaError::Histogram {
-            op: "bootstrap".to_string(),
+            entry: "bootstrap".to_string(),
             field: "hdr",
             message,
         })?;
@@ -465,8 +496,8 @@ fn bootstrap_stats(b: &Bootstraps) -> Result<BootstrapStats, SchemaError> {
     Ok(stats)
 }
 
-fn operation(r: &RequestStats) -> Operation {
-    Operation {
+fn request(r: &RequestStats) -> Request {
+    Request {
         sent: r.sent,
         ok: r.ok,
         error: r.error,
@@ -487,35 +518,36 @@ fn operation(r: &RequestStats) -> Operation {
     }
 }
 
-fn request_stats(name: &str, op: &Operation) -> Result<RequestStats, SchemaError> {
+fn request_stats(name: &str, request: &Request) -> Result<RequestStats, SchemaError> {
     let mut r = RequestStats {
-        sent: op.sent,
-        ok: op.ok,
-        error: op.error,
-        timeout: op.timeout,
-        aborted: op.aborted,
-        unsent: op.unsent,
-        retransmissions: op.retransmissions,
+        sent: request.sent,
+        ok: request.ok,
+        error: request.error,
+        timeout: request.timeout,
+        aborted: request.aborted,
+        unsent: request.unsent,
+        retransmissions: request.retransmissions,
         ..RequestStats::default()
     };
-    for (code, n) in &op.codes {
+    let entry = format!("requests.{name}");
+    for (code, n) in &request.codes {
         let parsed = parse_code(code).map_err(|()| SchemaError::Code {
-            op: name.to_string(),
+            entry: format!("{entry}.codes"),
             code: code.clone(),
         })?;
         r.codes.push((parsed, *n));
     }
     let histogram = |field: &'static str, text: &str, into: &mut Histogram<u64>| {
         let err = |message: String| SchemaError::Histogram {
-            op: name.to_string(),
+            entry: entry.clone(),
             field,
             message,
         };
         let decoded = decode(text).map_err(err)?;
         into.add(&decoded).map_err(|e| err(format!("{e:?}")))
     };
-    histogram("hdr", &op.hdr, &mut r.latency)?;
-    histogram("service_hdr", &op.service_hdr, &mut r.service)?;
+    histogram("hdr", &request.hdr, &mut r.latency)?;
+    histogram("service_hdr", &request.service_hdr, &mut r.service)?;
     Ok(r)
 }
 

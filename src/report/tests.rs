@@ -6,7 +6,7 @@ use super::*;
 use crate::metrics::RequestStats;
 
 fn registered() -> usize {
-    crate::metrics::state_index(crate::client::ClientState::Registered)
+    crate::client::state_index(crate::client::ClientState::Registered)
 }
 
 fn stats(sent: u64, ok: u64, error: u64, latencies_us: impl Iterator<Item = u64>) -> RequestStats {
@@ -165,7 +165,7 @@ fn a_report_round_trips_and_refuses_other_versions() {
     let again = back.to_snapshot().unwrap();
     assert_eq!(again.requests[1].latency, s.requests[1].latency);
     assert_eq!(again.to_string(), s.to_string());
-    let update = &report.operations["update"];
+    let update = &report.requests["update"];
     assert_eq!(update.codes["2.01"], 4);
     assert_eq!(update.codes["RST"], 2);
     assert_eq!(update.latency_us.max, s.requests[1].latency.max());
@@ -185,9 +185,14 @@ fn a_report_round_trips_and_refuses_other_versions() {
     value.as_object_mut().unwrap().remove("test");
     assert_eq!(Report::from_json(&value.to_string()).unwrap().test, None);
 
-    let newer = json.replacen("\"version\": 1", "\"version\": 2", 1);
-    let err = Report::from_json(&newer).unwrap_err().to_string();
-    assert!(err.contains("version 2"), "{err}");
+    let newer = schema::SCHEMA_VERSION + 1;
+    let newer_json = json.replacen(
+        &format!("\"version\": {}", schema::SCHEMA_VERSION),
+        &format!("\"version\": {newer}"),
+        1,
+    );
+    let err = Report::from_json(&newer_json).unwrap_err().to_string();
+    assert!(err.contains(&format!("version {newer}")), "{err}");
     let broken = json.replacen("\"hdr\": \"", "\"hdr\": \"!!", 1);
     let err = Report::from_json(&broken)
         .unwrap()
@@ -228,7 +233,7 @@ fn the_collector_keeps_one_interval_per_second_with_that_seconds_latency() {
     last.push(7);
     let (intervals, log_error) = c.finish(&at(2300, 25, &last));
     assert!(log_error.is_none());
-    let register = |i: usize| intervals[i].operations["register"];
+    let register = |i: usize| intervals[i].requests["register"];
     assert_eq!(intervals.len(), 3);
     assert_eq!(
         (register(0).sent, register(1).sent, register(2).sent),
@@ -239,7 +244,7 @@ fn the_collector_keeps_one_interval_per_second_with_that_seconds_latency() {
     let h = &at(0, 0, &[50_000]).requests[0].latency;
     assert_eq!(register(1).p50_us, Some(h.highest_equivalent(50_000)));
     assert_eq!(register(2).p50_us, Some(7));
-    assert_eq!(intervals[1].operations["update"].p50_us, None);
+    assert_eq!(intervals[1].requests["update"].p50_us, None);
     assert!((intervals[1].length_s - 0.95).abs() < 1e-9);
     assert!((intervals[2].elapsed_s - 2.3).abs() < 1e-9);
 
@@ -258,16 +263,41 @@ fn the_collector_keeps_one_interval_per_second_with_that_seconds_latency() {
     assert_eq!(registers, [10, 10, 1]);
 }
 
-/// Key paths of a JSON value; the keys of maps keyed by name (operations, states, codes) are `*`.
+#[test]
+fn a_version_1_report_reads_its_operations_as_requests() {
+    let v1 = include_str!("../../tests/fixtures/report-v1.json");
+    assert!(v1.contains("\"version\": 1") && v1.contains("\"operations\""));
+    let report = Report::from_json(v1).unwrap();
+    assert_eq!(report.version, schema::SCHEMA_VERSION);
+    let register = &report.requests["register"];
+    assert_eq!(
+        (register.sent, register.ok, register.codes["2.01"]),
+        (10, 10, 10)
+    );
+    assert_eq!(report.intervals[0].requests["register"].p99_us, Some(2007));
+    let s = report.to_snapshot().unwrap();
+    assert_eq!(
+        s.request(crate::client::RequestKind::Register)
+            .latency
+            .len(),
+        10
+    );
+    // Written back, it is a current report.
+    let json = report.to_json();
+    assert!(json.contains("\"requests\"") && !json.contains("\"operations\""));
+    assert_eq!(Report::from_json(&json).unwrap(), report);
+}
+
+/// Key paths of a JSON value; the keys of maps keyed by name (requests, states, codes) are `*`.
 fn shape(v: &Value, path: &str, out: &mut BTreeSet<String>) {
     const BY_NAME: [&str; 7] = [
-        "operations",
+        "requests",
         "server_operations",
         "clients.peak",
         "clients.at_end",
-        "operations.*.codes",
+        "requests.*.codes",
         "intervals[].clients",
-        "intervals[].operations",
+        "intervals[].requests",
     ];
     match v {
         Value::Object(map) => {

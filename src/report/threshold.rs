@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::client::RequestKind;
-use crate::metrics::{REQUEST_KINDS, RequestStats, Snapshot, request_name};
+use crate::client::{REQUEST_KINDS, RequestKind, request_name};
+use crate::metrics::{RequestStats, Snapshot};
 
 /// One criterion, e.g. `register.p99<500ms`.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,8 +76,8 @@ const COUNTS: [(&str, Count); 7] = [
     ("retransmissions", Count::Retransmissions),
 ];
 
-const SYNTAX: &str = "expected OPERATION.METRIC OP VALUE, e.g. register.p99<500ms or \
-    update.error_rate<1% (operations: register, update, deregister, notify; metrics: p50, p90, \
+const SYNTAX: &str = "expected REQUEST.METRIC OP VALUE, e.g. register.p99<500ms or \
+    update.error_rate<1% (requests: register, update, deregister, notify; metrics: p50, p90, \
     p99, p999, max, mean (with us, ms or s), error_rate, timeout_rate (with %), sent, ok, error, \
     timeout, aborted, in_flight, retransmissions; operators: < <= > >=)";
 
@@ -100,14 +100,14 @@ impl FromStr for Threshold {
         let (op, metric) = left
             .trim()
             .split_once('.')
-            .ok_or_else(|| bad(&format!("no OPERATION.METRIC; {SYNTAX}")))?;
+            .ok_or_else(|| bad(&format!("no REQUEST.METRIC; {SYNTAX}")))?;
         let kind = REQUEST_KINDS
             .iter()
             .copied()
             .find(|k| request_name(*k) == op)
             .ok_or_else(|| {
                 bad(&format!(
-                    "unknown operation {op:?} (register, update, deregister, notify)"
+                    "unknown request {op:?} (register, update, deregister, notify)"
                 ))
             })?;
         let metric = parse_metric(metric)
@@ -281,8 +281,8 @@ mod tests {
     fn bad_syntax_says_what_is_wrong() {
         for (text, says) in [
             ("register.p99", "no comparison"),
-            ("p99<5ms", "no OPERATION.METRIC"),
-            ("reboot.p99<5ms", "unknown operation \"reboot\""),
+            ("p99<5ms", "no REQUEST.METRIC"),
+            ("reboot.p99<5ms", "unknown request \"reboot\""),
             ("register.p98<5ms", "unknown metric \"p98\""),
             ("register.p99<500", "with its unit"),
             ("register.p99<5 minutes", "with its unit"),

@@ -26,16 +26,16 @@ pub use messages::Provisioning;
 use messages::{bootstrap_query, free_security_instance, is_bootstrap_request, step_request};
 
 #[derive(Clone, Debug)]
-pub struct BootstrapConfig {
+pub struct BootstrapServerConfig {
     pub coap: Params,
     pub provisioning: Provisioning,
     /// The format of the Writes when the client asks for none (`pct`).
     pub format: ContentFormat,
 }
 
-impl BootstrapConfig {
+impl BootstrapServerConfig {
     pub fn new(provisioning: Provisioning) -> Self {
-        BootstrapConfig {
+        BootstrapServerConfig {
             coap: Params::default(),
             provisioning,
             format: ContentFormat::Tlv,
@@ -46,7 +46,7 @@ impl BootstrapConfig {
 /// What the bootstrap server counted. Every Bootstrap-Request it accepted ends once:
 /// `accepted = finished + failed + in_progress`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BootstrapStats {
+pub struct BootstrapServerStats {
     /// Bootstrap-Requests answered 2.04 (a client's retry counts again).
     pub accepted: u64,
     /// Bootstrap-Requests refused: no `ep`, an unsupported `pct` (4.00, 4.15).
@@ -88,7 +88,7 @@ impl Step {
 }
 
 /// One client being bootstrapped.
-struct Session {
+struct BootstrapSession {
     endpoint: Box<str>,
     format: ContentFormat,
     step: Step,
@@ -103,9 +103,9 @@ struct Session {
 
 /// The embedded bootstrap server.
 pub struct BootstrapServer {
-    config: BootstrapConfig,
+    config: BootstrapServerConfig,
     rng: SmallRng,
-    sessions: HashMap<SocketAddr, Session>,
+    sessions: HashMap<SocketAddr, BootstrapSession>,
     timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     stats: ServerStats,
@@ -121,7 +121,7 @@ impl fmt::Debug for BootstrapServer {
 }
 
 impl BootstrapServer {
-    pub fn new(config: BootstrapConfig, seed: u64) -> Self {
+    pub fn new(config: BootstrapServerConfig, seed: u64) -> Self {
         BootstrapServer {
             config,
             rng: SmallRng::seed_from_u64(seed),
@@ -132,7 +132,7 @@ impl BootstrapServer {
         }
     }
 
-    pub fn config(&self) -> &BootstrapConfig {
+    pub fn config(&self) -> &BootstrapServerConfig {
         &self.config
     }
 
@@ -151,7 +151,7 @@ impl BootstrapServer {
             let first_message_id = self.rng.random();
             self.sessions.insert(
                 from,
-                Session {
+                BootstrapSession {
                     endpoint: Box::from(""),
                     format: self.config.format,
                     step: Step::Discover,

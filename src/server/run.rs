@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use super::{DtlsServerConfig, IoStats, SecureServer, Served, Server, ServerConfig, ServerStats};
 use crate::clock::Instant;
-use crate::transport::{Outgoing, Poller, RecvBuffers, SharedConfig, SharedSocket, TransportError};
+use crate::transport::{
+    OutgoingDatagram, Poller, RecvBuffers, SharedConfig, SharedSocket, TransportError,
+};
 
 /// How often the shared statistics snapshot is refreshed.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
@@ -302,9 +304,9 @@ impl ServerSocket {
                 let bound = SocketAddr::V4(socket.local_addr());
                 while !out.is_empty() {
                     let end = out.len().min(BATCH);
-                    let batch: Vec<Outgoing<'_>> = out
+                    let batch: Vec<OutgoingDatagram<'_>> = out
                         .range(..end)
-                        .map(|(to, payload)| Outgoing {
+                        .map(|(to, payload)| OutgoingDatagram {
                             from: answer_from
                                 .as_ref()
                                 .and_then(|m| m.get(to).copied())

@@ -101,7 +101,7 @@ pub struct ServerStats {
     /// What the DTLS layer in front counted (zero over plain CoAP).
     pub dtls: DtlsStats,
     /// A bootstrap server's sequences (zero for the LWM2M server).
-    pub bootstrap: super::BootstrapStats,
+    pub bootstrap: super::BootstrapServerStats,
 }
 
 /// The DTLS layer of [`super::SecureServer`]. Invariant: every session opened ends once, as a

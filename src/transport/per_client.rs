@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use super::{Datagram, Outgoing, Poller, RecvBuffers, Transport, TransportError, sys};
+use super::{Datagram, OutgoingDatagram, Poller, RecvBuffers, Transport, TransportError, sys};
 
 /// Descriptors kept free for everything that is not a client socket (stdio, files, the engine).
 pub const FD_RESERVE: u64 = 64;
@@ -105,7 +105,7 @@ impl PerClientTransport {
 }
 
 impl Transport for PerClientTransport {
-    fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, TransportError> {
+    fn send_batch(&mut self, batch: &[OutgoingDatagram<'_>]) -> Result<usize, TransportError> {
         for (index, o) in batch.iter().enumerate() {
             let &i = self
                 .by_endpoint

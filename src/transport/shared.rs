@@ -7,7 +7,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use super::sys::{self, OutV4, RecvScratch, SendScratch};
-use super::{Datagram, Outgoing, Poller, PortRange, RecvBuffers, Transport, TransportError};
+use super::{
+    Datagram, OutgoingDatagram, Poller, PortRange, RecvBuffers, Transport, TransportError,
+};
 
 /// Where Linux publishes the largest `SO_RCVBUF` an unprivileged process may ask for.
 const RMEM_MAX_PATH: &str = "/proc/sys/net/core/rmem_max";
@@ -106,7 +108,7 @@ impl SharedSocket {
 
     /// Sends `batch`; every `from` must be IPv4 with this socket's port. See
     /// [`Transport::send_batch`] for the meaning of the result.
-    pub fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, TransportError> {
+    pub fn send_batch(&mut self, batch: &[OutgoingDatagram<'_>]) -> Result<usize, TransportError> {
         let port = self.local.port();
         let fd = self.socket.as_fd();
         let mut done = 0;
@@ -170,7 +172,7 @@ impl AsFd for SharedSocket {
     }
 }
 
-fn to_v4<'a>(o: &Outgoing<'a>, port: u16) -> Option<OutV4<'a>> {
+fn to_v4<'a>(o: &OutgoingDatagram<'a>, port: u16) -> Option<OutV4<'a>> {
     match (o.from, o.to) {
         (SocketAddr::V4(from), SocketAddr::V4(to)) if from.port() == port => Some(OutV4 {
             from: *from.ip(),
@@ -181,7 +183,7 @@ fn to_v4<'a>(o: &Outgoing<'a>, port: u16) -> Option<OutV4<'a>> {
     }
 }
 
-fn invalid(index: usize, o: &Outgoing<'_>, port: u16) -> TransportError {
+fn invalid(index: usize, o: &OutgoingDatagram<'_>, port: u16) -> TransportError {
     match (o.from, o.to) {
         (SocketAddr::V6(_), _) => TransportError::NotIpv4 { addr: o.from },
         (_, SocketAddr::V6(_)) => TransportError::NotIpv4 { addr: o.to },
@@ -260,7 +262,7 @@ impl SharedTransport {
 }
 
 impl Transport for SharedTransport {
-    fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, TransportError> {
+    fn send_batch(&mut self, batch: &[OutgoingDatagram<'_>]) -> Result<usize, TransportError> {
         let mut done = 0;
         while done < batch.len() {
             let from = batch[done].from;

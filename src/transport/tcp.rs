@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::per_client::{FdLimit, check_fd_budget};
 use super::sys::stream::{connect_nonblocking, epoll_create, epoll_ctl, epoll_wait};
-use super::{Datagram, LinkEnded, Outgoing, RecvBuffers, Transport, TransportError, sys};
+use super::{Datagram, LinkEnded, OutgoingDatagram, RecvBuffers, Transport, TransportError, sys};
 
 /// A connection whose peer stops reading is closed once this much waits to be written.
 const MAX_UNSENT: usize = 256 * 1024;
@@ -283,7 +283,7 @@ impl TcpTransport {
 
 impl Transport for TcpTransport {
     /// Datagrams do not exist here: stream clients send with [`Transport::send_link`].
-    fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, TransportError> {
+    fn send_batch(&mut self, batch: &[OutgoingDatagram<'_>]) -> Result<usize, TransportError> {
         match batch.first() {
             Some(o) => Err(TransportError::UnknownSource {
                 index: 0,

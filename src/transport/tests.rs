@@ -49,10 +49,10 @@ fn shared_socket_speaks_for_1000_source_addresses() {
     let (n, chunk) = (1_000_u64, 50_u64);
     for first in (0..n).step_by(chunk as usize) {
         let payloads: Vec<[u8; 8]> = (first..first + chunk).map(u64::to_be_bytes).collect();
-        let batch: Vec<Outgoing> = payloads
+        let batch: Vec<OutgoingDatagram> = payloads
             .iter()
             .zip(first..)
-            .map(|(p, i)| Outgoing {
+            .map(|(p, i)| OutgoingDatagram {
                 from: SocketAddr::from((client_ip(i), port)),
                 to: srv_addr,
                 payload: p,
@@ -87,10 +87,10 @@ fn batches_of_64_both_ways() {
     let mut cli = SharedSocket::bind(any_port(), &cfg).unwrap();
     let port = cli.local_addr().port();
     let payloads: Vec<[u8; 8]> = (0..64_u64).map(u64::to_be_bytes).collect();
-    let batch: Vec<Outgoing> = payloads
+    let batch: Vec<OutgoingDatagram> = payloads
         .iter()
         .zip(1000..)
-        .map(|(p, i)| Outgoing {
+        .map(|(p, i)| OutgoingDatagram {
             from: SocketAddr::from((client_ip(i), port)),
             to: srv_addr,
             payload: p,
@@ -105,7 +105,7 @@ fn batches_of_64_both_ways() {
         assert_eq!(d.client, srv_addr, "the server socket is addressed");
         let i = u64::from_be_bytes(bytes.try_into().unwrap());
         assert_eq!(d.peer, SocketAddr::from((client_ip(1000 + i), port)));
-        echo.push(Outgoing {
+        echo.push(OutgoingDatagram {
             from: d.client,
             to: d.peer,
             payload: bytes,
@@ -175,7 +175,7 @@ fn shared_send_rejects_foreign_sources() {
     let mut s = SharedSocket::bind(any_port(), &SharedConfig::default()).unwrap();
     let port = s.local_addr().port();
     let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let wrong_port = Outgoing {
+    let wrong_port = OutgoingDatagram {
         from: SocketAddr::from((client_ip(1), port.wrapping_add(1))),
         to,
         payload: b"x",
@@ -184,7 +184,7 @@ fn shared_send_rejects_foreign_sources() {
         s.send_batch(&[wrong_port]),
         Err(TransportError::UnknownSource { index: 0, .. })
     ));
-    let v6 = Outgoing {
+    let v6 = OutgoingDatagram {
         from: SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
         to,
         payload: b"x",
@@ -218,9 +218,9 @@ fn shared_transport_routes_by_port() {
         SocketAddr::from((client_ip(8), p0 + 1)),
         SocketAddr::from((client_ip(9), p0)),
     ];
-    let batch: Vec<Outgoing> = from
+    let batch: Vec<OutgoingDatagram> = from
         .iter()
-        .map(|&f| Outgoing {
+        .map(|&f| OutgoingDatagram {
             from: f,
             to: srv_addr,
             payload: b"hi",
@@ -246,7 +246,7 @@ fn shared_transport_routes_by_port() {
     want.sort();
     assert_eq!(got, want);
     // A source address that is not local: the kernel refuses it (nothing leaves loopback).
-    let foreign = Outgoing {
+    let foreign = OutgoingDatagram {
         from: SocketAddr::from(([192, 0, 2, 1], p0 + 1)),
         ..batch[0]
     };
@@ -257,7 +257,7 @@ fn shared_transport_routes_by_port() {
         matches!(err, TransportError::Send { index: 2, .. }),
         "{err}"
     );
-    let stray = Outgoing {
+    let stray = OutgoingDatagram {
         from: SocketAddr::from((client_ip(1), p0 + 2)),
         to: srv_addr,
         payload: b"x",
@@ -279,9 +279,9 @@ fn per_client_sockets_work() {
     assert_eq!(t.len(), 3);
     let bound = t.endpoints().to_vec();
     assert!(bound.iter().all(|e| e.port() != 0));
-    let batch: Vec<Outgoing> = bound
+    let batch: Vec<OutgoingDatagram> = bound
         .iter()
-        .map(|&f| Outgoing {
+        .map(|&f| OutgoingDatagram {
             from: f,
             to: srv_addr,
             payload: &[1; 80],

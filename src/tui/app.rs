@@ -2,8 +2,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::client::RequestKind;
-use crate::metrics::REQUEST_KINDS;
+use crate::client::{REQUEST_KINDS, RequestKind};
 
 /// Start-rate factors `+` and `-` step through: round numbers a user can reason about.
 const RATE_STEPS: [f64; 10] = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
@@ -25,7 +24,7 @@ pub enum Action {
 /// What the user chose to see and do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct App {
-    /// Index into [`REQUEST_KINDS`]: the operation the chart and the errors panel show.
+    /// Index into [`REQUEST_KINDS`]: the request kind the chart and the errors panel show.
     pub selected: usize,
     pub help: bool,
     pub paused: bool,

@@ -17,8 +17,10 @@ use super::RunInfo;
 use super::app::App;
 use super::format;
 use super::history::History;
-use crate::client::{ClientState, RequestKind};
-use crate::metrics::{CLIENT_STATES, REQUEST_KINDS, RequestStats, request_name, state_name};
+use crate::client::{
+    CLIENT_STATES, ClientState, REQUEST_KINDS, RequestKind, request_name, state_name,
+};
+use crate::metrics::RequestStats;
 
 /// The percentile curve runs from p0 to p99.99: x is the number of nines, `-log10(1 - q)`.
 const NINES: f64 = 4.0;
@@ -384,7 +386,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     let text = if app.quitting {
         " stopping: clients de-register, then the dashboard closes · q again leaves now"
     } else {
-        " q stop · Tab/←→ operation · p pause starts · +/- start rate · ? help"
+        " q stop · Tab/←→ request · p pause starts · +/- start rate · ? help"
     };
     frame.render_widget(Line::from(text.dim()), area);
 }
@@ -393,7 +395,7 @@ fn draw_help(frame: &mut Frame) {
     let lines = vec![
         Line::from("q, Ctrl-C    stop: clients de-register, then quit"),
         Line::from("             (again: quit at once)"),
-        Line::from("Tab, arrows  select the operation"),
+        Line::from("Tab, arrows  select the request kind"),
         Line::from("p, space     pause / resume new client starts"),
         Line::from("+ / -        start clients faster / slower"),
         Line::from("?, Esc       close this help"),

@@ -7,7 +7,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::metrics::{REQUEST_KINDS, Snapshot};
+use crate::client::REQUEST_KINDS;
+use crate::metrics::Snapshot;
 
 /// Ten minutes of seconds: wider than any terminal's sparkline.
 pub const DEFAULT_CAPACITY: usize = 600;

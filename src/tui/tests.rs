@@ -50,7 +50,7 @@ fn press(c: char) -> Event {
 }
 
 /// Runs the loop over `keys`; after them, ticks without input.
-fn drive_with(fleet: &FakeFleet, keys: Vec<Event>, interrupts: &AtomicU32) -> Outcome {
+fn drive_with(fleet: &FakeFleet, keys: Vec<Event>, interrupts: &AtomicU32) -> TuiExit {
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
     let mut keys = VecDeque::from(keys);
     drive(
@@ -74,7 +74,7 @@ fn q_stops_the_fleet_and_the_loop_draws_until_it_is_finished() {
         vec![press('p'), press('+'), press('q')],
         &AtomicU32::new(0),
     );
-    assert_eq!(outcome, Outcome::Stopped);
+    assert_eq!(outcome, TuiExit::Stopped);
     let stopped = fleet.stopped_at.get().expect("q stops the fleet");
     assert_eq!(
         fleet.snapshots.get(),
@@ -93,7 +93,7 @@ fn a_run_that_ends_on_its_own_is_completed_and_a_second_q_abandons() {
     };
     assert_eq!(
         drive_with(&fleet, vec![], &AtomicU32::new(0)),
-        Outcome::Completed
+        TuiExit::Completed
     );
     assert_eq!(fleet.stopped_at.get(), None);
 
@@ -102,7 +102,7 @@ fn a_run_that_ends_on_its_own_is_completed_and_a_second_q_abandons() {
         ..FakeFleet::default()
     };
     let outcome = drive_with(&fleet, vec![press('q'), press('q')], &AtomicU32::new(0));
-    assert_eq!(outcome, Outcome::Abandoned);
+    assert_eq!(outcome, TuiExit::Abandoned);
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn a_sigint_counts_as_q() {
         },
     )
     .unwrap();
-    assert_eq!(outcome, Outcome::Stopped);
+    assert_eq!(outcome, TuiExit::Stopped);
     assert!(fleet.stopped_at.get().is_some());
 }
 

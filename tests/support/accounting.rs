@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use lwm2m_swarm::metrics::{REQUEST_KINDS, RequestStats, Snapshot};
+use lwm2m_swarm::client::REQUEST_KINDS;
+use lwm2m_swarm::metrics::{RequestStats, Snapshot};
 
 fn ended(r: &RequestStats) -> u64 {
     r.ok + r.error + r.timeout + r.aborted

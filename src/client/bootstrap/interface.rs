@@ -8,7 +8,7 @@ use coap_lite::{MessageClass, Packet, RequestType, ResponseType};
 
 use super::{Account, BootstrapFailure, BootstrapOutcome, MODE_NO_SEC, MODE_PSK, Phase};
 use crate::client::operations::{Answer, operation_kind, request_target};
-use crate::client::{Client, Deferred, OperationKind, Version};
+use crate::client::{Client, Deferred, LwM2mVersion, OperationKind};
 use crate::clock::Instant;
 use crate::coap::message;
 use crate::content::ContentFormat;
@@ -200,7 +200,7 @@ impl Client {
 
     /// Bootstrap-Read (1.1 on): the Server and Access Control objects only.
     fn bootstrap_read(&mut self, now: Instant, path: &Path, request: &Packet) -> Answer {
-        if self.config.version == Version::V1_0 || !matches!(path.object_id(), Some(1 | 2)) {
+        if self.config.version == LwM2mVersion::V1_0 || !matches!(path.object_id(), Some(1 | 2)) {
             return refuse();
         }
         self.read(now, path, request)

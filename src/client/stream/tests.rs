@@ -10,7 +10,7 @@ use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 use rustls::ServerConnection;
 
 use super::*;
-use crate::client::{ClientConfig, ConnectionOutcome, Event, RequestKind, Version};
+use crate::client::{ClientConfig, ConnectionOutcome, Event, LwM2mVersion, RequestKind};
 use crate::coap::tcp::frame::{self, Decoder};
 use crate::coap::tcp::signal::{self, Signal};
 use crate::security::tls::tests::TestPki;
@@ -177,7 +177,7 @@ impl World {
         let config = ClientConfig {
             server: SERVER,
             binding: "T".into(),
-            version: Version::V1_1,
+            version: LwM2mVersion::V1_1,
             update_jitter: 0.0,
             stream: Some(StreamConfig {
                 tls: client_tls,
@@ -273,7 +273,7 @@ impl World {
             .collect()
     }
 
-    fn ended(&self, kind: RequestKind) -> Vec<Outcome> {
+    fn ended(&self, kind: RequestKind) -> Vec<RequestOutcome> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -344,7 +344,10 @@ fn csm_first_then_register_with_binding_t() {
         "{query:?}"
     );
     assert_eq!(w.client.state(), ClientState::Registered);
-    assert_eq!(w.ended(RequestKind::Register), [Outcome::Response(0x41)]);
+    assert_eq!(
+        w.ended(RequestKind::Register),
+        [RequestOutcome::Response(0x41)]
+    );
 }
 
 #[test]
@@ -375,7 +378,7 @@ fn server_requests_observe_and_notifications_without_acks() {
     let notify = w.ended(RequestKind::Notify);
     assert!(!notify.is_empty());
     assert!(
-        notify.iter().all(|o| *o == Outcome::Unconfirmed),
+        notify.iter().all(|o| *o == RequestOutcome::Unconfirmed),
         "{notify:?}"
     );
     assert_eq!(w.client.state(), ClientState::Registered);
@@ -423,13 +426,20 @@ fn release_or_abort_ends_what_is_in_flight_and_registers_again() {
         w.server_sends(&signal::encode(&signal, &[]));
         assert_eq!(w.lost().len(), 1, "{name}");
         assert_eq!(w.lost()[0].name(), name);
-        assert_eq!(w.ended(RequestKind::Update), [Outcome::Aborted], "{name}");
+        assert_eq!(
+            w.ended(RequestKind::Update),
+            [RequestOutcome::Aborted],
+            "{name}"
+        );
         assert!(w.commands.contains(&LinkCommand::Close));
         // A new connection, a new Register.
         assert_eq!(w.peer.opened, 2, "{name}");
         assert_eq!(
             w.ended(RequestKind::Register),
-            [Outcome::Response(0x41), Outcome::Response(0x41)],
+            [
+                RequestOutcome::Response(0x41),
+                RequestOutcome::Response(0x41)
+            ],
             "{name}"
         );
         assert_eq!(w.client.state(), ClientState::Registered, "{name}");
@@ -449,7 +459,7 @@ fn a_refused_connection_fails_like_a_register_attempt_and_is_retried() {
         setups[0].outcome,
         ConnectionOutcome::Failed(ConnectionFailure::Link(LinkClosed::Refused))
     );
-    assert_eq!(w.ended(RequestKind::Register), [Outcome::Unsent]);
+    assert_eq!(w.ended(RequestKind::Register), [RequestOutcome::Unsent]);
     assert_eq!(w.client.state(), ClientState::Registering);
     // The registration procedure's retry timer (60 s), then a new connection.
     w.peer.send_csm = true;
@@ -483,7 +493,7 @@ fn an_unanswered_register_times_out_at_the_exchange_bound() {
     w.run_until(w.now + bound.saturating_sub(SECOND));
     assert!(w.ended(RequestKind::Register).is_empty());
     w.run_until(w.now + 2 * SECOND);
-    assert_eq!(w.ended(RequestKind::Register), [Outcome::Timeout]);
+    assert_eq!(w.ended(RequestKind::Register), [RequestOutcome::Timeout]);
     let registers = w.peer.packets().len();
     assert_eq!(registers, 1, "no retransmission over TCP");
 }
@@ -494,7 +504,10 @@ fn stop_deregisters_then_closes() {
     w.start();
     w.client.stop(w.now);
     w.settle();
-    assert_eq!(w.ended(RequestKind::Deregister), [Outcome::Response(0x42)]);
+    assert_eq!(
+        w.ended(RequestKind::Deregister),
+        [RequestOutcome::Response(0x42)]
+    );
     assert_eq!(w.client.state(), ClientState::Stopped);
     assert_eq!(w.commands.last(), Some(&LinkCommand::Close));
     assert!(w.client.poll_link().is_none());
@@ -533,7 +546,7 @@ fn over_tls_a_certificate_from_another_ca_fails_the_setup() {
     );
     assert_eq!(w.commands.last(), Some(&LinkCommand::Close));
     assert!(w.peer.packets().is_empty(), "nothing in clear");
-    assert_eq!(w.ended(RequestKind::Register), [Outcome::Unsent]);
+    assert_eq!(w.ended(RequestKind::Register), [RequestOutcome::Unsent]);
 }
 
 #[test]
@@ -565,8 +578,11 @@ fn every_request_ends_once() {
             .iter()
             .filter(|e| matches!(e, Event::Sent(k) if *k == kind))
             .count();
-        let ended: Vec<Outcome> = w.ended(kind);
-        let unsent = ended.iter().filter(|o| **o == Outcome::Unsent).count();
+        let ended: Vec<RequestOutcome> = w.ended(kind);
+        let unsent = ended
+            .iter()
+            .filter(|o| **o == RequestOutcome::Unsent)
+            .count();
         assert_eq!(sent, ended.len() - unsent, "{kind:?}: {ended:?}");
     }
 }

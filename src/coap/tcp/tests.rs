@@ -3,7 +3,7 @@ use proptest::prelude::*;
 
 use super::frame::{self, Decoder, FrameError};
 use super::signal::{self, Signal, SignalError};
-use super::{Closed, Connection, Event};
+use super::{Closed, Connection, TcpEvent};
 
 /// libcoap 4.3.1's CSM as `coap-client-openssl -v 7` logged it (7 bytes): Max-Message-Size
 /// 8388864 (0x800100), Block-Wise-Transfer.
@@ -206,11 +206,11 @@ fn a_connection_waits_for_the_csm_then_passes_messages() {
     c.receive(&bytes);
     assert_eq!(
         c.poll_event(),
-        Some(Event::Ready {
+        Some(TcpEvent::Ready {
             max_message_size: 8_388_864
         })
     );
-    assert_eq!(c.poll_event(), Some(Event::Message(request)));
+    assert_eq!(c.poll_event(), Some(TcpEvent::Message(request)));
     assert_eq!(c.poll_event(), None);
     assert!(c.is_ready());
     // Our own CSM announces what we accept, without BERT.
@@ -231,7 +231,7 @@ fn a_ping_is_answered_with_a_pong_echoing_its_token() {
         &Signal::Ping { custody: true },
         &[0xAA, 0xBB],
     ));
-    let Some(Event::Reply(pong)) = c.poll_event() else {
+    let Some(TcpEvent::Reply(pong)) = c.poll_event() else {
         panic!("a pong");
     };
     let message = frame::parse(&pong).unwrap();
@@ -265,7 +265,7 @@ fn release_and_abort_close_the_connection() {
         // Whatever follows is not looked at.
         bytes.extend_from_slice(&request_frame(&[1], "3"));
         c.receive(&bytes);
-        assert_eq!(c.poll_event(), Some(Event::Closed(why)));
+        assert_eq!(c.poll_event(), Some(TcpEvent::Closed(why)));
         assert_eq!(c.poll_event(), None);
         assert!(c.is_closed());
         c.receive(&LIBCOAP_CSM);
@@ -286,14 +286,14 @@ fn protocol_errors_send_abort_then_close() {
     for (case, bytes) in cases {
         let mut c = Connection::default();
         c.receive(&bytes);
-        let Some(Event::Reply(abort)) = c.poll_event() else {
+        let Some(TcpEvent::Reply(abort)) = c.poll_event() else {
             panic!("{case}: an Abort");
         };
         let abort = signal::parse(&frame::parse(&abort).unwrap()).unwrap();
         assert!(matches!(abort, Signal::Abort { .. }), "{case}: {abort:?}");
         assert_eq!(
             c.poll_event(),
-            Some(Event::Closed(Closed::ProtocolError)),
+            Some(TcpEvent::Closed(Closed::ProtocolError)),
             "{case}"
         );
     }
@@ -303,7 +303,7 @@ fn protocol_errors_send_abort_then_close() {
         &[],
         &frame::encode_options(&[(9, b"")], &[]),
     ));
-    let Some(Event::Reply(abort)) = c.poll_event() else {
+    let Some(TcpEvent::Reply(abort)) = c.poll_event() else {
         panic!("an Abort");
     };
     assert!(matches!(
@@ -320,14 +320,17 @@ fn a_message_over_our_maximum_aborts() {
     let mut c = ready();
     let big = frame::encode(0x45, &[1], &vec![0xFF; 5000]);
     c.receive(&big[..10]);
-    assert!(matches!(c.poll_event(), Some(Event::Reply(_))));
-    assert_eq!(c.poll_event(), Some(Event::Closed(Closed::ProtocolError)));
+    assert!(matches!(c.poll_event(), Some(TcpEvent::Reply(_))));
+    assert_eq!(
+        c.poll_event(),
+        Some(TcpEvent::Closed(Closed::ProtocolError))
+    );
 }
 
 fn ready() -> Connection {
     let mut c = Connection::default();
     c.receive(&LIBCOAP_CSM);
-    assert!(matches!(c.poll_event(), Some(Event::Ready { .. })));
+    assert!(matches!(c.poll_event(), Some(TcpEvent::Ready { .. })));
     c
 }
 
@@ -427,7 +430,7 @@ proptest! {
         for chunk in &chunks {
             c.receive(chunk);
             while let Some(event) = c.poll_event() {
-                if let Event::Message(m) = event {
+                if let TcpEvent::Message(m) = event {
                     let _ = frame::to_packet(&frame::parse(&m).unwrap());
                 }
             }

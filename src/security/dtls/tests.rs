@@ -10,7 +10,7 @@ use dimpl::{Config, Dtls, Output, PskResolver};
 
 use super::{DtlsParams, Failure, std_instant};
 use crate::client::{
-    Client, ClientConfig, ClientState, Event, HandshakeOutcome, Outcome, RequestKind,
+    Client, ClientConfig, ClientState, Event, HandshakeOutcome, RequestKind, RequestOutcome,
 };
 use crate::clock::Instant;
 use crate::metrics::Recorder;
@@ -234,7 +234,7 @@ fn dtls_client_handshakes_registers_and_answers_a_read() {
     assert!(!answer.payload.is_empty());
     assert!(w.events.iter().any(
         |e| matches!(e, Event::Request(r) if r.kind == RequestKind::Register
-                && r.outcome == Outcome::Response(0x41))
+                && r.outcome == RequestOutcome::Response(0x41))
     ));
 
     // Stopping de-registers over the session, then says goodbye.
@@ -265,7 +265,7 @@ fn a_wrong_key_fails_the_handshake_and_is_retried_like_a_register() {
     assert!(!w.events.iter().any(|e| matches!(e, Event::Sent(_))));
     assert!(w.events.iter().any(
         |e| matches!(e, Event::Request(r) if r.kind == RequestKind::Register
-            && r.outcome == Outcome::Unsent)
+            && r.outcome == RequestOutcome::Unsent)
     ));
     assert_eq!(w.client.state(), ClientState::Registering);
     let retry = w.client.poll_timeout().expect("a retry is scheduled");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use coap_lite::{MessageClass, Packet, RequestType, ResponseType};
 
-use super::{Session, Step};
+use super::{BootstrapSession, Step};
 use crate::coap::{Token, message};
 use crate::content::link::parse_links;
 use crate::content::{self, ContentFormat};
@@ -86,7 +86,7 @@ impl Provisioning {
 /// The request of `step` for `session`, its payload in the session's format.
 pub(super) fn step_request(
     provisioning: &Provisioning,
-    session: &Session,
+    session: &BootstrapSession,
     step: Step,
 ) -> Result<Packet, content::ContentError> {
     let (method, path, body) = match step {
@@ -134,7 +134,7 @@ pub(super) fn step_request(
     Ok(packet)
 }
 
-fn security_records(p: &Provisioning, session: &Session) -> Vec<Record> {
+fn security_records(p: &Provisioning, session: &BootstrapSession) -> Vec<Record> {
     let at = |r| Path::resource(0, session.security_instance, r);
     let psk = p.psk(&session.endpoint);
     let mode = if psk.is_some() { MODE_PSK } else { MODE_NO_SEC };

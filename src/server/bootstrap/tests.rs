@@ -12,7 +12,7 @@ fn peer() -> SocketAddr {
 
 fn server() -> BootstrapServer {
     BootstrapServer::new(
-        BootstrapConfig::new(Provisioning::new("coap://127.0.0.1:5683")),
+        BootstrapServerConfig::new(Provisioning::new("coap://127.0.0.1:5683")),
         3,
     )
 }

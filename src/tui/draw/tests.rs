@@ -7,7 +7,8 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::client::ClientState;
-use crate::metrics::{Snapshot, state_index};
+use crate::client::state_index;
+use crate::metrics::Snapshot;
 use crate::tui::{App, History, RunInfo};
 
 fn info() -> RunInfo {
@@ -195,11 +196,11 @@ fn the_selected_operation_has_the_chart_and_the_errors_panel() {
 #[test]
 fn help_overlay_shows_on_question_mark() {
     let mut app = App::new();
-    assert!(!render(&app, &info(), &history()).contains("select the operation"));
+    assert!(!render(&app, &info(), &history()).contains("select the request kind"));
     app.on_key(key(KeyCode::Char('?')));
     let screen = render(&app, &info(), &history());
     assert!(
-        screen.contains("Tab, arrows  select the operation"),
+        screen.contains("Tab, arrows  select the request kind"),
         "{screen}"
     );
     assert!(screen.contains("p, space     pause / resume"), "{screen}");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{World, at, client_with, endpoint, quick};
-use crate::client::{ClientState, Event, HandshakeOutcome, Outcome, RequestKind};
+use crate::client::{ClientState, Event, HandshakeOutcome, RequestKind, RequestOutcome};
 use crate::clock::Instant;
 use crate::security::Credential;
 use crate::security::dtls::Failure;
@@ -88,7 +88,7 @@ fn clients_with_issued_certificates_handshake_and_register() {
 fn refused_by_client(w: &World) -> Vec<HandshakeOutcome> {
     assert!(w.server.server().registration(&endpoint(0)).is_none());
     assert!(w.events[0].iter().any(|e| matches!(e,
-        Event::Request(r) if r.kind == RequestKind::Register && r.outcome == Outcome::Unsent)));
+        Event::Request(r) if r.kind == RequestKind::Register && r.outcome == RequestOutcome::Unsent)));
     w.handshakes(0)
 }
 
