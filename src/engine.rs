@@ -20,8 +20,8 @@ use crate::model::DeviceTemplate;
 use crate::security::CredentialSource;
 use crate::security::tls::TlsClientConfig;
 use crate::transport::{
-    AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
-    SharedTransport, TcpTransport, TransportError, check_fd_budget,
+    AddressPlan, AddressSet, PerClientTransport, PlanError, PortRange, SharedConfig,
+    SharedTransport, TcpTransport, TransportError, reserve_files,
 };
 
 pub use layout::Layout;
@@ -407,7 +407,20 @@ fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>
             for s in 0..layout.shards() {
                 sockets += layout.shard_ports(s)?.len();
             }
-            check_fd_budget(sockets, FdLimit::current()?)?;
+            reserve_files(sockets).map_err(|e| match e {
+                TransportError::TooManyFiles {
+                    clients,
+                    needed,
+                    soft,
+                    hard,
+                } => TransportError::TooManyPorts {
+                    sockets: clients,
+                    needed,
+                    soft,
+                    hard,
+                },
+                e => e,
+            })?;
             (0..layout.shards())
                 .map(|s| {
                     if !matches!(layout.endpoint(s, 0), Some(SocketAddr::V4(_))) {

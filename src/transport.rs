@@ -23,7 +23,7 @@ mod sys;
 pub mod tcp;
 
 pub use addresses::{AddressPlan, AddressSet, PlanError, PortRange};
-pub use per_client::{FdLimit, PerClientTransport, check_fd_budget};
+pub use per_client::{FdLimit, PerClientTransport, check_fd_budget, reserve_files};
 pub use poll::Poller;
 pub use shared::{BufferSizes, SharedConfig, SharedSocket, SharedTransport, raise_buffers};
 pub use tcp::{TcpTransport, check_connection_budget};
@@ -170,6 +170,18 @@ pub enum TransportError {
     )]
     TooManyConnections {
         clients: u64,
+        needed: u64,
+        soft: u64,
+        hard: u64,
+    },
+    #[error(
+        "the shared transport needs {sockets} sockets here (one per source port of the address \
+         plan), about {needed} open files, but the open-files limit (RLIMIT_NOFILE) is {soft} \
+         (hard limit {hard}): spread the clients over more source addresses (--bind), so that \
+         each port's socket serves several, run fewer clients, or raise the hard limit"
+    )]
+    TooManyPorts {
+        sockets: u64,
         needed: u64,
         soft: u64,
         hard: u64,

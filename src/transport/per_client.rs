@@ -41,6 +41,17 @@ pub fn check_fd_budget(clients: u64, limit: FdLimit) -> Result<u64, TransportErr
     Ok(needed.max(limit.soft))
 }
 
+/// Raises the soft open-files limit for `sockets` sockets (up to the hard limit, which needs no
+/// privilege), or says why it cannot.
+pub fn reserve_files(sockets: u64) -> Result<(), TransportError> {
+    let limit = FdLimit::current()?;
+    let soft = check_fd_budget(sockets, limit)?;
+    if soft > limit.soft {
+        sys::set_nofile_soft(soft, limit.hard).map_err(TransportError::FdLimit)?;
+    }
+    Ok(())
+}
+
 /// One nonblocking std UDP socket per client endpoint.
 pub struct PerClientTransport {
     sockets: Vec<UdpSocket>,
@@ -55,11 +66,7 @@ impl PerClientTransport {
     /// Checks the open-files limit (raising the soft limit if needed and allowed), then binds one
     /// socket per endpoint.
     pub fn open(endpoints: &[SocketAddr]) -> Result<Self, TransportError> {
-        let limit = FdLimit::current()?;
-        let soft = check_fd_budget(endpoints.len() as u64, limit)?;
-        if soft > limit.soft {
-            sys::set_nofile_soft(soft, limit.hard).map_err(TransportError::FdLimit)?;
-        }
+        reserve_files(endpoints.len() as u64)?;
         let mut sockets = Vec::with_capacity(endpoints.len());
         let mut by_endpoint = HashMap::with_capacity(endpoints.len());
         let mut resolved = Vec::with_capacity(endpoints.len());
