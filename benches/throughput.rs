@@ -13,7 +13,7 @@
 #[path = "support/peer_process.rs"]
 mod peer_process;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -78,8 +78,8 @@ fn respond() {
         ..SharedConfig::default()
     };
     let mut socket =
-        SharedSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), &config).expect("bind");
-    peer_process::announce(SocketAddr::V4(socket.local_addr()));
+        SharedSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &config).expect("bind");
+    peer_process::announce(socket.local_addr());
     std::thread::spawn(|| {
         peer_process::wait_for_parent();
         std::process::exit(0);
@@ -157,7 +157,7 @@ fn bare_round_trips(server: SocketAddr, run: Duration) -> (u64, Duration) {
         ..SharedConfig::default()
     };
     let mut socket =
-        SharedSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), &config).expect("bind");
+        SharedSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), &config).expect("bind");
     let port = socket.local_addr().port();
     let addresses = AddressSet::loopback();
     let source = |i: u64| SocketAddr::new(addresses.get(i % SOURCES).expect("address"), port);

@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench transport`
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,8 +68,8 @@ fn spawn_shared_echo(stop: Arc<AtomicBool>) -> (SocketAddr, thread::JoinHandle<(
         ..SharedConfig::default()
     };
     let mut sock =
-        SharedSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), &cfg).expect("bind echo");
-    let addr = SocketAddr::V4(sock.local_addr());
+        SharedSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &cfg).expect("bind echo");
+    let addr = sock.local_addr();
     let handle = thread::spawn(move || {
         let mut poller = Poller::new();
         poller.add(sock.as_fd());
@@ -109,8 +109,8 @@ fn shared_round_trips() -> Result {
         batch: BATCH,
         ..SharedConfig::default()
     };
-    let mut sock =
-        SharedSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), &cfg).expect("bind client");
+    let mut sock = SharedSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), &cfg)
+        .expect("bind client");
     eprintln!("client socket buffers: {:?}", sock.buffer_sizes());
     let port = sock.local_addr().port();
     let addresses = AddressSet::parse_cidr("127.3.0.0/16").expect("cidr");

@@ -96,8 +96,14 @@ pub enum EngineError {
     },
     #[error("the fleet has {groups} populations but {templates} device templates were given")]
     Templates { groups: usize, templates: usize },
-    #[error("the shared transport is IPv4 only; use the per-client transport for {0}")]
-    SharedNeedsIpv4(SocketAddr),
+    #[error(
+        "the server {server} and the clients' source addresses ({client} first) are of different \
+         IP families: give --bind addresses of the server's family"
+    )]
+    FamilyMismatch {
+        server: SocketAddr,
+        client: SocketAddr,
+    },
     #[error("cannot start a shard thread: {0}")]
     Thread(std::io::Error),
     #[error("shard {0} panicked")]
@@ -423,11 +429,19 @@ fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>
             })?;
             (0..layout.shards())
                 .map(|s| {
-                    if !matches!(layout.endpoint(s, 0), Some(SocketAddr::V4(_))) {
-                        return Err(EngineError::SharedNeedsIpv4(config.server));
+                    let first = layout.endpoint(s, 0).unwrap_or(config.server);
+                    if first.is_ipv4() != config.server.is_ipv4() {
+                        return Err(EngineError::FamilyMismatch {
+                            server: config.server,
+                            client: first,
+                        });
                     }
                     // The wildcard address: one socket receives for every local address.
-                    let ip = std::net::Ipv4Addr::UNSPECIFIED;
+                    let ip: std::net::IpAddr = if first.is_ipv4() {
+                        std::net::Ipv4Addr::UNSPECIFIED.into()
+                    } else {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    };
                     let ports = layout.shard_ports(s)?;
                     Ok(Opened::Shared(SharedTransport::open(
                         ip,

@@ -2,8 +2,8 @@
 //! LWM2M. Two kinds share one interface ([`Transport`]):
 //!
 //! - [`SharedTransport`]: a few UDP sockets, one per source port, each serving every client whose
-//!   port it is on any local address (`IP_PKTINFO` picks the source address on send and reports the
-//!   destination on receive). Scales past the open-files limit.
+//!   port it is on any local address, IPv4 or IPv6 (packet info picks the source address on send
+//!   and reports the destination on receive). Scales past the open-files limit.
 //! - [`PerClientTransport`]: one socket per client, for targets where shared sockets do not fit.
 //! - [`TcpTransport`]: one TCP connection per client (CoAP over TCP and TLS), which the clients
 //!   open and close through the `*_link` methods.
@@ -143,8 +143,8 @@ pub enum TransportError {
         "datagram {index} of the batch has source {from}, which no socket of this transport serves"
     )]
     UnknownSource { index: usize, from: SocketAddr },
-    #[error("the shared transport is IPv4 only, {addr} is not")]
-    NotIpv4 { addr: SocketAddr },
+    #[error("{addr} is not of the family of the shared socket on {local}")]
+    WrongFamily { addr: SocketAddr, local: SocketAddr },
     #[error("receiving on {addr} failed: {source}")]
     Recv { addr: SocketAddr, source: io::Error },
     #[error("waiting for sockets failed: {0}")]

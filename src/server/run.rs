@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -186,58 +186,34 @@ fn serve(
     Ok(stats)
 }
 
-/// The server's socket: batched system calls (recvmmsg/sendmmsg) on IPv4, plain on IPv6.
-enum ServerSocket {
-    Batched {
-        socket: Box<SharedSocket>,
-        bufs: RecvBuffers,
-        /// Bound to the wildcard address: the local address each peer wrote to, to answer
-        /// from it (the kernel's pick may differ on a host with several addresses).
-        answer_from: Option<HashMap<SocketAddr, SocketAddr>>,
-    },
-    Plain {
-        socket: UdpSocket,
-        buf: Vec<u8>,
-    },
+/// The server's socket: batched system calls (recvmmsg/sendmmsg), IPv4 or IPv6.
+struct ServerSocket {
+    socket: Box<SharedSocket>,
+    bufs: RecvBuffers,
+    /// Bound to the wildcard address: the local address each peer wrote to, to answer from it
+    /// (the kernel's pick may differ on a host with several addresses).
+    answer_from: Option<HashMap<SocketAddr, SocketAddr>>,
 }
 
 impl ServerSocket {
     fn bind(addr: SocketAddr) -> io::Result<(ServerSocket, SocketAddr)> {
-        match addr {
-            SocketAddr::V4(v4) => {
-                let config = SharedConfig {
-                    batch: BATCH,
-                    // The default 212 KB buffer drops a registration storm's datagrams.
-                    buffer_bytes: SOCKET_BUFFER,
-                };
-                let socket = Box::new(SharedSocket::bind(v4, &config).map_err(as_io)?);
-                let local = SocketAddr::V4(socket.local_addr());
-                let bufs = RecvBuffers::new(BATCH, MAX_DATAGRAM);
-                let answer_from = v4.ip().is_unspecified().then(HashMap::new);
-                let batched = ServerSocket::Batched {
-                    socket,
-                    bufs,
-                    answer_from,
-                };
-                Ok((batched, local))
-            }
-            SocketAddr::V6(_) => {
-                let socket = UdpSocket::bind(addr)?;
-                socket.set_nonblocking(true)?;
-                crate::transport::raise_buffers(socket.as_fd(), SOCKET_BUFFER)?;
-                let local = socket.local_addr()?;
-                // One spare byte tells a full datagram from a cut one.
-                let buf = vec![0; MAX_DATAGRAM + 1];
-                Ok((ServerSocket::Plain { socket, buf }, local))
-            }
-        }
+        let config = SharedConfig {
+            batch: BATCH,
+            // The default 212 KB buffer drops a registration storm's datagrams.
+            buffer_bytes: SOCKET_BUFFER,
+        };
+        let socket = Box::new(SharedSocket::bind(addr, &config).map_err(as_io)?);
+        let local = socket.local_addr();
+        let server = ServerSocket {
+            socket,
+            bufs: RecvBuffers::new(BATCH, MAX_DATAGRAM),
+            answer_from: addr.ip().is_unspecified().then(HashMap::new),
+        };
+        Ok((server, local))
     }
 
     fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        match self {
-            ServerSocket::Batched { socket, .. } => socket.as_fd(),
-            ServerSocket::Plain { socket, .. } => socket.as_fd(),
-        }
+        self.socket.as_fd()
     }
 
     /// Hands up to `BATCH` waiting datagrams to `each`; returns how many arrived.
@@ -246,46 +222,23 @@ impl ServerSocket {
         io: &mut IoStats,
         mut each: impl FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
-        match self {
-            ServerSocket::Batched {
-                socket,
-                bufs,
-                answer_from,
-            } => {
-                bufs.clear();
-                let n = match socket.recv_batch(bufs) {
-                    Ok(n) => n,
-                    Err(TransportError::Recv { source, .. }) if is_transient(&source) => 0,
-                    Err(e) => return Err(as_io(e)),
-                };
-                for (d, bytes) in bufs.iter() {
-                    if d.truncated {
-                        io.truncated += 1;
-                        continue;
-                    }
-                    if let Some(map) = answer_from.as_mut() {
-                        map.insert(d.peer, d.client);
-                    }
-                    each(d.peer, bytes);
-                }
-                Ok(n)
+        self.bufs.clear();
+        let n = match self.socket.recv_batch(&mut self.bufs) {
+            Ok(n) => n,
+            Err(TransportError::Recv { source, .. }) if is_transient(&source) => 0,
+            Err(e) => return Err(as_io(e)),
+        };
+        for (d, bytes) in self.bufs.iter() {
+            if d.truncated {
+                io.truncated += 1;
+                continue;
             }
-            ServerSocket::Plain { socket, buf } => {
-                let mut n = 0;
-                while n < BATCH {
-                    match socket.recv_from(buf) {
-                        Ok((len, _)) if len > MAX_DATAGRAM => io.truncated += 1,
-                        Ok((len, from)) => each(from, &buf[..len]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        // ICMP port unreachable from a client that went away, and interrupts.
-                        Err(e) if is_transient(&e) => {}
-                        Err(e) => return Err(e),
-                    }
-                    n += 1;
-                }
-                Ok(n)
+            if let Some(map) = self.answer_from.as_mut() {
+                map.insert(d.peer, d.client);
             }
+            each(d.peer, bytes);
         }
+        Ok(n)
     }
 
     /// Sends from the front of `out` what the socket takes; a datagram the kernel refuses is
@@ -295,55 +248,36 @@ impl ServerSocket {
         out: &mut VecDeque<(SocketAddr, Vec<u8>)>,
         io: &mut IoStats,
     ) -> io::Result<()> {
-        match self {
-            ServerSocket::Batched {
-                socket,
-                answer_from,
-                ..
-            } => {
-                let bound = SocketAddr::V4(socket.local_addr());
-                while !out.is_empty() {
-                    let end = out.len().min(BATCH);
-                    let batch: Vec<OutgoingDatagram<'_>> = out
-                        .range(..end)
-                        .map(|(to, payload)| OutgoingDatagram {
-                            from: answer_from
-                                .as_ref()
-                                .and_then(|m| m.get(to).copied())
-                                .unwrap_or(bound),
-                            to: *to,
-                            payload,
-                        })
-                        .collect();
-                    let (gone, full) = match socket.send_batch(&batch) {
-                        Ok(sent) => (sent, sent < end),
-                        Err(TransportError::Send { index, .. }) => {
-                            io.send_dropped += 1;
-                            (index + 1, false)
-                        }
-                        Err(e) => return Err(as_io(e)),
-                    };
-                    drop(batch);
-                    out.drain(..gone);
-                    if full {
-                        break;
-                    }
+        let bound = self.socket.local_addr();
+        while !out.is_empty() {
+            let end = out.len().min(BATCH);
+            let batch: Vec<OutgoingDatagram<'_>> = out
+                .range(..end)
+                .map(|(to, payload)| OutgoingDatagram {
+                    from: self
+                        .answer_from
+                        .as_ref()
+                        .and_then(|m| m.get(to).copied())
+                        .unwrap_or(bound),
+                    to: *to,
+                    payload,
+                })
+                .collect();
+            let (gone, full) = match self.socket.send_batch(&batch) {
+                Ok(sent) => (sent, sent < end),
+                Err(TransportError::Send { index, .. }) => {
+                    io.send_dropped += 1;
+                    (index + 1, false)
                 }
-                Ok(())
-            }
-            ServerSocket::Plain { socket, .. } => {
-                while let Some((to, bytes)) = out.front() {
-                    match socket.send_to(bytes, to) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if !is_transient(&e) => return Err(e),
-                        Err(_) => io.send_dropped += 1,
-                        Ok(_) => {}
-                    }
-                    out.pop_front();
-                }
-                Ok(())
+                Err(e) => return Err(as_io(e)),
+            };
+            drop(batch);
+            out.drain(..gone);
+            if full {
+                break;
             }
         }
+        Ok(())
     }
 }
 

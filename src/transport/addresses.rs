@@ -5,13 +5,17 @@
 //! `k % addresses` and port `first_port + k / addresses`, so a handful of ports (one shared socket
 //! each) cover many clients when many addresses are local, as all of 127.0.0.0/8 is.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Where the kernel's ephemeral port range is published.
 pub const EPHEMERAL_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
 /// First source port of the default plan; the plan stays below the ephemeral range.
 pub const DEFAULT_FIRST_PORT: u16 = 20_000;
+
+/// The most addresses an IPv6 prefix gives the plan (2^32): far past what one host can run, and
+/// small enough that addresses x ports cannot overflow.
+pub const MAX_V6_ADDRESSES: u64 = 1 << 32;
 
 /// Errors building or using an address plan.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,6 +62,8 @@ pub enum PlanError {
 pub enum AddressSet {
     /// Consecutive IPv4 addresses starting at `first`.
     V4Range { first: Ipv4Addr, count: u32 },
+    /// Consecutive IPv6 addresses starting at `first`: a prefix routed to this host.
+    V6Range { first: Ipv6Addr, count: u64 },
     /// An explicit list (IPv4 or IPv6), for hosts with a few configured addresses.
     List(Vec<IpAddr>),
 }
@@ -71,7 +77,9 @@ impl AddressSet {
         }
     }
 
-    /// Parses `a.b.c.d/len`. Blocks wider than /31 skip the network and broadcast addresses.
+    /// Parses `a.b.c.d/len` or an IPv6 prefix. IPv4 blocks wider than /31 skip the network and
+    /// broadcast addresses; IPv6 prefixes wider than /127 skip the subnet-router anycast address
+    /// (all host bits zero) and hold at most [`MAX_V6_ADDRESSES`] addresses.
     pub fn parse_cidr(input: &str) -> Result<Self, PlanError> {
         let err = |reason| PlanError::InvalidCidr {
             input: input.to_owned(),
@@ -82,12 +90,11 @@ impl AddressSet {
             .split_once('/')
             .ok_or_else(|| err("expected address/prefix-length"))?;
         let addr: IpAddr = addr.parse().map_err(|_| err("bad address"))?;
-        let IpAddr::V4(addr) = addr else {
-            return Err(err(
-                "IPv6 blocks are not supported; list the addresses instead",
-            ));
-        };
         let len: u32 = len.parse().map_err(|_| err("bad prefix length"))?;
+        let addr = match addr {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(v6) => return Self::v6_prefix(v6, len).map_err(err),
+        };
         if len > 32 {
             return Err(err("prefix length above 32"));
         }
@@ -141,9 +148,31 @@ impl AddressSet {
         }
     }
 
+    fn v6_prefix(addr: Ipv6Addr, len: u32) -> Result<Self, &'static str> {
+        if len > 128 {
+            return Err("prefix length above 128");
+        }
+        let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+        let base = u128::from(addr);
+        if base & !mask != 0 {
+            return Err("host bits set; write the network address");
+        }
+        let size = 1u128.checked_shl(128 - len).unwrap_or(u128::MAX);
+        let (first, count) = if size <= 2 {
+            (base, size)
+        } else {
+            (base + 1, size - 1)
+        };
+        Ok(Self::V6Range {
+            first: Ipv6Addr::from(first),
+            count: count.min(u128::from(MAX_V6_ADDRESSES)) as u64,
+        })
+    }
+
     pub fn len(&self) -> u64 {
         match self {
             Self::V4Range { count, .. } => u64::from(*count),
+            Self::V6Range { count, .. } => *count,
             Self::List(list) => list.len() as u64,
         }
     }
@@ -157,6 +186,9 @@ impl AddressSet {
         match self {
             Self::V4Range { first, count } => (i < u64::from(*count))
                 .then(|| IpAddr::V4(Ipv4Addr::from(u32::from(*first) + i as u32))),
+            Self::V6Range { first, count } => {
+                (i < *count).then(|| IpAddr::V6(Ipv6Addr::from(u128::from(*first) + u128::from(i))))
+            }
             Self::List(list) => list.get(usize::try_from(i).ok()?).copied(),
         }
     }
@@ -168,7 +200,11 @@ impl AddressSet {
                 let i = u32::from(v4).checked_sub(u32::from(*first))?;
                 (i < *count).then_some(u64::from(i))
             }
-            (Self::V4Range { .. }, IpAddr::V6(_)) => None,
+            (Self::V6Range { first, count }, IpAddr::V6(v6)) => {
+                let i = u128::from(v6).checked_sub(u128::from(*first))?;
+                (i < u128::from(*count)).then_some(i as u64)
+            }
+            (Self::V4Range { .. }, IpAddr::V6(_)) | (Self::V6Range { .. }, IpAddr::V4(_)) => None,
             (Self::List(list), ip) => list.iter().position(|a| *a == ip).map(|i| i as u64),
         }
     }

@@ -1,12 +1,16 @@
 //! Shared sockets: one UDP socket per port serves every client on that port, whatever its local
-//! address. `IP_PKTINFO` chooses the source address on send and reports the destination (client)
-//! address on receive; sendmmsg/recvmmsg batch the system calls.
+//! address. `IP_PKTINFO` (`IPV6_PKTINFO` on IPv6) chooses the source address on send and reports
+//! the destination (client) address on receive; sendmmsg/recvmmsg batch the system calls.
+//!
+//! IPv6 sockets are free-binding (`IPV6_FREEBIND`): with a routed prefix delivered locally (Linux
+//! "AnyIP": `ip -6 route add local PREFIX dev lo`) every address of the prefix is a client's
+//! source address, though none is configured on an interface.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use super::sys::{self, OutV4, RecvScratch, SendScratch};
+use super::sys::{self, Out, RecvScratch, SendScratch};
 use super::{
     Datagram, OutgoingDatagram, Poller, PortRange, RecvBuffers, Transport, TransportError,
 };
@@ -44,10 +48,10 @@ pub struct BufferSizes {
 }
 
 /// One UDP socket bound to a port on the wildcard (or one) address, sending from and receiving
-/// for any local address.
+/// for any local address of its family.
 pub struct SharedSocket {
     socket: UdpSocket,
-    local: SocketAddrV4,
+    local: SocketAddr,
     send: SendScratch,
     recv: RecvScratch,
     sizes: BufferSizes,
@@ -55,10 +59,10 @@ pub struct SharedSocket {
 }
 
 impl SharedSocket {
-    /// Binds `local` (usually `0.0.0.0:port`; port 0 picks one), nonblocking, with `IP_PKTINFO` and
-    /// `SO_RXQ_OVFL` on and the buffers raised.
-    pub fn bind(local: SocketAddrV4, config: &SharedConfig) -> Result<Self, TransportError> {
-        let addr = SocketAddr::V4(local);
+    /// Binds `local` (usually `0.0.0.0:port` or `[::]:port`; port 0 picks one), nonblocking, with
+    /// packet info and `SO_RXQ_OVFL` on and the buffers raised.
+    pub fn bind(local: SocketAddr, config: &SharedConfig) -> Result<Self, TransportError> {
+        let addr = local;
         let socket =
             UdpSocket::bind(local).map_err(|source| TransportError::Bind { addr, source })?;
         let opt_err = |option| {
@@ -71,13 +75,18 @@ impl SharedSocket {
         socket
             .set_nonblocking(true)
             .map_err(opt_err("O_NONBLOCK"))?;
-        let local = match socket.local_addr().map_err(opt_err("getsockname"))? {
-            SocketAddr::V4(a) => a,
-            SocketAddr::V6(_) => local,
-        };
+        let local = socket.local_addr().map_err(opt_err("getsockname"))?;
         let fd = socket.as_fd();
-        sys::set_int_opt(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
-            .map_err(opt_err("IP_PKTINFO"))?;
+        if local.is_ipv4() {
+            sys::set_int_opt(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+                .map_err(opt_err("IP_PKTINFO"))?;
+        } else {
+            sys::set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)
+                .map_err(opt_err("IPV6_RECVPKTINFO"))?;
+            sys::set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, 1)
+                .or_else(|_| sys::set_int_opt(fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1))
+                .map_err(opt_err("IPV6_FREEBIND"))?;
+        }
         sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
             .map_err(opt_err("SO_RXQ_OVFL"))?;
         let sizes =
@@ -92,7 +101,7 @@ impl SharedSocket {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddrV4 {
+    pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
@@ -106,22 +115,22 @@ impl SharedSocket {
         self.drops
     }
 
-    /// Sends `batch`; every `from` must be IPv4 with this socket's port. See
+    /// Sends `batch`; every `from` must be of this socket's family and port. See
     /// [`Transport::send_batch`] for the meaning of the result.
     pub fn send_batch(&mut self, batch: &[OutgoingDatagram<'_>]) -> Result<usize, TransportError> {
-        let port = self.local.port();
+        let local = self.local;
         let fd = self.socket.as_fd();
         let mut done = 0;
         while done < batch.len() {
             let chunk = &batch[done..batch.len().min(done + self.send.capacity())];
             let valid = chunk
                 .iter()
-                .position(|o| to_v4(o, port).is_none())
+                .position(|o| out_of(local, o).is_none())
                 .unwrap_or(chunk.len());
             if valid == 0 {
-                return Err(invalid(done, &batch[done], port));
+                return Err(invalid(done, &batch[done], local));
             }
-            let items = chunk[..valid].iter().filter_map(|o| to_v4(o, port));
+            let items = chunk[..valid].iter().filter_map(|o| out_of(local, o));
             let sent = self
                 .send
                 .send(fd, items)
@@ -146,7 +155,7 @@ impl SharedSocket {
             .recv
             .recv(self.socket.as_fd(), free, slot)
             .map_err(|source| TransportError::Recv {
-                addr: SocketAddr::V4(self.local),
+                addr: self.local,
                 source,
             })?;
         for i in 0..n {
@@ -154,10 +163,10 @@ impl SharedSocket {
             if let Some(d) = raw.drops {
                 self.drops = self.drops.max(u64::from(d));
             }
-            let client = SocketAddrV4::new(raw.dst.unwrap_or(*self.local.ip()), self.local.port());
+            let client = SocketAddr::new(raw.dst.unwrap_or(self.local.ip()), self.local.port());
             bufs.push(Datagram {
-                client: SocketAddr::V4(client),
-                peer: SocketAddr::V4(raw.peer),
+                client,
+                peer: raw.peer,
                 len: raw.len.min(slot),
                 truncated: raw.truncated,
             });
@@ -172,27 +181,28 @@ impl AsFd for SharedSocket {
     }
 }
 
-fn to_v4<'a>(o: &OutgoingDatagram<'a>, port: u16) -> Option<OutV4<'a>> {
-    match (o.from, o.to) {
-        (SocketAddr::V4(from), SocketAddr::V4(to)) if from.port() == port => Some(OutV4 {
-            from: *from.ip(),
-            to,
-            payload: o.payload,
-        }),
-        _ => None,
-    }
+/// `o` as the kernel gets it from a socket bound to `local`: same family, same port.
+fn out_of<'a>(local: SocketAddr, o: &OutgoingDatagram<'a>) -> Option<Out<'a>> {
+    let same_family = o.from.is_ipv4() == local.is_ipv4() && o.to.is_ipv4() == local.is_ipv4();
+    (same_family && o.from.port() == local.port()).then_some(Out {
+        from: o.from.ip(),
+        to: o.to,
+        payload: o.payload,
+    })
 }
 
-fn invalid(index: usize, o: &OutgoingDatagram<'_>, port: u16) -> TransportError {
-    match (o.from, o.to) {
-        (SocketAddr::V6(_), _) => TransportError::NotIpv4 { addr: o.from },
-        (_, SocketAddr::V6(_)) => TransportError::NotIpv4 { addr: o.to },
-        _ => {
-            debug_assert_ne!(o.from.port(), port);
-            TransportError::UnknownSource {
-                index,
-                from: o.from,
-            }
+fn invalid(index: usize, o: &OutgoingDatagram<'_>, local: SocketAddr) -> TransportError {
+    if o.from.port() == local.port() {
+        let addr = if o.from.is_ipv4() == local.is_ipv4() {
+            o.to
+        } else {
+            o.from
+        };
+        TransportError::WrongFamily { addr, local }
+    } else {
+        TransportError::UnknownSource {
+            index,
+            from: o.from,
         }
     }
 }
@@ -230,14 +240,14 @@ pub struct SharedTransport {
 }
 
 impl SharedTransport {
-    /// Binds `ip:port` for every port of `ports` (`ip` is usually 0.0.0.0).
+    /// Binds `ip:port` for every port of `ports` (`ip` is usually 0.0.0.0 or ::).
     pub fn open(
-        ip: Ipv4Addr,
+        ip: IpAddr,
         ports: PortRange,
         config: &SharedConfig,
     ) -> Result<Self, TransportError> {
         let sockets = (ports.first()..=ports.last())
-            .map(|port| SharedSocket::bind(SocketAddrV4::new(ip, port), config))
+            .map(|port| SharedSocket::bind(SocketAddr::new(ip, port), config))
             .collect::<Result<Vec<_>, _>>()?;
         let mut poller = Poller::new();
         for s in &sockets {

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::mem::size_of;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use libc::{c_int, c_void, socklen_t};
@@ -113,49 +113,123 @@ pub(super) fn set_nofile_soft(soft: u64, hard: u64) -> io::Result<()> {
     }
 }
 
-fn sockaddr_v4(addr: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
+/// `addr` as a socket address the kernel reads, and its length.
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
+    let mut storage = zeroed_storage();
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr kind.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as socklen_t)
+}
+
+/// The address the kernel wrote into `storage` (IPv4 or IPv6; unspecified for anything else).
+fn from_sockaddr(storage: &libc::sockaddr_storage) -> SocketAddr {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in; storage is aligned for it.
+            let sin: &libc::sockaddr_in = unsafe { &*(&raw const *storage).cast() };
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6; storage is aligned for it.
+            let sin6: &libc::sockaddr_in6 = unsafe { &*(&raw const *storage).cast() };
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            ))
+        }
+        _ => SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
     }
 }
 
-fn from_sockaddr_v4(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
-        u16::from_be(sa.sin_port),
-    )
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain C data; all-zero is a valid (AF_UNSPEC) value.
+    unsafe { std::mem::zeroed() }
 }
 
-/// One `IP_PKTINFO` control message, laid out as `CMSG_SPACE`(sizeof `in_pktinfo`) bytes.
-#[repr(C)]
-struct PktinfoCmsg {
-    hdr: libc::cmsghdr,
-    info: libc::in_pktinfo,
-}
-
-// The header is followed by its data at CMSG_LEN(0): check the struct matches that layout.
-const _: () = assert!(std::mem::offset_of!(PktinfoCmsg, info) == size_of::<libc::cmsghdr>());
-const _: () = assert!(size_of::<libc::cmsghdr>().is_multiple_of(size_of::<usize>()));
-
-/// Room for `IP_PKTINFO` plus `SO_RXQ_OVFL` on receive (32 + 24 bytes on 64-bit).
+/// Control-message space: `IP_PKTINFO` or `IPV6_PKTINFO` plus `SO_RXQ_OVFL` on receive (at most
+/// 40 + 24 bytes on 64-bit).
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
-struct ControlBuf([u8; 64]);
+struct ControlBuf([u8; 80]);
+
+const CMSG_HEADER: usize = size_of::<libc::cmsghdr>();
+const _: () = assert!(CMSG_HEADER.is_multiple_of(size_of::<usize>()));
+
+impl ControlBuf {
+    /// Writes one control message choosing the source address of a send: `IP_PKTINFO`'s
+    /// `ipi_spec_dst` or `IPV6_PKTINFO`'s `ipi6_addr`. Returns `CMSG_SPACE` of it.
+    fn set_source(&mut self, from: IpAddr) -> usize {
+        self.0.fill(0);
+        let (level, kind, data_len) = match from {
+            IpAddr::V4(_) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            ),
+            IpAddr::V6(_) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        // The kernel insists on exactly CMSG_LEN (header + data), without the tail padding.
+        let len = CMSG_HEADER + data_len;
+        let w = size_of::<usize>();
+        self.0[..w].copy_from_slice(&len.to_ne_bytes());
+        self.0[w..w + 4].copy_from_slice(&level.to_ne_bytes());
+        self.0[w + 4..w + 8].copy_from_slice(&kind.to_ne_bytes());
+        let data = &mut self.0[CMSG_HEADER..CMSG_HEADER + data_len];
+        match from {
+            // in_pktinfo: ifindex (4), spec_dst (4), addr (4).
+            IpAddr::V4(v4) => data[4..8].copy_from_slice(&v4.octets()),
+            // in6_pktinfo: addr (16), ifindex (4).
+            IpAddr::V6(v6) => data[..16].copy_from_slice(&v6.octets()),
+        }
+        len.next_multiple_of(w)
+    }
+}
 
 fn zeroed_mmsghdr() -> libc::mmsghdr {
     // SAFETY: mmsghdr is plain C data; all-zero (null pointers, zero lengths) is a valid value.
     unsafe { std::mem::zeroed() }
 }
 
-/// A datagram to send from a chosen local IPv4 address.
-pub(super) struct OutV4<'a> {
-    pub from: Ipv4Addr,
-    pub to: SocketAddrV4,
+/// A datagram to send from a chosen local address (of the socket's family).
+pub(super) struct Out<'a> {
+    pub from: IpAddr,
+    pub to: SocketAddr,
     pub payload: &'a [u8],
 }
 
@@ -163,8 +237,8 @@ pub(super) struct OutV4<'a> {
 pub(super) struct SendScratch {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
-    names: Vec<libc::sockaddr_in>,
-    cmsgs: Vec<PktinfoCmsg>,
+    names: Vec<libc::sockaddr_storage>,
+    cmsgs: Vec<ControlBuf>,
 }
 
 // SAFETY: the raw pointers inside are rewritten before every call and only dereferenced by the
@@ -174,15 +248,6 @@ unsafe impl Send for SendScratch {}
 impl SendScratch {
     pub(super) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let cmsg = || PktinfoCmsg {
-            // SAFETY: cmsghdr is plain C data; zero is valid and every field is set below.
-            hdr: unsafe { std::mem::zeroed() },
-            info: libc::in_pktinfo {
-                ipi_ifindex: 0,
-                ipi_spec_dst: libc::in_addr { s_addr: 0 },
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            },
-        };
         Self {
             hdrs: vec![zeroed_mmsghdr(); capacity],
             iovs: vec![
@@ -192,8 +257,8 @@ impl SendScratch {
                 };
                 capacity
             ],
-            names: vec![sockaddr_v4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)); capacity],
-            cmsgs: (0..capacity).map(|_| cmsg()).collect(),
+            names: vec![zeroed_storage(); capacity],
+            cmsgs: vec![ControlBuf([0; 80]); capacity],
         }
     }
 
@@ -206,7 +271,7 @@ impl SendScratch {
     pub(super) fn send<'a>(
         &mut self,
         fd: BorrowedFd<'_>,
-        items: impl IntoIterator<Item = OutV4<'a>>,
+        items: impl IntoIterator<Item = Out<'a>>,
     ) -> io::Result<usize> {
         let mut n = 0;
         for (i, out) in items.into_iter().take(self.hdrs.len()).enumerate() {
@@ -214,20 +279,16 @@ impl SendScratch {
                 iov_base: out.payload.as_ptr().cast_mut().cast(),
                 iov_len: out.payload.len(),
             };
-            self.names[i] = sockaddr_v4(out.to);
-            let c = &mut self.cmsgs[i];
-            // The kernel insists on exactly CMSG_LEN(sizeof in_pktinfo), without the tail padding.
-            c.hdr.cmsg_len = (size_of::<libc::cmsghdr>() + size_of::<libc::in_pktinfo>()) as _;
-            c.hdr.cmsg_level = libc::IPPROTO_IP;
-            c.hdr.cmsg_type = libc::IP_PKTINFO;
-            c.info.ipi_spec_dst.s_addr = u32::from(out.from).to_be();
+            let (name, name_len) = sockaddr(out.to);
+            self.names[i] = name;
+            let control_len = self.cmsgs[i].set_source(out.from);
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_name = (&raw mut self.names[i]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as socklen_t;
+            h.msg_namelen = name_len;
             h.msg_iov = &raw mut self.iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = (&raw mut self.cmsgs[i]).cast();
-            h.msg_controllen = size_of::<PktinfoCmsg>() as _;
+            h.msg_controllen = control_len as _;
             h.msg_flags = 0;
             n = i + 1;
         }
@@ -259,11 +320,11 @@ impl SendScratch {
 /// What recvmmsg reported for one datagram.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RawRecv {
-    pub peer: SocketAddrV4,
+    pub peer: SocketAddr,
     pub len: usize,
     pub truncated: bool,
-    /// Destination address from `IP_PKTINFO` (`ipi_addr`).
-    pub dst: Option<Ipv4Addr>,
+    /// Destination address from `IP_PKTINFO` (`ipi_addr`) or `IPV6_PKTINFO` (`ipi6_addr`).
+    pub dst: Option<IpAddr>,
     /// The kernel's cumulative drop count for the socket (`SO_RXQ_OVFL`), when sent.
     pub drops: Option<u32>,
 }
@@ -272,7 +333,7 @@ pub(super) struct RawRecv {
 pub(super) struct RecvScratch {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
-    names: Vec<libc::sockaddr_in>,
+    names: Vec<libc::sockaddr_storage>,
     cmsgs: Vec<ControlBuf>,
 }
 
@@ -291,8 +352,8 @@ impl RecvScratch {
                 };
                 capacity
             ],
-            names: vec![sockaddr_v4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)); capacity],
-            cmsgs: vec![ControlBuf([0; 64]); capacity],
+            names: vec![zeroed_storage(); capacity],
+            cmsgs: vec![ControlBuf([0; 80]); capacity],
         }
     }
 
@@ -316,7 +377,7 @@ impl RecvScratch {
             };
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_name = (&raw mut self.names[i]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as socklen_t;
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as socklen_t;
             h.msg_iov = &raw mut self.iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = (&raw mut self.cmsgs[i]).cast();
@@ -356,7 +417,7 @@ impl RecvScratch {
         let control_len = m.msg_hdr.msg_controllen.min(size_of::<ControlBuf>());
         let (dst, drops) = parse_control(&self.cmsgs[i].0[..control_len]);
         RawRecv {
-            peer: from_sockaddr_v4(&self.names[i]),
+            peer: from_sockaddr(&self.names[i]),
             len: m.msg_len as usize,
             truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
             dst,
@@ -365,8 +426,9 @@ impl RecvScratch {
     }
 }
 
-/// Walks control messages in safe code: `IP_PKTINFO`'s `ipi_addr` and `SO_RXQ_OVFL`'s counter.
-fn parse_control(buf: &[u8]) -> (Option<Ipv4Addr>, Option<u32>) {
+/// Walks control messages in safe code: `IP_PKTINFO`'s `ipi_addr`, `IPV6_PKTINFO`'s `ipi6_addr`
+/// and `SO_RXQ_OVFL`'s counter.
+fn parse_control(buf: &[u8]) -> (Option<IpAddr>, Option<u32>) {
     const W: usize = size_of::<usize>();
     let hdr = size_of::<libc::cmsghdr>();
     let (mut dst, mut drops) = (None, None);
@@ -382,7 +444,13 @@ fn parse_control(buf: &[u8]) -> (Option<Ipv4Addr>, Option<u32>) {
         let data = &buf[off + hdr..off + len];
         match (level, kind) {
             (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= 12 => {
-                dst = Some(Ipv4Addr::new(data[8], data[9], data[10], data[11]));
+                dst = Some(IpAddr::V4(Ipv4Addr::new(
+                    data[8], data[9], data[10], data[11],
+                )));
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if data.len() >= 16 => {
+                let octets: [u8; 16] = data[..16].try_into().expect("16 bytes");
+                dst = Some(IpAddr::V6(Ipv6Addr::from(octets)));
             }
             (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= 4 => {
                 drops = Some(u32::from_ne_bytes([data[0], data[1], data[2], data[3]]));

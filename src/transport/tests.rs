@@ -6,8 +6,8 @@ use std::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
-fn any_port() -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
+fn any_port() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
 }
 
 fn server() -> UdpSocket {
@@ -80,10 +80,44 @@ fn shared_socket_speaks_for_1000_source_addresses() {
 }
 
 #[test]
+fn shared_socket_speaks_ipv6() {
+    let srv = UdpSocket::bind("[::1]:0").unwrap();
+    srv.set_read_timeout(Some(DEADLINE)).unwrap();
+    let srv_addr = srv.local_addr().unwrap();
+    let wildcard = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
+    let mut shared = SharedSocket::bind(wildcard, &SharedConfig::default()).unwrap();
+    let client = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, shared.local_addr().port()));
+    let batch = [OutgoingDatagram {
+        from: client,
+        to: srv_addr,
+        payload: b"hello",
+    }];
+    assert_eq!(shared.send_batch(&batch).unwrap(), 1);
+    let mut b = [0; 16];
+    let (len, from) = srv.recv_from(&mut b).unwrap();
+    assert_eq!((&b[..len], from), (&b"hello"[..], client));
+    srv.send_to(b"back", from).unwrap();
+    let mut bufs = RecvBuffers::new(8, 1500);
+    recv_until(&mut shared, &mut bufs, 1);
+    let (d, bytes) = bufs.get(0).unwrap();
+    assert_eq!((d.client, d.peer, bytes), (client, srv_addr, &b"back"[..]));
+    // An IPv4 source cannot leave from an IPv6 socket.
+    let v4 = [OutgoingDatagram {
+        from: SocketAddr::from((Ipv4Addr::LOCALHOST, client.port())),
+        to: srv_addr,
+        payload: b"x",
+    }];
+    assert!(matches!(
+        shared.send_batch(&v4),
+        Err(TransportError::WrongFamily { .. })
+    ));
+}
+
+#[test]
 fn batches_of_64_both_ways() {
     let cfg = SharedConfig::default();
-    let mut srv = SharedSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), &cfg).unwrap();
-    let srv_addr = SocketAddr::V4(srv.local_addr());
+    let mut srv = SharedSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &cfg).unwrap();
+    let srv_addr = srv.local_addr();
     let mut cli = SharedSocket::bind(any_port(), &cfg).unwrap();
     let port = cli.local_addr().port();
     let payloads: Vec<[u8; 8]> = (0..64_u64).map(u64::to_be_bytes).collect();
@@ -141,7 +175,7 @@ fn kernel_drops_are_counted_and_long_datagrams_flagged() {
         batch: 8,
         buffer_bytes: 4096,
     };
-    let mut s = SharedSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), &cfg).unwrap();
+    let mut s = SharedSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &cfg).unwrap();
     let to = s.local_addr();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     // A few KB of buffer hold a handful of datagrams: the rest are dropped and counted.
@@ -190,7 +224,7 @@ fn shared_send_rejects_foreign_sources() {
         payload: b"x",
     };
     let err = s.send_batch(&[v6]).unwrap_err();
-    assert!(err.to_string().contains("IPv4 only"), "{err}");
+    assert!(err.to_string().contains("not of the family"), "{err}");
 }
 
 /// Two adjacent free ports, found by trying a bounded number of bases below the ephemeral range.
@@ -199,8 +233,11 @@ fn open_two_ports() -> SharedTransport {
     for attempt in 0..50 {
         let base = 21_000 + ((seed * 7 + attempt * 131) % 10_000) as u16;
         let ports = PortRange::new(base, base + 1).unwrap();
-        if let Ok(t) = SharedTransport::open(Ipv4Addr::UNSPECIFIED, ports, &SharedConfig::default())
-        {
+        if let Ok(t) = SharedTransport::open(
+            Ipv4Addr::UNSPECIFIED.into(),
+            ports,
+            &SharedConfig::default(),
+        ) {
             return t;
         }
     }
@@ -361,7 +398,11 @@ fn a_port_in_use_is_a_bind_error_naming_it() {
         Err(e) => panic!("not a bind error: {e}"),
         Ok(()) => panic!("port {port} bound twice"),
     };
-    let again = SharedTransport::open(Ipv4Addr::UNSPECIFIED, ports, &SharedConfig::default());
+    let again = SharedTransport::open(
+        Ipv4Addr::UNSPECIFIED.into(),
+        ports,
+        &SharedConfig::default(),
+    );
     in_use(again.map(drop));
     // One socket per client on a loopback address, the same port: refused too.
     let one = SocketAddr::from((client_ip(3), port));

@@ -92,11 +92,40 @@ fn cidr_parsing() {
         ("10.1.0.1/16", "host bits set"),
         ("10.1.0/16", "bad address"),
         ("10.1.0.0/x", "bad prefix length"),
-        ("fd00::/64", "IPv6"),
+        ("fd00::/129", "prefix length above 128"),
+        ("fd00::1/64", "host bits set"),
     ] {
         let err = AddressSet::parse_cidr(bad).unwrap_err().to_string();
         assert!(err.contains(why), "{bad}: {err}");
     }
+}
+
+#[test]
+fn ipv6_prefixes_give_one_address_per_client() {
+    let set = AddressSet::parse("fd00:5::/64").unwrap();
+    assert_eq!(set.len(), MAX_V6_ADDRESSES);
+    assert_eq!(set.get(0), Some("fd00:5::1".parse().unwrap()));
+    assert_eq!(set.get(99_999), Some("fd00:5::1:86a0".parse().unwrap()));
+    assert_eq!(
+        set.index_of("fd00:5::1:86a0".parse().unwrap()),
+        Some(99_999)
+    );
+    assert_eq!(set.index_of("fd00:5::".parse().unwrap()), None);
+    assert_eq!(set.index_of("127.0.0.1".parse().unwrap()), None);
+    assert_eq!(AddressSet::parse("fd00::/120").unwrap().len(), 255);
+    assert_eq!(
+        AddressSet::parse("fd00::7/128").unwrap().get(0),
+        Some("fd00::7".parse().unwrap())
+    );
+    assert_eq!(AddressSet::parse("fd00::6/127").unwrap().len(), 2);
+    // A plan over a prefix: one port holds every client, each on its own address.
+    let plan = AddressPlan::new(set, PortRange::new(20_000, 20_003).unwrap()).unwrap();
+    assert_eq!(
+        plan.endpoint(5).unwrap(),
+        "[fd00:5::6]:20000".parse().unwrap()
+    );
+    assert_eq!(plan.index_of("[fd00:5::6]:20000".parse().unwrap()), Some(5));
+    assert_eq!(plan.capacity(), 4 * MAX_V6_ADDRESSES);
 }
 
 #[test]

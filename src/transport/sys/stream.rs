@@ -113,28 +113,6 @@ pub(in crate::transport) fn connect_nonblocking(
 
 /// Calls `f` with `addr` as a C socket address.
 fn with_sockaddr<R>(addr: SocketAddr, f: impl FnOnce(*const libc::sockaddr, socklen_t) -> R) -> R {
-    match addr {
-        SocketAddr::V4(v4) => {
-            let sa = super::sockaddr_v4(v4);
-            f(
-                (&raw const sa).cast(),
-                size_of::<libc::sockaddr_in>() as socklen_t,
-            )
-        }
-        SocketAddr::V6(v6) => {
-            let sa = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: v6.scope_id(),
-            };
-            f(
-                (&raw const sa).cast(),
-                size_of::<libc::sockaddr_in6>() as socklen_t,
-            )
-        }
-    }
+    let (storage, len) = super::sockaddr(addr);
+    f((&raw const storage).cast(), len)
 }
