@@ -66,7 +66,7 @@ pub(super) struct EngineArgs {
     #[arg(long, value_enum, default_value_t = TransportArg::Shared)]
     pub transport: TransportArg,
     /// Client source addresses: a CIDR block (10.1.0.0/16), an IPv6 prefix routed to this host
-    /// (fd00:5::/64), a list (10.0.0.1,10.0.0.2) or `loopback` (default when the server is on
+    /// (`fd00:5::/64`), a list (10.0.0.1,10.0.0.2) or `loopback` (default when the server is on
     /// IPv4 loopback).
     #[arg(long, value_parser = parse_addresses)]
     pub bind: Option<AddressSet>,
