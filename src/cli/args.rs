@@ -54,7 +54,7 @@ pub(super) struct FleetArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum TransportArg {
-    /// Many clients per UDP socket (IPv4, Linux).
+    /// Many clients per UDP socket (IPv4 and IPv6, Linux).
     Shared,
     /// One UDP socket per client (bounded by the open-files limit).
     PerClient,
@@ -65,8 +65,9 @@ pub(super) enum TransportArg {
 pub(super) struct EngineArgs {
     #[arg(long, value_enum, default_value_t = TransportArg::Shared)]
     pub transport: TransportArg,
-    /// Client source addresses: a CIDR block (10.1.0.0/16), a list (10.0.0.1,10.0.0.2) or
-    /// `loopback` (default when the server is on loopback).
+    /// Client source addresses: a CIDR block (10.1.0.0/16), an IPv6 prefix routed to this host
+    /// (`fd00:5::/64`), a list (10.0.0.1,10.0.0.2) or `loopback` (default when the server is on
+    /// IPv4 loopback).
     #[arg(long, value_parser = parse_addresses)]
     pub bind: Option<AddressSet>,
     /// Client source ports, FIRST-LAST (default: 20000 up to below the ephemeral range).
