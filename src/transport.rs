@@ -1,14 +1,15 @@
 //! Transports: move datagrams between many simulated clients and the server, with no knowledge of
-//! LWM2M. Two kinds share one interface ([`Transport`]):
+//! LWM2M. Three kinds share one interface ([`Transport`]):
 //!
 //! - [`SharedTransport`]: a few UDP sockets, one per source port, each serving every client whose
 //!   port it is on any local address, IPv4 or IPv6 (packet info picks the source address on send
-//!   and reports the destination on receive). Scales past the open-files limit.
+//!   and reports the destination on receive). With many local addresses (127.0.0.0/8, a routed
+//!   IPv6 prefix) a handful of sockets serve any number of clients.
 //! - [`PerClientTransport`]: one socket per client, for targets where shared sockets do not fit.
 //! - [`TcpTransport`]: one TCP connection per client (CoAP over TCP and TLS), which the clients
 //!   open and close through the `*_link` methods.
 //!
-//! Both are nonblocking and batch-oriented; after construction they do not allocate.
+//! All are nonblocking and batch-oriented; after construction they do not allocate.
 //! [`addresses`] decides which (address, port) each client uses.
 
 use std::io;

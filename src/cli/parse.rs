@@ -192,12 +192,15 @@ mod tests {
             Err("invalid CIDR block \"10.0.0.0/x\": bad prefix length".into())
         );
         assert_eq!(
-            parse_addresses("fd00::/64"),
+            parse_addresses("fd00::1/64"),
             Err(
-                "invalid CIDR block \"fd00::/64\": IPv6 blocks are not supported; list the \
-                 addresses instead"
+                "invalid CIDR block \"fd00::1/64\": host bits set; write the network address"
                     .into()
             )
+        );
+        assert_eq!(
+            parse_addresses("fd00:5::/64").map(|set| set.get(0)),
+            Ok(Some("fd00:5::1".parse().unwrap()))
         );
         assert_eq!(parse_addresses(","), Err("the address set is empty".into()));
     }
