@@ -1,13 +1,16 @@
 //! `--shard K/N` and `--start-at` at the engine: shards of one fleet, started together against
 //! one embedded server over loopback, run every client once.
 
-use std::path::Path as FsPath;
 use std::time::{Duration, Instant, SystemTime};
+
+#[path = "support/accounting.rs"]
+mod accounting;
+#[path = "support/shipped.rs"]
+mod shipped;
 
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, Slice};
 use lwm2m_swarm::metrics::Snapshot;
-use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::server::{Runner, ServerConfig};
 use lwm2m_swarm::transport::PortRange;
 
@@ -31,12 +34,9 @@ fn run_shard(
     lwm2m_swarm::engine::Started,
 ) {
     let fleet = Fleet::from_toml(FLEET, "shards.toml").unwrap_or_else(|e| panic!("{e}"));
-    let set = TemplateSet::load_dir(FsPath::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/object-templates"
-    )))
-    .expect("shipped templates load");
-    let templates = fleet.check(&set).unwrap_or_else(|e| panic!("{e}"));
+    let templates = fleet
+        .check(shipped::templates())
+        .unwrap_or_else(|e| panic!("{e}"));
     let plan = fleet.plan().with_slice(Slice::new(k, 3).unwrap()).unwrap();
     let limit = plan.total_duration() + Duration::from_secs(20);
     let mut config = EngineConfig::new(server);
@@ -81,6 +81,7 @@ fn three_shards_started_together_run_every_client_once() {
     for (k, (snapshot, endpoints, started)) in results.iter().enumerate() {
         let slice = Slice::new(k as u32, 3).unwrap();
         // Each shard ran its slice only: 7 clients, from its own ports.
+        accounting::assert_accounted(snapshot);
         assert_eq!(snapshot.started, slice.len(CLIENTS), "shard {k}");
         let register = &snapshot.requests[0];
         assert_eq!(register.ok, slice.len(CLIENTS), "shard {k}: {snapshot}");
