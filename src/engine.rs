@@ -3,6 +3,7 @@
 //! nothing of LWM2M. No lock is taken per datagram: shards publish counters a few times a second.
 
 mod layout;
+mod reach;
 mod shard;
 mod start;
 mod timers;
@@ -20,11 +21,12 @@ use crate::model::DeviceTemplate;
 use crate::security::CredentialSource;
 use crate::security::tls::TlsClientConfig;
 use crate::transport::{
-    AddressPlan, AddressSet, PerClientTransport, PlanError, PortRange, SharedConfig,
+    AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
     SharedTransport, TcpTransport, TransportError, reserve_files,
 };
 
 pub use layout::Layout;
+pub use reach::{Reach, ReachError, thousands};
 pub use start::{
     StartDelay, Started, describe_start, describe_wait, format_time, parse_start_at, start_delay,
 };
@@ -89,6 +91,8 @@ pub enum EngineError {
     Transport(#[from] TransportError),
     #[error("client addresses: {0}")]
     Addresses(#[from] PlanError),
+    #[error(transparent)]
+    Reach(#[from] ReachError),
     #[error("cannot find a local address to reach {server}: {source}")]
     Route {
         server: SocketAddr,
@@ -199,6 +203,7 @@ impl Engine {
         if !tcp && config.tls.is_some() {
             return Err(EngineError::TlsWithoutTcp);
         }
+        plan_reach(&plan, config, FdLimit::current()?)?.check()?;
         let layout = Arc::new(plan_layout(&plan, config)?);
         let shards = layout.shards() as usize;
         let transports = open_transports(&layout, config)?;
@@ -380,6 +385,32 @@ impl Engine {
 
 /// Where each client of `plan` will run and send from, without opening anything.
 pub fn plan_layout(plan: &Plan, config: &EngineConfig) -> Result<Layout, EngineError> {
+    let (addresses, shards) = address_plan(config)?;
+    Ok(Layout::new(addresses, plan.clients, plan.slice, shards)?)
+}
+
+/// What this host's plan can reach and what `plan` needs of it under `limit`, without opening
+/// anything; [`Reach::check`] says whether it fits.
+pub fn plan_reach(
+    plan: &Plan,
+    config: &EngineConfig,
+    limit: FdLimit,
+) -> Result<Reach, EngineError> {
+    let (addresses, shards) = address_plan(config)?;
+    let (count, ports) = (addresses.addresses().len(), addresses.ports().len());
+    let layout = Layout::spread(addresses, plan.clients, plan.slice, shards);
+    Ok(Reach {
+        addresses: count,
+        ports,
+        clients: layout.clients(),
+        transport: config.transport,
+        sockets: layout.sockets(config.transport),
+        limit,
+    })
+}
+
+/// The source addresses and ports, and the shard count, `config` asks for.
+fn address_plan(config: &EngineConfig) -> Result<(AddressPlan, u64), EngineError> {
     let shards = match config.shards {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -392,12 +423,7 @@ pub fn plan_layout(plan: &Plan, config: &EngineConfig) -> Result<Layout, EngineE
         Some(p) => p,
         None => PortRange::below_ephemeral(20_000, crate::transport::addresses::ephemeral_range())?,
     };
-    Ok(Layout::new(
-        AddressPlan::new(addresses, ports)?,
-        plan.clients,
-        plan.slice,
-        shards as u64,
-    )?)
+    Ok((AddressPlan::new(addresses, ports)?, shards as u64))
 }
 
 enum Opened {
@@ -409,24 +435,8 @@ enum Opened {
 fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>, EngineError> {
     match config.transport {
         TransportKind::Shared => {
-            let mut sockets = 0;
-            for s in 0..layout.shards() {
-                sockets += layout.shard_ports(s)?.len();
-            }
-            reserve_files(sockets).map_err(|e| match e {
-                TransportError::TooManyFiles {
-                    clients,
-                    needed,
-                    soft,
-                    hard,
-                } => TransportError::TooManyPorts {
-                    sockets: clients,
-                    needed,
-                    soft,
-                    hard,
-                },
-                e => e,
-            })?;
+            // Engine::start checked the hard limit (Reach::check): this raises the soft one.
+            reserve_files(layout.sockets(TransportKind::Shared))?;
             (0..layout.shards())
                 .map(|s| {
                     let first = layout.endpoint(s, 0).unwrap_or(config.server);

@@ -175,18 +175,6 @@ pub enum TransportError {
         soft: u64,
         hard: u64,
     },
-    #[error(
-        "the shared transport needs {sockets} sockets here (one per source port of the address \
-         plan), about {needed} open files, but the open-files limit (RLIMIT_NOFILE) is {soft} \
-         (hard limit {hard}): spread the clients over more source addresses (--bind), so that \
-         each port's socket serves several, run fewer clients, or raise the hard limit"
-    )]
-    TooManyPorts {
-        sockets: u64,
-        needed: u64,
-        soft: u64,
-        hard: u64,
-    },
 }
 
 /// What the engine needs from a transport.

@@ -581,7 +581,7 @@ fn check_describes_tls_and_the_open_files_budget() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("1000000 clients over TCP need a connection each"),
+        stderr.contains("this run needs 1,000,000 sockets (one TCP connection per client)"),
         "{stderr}"
     );
 }

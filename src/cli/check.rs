@@ -1,13 +1,12 @@
 //! `check`: the fleet's expanded plan, its security and the engine's layout; sends nothing.
 
-use std::net::SocketAddr;
-
 use clap::Args;
 
 use super::args::{EngineArgs, FleetArgs};
-use super::setup::{describe_layout, engine_config, load, resolve, tls_config};
-use super::{Failure, bad_input, failed};
-use crate::engine::TransportKind;
+use super::setup::{
+    EMBEDDED_SERVER, describe_layout, engine_config, host_reach, load, resolve, tls_config,
+};
+use super::{Failure, bad_input};
 
 #[derive(Args, Debug)]
 pub(super) struct CheckArgs {
@@ -40,28 +39,16 @@ pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
                 return Ok(());
             }
         },
-        None => SocketAddr::from(([127, 0, 0, 1], 5683)),
+        None => EMBEDDED_SERVER,
     };
     let mut config = engine_config(server, &args.engine, plan.server.as_ref());
     // Reads the PEM files: a bad one is found before the run.
     config.tls = tls_config(&loaded.fleet, plan.server.as_ref())?;
+    let reach = host_reach(&plan, &config)?;
+    println!("  host      {}", reach.describe_host());
+    println!("  files     {}", reach.describe_files());
+    reach.check().map_err(bad_input)?;
     let layout = crate::engine::plan_layout(&plan, &config).map_err(bad_input)?;
     println!("  {}", describe_layout(&layout, &config));
-    if config.transport == TransportKind::Tcp {
-        println!("  {}", describe_connection_budget(plan.slice_clients())?);
-    }
     Ok(())
-}
-
-/// TCP: one open file per client. Fails when the limit cannot be raised far enough.
-fn describe_connection_budget(clients: u64) -> Result<String, Failure> {
-    let limit = crate::transport::FdLimit::current().map_err(failed)?;
-    crate::transport::check_connection_budget(clients, limit).map_err(bad_input)?;
-    Ok(format!(
-        "files     {clients} TCP connections (+{} spare) within the open-files limit \
-         (soft {}, hard {}; the soft limit is raised as needed)",
-        crate::transport::per_client::FD_RESERVE,
-        limit.soft,
-        limit.hard
-    ))
 }

@@ -191,6 +191,9 @@ mod tests {
             parse_addresses("10.0.0.0/x"),
             Err("invalid CIDR block \"10.0.0.0/x\": bad prefix length".into())
         );
+        // An IPv6 prefix routed to the host: its addresses after the subnet-router anycast one.
+        let prefix = parse_addresses("fd00::/64").unwrap();
+        assert_eq!(prefix.get(0), Some("fd00::1".parse().unwrap()));
         assert_eq!(
             parse_addresses("fd00::1/64"),
             Err(

@@ -16,7 +16,9 @@ use super::args::{EngineArgs, FleetArgs, LoadArgs};
 use super::embedded::Embedded;
 use super::parse::parse_positive_duration;
 use super::progress::progress_lines;
-use super::setup::{Loaded, describe_layout, engine_config, load, resolve, tls_config};
+use super::setup::{
+    EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, resolve, tls_config,
+};
 use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
 use crate::fleet::format_duration;
@@ -63,10 +65,19 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         .plan()
         .with_slice(args.fleet.shard)
         .map_err(bad_input)?;
-    let (server, embedded) = if let Some(uri) = &plan.server {
-        (resolve(uri)?, Embedded::None)
-    } else {
-        Embedded::start(&plan, &args.load, credentials.as_deref())?
+    let remote = plan.server.as_ref().map(resolve).transpose()?;
+    // Refused before anything starts, the embedded server included.
+    let early = engine_config(
+        remote.unwrap_or(EMBEDDED_SERVER),
+        &args.engine,
+        plan.server.as_ref(),
+    );
+    host_reach(&plan, &early)?.check().map_err(bad_input)?;
+    // The shards own whole ports: a few addresses over several shards may need a port more.
+    crate::engine::plan_layout(&plan, &early).map_err(bad_input)?;
+    let (server, embedded) = match remote {
+        Some(server) => (server, Embedded::None),
+        None => Embedded::start(&plan, &args.load, credentials.as_deref())?,
     };
     let target = plan
         .server

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use super::args::{EngineArgs, FleetArgs, TransportArg};
 use super::parse::HexArg;
-use super::{Failure, bad_input};
-use crate::engine::{EngineConfig, Layout, TransportKind};
+use super::{Failure, bad_input, failed};
+use crate::engine::{EngineConfig, Layout, Reach, TransportKind};
+use crate::fleet::Plan;
 use crate::fleet::{Credentials, Fleet, Overrides, ServerUri};
 use crate::model::TemplateSet;
 use crate::security::tls::TlsClientConfig;
@@ -69,6 +70,23 @@ pub(super) fn resolve(uri: &ServerUri) -> Result<SocketAddr, Failure> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| bad_input(format!("server {uri}: {} has no address", uri.host)))
+}
+
+/// Where the embedded server listens as far as the address plan is concerned (on loopback, so
+/// clients send from 127.0.0.0/8); its port is known once it runs.
+pub(super) const EMBEDDED_SERVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5683);
+
+/// What this host's plan can reach and what the run needs; [`Reach::check`] says whether it
+/// fits. Warns when explicit `--ports` overlap the kernel's ephemeral range.
+pub(super) fn host_reach(plan: &Plan, config: &EngineConfig) -> Result<Reach, Failure> {
+    if let Some(ports) = config.ports
+        && let Err(e) = ports.check_outside(crate::transport::addresses::ephemeral_range())
+    {
+        eprintln!("warning: {e}");
+    }
+    let limit = crate::transport::FdLimit::current().map_err(failed)?;
+    crate::engine::plan_reach(plan, config, limit).map_err(bad_input)
 }
 
 /// The engine's settings; a `coap+tcp://` or `coaps+tcp://` server means the TCP transport,

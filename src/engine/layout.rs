@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 
+use super::TransportKind;
 use crate::fleet::Slice;
 use crate::transport::{AddressPlan, PlanError, PortRange};
 
@@ -33,24 +34,50 @@ impl Layout {
         slice: Slice,
         shards: u64,
     ) -> Result<Layout, PlanError> {
+        let layout = Layout::spread(plan, fleet_clients, slice, shards);
+        // The last shard's last endpoint is the highest index in use.
+        let last = layout.shards - 1;
+        let highest = last * layout.per_shard + layout.shard_clients(last).max(1);
+        layout.plan.check(highest)?;
+        Ok(layout)
+    }
+
+    /// The spread of [`Layout::new`] without its capacity check: what a plan needs (its
+    /// sockets) even when it does not fit. Only [`Layout::sockets`] may be asked of it.
+    pub(super) fn spread(
+        plan: AddressPlan,
+        fleet_clients: u64,
+        slice: Slice,
+        shards: u64,
+    ) -> Layout {
         let clients = slice.len(fleet_clients);
         let shards = shards.clamp(1, clients.max(1));
         let share = clients.div_ceil(shards).max(1);
         let per_port = plan.addresses().len().clamp(1, share);
         let per_shard = share.div_ceil(per_port) * per_port;
         let plan = plan.with_addresses_per_port(per_port);
-        let layout = Layout {
+        Layout {
             plan,
             slice,
             clients,
             shards,
             per_shard,
-        };
-        // The last shard's last endpoint is the highest index in use.
-        let last = shards - 1;
-        let highest = last * per_shard + layout.shard_clients(last).max(1);
-        layout.plan.check(highest)?;
-        Ok(layout)
+        }
+    }
+
+    /// The sockets (open files) the clients need: the shared transport opens one per port of
+    /// each shard (as [`Layout::shard_ports`] counts them), the others one per client.
+    pub fn sockets(&self, transport: TransportKind) -> u64 {
+        match transport {
+            TransportKind::Shared => (0..self.shards)
+                .map(|s| {
+                    self.shard_clients(s)
+                        .max(1)
+                        .div_ceil(self.plan.addresses_per_port())
+                })
+                .sum(),
+            TransportKind::PerClient | TransportKind::Tcp => self.clients,
+        }
     }
 
     pub fn shards(&self) -> u64 {
@@ -153,6 +180,11 @@ mod tests {
             }
             let total: u64 = (0..layout.shards()).map(|s| layout.shard_clients(s)).sum();
             assert_eq!(total, clients);
+            let ports: u64 = (0..layout.shards())
+                .map(|s| layout.shard_ports(s).unwrap().len())
+                .sum();
+            assert_eq!(layout.sockets(TransportKind::Shared), ports);
+            assert_eq!(layout.sockets(TransportKind::PerClient), clients);
         }
     }
 
@@ -172,10 +204,14 @@ mod tests {
             layout.shard_ports(1).unwrap(),
             PortRange::new(30_005, 30_009).unwrap()
         );
+        assert_eq!(layout.sockets(TransportKind::Shared), 10);
         assert!(matches!(
-            Layout::new(plan, 21, Slice::WHOLE, 2),
+            Layout::new(plan.clone(), 21, Slice::WHOLE, 2),
             Err(PlanError::TooManyClients { .. })
         ));
+        // A plan that does not fit still says what it would need: 2 shards of 11 over 2 addresses.
+        let spread = Layout::spread(plan, 22, Slice::WHOLE, 2);
+        assert_eq!(spread.sockets(TransportKind::Shared), 12);
     }
 
     #[test]
