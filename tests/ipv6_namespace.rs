@@ -5,13 +5,15 @@
 //!
 //! Needs root and iproute2 (`ip netns`), as CI has; elsewhere it says why it did not run.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/serve.rs"]
+mod serve;
 use cli::scratch;
+use serve::{Serve, peak_registered};
 
 const PREFIX: &str = "fd00:5::/64";
 /// Outside the clients' addresses (`fd00:5::1` onwards, one per client).
@@ -78,39 +80,6 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Kills the server if the test fails before it ends by itself.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The highest `registered N` among the server's status lines.
-fn peak_registered(status: &str) -> u64 {
-    status
-        .split("registered ")
-        .skip(1)
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-#[test]
-fn peak_registered_reads_status_lines() {
-    let lines = "[ 2.0s] registered 10, registers 10\n[ 4.0s] registered 25, registers 25\n\
-                 registered 3, registers 25, deregisters 22";
-    assert_eq!(peak_registered(lines), 25);
-    assert_eq!(peak_registered("no registrations yet"), 0);
-}
-
 #[test]
 fn a_hundred_thousand_clients_each_from_its_own_ipv6_address() {
     let ns = match Namespace::create() {
@@ -122,21 +91,15 @@ fn a_hundred_thousand_clients_each_from_its_own_ipv6_address() {
         Err(why) => panic!("CI must be able to make a network namespace: {why}"),
     };
     let server_addr = format!("[{SERVER}]:5683");
-    let server = ns
-        .swarm(&[
-            "serve",
-            "--bind",
-            &server_addr,
-            "--duration",
-            "240s",
-            "--status-every",
-            "1s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let mut server = Server(server);
+    let server = Serve::start(ns.swarm(&[
+        "serve",
+        "--bind",
+        &server_addr,
+        "--duration",
+        "240s",
+        "--status-every",
+        "1s",
+    ]));
 
     let dir = scratch("ipv6-namespace");
     let json = dir.join("run.json");
@@ -172,12 +135,7 @@ fn a_hundred_thousand_clients_each_from_its_own_ipv6_address() {
     // Addresses of the prefix, one per client, on a port per engine shard.
     assert!(run_out.contains("addresses [fd00:5::1]:"), "{run_out}");
 
-    let _ = server.0.kill();
-    let mut server_out = String::new();
-    let stdout = server.0.stdout.take().expect("piped");
-    std::io::BufReader::new(stdout)
-        .read_to_string(&mut server_out)
-        .unwrap();
+    let server_out = server.stop();
     let peak = peak_registered(&server_out);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
