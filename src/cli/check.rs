@@ -14,6 +14,10 @@ pub(super) struct CheckArgs {
     pub fleet: FleetArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Check the plan against this open-files limit instead of this process's: for planning
+    /// another host, such as a pod whose container runtime allows more (e.g. 1048576).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub open_files: Option<u64>,
 }
 
 pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
@@ -44,7 +48,7 @@ pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
     let mut config = engine_config(server, &args.engine, plan.server.as_ref());
     // Reads the PEM files: a bad one is found before the run.
     config.tls = tls_config(&loaded.fleet, plan.server.as_ref())?;
-    let reach = host_reach(&plan, &config)?;
+    let reach = host_reach(&plan, &config, args.open_files)?;
     println!("  host      {}", reach.describe_host());
     println!("  files     {}", reach.describe_files());
     reach.check().map_err(bad_input)?;

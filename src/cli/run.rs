@@ -72,7 +72,9 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         &args.engine,
         plan.server.as_ref(),
     );
-    host_reach(&plan, &early)?.check().map_err(bad_input)?;
+    host_reach(&plan, &early, None)?
+        .check()
+        .map_err(bad_input)?;
     // The shards own whole ports: a few addresses over several shards may need a port more.
     crate::engine::plan_layout(&plan, &early).map_err(bad_input)?;
     let (server, embedded) = match remote {

@@ -78,14 +78,22 @@ pub(super) const EMBEDDED_SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5683);
 
 /// What this host's plan can reach and what the run needs; [`Reach::check`] says whether it
-/// fits. Warns when explicit `--ports` overlap the kernel's ephemeral range.
-pub(super) fn host_reach(plan: &Plan, config: &EngineConfig) -> Result<Reach, Failure> {
+/// fits. `open_files` stands for this process's open-files limit (as soft and hard) when the
+/// plan is for another host. Warns when explicit `--ports` overlap the kernel's ephemeral range.
+pub(super) fn host_reach(
+    plan: &Plan,
+    config: &EngineConfig,
+    open_files: Option<u64>,
+) -> Result<Reach, Failure> {
     if let Some(ports) = config.ports
         && let Err(e) = ports.check_outside(crate::transport::addresses::ephemeral_range())
     {
         eprintln!("warning: {e}");
     }
-    let limit = crate::transport::FdLimit::current().map_err(failed)?;
+    let limit = match open_files {
+        Some(n) => crate::transport::FdLimit { soft: n, hard: n },
+        None => crate::transport::FdLimit::current().map_err(failed)?,
+    };
     crate::engine::plan_reach(plan, config, limit).map_err(bad_input)
 }
 

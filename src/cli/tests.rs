@@ -300,6 +300,14 @@ fn check_takes_the_fleet_and_engine_options() {
     let ports = a.engine.ports.expect("--ports");
     assert_eq!((ports.first(), ports.last()), (21000, 21009));
     assert_eq!(a.engine.shards, 2);
+    assert_eq!(a.open_files, None);
+    // Planning another host: its open-files limit, a positive number.
+    assert_eq!(
+        check("f.toml --open-files 1048576").open_files,
+        Some(1_048_576)
+    );
+    let (kind, text) = error("check f.toml --open-files 0");
+    assert_eq!(kind, ErrorKind::ValueValidation, "{text}");
     // It sends nothing: no load, no reports.
     for not_check in ["--observe /3/0/13", "--json out.json"] {
         let (kind, text) = error(&format!("check f.toml {not_check}"));
