@@ -143,6 +143,20 @@ fn register_sent_series(report: &Report) -> Vec<u64> {
         .collect()
 }
 
+/// `report FILES` is refused as bad input (exit 2) with `message` on stderr.
+fn refused(files: &[&str], message: &str) {
+    let mut args = vec!["report"];
+    args.extend(files);
+    let run = swarm(&args);
+    let (_, stderr) = text(&run);
+    assert_eq!(
+        run.status.code(),
+        Some(i32::from(exit::BAD_INPUT)),
+        "{stderr}"
+    );
+    assert!(stderr.contains(message), "{message:?} not in: {stderr}");
+}
+
 #[test]
 fn two_shards_add_their_counts_and_peak_at_the_peak_of_their_sum() {
     let dir = scratch("merge-two");
@@ -235,39 +249,20 @@ fn a_shard_given_twice_is_refused_naming_both_files() {
     let dir = scratch("merge-twice");
     let shard = Shard::of(1, 4, 0, &[10, 0]);
     let first = shard.write(&dir);
-    let copy = shown(&dir.join("copy-of-shard-2.json"));
+    let copy = shown(&dir.join("copy-of-shard-1.json"));
     std::fs::copy(&first, &copy).unwrap();
-    let run = swarm(&["report", &first, &copy]);
-    let (_, stderr) = text(&run);
-    assert_eq!(
-        run.status.code(),
-        Some(i32::from(exit::BAD_INPUT)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "{first} and {copy} both hold shard 1 of 4 of test {TEST}"
-        )),
-        "{stderr}"
+    refused(
+        &[&first, &copy],
+        &format!("{first} and {copy} both hold shard 1 of 4 of test {TEST}"),
     );
 
     // A merged result holds its shards: another copy of one of them is refused too.
     let other = Shard::of(2, 4, 0, &[10, 0]).write(&dir);
-    let merged = dir.join("2-and-3.json");
+    let merged = dir.join("1-and-2.json");
     merge(&[&first, &other], &merged);
-    let run = swarm(&["report", &shown(&merged), &other]);
-    let (_, stderr) = text(&run);
-    assert_eq!(
-        run.status.code(),
-        Some(i32::from(exit::BAD_INPUT)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "{} and {other} both hold shard 2 of 4",
-            merged.display()
-        )),
-        "{stderr}"
+    refused(
+        &[&shown(&merged), &other],
+        &format!("{} and {other} both hold shard 2 of 4", merged.display()),
     );
 }
 
@@ -280,18 +275,9 @@ fn results_of_different_tests_are_refused() {
         ..Shard::of(1, 2, 0, &[10, 0])
     }
     .write(&dir);
-    let run = swarm(&["report", &ours, &theirs]);
-    let (_, stderr) = text(&run);
-    assert_eq!(
-        run.status.code(),
-        Some(i32::from(exit::BAD_INPUT)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "{ours} is from test {TEST} and {theirs} from test 0123456789abcdef"
-        )),
-        "{stderr}"
+    refused(
+        &[&ours, &theirs],
+        &format!("{ours} is from test {TEST} and {theirs} from test 0123456789abcdef"),
     );
 
     // A result of no test among shards.
@@ -299,34 +285,16 @@ fn results_of_different_tests_are_refused() {
     lone.test = None;
     let lone_path = shown(&dir.join("lone.json"));
     std::fs::write(&lone_path, lone.to_json()).unwrap();
-    let run = swarm(&["report", &ours, &lone_path]);
-    let (_, stderr) = text(&run);
-    assert_eq!(
-        run.status.code(),
-        Some(i32::from(exit::BAD_INPUT)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "{ours} is from test {TEST} but {lone_path} is from no test"
-        )),
-        "{stderr}"
+    refused(
+        &[&ours, &lone_path],
+        &format!("{ours} is from test {TEST} but {lone_path} is from no test"),
     );
 
     // The same test split differently.
     let eight = Shard::of(1, 8, 0, &[10, 0]).write(&scratch("merge-eight"));
-    let run = swarm(&["report", &ours, &eight]);
-    let (_, stderr) = text(&run);
-    assert_eq!(
-        run.status.code(),
-        Some(i32::from(exit::BAD_INPUT)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "{ours} says test {TEST} has 2 shards but {eight} says 8"
-        )),
-        "{stderr}"
+    refused(
+        &[&ours, &eight],
+        &format!("{ours} says test {TEST} has 2 shards but {eight} says 8"),
     );
 }
 
@@ -421,31 +389,15 @@ fn impossible_test_identities_are_bad_input_naming_the_file_and_field() {
     let dir = scratch("merge-impossible");
     let one = Shard::of(0, 4, 0, &[10, 0]).write(&dir);
     let fifth = Shard::of(4, 4, 0, &[10, 0]).write(&dir);
-    let run = swarm(&["report", &one, &fifth]);
-    let (_, stderr) = text(&run);
-    assert_eq!(
-        run.status.code(),
-        Some(i32::from(exit::BAD_INPUT)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "{fifth}: field `test`: shard 4 is not below shard_count 4 (shards count from 0)"
-        )),
-        "{stderr}"
+    refused(
+        &[&one, &fifth],
+        &format!("{fifth}: field `test`: shard 4 is not below shard_count 4 (shards count from 0)"),
     );
 
     // Forty days apart: not one test, and not forty days of empty intervals either.
     let late = Shard::of(1, 4, 40 * 24 * 3600 * 1000, &[10, 0]).write(&dir);
-    let run = swarm(&["report", &one, &late]);
-    let (_, stderr) = text(&run);
-    assert_eq!(
-        run.status.code(),
-        Some(i32::from(exit::BAD_INPUT)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("{late} ends 40 days after {one} starts")),
-        "{stderr}"
+    refused(
+        &[&one, &late],
+        &format!("{late} ends 40 days after {one} starts"),
     );
 }
