@@ -149,14 +149,14 @@ pub(super) fn describe_layout(layout: &Layout, config: &EngineConfig) -> String 
         // Connections bind the address only: the kernel picks each source port.
         let ip = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.ip().to_string());
         return format!(
-            "addresses {} .. {}, {} engine thread(s), {transport}, source ports from the kernel",
+            "addresses {} .. {}, {} thread(s), {transport}, source ports from the kernel",
             ip(first),
             ip(last),
             layout.shards(),
         );
     }
     format!(
-        "addresses {} .. {}, {} engine thread(s), {transport}, ports {}",
+        "addresses {} .. {}, {} thread(s), {transport}, ports {}",
         show(first),
         show(last),
         layout.shards(),
