@@ -285,7 +285,25 @@ pub fn threshold_results(verdicts: &[Verdict]) -> Vec<ThresholdResult> {
 
 /// Writes `text` to `path`.
 pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
-    std::fs::write(path, text).map_err(io_error(path))
+    let mut file = tempfile::NamedTempFile::new_in(directory_of(path)).map_err(io_error(path))?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_error(path))?;
+    file.persist(path).map_err(|e| io_error(path)(e.error))?;
+    Ok(())
+}
+
+/// Whether a report can be written at `path` (its directory takes new files), found by making
+/// and removing a temporary file there: the report itself appears only once written whole.
+pub fn check_writable(path: &Path) -> Result<(), ReportError> {
+    tempfile::NamedTempFile::new_in(directory_of(path))
+        .map(drop)
+        .map_err(io_error(path))
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 #[cfg(test)]

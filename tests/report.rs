@@ -268,3 +268,38 @@ fn check_interval_log(log: &str, register_hdr: &str) {
         "python {max_us} us, ours {ours} us"
     );
 }
+
+#[test]
+fn a_run_killed_before_its_end_leaves_no_report_behind() {
+    use std::io::{BufRead, BufReader};
+    let fleet = fleet("killed.toml", "60s", "");
+    let json = out("killed.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+        .args([
+            "run",
+            &fleet,
+            "--ports",
+            "23400-23499",
+            "--no-tui",
+            "--json",
+            &json,
+        ])
+        .args(["--progress-every", "200ms"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // The first progress line: the path was checked and the clients are running.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let progress = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with('['));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(progress.is_some(), "the run printed no progress line");
+    assert!(
+        !std::path::Path::new(&json).exists(),
+        "a killed run left {json} behind"
+    );
+}

@@ -393,3 +393,29 @@ fn a_test_id_is_the_sha256_of_its_parts_kept_apart() {
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
 }
+
+#[test]
+fn reports_appear_whole_and_checking_a_path_creates_nothing() {
+    let dir = temp("atomic");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("result.json");
+    check_writable(&path).unwrap();
+    assert!(
+        !path.exists(),
+        "checking must not leave an empty report behind"
+    );
+    write_file(&path, "first").unwrap();
+    write_file(&path, "second, longer").unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "second, longer");
+    // Only the report: no temporary file left beside it.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["result.json"]);
+    let missing = dir.join("no-such-dir").join("result.json");
+    let err = check_writable(&missing).unwrap_err().to_string();
+    assert!(err.starts_with(&missing.display().to_string()), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -166,8 +166,8 @@ pub(in crate::cli) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<
     })
 }
 
-/// A file can be created there, found before the run rather than after it: not a directory,
-/// and it opens for writing (an empty file stays until the report replaces it).
+/// A report can be written there, found before the run rather than after it: not a directory,
+/// in a directory that takes new files. Nothing is created: the report appears once written.
 pub(in crate::cli) fn check_writable(path: &FsPath) -> Result<(), Failure> {
     if path.is_dir() {
         return Err(bad_input(format!("{}: is a directory", path.display())));
@@ -180,13 +180,7 @@ pub(in crate::cli) fn check_writable(path: &FsPath) -> Result<(), Failure> {
             d.display()
         )));
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map(drop)
-        .map_err(|e| bad_input(format!("{}: cannot write: {e}", path.display())))
+    report::check_writable(path).map_err(bad_input)
 }
 
 fn run_config(
