@@ -94,7 +94,7 @@ impl SharedSocket {
         Ok(Self {
             socket,
             local,
-            send: SendScratch::new(config.batch),
+            send: SendScratch::new(config.batch, local.is_ipv6()),
             recv: RecvScratch::new(config.batch),
             sizes,
             drops: 0,

@@ -116,6 +116,12 @@ pub(super) fn set_nofile_soft(soft: u64, hard: u64) -> io::Result<()> {
 /// `addr` as a socket address the kernel reads, and its length.
 fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
     let mut storage = zeroed_storage();
+    let len = write_sockaddr(&mut storage, addr);
+    (storage, len)
+}
+
+/// Writes `addr` into `storage` (only the bytes of its family's struct) and returns its length.
+fn write_sockaddr(storage: &mut libc::sockaddr_storage, addr: SocketAddr) -> socklen_t {
     let len = match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -127,7 +133,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr kind.
-            unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
+            unsafe { std::ptr::write((&raw mut *storage).cast(), sin) };
             size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
@@ -141,11 +147,11 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: as above.
-            unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
+            unsafe { std::ptr::write((&raw mut *storage).cast(), sin6) };
             size_of::<libc::sockaddr_in6>()
         }
     };
-    (storage, len as socklen_t)
+    len as socklen_t
 }
 
 /// The address the kernel wrote into `storage` (IPv4 or IPv6; unspecified for anything else).
@@ -188,36 +194,41 @@ const CMSG_HEADER: usize = size_of::<libc::cmsghdr>();
 const _: () = assert!(CMSG_HEADER.is_multiple_of(size_of::<usize>()));
 
 impl ControlBuf {
-    /// Writes one control message choosing the source address of a send: `IP_PKTINFO`'s
-    /// `ipi_spec_dst` or `IPV6_PKTINFO`'s `ipi6_addr`. Returns `CMSG_SPACE` of it.
-    fn set_source(&mut self, from: IpAddr) -> usize {
-        self.0.fill(0);
-        let (level, kind, data_len) = match from {
-            IpAddr::V4(_) => (
-                libc::IPPROTO_IP,
-                libc::IP_PKTINFO,
-                size_of::<libc::in_pktinfo>(),
-            ),
-            IpAddr::V6(_) => (
+    /// One control message choosing the source address of a send, `IP_PKTINFO` (IPv4) or
+    /// `IPV6_PKTINFO`, its address left zero for [`ControlBuf::set_source`]. Also returns
+    /// `CMSG_SPACE` of it.
+    fn source_message(ipv6: bool) -> (ControlBuf, usize) {
+        let (level, kind, data_len) = if ipv6 {
+            (
                 libc::IPPROTO_IPV6,
                 libc::IPV6_PKTINFO,
                 size_of::<libc::in6_pktinfo>(),
-            ),
+            )
+        } else {
+            (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            )
         };
+        let mut buf = ControlBuf([0; 80]);
         // The kernel insists on exactly CMSG_LEN (header + data), without the tail padding.
         let len = CMSG_HEADER + data_len;
         let w = size_of::<usize>();
-        self.0[..w].copy_from_slice(&len.to_ne_bytes());
-        self.0[w..w + 4].copy_from_slice(&level.to_ne_bytes());
-        self.0[w + 4..w + 8].copy_from_slice(&kind.to_ne_bytes());
-        let data = &mut self.0[CMSG_HEADER..CMSG_HEADER + data_len];
+        buf.0[..w].copy_from_slice(&len.to_ne_bytes());
+        buf.0[w..w + 4].copy_from_slice(&level.to_ne_bytes());
+        buf.0[w + 4..w + 8].copy_from_slice(&kind.to_ne_bytes());
+        (buf, len.next_multiple_of(w))
+    }
+
+    /// The source address of a message made by [`ControlBuf::source_message`] of `from`'s family:
+    /// `in_pktinfo`'s `ipi_spec_dst` (after `ipi_ifindex`) or `in6_pktinfo`'s `ipi6_addr`.
+    fn set_source(&mut self, from: IpAddr) {
+        let data = &mut self.0[CMSG_HEADER..];
         match from {
-            // in_pktinfo: ifindex (4), spec_dst (4), addr (4).
             IpAddr::V4(v4) => data[4..8].copy_from_slice(&v4.octets()),
-            // in6_pktinfo: addr (16), ifindex (4).
             IpAddr::V6(v6) => data[..16].copy_from_slice(&v6.octets()),
         }
-        len.next_multiple_of(w)
     }
 }
 
@@ -239,6 +250,8 @@ pub(super) struct SendScratch {
     iovs: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
     cmsgs: Vec<ControlBuf>,
+    /// `CMSG_SPACE` of the source-address message, the same for every datagram of the socket.
+    control_len: usize,
 }
 
 // SAFETY: the raw pointers inside are rewritten before every call and only dereferenced by the
@@ -246,8 +259,11 @@ pub(super) struct SendScratch {
 unsafe impl Send for SendScratch {}
 
 impl SendScratch {
-    pub(super) fn new(capacity: usize) -> Self {
+    /// For a socket of one family (`ipv6` or not): the control messages' headers are written here
+    /// once, each send fills in addresses only.
+    pub(super) fn new(capacity: usize, ipv6: bool) -> Self {
         let capacity = capacity.max(1);
+        let (cmsg, control_len) = ControlBuf::source_message(ipv6);
         Self {
             hdrs: vec![zeroed_mmsghdr(); capacity],
             iovs: vec![
@@ -258,7 +274,8 @@ impl SendScratch {
                 capacity
             ],
             names: vec![zeroed_storage(); capacity],
-            cmsgs: vec![ControlBuf([0; 80]); capacity],
+            cmsgs: vec![cmsg; capacity],
+            control_len,
         }
     }
 
@@ -279,16 +296,15 @@ impl SendScratch {
                 iov_base: out.payload.as_ptr().cast_mut().cast(),
                 iov_len: out.payload.len(),
             };
-            let (name, name_len) = sockaddr(out.to);
-            self.names[i] = name;
-            let control_len = self.cmsgs[i].set_source(out.from);
+            let name_len = write_sockaddr(&mut self.names[i], out.to);
+            self.cmsgs[i].set_source(out.from);
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_name = (&raw mut self.names[i]).cast();
             h.msg_namelen = name_len;
             h.msg_iov = &raw mut self.iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = (&raw mut self.cmsgs[i]).cast();
-            h.msg_controllen = control_len as _;
+            h.msg_controllen = self.control_len as _;
             h.msg_flags = 0;
             n = i + 1;
         }
