@@ -177,19 +177,22 @@ const CERTIFICATE_SUITES: &[Dtls12CipherSuite] = &[
 /// dimpl's rust-crypto provider without its PSK suite (whose self-test is not needed here).
 fn certificate_provider() -> &'static CryptoProvider {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        let full = dimpl::crypto::rust_crypto::default_provider();
-        let suites: Vec<&'static dyn SupportedDtls12CipherSuite> = full
-            .cipher_suites
-            .iter()
-            .copied()
-            .filter(|cs| CERTIFICATE_SUITES.contains(&cs.suite()))
-            .collect();
-        CryptoProvider {
-            cipher_suites: suites.leak(),
-            ..full
-        }
-    })
+    PROVIDER.get_or_init(|| provider_with(CERTIFICATE_SUITES))
+}
+
+/// dimpl's rust-crypto provider with only `suites` (`Config::build` self-tests every suite).
+fn provider_with(suites: &[Dtls12CipherSuite]) -> CryptoProvider {
+    let full = dimpl::crypto::rust_crypto::default_provider();
+    let kept: Vec<&'static dyn SupportedDtls12CipherSuite> = full
+        .cipher_suites
+        .iter()
+        .copied()
+        .filter(|cs| suites.contains(&cs.suite()))
+        .collect();
+    CryptoProvider {
+        cipher_suites: kept.leak(),
+        ..full
+    }
 }
 
 /// The certificate-mode client configuration for this pacing, built once per process:
@@ -238,19 +241,9 @@ pub fn client_config(psk: &Psk, params: &DtlsParams, seed: u64) -> Arc<Config> {
 /// self-tests remain, and a client builds its configuration per handshake cheaply.
 fn psk_provider() -> &'static CryptoProvider {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        let full = dimpl::crypto::rust_crypto::default_provider();
-        let suites: Vec<&'static dyn SupportedDtls12CipherSuite> = full
-            .cipher_suites
-            .iter()
-            .copied()
-            .filter(|cs| cs.suite() == Dtls12CipherSuite::PSK_AES128_CCM_8)
-            .collect();
-        CryptoProvider {
-            kx_groups: &[],
-            cipher_suites: suites.leak(),
-            ..full
-        }
+    PROVIDER.get_or_init(|| CryptoProvider {
+        kx_groups: &[],
+        ..provider_with(&[Dtls12CipherSuite::PSK_AES128_CCM_8])
     })
 }
 
