@@ -285,7 +285,11 @@ pub fn threshold_results(verdicts: &[Verdict]) -> Vec<ThresholdResult> {
 
 /// Writes `text` to `path`.
 pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
-    let mut file = tempfile::NamedTempFile::new_in(directory_of(path)).map_err(io_error(path))?;
+    // Readable as a plain file would be (0666 less the umask), not tempfile's owner-only 0600.
+    let mut file = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(directory_of(path))
+        .map_err(io_error(path))?;
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_error(path))?;
     file.persist(path).map_err(|e| io_error(path)(e.error))?;
     Ok(())

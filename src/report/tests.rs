@@ -408,6 +408,15 @@ fn reports_appear_whole_and_checking_a_path_creates_nothing() {
     write_file(&path, "first").unwrap();
     write_file(&path, "second, longer").unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "second, longer");
+    // Readable by others as a file written by `std::fs::write` (under a usual umask) would be.
+    let plain = dir.join("plain");
+    std::fs::write(&plain, "x").unwrap();
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&path), mode(&plain));
+    std::fs::remove_file(&plain).unwrap();
     // Only the report: no temporary file left beside it.
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
