@@ -412,36 +412,6 @@ const THREE_GROUPS: &str = "[[population]]\nname = \"a\"\ncount = 700\ntemplate 
      [[population]]\nname = \"c\"\ncount = 45\ntemplate = \"t\"\n";
 
 #[test]
-fn shards_together_are_the_whole_plan_once_with_the_same_clients() {
-    let plan = with_load(
-        THREE_GROUPS,
-        "stages = [{ target = 100, over = \"10s\" }, { target = 100, over = \"5s\" }, \
-         { target = 1046, over = \"20s\" }]",
-    )
-    .plan();
-    for count in [1, 2, 3, 7, 16] {
-        let mut seen = vec![0u32; plan.clients as usize];
-        for index in 0..count {
-            let slice = Slice::new(index, count).unwrap();
-            let part = plan.clone().with_slice(slice).unwrap();
-            assert_eq!(part.load_definition(), plan.load_definition());
-            for k in part.slice.clients(part.clients) {
-                // Name, population (hence seed and settings) and start time as in the whole run.
-                assert_eq!(part.client(k), plan.client(k));
-                assert_eq!(part.start_slot(k), plan.start_slot(k));
-                seen[k as usize] += 1;
-            }
-            // Each population split evenly: within one client of count / N.
-            for g in &part.groups {
-                let mine = slice.count_in(g.range());
-                assert!(mine.abs_diff(g.count / u64::from(count)) <= 1, "{}", g.name);
-            }
-        }
-        assert!(seen.iter().all(|n| *n == 1), "{count} shards");
-    }
-}
-
-#[test]
 fn shards_share_every_stage_of_the_ramp() {
     let stages = with_load(
         THREE_GROUPS,
@@ -498,6 +468,9 @@ fn a_shard_without_clients_and_a_different_load_are_told_apart() {
     );
     let other = with_load(ONE_GROUP, "clients = 3\nrate = 2").plan();
     assert_ne!(plan.load_definition(), other.load_definition());
+    // A shard is the same test as the whole fleet.
+    let shard = plan.clone().with_slice(Slice::new(1, 2).unwrap()).unwrap();
+    assert_eq!(shard.load_definition(), plan.load_definition());
     let text = plan
         .with_slice(Slice::new(1, 2).unwrap())
         .unwrap()
