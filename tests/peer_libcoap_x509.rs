@@ -2,7 +2,7 @@
 //! (`coap-rd-openssl`, OpenSSL 3 backend) with a server certificate and a client CA (`-c`,
 //! `-C`), all issued in the test. The engine's clients present certificates issued under the
 //! test CA, check the directory's, and register (2.01); a CA that does not match, on either
-//! side, fails every handshake with a counted reason, and the run ends on time.
+//! side, fails every handshake with a counted reason, and the run ends within its deadline.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
