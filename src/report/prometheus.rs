@@ -24,6 +24,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use super::schema::code_name;
 use crate::client::{
     CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_name,
 };
@@ -391,11 +392,6 @@ type Labels = Vec<(&'static str, String)>;
 
 fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
-}
-
-/// `2.04`, or `RST` for a reset (the metrics' `None`); a bare ACK is `0.00`.
-fn code_name(code: Option<u8>) -> String {
-    code.map_or_else(|| "RST".into(), |c| format!("{}.{:02}", c >> 5, c & 31))
 }
 
 /// A counter family (`NAME_total`); `name` without the suffix.

@@ -568,7 +568,7 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
 }
 
 /// `2.01`, `0.00` for a bare ACK, `RST`.
-fn code_name(code: Option<u8>) -> String {
+pub(super) fn code_name(code: Option<u8>) -> String {
     match code {
         Some(c) => format!("{}.{:02}", c >> 5, c & 31),
         None => "RST".to_string(),

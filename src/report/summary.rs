@@ -2,6 +2,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::schema::code_name;
 use crate::client::{
     CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_index,
     state_name,
@@ -123,10 +124,7 @@ impl Snapshot {
                 r.codes
                     .iter()
                     .filter(|(c, _)| c.is_none_or(|c| c >> 5 > 2))
-                    .map(move |(c, n)| match c {
-                        Some(c) => format!("{} {}.{:02} x{n}", request_name(*k), c >> 5, c & 31),
-                        None => format!("{} RST x{n}", request_name(*k)),
-                    })
+                    .map(move |(c, n)| format!("{} {} x{n}", request_name(*k), code_name(*c)))
             })
             .collect();
         if !codes.is_empty() {
