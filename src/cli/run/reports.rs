@@ -10,7 +10,7 @@ use super::RunArgs;
 use crate::cli::args::TransportArg;
 use crate::cli::{Failure, bad_input, exit, failed};
 use crate::engine::Started;
-use crate::fleet::{Fleet, Plan, Ramp, Slice, format_duration};
+use crate::fleet::{Fleet, Plan, Ramp, format_duration};
 use crate::metrics::Snapshot;
 use crate::report::{
     self, Collector, Identity, Report, ReportArgs, RunConfig, TestIdentity, Threshold,
@@ -25,9 +25,9 @@ pub(super) struct Reports {
     thresholds: Vec<Threshold>,
     /// How long Prometheus goes on serving after the run.
     linger: Duration,
-    /// [`TestIdentity::id`]: the same for every `--shard` of the test.
-    test_id: String,
-    slice: Slice,
+    /// The test (its id the same for every `--shard`) and this shard of it, as Prometheus
+    /// labels it and `--json` records it.
+    identity: Identity,
 }
 
 impl Reports {
@@ -47,15 +47,14 @@ impl Reports {
         let now = SystemTime::now();
         let started = args.start_at.map_or(now, |at| at.max(now));
         let config = run_config(args, fleet, plan, target, started);
-        let test_id = TestIdentity::id_of(&[
-            &plan.load_definition(),
-            config.embedded_load.as_deref().unwrap_or(""),
-            config.security.as_deref().unwrap_or(""),
-        ]);
         let identity = Identity {
             shard: plan.slice.index(),
             shards: plan.slice.count(),
-            test_hash: test_id.clone(),
+            test_hash: TestIdentity::id_of(&[
+                &plan.load_definition(),
+                config.embedded_load.as_deref().unwrap_or(""),
+                config.security.as_deref().unwrap_or(""),
+            ]),
         };
         let collector = Collector::new(started, report, &identity).map_err(|e| match e {
             report::ReportError::Prometheus { .. } => failed(e),
@@ -72,8 +71,7 @@ impl Reports {
             config,
             thresholds,
             linger: args.prometheus_linger.unwrap_or_default(),
-            test_id,
-            slice: plan.slice,
+            identity,
         })
     }
 
@@ -131,9 +129,9 @@ impl Reports {
                 threshold_results(&verdicts),
             );
             report.test = Some(TestIdentity {
-                id: self.test_id.clone(),
-                shard_index: self.slice.index(),
-                shard_count: self.slice.count(),
+                id: self.identity.test_hash.clone(),
+                shard_index: self.identity.shard,
+                shard_count: self.identity.shards,
                 started_unix_ms: started.unix_ms(),
                 late_start_ms: u64::try_from(started.late.as_millis()).unwrap_or(u64::MAX),
             });
