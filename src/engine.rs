@@ -433,10 +433,11 @@ enum Opened {
 }
 
 fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>, EngineError> {
+    // Engine::start checked the hard limit (Reach::check): this raises the soft one for every
+    // shard's sockets or connections at once.
+    reserve_files(layout.sockets(config.transport))?;
     match config.transport {
         TransportKind::Shared => {
-            // Engine::start checked the hard limit (Reach::check): this raises the soft one.
-            reserve_files(layout.sockets(TransportKind::Shared))?;
             (0..layout.shards())
                 .map(|s| {
                     let first = layout.endpoint(s, 0).unwrap_or(config.server);
@@ -468,17 +469,14 @@ fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>
                 ))?))
             })
             .collect(),
-        TransportKind::Tcp => {
-            TcpTransport::reserve_files(layout.clients())?;
-            (0..layout.shards())
-                .map(|s| {
-                    Ok(Opened::Tcp(TcpTransport::open(
-                        &endpoints(layout, s),
-                        true,
-                    )?))
-                })
-                .collect()
-        }
+        TransportKind::Tcp => (0..layout.shards())
+            .map(|s| {
+                Ok(Opened::Tcp(TcpTransport::open(
+                    &endpoints(layout, s),
+                    true,
+                )?))
+            })
+            .collect(),
     }
 }
 

@@ -27,7 +27,7 @@ pub use addresses::{AddressPlan, AddressSet, PlanError, PortRange};
 pub use per_client::{FdLimit, PerClientTransport, check_fd_budget, reserve_files};
 pub use poll::Poller;
 pub use shared::{BufferSizes, SharedConfig, SharedSocket, SharedTransport, raise_buffers};
-pub use tcp::{TcpTransport, check_connection_budget};
+pub use tcp::TcpTransport;
 
 /// Metadata of one received datagram; its bytes are in the [`RecvBuffers`] slot of the same index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,18 +163,6 @@ pub enum TransportError {
     },
     #[error("cannot read or raise the open-files limit: {0}")]
     FdLimit(io::Error),
-    #[error(
-        "{clients} clients over TCP need a connection each, about {needed} open files, but the \
-         open-files limit (RLIMIT_NOFILE) is {soft} (hard limit {hard}): run fewer clients in \
-         this process (several processes, each with its own share of the fleet), or raise the \
-         hard limit"
-    )]
-    TooManyConnections {
-        clients: u64,
-        needed: u64,
-        soft: u64,
-        hard: u64,
-    },
 }
 
 /// What the engine needs from a transport.

@@ -13,7 +13,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use super::per_client::{FdLimit, check_fd_budget};
 use super::sys::stream::{connect_nonblocking, epoll_create, epoll_ctl, epoll_wait};
 use super::{Datagram, LinkEnded, OutgoingDatagram, RecvBuffers, Transport, TransportError, sys};
 
@@ -29,25 +28,6 @@ const QUICK_ACKED_READS: u8 = 8;
 
 const READABLE: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
 const WRITABLE: u32 = libc::EPOLLOUT as u32;
-
-/// The open-files budget of `clients` connections: the soft limit to raise to, or the error
-/// that says so (a TCP connection per client cannot be shared the way UDP sockets are).
-pub fn check_connection_budget(clients: u64, limit: FdLimit) -> Result<u64, TransportError> {
-    check_fd_budget(clients, limit).map_err(|e| match e {
-        TransportError::TooManyFiles {
-            clients,
-            needed,
-            soft,
-            hard,
-        } => TransportError::TooManyConnections {
-            clients,
-            needed,
-            soft,
-            hard,
-        },
-        e => e,
-    })
-}
 
 #[derive(Debug)]
 struct Conn {
@@ -126,16 +106,6 @@ impl TcpTransport {
             ended: VecDeque::new(),
             open: 0,
         })
-    }
-
-    /// Raises the soft open-files limit for `clients` connections, or says why it cannot.
-    pub fn reserve_files(clients: u64) -> Result<(), TransportError> {
-        let limit = FdLimit::current()?;
-        let soft = check_connection_budget(clients, limit)?;
-        if soft > limit.soft {
-            sys::set_nofile_soft(soft, limit.hard).map_err(TransportError::FdLimit)?;
-        }
-        Ok(())
     }
 
     /// Connections open now (connecting included).

@@ -115,18 +115,3 @@ fn a_close_writes_what_waits_first_and_is_not_reported() {
     assert_eq!(t.open_connections(), 0);
     assert_eq!(t.poll_link_ended(), None);
 }
-
-#[test]
-fn too_many_clients_for_the_open_files_limit_is_a_clear_error() {
-    let limit = FdLimit {
-        soft: 1024,
-        hard: 20_000,
-    };
-    assert_eq!(check_connection_budget(10_000, limit).unwrap(), 10_064);
-    let error = check_connection_budget(25_000, limit).unwrap_err();
-    let text = error.to_string();
-    assert!(
-        text.contains("25000 clients over TCP") && text.contains("hard limit 20000"),
-        "{text}"
-    );
-}
