@@ -403,6 +403,7 @@ pub fn plan_reach(
         addresses: count,
         ports,
         clients: layout.clients(),
+        slots: layout.slots(),
         transport: config.transport,
         sockets: layout.sockets(config.transport),
         limit,

@@ -75,8 +75,6 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     host_reach(&plan, &early, None)?
         .check()
         .map_err(bad_input)?;
-    // The shards own whole ports: a few addresses over several shards may need a port more.
-    crate::engine::plan_layout(&plan, &early).map_err(bad_input)?;
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start(&plan, &args.load, credentials.as_deref())?,

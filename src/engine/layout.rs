@@ -35,11 +35,15 @@ impl Layout {
         shards: u64,
     ) -> Result<Layout, PlanError> {
         let layout = Layout::spread(plan, fleet_clients, slice, shards);
-        // The last shard's last endpoint is the highest index in use.
-        let last = layout.shards - 1;
-        let highest = last * layout.per_shard + layout.shard_clients(last).max(1);
-        layout.plan.check(highest)?;
+        layout.plan.check(layout.slots())?;
         Ok(layout)
+    }
+
+    /// The address-port pairs the clients take: up to the last shard's last endpoint, the
+    /// highest index in use (earlier shards own whole ports, so some pairs stay unused).
+    pub fn slots(&self) -> u64 {
+        let last = self.shards - 1;
+        last * self.per_shard + self.shard_clients(last).max(1)
     }
 
     /// The spread of [`Layout::new`] without its capacity check: what a plan needs (its

@@ -15,6 +15,9 @@ pub struct Reach {
     pub ports: u64,
     /// The clients this process runs.
     pub clients: u64,
+    /// Address-port pairs the layout takes for them: more than `clients` when several engine
+    /// threads each own whole ports ([`super::Layout::slots`]).
+    pub slots: u64,
     pub transport: TransportKind,
     /// Sockets (open files) the clients need: see [`super::Layout::sockets`].
     pub sockets: u64,
@@ -26,17 +29,19 @@ pub struct Reach {
 #[non_exhaustive]
 pub enum ReachError {
     #[error(
-        "{clients} clients need a source address and port each, but this host's plan holds \
-         {capacity} ({addresses} address(es) x {ports} ports): give --bind more addresses (a CIDR \
+        "{clients} clients need a source address and port each{spread}, but this host's plan \
+         holds {capacity} ({addresses} address(es) x {ports} ports): give --bind more addresses (a CIDR \
          block, or an IPv6 prefix routed to this host) or more --ports, or run fewer clients \
          per process (--shard K/N across hosts)",
         clients = thousands(*clients),
+        spread = spread_note(*clients, *slots),
         capacity = thousands(*capacity),
         addresses = thousands(*addresses),
         ports = thousands(*ports)
     )]
     TooManyClients {
         clients: u64,
+        slots: u64,
         capacity: u64,
         addresses: u64,
         ports: u64,
@@ -66,9 +71,10 @@ impl Reach {
     /// Whether the plan fits: enough address-port pairs for the clients, and its sockets within
     /// the open-files hard limit (the soft limit is raised up to it as needed).
     pub fn check(&self) -> Result<(), ReachError> {
-        if self.clients > self.capacity() {
+        if self.slots > self.capacity() {
             return Err(ReachError::TooManyClients {
                 clients: self.clients,
+                slots: self.slots,
                 capacity: self.capacity(),
                 addresses: self.addresses,
                 ports: self.ports,
@@ -110,6 +116,18 @@ impl Reach {
             thousands(self.limit.hard),
             thousands(self.limit.soft)
         )
+    }
+}
+
+/// What the engine threads' whole ports add to the clients' address-port pairs, if anything.
+fn spread_note(clients: u64, slots: u64) -> String {
+    if slots > clients {
+        format!(
+            " ({} pairs: each engine thread owns whole ports)",
+            thousands(slots)
+        )
+    } else {
+        String::new()
     }
 }
 
@@ -164,6 +182,7 @@ mod tests {
             addresses: 1,
             ports,
             clients,
+            slots: clients,
             transport: TransportKind::Shared,
             sockets,
             limit: LIMIT,
@@ -224,6 +243,7 @@ mod tests {
             err,
             ReachError::TooManyClients {
                 clients: 30_000,
+                slots: 30_000,
                 capacity: 12_768,
                 addresses: 1,
                 ports: 12_768
@@ -253,6 +273,7 @@ mod tests {
             addresses: prefix.len(),
             ports: 2,
             clients: 100_000,
+            slots: 100_000,
             transport: TransportKind::Shared,
             sockets: 2,
             limit: LIMIT,
@@ -282,5 +303,32 @@ mod tests {
         ] {
             assert_eq!(thousands(n), text);
         }
+    }
+
+    #[test]
+    fn whole_ports_per_engine_thread_count_against_the_plan() {
+        use crate::fleet::Slice;
+        use crate::transport::{AddressPlan, PortRange};
+        // 4 clients, 1 address, 4 ports, 3 engine threads: each thread owns whole ports, so the
+        // clients take 5 pairs of the 4 (the layout refuses it too).
+        let plan = || {
+            let one = AddressSet::parse("127.0.0.1").unwrap();
+            AddressPlan::new(one, PortRange::new(20_000, 20_003).unwrap()).unwrap()
+        };
+        let layout = super::super::Layout::spread(plan(), 4, Slice::WHOLE, 3);
+        assert_eq!(layout.slots(), 5);
+        assert!(super::super::Layout::new(plan(), 4, Slice::WHOLE, 3).is_err());
+        let reach = Reach {
+            slots: layout.slots(),
+            ..one_address(4, 4, 4)
+        };
+        let text = reach.check().unwrap_err().to_string();
+        assert!(
+            text.starts_with(
+                "4 clients need a source address and port each (5 pairs: each engine thread \
+                 owns whole ports), but this host's plan holds 4"
+            ),
+            "{text}"
+        );
     }
 }
