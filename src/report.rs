@@ -86,6 +86,8 @@ pub enum ReportError {
     },
     #[error("{path}: {source}")]
     Schema { path: String, source: SchemaError },
+    #[error("{path}: {reason}")]
+    Path { path: String, reason: String },
     #[error("cannot serve Prometheus metrics on {addr}: {source}")]
     Prometheus {
         addr: SocketAddr,
@@ -298,7 +300,21 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
 /// Whether a report can be written at `path` (its directory takes new files), found by making
 /// and removing a temporary file there: the report itself appears only once written whole.
 pub fn check_writable(path: &Path) -> Result<(), ReportError> {
-    tempfile::NamedTempFile::new_in(directory_of(path))
+    let refused = |reason: String| ReportError::Path {
+        path: path.display().to_string(),
+        reason,
+    };
+    if path.is_dir() {
+        return Err(refused("is a directory".into()));
+    }
+    let dir = directory_of(path);
+    if !dir.is_dir() {
+        return Err(refused(format!(
+            "directory {} does not exist",
+            dir.display()
+        )));
+    }
+    tempfile::NamedTempFile::new_in(dir)
         .map(drop)
         .map_err(io_error(path))
 }

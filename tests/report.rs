@@ -303,3 +303,19 @@ fn a_run_killed_before_its_end_leaves_no_report_behind() {
         "a killed run left {json} behind"
     );
 }
+
+#[test]
+fn a_report_path_that_cannot_be_written_is_refused_before_anything_starts() {
+    let fleet = fleet("nowhere.toml", "1s", "");
+    let json = dir().join("no-such-dir").join("result.json");
+    let run = swarm(&["run", &fleet, "--no-tui", "--json", json.to_str().unwrap()]);
+    let (stdout, stderr) = text(&run);
+    assert_eq!(
+        run.status.code(),
+        Some(i32::from(exit::BAD_INPUT)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no-such-dir does not exist"), "{stderr}");
+    // Neither the embedded server nor the clients started.
+    assert!(stdout.is_empty(), "{stdout}");
+}

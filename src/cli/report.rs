@@ -1,13 +1,13 @@
 //! `report FILE...`: the summary of `run --json` results merged (the shards of one test line up
 //! on the wall clock), with thresholds, a plot and the merged JSON.
 
-use super::run::reports::{check_writable, threshold_failure};
+use super::run::reports::threshold_failure;
 use super::{Failure, bad_input, failed};
 use crate::report::{self, MergeArgs, check_thresholds, threshold_results, verdicts_text};
 
 pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
     for path in [&args.plot, &args.json].into_iter().flatten() {
-        check_writable(path)?;
+        report::check_writable(path).map_err(bad_input)?;
     }
     let merged = report::merge_files(&args.files).map_err(bad_input)?;
     for (path, r) in args.files.iter().zip(&merged.inputs) {

@@ -75,6 +75,9 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     host_reach(&plan, &early, None)?
         .check()
         .map_err(bad_input)?;
+    for path in [&args.report.json, &args.report.plot].into_iter().flatten() {
+        crate::report::check_writable(path).map_err(bad_input)?;
+    }
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start(&plan, &args.load, credentials.as_deref())?,

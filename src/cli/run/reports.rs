@@ -2,7 +2,6 @@
 //! and `crate::report`, kept apart so `run` stays short. The threshold verdicts and the early
 //! check that a file can be written serve the `report` command too.
 
-use std::path::Path as FsPath;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,8 +30,9 @@ pub(super) struct Reports {
 }
 
 impl Reports {
-    /// Before the engine starts: checks where files go, opens the interval log, binds the
-    /// Prometheus endpoint, so a typo fails now rather than after an hour of load.
+    /// Before the engine starts (`run` has checked where the files go, before the embedded
+    /// server): opens the interval log and binds the Prometheus endpoint, so a typo fails now
+    /// rather than after an hour of load.
     pub(super) fn start(
         args: &RunArgs,
         fleet: &Fleet,
@@ -40,9 +40,6 @@ impl Reports {
         target: &str,
     ) -> Result<Reports, Failure> {
         let report = &args.report;
-        for path in [&report.json, &report.plot].into_iter().flatten() {
-            check_writable(path)?;
-        }
         // The engine starts at `--start-at` when that is still ahead.
         let now = SystemTime::now();
         let started = args.start_at.map_or(now, |at| at.max(now));
@@ -162,23 +159,6 @@ pub(in crate::cli) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<
             failing.join(", ")
         ),
     })
-}
-
-/// A report can be written there, found before the run rather than after it: not a directory,
-/// in a directory that takes new files. Nothing is created: the report appears once written.
-pub(in crate::cli) fn check_writable(path: &FsPath) -> Result<(), Failure> {
-    if path.is_dir() {
-        return Err(bad_input(format!("{}: is a directory", path.display())));
-    }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(d) = dir.filter(|d| !d.is_dir()) {
-        return Err(bad_input(format!(
-            "{}: directory {} does not exist",
-            path.display(),
-            d.display()
-        )));
-    }
-    report::check_writable(path).map_err(bad_input)
 }
 
 fn run_config(
