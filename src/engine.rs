@@ -424,6 +424,15 @@ fn address_plan(config: &EngineConfig) -> Result<(AddressPlan, u64), EngineError
         Some(p) => p,
         None => PortRange::below_ephemeral(20_000, crate::transport::addresses::ephemeral_range())?,
     };
+    // One family at both ends, whatever the transport.
+    if let Some(first) = addresses.get(0)
+        && first.is_ipv4() != config.server.is_ipv4()
+    {
+        return Err(EngineError::FamilyMismatch {
+            server: config.server,
+            client: SocketAddr::new(first, ports.first()),
+        });
+    }
     Ok((AddressPlan::new(addresses, ports)?, shards as u64))
 }
 
@@ -441,15 +450,9 @@ fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>
         TransportKind::Shared => {
             (0..layout.shards())
                 .map(|s| {
-                    let first = layout.endpoint(s, 0).unwrap_or(config.server);
-                    if first.is_ipv4() != config.server.is_ipv4() {
-                        return Err(EngineError::FamilyMismatch {
-                            server: config.server,
-                            client: first,
-                        });
-                    }
-                    // The wildcard address: one socket receives for every local address.
-                    let ip: std::net::IpAddr = if first.is_ipv4() {
+                    // The wildcard address of the plan's family (address_plan checked it is the
+                    // server's): one socket receives for every local address.
+                    let ip: std::net::IpAddr = if config.server.is_ipv4() {
                         std::net::Ipv4Addr::UNSPECIFIED.into()
                     } else {
                         std::net::Ipv6Addr::UNSPECIFIED.into()

@@ -77,6 +77,23 @@ fn bad_input_exits_2_naming_file_line_and_field() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("no-such-fleet.toml"), "{stderr}");
+    // IPv6 sources for an IPv4 server, whatever the transport: refused by check too.
+    for transport in ["shared", "per-client"] {
+        let out = swarm(&[
+            "check",
+            "fleets/demo.toml",
+            "--bind",
+            "fd00:5::/64",
+            "--transport",
+            transport,
+        ]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{transport}: {stderr}");
+        assert!(
+            stderr.contains("different IP families"),
+            "{transport}: {stderr}"
+        );
+    }
 }
 
 #[test]

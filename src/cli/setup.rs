@@ -63,7 +63,7 @@ pub(super) fn resolve(uri: &ServerUri) -> Result<SocketAddr, Failure> {
         .to_socket_addrs()
         .map_err(|e| bad_input(format!("server {uri}: cannot resolve {}: {e}", uri.host)))?
         .collect();
-    // The shared transport is IPv4: prefer an IPv4 address when the name has both.
+    // IPv4 when the name has both: the default source addresses (127.0.0.0/8) are IPv4.
     addrs
         .iter()
         .find(|a| a.is_ipv4())
