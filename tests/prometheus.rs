@@ -179,11 +179,13 @@ fn the_final_scrape_has_the_runs_end_in_histograms_labelled_by_shard() {
         );
     }
     // The test's identity, as the run's --json records it: a SHA-256 in hex.
+    let prefix = format!(
+        "lwm2m_swarm_info{{shard=\"0/1\",version=\"{}\",test_hash=\"",
+        env!("CARGO_PKG_VERSION")
+    );
     let info = text
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("lwm2m_swarm_info{shard=\"0/1\",version=\"0.1.0\",test_hash=\"")
-        })
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .unwrap_or_else(|| panic!("no info metric:\n{text}"));
     let (hash, rest) = info.split_once('"').expect("a closed label");
     assert_eq!(rest, "} 1");

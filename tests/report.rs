@@ -3,33 +3,21 @@
 //! tests/prometheus.rs).
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 #[path = "support/accounting.rs"]
 mod accounting;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/peers.rs"]
 mod peers;
 #[path = "support/shipped.rs"]
 mod shipped;
 
+use cli::{swarm, text};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use lwm2m_swarm::cli::exit;
 use lwm2m_swarm::report::{Report, schema};
-
-fn swarm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lwm2m-swarm-report-{}", std::process::id()));

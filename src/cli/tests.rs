@@ -356,6 +356,11 @@ fn report_options() {
     assert_eq!(a.files, [PathBuf::from("a.json"), PathBuf::from("b.json")]);
     assert!(a.thresholds.is_empty());
     assert_eq!(a.plot, None);
+    assert_eq!(a.json, None);
+    assert_eq!(
+        report("a.json b.json --json merged.json").json,
+        Some(PathBuf::from("merged.json"))
+    );
     let a =
         report("a.json --threshold register.p99<500ms --threshold notify.ok>=10 --plot merged.svg");
     assert_eq!(a.files, [PathBuf::from("a.json")]);

@@ -183,8 +183,9 @@ fn answer(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
     stream.flush()
 }
 
-/// The exposition text for one snapshot.
-pub fn render(snapshot: &Snapshot, identity: &Identity) -> String {
+/// The exposition text for one snapshot (what a scrape would serve).
+#[cfg(test)]
+fn render(snapshot: &Snapshot, identity: &Identity) -> String {
     let latest = Arc::new(Mutex::new(Arc::new(snapshot.clone())));
     encode(&registry(identity, latest))
 }
