@@ -197,7 +197,10 @@ impl Merged {
 /// Reads JSON results and merges them: the shards of one test as that test, results of no test
 /// by adding their totals. Refuses results of different tests, and a shard given twice.
 pub fn merge_files(paths: &[PathBuf]) -> Result<Merged, MergeError> {
-    let mut snapshots = Vec::new();
+    // Each file's totals are added as it is read (its histograms are not kept); of its peaks
+    // only the highest per state over the files.
+    let mut summary = Snapshot::default();
+    let mut shard_peaks = [0; CLIENT_STATES.len()];
     let mut inputs = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(path).map_err(io_error(path))?;
@@ -206,12 +209,12 @@ pub fn merge_files(paths: &[PathBuf]) -> Result<Merged, MergeError> {
             source,
         };
         let report = Report::from_json(&text).map_err(schema)?;
-        snapshots.push(report.to_snapshot().map_err(schema)?);
+        let totals = report.to_snapshot().map_err(schema)?;
+        summary.merge(&totals);
+        for (peak, of_file) in shard_peaks.iter_mut().zip(totals.peak_states) {
+            *peak = (*peak).max(of_file);
+        }
         inputs.push(report);
-    }
-    let mut summary = Snapshot::default();
-    for s in &snapshots {
-        summary.merge(s);
     }
     let Some(shards) = shard_set(paths, &inputs)? else {
         // Runs of no test: totals only; one file keeps its intervals.
@@ -229,14 +232,15 @@ pub fn merge_files(paths: &[PathBuf]) -> Result<Merged, MergeError> {
             report,
         });
     };
-    merge_shards(paths, inputs, &snapshots, summary, shards)
+    merge_shards(paths, inputs, shard_peaks, summary, shards)
 }
 
-/// The shards of one test, their totals in `summary` already.
+/// The shards of one test, their totals in `summary` already and their own highest peaks in
+/// `shard_peaks`.
 fn merge_shards(
     paths: &[PathBuf],
     inputs: Vec<Report>,
-    snapshots: &[Snapshot],
+    shard_peaks: [u64; CLIENT_STATES.len()],
     mut summary: Snapshot,
     shards: ShardSet,
 ) -> Result<Merged, MergeError> {
@@ -281,8 +285,7 @@ fn merge_shards(
             .copied()
             .max()
             .unwrap_or(0);
-        let of_shard = snapshots.iter().map(|s| s.peak_states[i]).max();
-        summary.peak_states[i] = of_sum.max(of_shard.unwrap_or(0));
+        summary.peak_states[i] = of_sum.max(shard_peaks[i]);
     }
 
     let recorded_thresholds = recorded_thresholds(paths, &inputs)?;
