@@ -29,7 +29,10 @@ use crate::model::{Device, Path};
 
 use bootstrap::Bootstrap;
 pub use bootstrap::{BootstrapFailure, BootstrapOutcome, BootstrapRecord};
-pub use config::{ClientBootstrapConfig, ClientConfig, LwM2mVersion, RetryPolicy};
+pub use config::{
+    AcceptRequests, ClientBootstrapConfig, ClientConfig, DEFAULT_BLOCK1_IDLE_TIMEOUT,
+    DEFAULT_BLOCK1_MAX_BODY, DEFAULT_MAX_OBSERVATIONS, LwM2mVersion, RetryPolicy,
+};
 pub use events::{
     CLIENT_STATES, ClientState, Dropped, Event, OPERATION_KINDS, OperationKind, OperationRecord,
     REQUEST_KINDS, RequestKind, RequestOutcome, RequestRecord, operation_index, operation_name,
@@ -263,7 +266,8 @@ impl Client {
             self.handle_secure_datagram(now, from, bytes);
             return;
         }
-        self.handle_coap(now, from, bytes);
+        let welcome = self.config.accept_requests.admits(from, self.server());
+        self.handle_coap(now, from, bytes, welcome);
         self.flush(now);
     }
 
@@ -281,12 +285,21 @@ impl Client {
         false
     }
 
-    /// A CoAP datagram (decrypted, for a DTLS client).
-    fn handle_coap(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        self.touch(now);
-        let incoming = self
-            .coap
-            .handle_datagram(now, from, bytes, &self.config.coap);
+    /// A CoAP datagram (decrypted, for a DTLS client); requests are taken from `from` only
+    /// when `requests_welcome` (always over DTLS, TCP and TLS: the session or connection is
+    /// the server's).
+    fn handle_coap(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], requests_welcome: bool) {
+        let incoming = self.coap.handle_datagram_screened(
+            now,
+            from,
+            bytes,
+            &self.config.coap,
+            requests_welcome,
+        );
+        // Stray traffic leaves no trace: not even a longer awake window.
+        if !matches!(incoming, Incoming::ForeignRequest | Incoming::ForeignReply) {
+            self.touch(now);
+        }
         match incoming {
             Incoming::Response { token, packet } => self.on_response(now, token, &packet),
             Incoming::Acknowledged { token } => {
@@ -298,6 +311,11 @@ impl Client {
             Incoming::SeparatePending { .. } => {}
             Incoming::Ignored => self.events.push_back(Event::Dropped(Dropped::Unmatched)),
             Incoming::Malformed => self.events.push_back(Event::Dropped(Dropped::Malformed)),
+            Incoming::ForeignRequest => {
+                self.events
+                    .push_back(Event::Dropped(Dropped::ForeignRequest));
+            }
+            Incoming::ForeignReply => self.events.push_back(Event::Dropped(Dropped::ForeignReply)),
         }
     }
 
@@ -326,6 +344,7 @@ impl Client {
             self.enqueue_update(at);
         }
         self.check_observations(now);
+        self.expire_block1(now);
         self.maybe_sleep(now);
         self.flush(now);
     }
@@ -371,6 +390,7 @@ impl Client {
             self.secure_timeout(),
             self.bootstrap_deadline(),
             self.stream_timeout(),
+            self.block1_deadline(),
         ]
         .into_iter()
         .flatten()

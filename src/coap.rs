@@ -124,6 +124,12 @@ pub enum Incoming {
     SeparatePending { token: Token },
     /// Nothing to act on (a ping answered by RST, an ACK or RST that matches nothing).
     Ignored,
+    /// A request (or ping) from a source the caller does not take requests from: unanswered,
+    /// not remembered for deduplication.
+    ForeignRequest,
+    /// An ACK, RST or response from an endpoint none of our exchanges went to (RFC 7252 4.4,
+    /// 5.3.2): it ends nothing and is not answered.
+    ForeignReply,
     /// Could not be parsed; a CON with a readable header was answered with RST.
     Malformed,
 }
@@ -144,10 +150,12 @@ pub struct Endpoint {
     next_message_id: u16,
     /// Our CON awaiting its ACK (NSTART 1); boxed so an idle endpoint pays one pointer.
     outstanding: Option<Box<Outstanding>>,
-    /// Requests of ours that got an empty ACK and await their separate response.
-    separate: Vec<(Token, Instant)>,
-    /// The last NON we sent, so an RST to a NON notification can cancel its observation.
-    last_non: Option<(u16, Token)>,
+    /// Requests of ours that got an empty ACK and await their separate response from the
+    /// endpoint they went to.
+    separate: Vec<Separate>,
+    /// The last NON we sent, so an RST to a NON notification can cancel its observation;
+    /// boxed (and reused) so an endpoint that never sends one pays one pointer.
+    last_non: Option<Box<LastNon>>,
     /// Keyed by message ID alone, where RFC 7252 4.5 keys it by message ID and source endpoint:
     /// fine while one client sees one server, whatever socket it sends from. Two sources reusing
     /// a message ID within its lifetime would be taken for a duplicate.
@@ -157,6 +165,21 @@ pub struct Endpoint {
     retransmissions: u32,
     /// RFC 8323 framing over a reliable transport.
     reliable: bool,
+}
+
+#[derive(Debug)]
+struct Separate {
+    token: Token,
+    /// Where the request went: only a response from there ends it.
+    to: SocketAddr,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct LastNon {
+    message_id: u16,
+    token: Token,
+    to: SocketAddr,
 }
 
 #[derive(Debug)]
@@ -206,7 +229,7 @@ impl Endpoint {
     pub fn give_up(&mut self, token: Token) -> bool {
         let outstanding = self.take_outstanding_if(|o| o.token == token).is_some();
         let before = self.separate.len();
-        self.separate.retain(|(t, _)| *t != token);
+        self.separate.retain(|s| s.token != token);
         self.release_separate();
         outstanding || self.separate.len() != before
     }
@@ -260,19 +283,41 @@ impl Endpoint {
         let message_id = self.fresh_message_id();
         packet.header.message_id = message_id;
         wire::set_type(&mut packet, wire::NON);
-        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
-        self.last_non = Some((message_id, token));
+        let last = LastNon {
+            message_id,
+            token: Token::from_slice(packet.get_token()).unwrap_or_default(),
+            to,
+        };
+        match self.last_non.as_deref_mut() {
+            Some(slot) => *slot = last,
+            None => self.last_non = Some(Box::new(last)),
+        }
         self.transmit.push_back((to, wire::encode(&packet)));
     }
 
-    /// Handles one datagram from `from`. What the message layer answers itself (RST, ACK,
-    /// a cached reply) goes back to `from`.
+    /// Handles one datagram from `from`, taking requests from any source. What the message
+    /// layer answers itself (RST, ACK, a cached reply) goes back to `from`.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
         params: &Params,
+    ) -> Incoming {
+        self.handle_datagram_screened(now, from, bytes, params, true)
+    }
+
+    /// [`Endpoint::handle_datagram`] for a caller that takes requests from `from` only when
+    /// `requests_welcome`: otherwise a request, ping or malformed message from there is
+    /// dropped unanswered and leaves no trace ([`Incoming::ForeignRequest`]). Replies are
+    /// matched on their source either way.
+    pub fn handle_datagram_screened(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        params: &Params,
+        requests_welcome: bool,
     ) -> Incoming {
         if self.reliable {
             return self.handle_frame(bytes);
@@ -291,7 +336,7 @@ impl Endpoint {
             kind != CodeKind::Empty || bytes.len() == 4
         });
         let Some(packet) = parsed.filter(|_| kind != CodeKind::Reserved) else {
-            if header.kind == wire::CON {
+            if header.kind == wire::CON && requests_welcome {
                 self.transmit
                     .push_back((from, wire::empty(wire::RST, header.message_id)));
             }
@@ -299,10 +344,14 @@ impl Endpoint {
         };
         match (header.kind, kind) {
             (wire::ACK, CodeKind::Empty | CodeKind::Response) | (wire::RST, CodeKind::Empty) => {
-                self.handle_reply(now, header, packet, params)
+                self.handle_reply(now, from, header, packet, params, requests_welcome)
             }
             // Requests in an ACK, anything in a non-empty RST: format errors, dropped.
             (wire::ACK | wire::RST, _) => Incoming::Malformed,
+            (_, CodeKind::Response) => {
+                self.handle_response(now, from, header, packet, params, requests_welcome)
+            }
+            _ if !requests_welcome => Incoming::ForeignRequest,
             (wire::CON, CodeKind::Empty) => {
                 // A ping.
                 self.transmit
@@ -310,7 +359,6 @@ impl Endpoint {
                 Incoming::Ignored
             }
             (_, CodeKind::Request) => self.handle_request(now, from, header, packet, params),
-            (_, CodeKind::Response) => self.handle_response(now, from, header, packet, params),
             _ => Incoming::Ignored,
         }
     }
@@ -380,15 +428,15 @@ impl Endpoint {
                 return Some(Expired::Timeout { token });
             }
         }
-        let due = self.separate.iter().position(|&(_, at)| at <= now)?;
-        let (token, _) = self.separate.swap_remove(due);
+        let due = self.separate.iter().position(|s| s.deadline <= now)?;
+        let token = self.separate.swap_remove(due).token;
         self.release_separate();
         Some(Expired::SeparateTimeout { token })
     }
 
     /// The next instant `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let separate = self.separate.iter().map(|&(_, at)| at);
+        let separate = self.separate.iter().map(|s| s.deadline);
         self.outstanding
             .iter()
             .map(|o| o.next_at)
@@ -421,7 +469,8 @@ impl Endpoint {
         self.outstanding
             .as_ref()
             .map_or(0, |o| size_of::<Outstanding>() + o.bytes.len())
-            + self.separate.capacity() * size_of::<(Token, Instant)>()
+            + self.separate.capacity() * size_of::<Separate>()
+            + self.last_non.as_ref().map_or(0, |_| size_of::<LastNon>())
             + self.received.heap_bytes()
             + self.transmit.capacity() * size_of::<(SocketAddr, Vec<u8>)>()
             + self
@@ -497,21 +546,40 @@ impl Endpoint {
         id
     }
 
-    /// An ACK or RST from the peer: matched by message ID to our outstanding CON.
+    /// An ACK or RST from `from`: matched by message ID to our outstanding CON (or, for an
+    /// RST, our last NON), which must have gone to `from` (RFC 7252 4.4). One whose message ID
+    /// is of an exchange with another endpoint, or from an unwelcome source none went to, is
+    /// foreign.
     fn handle_reply(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         header: RawHeader,
         packet: Packet,
         params: &Params,
+        welcome: bool,
     ) -> Incoming {
         let mid = header.message_id;
+        let rst = header.kind == wire::RST;
+        let out = self.outstanding.as_deref().map(|o| (o.message_id, o.to));
+        let non = (self.last_non.as_deref())
+            .filter(|_| rst)
+            .map(|n| (n.message_id, n.to));
+        let exchanges = out.into_iter().chain(non);
+        let elsewhere = exchanges.clone().any(|(m, to)| m == mid && to != from);
+        let went_to_sender = exchanges.clone().any(|(_, to)| to == from);
+        if elsewhere || (!welcome && !went_to_sender) {
+            return Incoming::ForeignReply;
+        }
         if header.kind == wire::RST {
-            if let Some(out) = self.take_outstanding_if(|o| o.message_id == mid) {
+            if let Some(out) = self.take_outstanding_if(|o| o.message_id == mid && o.to == from) {
                 return Incoming::Reset { token: out.token };
             }
-            return match self.last_non.take_if(|(m, _)| *m == mid) {
-                Some((_, token)) => Incoming::Reset { token },
+            let last = self
+                .last_non
+                .take_if(|n| n.message_id == mid && n.to == from);
+            return match last {
+                Some(non) => Incoming::Reset { token: non.token },
                 None => Incoming::Ignored,
             };
         }
@@ -519,7 +587,7 @@ impl Endpoint {
         let token = Token::from_slice(packet.get_token()).unwrap_or_default();
         let matches = |o: &Outstanding| {
             // A piggybacked response must echo the request's token too (RFC 7252 5.3.2).
-            o.message_id == mid && (empty || !o.is_request || o.token == token)
+            o.to == from && o.message_id == mid && (empty || !o.is_request || o.token == token)
         };
         let Some(out) = self.take_outstanding_if(matches) else {
             return Incoming::Ignored;
@@ -527,8 +595,11 @@ impl Endpoint {
         match (out.is_request, empty) {
             (false, _) => Incoming::Acknowledged { token: out.token },
             (true, true) => {
-                let deadline = now + params.separate_response_timeout;
-                self.separate.push((out.token, deadline));
+                self.separate.push(Separate {
+                    token: out.token,
+                    to: out.to,
+                    deadline: now + params.separate_response_timeout,
+                });
                 Incoming::SeparatePending { token: out.token }
             }
             (true, false) => Incoming::Response { token, packet },
@@ -576,7 +647,9 @@ impl Endpoint {
         Incoming::Request(packet)
     }
 
-    /// A separate response (CON or NON) or a response to a NON request of ours.
+    /// A separate response (CON or NON) or a response to a NON request of ours. It ends a
+    /// request only when it comes from where that request went (RFC 7252 5.3.2); a source
+    /// whose requests are not welcome gets no answer from the message layer either.
     fn handle_response(
         &mut self,
         now: Instant,
@@ -584,19 +657,35 @@ impl Endpoint {
         header: RawHeader,
         packet: Packet,
         params: &Params,
+        welcome: bool,
     ) -> Incoming {
         let con = header.kind == wire::CON;
         let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+        let out = (self.outstanding.as_deref())
+            .filter(|o| o.is_request)
+            .map(|o| (o.token, o.to));
+        let exchanges = self.separate.iter().map(|s| (s.token, s.to)).chain(out);
+        let with_token = exchanges.clone().filter(|(t, _)| *t == token);
+        let elsewhere =
+            with_token.clone().next().is_some() && with_token.clone().all(|(_, to)| to != from);
+        let went_to_sender = exchanges.clone().any(|(_, to)| to == from);
+        if elsewhere || (!welcome && !went_to_sender) {
+            return Incoming::ForeignReply;
+        }
         if self.replayed(from, header, token) {
             return Incoming::Duplicate;
         }
-        let awaited = if let Some(i) = self.separate.iter().position(|(t, _)| *t == token) {
+        let separate = self
+            .separate
+            .iter()
+            .position(|s| s.token == token && s.to == from);
+        let awaited = if let Some(i) = separate {
             self.separate.swap_remove(i);
             self.release_separate();
             true
         } else {
             // The separate response may overtake a lost empty ACK (RFC 7252 5.2.2).
-            self.take_outstanding_if(|o| o.is_request && o.token == token)
+            self.take_outstanding_if(|o| o.is_request && o.token == token && o.to == from)
                 .is_some()
         };
         if con && !awaited {

@@ -443,7 +443,7 @@ impl Client {
         };
         let plaintexts = lingering.secure.receive(now, bytes);
         for plaintext in plaintexts {
-            self.handle_coap(now, from, &plaintext);
+            self.handle_coap(now, from, &plaintext, true);
         }
         true
     }

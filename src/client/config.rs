@@ -64,6 +64,40 @@ impl RetryPolicy {
     }
 }
 
+/// Which sources a plain-CoAP client takes server requests from; the rest are dropped
+/// unanswered. Over DTLS only the session's peer can be heard, over TCP or TLS only the
+/// connection's, whatever the setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AcceptRequests {
+    /// The server's address and port only.
+    Server,
+    /// The server's address, any port: some servers (lwm2m-node-lib) send requests from an
+    /// ephemeral port.
+    #[default]
+    ServerHost,
+    /// Anyone.
+    Any,
+}
+
+impl AcceptRequests {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcceptRequests::Server => "server",
+            AcceptRequests::ServerHost => "server-host",
+            AcceptRequests::Any => "any",
+        }
+    }
+
+    /// Whether a request from `from` is taken from a client whose server is `server`.
+    pub fn admits(self, from: SocketAddr, server: SocketAddr) -> bool {
+        match self {
+            AcceptRequests::Server => from == server,
+            AcceptRequests::ServerHost => from.ip() == server.ip(),
+            AcceptRequests::Any => true,
+        }
+    }
+}
+
 /// Client-initiated bootstrap: the client's first server is a bootstrap server.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientBootstrapConfig {
@@ -120,7 +154,28 @@ pub struct ClientConfig {
     pub dtls: crate::security::dtls::DtlsParams,
     /// CoAP over TCP or TLS (RFC 8323); `None`: over UDP.
     pub stream: Option<super::StreamConfig>,
+    /// Whose requests a plain-CoAP client acts on (during bootstrap, the bootstrap server is
+    /// the server).
+    pub accept_requests: AcceptRequests,
+    /// Largest Write body assembled from Block1 blocks; a larger one is refused with 4.13.
+    pub block1_max_body: usize,
+    /// A Block1 transfer with no block for this long is dropped and its memory freed.
+    pub block1_idle_timeout: Duration,
+    /// Observations one client keeps; an Observe past it is answered 5.03.
+    pub max_observations: usize,
 }
+
+/// 64 blocks of 1024 bytes: far more than any object instance a template writes, a fraction of
+/// the 1 GiB RFC 7959 allows, so a hundred thousand clients cannot be made to hold gigabytes.
+pub const DEFAULT_BLOCK1_MAX_BODY: usize = 64 * 1024;
+
+/// `MAX_TRANSMIT_WAIT` (RFC 7252 4.8.2): a server that has not sent the next block by then has
+/// given up on the one before.
+pub const DEFAULT_BLOCK1_IDLE_TIMEOUT: Duration = Duration::from_secs(93);
+
+/// Servers observe a handful of resources per device; 64 leaves room for the largest test
+/// plans while bounding a client at about 64 small records.
+pub const DEFAULT_MAX_OBSERVATIONS: usize = 64;
 
 impl Default for ClientConfig {
     fn default() -> Self {
@@ -142,6 +197,10 @@ impl Default for ClientConfig {
             coap: coap::Params::default(),
             dtls: crate::security::dtls::DtlsParams::default(),
             stream: None,
+            accept_requests: AcceptRequests::default(),
+            block1_max_body: DEFAULT_BLOCK1_MAX_BODY,
+            block1_idle_timeout: DEFAULT_BLOCK1_IDLE_TIMEOUT,
+            max_observations: DEFAULT_MAX_OBSERVATIONS,
         }
     }
 }

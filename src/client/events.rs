@@ -123,6 +123,10 @@ pub enum Dropped {
     Unmatched,
     /// A retransmitted request answered from the cache.
     Duplicate,
+    /// A request (or ping) from a source `accept_requests` does not admit: unanswered.
+    ForeignRequest,
+    /// An ACK, RST or response from an endpoint none of the client's exchanges went to.
+    ForeignReply,
 }
 
 /// What happened, for metrics. Every request yields exactly one `Request`, every server

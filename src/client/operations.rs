@@ -14,9 +14,6 @@ use crate::content::link::{Link, format_links};
 use crate::content::{self, ContentError, ContentFormat, UNSPECIFIED_INSTANCE};
 use crate::model::{ModelError, Path, Record, Value, WriteMode};
 
-/// Largest Write body assembled from blocks.
-const MAX_WRITE_BODY: usize = 1 << 20;
-
 /// Critical options this client understands; any other odd-numbered option earns 4.02.
 const KNOWN_CRITICAL: [u16; 8] = [1, 3, 7, 11, 15, 17, 23, 27];
 
@@ -68,7 +65,7 @@ impl Client {
         let assembled;
         let (request, block1_echo) = match block::block1(request) {
             Ok(None) => (request, None),
-            Ok(Some(value)) => match self.receive_block1(value, request) {
+            Ok(Some(value)) => match self.receive_block1(now, value, request) {
                 Block1Outcome::Complete { body, block1 } => {
                     let mut whole = request.clone();
                     whole.clear_option(CoapOption::Block1);
@@ -109,11 +106,17 @@ impl Client {
         self.answer(now, from, request, kind, path, &answer);
     }
 
-    fn receive_block1(&mut self, value: block::BlockValue, request: &Packet) -> Block1Outcome {
+    fn receive_block1(
+        &mut self,
+        now: Instant,
+        value: block::BlockValue,
+        request: &Packet,
+    ) -> Block1Outcome {
         let size1 = block::size1(request).ok().flatten();
+        let max_body = self.config.block1_max_body;
         let receiver = match self.block1.take() {
             Some(receiver) => receiver,
-            None => match Block1Receiver::new(MAX_WRITE_BODY, self.config.coap.block_size) {
+            None => match Block1Receiver::new(max_body, self.config.coap.block_size, now) {
                 Ok(receiver) => Box::new(receiver),
                 Err(_) => {
                     return Block1Outcome::Error {
@@ -124,11 +127,24 @@ impl Client {
             },
         };
         let mut receiver = receiver;
-        let outcome = receiver.receive(value, &request.payload, size1);
+        let outcome = receiver.receive(now, value, &request.payload, size1);
         if matches!(outcome, Block1Outcome::Continue(_)) {
             self.block1 = Some(receiver);
         }
         outcome
+    }
+
+    /// When the Block1 transfer under way is dropped for want of its next block.
+    pub(super) fn block1_deadline(&self) -> Option<Instant> {
+        let receiver = self.block1.as_deref()?;
+        Some(receiver.last_block_at() + self.config.block1_idle_timeout)
+    }
+
+    /// Drops a Block1 transfer idle past `block1_idle_timeout`, freeing its body.
+    pub(super) fn expire_block1(&mut self, now: Instant) {
+        if self.block1_deadline().is_some_and(|at| at <= now) {
+            self.block1 = None;
+        }
     }
 
     /// Sends `answer` to `request` at `to` (in blocks when large) and records the operation.
@@ -290,6 +306,11 @@ impl Client {
         let Some(token) = Token::from_slice(request.get_token()) else {
             return Answer::code(ResponseType::BadRequest);
         };
+        let refresh = self.observations.iter().any(|o| o.token == token);
+        if !refresh && self.observations.len() >= self.config.max_observations {
+            // The device is out of room for observers, not the request at fault.
+            return Answer::code(ResponseType::ServiceUnavailable);
+        }
         match self.render(now, path, request) {
             Ok((format, payload, records)) => {
                 let sequence = self.observe(now, from, token, *path, format, &records);

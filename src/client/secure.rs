@@ -215,7 +215,7 @@ impl Client {
             self.handshake_ended(started, now, HandshakeOutcome::Connected);
         }
         for plaintext in plaintexts {
-            self.handle_coap(now, from, &plaintext);
+            self.handle_coap(now, from, &plaintext, true);
         }
         if let Err(failure) = result {
             self.on_session_failed(now, failure);

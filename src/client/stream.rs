@@ -308,7 +308,7 @@ impl Client {
             }
             tcp::TcpEvent::Message(message) => {
                 if self.accepts_messages() {
-                    self.handle_coap(now, from, &message);
+                    self.handle_coap(now, from, &message, true);
                 }
             }
             tcp::TcpEvent::Reply(bytes) => {

@@ -4,6 +4,7 @@
 use coap_lite::{CoapOption, Packet, ResponseType};
 
 use super::message::{self, OptionError};
+use crate::clock::Instant;
 
 /// A Block1/Block2 option value that cannot be used on UDP.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -238,17 +239,25 @@ pub struct Block1Receiver {
     in_progress: bool,
     max_body: usize,
     max_szx: u8,
+    /// When the last block came: the caller drops a transfer idle too long.
+    last_block_at: Instant,
 }
 
 impl Block1Receiver {
     /// Accepts bodies up to `max_body` bytes in blocks of at most `max_block_size` bytes.
-    pub fn new(max_body: usize, max_block_size: u16) -> Result<Self, BlockError> {
+    pub fn new(max_body: usize, max_block_size: u16, now: Instant) -> Result<Self, BlockError> {
         Ok(Block1Receiver {
             body: Vec::new(),
             in_progress: false,
             max_body,
             max_szx: szx_for(max_block_size)?,
+            last_block_at: now,
         })
+    }
+
+    /// When the last block came (or the receiver was made).
+    pub fn last_block_at(&self) -> Instant {
+        self.last_block_at
     }
 
     /// Heap bytes of the body assembled so far.
@@ -264,10 +273,12 @@ impl Block1Receiver {
     /// Takes one block. Block 0 (re)starts a transfer; `size1` is the announced total, if any.
     pub fn receive(
         &mut self,
+        now: Instant,
         block1: BlockValue,
         payload: &[u8],
         size1: Option<u32>,
     ) -> Block1Outcome {
+        self.last_block_at = now;
         if block1.num == 0 {
             self.clear();
             self.in_progress = true;

@@ -7,6 +7,7 @@ use rand::rngs::SmallRng;
 
 use super::*;
 
+mod endpoints;
 mod incoming;
 mod peers;
 mod reliable;

@@ -12,13 +12,17 @@ use super::{
     Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Stage, ValueOverride,
     parse_duration,
 };
-use crate::client::{ClientConfig, LwM2mVersion};
+use crate::client::{AcceptRequests, ClientConfig, LwM2mVersion};
 use crate::coap::uri::parse_uri;
 use crate::model::Path;
 use crate::report::Threshold;
 
 /// Shorter lifetimes make clients spend their time updating rather than simulating a device.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(10);
+/// Block1 bodies past this are certainly a typo (RFC 7959 allows 1 GiB).
+const MAX_BLOCK1_SIZE: u64 = 64 << 20;
+/// Observations per client past this are certainly a typo.
+const MAX_OBSERVATIONS: u64 = 10_000;
 /// Endpoint numbers wider than this are certainly a typo.
 const MAX_WIDTH: usize = 20;
 
@@ -233,6 +237,42 @@ fn settings(raw: &RawClient, base: &ClientConfig, at: &At) -> Result<ClientConfi
     duration("lifetime", &raw.lifetime, &mut c.lifetime)?;
     duration("awake_window", &raw.awake_window, &mut c.awake_window)?;
     duration("reboot_time", &raw.reboot_time, &mut c.reboot_time)?;
+    duration(
+        "block1_idle_timeout",
+        &raw.block1_idle_timeout,
+        &mut c.block1_idle_timeout,
+    )?;
+    if let Some(v) = &raw.accept_requests {
+        c.accept_requests = match v.as_str() {
+            "server" => AcceptRequests::Server,
+            "server-host" => AcceptRequests::ServerHost,
+            "any" => AcceptRequests::Any,
+            _ => {
+                return Err(at.err(
+                    "accept_requests",
+                    format!("{v:?}: expected \"server\", \"server-host\" or \"any\""),
+                ));
+            }
+        };
+    }
+    if let Some(size) = raw.block1_max_size {
+        if !(16..=MAX_BLOCK1_SIZE).contains(&size) {
+            return Err(at.err(
+                "block1_max_size",
+                format!("{size}: must be 16 to {MAX_BLOCK1_SIZE} bytes (64 MiB)"),
+            ));
+        }
+        c.block1_max_body = usize::try_from(size).unwrap_or(usize::MAX);
+    }
+    if let Some(n) = raw.max_observations {
+        if !(1..=MAX_OBSERVATIONS).contains(&n) {
+            return Err(at.err(
+                "max_observations",
+                format!("{n}: must be 1 to {MAX_OBSERVATIONS}"),
+            ));
+        }
+        c.max_observations = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     if let Some(v) = &raw.lwm2m {
         c.version = match v.as_str() {
             "1.0" => LwM2mVersion::V1_0,
@@ -278,6 +318,9 @@ fn check_settings(c: &ClientConfig, at: &At) -> Result<(), FleetError> {
     }
     if !(0.0..=1.0).contains(&c.confirmable_notifications) {
         return Err(at.err("confirmable_notifications", "must be in 0..=1"));
+    }
+    if c.block1_idle_timeout.is_zero() {
+        return Err(at.err("block1_idle_timeout", "must be more than 0s"));
     }
     if c.queue_mode && c.awake_window.is_zero() {
         return Err(at.err("awake_window", "must be more than 0s in queue mode"));

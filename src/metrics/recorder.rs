@@ -86,6 +86,8 @@ impl Recorder {
                     Dropped::Malformed => t.malformed += 1,
                     Dropped::Duplicate => t.duplicate += 1,
                     Dropped::Unmatched => t.client_unmatched += 1,
+                    Dropped::ForeignRequest => t.foreign_requests += 1,
+                    Dropped::ForeignReply => t.foreign_replies += 1,
                 }
             }
             Event::Woke => s.woke += 1,

@@ -133,6 +133,12 @@ pub struct TrafficStats {
     pub malformed: u64,
     pub duplicate: u64,
     pub client_unmatched: u64,
+    /// Requests from a source the client's `accept_requests` does not admit.
+    #[serde(default)]
+    pub foreign_requests: u64,
+    /// ACKs, RSTs and responses from an endpoint no exchange went to.
+    #[serde(default)]
+    pub foreign_replies: u64,
 }
 
 /// Everything one shard (or, merged, the whole run) counted since the start.
@@ -249,6 +255,8 @@ impl Snapshot {
         t.malformed += o.malformed;
         t.duplicate += o.duplicate;
         t.client_unmatched += o.client_unmatched;
+        t.foreign_requests += o.foreign_requests;
+        t.foreign_replies += o.foreign_replies;
         self.started += other.started;
         self.woke += other.woke;
         self.handshakes.merge(&other.handshakes);

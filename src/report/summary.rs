@@ -190,7 +190,8 @@ impl Snapshot {
         write!(
             f,
             "datagrams: out {} ({} B), in {} ({} B); unmatched {}, foreign {}, send errors {}, \
-             kernel drops {}; clients dropped: asleep {}, offline {}, malformed {}, duplicate {}",
+             kernel drops {}; clients dropped: asleep {}, offline {}, malformed {}, duplicate {}, \
+             foreign requests {}, foreign replies {}",
             t.datagrams_out,
             t.bytes_out,
             t.datagrams_in,
@@ -203,6 +204,8 @@ impl Snapshot {
             t.offline,
             t.malformed,
             t.duplicate,
+            t.foreign_requests,
+            t.foreign_replies,
         )
     }
 }

@@ -180,7 +180,9 @@ impl BootstrapServer {
             Incoming::Duplicate => self.stats.duplicates += 1,
             Incoming::Malformed => self.stats.malformed += 1,
             Incoming::Acknowledged { .. } | Incoming::SeparatePending { .. } => {}
-            Incoming::Ignored => self.stats.unmatched += 1,
+            Incoming::Ignored | Incoming::ForeignRequest | Incoming::ForeignReply => {
+                self.stats.unmatched += 1;
+            }
         }
         self.settle(from);
     }

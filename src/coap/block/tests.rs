@@ -117,6 +117,7 @@ fn send_blocks(rx: &mut Block1Receiver, body: &[u8], size: u16) -> Block1Outcome
         value.more = end < body.len();
         let total = u32::try_from(body.len()).ok();
         match rx.receive(
+            Instant::ZERO,
             value,
             &body[value.offset()..end],
             total.filter(|_| value.num == 0),
@@ -136,7 +137,7 @@ fn send_blocks(rx: &mut Block1Receiver, body: &[u8], size: u16) -> Block1Outcome
 #[test]
 fn block1_assembles_and_negotiates_size() {
     let body: Vec<u8> = (0..=255).cycle().take(2500).collect();
-    let mut rx = Block1Receiver::new(4096, 256).unwrap();
+    let mut rx = Block1Receiver::new(4096, 256, Instant::ZERO).unwrap();
     let Block1Outcome::Complete { body: got, block1 } = send_blocks(&mut rx, &body, 1024) else {
         panic!("not complete")
     };
@@ -147,13 +148,13 @@ fn block1_assembles_and_negotiates_size() {
 
 #[test]
 fn block1_gap_is_incomplete() {
-    let mut rx = Block1Receiver::new(4096, 1024).unwrap();
+    let mut rx = Block1Receiver::new(4096, 1024, Instant::ZERO).unwrap();
     assert!(matches!(
-        rx.receive(bv(0, true, 0), &[0; 16], None),
+        rx.receive(Instant::ZERO, bv(0, true, 0), &[0; 16], None),
         Block1Outcome::Continue(_)
     ));
     assert_eq!(
-        rx.receive(bv(2, true, 0), &[0; 16], None),
+        rx.receive(Instant::ZERO, bv(2, true, 0), &[0; 16], None),
         Block1Outcome::Error {
             code: ResponseType::RequestEntityIncomplete,
             block1: None
@@ -162,7 +163,7 @@ fn block1_gap_is_incomplete() {
     assert!(!rx.in_progress());
     // A block without its start.
     assert!(matches!(
-        rx.receive(bv(1, false, 0), &[0; 16], None),
+        rx.receive(Instant::ZERO, bv(1, false, 0), &[0; 16], None),
         Block1Outcome::Error {
             code: ResponseType::RequestEntityIncomplete,
             ..
@@ -172,8 +173,8 @@ fn block1_gap_is_incomplete() {
 
 #[test]
 fn block1_too_large() {
-    let mut rx = Block1Receiver::new(40, 1024).unwrap();
-    let announced = rx.receive(bv(0, true, 0), &[0; 16], Some(41));
+    let mut rx = Block1Receiver::new(40, 1024, Instant::ZERO).unwrap();
+    let announced = rx.receive(Instant::ZERO, bv(0, true, 0), &[0; 16], Some(41));
     assert_eq!(
         announced,
         Block1Outcome::Error {
@@ -189,11 +190,11 @@ fn block1_too_large() {
             block1: Some(bv(0, true, 0))
         }
     );
-    let mut rx = Block1Receiver::new(40, 1024).unwrap();
-    rx.receive(bv(0, true, 0), &[0; 16], None);
-    rx.receive(bv(1, true, 0), &[0; 16], None);
+    let mut rx = Block1Receiver::new(40, 1024, Instant::ZERO).unwrap();
+    rx.receive(Instant::ZERO, bv(0, true, 0), &[0; 16], None);
+    rx.receive(Instant::ZERO, bv(1, true, 0), &[0; 16], None);
     assert_eq!(
-        rx.receive(bv(2, false, 0), &[0; 16], None),
+        rx.receive(Instant::ZERO, bv(2, false, 0), &[0; 16], None),
         Block1Outcome::Error {
             code: ResponseType::RequestEntityTooLarge,
             block1: Some(bv(2, false, 0))
@@ -203,9 +204,9 @@ fn block1_too_large() {
 
 #[test]
 fn block1_short_middle_block_is_bad_request() {
-    let mut rx = Block1Receiver::new(4096, 1024).unwrap();
+    let mut rx = Block1Receiver::new(4096, 1024, Instant::ZERO).unwrap();
     assert!(matches!(
-        rx.receive(bv(0, true, 1), &[0; 20], None),
+        rx.receive(Instant::ZERO, bv(0, true, 1), &[0; 20], None),
         Block1Outcome::Error {
             code: ResponseType::BadRequest,
             ..
@@ -240,7 +241,7 @@ proptest! {
     #[test]
     fn block1_reassembles(len in 1usize..5000, szx in 0u8..=6, max_szx in 0u8..=6) {
         let body: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-        let mut rx = Block1Receiver::new(5000, 16 << max_szx).unwrap();
+        let mut rx = Block1Receiver::new(5000, 16 << max_szx, Instant::ZERO).unwrap();
         let outcome = send_blocks(&mut rx, &body, 16 << szx);
         let Block1Outcome::Complete { body: got, .. } = outcome else {
             return Err(TestCaseError::fail(format!("{outcome:?}")));
