@@ -288,7 +288,13 @@ impl Client {
     /// A CoAP datagram (decrypted, for a DTLS client); requests are taken from `from` only
     /// when `requests_welcome` (always over DTLS, TCP and TLS: the session or connection is
     /// the server's).
-    fn handle_coap(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], requests_welcome: bool) {
+    fn handle_coap(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        requests_welcome: bool,
+    ) {
         let incoming = self.coap.handle_datagram_screened(
             now,
             from,

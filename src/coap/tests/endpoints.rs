@@ -18,7 +18,10 @@ fn rst_and_ack_from_another_endpoint_end_nothing() {
         for kind in [MessageType::Reset, MessageType::Acknowledgement] {
             let forged = peer(kind, MessageClass::Empty, 1000, &[]);
             let got = ep.handle_datagram(secs(1), stranger, &forged, &params);
-            assert!(matches!(got, Incoming::ForeignReply), "{kind:?} from {stranger}");
+            assert!(
+                matches!(got, Incoming::ForeignReply),
+                "{kind:?} from {stranger}"
+            );
         }
         let piggybacked = peer(
             MessageType::Acknowledgement,
@@ -29,7 +32,11 @@ fn rst_and_ack_from_another_endpoint_end_nothing() {
         let got = ep.handle_datagram(secs(1), stranger, &piggybacked, &params);
         assert!(matches!(got, Incoming::ForeignReply));
     }
-    assert_eq!(drain(&mut ep), Vec::<Vec<u8>>::new(), "strangers get no answer");
+    assert_eq!(
+        drain(&mut ep),
+        Vec::<Vec<u8>>::new(),
+        "strangers get no answer"
+    );
     // Still outstanding: retransmitted on time, then ended by the real peer's RST.
     assert!(!ep.can_send_confirmable());
     assert_eq!(ep.handle_timeout(secs(2), &params), None);
@@ -49,7 +56,10 @@ fn a_sweep_of_forged_rsts_over_every_message_id_fails_nothing() {
         // The one with our message ID is foreign; the rest match nothing from a welcome host.
         assert!(matches!(got, Incoming::ForeignReply | Incoming::Ignored));
     }
-    assert!(!ep.can_send_confirmable(), "the request is still outstanding");
+    assert!(
+        !ep.can_send_confirmable(),
+        "the request is still outstanding"
+    );
     let ack = peer(
         MessageType::Acknowledgement,
         MessageClass::Response(ResponseType::Created),
@@ -81,11 +91,17 @@ fn separate_response_only_from_where_the_request_went() {
     let got = ep.handle_datagram(secs(1), PEER, &empty_ack, &params);
     assert!(matches!(got, Incoming::SeparatePending { .. }));
     let code = MessageClass::Response(ResponseType::Changed);
-    for (kind, mid) in [(MessageType::Confirmable, 50), (MessageType::NonConfirmable, 51)] {
+    for (kind, mid) in [
+        (MessageType::Confirmable, 50),
+        (MessageType::NonConfirmable, 51),
+    ] {
         for stranger in strangers() {
             let response = peer(kind, code, mid, &TOKEN);
             let got = ep.handle_datagram(secs(2), stranger, &response, &params);
-            assert!(matches!(got, Incoming::ForeignReply), "{kind:?} from {stranger}");
+            assert!(
+                matches!(got, Incoming::ForeignReply),
+                "{kind:?} from {stranger}"
+            );
         }
     }
     assert_eq!(drain_to(&mut ep), vec![], "no ACK or RST to strangers");
