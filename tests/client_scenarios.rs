@@ -1025,3 +1025,137 @@ fn a_late_start_charges_the_register_from_its_due_time() {
     assert_eq!(register.sent, late);
     assert!(register.outcome.is_success());
 }
+
+/// `max_observations`: an Observe of a new token past the cap is answered 5.03 without Observe
+/// and starts nothing; a re-Observe of a token already observed is still a refresh.
+#[test]
+fn an_observe_past_the_cap_is_refused_with_5_03() {
+    let mut sim = registered(
+        ClientConfig {
+            max_observations: 2,
+            ..config()
+        },
+        30,
+    );
+    let first = sim.observe("/3303/0/5700");
+    sim.observe("/3/0/0");
+    let third = sim.observe("/3/0/1");
+    sim.run_for(SECOND);
+    let refused = &sim.server.reply_to(&third).expect("answered").packet;
+    assert_eq!(code(refused), ResponseType::ServiceUnavailable);
+    assert_eq!(uint_option(refused, CoapOption::Observe), None);
+    assert_eq!(sim.client.observed_paths().count(), 2);
+    let refusals = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Operation(o) if o.kind == OperationKind::Observe && o.code == 0xA3))
+        .count();
+    assert_eq!(refusals, 1);
+    // The first token observed again: a refresh, within the cap.
+    let mut again = sim.server.request(RequestType::Get, "/3303/0/5700");
+    again.add_option(CoapOption::Observe, Vec::new());
+    again.set_token(first.clone());
+    let mid = again.header.message_id;
+    sim.send_to_client(&again);
+    sim.run_for(SECOND);
+    let refreshed = sim
+        .downlink
+        .iter()
+        .any(|w| w.packet.header.message_id == mid);
+    assert!(refreshed);
+    let answer = sim
+        .uplink
+        .iter()
+        .rev()
+        .find(|w| w.packet.header.message_id == mid)
+        .expect("the refresh is answered");
+    assert_eq!(code(&answer.packet), ResponseType::Content);
+    assert_eq!(sim.client.observed_paths().count(), 2);
+}
+
+/// `block1_max_size`: a Write growing past it, or announced past it with Size1, gets 4.13 and
+/// its blocks are freed.
+#[test]
+fn a_block1_write_past_the_size_limit_is_refused_with_4_13() {
+    let mut sim = registered(
+        ClientConfig {
+            block1_max_body: 64,
+            ..config()
+        },
+        31,
+    );
+    let fits = [b'a'; 64];
+    let replies = write_in_blocks(&mut sim, "/3/0/14", &fits, |_| sim::addr(5683));
+    assert_eq!(code(&replies[1].packet), ResponseType::Changed);
+    let too_long = [b'b'; 96];
+    let replies = write_in_blocks(&mut sim, "/3/0/14", &too_long, |_| sim::addr(5683));
+    let codes: Vec<_> = replies.iter().map(|r| code(&r.packet)).collect();
+    assert_eq!(
+        codes,
+        [
+            ResponseType::Continue,
+            ResponseType::Continue,
+            ResponseType::RequestEntityTooLarge
+        ]
+    );
+    assert_eq!(read_with(&mut sim, "/3/0/14", None).payload, fits);
+
+    use lwm2m_swarm::coap::block::{self, BlockValue};
+    let mut announced = sim.server.request(RequestType::Put, "/3/0/14");
+    announced.add_option(CoapOption::ContentFormat, vec![]);
+    block::set_block1(&mut announced, BlockValue::new(0, true, 32).unwrap());
+    announced.add_option(CoapOption::Size1, 65u32.to_be_bytes().to_vec());
+    announced.payload = vec![b'c'; 32];
+    let token = sim.send_to_client(&announced);
+    sim.run_for(SECOND);
+    let reply = &sim.server.reply_to(&token).expect("answered").packet;
+    assert_eq!(code(reply), ResponseType::RequestEntityTooLarge);
+    // Nothing kept of it: its next block finds no transfer.
+    let mut next = sim.server.request(RequestType::Put, "/3/0/14");
+    next.add_option(CoapOption::ContentFormat, vec![]);
+    block::set_block1(&mut next, BlockValue::new(1, false, 32).unwrap());
+    next.payload = vec![b'c'; 8];
+    let token = sim.send_to_client(&next);
+    sim.run_for(SECOND);
+    let reply = &sim.server.reply_to(&token).expect("answered").packet;
+    assert_eq!(code(reply), ResponseType::RequestEntityIncomplete);
+}
+
+/// `block1_idle_timeout`: a transfer left half done is dropped when it expires, with no
+/// traffic to prompt it, and a late next block gets 4.08.
+#[test]
+fn an_idle_block1_transfer_is_dropped_and_its_memory_freed() {
+    use lwm2m_swarm::coap::block::{self, BlockValue};
+    let mut sim = registered(
+        ClientConfig {
+            block1_idle_timeout: Duration::from_secs(30),
+            ..config()
+        },
+        32,
+    );
+    let block = |sim: &mut Sim, num: u32, more: bool| {
+        let mut write = sim.server.request(RequestType::Put, "/3/0/14");
+        write.add_option(CoapOption::ContentFormat, vec![]);
+        block::set_block1(&mut write, BlockValue::new(num, more, 1024).unwrap());
+        write.payload = vec![b'd'; if more { 1024 } else { 8 }];
+        sim.send_to_client(&write)
+    };
+    let token = block(&mut sim, 0, true);
+    sim.run_for(SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&token).unwrap().packet),
+        ResponseType::Continue
+    );
+    let holding = sim.client.heap_bytes();
+    // Nothing else is due for minutes: the transfer's own deadline wakes the client.
+    assert!(sim.client.poll_timeout().unwrap() <= sim.now + Duration::from_secs(30));
+    sim.run_for(Duration::from_secs(31));
+    let freed = holding - sim.client.heap_bytes();
+    assert!(freed >= 1024, "freed {freed} B");
+    let late = block(&mut sim, 1, false);
+    sim.run_for(SECOND);
+    assert_eq!(
+        code(&sim.server.reply_to(&late).unwrap().packet),
+        ResponseType::RequestEntityIncomplete
+    );
+}

@@ -154,6 +154,76 @@ fn client_settings_merge_fleet_defaults_and_overrides() {
     assert_eq!(f.clients, 4);
 }
 
+#[test]
+fn wire_guards_take_fleet_defaults_and_population_overrides() {
+    use crate::client::{AcceptRequests, DEFAULT_BLOCK1_MAX_BODY, DEFAULT_MAX_OBSERVATIONS};
+    let f = fleet(
+        "[client]\naccept_requests = \"server\"\nblock1_max_size = 4096\n\
+         [[population]]\nname = \"a\"\ncount = 1\ntemplate = \"t\"\n\
+         [[population]]\nname = \"b\"\ncount = 1\ntemplate = \"t\"\n\
+         [population.client]\naccept_requests = \"any\"\nblock1_idle_timeout = \"5s\"\n\
+         max_observations = 3\n\
+         [load]\nrate = 1\nhold = \"0s\"\n",
+    );
+    let (a, b) = (&f.groups[0].config, &f.groups[1].config);
+    assert_eq!(a.accept_requests, AcceptRequests::Server);
+    assert_eq!(b.accept_requests, AcceptRequests::Any);
+    assert_eq!((a.block1_max_body, b.block1_max_body), (4096, 4096));
+    assert_eq!(a.block1_idle_timeout, Duration::from_secs(93));
+    assert_eq!(b.block1_idle_timeout, Duration::from_secs(5));
+    assert_eq!(a.max_observations, DEFAULT_MAX_OBSERVATIONS);
+    assert_eq!(b.max_observations, 3);
+    let plain = fleet(&format!(
+        "{ONE_GROUP}[load]\nclients = 1\nrate = 1\nhold = \"0s\"\n"
+    ));
+    let defaults = &plain.groups[0].config;
+    assert_eq!(defaults.accept_requests, AcceptRequests::ServerHost);
+    assert_eq!(defaults.block1_max_body, DEFAULT_BLOCK1_MAX_BODY);
+}
+
+#[test]
+fn bad_wire_guards_name_their_field_and_say_what_is_allowed() {
+    let base = format!("{ONE_GROUP}[load]\nclients = 5\nrate = 1\nhold = \"0s\"\n");
+    for (setting, field, says) in [
+        (
+            "accept_requests = \"nobody\"",
+            "accept_requests",
+            "\"server-host\"",
+        ),
+        ("block1_max_size = 8", "block1_max_size", "16 to"),
+        (
+            "block1_max_size = 100000000000",
+            "block1_max_size",
+            "64 MiB",
+        ),
+        (
+            "block1_idle_timeout = \"0s\"",
+            "block1_idle_timeout",
+            "more than 0s",
+        ),
+        ("block1_idle_timeout = \"soon\"", "block1_idle_timeout", ""),
+        ("max_observations = 0", "max_observations", "1 to 10000"),
+    ] {
+        let text = base.replacen(
+            "[load]",
+            &format!("[population.client]\n{setting}\n[load]"),
+            1,
+        );
+        match Fleet::from_toml(&text, "t.toml") {
+            Err(FleetError::Invalid(located)) => {
+                assert_eq!(
+                    (located.line, located.field.as_str()),
+                    (6, field),
+                    "{setting}"
+                );
+                let shown = FleetError::Invalid(located).to_string();
+                assert!(shown.contains(says), "{setting}: {shown}");
+            }
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+}
+
 fn error(text: &str) -> (usize, String) {
     match Fleet::from_toml(text, "t.toml") {
         Err(FleetError::Invalid(Located {
