@@ -238,9 +238,10 @@ impl Client {
         self.go_offline(now, ClientState::Stopped);
     }
 
-    /// A datagram from `from` arrived: the server's address, or any socket it sends requests
-    /// from. Answers to it go back to `from`. For a stream client: bytes read from its
-    /// connection, cut anywhere.
+    /// A datagram from `from` arrived: the server's address, or a socket it sends requests
+    /// from (requests are acted on only from sources the config's `accept_requests` admits).
+    /// Answers to it go back to `from`. For a stream client: bytes read from its connection,
+    /// cut anywhere.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         if self.stream.is_some() {
             // The stream is cut into messages first; each is then looked at like a datagram.

@@ -4,7 +4,9 @@
 //!
 //! Every datagram carries its peer address: a reply goes to the source of what it answers
 //! (RFC 7252 5.3), which for some servers is a fresh socket per request, not the address the
-//! client registered with.
+//! client registered with. The other way round, an ACK, RST or response ends an exchange only
+//! when it comes from the endpoint the exchange went to (RFC 7252 4.4, 5.3.2); and the caller
+//! may screen the sources it takes requests from ([`Endpoint::handle_datagram_screened`]).
 //!
 //! Over a reliable transport (RFC 8323, [`Endpoint::reliable`]) the same interface carries
 //! whole TCP-framed messages instead of datagrams: no types, message IDs, ACKs, retransmissions

@@ -14,6 +14,7 @@ use lwm2m_swarm::client::{
     RequestRecord,
 };
 use lwm2m_swarm::clock::Instant;
+use lwm2m_swarm::coap::block::{self as blocks, BlockValue};
 use lwm2m_swarm::content::{self, ContentFormat};
 use lwm2m_swarm::model::{Path, Value};
 use shipped::device;
@@ -1099,11 +1100,9 @@ fn a_block1_write_past_the_size_limit_is_refused_with_4_13() {
         ]
     );
     assert_eq!(read_with(&mut sim, "/3/0/14", None).payload, fits);
-
-    use lwm2m_swarm::coap::block::{self, BlockValue};
     let mut announced = sim.server.request(RequestType::Put, "/3/0/14");
     announced.add_option(CoapOption::ContentFormat, vec![]);
-    block::set_block1(&mut announced, BlockValue::new(0, true, 32).unwrap());
+    blocks::set_block1(&mut announced, BlockValue::new(0, true, 32).unwrap());
     announced.add_option(CoapOption::Size1, 65u32.to_be_bytes().to_vec());
     announced.payload = vec![b'c'; 32];
     let token = sim.send_to_client(&announced);
@@ -1113,7 +1112,7 @@ fn a_block1_write_past_the_size_limit_is_refused_with_4_13() {
     // Nothing kept of it: its next block finds no transfer.
     let mut next = sim.server.request(RequestType::Put, "/3/0/14");
     next.add_option(CoapOption::ContentFormat, vec![]);
-    block::set_block1(&mut next, BlockValue::new(1, false, 32).unwrap());
+    blocks::set_block1(&mut next, BlockValue::new(1, false, 32).unwrap());
     next.payload = vec![b'c'; 8];
     let token = sim.send_to_client(&next);
     sim.run_for(SECOND);
@@ -1125,7 +1124,6 @@ fn a_block1_write_past_the_size_limit_is_refused_with_4_13() {
 /// traffic to prompt it, and a late next block gets 4.08.
 #[test]
 fn an_idle_block1_transfer_is_dropped_and_its_memory_freed() {
-    use lwm2m_swarm::coap::block::{self, BlockValue};
     let mut sim = registered(
         ClientConfig {
             block1_idle_timeout: Duration::from_secs(30),
@@ -1136,7 +1134,7 @@ fn an_idle_block1_transfer_is_dropped_and_its_memory_freed() {
     let block = |sim: &mut Sim, num: u32, more: bool| {
         let mut write = sim.server.request(RequestType::Put, "/3/0/14");
         write.add_option(CoapOption::ContentFormat, vec![]);
-        block::set_block1(&mut write, BlockValue::new(num, more, 1024).unwrap());
+        blocks::set_block1(&mut write, BlockValue::new(num, more, 1024).unwrap());
         write.payload = vec![b'd'; if more { 1024 } else { 8 }];
         sim.send_to_client(&write)
     };
