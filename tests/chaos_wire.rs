@@ -184,6 +184,47 @@ fn another_port_of_the_server_host_is_the_server_unless_told_otherwise() {
     assert_eq!(harm.foreign_requests, 0);
 }
 
+/// While bootstrapping, the bootstrap server is the server: its Bootstrap-Finish is taken; the
+/// same from the LWM2M server's usual port (`server`) or another host (`server-host`) is not.
+#[test]
+fn while_bootstrapping_only_the_bootstrap_server_is_heard() {
+    use lwm2m_swarm::client::ClientBootstrapConfig;
+    let bootstrap_server = addr(5783);
+    for (accept, from) in [
+        (AcceptRequests::Server, addr(5683)),
+        (AcceptRequests::ServerHost, stranger()),
+        (AcceptRequests::ServerHost, bootstrap_server),
+    ] {
+        let config = ClientConfig {
+            server: bootstrap_server,
+            bootstrap: Some(ClientBootstrapConfig::default()),
+            accept_requests: accept,
+            ..config(accept)
+        };
+        let mut sim = Sim::new(Client::new(
+            Arc::new(config),
+            "chaos-0003",
+            shipped::device(23),
+            23,
+        ));
+        sim.server.sockets.push(bootstrap_server);
+        sim.client.start(sim.now);
+        sim.run_for(SECOND);
+        assert_eq!(sim.client.state(), ClientState::Bootstrapping);
+        let finish = sim.server.request(RequestType::Post, "/bs");
+        let token = sim.send_to_client_from(from, &finish);
+        sim.run_for(SECOND);
+        let answered = sim.server.reply_to(&token).is_some();
+        let foreign = dropped(&sim, Dropped::ForeignRequest);
+        if from == bootstrap_server {
+            assert!(answered && foreign == 0, "{accept:?} from {from}");
+        } else {
+            assert!(!answered && foreign == 1, "{accept:?} from {from}");
+            assert_eq!(sim.client.state(), ClientState::Bootstrapping);
+        }
+    }
+}
+
 /// A Register that goes unanswered for a while, with its message ID.
 fn register_outstanding() -> (Sim, u16) {
     let mut sim = Sim::new(Client::new(
