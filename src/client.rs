@@ -312,7 +312,7 @@ impl Client {
             Incoming::Acknowledged { token } => {
                 self.complete(now, token, RequestOutcome::Response(0));
             }
-            Incoming::Reset { token } => self.on_reset(now, token),
+            Incoming::Reset { token } => self.on_reset(now, from, token),
             Incoming::Request(request) => self.on_request(now, from, &request),
             Incoming::Duplicate => self.events.push_back(Event::Dropped(Dropped::Duplicate)),
             Incoming::SeparatePending { .. } => {}
@@ -526,13 +526,15 @@ impl Client {
         }
     }
 
-    fn on_reset(&mut self, now: Instant, token: Token) {
+    fn on_reset(&mut self, now: Instant, from: SocketAddr, token: Token) {
         let Some(request) = self.in_flight.iter().find(|f| f.token == token).copied() else {
-            // An RST to a NON notification: the server no longer wants it.
-            if self.observations.iter().any(|o| o.token == token) {
-                self.cancel_observation(token);
-            } else {
-                self.events.push_back(Event::Dropped(Dropped::Unmatched));
+            // An RST to a NON notification: its observer no longer wants it. The message layer
+            // does not keep where a NON went; the observation does.
+            let observer = self.observations.iter().find(|o| o.token == token);
+            match observer.map(|o| o.observer == from) {
+                Some(true) => self.cancel_observation(token),
+                Some(false) => self.events.push_back(Event::Dropped(Dropped::ForeignReply)),
+                None => self.events.push_back(Event::Dropped(Dropped::Unmatched)),
             }
             return;
         };

@@ -155,9 +155,10 @@ pub struct Endpoint {
     /// Requests of ours that got an empty ACK and await their separate response from the
     /// endpoint they went to.
     separate: Vec<Separate>,
-    /// The last NON we sent, so an RST to a NON notification can cancel its observation;
-    /// boxed (and reused) so an endpoint that never sends one pays one pointer.
-    last_non: Option<Box<LastNon>>,
+    /// The last NON we sent (message ID, token), so an RST to a NON notification can cancel
+    /// its observation. Its destination is not kept (a notifying client would pay for it all
+    /// its life): a NON goes to an observer, and the caller checks an RST against it.
+    last_non: Option<(u16, Token)>,
     /// Keyed by message ID alone, where RFC 7252 4.5 keys it by message ID and source endpoint:
     /// fine while one client sees one server, whatever socket it sends from. Two sources reusing
     /// a message ID within its lifetime would be taken for a duplicate.
@@ -175,13 +176,6 @@ struct Separate {
     /// Where the request went: only a response from there ends it.
     to: SocketAddr,
     deadline: Instant,
-}
-
-#[derive(Debug)]
-struct LastNon {
-    message_id: u16,
-    token: Token,
-    to: SocketAddr,
 }
 
 #[derive(Debug)]
@@ -285,15 +279,8 @@ impl Endpoint {
         let message_id = self.fresh_message_id();
         packet.header.message_id = message_id;
         wire::set_type(&mut packet, wire::NON);
-        let last = LastNon {
-            message_id,
-            token: Token::from_slice(packet.get_token()).unwrap_or_default(),
-            to,
-        };
-        match self.last_non.as_deref_mut() {
-            Some(slot) => *slot = last,
-            None => self.last_non = Some(Box::new(last)),
-        }
+        let token = Token::from_slice(packet.get_token()).unwrap_or_default();
+        self.last_non = Some((message_id, token));
         self.transmit.push_back((to, wire::encode(&packet)));
     }
 
@@ -472,7 +459,6 @@ impl Endpoint {
             .as_ref()
             .map_or(0, |o| size_of::<Outstanding>() + o.bytes.len())
             + self.separate.capacity() * size_of::<Separate>()
-            + self.last_non.as_ref().map_or(0, |_| size_of::<LastNon>())
             + self.received.heap_bytes()
             + self.transmit.capacity() * size_of::<(SocketAddr, Vec<u8>)>()
             + self
@@ -548,10 +534,10 @@ impl Endpoint {
         id
     }
 
-    /// An ACK or RST from `from`: matched by message ID to our outstanding CON (or, for an
-    /// RST, our last NON), which must have gone to `from` (RFC 7252 4.4). One whose message ID
-    /// is of an exchange with another endpoint, or from an unwelcome source none went to, is
-    /// foreign.
+    /// An ACK or RST from `from`: matched by message ID to our outstanding CON, which must have
+    /// gone to `from` (RFC 7252 4.4), or an RST to our last NON, from a welcome source (the
+    /// caller checks it is the NON's observer). One whose message ID is of an exchange with
+    /// another endpoint, or from an unwelcome source none went to, is foreign.
     fn handle_reply(
         &mut self,
         now: Instant,
@@ -562,14 +548,9 @@ impl Endpoint {
         welcome: bool,
     ) -> Incoming {
         let mid = header.message_id;
-        let rst = header.kind == wire::RST;
         let out = self.outstanding.as_deref().map(|o| (o.message_id, o.to));
-        let non = (self.last_non.as_deref())
-            .filter(|_| rst)
-            .map(|n| (n.message_id, n.to));
-        let exchanges = out.into_iter().chain(non);
-        let elsewhere = exchanges.clone().any(|(m, to)| m == mid && to != from);
-        let went_to_sender = exchanges.clone().any(|(_, to)| to == from);
+        let elsewhere = out.is_some_and(|(m, to)| m == mid && to != from);
+        let went_to_sender = out.is_some_and(|(_, to)| to == from);
         if elsewhere || (!welcome && !went_to_sender) {
             return Incoming::ForeignReply;
         }
@@ -577,11 +558,8 @@ impl Endpoint {
             if let Some(out) = self.take_outstanding_if(|o| o.message_id == mid && o.to == from) {
                 return Incoming::Reset { token: out.token };
             }
-            let last = self
-                .last_non
-                .take_if(|n| n.message_id == mid && n.to == from);
-            return match last {
-                Some(non) => Incoming::Reset { token: non.token },
+            return match self.last_non.take_if(|(m, _)| *m == mid && welcome) {
+                Some((_, token)) => Incoming::Reset { token },
                 None => Incoming::Ignored,
             };
         }

@@ -225,6 +225,45 @@ fn while_bootstrapping_only_the_bootstrap_server_is_heard() {
     }
 }
 
+/// An RST to a NON notification cancels the observation only from its observer: a forged one
+/// from another port of the server's host (where requests are welcome) does not.
+#[test]
+fn a_forged_rst_to_a_notification_cancels_nothing() {
+    let mut sim = registered(config(AcceptRequests::ServerHost));
+    sim.write_attributes("/3303/0/5700", &["pmax=2"]);
+    let token = sim.observe("/3303/0/5700");
+    sim.run_for(10 * SECOND);
+    let last_mid = |sim: &Sim| {
+        let notifications = sim.server.notifications_for(&token);
+        assert!(notifications.len() >= 3, "NON notifications every 2 s");
+        (
+            notifications.len(),
+            notifications.last().unwrap().1.header.message_id,
+        )
+    };
+    let (before, mid) = last_mid(&sim);
+    let rst = empty(MessageType::Reset, mid).to_bytes().unwrap();
+    sim.client
+        .handle_datagram(sim.now, server_host_other_port(), &rst);
+    sim.run_for(10 * SECOND);
+    assert_eq!(dropped(&sim, Dropped::ForeignReply), 1);
+    let (after, mid) = last_mid(&sim);
+    assert!(
+        after >= before + 3,
+        "notifications went on: {before} then {after}"
+    );
+    assert_eq!(sim.client.observed_paths().count(), 1);
+    // The observer's own RST ends it.
+    sim.client.handle_datagram(
+        sim.now,
+        sim.server.address,
+        &empty(MessageType::Reset, mid).to_bytes().unwrap(),
+    );
+    sim.run_for(10 * SECOND);
+    assert_eq!(sim.client.observed_paths().count(), 0);
+    assert_eq!(last_mid(&sim).0, after);
+}
+
 /// A Register that goes unanswered for a while, with its message ID.
 fn register_outstanding() -> (Sim, u16) {
     let mut sim = Sim::new(Client::new(

@@ -111,16 +111,19 @@ fn separate_response_only_from_where_the_request_went() {
     assert_eq!(ep.poll_timeout(), None, "nothing left waiting");
 }
 
+/// A NON's destination is not kept: an RST to it counts from a welcome source only (the caller
+/// then checks it against the observer).
 #[test]
-fn rst_to_a_non_notification_counts_only_from_its_destination() {
+fn rst_to_a_non_notification_counts_only_from_a_welcome_source() {
     let params = exact_params();
     let mut ep = Endpoint::new(7);
     ep.send_non_confirmable(addr(40001), notification());
     drain_to(&mut ep);
     let rst = peer(MessageType::Reset, MessageClass::Empty, 7, &[]);
-    let got = ep.handle_datagram(secs(1), addr(40002), &rst, &params);
+    let far = strangers()[1];
+    let got = ep.handle_datagram_screened(secs(1), far, &rst, &params, false);
     assert!(matches!(got, Incoming::ForeignReply));
-    let got = ep.handle_datagram(secs(1), addr(40001), &rst, &params);
+    let got = ep.handle_datagram_screened(secs(1), addr(40001), &rst, &params, true);
     assert!(matches!(got, Incoming::Reset { token: t } if t == token()));
 }
 
