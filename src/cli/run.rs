@@ -75,7 +75,11 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     host_reach(&plan, &early, None)?
         .check()
         .map_err(bad_input)?;
-    for path in [&args.report.json, &args.report.plot].into_iter().flatten() {
+    let report = &args.report;
+    for path in [&report.json, &report.plot, &report.hdr_log]
+        .into_iter()
+        .flatten()
+    {
         crate::report::check_writable(path).map_err(bad_input)?;
     }
     let (server, embedded) = match remote {
