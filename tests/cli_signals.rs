@@ -73,12 +73,11 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.seen.iter().any(|l| l.contains(text)) {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!("never saw {text:?}: {:#?}", self.seen);
-                }
+            if let Ok(line) = self.lines.recv_timeout(left) {
+                self.seen.push(line);
+            } else {
+                let _ = self.child.kill();
+                panic!("never saw {text:?}: {:#?}", self.seen);
             }
         }
     }

@@ -76,13 +76,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     host_reach(&plan, &early, None)?
         .check()
         .map_err(bad_input)?;
-    let report = &args.report;
-    for path in [&report.json, &report.plot, &report.hdr_log]
-        .into_iter()
-        .flatten()
-    {
-        crate::report::check_writable(path).map_err(bad_input)?;
-    }
+    reports::check_paths(&args.report)?;
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start(&plan, &args.load, credentials.as_deref())?,

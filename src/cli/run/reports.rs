@@ -164,6 +164,17 @@ pub(in crate::cli) fn unwritten(
     }
 }
 
+/// Every file the reports go to can be written (checked before anything starts).
+pub(super) fn check_paths(args: &ReportArgs) -> Result<(), Failure> {
+    for path in [&args.json, &args.plot, &args.hdr_log]
+        .into_iter()
+        .flatten()
+    {
+        report::check_writable(path).map_err(bad_input)?;
+    }
+    Ok(())
+}
+
 pub(in crate::cli) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {
     let failing: Vec<&str> = verdicts
         .iter()
