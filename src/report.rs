@@ -342,9 +342,7 @@ pub fn check_writable(path: &Path) -> Result<(), ReportError> {
             dir.display()
         )));
     }
-    tempfile::NamedTempFile::new_in(dir)
-        .map(drop)
-        .map_err(io_error(path))
+    temp_file_beside(path).map(drop).map_err(io_error(path))
 }
 
 /// The directory `path` is in (`.` for a bare file name).
