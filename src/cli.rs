@@ -11,6 +11,7 @@
 //!   `--read PATH@PERIOD`, ...).
 //! - `setup.rs`: from options to a loaded fleet, a resolved server and the engine's settings.
 //! - `progress.rs`: the progress lines of `run --no-tui` and the status lines of `serve`.
+//! - `interrupts.rs`: SIGINT, SIGTERM and SIGHUP, counted and told apart (the exit code).
 //! - `run/reports.rs`: `run`'s reports (JSON, interval log, plot, thresholds, Prometheus).
 //! - `embedded.rs`, `bootstrap.rs`: the servers `run` starts itself when the fleet names none,
 //!   and `serve --bootstrap`'s pair.
@@ -21,6 +22,7 @@ mod bootstrap;
 mod check;
 mod credentials;
 mod embedded;
+mod interrupts;
 mod parse;
 mod progress;
 mod report;
@@ -43,8 +45,12 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// The server never answered anything.
     pub const UNREACHABLE: u8 = 3;
-    /// Stopped by Ctrl-C (clients de-registered): not a completed run.
+    /// Stopped by Ctrl-C (SIGINT) or the dashboard: not a completed run.
     pub const INTERRUPTED: u8 = 130;
+    /// Stopped by SIGTERM: not a completed run.
+    pub const TERMINATED: u8 = 143;
+    /// Stopped by SIGHUP (the terminal went away): not a completed run.
+    pub const HANGUP: u8 = 129;
     /// The run completed but a `--threshold` (or the fleet's `thresholds`) failed.
     pub const THRESHOLD_FAILED: u8 = 4;
 }

@@ -22,7 +22,7 @@ use crate::security::CredentialSource;
 use crate::security::tls::TlsClientConfig;
 use crate::transport::{
     AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
-    SharedTransport, TcpTransport, TransportError, reserve_files,
+    SharedTransport, TcpTransport, Transport, TransportError, reserve_files,
 };
 
 pub use layout::Layout;
@@ -123,6 +123,8 @@ pub enum EngineError {
 pub(crate) struct Control {
     /// Begin the stop now (Ctrl-C, a quit key).
     stop: AtomicBool,
+    /// End at once: clients give up what they had out (counted as aborted), no De-registers.
+    abort: AtomicBool,
     /// Start no new clients for now.
     paused: AtomicBool,
     /// How fast the start schedule runs (f64 bits): 1 as planned, 2 twice as fast.
@@ -133,6 +135,7 @@ impl Default for Control {
     fn default() -> Self {
         Control {
             stop: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             start_rate: AtomicU64::new(1.0f64.to_bits()),
         }
@@ -190,6 +193,30 @@ impl Engine {
         templates: Vec<Arc<DeviceTemplate>>,
         config: &EngineConfig,
     ) -> Result<Engine, EngineError> {
+        Engine::start_over(plan, templates, config, |layout| {
+            open_transports(layout, config)
+        })
+    }
+
+    /// [`Engine::start`] over transports `open` makes from the layout, one per engine thread:
+    /// the seam for tests whose transport must misbehave.
+    pub fn start_with(
+        plan: Plan,
+        templates: Vec<Arc<DeviceTemplate>>,
+        config: &EngineConfig,
+        open: impl FnOnce(&Layout) -> Vec<Box<dyn Transport + Send>>,
+    ) -> Result<Engine, EngineError> {
+        Engine::start_over(plan, templates, config, |layout| {
+            Ok(open(layout).into_iter().map(Opened::Given).collect())
+        })
+    }
+
+    fn start_over(
+        plan: Plan,
+        templates: Vec<Arc<DeviceTemplate>>,
+        config: &EngineConfig,
+        open: impl FnOnce(&Layout) -> Result<Vec<Opened>, EngineError>,
+    ) -> Result<Engine, EngineError> {
         if templates.len() != plan.groups.len() {
             return Err(EngineError::Templates {
                 groups: plan.groups.len(),
@@ -206,7 +233,7 @@ impl Engine {
         plan_reach(&plan, config, FdLimit::current()?)?.check()?;
         let layout = Arc::new(plan_layout(&plan, config)?);
         let shards = layout.shards() as usize;
-        let transports = open_transports(&layout, config)?;
+        let transports = open(&layout)?;
         let control = Arc::new(Control::default());
         let plan = Arc::new(plan);
         let templates: Arc<[Arc<DeviceTemplate>]> = templates.into();
@@ -259,6 +286,7 @@ impl Engine {
                         Opened::Shared(t) => shard.run(t),
                         Opened::PerClient(t) => shard.run(t),
                         Opened::Tcp(t) => shard.run(t),
+                        Opened::Given(t) => shard.run(t),
                     };
                     if result.is_err() {
                         exit.control.stop.store(true, Ordering::Release);
@@ -306,6 +334,13 @@ impl Engine {
     /// Begins the stop now: no more starts, every registered client de-registers within the
     /// fleet's stop timeout.
     pub fn stop(&self) {
+        self.control.stop.store(true, Ordering::Release);
+    }
+
+    /// Ends the run at once (a second interrupt): every client gives up, what it had in flight
+    /// counted as aborted, without De-registering; the shards return within a round.
+    pub fn abort(&self) {
+        self.control.abort.store(true, Ordering::Release);
         self.control.stop.store(true, Ordering::Release);
     }
 
@@ -440,6 +475,7 @@ enum Opened {
     Shared(SharedTransport),
     PerClient(PerClientTransport),
     Tcp(TcpTransport),
+    Given(Box<dyn Transport + Send>),
 }
 
 fn open_transports(layout: &Layout, config: &EngineConfig) -> Result<Vec<Opened>, EngineError> {

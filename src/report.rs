@@ -169,14 +169,21 @@ impl Collector {
         self.exporter.as_ref().map(Exporter::local_addr)
     }
 
-    /// Closes the last (partial) interval with the run's summary (which Prometheus then serves)
-    /// and returns the intervals, with the first error writing the interval log if there was one
-    /// (the intervals are whole either way: the other reports need not be lost with the log).
+    /// Closes the last (partial) interval with the run's summary (which Prometheus then serves),
+    /// puts the interval log in place, and returns the intervals, with the first error writing
+    /// the log if there was one (then no log is left: a log with gaps would mislead; the
+    /// intervals are whole either way, so the other reports need not be lost with it).
     pub fn finish(&mut self, summary: &Snapshot) -> (Vec<Interval>, Option<ReportError>) {
         if summary.elapsed > self.previous.elapsed {
             self.record(summary);
         }
-        (std::mem::take(&mut self.intervals), self.hdr_error.take())
+        let mut error = self.hdr_error.take();
+        if let Some((log, path)) = self.hdr_log.take()
+            && error.is_none()
+        {
+            error = log.finish().err().map(io_error(&path));
+        }
+        (std::mem::take(&mut self.intervals), error)
     }
 
     /// Keeps serving Prometheus for `how_long` (the last scrape of a run sees its end), or until
@@ -285,16 +292,37 @@ pub fn threshold_results(verdicts: &[Verdict]) -> Vec<ThresholdResult> {
         .collect()
 }
 
-/// Writes `text` to `path`.
+/// Writes `text` to `path` whole or not at all: to a temporary file beside it, then renamed.
 pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    let mut file = temp_file_beside(path).map_err(io_error(path))?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_error(path))?;
+    persist(file, path).map_err(io_error(path))
+}
+
+/// Writes every `(path, text)`, each attempted whatever became of the others; returns the
+/// errors, all of them.
+pub fn write_files<'a>(files: impl IntoIterator<Item = (&'a Path, String)>) -> Vec<ReportError> {
+    files
+        .into_iter()
+        .filter_map(|(path, text)| write_file(path, &text).err())
+        .collect()
+}
+
+/// A temporary file in `path`'s directory (`.lwm2m-swarm-*`, so a run killed while writing
+/// leaves a name that says whose it is), to be renamed to `path` by [`persist`].
+fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     // Readable as a plain file would be (0666 less the umask), not tempfile's owner-only 0600.
-    let mut file = tempfile::Builder::new()
+    tempfile::Builder::new()
+        .prefix(".lwm2m-swarm-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(directory_of(path))
-        .map_err(io_error(path))?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_error(path))?;
-    file.persist(path).map_err(|e| io_error(path)(e.error))?;
-    Ok(())
+}
+
+/// Puts a finished temporary file in place: on disk first, so the rename never exposes an
+/// empty file after a crash.
+fn persist(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    file.as_file().sync_all()?;
+    file.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Whether a report can be written at `path` (its directory takes new files), found by making
@@ -314,9 +342,7 @@ pub fn check_writable(path: &Path) -> Result<(), ReportError> {
             dir.display()
         )));
     }
-    tempfile::NamedTempFile::new_in(dir)
-        .map(drop)
-        .map_err(io_error(path))
+    temp_file_beside(path).map(drop).map_err(io_error(path))
 }
 
 /// The directory `path` is in (`.` for a bare file name).

@@ -202,5 +202,33 @@ pub trait Transport {
     }
 }
 
+/// A transport chosen at run time (the engine's test seam).
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn send_batch(&mut self, batch: &[OutgoingDatagram<'_>]) -> Result<usize, TransportError> {
+        (**self).send_batch(batch)
+    }
+    fn recv_batch(&mut self, bufs: &mut RecvBuffers) -> Result<usize, TransportError> {
+        (**self).recv_batch(bufs)
+    }
+    fn wait(&mut self, timeout: Duration) -> Result<bool, TransportError> {
+        (**self).wait(timeout)
+    }
+    fn kernel_drops(&self) -> u64 {
+        (**self).kernel_drops()
+    }
+    fn open_link(&mut self, client: SocketAddr, to: SocketAddr) {
+        (**self).open_link(client, to);
+    }
+    fn send_link(&mut self, client: SocketAddr, bytes: &[u8]) -> bool {
+        (**self).send_link(client, bytes)
+    }
+    fn close_link(&mut self, client: SocketAddr) {
+        (**self).close_link(client);
+    }
+    fn poll_link_ended(&mut self) -> Option<LinkEnded> {
+        (**self).poll_link_ended()
+    }
+}
+
 #[cfg(test)]
 mod tests;

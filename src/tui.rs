@@ -77,8 +77,8 @@ impl App {
 }
 
 /// Takes over the terminal, shows the run until the engine is finished (or the user leaves),
-/// and gives the terminal back. `interrupts` counts the Ctrl-Cs (SIGINT) the caller saw: the
-/// first acts like `q`.
+/// and gives the terminal back. `interrupts` counts the signals (SIGINT, SIGTERM, SIGHUP) the
+/// caller saw: each acts like `q`.
 pub fn run(engine: &impl Controls, info: &RunInfo, interrupts: &AtomicU32) -> io::Result<TuiExit> {
     let _guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(stdout()))?;

@@ -2,27 +2,32 @@
 //! lines and `serve`'s status lines.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::interrupts::Interrupts;
 use crate::metrics::Snapshot;
-use crate::tui;
+use crate::tui::{self, TuiExit};
 
-/// Prints a progress line every `every` until the engine is finished; returns whether it was
-/// stopped by Ctrl-C.
+/// Prints a progress line every `every` until the engine is finished, or a second signal
+/// (`interrupts` counts them) says to stop at once (`Abandoned`; the caller ends the run).
 pub(super) fn progress_lines(
     engine: &impl tui::Controls,
     every: Duration,
     interrupts: &AtomicU32,
-) -> bool {
+) -> TuiExit {
     let mut previous = Snapshot::default();
     let mut next_line = every;
     let mut stop_sent = false;
     while !engine.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
-        if interrupts.load(Ordering::Acquire) > 0 && !stop_sent {
-            println!("interrupted: de-registering (Ctrl-C again to quit at once)");
+        let signals = interrupts.load(Ordering::Acquire);
+        if signals > 1 {
+            println!("interrupted again: stopping at once");
+            return TuiExit::Abandoned;
+        }
+        if signals > 0 && !stop_sent {
+            println!("interrupted: de-registering (Ctrl-C again to stop at once)");
             engine.stop();
             stop_sent = true;
         }
@@ -34,7 +39,11 @@ pub(super) fn progress_lines(
             previous = snapshot;
         }
     }
-    stop_sent
+    if stop_sent {
+        TuiExit::Stopped
+    } else {
+        TuiExit::Completed
+    }
 }
 
 /// Prints `status()` every `every` until Ctrl-C or, when given, `duration` has passed.
@@ -43,13 +52,8 @@ pub(super) fn status_lines(
     duration: Option<Duration>,
     status: impl Fn() -> String,
 ) {
-    let interrupted = Arc::new(AtomicU32::new(0));
-    {
-        let interrupted = Arc::clone(&interrupted);
-        let _ = ctrlc::set_handler(move || {
-            interrupted.fetch_add(1, Ordering::AcqRel);
-        });
-    }
+    let interrupts = Interrupts::catch(None);
+    let interrupted = interrupts.count();
     let started = Instant::now();
     let mut next_line = every;
     while interrupted.load(Ordering::Acquire) == 0 && duration.is_none_or(|d| started.elapsed() < d)

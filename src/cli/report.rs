@@ -1,8 +1,8 @@
 //! `report FILE...`: the summary of `run --json` results merged (the shards of one test line up
 //! on the wall clock), with thresholds, a plot and the merged JSON.
 
-use super::run::reports::threshold_failure;
-use super::{Failure, bad_input, failed};
+use super::run::reports::{threshold_failure, unwritten};
+use super::{Failure, bad_input};
 use crate::report::{self, MergeArgs, check_thresholds, threshold_results, verdicts_text};
 
 pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
@@ -33,12 +33,16 @@ pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
     if !verdicts.is_empty() {
         print!("{}", verdicts_text(&verdicts));
     }
+    let mut outputs = Vec::new();
     if let Some(path) = &args.json {
         let result = merged.report(threshold_results(&verdicts));
-        report::write_file(path, &result.to_json()).map_err(failed)?;
+        outputs.push((path.as_path(), result.to_json()));
     }
     if let Some(path) = &args.plot {
-        report::write_file(path, &report::plot::svg(&merged.summary)).map_err(failed)?;
+        outputs.push((path.as_path(), report::plot::svg(&merged.summary)));
+    }
+    if let Some(failure) = unwritten(report::write_files(outputs)) {
+        return Err(failure);
     }
     threshold_failure(&verdicts).map_or(Ok(()), Err)
 }

@@ -7,13 +7,14 @@ use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::args::{EngineArgs, FleetArgs, LoadArgs};
 use super::embedded::Embedded;
+use super::interrupts::Interrupts;
 use super::parse::parse_positive_duration;
 use super::progress::progress_lines;
 use super::setup::{
@@ -23,7 +24,7 @@ use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
 use crate::fleet::format_duration;
 use crate::metrics::Snapshot;
-use crate::tui;
+use crate::tui::{self, TuiExit};
 use reports::Reports;
 
 #[derive(Args, Debug)]
@@ -75,9 +76,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     host_reach(&plan, &early, None)?
         .check()
         .map_err(bad_input)?;
-    for path in [&args.report.json, &args.report.plot].into_iter().flatten() {
-        crate::report::check_writable(path).map_err(bad_input)?;
-    }
+    reports::check_paths(&args.report)?;
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start(&plan, &args.load, credentials.as_deref())?,
@@ -122,12 +121,13 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         describe_layout(engine.layout(), &config),
         format_duration(total)
     );
-    let interrupts = catch_interrupts();
+    // A third signal exits at once: by then even the stop at once is taking too long.
+    let interrupts = Interrupts::catch(Some(3));
     let observed = Observed {
         engine: &engine,
         reports: RefCell::new(&mut reports),
     };
-    let stop_sent = if !args.no_tui && std::io::stdout().is_terminal() {
+    let ending = if !args.no_tui && std::io::stdout().is_terminal() {
         let info = tui::RunInfo {
             target,
             fleet: file,
@@ -135,28 +135,47 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
             stop_at,
             stop_timeout,
         };
-        dashboard(&observed, &info, &interrupts, args.progress_every)
+        dashboard(&observed, &info, interrupts.count(), args.progress_every)
     } else {
-        progress_lines(&observed, args.progress_every, &interrupts)
+        progress_lines(&observed, args.progress_every, interrupts.count())
     };
+    if ending == TuiExit::Abandoned {
+        engine.abort();
+    }
     let started = engine.started();
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
     println!("{}", crate::engine::describe_start(&started, args.start_at));
     embedded.stop();
-    let thresholds = reports.finish(&summary, &started, &interrupts);
+    let thresholds = reports.finish(&summary, &started, interrupts.count());
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {
         return Err(never_answered(server, &summary));
     }
-    if stop_sent {
-        return Err(Failure {
-            code: exit::INTERRUPTED,
-            message: "interrupted: the run did not complete (every client was stopped)".into(),
-        });
+    if ending != TuiExit::Completed {
+        return Err(interrupted(ending, &interrupts));
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// Exit 130 (Ctrl-C, or the dashboard's `q`), 143 (SIGTERM) or 129 (SIGHUP): a run that did
+/// not complete.
+fn interrupted(ending: TuiExit, interrupts: &Interrupts) -> Failure {
+    let how = if ending == TuiExit::Abandoned {
+        "stopped at once: what was still in flight is counted as aborted, and registered \
+         clients did not de-register"
+    } else {
+        "every client was stopped"
+    };
+    let by = match interrupts.exit_code() {
+        Some(_) => interrupts.last_name(),
+        None => "the dashboard",
+    };
+    Failure {
+        code: interrupts.exit_code().unwrap_or(exit::INTERRUPTED),
+        message: format!("interrupted by {by}: the run did not complete ({how})"),
+    }
 }
 
 /// Exit 3: what was tried toward a server that never answered.
@@ -177,34 +196,15 @@ fn never_answered(server: SocketAddr, summary: &Snapshot) -> Failure {
     }
 }
 
-/// Counts Ctrl-Cs: the first lets clients de-register, a second leaves at once.
-fn catch_interrupts() -> Arc<AtomicU32> {
-    let interrupts = Arc::new(AtomicU32::new(0));
-    let counter = Arc::clone(&interrupts);
-    let handler = ctrlc::set_handler(move || {
-        if counter.fetch_add(1, Ordering::AcqRel) >= 1 {
-            tui::restore_terminal();
-            std::process::exit(i32::from(exit::INTERRUPTED));
-        }
-    });
-    if let Err(e) = handler {
-        eprintln!("note: Ctrl-C will not de-register clients first: {e}");
-    }
-    interrupts
-}
-
-/// The live dashboard until the run ends; returns whether the user stopped it.
+/// The live dashboard until the run ends, or the user stops it (`Abandoned`: asked twice).
 fn dashboard(
     observed: &Observed<'_>,
     info: &tui::RunInfo,
     interrupts: &AtomicU32,
     every: Duration,
-) -> bool {
+) -> TuiExit {
     match tui::run(observed, info, interrupts) {
-        Ok(tui::TuiExit::Completed) => false,
-        Ok(tui::TuiExit::Stopped) => true,
-        // Asked twice: like a second Ctrl-C (the terminal is restored by now).
-        Ok(tui::TuiExit::Abandoned) => std::process::exit(i32::from(exit::INTERRUPTED)),
+        Ok(ending) => ending,
         Err(e) => {
             // The run is not the dashboard's to end: go on with progress lines.
             eprintln!("lwm2m-swarm: the dashboard failed ({e}): progress lines instead");

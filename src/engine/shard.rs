@@ -128,13 +128,28 @@ impl Shard {
     }
 
     /// Runs the fleet's schedule to its end: ramp, hold, stop. On a socket error the shard
+    /// ends what its clients still had out as aborted (nothing more can be sent or received),
     /// publishes what it counted, then returns the error.
     pub(super) fn run<T: Transport>(mut self, mut transport: T) -> Result<(), TransportError> {
         let result = self.run_rounds(&mut transport);
-        let _ = self.flush(&mut transport);
         let now = self.now();
+        if result.is_err() {
+            self.abandon_all(now);
+        } else {
+            let _ = self.flush(&mut transport);
+        }
         self.publish(now, &transport);
         result
+    }
+
+    /// Every client gives up at once: what is in flight ends as aborted, so it is accounted for.
+    fn abandon_all(&mut self, now: Instant) {
+        for local in 0..self.clients.len() {
+            if let Some(client) = self.clients[local].as_mut() {
+                client.abandon(now);
+                self.after(local);
+            }
+        }
     }
 
     fn run_rounds<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {
@@ -144,6 +159,11 @@ impl Shard {
         loop {
             let now = self.now();
             self.send_blocked = false;
+            if self.setup.control.abort.load(Ordering::Acquire) {
+                // Stop now (a second interrupt): no De-registers, nothing left unaccounted.
+                self.abandon_all(now);
+                return Ok(());
+            }
             if self.stopping.is_none()
                 && (now >= stop_at || self.setup.control.stop.load(Ordering::Acquire))
             {
@@ -478,12 +498,7 @@ impl Shard {
             return Some(to - from);
         }
         // Out of time: what is still out ends as aborted, so every request is accounted for.
-        for local in 0..self.clients.len() {
-            if let Some(client) = self.clients[local].as_mut() {
-                client.abandon(now);
-                self.after(local);
-            }
-        }
+        self.abandon_all(now);
         None
     }
 

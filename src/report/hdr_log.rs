@@ -2,25 +2,29 @@
 //! `Tag=register,...`, in the text format the HDR histogram tools (`HistogramLogProcessor`,
 //! the HDR histogram plotter, `hdrhistogram::serialization::interval_log`) read.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use tempfile::NamedTempFile;
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
-/// An open interval log. Timestamps are seconds since the run's start (its `BaseTime`).
+/// An open interval log. Timestamps are seconds since the run's start (its `BaseTime`). It is
+/// written to a temporary file beside its path and appears there whole at [`HdrLog::finish`]:
+/// a run that dies leaves no partial log.
 pub struct HdrLog {
-    out: BufWriter<File>,
+    out: BufWriter<NamedTempFile>,
+    path: PathBuf,
     serializer: V2DeflateSerializer,
 }
 
 impl HdrLog {
-    /// Creates (truncates) the file and writes the header.
+    /// Opens the temporary file beside `path` and writes the header.
     pub fn create(path: &Path, started: SystemTime) -> io::Result<HdrLog> {
-        let mut out = BufWriter::new(File::create(path)?);
+        let mut out = BufWriter::new(super::temp_file_beside(path)?);
         let mut serializer = V2DeflateSerializer::new();
         IntervalLogWriterBuilder::new()
             .add_comment(&format!(
@@ -39,10 +43,23 @@ impl HdrLog {
             b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
         )?;
         out.flush()?;
-        Ok(HdrLog { out, serializer })
+        Ok(HdrLog {
+            out,
+            path: path.to_path_buf(),
+            serializer,
+        })
     }
 
-    /// Appends one interval: a histogram per tag, then flushes so the file is readable live.
+    /// Puts the log in place (replacing a file of that name).
+    pub fn finish(self) -> io::Result<()> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        super::persist(file, &self.path)
+    }
+
+    /// Appends one interval: a histogram per tag.
     pub fn write(
         &mut self,
         start: Duration,
@@ -58,7 +75,7 @@ impl HdrLog {
             log.write_histogram(h, start, length, Some(tag))
                 .map_err(|e| io::Error::other(format!("{e}")))?;
         }
-        self.out.flush()
+        Ok(())
     }
 }
 
@@ -84,7 +101,8 @@ mod tests {
             )
             .unwrap();
         }
-        drop(log);
+        assert!(!path.exists(), "the log appears only when finished");
+        log.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.contains("#[StartTime: "), "{text}");

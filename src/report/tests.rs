@@ -428,3 +428,37 @@ fn reports_appear_whole_and_checking_a_path_creates_nothing() {
     assert!(err.starts_with(&missing.display().to_string()), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn every_report_is_attempted_and_every_failure_named() {
+    let dir = temp("all-attempted");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+    let missing = dir.join("no-such-dir").join("result.json");
+    let occupied = dir.join("a-directory");
+    let good = dir.join("latency.svg");
+    let errors = write_files([
+        (missing.as_path(), "json".to_string()),
+        (good.as_path(), "svg".to_string()),
+        (occupied.as_path(), "log".to_string()),
+    ]);
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&missing.display().to_string()),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with(&occupied.display().to_string()),
+        "{errors:?}"
+    );
+    // The one between the failures was written, and no temporary file was left.
+    assert_eq!(std::fs::read_to_string(&good).unwrap(), "svg");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a-directory", "latency.svg"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -217,6 +217,9 @@ pub enum TlsFailure {
     Alpn,
     /// Anything else rustls gave up on (a malformed or unexpected message).
     Protocol,
+    /// The peer sent more than rustls holds before it can be processed (a handshake message
+    /// still incomplete at 64 KiB): the rest cannot be read, so the connection fails.
+    Overflow,
 }
 
 impl TlsFailure {
@@ -227,6 +230,7 @@ impl TlsFailure {
             TlsFailure::Certificate(problem) => problem.name(),
             TlsFailure::Alpn => "no_application_protocol",
             TlsFailure::Protocol => "tls_protocol",
+            TlsFailure::Overflow => "tls_buffer_full",
         }
     }
 
@@ -279,7 +283,8 @@ impl TlsSession {
     }
 
     /// Ciphertext from the peer; the plaintext it carried is appended to `plaintext`. After an
-    /// error, the alert rustls owes the peer is in [`TlsSession::poll_transmit`].
+    /// error, the alert rustls owes the peer (if any) is in [`TlsSession::poll_transmit`]. Bytes
+    /// rustls refuses to take are a failure, never dropped unseen.
     pub fn receive(&mut self, bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsFailure> {
         let was_handshaking = self.conn.is_handshaking();
         let mut rest = bytes;
@@ -290,8 +295,11 @@ impl TlsSession {
                 .map_err(|e| TlsFailure::from_rustls(&e))?;
             self.read_plaintext(plaintext);
             match read {
-                Ok(0) | Err(_) => break,
+                // After close_notify: TLS ignores what follows (RFC 8446 §6.1).
+                Ok(0) => break,
                 Ok(_) => {}
+                // Reading from a slice fails only when rustls's buffers are full.
+                Err(_) => return Err(TlsFailure::Overflow),
             }
         }
         if was_handshaking

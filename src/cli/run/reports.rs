@@ -117,6 +117,7 @@ impl Reports {
         if !verdicts.is_empty() {
             print!("{}", verdicts_text(&verdicts));
         }
+        let mut outputs = Vec::new();
         if let Some(path) = &self.args.json {
             self.config.started_at_unix_s = unix_s(started.at);
             let mut report = Report::new(
@@ -132,16 +133,46 @@ impl Reports {
                 started_unix_ms: started.unix_ms(),
                 late_start_ms: u64::try_from(started.late.as_millis()).unwrap_or(u64::MAX),
             });
-            report::write_file(path, &report.to_json()).map_err(failed)?;
+            outputs.push((path.as_path(), report.to_json()));
         }
         if let Some(path) = &self.args.plot {
-            report::write_file(path, &report::plot::svg(summary)).map_err(failed)?;
+            outputs.push((path.as_path(), report::plot::svg(summary)));
         }
-        if let Some(e) = log_error {
-            return Err(failed(e));
+        let errors = log_error.into_iter().chain(report::write_files(outputs));
+        match unwritten(errors) {
+            Some(failure) => Err(failure),
+            None => Ok(threshold_failure(&verdicts)),
         }
-        Ok(threshold_failure(&verdicts))
     }
+}
+
+/// Exit 1 naming every report that could not be written, if any.
+pub(in crate::cli) fn unwritten(
+    errors: impl IntoIterator<Item = report::ReportError>,
+) -> Option<Failure> {
+    let errors: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
+    match errors.len() {
+        0 => None,
+        1 => Some(failed(format!(
+            "a report could not be written: {}",
+            errors[0]
+        ))),
+        n => Some(failed(format!(
+            "{n} reports could not be written: {}",
+            errors.join("; ")
+        ))),
+    }
+}
+
+/// Every file the reports go to can be written (checked before anything starts).
+pub(super) fn check_paths(args: &ReportArgs) -> Result<(), Failure> {
+    for path in [&args.json, &args.plot, &args.hdr_log]
+        .into_iter()
+        .flatten()
+    {
+        report::check_writable(path).map_err(bad_input)?;
+    }
+    Ok(())
 }
 
 pub(in crate::cli) fn threshold_failure(verdicts: &[report::Verdict]) -> Option<Failure> {

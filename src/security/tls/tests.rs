@@ -283,3 +283,28 @@ fn configuration_errors_name_the_file() {
         assert!(error.to_string().contains(expected), "{error} / {expected}");
     }
 }
+
+/// A handshake message still incomplete when rustls's 64 KiB buffer is full: the bytes it
+/// cannot take fail the connection rather than vanish.
+#[test]
+fn bytes_rustls_cannot_buffer_fail_the_connection() {
+    let pki = TestPki::new("overflow");
+    let mut client = session(&pki.settings(), "localhost");
+    assert!(client.poll_transmit().is_some(), "ClientHello");
+    // A ServerHello announcing 65,000 bytes, sent as full 16 KiB handshake records, and more
+    // records than it needs: rustls holds the message until it is whole, up to 64 KiB.
+    let mut message = vec![2, 0x00, 0xfd, 0xe8];
+    message.resize(5 * 16_384, 0);
+    let mut wire = Vec::new();
+    for chunk in message.chunks(16_384) {
+        wire.extend_from_slice(&[22, 3, 3]);
+        wire.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        wire.extend_from_slice(chunk);
+    }
+    let mut plaintext = Vec::new();
+    assert_eq!(
+        client.receive(&wire, &mut plaintext),
+        Err(TlsFailure::Overflow)
+    );
+    assert_eq!(TlsFailure::Overflow.name(), "tls_buffer_full");
+}
