@@ -2,6 +2,7 @@
 //! and its sockets. A shard feeds its clients bytes and time and sends what they emit; it knows
 //! nothing of LWM2M. No lock is taken per datagram: shards publish counters a few times a second.
 
+mod emulation;
 mod layout;
 mod reach;
 mod shard;
@@ -116,6 +117,11 @@ pub enum EngineError {
     PskOverTcp,
     #[error("TLS needs the TCP transport (coaps+tcp://)")]
     TlsWithoutTcp,
+    #[error(
+        "rebind_every moves clients to source addresses no client has, but every address of \
+         the plan is in use: give more --bind addresses or use the per-client transport"
+    )]
+    NoSpareAddresses,
 }
 
 /// What the caller may change while the engine runs.
@@ -205,6 +211,7 @@ impl Engine {
         }
         plan_reach(&plan, config, FdLimit::current()?)?.check()?;
         let layout = Arc::new(plan_layout(&plan, config)?);
+        check_rebinding(&plan, config.transport, &layout)?;
         let shards = layout.shards() as usize;
         let transports = open_transports(&layout, config)?;
         let control = Arc::new(Control::default());
@@ -408,6 +415,19 @@ pub fn plan_reach(
         sockets: layout.sockets(config.transport),
         limit,
     })
+}
+
+/// Rebinding on shared sockets needs addresses of the plan that no client has.
+fn check_rebinding(
+    plan: &Plan,
+    transport: TransportKind,
+    layout: &Layout,
+) -> Result<(), EngineError> {
+    let rebinds = plan.groups.iter().any(|g| g.network.rebind_every.is_some());
+    if rebinds && transport == TransportKind::Shared && layout.rebound_endpoint(0, 0, 1).is_none() {
+        return Err(EngineError::NoSpareAddresses);
+    }
+    Ok(())
 }
 
 /// The source addresses and ports, and the shard count, `config` asks for.

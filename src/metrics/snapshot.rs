@@ -11,6 +11,7 @@ use crate::client::{
     CLIENT_STATES, ClientState, OPERATION_KINDS, OperationKind, REQUEST_KINDS, RequestKind,
     operation_index, request_index, state_index,
 };
+use crate::transport::impairment::ImpairmentStats;
 
 /// One kind of client-initiated request. `sent = ok + error + timeout + aborted + in_flight`.
 #[derive(Clone, Debug)]
@@ -133,6 +134,9 @@ pub struct TrafficStats {
     pub malformed: u64,
     pub duplicate: u64,
     pub client_unmatched: u64,
+    /// What the emulated link (`[network]`) did; absent in older reports: read as zero.
+    #[serde(default)]
+    pub network: ImpairmentStats,
 }
 
 /// Everything one shard (or, merged, the whole run) counted since the start.
@@ -249,6 +253,7 @@ impl Snapshot {
         t.malformed += o.malformed;
         t.duplicate += o.duplicate;
         t.client_unmatched += o.client_unmatched;
+        t.network.merge(&o.network);
         self.started += other.started;
         self.woke += other.woke;
         self.handshakes.merge(&other.handshakes);

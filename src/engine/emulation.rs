@@ -1,0 +1,143 @@
+//! A shard's emulated link (`[network]`): each population's [`Impairment`] applied to the
+//! datagrams both ways, the delay line holding those in flight, and the clients' addresses
+//! after NAT rebindings. A shard whose populations all have a clear link has none of it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::clock::Instant;
+use crate::fleet::Plan;
+use crate::transport::impairment::{DelayLine, Fate, Impairment, ImpairmentStats};
+
+/// A datagram on the emulated link.
+#[derive(Clone)]
+pub(super) enum InFlight {
+    /// From a client to the server: sent when due.
+    Out {
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// From the server to client `local`: handed to it when due.
+    In {
+        local: u32,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+    },
+}
+
+/// What the link does with a datagram now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Passage {
+    Now,
+    /// In the delay line until due.
+    Later,
+    Lost,
+}
+
+pub(super) struct Emulation {
+    /// Per population: `None` for a link that leaves datagrams alone.
+    impairments: Vec<Option<Impairment>>,
+    line: DelayLine<InFlight>,
+    /// Clients a rebinding moved: local index -> (address now, rebindings so far).
+    moved: HashMap<u32, (SocketAddr, u64)>,
+    /// The addresses they moved to -> local index.
+    owners: HashMap<SocketAddr, u32>,
+}
+
+impl Emulation {
+    /// `None` when no population of `plan` emulates anything. Shard `shard`'s decisions are
+    /// seeded from each population's seed.
+    pub(super) fn new(plan: &Plan, shard: u64) -> Option<Emulation> {
+        if plan.groups.iter().all(|g| g.network.is_clear()) {
+            return None;
+        }
+        let impairments = plan
+            .groups
+            .iter()
+            .map(|g| {
+                g.network.impairs_datagrams().then(|| {
+                    Impairment::new(g.network, super::shard::mix(g.seed ^ NETWORK_SALT, shard))
+                })
+            })
+            .collect();
+        Some(Emulation {
+            impairments,
+            line: DelayLine::default(),
+            moved: HashMap::new(),
+            owners: HashMap::new(),
+        })
+    }
+
+    /// Passes a datagram of population `group` through the link at `now`: it goes (or arrives)
+    /// at once, or is held in the line (`datagram` makes the copy held), or is lost.
+    pub(super) fn pass(
+        &mut self,
+        now: Instant,
+        group: usize,
+        stats: &mut ImpairmentStats,
+        datagram: impl FnOnce() -> InFlight,
+    ) -> Passage {
+        let Some(impairment) = self.impairments.get_mut(group).and_then(Option::as_mut) else {
+            return Passage::Now;
+        };
+        let fate = impairment.decide(now);
+        stats.count(now, &fate);
+        let Fate::Deliver { at, copy, .. } = fate else {
+            return Passage::Lost;
+        };
+        if at <= now && copy.is_none() {
+            return Passage::Now;
+        }
+        let held = datagram();
+        if let Some(copy) = copy {
+            self.line.push(copy, held.clone());
+        }
+        if at <= now {
+            return Passage::Now;
+        }
+        self.line.push(at, held);
+        Passage::Later
+    }
+
+    /// The next datagram due at `now`.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<InFlight> {
+        self.line.pop_due(now)
+    }
+
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.line.next_due()
+    }
+
+    /// Where client `local` sends from: where its last rebinding put it, else `home`.
+    pub(super) fn source(&self, local: u32, home: Option<SocketAddr>) -> Option<SocketAddr> {
+        self.moved.get(&local).map(|(at, _)| *at).or(home)
+    }
+
+    /// How many times client `local` was rebound.
+    pub(super) fn rebindings(&self, local: u32) -> u64 {
+        self.moved.get(&local).map_or(0, |(_, n)| *n)
+    }
+
+    /// Records that client `local` now sends from `to`.
+    pub(super) fn moved_to(&mut self, local: u32, to: SocketAddr) {
+        let n = self.rebindings(local) + 1;
+        if let Some((old, _)) = self.moved.insert(local, (to, n)) {
+            self.owners.remove(&old);
+        }
+        self.owners.insert(to, local);
+    }
+
+    /// Which client a datagram addressed to `to` is for: `Ok(local)` for an address a client
+    /// moved to, `Err(true)` for a client's address from before it moved (a NAT that forgot
+    /// the mapping drops it), `Err(false)` when `to` is not the emulation's to say.
+    pub(super) fn owner(&self, to: SocketAddr, home_of: Option<u64>) -> Result<u32, bool> {
+        if let Some(local) = self.owners.get(&to) {
+            return Ok(*local);
+        }
+        Err(home_of.is_some_and(|l| self.moved.contains_key(&(l as u32))))
+    }
+}
+
+/// Keeps the link's random draws apart from the clients' own (same group seed).
+const NETWORK_SALT: u64 = 0x4E37_11E7;
