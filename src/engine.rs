@@ -530,3 +530,11 @@ fn default_addresses(server: SocketAddr) -> Result<AddressSet, EngineError> {
 
 /// How long the engine sleeps at most when nothing is due: bounds the reaction to `stop`.
 const MAX_IDLE: Duration = Duration::from_millis(20);
+
+/// `SplitMix64` of two values: independent seeds per client from one fleet seed.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

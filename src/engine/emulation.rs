@@ -56,9 +56,9 @@ impl Emulation {
             .groups
             .iter()
             .map(|g| {
-                g.network.impairs_datagrams().then(|| {
-                    Impairment::new(g.network, super::shard::mix(g.seed ^ NETWORK_SALT, shard))
-                })
+                g.network
+                    .impairs_datagrams()
+                    .then(|| Impairment::new(g.network, super::mix(g.seed ^ NETWORK_SALT, shard)))
             })
             .collect();
         Some(Emulation {
@@ -141,3 +141,83 @@ impl Emulation {
 
 /// Keeps the link's random draws apart from the clients' own (same group seed).
 const NETWORK_SALT: u64 = 0x4E37_11E7;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fleet::Fleet;
+
+    fn plan(network: &str, second: &str) -> Plan {
+        let text = format!(
+            "{network}\n[[population]]\nname = \"a\"\ncount = 2\ntemplate = \"smart-meter\"\n\
+             [[population]]\nname = \"b\"\ncount = 2\ntemplate = \"smart-meter\"\n{second}\n\
+             [load]\nclients = 4\nrate = 1\nhold = \"0s\"\n"
+        );
+        Fleet::from_toml(&text, "t.toml").unwrap().plan()
+    }
+
+    fn out(n: u8) -> InFlight {
+        InFlight::Out {
+            from: "127.0.0.1:1".parse().unwrap(),
+            to: "127.0.0.1:2".parse().unwrap(),
+            bytes: vec![n],
+        }
+    }
+
+    #[test]
+    fn a_clear_fleet_has_no_emulation() {
+        assert!(Emulation::new(&plan("", ""), 0).is_none());
+        let loss_in_b = plan("", "network = { loss = 1.0 }");
+        assert!(Emulation::new(&loss_in_b, 0).is_some());
+    }
+
+    #[test]
+    fn each_population_gets_its_own_link() {
+        let p = plan("[network]\ndelay = \"10ms\"", "network = { loss = 1.0 }");
+        let mut e = Emulation::new(&p, 0).unwrap();
+        let mut stats = ImpairmentStats::default();
+        let now = Instant::ZERO;
+        assert_eq!(e.pass(now, 0, &mut stats, || out(1)), Passage::Later);
+        assert_eq!(e.pass(now, 1, &mut stats, || out(2)), Passage::Lost);
+        assert_eq!((stats.delayed, stats.dropped), (1, 1));
+        assert_eq!(e.next_due(), Some(now + Duration::from_millis(10)));
+        assert!(e.pop_due(now + Duration::from_millis(9)).is_none());
+        match e.pop_due(now + Duration::from_millis(10)) {
+            Some(InFlight::Out { bytes, .. }) => assert_eq!(bytes, vec![1]),
+            _ => panic!("the delayed datagram"),
+        }
+        assert!(e.next_due().is_none());
+    }
+
+    #[test]
+    fn a_rebound_client_is_found_at_its_new_address_and_not_at_its_old_one() {
+        let p = plan("[network]\nrebind_every = \"1s\"", "");
+        let mut e = Emulation::new(&p, 0).unwrap();
+        let home: SocketAddr = "127.0.0.3:20000".parse().unwrap();
+        let first: SocketAddr = "127.0.1.3:20000".parse().unwrap();
+        let second: SocketAddr = "127.0.2.3:20000".parse().unwrap();
+        // Rebinding alone delays nothing.
+        let mut stats = ImpairmentStats::default();
+        assert_eq!(
+            e.pass(Instant::ZERO, 0, &mut stats, || out(0)),
+            Passage::Now
+        );
+        assert_eq!(e.source(3, Some(home)), Some(home));
+        assert_eq!(e.owner(home, Some(3)), Err(false));
+        e.moved_to(3, first);
+        e.moved_to(3, second);
+        assert_eq!(e.rebindings(3), 2);
+        assert_eq!(e.source(3, Some(home)), Some(second));
+        assert_eq!(e.owner(second, None), Ok(3));
+        // The home address and the first move are both stale now.
+        assert_eq!(e.owner(home, Some(3)), Err(true));
+        assert_eq!(e.owner(first, None), Err(false));
+        // Another client at its home address is its own.
+        assert_eq!(
+            e.owner("127.0.0.4:20000".parse().unwrap(), Some(4)),
+            Err(false)
+        );
+    }
+}

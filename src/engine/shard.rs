@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::emulation::{Emulation, InFlight, Passage};
 use super::timers::{ClientTimerKind, ClientTimers};
-use super::{Control, Layout, MAX_IDLE};
+use super::{Control, Layout, MAX_IDLE, mix};
 use crate::client::{Client, ClientConfig, ClientState, Event, LinkClosed, LinkCommand};
 use crate::clock::Instant;
 use crate::fleet::{Behaviour, Plan};
@@ -725,12 +725,4 @@ fn link_closed(error: Option<std::io::ErrorKind>) -> LinkClosed {
 /// The engine's clock: time since the run's origin (the shard's `now`, without borrowing it).
 fn since(origin: std::time::Instant) -> Instant {
     Instant::ZERO + origin.elapsed()
-}
-
-/// `SplitMix64` of two values: independent seeds per client from one fleet seed.
-pub(super) fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

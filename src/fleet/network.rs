@@ -144,6 +144,14 @@ mod tests {
         };
         assert_eq!(f.groups[1].network, b);
         assert_eq!(f.plan().groups[1].network, b);
+        // `check` prints each population's link.
+        let printed = f.plan().to_string();
+        assert!(
+            printed.contains(
+                "network: loss 50%, duplicate 1%, reorder 2%, delay 100ms ± 20ms, rebind every 1m"
+            ),
+            "{printed}"
+        );
         // Without any table, nothing is emulated.
         let clear = Fleet::from_toml(&fleet_with("", ""), "t.toml").unwrap();
         assert!(clear.groups.iter().all(|g| g.network.is_clear()));

@@ -420,6 +420,9 @@ impl fmt::Display for Plan {
                 c.confirmable_notifications * 100.0,
                 g.seed
             )?;
+            if !g.network.is_clear() {
+                writeln!(f, "    network: {}", g.network)?;
+            }
         }
         self.fmt_ramp(f)?;
         match self.duration {

@@ -51,6 +51,37 @@ impl NetworkConditions {
     }
 }
 
+/// `loss 20%, delay 100ms ± 20ms, rebind every 10m`: what is emulated, for `check`.
+impl std::fmt::Display for NetworkConditions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| match d.as_millis() {
+            n if n % 60_000 == 0 && n > 0 => format!("{}m", n / 60_000),
+            n if n % 1000 == 0 && n > 0 => format!("{}s", n / 1000),
+            n => format!("{n}ms"),
+        };
+        let mut parts = Vec::new();
+        for (name, p) in [
+            ("loss", self.loss),
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+        ] {
+            if p > 0.0 {
+                parts.push(format!("{name} {}%", p * 100.0));
+            }
+        }
+        if !self.delay.is_zero() || !self.jitter.is_zero() {
+            parts.push(format!("delay {} ± {}", ms(self.delay), ms(self.jitter)));
+        }
+        if let Some(every) = self.rebind_every {
+            parts.push(format!("rebind every {}", ms(every)));
+        }
+        if parts.is_empty() {
+            return f.write_str("clear");
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 /// What becomes of one datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
@@ -370,6 +401,11 @@ mod tests {
             );
         }
         assert!(NetworkConditions::default().is_clear());
+        assert_eq!(NetworkConditions::default().to_string(), "clear");
+        assert_eq!(
+            conditions().to_string(),
+            "loss 20%, duplicate 1%, reorder 5%, delay 100ms ± 20ms"
+        );
         let rebinding = NetworkConditions {
             rebind_every: Some(MS),
             ..NetworkConditions::default()
