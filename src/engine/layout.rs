@@ -130,6 +130,11 @@ impl Layout {
             .rebound_endpoint(shard * self.per_shard + local, n)
     }
 
+    /// Whether `addr` is an address [`Layout::rebound_endpoint`] may hand out.
+    pub fn is_spare(&self, addr: SocketAddr) -> bool {
+        self.plan.is_spare(addr)
+    }
+
     /// The source address and port of fleet-wide client `index`, when this process runs it.
     pub fn endpoint_of_client(&self, index: u64) -> Option<SocketAddr> {
         let (shard, local) = self.locate(index)?;

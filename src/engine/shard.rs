@@ -361,11 +361,13 @@ impl Shard {
             if let Some(emulation) = &self.emulation {
                 match emulation.owner(d.client, local) {
                     Ok(moved) => local = Some(u64::from(moved)),
-                    Err(true) => {
-                        self.recorder.traffic().network.to_old_address += 1;
-                        continue;
+                    Err(stale) => {
+                        // A client's home, or a spare address a client has since left.
+                        if stale || (local.is_none() && self.setup.layout.is_spare(d.client)) {
+                            self.recorder.traffic().network.to_old_address += 1;
+                            continue;
+                        }
                     }
-                    Err(false) => {}
                 }
             }
             let Some(local) = local.map(|l| l as usize) else {

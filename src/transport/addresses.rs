@@ -390,6 +390,16 @@ impl AddressPlan {
         Some(SocketAddr::new(ip, home.port()))
     }
 
+    /// Whether `addr` is one of the spare endpoints [`AddressPlan::rebound_endpoint`] hands
+    /// out: a port of the plan, an address of the set past those the plan gives clients.
+    pub fn is_spare(&self, addr: SocketAddr) -> bool {
+        self.ports.contains(addr.port())
+            && self
+                .addresses
+                .index_of(addr.ip())
+                .is_some_and(|a| a >= self.per_port)
+    }
+
     /// How many consecutive client indices share one port.
     pub fn addresses_per_port(&self) -> u64 {
         self.per_port

@@ -215,6 +215,7 @@ fn rebound_endpoints_keep_the_port_and_take_spare_addresses_no_client_has() {
         assert_eq!(moved.port(), home.port());
         assert_ne!(moved, home);
         assert_eq!(plan.index_of(moved), None, "{moved} belongs to a client");
+        assert!(plan.is_spare(moved) && !plan.is_spare(home));
         assert_eq!(plan.rebound_endpoint(i, 2), Some(moved));
     }
     assert_eq!(plan.rebound_endpoint(0, 0), None);
