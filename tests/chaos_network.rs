@@ -181,6 +181,43 @@ fn a_hundred_ms_each_way_makes_a_register_take_two_hundred() {
     assert_eq!(n.dropped + n.duplicated + n.reordered, 0, "{s}");
 }
 
+#[test]
+fn duplicated_and_reordered_datagrams_are_absorbed() {
+    let clients = 50;
+    let server = embedded(ServerConfig::default());
+    let text = fleet(
+        clients,
+        "3s",
+        "lifetime = \"10s\"\nupdate_fraction = 0.1",
+        "duplicate = 0.3\nreorder = 0.3\ndelay = \"20ms\"\njitter = \"10ms\"",
+    );
+    let s = run(
+        &text,
+        server.local_addr(),
+        TransportKind::Shared,
+        26550,
+        |_| {},
+        |_| {},
+    );
+    let stats = server.stop().expect("server stops");
+    eprintln!("{s}\n{stats}");
+    assert_accounted(&s);
+    let n = s.traffic.network;
+    assert!(n.duplicated > 0 && n.reordered > 0, "{s}");
+    // The server answered a request's copy from its deduplication cache; a copy of an answer
+    // matched no exchange on the client's side (or found it offline).
+    assert!(stats.duplicates > 0, "{stats}");
+    let t = s.traffic;
+    assert!(t.client_unmatched + t.offline + t.duplicate > 0, "{t:?}");
+    for kind in [RequestKind::Register, RequestKind::Deregister] {
+        assert_eq!(s.request(kind).ok, clients, "{kind:?}\n{s}");
+    }
+    let update = s.request(RequestKind::Update);
+    assert!(update.ok >= clients, "{s}");
+    assert_eq!(update.error + update.timeout, 0, "{s}");
+    assert_eq!(stats.registers, clients, "{stats}");
+}
+
 /// Clients rebinding every 2.5 s with Updates every second, against the embedded server that
 /// reads /3/0/0 every 700 ms: returns our counts, the server's, and the Reads answered after
 /// every client had moved at least once.
