@@ -1,7 +1,9 @@
 //! The emulated link (`[network]`) end to end over loopback UDP: 20% loss both ways costs the
-//! retransmissions CoAP's reliability predicts, 100 ms each way shows in Register's latency, and
-//! clients whose NAT mapping changes keep working from their new address, against the embedded
-//! server (shared and per-client sockets) and against lwm2m-node-lib.
+//! retransmissions CoAP's reliability predicts, 100 ms each way shows in Register's latency,
+//! duplicates and reordering are absorbed, and clients whose NAT mapping changes keep working
+//! from their new address, against the embedded server (shared and per-client sockets) and
+//! against lwm2m-node-lib; over DTLS, a lossy slow link and what a rebinding does to a session.
+//! Each test has its own block of 100 client ports from 26100 up.
 
 #[path = "support/accounting.rs"]
 mod accounting;
@@ -105,7 +107,7 @@ fn twenty_percent_loss_costs_the_retransmissions_it_predicts() {
         &text,
         server.local_addr(),
         TransportKind::Shared,
-        26400,
+        26100,
         |c| c.coap.ack_timeout = Duration::from_millis(200),
         |_| {},
     );
@@ -158,7 +160,7 @@ fn a_hundred_ms_each_way_makes_a_register_take_two_hundred() {
         &text,
         server.local_addr(),
         TransportKind::Shared,
-        26500,
+        26200,
         |_| {},
         |_| {},
     );
@@ -172,7 +174,7 @@ fn a_hundred_ms_each_way_makes_a_register_take_two_hundred() {
     eprintln!("register p50 {p50:?}, min {min:?}\n{s}");
     // Never faster than the round trip; a loaded 2-core machine adds a little.
     assert!(min >= Duration::from_millis(199), "min {min:?}\n{s}");
-    assert!(p50 <= Duration::from_millis(280), "p50 {p50:?}\n{s}");
+    assert!(p50 <= Duration::from_millis(300), "p50 {p50:?}\n{s}");
     let n = s.traffic.network;
     assert!(
         n.delayed >= s.traffic.datagrams_in && n.delayed >= s.traffic.datagrams_out,
@@ -195,7 +197,7 @@ fn duplicated_and_reordered_datagrams_are_absorbed() {
         &text,
         server.local_addr(),
         TransportKind::Shared,
-        26550,
+        26300,
         |_| {},
         |_| {},
     );
@@ -274,14 +276,14 @@ fn assert_kept_working(s: &Snapshot, stats: &ServerStats, reads_after: u64, clie
 #[test]
 fn rebound_clients_keep_working_on_shared_sockets() {
     let (s, stats, reads_after) =
-        rebinding_against_the_embedded_server(TransportKind::Shared, 26600);
+        rebinding_against_the_embedded_server(TransportKind::Shared, 26400);
     assert_kept_working(&s, &stats, reads_after, 40);
 }
 
 #[test]
 fn rebound_clients_keep_working_on_per_client_sockets() {
     let (s, stats, reads_after) =
-        rebinding_against_the_embedded_server(TransportKind::PerClient, 26700);
+        rebinding_against_the_embedded_server(TransportKind::PerClient, 26500);
     assert_kept_working(&s, &stats, reads_after, 40);
 }
 
@@ -301,7 +303,7 @@ fn rebound_clients_keep_working_against_lwm2m_node_lib() {
         &text,
         peer.addr(),
         TransportKind::Shared,
-        26800,
+        26600,
         |_| {},
         |_| {},
     );
@@ -392,7 +394,7 @@ fn run_dtls(clients: u64, hold: &str, network: &str, first_port: u16) -> (Snapsh
 #[test]
 fn dtls_clients_handshake_and_register_through_a_slow_lossy_link() {
     let clients = 30;
-    let (s, _) = run_dtls(clients, "6s", "loss = 0.1\ndelay = \"50ms\"", 26900);
+    let (s, _) = run_dtls(clients, "6s", "loss = 0.1\ndelay = \"50ms\"", 26700);
     assert_accounted(&s);
     // A client unlucky enough to lose four flights or tries in a row is still at it at the stop.
     assert!(s.handshakes.ok >= clients - 3, "{s}");
@@ -412,7 +414,7 @@ fn dtls_clients_handshake_and_register_through_a_slow_lossy_link() {
 #[test]
 fn dtls_clients_lose_their_session_when_rebound() {
     let clients = 10;
-    let (s, stats) = run_dtls(clients, "6s", "rebind_every = \"2s\"", 26950);
+    let (s, stats) = run_dtls(clients, "6s", "rebind_every = \"2s\"", 26800);
     assert_accounted(&s);
     assert!(s.handshakes.ok >= clients, "{s}");
     assert_eq!(s.request(RequestKind::Register).ok, clients, "{s}");
