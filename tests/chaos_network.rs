@@ -80,6 +80,9 @@ fn fleet(clients: u64, hold: &str, client: &str, network: &str) -> String {
     )
 }
 
+/// 2.04 Changed, as `RequestStats::codes` holds it (class * 32 + detail).
+const CHANGED: u8 = 0x44;
+
 fn embedded(config: ServerConfig) -> Runner {
     Runner::start_loopback(config, 1).expect("server starts")
 }
@@ -267,6 +270,7 @@ fn assert_kept_working(s: &Snapshot, stats: &ServerStats, reads_after: u64, clie
     let update = s.request(RequestKind::Update);
     assert!(update.ok >= 5 * clients, "{s}");
     assert_eq!(update.error + update.timeout, 0, "{s}");
+    assert_eq!(update.codes, vec![(Some(CHANGED), update.ok)], "{s}");
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
     assert_eq!(stats.not_found, 0, "{stats}");
     // The server reached the clients at the addresses their Updates came from.
@@ -333,6 +337,7 @@ fn rebound_clients_keep_working_against_lwm2m_node_lib() {
     let update = s.request(RequestKind::Update);
     assert!(update.ok >= 4 * clients, "{ctx}");
     assert_eq!(update.error + update.timeout, 0, "{ctx}");
+    assert_eq!(update.codes, vec![(Some(CHANGED), update.ok)], "{ctx}");
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{ctx}");
 }
 
