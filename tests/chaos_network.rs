@@ -223,7 +223,7 @@ fn duplicated_and_reordered_datagrams_are_absorbed() {
     assert_eq!(stats.registers, clients, "{stats}");
 }
 
-/// Clients rebinding every 2.5 s with Updates every second, against the embedded server that
+/// Clients rebinding every 2.5 s (20 ms from the server) with Updates every second, against the embedded server that
 /// reads /3/0/0 every 700 ms: returns our counts, the server's, and the Reads answered after
 /// every client had moved at least once.
 fn rebinding_against_the_embedded_server(
@@ -239,7 +239,8 @@ fn rebinding_against_the_embedded_server(
         clients,
         "8s",
         "lifetime = \"10s\"\nupdate_fraction = 0.1",
-        "rebind_every = \"2500ms\"",
+        // With a delay, datagrams are in flight across each rebinding.
+        "rebind_every = \"2500ms\"\ndelay = \"20ms\"",
     );
     let mut reads_when_all_moved = None;
     let s = run(
@@ -273,6 +274,8 @@ fn assert_kept_working(s: &Snapshot, stats: &ServerStats, reads_after: u64, clie
     assert_eq!(update.codes, vec![(Some(CHANGED), update.ok)], "{s}");
     assert_eq!(s.request(RequestKind::Deregister).ok, clients, "{s}");
     assert_eq!(stats.not_found, 0, "{stats}");
+    // What was in flight when a client moved left from where it is now.
+    assert_eq!(s.traffic.send_errors + s.traffic.unmatched, 0, "{s}");
     // The server reached the clients at the addresses their Updates came from.
     assert!(reads_after >= clients, "{s}");
 }

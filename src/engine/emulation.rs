@@ -12,9 +12,10 @@ use crate::transport::impairment::{DelayLine, Fate, Impairment, ImpairmentStats}
 /// A datagram on the emulated link.
 #[derive(Clone)]
 pub(super) enum InFlight {
-    /// From a client to the server: sent when due.
+    /// From client `local` to the server: sent when due, from where the client is then (as
+    /// if the NAT sat at the link's far end).
     Out {
-        from: SocketAddr,
+        local: u32,
         to: SocketAddr,
         bytes: Vec<u8>,
     },
@@ -160,7 +161,7 @@ mod tests {
 
     fn out(n: u8) -> InFlight {
         InFlight::Out {
-            from: "127.0.0.1:1".parse().unwrap(),
+            local: 0,
             to: "127.0.0.1:2".parse().unwrap(),
             bytes: vec![n],
         }

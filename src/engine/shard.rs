@@ -420,7 +420,14 @@ impl Shard {
             };
             any = true;
             match datagram {
-                InFlight::Out { from, to, bytes } => self.outbox.push((from, to, bytes)),
+                InFlight::Out { local, to, bytes } => {
+                    let s = &self.setup;
+                    let home = s.layout.endpoint(s.index, u64::from(local));
+                    let from = self.emulation.as_ref().and_then(|e| e.source(local, home));
+                    if let Some(from) = from {
+                        self.outbox.push((from, to, bytes));
+                    }
+                }
                 InFlight::In { local, peer, bytes } => {
                     self.hand_to(now, local as usize, peer, &bytes);
                 }
@@ -539,7 +546,7 @@ impl Shard {
                 let now = since(s.origin);
                 let stats = &mut self.recorder.traffic().network;
                 let passage = emulation.pass(now, group, stats, || InFlight::Out {
-                    from,
+                    local: local as u32,
                     to,
                     bytes: bytes.clone(),
                 });
