@@ -211,7 +211,6 @@ impl Engine {
         }
         plan_reach(&plan, config, FdLimit::current()?)?.check()?;
         let layout = Arc::new(plan_layout(&plan, config)?);
-        check_rebinding(&plan, config.transport, &layout)?;
         let shards = layout.shards() as usize;
         let transports = open_transports(&layout, config)?;
         let control = Arc::new(Control::default());
@@ -390,10 +389,13 @@ impl Engine {
     }
 }
 
-/// Where each client of `plan` will run and send from, without opening anything.
+/// Where each client of `plan` will run and send from (and, rebinding, has room to move),
+/// without opening anything.
 pub fn plan_layout(plan: &Plan, config: &EngineConfig) -> Result<Layout, EngineError> {
     let (addresses, shards) = address_plan(config)?;
-    Ok(Layout::new(addresses, plan.clients, plan.slice, shards)?)
+    let layout = Layout::new(addresses, plan.clients, plan.slice, shards)?;
+    check_rebinding(plan, config.transport, &layout)?;
+    Ok(layout)
 }
 
 /// What this host's plan can reach and what `plan` needs of it under `limit`, without opening

@@ -193,6 +193,28 @@ mod tests {
     }
 
     #[test]
+    fn rebinding_on_shared_sockets_needs_a_spare_address() {
+        use crate::engine::{EngineConfig, EngineError, TransportKind, plan_layout};
+        use crate::transport::AddressSet;
+        let p = plan("[network]\nrebind_every = \"1m\"", "");
+        let mut config = EngineConfig::new("127.0.0.1:5683".parse().unwrap());
+        config.shards = 1;
+        // 127.0.0.0/8: plenty.
+        assert!(plan_layout(&p, &config).is_ok());
+        config.addresses = Some(AddressSet::parse_list("127.0.0.1").unwrap());
+        assert!(matches!(
+            plan_layout(&p, &config),
+            Err(EngineError::NoSpareAddresses)
+        ));
+        // A socket of its own per client: the kernel gives the new port.
+        config.transport = TransportKind::PerClient;
+        assert!(plan_layout(&p, &config).is_ok());
+        // Without rebinding, one address is enough.
+        config.transport = TransportKind::Shared;
+        assert!(plan_layout(&plan("[network]\nloss = 0.1", ""), &config).is_ok());
+    }
+
+    #[test]
     fn a_rebound_client_is_found_at_its_new_address_and_not_at_its_old_one() {
         let p = plan("[network]\nrebind_every = \"1s\"", "");
         let mut e = Emulation::new(&p, 0).unwrap();
