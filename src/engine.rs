@@ -2,6 +2,7 @@
 //! and its sockets. A shard feeds its clients bytes and time and sends what they emit; it knows
 //! nothing of LWM2M. No lock is taken per datagram: shards publish counters a few times a second.
 
+mod emulation;
 mod layout;
 mod reach;
 mod shard;
@@ -116,6 +117,11 @@ pub enum EngineError {
     PskOverTcp,
     #[error("TLS needs the TCP transport (coaps+tcp://)")]
     TlsWithoutTcp,
+    #[error(
+        "rebind_every moves clients to source addresses no client has, but every address of \
+         the plan is in use: give more --bind addresses or use the per-client transport"
+    )]
+    NoSpareAddresses,
 }
 
 /// What the caller may change while the engine runs.
@@ -418,10 +424,13 @@ impl Engine {
     }
 }
 
-/// Where each client of `plan` will run and send from, without opening anything.
+/// Where each client of `plan` will run and send from (and, rebinding, has room to move),
+/// without opening anything.
 pub fn plan_layout(plan: &Plan, config: &EngineConfig) -> Result<Layout, EngineError> {
     let (addresses, shards) = address_plan(config)?;
-    Ok(Layout::new(addresses, plan.clients, plan.slice, shards)?)
+    let layout = Layout::new(addresses, plan.clients, plan.slice, shards)?;
+    check_rebinding(plan, config.transport, &layout)?;
+    Ok(layout)
 }
 
 /// What this host's plan can reach and what `plan` needs of it under `limit`, without opening
@@ -443,6 +452,19 @@ pub fn plan_reach(
         sockets: layout.sockets(config.transport),
         limit,
     })
+}
+
+/// Rebinding on shared sockets needs addresses of the plan that no client has.
+fn check_rebinding(
+    plan: &Plan,
+    transport: TransportKind,
+    layout: &Layout,
+) -> Result<(), EngineError> {
+    let rebinds = plan.groups.iter().any(|g| g.network.rebind_every.is_some());
+    if rebinds && transport == TransportKind::Shared && layout.rebound_endpoint(0, 0, 1).is_none() {
+        return Err(EngineError::NoSpareAddresses);
+    }
+    Ok(())
 }
 
 /// The source addresses and ports, and the shard count, `config` asks for.
@@ -546,3 +568,11 @@ fn default_addresses(server: SocketAddr) -> Result<AddressSet, EngineError> {
 
 /// How long the engine sleeps at most when nothing is due: bounds the reaction to `stop`.
 const MAX_IDLE: Duration = Duration::from_millis(20);
+
+/// `SplitMix64` of two values: independent seeds per client from one fleet seed.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

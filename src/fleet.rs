@@ -7,6 +7,7 @@ mod build;
 mod credentials;
 mod device;
 mod duration;
+mod network;
 mod plan;
 mod raw;
 mod security;
@@ -25,6 +26,8 @@ use crate::client::{ClientBootstrapConfig, ClientConfig};
 use crate::model::{DeviceTemplate, Path, TemplateSet};
 use crate::report::Threshold;
 use crate::toml_span::Located;
+
+pub use crate::transport::impairment::NetworkConditions;
 
 pub use crate::coap::uri::{Scheme, ServerUri, parse_uri};
 pub use credentials::{CertificateCredentials, Credentials, ExportFormat, PskCredentials};
@@ -109,6 +112,8 @@ pub struct Group {
     pub behaviour: Behaviour,
     pub config: Arc<ClientConfig>,
     pub seed: u64,
+    /// `[network]` with the population's `network = { ... }` fields over it.
+    pub network: NetworkConditions,
     pub values: Vec<ValueOverride>,
     line: usize,
 }

@@ -12,7 +12,8 @@
 //! - [`content`]: payload formats: TLV, `SenML` JSON and CBOR, OMA JSON, text, link format.
 //! - [`security`]: credentials, DTLS 1.2 sessions, TLS over TCP, X.509.
 //! - [`transport`]: sockets: shared UDP sockets for many source addresses (IPv4 and IPv6),
-//!   one socket per client, TCP connections; the address plan.
+//!   one socket per client, TCP connections; the address plan; an emulated link's decisions
+//!   (loss, delay, rebinding).
 //! - [`client`]: one simulated LWM2M client, sans-IO: bootstrap, registration, device
 //!   management, observations, over UDP, DTLS, TCP or TLS; the events it reports.
 //! - [`server`]: the embedded LWM2M server and bootstrap server.
@@ -20,7 +21,7 @@
 //! - [`report`]: the text summary, JSON results, interval logs, plots, thresholds, Prometheus,
 //!   and merging the results of a test's shards.
 //! - [`fleet`]: fleet files made into a plan (populations, ramp, behaviours, credentials, the
-//!   slice a `--shard` runs).
+//!   emulated network, the slice a `--shard` runs).
 //! - [`engine`]: runs a plan's clients on sharded event loops over transports.
 //! - [`tui`]: the live dashboard.
 //! - [`cli`]: the commands (`run`, `serve`, `check`, `credentials`, `report`).

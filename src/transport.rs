@@ -10,13 +10,15 @@
 //!   open and close through the `*_link` methods.
 //!
 //! All are nonblocking and batch-oriented; after construction they do not allocate.
-//! [`addresses`] decides which (address, port) each client uses.
+//! [`addresses`] decides which (address, port) each client uses; [`impairment`] emulates a lossy,
+//! slow or rebinding link (sans-IO, applied by the engine).
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub mod addresses;
+pub mod impairment;
 pub mod per_client;
 mod poll;
 pub mod shared;
@@ -181,6 +183,14 @@ pub trait Transport {
 
     /// Datagrams the kernel dropped because a receive buffer was full, as far as reported.
     fn kernel_drops(&self) -> u64;
+
+    /// Moves `client` to a new source address, as a NAT rebinding does, and returns it: shared
+    /// sockets take `spare` (an address of the plan no client has, on the client's port);
+    /// per-client sockets bind a new socket on another port of the same address, and what
+    /// arrives for the old one is lost with it. `None`: the client stays where it is.
+    fn rebind(&mut self, _client: SocketAddr, _spare: Option<SocketAddr>) -> Option<SocketAddr> {
+        None
+    }
 
     /// Stream transports: opens a connection from `client` to `to` (closing one it had). A
     /// failure comes back from [`Transport::poll_link_ended`]. Datagram transports have none.

@@ -122,6 +122,19 @@ impl Layout {
         self.plan.endpoint(shard * self.per_shard + local).ok()
     }
 
+    /// Where `shard`'s client `local` sends from after its `n`-th NAT rebinding on the shared
+    /// transport: an address of the plan no client has, on the same port (its socket).
+    pub fn rebound_endpoint(&self, shard: u64, local: u64, n: u64) -> Option<SocketAddr> {
+        self.endpoint(shard, local)?;
+        self.plan
+            .rebound_endpoint(shard * self.per_shard + local, n)
+    }
+
+    /// Whether `addr` is an address [`Layout::rebound_endpoint`] may hand out.
+    pub fn is_spare(&self, addr: SocketAddr) -> bool {
+        self.plan.is_spare(addr)
+    }
+
     /// The source address and port of fleet-wide client `index`, when this process runs it.
     pub fn endpoint_of_client(&self, index: u64) -> Option<SocketAddr> {
         let (shard, local) = self.locate(index)?;

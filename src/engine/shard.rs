@@ -9,8 +9,9 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::emulation::{Emulation, InFlight, Passage};
 use super::timers::{ClientTimerKind, ClientTimers};
-use super::{Control, Layout, MAX_IDLE};
+use super::{Control, Layout, MAX_IDLE, mix};
 use crate::client::{Client, ClientConfig, ClientState, Event, LinkClosed, LinkCommand};
 use crate::clock::Instant;
 use crate::fleet::{Behaviour, Plan};
@@ -87,6 +88,8 @@ pub(super) struct Shard {
     /// Queue mode: clients awake since (until the server's first request or the next sleep).
     woke: HashMap<u32, Instant>,
     rng: SmallRng,
+    /// The emulated link (`[network]`); `None` when every population's is clear.
+    emulation: Option<Box<Emulation>>,
 }
 
 impl Shard {
@@ -119,6 +122,7 @@ impl Shard {
             handling: None,
             woke: HashMap::new(),
             rng,
+            emulation: Emulation::new(&setup.plan, setup.index).map(Box::new),
             setup,
         }
     }
@@ -198,6 +202,10 @@ impl Shard {
                 self.flush(transport)?;
                 self.deliver_link_ends(now, transport)?;
             }
+            if self.release_due() {
+                busy = true;
+                self.flush(transport)?;
+            }
             let mut now = self.now();
             for fired in 0..TIMERS_PER_ROUND {
                 if fired % BATCH == BATCH - 1 {
@@ -207,7 +215,7 @@ impl Shard {
                     break;
                 };
                 busy = true;
-                self.fire(now, local as usize, kind);
+                self.fire(now, local as usize, kind, transport);
                 if self.outbox.len() >= BATCH {
                     self.flush(transport)?;
                 }
@@ -233,6 +241,9 @@ impl Shard {
     ) -> Result<(), TransportError> {
         let mut next = self.timers.next_deadline().unwrap_or(u64::MAX);
         next = next.min(next_publish.as_micros());
+        if let Some(due) = self.emulation.as_ref().and_then(|e| e.next_due()) {
+            next = next.min(due.as_micros());
+        }
         match &self.stopping {
             None => {
                 next = next.min(stop_at.as_micros());
@@ -319,10 +330,19 @@ impl Shard {
             client = client.with_credential(source.credential(k, &endpoint));
         }
         client.start_due(now, due);
+        let rebind_every = group.network.rebind_every;
         let churn = match group.behaviour {
             Behaviour::Churn { every, jitter } => Some(self.jittered(every, jitter)),
             Behaviour::AlwaysOn | Behaviour::Sleepy => None,
         };
+        // The NAT mapping outlives a restart: one rebinding schedule per client.
+        if let Some(every) = rebind_every
+            && incarnation == 0
+        {
+            let at = (now + every).as_micros();
+            self.timers
+                .schedule(local as u32, at, ClientTimerKind::Rebind);
+        }
         self.clients[local] = Some(client);
         self.recorder.started();
         self.after(local);
@@ -357,25 +377,122 @@ impl Shard {
                 traffic.foreign += 1;
                 continue;
             }
-            let local = self
-                .setup
-                .layout
-                .local_for(self.setup.index, d.client)
-                .map(|l| l as usize);
-            let Some(client) = local.and_then(|l| self.clients[l].as_mut()) else {
+            let mut local = self.setup.layout.local_for(self.setup.index, d.client);
+            if let Some(emulation) = &self.emulation {
+                match emulation.owner(d.client, local) {
+                    Ok(moved) => local = Some(u64::from(moved)),
+                    Err(stale) => {
+                        // A client's home, or a spare address a client has since left.
+                        if stale || (local.is_none() && self.setup.layout.is_spare(d.client)) {
+                            self.recorder.traffic().network.to_old_address += 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let Some(local) = local.map(|l| l as usize) else {
                 self.recorder.traffic().unmatched += 1;
                 continue;
             };
-            let handling = std::time::Instant::now();
-            client.handle_datagram(now, d.peer, bytes);
-            // The client's own handling time, recorded if the datagram was a server request.
-            self.handling = Some(handling.elapsed());
-            self.after(local.unwrap_or_default());
-            self.handling = None;
+            if let Some(emulation) = self.emulation.as_mut() {
+                let group = self
+                    .setup
+                    .layout
+                    .client_index(self.setup.index, local as u64);
+                let group = self.setup.plan.group_of(group).unwrap_or_default();
+                let passage =
+                    emulation.pass(now, group, &mut self.recorder.traffic().network, || {
+                        InFlight::In {
+                            local: local as u32,
+                            peer: d.peer,
+                            bytes: bytes.to_vec(),
+                        }
+                    });
+                if passage != Passage::Now {
+                    continue;
+                }
+            }
+            self.hand_to(now, local, d.peer, bytes);
         }
     }
 
-    fn fire(&mut self, now: Instant, local: usize, kind: ClientTimerKind) {
+    /// Gives client `local` a datagram from `peer`.
+    fn hand_to(&mut self, now: Instant, local: usize, peer: SocketAddr, bytes: &[u8]) {
+        let Some(client) = self.clients[local].as_mut() else {
+            self.recorder.traffic().unmatched += 1;
+            return;
+        };
+        let handling = std::time::Instant::now();
+        client.handle_datagram(now, peer, bytes);
+        // The client's own handling time, recorded if the datagram was a server request.
+        self.handling = Some(handling.elapsed());
+        self.after(local);
+        self.handling = None;
+    }
+
+    /// Sends and hands over what the emulated link delayed until now; returns whether any.
+    fn release_due(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            let now = self.now();
+            let Some(datagram) = self.emulation.as_mut().and_then(|e| e.pop_due(now)) else {
+                return any;
+            };
+            any = true;
+            match datagram {
+                InFlight::Out { local, to, bytes } => {
+                    let s = &self.setup;
+                    let home = s.layout.endpoint(s.index, u64::from(local));
+                    let from = self.emulation.as_ref().and_then(|e| e.source(local, home));
+                    if let Some(from) = from {
+                        self.outbox.push((from, to, bytes));
+                    }
+                }
+                InFlight::In { local, peer, bytes } => {
+                    self.hand_to(now, local as usize, peer, &bytes);
+                }
+            }
+        }
+    }
+
+    /// Client `local`'s NAT mapping changes: it sends from a new address from now on, and what
+    /// the server sends to the old one is dropped.
+    fn rebind<T: Transport>(&mut self, now: Instant, local: usize, transport: &mut T) {
+        let s = &self.setup;
+        let (Some(emulation), Some(home)) = (
+            self.emulation.as_mut(),
+            s.layout.endpoint(s.index, local as u64),
+        ) else {
+            return;
+        };
+        let current = emulation.source(local as u32, Some(home)).unwrap_or(home);
+        let n = emulation.rebindings(local as u32) + 1;
+        let spare = s.layout.rebound_endpoint(s.index, local as u64, n);
+        if let Some(to) = transport.rebind(current, spare) {
+            emulation.moved_to(local as u32, to);
+            self.recorder.traffic().network.rebound += 1;
+        }
+        let k = s.layout.client_index(s.index, local as u64);
+        let every = s
+            .plan
+            .group_of(k)
+            .and_then(|g| s.plan.groups[g].network.rebind_every);
+        if let Some(every) = every {
+            self.timers.schedule(
+                local as u32,
+                (now + every).as_micros(),
+                ClientTimerKind::Rebind,
+            );
+        }
+    }
+
+    fn fire<T: Transport>(
+        &mut self,
+        now: Instant,
+        local: usize,
+        kind: ClientTimerKind,
+        transport: &mut T,
+    ) {
         let stopping = self.stopping.is_some();
         match kind {
             ClientTimerKind::Client => {
@@ -416,7 +533,8 @@ impl Shard {
                         .schedule(local as u32, later, ClientTimerKind::Restart);
                 }
             }
-            ClientTimerKind::Churn | ClientTimerKind::Restart => {}
+            ClientTimerKind::Rebind if !stopping => self.rebind(now, local, transport),
+            ClientTimerKind::Churn | ClientTimerKind::Restart | ClientTimerKind::Rebind => {}
         }
     }
 
@@ -425,7 +543,11 @@ impl Shard {
         let Some(client) = self.clients[local].as_mut() else {
             return;
         };
-        let from = self.setup.layout.endpoint(self.setup.index, local as u64);
+        let home = self.setup.layout.endpoint(self.setup.index, local as u64);
+        let from = match &self.emulation {
+            Some(emulation) => emulation.source(local as u32, home),
+            None => home,
+        };
         if client.is_stream() {
             while let Some(command) = client.poll_link() {
                 if let Some(from) = from {
@@ -434,9 +556,25 @@ impl Shard {
             }
         }
         while let Some((to, bytes)) = client.poll_transmit() {
-            if let Some(from) = from {
-                self.outbox.push((from, to, bytes));
+            let Some(from) = from else {
+                continue;
+            };
+            if let Some(emulation) = self.emulation.as_mut() {
+                let s = &self.setup;
+                let k = s.layout.client_index(s.index, local as u64);
+                let group = s.plan.group_of(k).unwrap_or_default();
+                let now = since(s.origin);
+                let stats = &mut self.recorder.traffic().network;
+                let passage = emulation.pass(now, group, stats, || InFlight::Out {
+                    local: local as u32,
+                    to,
+                    bytes: bytes.clone(),
+                });
+                if passage != Passage::Now {
+                    continue;
+                }
             }
+            self.outbox.push((from, to, bytes));
         }
         while let Some(event) = client.poll_event() {
             self.recorder.event(&event);
@@ -611,12 +749,4 @@ fn link_closed(error: Option<std::io::ErrorKind>) -> LinkClosed {
 /// The engine's clock: time since the run's origin (the shard's `now`, without borrowing it).
 fn since(origin: std::time::Instant) -> Instant {
     Instant::ZERO + origin.elapsed()
-}
-
-/// `SplitMix64` of two values: independent seeds per client from one fleet seed.
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -13,6 +13,8 @@ pub enum ClientTimerKind {
     Churn,
     /// A churned client comes back now.
     Restart,
+    /// The client's NAT mapping changes now (`rebind_every`).
+    Rebind,
 }
 
 #[derive(Debug, Default)]
@@ -43,7 +45,7 @@ impl ClientTimers {
         }
     }
 
-    /// A one-off timer (churn, restart): never stale.
+    /// A one-off timer (churn, restart, rebind): never stale.
     pub fn schedule(&mut self, local: u32, at: u64, kind: ClientTimerKind) {
         self.heap.push(Reverse((at, local, kind)));
     }

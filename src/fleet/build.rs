@@ -6,12 +6,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawBehaviour, RawClient, RawFleet, RawLoad, RawPopulation};
-use super::security;
 use super::span::{At, invalid, line_of, toml_error};
 use super::{
-    Behaviour, Fleet, FleetError, Group, Load, Naming, Overrides, Ramp, Stage, ValueOverride,
-    parse_duration,
+    Behaviour, Fleet, FleetError, Group, Load, Naming, NetworkConditions, Overrides, Ramp, Stage,
+    ValueOverride, parse_duration,
 };
+use super::{network, security};
 use crate::client::{AcceptRequests, ClientConfig, LwM2mVersion};
 use crate::coap::uri::parse_uri;
 use crate::model::Path;
@@ -88,6 +88,10 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         return Err(client_at.err("width", format!("at most {MAX_WIDTH} digits")));
     }
     let seed = client.seed.unwrap_or_else(default_seed);
+    let network = network::fleet_wide(raw.network.as_ref(), file, text)?;
+    if let Some(table) = &raw.network {
+        network::check_datagrams(&network, tcp, &at(table.span()))?;
+    }
     if raw.population.is_empty() {
         return Err(invalid(
             file,
@@ -98,13 +102,14 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
     }
     let mut groups = Vec::new();
     for pop in &raw.population {
-        let group = population(pop, &defaults, seed, &at(pop.span()), file, text)?;
+        let group = population(pop, &defaults, seed, network, &at(pop.span()), file, text)?;
         if groups.iter().any(|g: &Group| g.name == group.name) {
             return Err(at(pop.span()).err("name", format!("{:?} is used twice", group.name)));
         }
         if tcp {
             check_tcp_binding(&group.config, &at(pop.span()))?;
         }
+        network::check_datagrams(&group.network, tcp, &at(pop.span()))?;
         groups.push(group);
     }
     let load_at = at(raw.load.span());
@@ -332,6 +337,7 @@ fn population(
     pop: &Spanned<RawPopulation>,
     defaults: &ClientConfig,
     seed: u64,
+    network: NetworkConditions,
     at: &At,
     file: &str,
     text: &str,
@@ -341,6 +347,17 @@ fn population(
         return Err(at.err("name", "must not be empty"));
     }
     let (config, group_seed) = group_config(raw, defaults, seed, file, text)?;
+    let network = match &raw.network {
+        Some(table) => {
+            let table_at = At {
+                file,
+                text,
+                span: table.span(),
+            };
+            network::conditions(table.get_ref(), network, &table_at)?
+        }
+        None => network,
+    };
     let values = raw
         .values
         .iter()
@@ -387,6 +404,7 @@ fn population(
         behaviour: behaviour(raw, at)?,
         config: Arc::new(config),
         seed: group_seed,
+        network,
         values,
         line: at.line(),
     })

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Behaviour, Fleet, Naming, Ramp, ServerUri, Slice, format_duration};
+use super::{Behaviour, Fleet, Naming, NetworkConditions, Ramp, ServerUri, Slice, format_duration};
 use crate::client::{ClientBootstrapConfig, ClientConfig};
 
 /// One population's share of the plan: clients `first..first + count`.
@@ -18,6 +18,8 @@ pub struct GroupPlan {
     pub count: u64,
     pub config: Arc<ClientConfig>,
     pub seed: u64,
+    /// The emulated link of this population's clients.
+    pub network: NetworkConditions,
 }
 
 impl GroupPlan {
@@ -99,6 +101,7 @@ impl Plan {
                     count: g.count,
                     config: Arc::clone(&g.config),
                     seed: g.seed,
+                    network: g.network,
                 };
                 first += g.count;
                 plan
@@ -417,6 +420,9 @@ impl fmt::Display for Plan {
                 c.confirmable_notifications * 100.0,
                 g.seed
             )?;
+            if !g.network.is_clear() {
+                writeln!(f, "    network: {}", g.network)?;
+            }
         }
         self.fmt_ramp(f)?;
         match self.duration {

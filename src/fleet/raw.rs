@@ -14,6 +14,7 @@ pub(super) struct RawFleet {
     pub security: Option<Spanned<RawSecurity>>,
     pub bootstrap: Option<Spanned<RawBootstrap>>,
     pub tls: Option<Spanned<RawTls>>,
+    pub network: Option<Spanned<RawNetwork>>,
     #[serde(default)]
     pub population: Vec<Spanned<RawPopulation>>,
     pub load: Spanned<RawLoad>,
@@ -98,6 +99,19 @@ pub(super) struct RawClient {
     pub start: Option<u64>,
 }
 
+/// `[network]` and a population's `network = { ... }`: the emulated link (checked in
+/// `network.rs`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNetwork {
+    pub loss: Option<f64>,
+    pub delay: Option<String>,
+    pub jitter: Option<String>,
+    pub duplicate: Option<f64>,
+    pub reorder: Option<f64>,
+    pub rebind_every: Option<String>,
+}
+
 #[derive(Deserialize, Clone, Copy, Default, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum RawBehaviour {
@@ -119,6 +133,7 @@ pub(super) struct RawPopulation {
     pub churn_every: Option<String>,
     pub churn_jitter: Option<String>,
     pub client: Option<Spanned<RawClient>>,
+    pub network: Option<Spanned<RawNetwork>>,
     /// Resource path (`/3303/0/5700`) -> value or generator.
     #[serde(default)]
     pub values: BTreeMap<String, Spanned<RawValue>>,

@@ -11,6 +11,7 @@ use crate::client::{
     CLIENT_STATES, ClientState, OPERATION_KINDS, OperationKind, REQUEST_KINDS, RequestKind,
     operation_index, request_index, state_index,
 };
+use crate::transport::impairment::ImpairmentStats;
 
 /// One kind of client-initiated request. `sent = ok + error + timeout + aborted + in_flight`.
 #[derive(Clone, Debug)]
@@ -139,6 +140,9 @@ pub struct TrafficStats {
     /// ACKs, RSTs and responses from an endpoint no exchange went to.
     #[serde(default)]
     pub foreign_replies: u64,
+    /// What the emulated link (`[network]`) did; absent in older reports: read as zero.
+    #[serde(default)]
+    pub network: ImpairmentStats,
 }
 
 /// Everything one shard (or, merged, the whole run) counted since the start.
@@ -257,6 +261,7 @@ impl Snapshot {
         t.client_unmatched += o.client_unmatched;
         t.foreign_requests += o.foreign_requests;
         t.foreign_replies += o.foreign_replies;
+        t.network.merge(&o.network);
         self.started += other.started;
         self.woke += other.woke;
         self.handshakes.merge(&other.handshakes);

@@ -335,6 +335,21 @@ fn traffic_families(out: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
         "lwm2m_swarm_kernel_drops",
         "Datagrams the kernel dropped because a receive buffer was full.",
         [(labels([]), t.kernel_drops)],
+    )?;
+    let n = &t.network;
+    counters(
+        out,
+        "lwm2m_swarm_network_emulated",
+        "What the emulated link ([network]) did to datagrams, by effect.",
+        [
+            ("dropped", n.dropped),
+            ("delayed", n.delayed),
+            ("duplicated", n.duplicated),
+            ("reordered", n.reordered),
+            ("rebound", n.rebound),
+            ("to_old_address", n.to_old_address),
+        ]
+        .map(|(effect, count)| (labels([("effect", effect)]), count)),
     )
 }
 
@@ -503,6 +518,7 @@ mod tests {
         s.states[crate::client::state_index(crate::client::ClientState::Registered)] = 5;
         s.handshakes.ok = 4;
         s.handshakes.failed = 1;
+        s.traffic.network.dropped = 3;
         exporter.publish(s);
         let after = get(addr, "/metrics");
         let (head, body) = after.split_once("\r\n\r\n").unwrap();
@@ -520,6 +536,8 @@ mod tests {
             "lwm2m_swarm_latency_seconds_count{shard=\"2/4\",op=\"register\"} 1",
             "lwm2m_swarm_clients{shard=\"2/4\",state=\"registered\"} 5",
             "lwm2m_swarm_dtls_handshakes_total{shard=\"2/4\",outcome=\"failed\"} 1",
+            "lwm2m_swarm_network_emulated_total{shard=\"2/4\",effect=\"dropped\"} 3",
+            "lwm2m_swarm_network_emulated_total{shard=\"2/4\",effect=\"rebound\"} 0",
         ] {
             assert!(
                 body.lines().any(|l| l == sample),

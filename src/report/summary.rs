@@ -187,6 +187,9 @@ impl Snapshot {
             writeln!(f, "{}", self.connections.connections_line())?;
         }
         let t = &self.traffic;
+        if !t.network.is_empty() {
+            writeln!(f, "{}", t.network)?;
+        }
         write!(
             f,
             "datagrams: out {} ({} B), in {} ({} B); unmatched {}, foreign {}, send errors {}, \

@@ -64,12 +64,14 @@ fn two_results_merge_into_the_result_of_the_combined_data() {
     a.requests[0] = stats(1000, 990, 10, first.clone().map(|v| v * 37));
     a.peak_states[registered()] = 400;
     a.traffic.datagrams_out = 5000;
+    (a.traffic.network.dropped, a.traffic.network.rebound) = (3, 1);
     a.elapsed = Duration::from_secs(30);
     let mut b = Snapshot::default();
     b.requests[0] = stats(2501, 2501, 0, second.clone().map(|v| v * 11));
     b.requests[3] = stats(7, 7, 0, [100, 200].into_iter());
     b.peak_states[registered()] = 600;
     b.traffic.datagrams_out = 7000;
+    b.traffic.network.dropped = 4;
     b.elapsed = Duration::from_secs(31);
     b.operations[0].total = 4;
 
@@ -86,6 +88,10 @@ fn two_results_merge_into_the_result_of_the_combined_data() {
     combined.requests[3] = b.requests[3].clone();
     combined.peak_states[registered()] = 1000;
     combined.traffic.datagrams_out = 12_000;
+    (
+        combined.traffic.network.dropped,
+        combined.traffic.network.rebound,
+    ) = (7, 1);
     combined.elapsed = Duration::from_secs(31);
     combined.operations[0].total = 4;
 
@@ -145,6 +151,9 @@ fn two_results_merge_into_the_result_of_the_combined_data() {
         s.to_string()
     };
     assert_eq!(sorted(&merged), sorted(&combined));
+    assert!(merged.to_string().contains(
+        "network (emulated): dropped 7, delayed 0, duplicated 0, reordered 0, rebound 1"
+    ));
 }
 
 #[test]

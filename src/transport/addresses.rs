@@ -374,6 +374,32 @@ impl AddressPlan {
         Some(u64::from(addr.port() - self.ports.first) * self.per_port + a)
     }
 
+    /// Client `index`'s endpoint after its `n`-th NAT rebinding (n >= 1): the same port, an
+    /// address of the set beyond those the plan gives clients, cycling through the spare ones.
+    /// `None` when the set has no spare address for that port.
+    pub fn rebound_endpoint(&self, index: u64, n: u64) -> Option<SocketAddr> {
+        let spares = self.addresses.len() / self.per_port - 1;
+        if spares == 0 || n == 0 {
+            return None;
+        }
+        let home = self.endpoint(index).ok()?;
+        let generation = (n - 1) % spares + 1;
+        let ip = self
+            .addresses
+            .get(index % self.per_port + generation * self.per_port)?;
+        Some(SocketAddr::new(ip, home.port()))
+    }
+
+    /// Whether `addr` is one of the spare endpoints [`AddressPlan::rebound_endpoint`] hands
+    /// out: a port of the plan, an address of the set past those the plan gives clients.
+    pub fn is_spare(&self, addr: SocketAddr) -> bool {
+        self.ports.contains(addr.port())
+            && self
+                .addresses
+                .index_of(addr.ip())
+                .is_some_and(|a| a >= self.per_port)
+    }
+
     /// How many consecutive client indices share one port.
     pub fn addresses_per_port(&self) -> u64 {
         self.per_port

@@ -72,15 +72,7 @@ impl PerClientTransport {
         let mut resolved = Vec::with_capacity(endpoints.len());
         let mut poller = Poller::new();
         for (i, &addr) in endpoints.iter().enumerate() {
-            let bind_err = |source| TransportError::Bind { addr, source };
-            let socket = UdpSocket::bind(addr).map_err(bind_err)?;
-            socket
-                .set_nonblocking(true)
-                .map_err(|source| TransportError::SocketOption {
-                    option: "O_NONBLOCK",
-                    addr,
-                    source,
-                })?;
+            let socket = bind_nonblocking(addr)?;
             // Port 0 endpoints resolve to the port the kernel chose.
             let local = socket.local_addr().unwrap_or(addr);
             poller.add(socket.as_fd());
@@ -196,4 +188,29 @@ impl Transport for PerClientTransport {
     fn kernel_drops(&self) -> u64 {
         0
     }
+
+    fn rebind(&mut self, client: SocketAddr, _spare: Option<SocketAddr>) -> Option<SocketAddr> {
+        let i = *self.by_endpoint.get(&client)?;
+        // Bound before the old one closes, so the kernel cannot hand back the same port.
+        let socket = bind_nonblocking(SocketAddr::new(client.ip(), 0)).ok()?;
+        let local = socket.local_addr().ok()?;
+        self.poller.replace(i, socket.as_fd());
+        self.sockets[i] = socket;
+        self.by_endpoint.remove(&client);
+        self.by_endpoint.insert(local, i);
+        self.endpoints[i] = local;
+        Some(local)
+    }
+}
+
+fn bind_nonblocking(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
+    let socket = UdpSocket::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|source| TransportError::SocketOption {
+            option: "O_NONBLOCK",
+            addr,
+            source,
+        })?;
+    Ok(socket)
 }

@@ -28,6 +28,14 @@ impl Poller {
         self.fds.len() - 1
     }
 
+    /// Puts `fd` in place of descriptor `i` (a socket replaced by a new one).
+    pub fn replace(&mut self, i: usize, fd: BorrowedFd<'_>) {
+        if let Some(p) = self.fds.get_mut(i) {
+            p.fd = fd.as_raw_fd();
+            p.revents = 0;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.fds.len()
     }

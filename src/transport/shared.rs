@@ -316,6 +316,12 @@ impl Transport for SharedTransport {
     fn kernel_drops(&self) -> u64 {
         self.sockets.iter().map(SharedSocket::kernel_drops).sum()
     }
+
+    /// The wildcard-bound sockets send from and receive for any local address on their port:
+    /// the client moves to `spare` with nothing to open.
+    fn rebind(&mut self, _client: SocketAddr, spare: Option<SocketAddr>) -> Option<SocketAddr> {
+        spare.filter(|s| self.socket_for(*s).is_some())
+    }
 }
 
 /// Shifts a per-socket batch index to the index in the caller's batch.

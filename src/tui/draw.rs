@@ -21,6 +21,7 @@ use crate::client::{
     CLIENT_STATES, ClientState, REQUEST_KINDS, RequestKind, request_name, state_name,
 };
 use crate::metrics::RequestStats;
+use crate::transport::impairment::ImpairmentStats;
 
 /// The percentile curve runs from p0 to p99.99: x is the number of nines, `-log10(1 - q)`.
 const NINES: f64 = 4.0;
@@ -35,8 +36,10 @@ pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
     } else {
         0
     };
+    // A line more in the header for runs with an emulated link.
+    let network = !history.latest().traffic.network.is_empty();
     let [header, table, dtls, bottom, footer] = Layout::vertical([
-        Constraint::Length(7),
+        Constraint::Length(7 + u16::from(network)),
         Constraint::Length(table_height),
         Constraint::Length(dtls_height),
         Constraint::Min(6),
@@ -68,8 +71,13 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
     let block = Block::bordered().title(" lwm2m-swarm ".bold());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [run, time, states, gauge, rates] =
-        Layout::vertical([Constraint::Length(1); 5]).areas(inner);
+    let network_stats = &s.traffic.network;
+    let rows = Layout::vertical(vec![
+        Constraint::Length(1);
+        5 + usize::from(!network_stats.is_empty())
+    ])
+    .split(inner);
+    let [run, time, states, gauge, rates] = [rows[0], rows[1], rows[2], rows[3], rows[4]];
 
     let line = vec![
         "target ".dim(),
@@ -139,6 +147,24 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
     let ops = format::rate(history.rate(|x| x.server_ops));
     line.push(Span::raw(format!("server requests {ops}/s")));
     frame.render_widget(Line::from(line), rates);
+    if let Some(area) = rows.get(5) {
+        frame.render_widget(Line::from(network_spans(network_stats)), *area);
+    }
+}
+
+/// What the emulated link did, for runs with `[network]`.
+fn network_spans(n: &ImpairmentStats) -> Vec<Span<'static>> {
+    let mut spans = vec!["network".dim()];
+    for (name, count) in [
+        ("dropped", n.dropped),
+        ("delayed", n.delayed),
+        ("duplicated", n.duplicated),
+        ("reordered", n.reordered),
+        ("rebound", n.rebound),
+    ] {
+        spans.push(Span::raw(format!(" {name} {} ", format::count(count))));
+    }
+    spans
 }
 
 /// How long until the stop, or that the stop is under way.

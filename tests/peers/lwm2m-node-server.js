@@ -10,7 +10,8 @@
 //
 //   {"ev":"listening","port":N}
 //   {"ev":"register","ep":..,"lt":..,"lwm2m":..,"binding":..,"payload":..}
-//   {"ev":"update","ep":..,"lt":..,"payload":..}      {"ev":"deregister","ep":..}
+//   {"ev":"update","ep":..,"lt":..,"payload":..,"from":"ADDRESS:PORT"}
+//   {"ev":"deregister","ep":..}
 //   {"ev":"expired","ep":..}                           (lifetime ran out, no de-register)
 //   {"ev":"read"|"discover"|"write"|"readback"|"execute"|"observe","ep":..,"path":..,
 //    "ok":true,"value":..,"ms":..}                     (or "ok":false,"error":{..})
@@ -149,7 +150,9 @@ function onRegistration(ep, lifetime, version, binding, payload, callback) {
 
 // The library calls this with (device, payload, callback), not (device, callback) as its README says.
 function onUpdate(device, payload, callback) {
-    emit({ ev: 'update', ep: device.name, lt: device.lifetime, payload: payload });
+    // The library has moved the registration to the address the Update came from.
+    emit({ ev: 'update', ep: device.name, lt: device.lifetime, payload: payload,
+        from: device.address + ':' + device.port });
     callback();
 }
 

@@ -199,3 +199,39 @@ fn index_of_inverts_endpoint() {
     assert_eq!(plan.index_of("127.0.0.1:19999".parse().unwrap()), None);
     assert_eq!(plan.index_of("10.0.0.1:20000".parse().unwrap()), None);
 }
+
+#[test]
+fn rebound_endpoints_keep_the_port_and_take_spare_addresses_no_client_has() {
+    let plan = AddressPlan::new(
+        AddressSet::parse_cidr("10.1.0.0/29").unwrap(),
+        PortRange::new(20_000, 20_009).unwrap(),
+    )
+    .unwrap()
+    .with_addresses_per_port(3);
+    // 8 addresses, 3 per port: 1 spare generation (addresses 3..6).
+    for i in 0..30 {
+        let home = plan.endpoint(i).unwrap();
+        let moved = plan.rebound_endpoint(i, 1).unwrap();
+        assert_eq!(moved.port(), home.port());
+        assert_ne!(moved, home);
+        assert_eq!(plan.index_of(moved), None, "{moved} belongs to a client");
+        assert!(plan.is_spare(moved) && !plan.is_spare(home));
+        assert_eq!(plan.rebound_endpoint(i, 2), Some(moved));
+    }
+    assert_eq!(plan.rebound_endpoint(0, 0), None);
+    // Every address in use: nowhere to move.
+    let full = AddressPlan::new(
+        AddressSet::parse_list("10.0.0.1").unwrap(),
+        PortRange::new(20_000, 20_009).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(full.rebound_endpoint(0, 1), None);
+    // Loopback with many clients per port still has thousands of spare generations.
+    let lo = AddressPlan::loopback_default(eph())
+        .unwrap()
+        .with_addresses_per_port(1000);
+    let seen: HashSet<SocketAddr> = (1..=100)
+        .map(|n| lo.rebound_endpoint(5, n).unwrap())
+        .collect();
+    assert_eq!(seen.len(), 100);
+}

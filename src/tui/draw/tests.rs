@@ -317,3 +317,22 @@ fn a_nosec_run_has_no_dtls_panel_and_keeps_the_rows_for_the_chart() {
     };
     assert_eq!(chart_rows(&plain), chart_rows(&dtls) + 3, "{plain}\n{dtls}");
 }
+
+#[test]
+fn an_emulated_link_shows_what_it_did_in_the_header() {
+    let plain = render(&App::new(), &info(), &history());
+    assert!(!plain.contains("network"), "{plain}");
+    let mut h = history();
+    let mut s = snapshot(76, 1000, 50);
+    let n = &mut s.traffic.network;
+    (n.dropped, n.delayed, n.duplicated, n.reordered, n.rebound) = (212, 5013, 9, 17, 40);
+    h.push(s);
+    let screen = render(&App::new(), &info(), &h);
+    assert!(
+        screen
+            .contains("network dropped 212  delayed 5013  duplicated 9  reordered 17  rebound 40"),
+        "{screen}"
+    );
+    // The table still has all its rows below the longer header.
+    assert!(screen.contains("notify"), "{screen}");
+}
