@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coap_lite::{MessageClass, Packet, RequestType, ResponseType};
-use rand::rngs::SmallRng;
+use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, SeedableRng};
 
 use crate::clock::Instant;
@@ -34,14 +34,17 @@ use crate::coap::wire::{self, CodeKind, RawHeader};
 use crate::coap::{Params, message};
 use crate::model::Path;
 use recent::{CachedReply, Recent, Seen};
-use registry::{location_id, parse_location_id};
+use registry::parse_location_id;
 use timers::{TimerKind, Timers};
 
-pub use bootstrap::{BootstrapServer, BootstrapServerConfig, BootstrapServerStats, Provisioning};
+pub use bootstrap::{
+    BootstrapServer, BootstrapServerConfig, BootstrapServerStats, DEFAULT_MAX_BOOTSTRAP_SESSIONS,
+    Provisioning,
+};
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
 pub use run::Runner;
-pub use secure::{DtlsServerConfig, SecureServer, ServerAuth};
-pub use stats::{DtlsStats, IoStats, OperationStats, QueueStats, ServerStats};
+pub use secure::{DEFAULT_MAX_DTLS_SESSIONS, DtlsServerConfig, SecureServer, ServerAuth};
+pub use stats::{DtlsStats, IoStats, LimitStats, OperationStats, QueueStats, ServerStats};
 
 /// A sans-IO server the socket loop ([`Runner`]) and the DTLS layer ([`SecureServer`]) drive:
 /// the LWM2M server or the bootstrap server.
@@ -105,6 +108,14 @@ pub struct ServerConfig {
     pub execute: Option<(Path, Duration)>,
     /// Discover this path on every registered client every period.
     pub discover: Option<(Path, Duration)>,
+    /// Registrations held at most: a Register of a new endpoint beyond it is answered 5.03.
+    pub max_registrations: usize,
+    /// Longest lifetime (`lt`, seconds) accepted: a Register or Update asking more is answered
+    /// 4.00 (LWM2M has no way to grant a shorter one).
+    pub max_lifetime: u32,
+    /// A registration whose requests timed out this many times in a row gets no more until its
+    /// next Update or Register.
+    pub unresponsive_after: u8,
 }
 
 impl Default for ServerConfig {
@@ -118,9 +129,18 @@ impl Default for ServerConfig {
             write: None,
             execute: None,
             discover: None,
+            max_registrations: DEFAULT_MAX_REGISTRATIONS,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            unresponsive_after: 3,
         }
     }
 }
+
+/// [`ServerConfig::max_registrations`] unless told otherwise: ten times the 100,000 the server
+/// is built to hold, about 300 MB.
+pub const DEFAULT_MAX_REGISTRATIONS: usize = 1_000_000;
+/// [`ServerConfig::max_lifetime`] unless told otherwise: the LWM2M default lifetime, 24 h.
+pub const DEFAULT_MAX_LIFETIME: u32 = registry::DEFAULT_LIFETIME;
 
 /// The requests the server sends to clients, in the order a client gets them when several wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -156,8 +176,8 @@ impl Op {
 /// What a request from a client is answered with.
 struct Answer {
     code: ResponseType,
-    /// A new registration's id, for the Location-Path.
-    created: Option<u32>,
+    /// A new registration's location id, for the Location-Path.
+    created: Option<[u8; 16]>,
     /// A registration that may send its waiting requests once this answer is out.
     flush: Option<u32>,
 }
@@ -177,6 +197,9 @@ impl Answer {
 pub struct Server {
     config: ServerConfig,
     rng: SmallRng,
+    /// Registration tags and the first id: from the OS, never from the seed, so a restarted
+    /// server hands out other locations than its previous instance.
+    ids: StdRng,
     registrations: HashMap<u32, Registration>,
     by_endpoint: HashMap<Arc<str>, u32>,
     by_peer: HashMap<SocketAddr, u32>,
@@ -196,9 +219,11 @@ pub struct Server {
 impl Server {
     pub fn new(config: ServerConfig, seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
+        let mut ids = StdRng::from_os_rng();
         let recent = Recent::new(config.dedup_capacity);
         Server {
-            next_id: rng.random(),
+            next_id: ids.random(),
+            ids,
             next_token: rng.random::<u64>() | 1,
             next_message_id: rng.random(),
             config,
@@ -349,7 +374,6 @@ impl Server {
         let answer = self.dispatch(now, from, request);
         let mut response = message::response(answer.code);
         if let Some(id) = answer.created {
-            let id = location_id(id);
             response.add_option(coap_lite::CoapOption::LocationPath, b"rd".to_vec());
             response.add_option(coap_lite::CoapOption::LocationPath, id.to_vec());
         }
@@ -401,12 +425,12 @@ impl Server {
         };
         match (method, path.as_slice()) {
             (RequestType::Post, ["rd"]) => self.register(now, from, &query, request),
-            (RequestType::Post, ["rd", id]) => match parse_location_id(id) {
+            (RequestType::Post, ["rd", id]) => match self.known(id) {
                 Some(id) => self.update(now, from, id, &query, request),
                 None => Answer::code(ResponseType::NotFound),
             },
-            (RequestType::Delete, ["rd", id]) => match parse_location_id(id) {
-                Some(id) if self.registrations.contains_key(&id) => {
+            (RequestType::Delete, ["rd", id]) => match self.known(id) {
+                Some(id) => {
                     self.stats.deregisters += 1;
                     self.remove(id);
                     Answer::code(ResponseType::Deleted)
@@ -416,6 +440,16 @@ impl Server {
             (_, ["rd", ..]) => Answer::code(ResponseType::MethodNotAllowed),
             _ => Answer::code(ResponseType::NotFound),
         }
+    }
+
+    /// The id of the registration at location id `text`, if it is one of ours: a previous
+    /// instance's location, or a guess, names none (4.04, and the client registers again).
+    fn known(&self, text: &str) -> Option<u32> {
+        let (tag, id) = parse_location_id(text)?;
+        self.registrations
+            .get(&id)
+            .filter(|r| r.tag == tag)
+            .map(|_| id)
     }
 
     fn op_stats(&mut self, op: Op) -> &mut OperationStats {

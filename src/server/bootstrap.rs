@@ -31,7 +31,13 @@ pub struct BootstrapServerConfig {
     pub provisioning: Provisioning,
     /// The format of the Writes when the client asks for none (`pct`).
     pub format: ContentFormat,
+    /// Clients being bootstrapped at once, at most.
+    pub max_sessions: usize,
 }
+
+/// [`BootstrapServerConfig::max_sessions`] unless told otherwise: a sequence takes a few
+/// round trips, so this many at once is a storm of several thousand bootstraps a second.
+pub const DEFAULT_MAX_BOOTSTRAP_SESSIONS: usize = 10_000;
 
 impl BootstrapServerConfig {
     pub fn new(provisioning: Provisioning) -> Self {
@@ -39,6 +45,7 @@ impl BootstrapServerConfig {
             coap: Params::default(),
             provisioning,
             format: ContentFormat::Tlv,
+            max_sessions: DEFAULT_MAX_BOOTSTRAP_SESSIONS,
         }
     }
 }
@@ -51,6 +58,8 @@ pub struct BootstrapServerStats {
     pub accepted: u64,
     /// Bootstrap-Requests refused: no `ep`, an unsupported `pct` (4.00, 4.15).
     pub rejected: u64,
+    /// Bootstrap-Requests from a new peer refused 5.03: `max_sessions` were under way.
+    pub full: u64,
     /// Sequences that ended with the Finish answered 2.04.
     pub finished: u64,
     /// Sequences that ended otherwise: an error answer, no answer, an RST, the client
@@ -145,7 +154,12 @@ impl BootstrapServer {
         self.stats.datagrams_received += 1;
         if !self.sessions.contains_key(&from) {
             if !is_bootstrap_request(bytes) {
-                self.refuse_stranger(from, bytes);
+                self.refuse(from, bytes, ResponseType::NotFound);
+                return;
+            }
+            if self.sessions.len() >= self.config.max_sessions {
+                self.stats.bootstrap.full += 1;
+                self.refuse(from, bytes, ResponseType::ServiceUnavailable);
                 return;
             }
             let first_message_id = self.rng.random();
@@ -226,14 +240,17 @@ impl BootstrapServer {
         self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// A datagram from a peer without a session that is no Bootstrap-Request: a CON request
-    /// is answered 4.04, anything else dropped.
-    fn refuse_stranger(&mut self, from: SocketAddr, bytes: &[u8]) {
+    /// A datagram from a peer without a session that gets none: a CON request is answered
+    /// `code` (4.04 when it is no Bootstrap-Request, 5.03 when the server is full), anything
+    /// else dropped.
+    fn refuse(&mut self, from: SocketAddr, bytes: &[u8], code: ResponseType) {
         match Packet::from_bytes(bytes) {
             Ok(packet) if matches!(packet.header.code, MessageClass::Request(_)) => {
-                self.stats.not_found += 1;
+                if code == ResponseType::NotFound {
+                    self.stats.not_found += 1;
+                }
                 if packet.header.get_type() == coap_lite::MessageType::Confirmable {
-                    let mut answer = message::response(ResponseType::NotFound);
+                    let mut answer = message::response(code);
                     answer.header.message_id = packet.header.message_id;
                     answer.set_token(packet.get_token().to_vec());
                     crate::coap::wire::set_type(&mut answer, crate::coap::wire::ACK);

@@ -93,15 +93,20 @@ impl Server {
             Op::Discover => self.config.discover.as_ref().map(|(_, every)| *every),
             Op::WriteAttributes | Op::Observe => None,
         };
+        let unresponsive_after = self.config.unresponsive_after;
         let Some(registration) = self.registrations.get_mut(&id) else {
             return;
         };
-        let already = registration.pending & op.bit() != 0;
-        registration.pending |= op.bit();
         if let Some(every) = every {
             // From the due time, not from now: a late wake-up does not shift the schedule.
             self.timers.push(at + every, id, TimerKind::Load(op));
         }
+        if registration.is_unresponsive(unresponsive_after) {
+            self.stats.limits.withheld += 1;
+            return;
+        }
+        let already = registration.pending & op.bit() != 0;
+        registration.pending |= op.bit();
         if already {
             self.op_stats(op).skipped += 1;
         } else {
@@ -112,10 +117,11 @@ impl Server {
     /// Sends the registration's next waiting request if its NSTART slot is free and, in queue
     /// mode, the client is awake; otherwise the waiting requests are held.
     pub(super) fn flush(&mut self, now: Instant, id: u32) {
+        let unresponsive_after = self.config.unresponsive_after;
         let Some(registration) = self.registrations.get_mut(&id) else {
             return;
         };
-        if registration.exchange.is_some() {
+        if registration.exchange.is_some() || registration.is_unresponsive(unresponsive_after) {
             return;
         }
         let Some(op) = Op::first_in(registration.pending) else {
@@ -393,6 +399,18 @@ impl Server {
             Outcome::Answered(code) => stats.answered(code),
             Outcome::Timeout => stats.timeout += 1,
             Outcome::Reset => stats.reset += 1,
+        }
+        let unresponsive_after = self.config.unresponsive_after;
+        if let Some(registration) = self.registrations.get_mut(&id) {
+            if matches!(outcome, Outcome::Timeout) {
+                registration.timeouts_in_row = registration.timeouts_in_row.saturating_add(1);
+                if registration.timeouts_in_row == unresponsive_after {
+                    // Maybe not a device at all: a spoofed Register naming someone else.
+                    self.stats.limits.unresponsive += 1;
+                }
+            } else {
+                registration.timeouts_in_row = 0;
+            }
         }
         self.flush(now, id);
     }

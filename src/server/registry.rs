@@ -215,21 +215,26 @@ pub(super) fn parse_update(query: &[(&str, Option<&str>)]) -> Result<UpdateQuery
     Ok(update)
 }
 
-/// The location id as it goes on the wire: 8 hex digits, no allocation.
-pub(super) fn location_id(id: u32) -> [u8; 8] {
-    let mut out = [0; 8];
+/// The location id as it goes on the wire: the registration's random tag, then its id, as 16
+/// hex digits, no allocation. The tag makes a location unguessable and tells a previous server
+/// instance's locations (an id it may reuse) from this one's.
+pub(super) fn location_id(tag: u32, id: u32) -> [u8; 16] {
+    let wire = u64::from(tag) << 32 | u64::from(id);
+    let mut out = [0; 16];
     for (i, slot) in out.iter_mut().enumerate() {
-        let nibble = (id >> (28 - 4 * i)) & 0xF;
+        let nibble = (wire >> (60 - 4 * i)) & 0xF;
         *slot = b"0123456789abcdef"[nibble as usize];
     }
     out
 }
 
-pub(super) fn parse_location_id(text: &str) -> Option<u32> {
-    if text.len() != 8 {
+/// `(tag, id)` of a location id.
+pub(super) fn parse_location_id(text: &str) -> Option<(u32, u32)> {
+    if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    u32::from_str_radix(text, 16).ok()
+    let wire = u64::from_str_radix(text, 16).ok()?;
+    Some(((wire >> 32) as u32, wire as u32))
 }
 
 /// One registration. Around 150 bytes inline; the endpoint name and the exchange in flight are
@@ -237,6 +242,8 @@ pub(super) fn parse_location_id(text: &str) -> Option<u32> {
 #[derive(Debug)]
 pub struct Registration {
     pub(super) id: u32,
+    /// Random, from the OS: the first half of the location id.
+    pub(super) tag: u32,
     pub(super) endpoint: Arc<str>,
     pub(super) peer: SocketAddr,
     pub(super) links: Arc<ObjectLinks>,
@@ -257,6 +264,9 @@ pub struct Registration {
     pub(super) held: u8,
     /// The token of our observation, 0 when none is established.
     pub(super) observe_token: u64,
+    /// Our requests that timed out in a row; at [`super::ServerConfig::unresponsive_after`]
+    /// the registration draws no more load until its next Update.
+    pub(super) timeouts_in_row: u8,
     pub(super) exchange: Option<Box<Exchange>>,
 }
 
@@ -267,7 +277,7 @@ impl Registration {
 
     /// `rd/<id>`, as the Register reply's Location-Path gave it.
     pub fn location(&self) -> String {
-        let id = location_id(self.id);
+        let id = location_id(self.tag, self.id);
         format!("rd/{}", String::from_utf8_lossy(&id))
     }
 
@@ -317,6 +327,11 @@ impl Registration {
         self.exchange
             .as_ref()
             .map_or(0, |e| size_of::<Exchange>() + e.bytes.len())
+    }
+
+    /// Whether its requests timed out `limit` times in a row (0: never).
+    pub(super) fn is_unresponsive(&self, limit: u8) -> bool {
+        limit > 0 && self.timeouts_in_row >= limit
     }
 
     pub(super) fn fresh_message_id(&mut self) -> u16 {

@@ -32,6 +32,10 @@ const SOCKET_BUFFER: usize = 8 << 20;
 const MAX_QUEUED: usize = 65_536;
 /// Larger than any CoAP datagram over UDP we accept (RFC 7252 4.6 suggests 1152).
 const MAX_DATAGRAM: usize = 2048;
+/// Peers in one generation of [`AnswerFrom`]: at most twice this many are remembered.
+const ANSWER_FROM_PEERS: usize = 262_144;
+/// How long one generation of [`AnswerFrom`] lasts at most.
+const ANSWER_FROM_AGE: Duration = Duration::from_secs(600);
 
 /// The embedded server running on a thread.
 #[derive(Debug)]
@@ -149,14 +153,14 @@ fn serve(
     let mut published = clock();
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
-        let received = socket.receive(&mut io, |from, bytes| {
+        let received = socket.receive(now, &mut io, |from, bytes| {
             server.handle_datagram(now, from, bytes);
         })?;
         if server.poll_timeout().is_some_and(|at| at <= now) {
             server.handle_timeout(now);
         }
         outgoing.extend(std::iter::from_fn(|| server.poll_transmit()));
-        socket.send(&mut outgoing, &mut io)?;
+        socket.send(&mut outgoing, &mut io);
         if outgoing.len() > MAX_QUEUED {
             // The socket has stayed full: the oldest go (CoAP retransmits what matters).
             let excess = outgoing.len() - MAX_QUEUED;
@@ -192,7 +196,41 @@ struct ServerSocket {
     bufs: RecvBuffers,
     /// Bound to the wildcard address: the local address each peer wrote to, to answer from it
     /// (the kernel's pick may differ on a host with several addresses).
-    answer_from: Option<HashMap<SocketAddr, SocketAddr>>,
+    answer_from: Option<AnswerFrom>,
+}
+
+/// The local address each peer last wrote to, bounded however many peers write: two
+/// generations, the current one becoming the previous (and the previous forgotten) once it
+/// holds [`ANSWER_FROM_PEERS`] or is [`ANSWER_FROM_AGE`] old. A peer forgotten is answered from
+/// the kernel's pick of source address until it writes again.
+#[derive(Default)]
+struct AnswerFrom {
+    current: HashMap<SocketAddr, SocketAddr>,
+    previous: HashMap<SocketAddr, SocketAddr>,
+    started: Instant,
+}
+
+impl AnswerFrom {
+    fn insert(&mut self, now: Instant, peer: SocketAddr, local: SocketAddr) {
+        let full = self.current.len() >= ANSWER_FROM_PEERS && !self.current.contains_key(&peer);
+        if full || now.saturating_since(self.started) >= ANSWER_FROM_AGE {
+            self.previous = std::mem::take(&mut self.current);
+            self.started = now;
+        }
+        self.current.insert(peer, local);
+    }
+
+    fn get(&self, peer: &SocketAddr) -> Option<SocketAddr> {
+        self.current
+            .get(peer)
+            .or_else(|| self.previous.get(peer))
+            .copied()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
 }
 
 impl ServerSocket {
@@ -207,7 +245,7 @@ impl ServerSocket {
         let server = ServerSocket {
             socket,
             bufs: RecvBuffers::new(BATCH, MAX_DATAGRAM),
-            answer_from: addr.ip().is_unspecified().then(HashMap::new),
+            answer_from: addr.ip().is_unspecified().then(AnswerFrom::default),
         };
         Ok((server, local))
     }
@@ -219,6 +257,7 @@ impl ServerSocket {
     /// Hands up to `BATCH` waiting datagrams to `each`; returns how many arrived.
     fn receive(
         &mut self,
+        now: Instant,
         io: &mut IoStats,
         mut each: impl FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
@@ -234,42 +273,51 @@ impl ServerSocket {
                 continue;
             }
             if let Some(map) = self.answer_from.as_mut() {
-                map.insert(d.peer, d.client);
+                map.insert(now, d.peer, d.client);
             }
             each(d.peer, bytes);
         }
         Ok(n)
     }
 
-    /// Sends from the front of `out` what the socket takes; a datagram the kernel refuses is
-    /// dropped and counted (CoAP retransmits), the rest waits when the buffer is full.
-    fn send(
-        &mut self,
-        out: &mut VecDeque<(SocketAddr, Vec<u8>)>,
-        io: &mut IoStats,
-    ) -> io::Result<()> {
+    /// Sends from the front of `out` what the socket takes; a datagram the kernel refuses, or
+    /// addressed where this socket cannot send, is dropped and counted (CoAP retransmits, and
+    /// one peer's bad address must not stop the server), the rest waits when the buffer is full.
+    fn send(&mut self, out: &mut VecDeque<(SocketAddr, Vec<u8>)>, io: &mut IoStats) {
         let bound = self.socket.local_addr();
         while !out.is_empty() {
             let end = out.len().min(BATCH);
-            let batch: Vec<OutgoingDatagram<'_>> = out
-                .range(..end)
-                .map(|(to, payload)| OutgoingDatagram {
-                    from: self
-                        .answer_from
-                        .as_ref()
-                        .and_then(|m| m.get(to).copied())
-                        .unwrap_or(bound),
-                    to: *to,
-                    payload,
-                })
-                .collect();
+            let mut batch: Vec<OutgoingDatagram<'_>> = Vec::with_capacity(end);
+            for (to, payload) in out.range(..end) {
+                let from = self
+                    .answer_from
+                    .as_ref()
+                    .and_then(|m| m.get(to))
+                    .unwrap_or(bound);
+                match (in_family(bound, from), in_family(bound, *to)) {
+                    (Some(from), Some(to)) => batch.push(OutgoingDatagram { from, to, payload }),
+                    // Sent up to here; an unfit one at the front is dropped below.
+                    _ => break,
+                }
+            }
+            if batch.is_empty() {
+                io.send_errors += 1;
+                drop(batch);
+                out.pop_front();
+                continue;
+            }
+            let tried = batch.len();
             let (gone, full) = match self.socket.send_batch(&batch) {
-                Ok(sent) => (sent, sent < end),
+                Ok(sent) => (sent, sent < tried),
                 Err(TransportError::Send { index, .. }) => {
-                    io.send_dropped += 1;
+                    io.send_errors += 1;
                     (index + 1, false)
                 }
-                Err(e) => return Err(as_io(e)),
+                Err(_) => {
+                    // Not the kernel's refusal, and nothing sent: the first goes.
+                    io.send_errors += 1;
+                    (1, false)
+                }
             };
             drop(batch);
             out.drain(..gone);
@@ -277,7 +325,23 @@ impl ServerSocket {
                 break;
             }
         }
-        Ok(())
+    }
+}
+
+/// `addr` as a socket bound to `bound` sends to or from it: an IPv4 address on an IPv6 socket
+/// as IPv4-mapped, an IPv4-mapped one on an IPv4 socket as IPv4; `None` when it cannot be.
+fn in_family(bound: SocketAddr, addr: SocketAddr) -> Option<SocketAddr> {
+    match (bound, addr) {
+        (SocketAddr::V4(_), SocketAddr::V4(_)) | (SocketAddr::V6(_), SocketAddr::V6(_)) => {
+            Some(addr)
+        }
+        (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+            Some(SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()))
+        }
+        (SocketAddr::V4(_), SocketAddr::V6(v6)) => v6
+            .ip()
+            .to_ipv4_mapped()
+            .map(|ip| SocketAddr::new(ip.into(), v6.port())),
     }
 }
 
@@ -300,4 +364,64 @@ fn is_transient(error: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u32) -> SocketAddr {
+        SocketAddr::from((n.to_be_bytes(), 5683))
+    }
+
+    #[test]
+    fn answer_from_stays_bounded_and_forgets_old_peers() {
+        let mut map = AnswerFrom::default();
+        let local = addr(1);
+        let now = Instant::ZERO;
+        for n in 0..(3 * ANSWER_FROM_PEERS as u32) {
+            map.insert(now, addr(n), local);
+        }
+        assert!(map.len() <= 2 * ANSWER_FROM_PEERS, "{}", map.len());
+        assert_eq!(map.get(&addr(0)), None);
+        assert_eq!(
+            map.get(&addr(3 * ANSWER_FROM_PEERS as u32 - 1)),
+            Some(local)
+        );
+        // Two generations later by age alone, a peer not heard from is forgotten.
+        let later = now + ANSWER_FROM_AGE;
+        map.insert(later, addr(1 << 30), local);
+        map.insert(later + ANSWER_FROM_AGE, addr(1 << 31), local);
+        assert_eq!(map.get(&addr(3 * ANSWER_FROM_PEERS as u32 - 1)), None);
+        assert_eq!(map.get(&addr(1 << 30)), Some(local));
+    }
+
+    #[test]
+    fn addresses_are_put_in_the_socket_family() {
+        let v4 = SocketAddr::from(([127, 0, 0, 1], 9));
+        let v6 = SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 9));
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:9".parse().unwrap();
+        assert_eq!(in_family(v6, v4), Some(mapped));
+        assert_eq!(in_family(v4, mapped), Some(v4));
+        assert_eq!(in_family(v4, v6), None);
+        assert_eq!(in_family(v6, v6), Some(v6));
+    }
+
+    /// A datagram the socket cannot send is dropped and counted; the server keeps serving.
+    #[test]
+    fn an_unsendable_datagram_is_counted_not_fatal() {
+        let (mut socket, _) = ServerSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let v6 = SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 9));
+        let mut out = VecDeque::from([(v6, vec![1]), (sink.local_addr().unwrap(), vec![2])]);
+        let mut io = IoStats::default();
+        socket.send(&mut out, &mut io);
+        assert!(out.is_empty());
+        assert_eq!(io.send_errors, 1);
+        let mut buf = [0; 8];
+        sink.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(sink.recv(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], 2);
+    }
 }

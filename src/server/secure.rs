@@ -43,7 +43,13 @@ pub struct DtlsServerConfig {
     /// A connected session that saw no datagram either way for this long is dropped: it must
     /// outlast the clients' update interval, or their next Update finds no session.
     pub idle_timeout: Duration,
+    /// Sessions (handshakes under way included) at most: a `ClientHello` beyond is dropped.
+    pub max_sessions: usize,
 }
+
+/// [`DtlsServerConfig::max_sessions`] unless told otherwise: each session holds a few KB of
+/// dimpl state and buffers.
+pub const DEFAULT_MAX_DTLS_SESSIONS: usize = 100_000;
 
 impl DtlsServerConfig {
     /// PSK.
@@ -56,6 +62,7 @@ impl DtlsServerConfig {
             auth,
             params: DtlsParams::default(),
             idle_timeout: Duration::from_secs(3600),
+            max_sessions: DEFAULT_MAX_DTLS_SESSIONS,
         }
     }
 }
@@ -84,6 +91,7 @@ pub struct SecureServer<S = Server> {
     auth: SessionAuth,
     handshake_timeout: Duration,
     idle_timeout: Duration,
+    max_sessions: usize,
     peers: HashMap<SocketAddr, Peer>,
     /// Per-peer deadlines, invalidated lazily (see [`Peer::scheduled`]).
     timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
@@ -125,6 +133,7 @@ impl<S: Served> SecureServer<S> {
             auth,
             handshake_timeout: config.params.handshake_timeout,
             idle_timeout: config.idle_timeout,
+            max_sessions: config.max_sessions,
             peers: HashMap::new(),
             timers: BinaryHeap::new(),
             transmit: VecDeque::new(),
@@ -237,6 +246,10 @@ impl<S: Served> SecureServer<S> {
     }
 
     fn open(&mut self, now: Instant, from: SocketAddr) {
+        if self.peers.len() >= self.max_sessions {
+            self.stats.sessions_full += 1;
+            return;
+        }
         let config = Arc::clone(&self.dimpl);
         let accepted = match &self.auth {
             SessionAuth::Psk => Session::accept(config, now),

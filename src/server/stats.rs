@@ -57,6 +57,19 @@ impl QueueStats {
     }
 }
 
+/// What the server refused, or held back, to protect itself and others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitStats {
+    /// Registers of a new endpoint refused 5.03: the server held `max_registrations`.
+    pub registrations_full: u64,
+    /// Registers and Updates refused 4.00: a lifetime over `max_lifetime`.
+    pub lifetime_too_long: u64,
+    /// Registrations that stopped drawing load: `unresponsive_after` timeouts in a row.
+    pub unresponsive: u64,
+    /// Periodic requests not sent to such a registration.
+    pub withheld: u64,
+}
+
 /// Everything the server counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServerStats {
@@ -96,6 +109,7 @@ pub struct ServerStats {
     /// Notifications with a token we do not know (answered RST).
     pub notifications_rejected: u64,
     pub queue: QueueStats,
+    pub limits: LimitStats,
     /// What the socket loop around the server counted (zero for the sans-IO server alone).
     pub io: IoStats,
     /// What the DTLS layer in front counted (zero over plain CoAP).
@@ -126,6 +140,8 @@ pub struct DtlsStats {
     pub no_session: u64,
     /// Datagrams the server had for a peer without an open session: dropped.
     pub unsent: u64,
+    /// `ClientHello`s with a valid cookie refused: `max_sessions` were open.
+    pub sessions_full: u64,
 }
 
 /// Datagrams the UDP loop could not pass on.
@@ -133,8 +149,10 @@ pub struct DtlsStats {
 pub struct IoStats {
     /// Longer than the receive buffer: dropped unread.
     pub truncated: u64,
-    /// Refused by the kernel, or dropped because the send queue stayed full.
+    /// Dropped because the send queue stayed full.
     pub send_dropped: u64,
+    /// Refused by the kernel (no route, an address of the other family...): dropped.
+    pub send_errors: u64,
 }
 
 impl fmt::Display for ServerStats {
@@ -208,11 +226,31 @@ impl ServerStats {
                 self.dtls.handshakes_ok, self.dtls.handshakes_failed, self.dtls.sessions
             )?;
         }
+        let l = &self.limits;
+        let refused = [
+            ("registrations-full", l.registrations_full),
+            ("lifetime-too-long", l.lifetime_too_long),
+            ("sessions-full", self.dtls.sessions_full),
+            ("bootstrap-full", self.bootstrap.full),
+        ];
+        if refused.iter().any(|(_, n)| *n > 0) {
+            f.write_str(", refused")?;
+            for (name, n) in refused.iter().filter(|(_, n)| *n > 0) {
+                write!(f, " {name} {n}")?;
+            }
+        }
+        if l.unresponsive > 0 {
+            write!(
+                f,
+                ", unresponsive {} (withheld {})",
+                l.unresponsive, l.withheld
+            )?;
+        }
         if self.io != IoStats::default() {
             write!(
                 f,
-                ", truncated {} send-dropped {}",
-                self.io.truncated, self.io.send_dropped
+                ", truncated {} send-dropped {} send-errors {}",
+                self.io.truncated, self.io.send_dropped, self.io.send_errors
             )?;
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use coap_lite::{Packet, ResponseType};
 use rand::Rng;
 
-use super::registry::{Refusal, parse_register, parse_update};
+use super::registry::{Refusal, location_id, parse_register, parse_update};
 use super::timers::TimerKind;
 use super::{Answer, ObjectLinks, Registration, Server};
 use crate::clock::Instant;
@@ -55,18 +55,29 @@ impl Server {
             Err(Refusal::BadRequest) => return Answer::code(ResponseType::BadRequest),
             Err(Refusal::Unsupported) => return Answer::code(ResponseType::PreconditionFailed),
         };
+        if params.lifetime > self.config.max_lifetime {
+            self.stats.limits.lifetime_too_long += 1;
+            return Answer::code(ResponseType::BadRequest);
+        }
+        let known = self.by_endpoint.get(params.endpoint).copied();
+        if known.is_none() && self.registrations.len() >= self.config.max_registrations {
+            self.stats.limits.registrations_full += 1;
+            return Answer::code(ResponseType::ServiceUnavailable);
+        }
         let links = match self.links(request) {
             Ok(links) => links.unwrap_or_else(|| self.intern(ObjectLinks::default())),
             Err(answer) => return answer,
         };
-        if let Some(&old) = self.by_endpoint.get(params.endpoint) {
+        if let Some(old) = known {
             self.stats.replaced += 1;
             self.remove(old);
         }
         let id = self.fresh_id();
+        let tag = self.ids.random();
         let endpoint: Arc<str> = Arc::from(params.endpoint);
         let mut registration = Registration {
             id,
+            tag,
             endpoint: Arc::clone(&endpoint),
             peer: from,
             links,
@@ -82,6 +93,7 @@ impl Server {
             pending: 0,
             held: 0,
             observe_token: 0,
+            timeouts_in_row: 0,
             exchange: None,
         };
         registration.refresh(now, self.config.awake_window);
@@ -94,7 +106,7 @@ impl Server {
         self.stats.registered = self.registrations.len() as u64;
         self.start_load(now, id);
         Answer {
-            created: Some(id),
+            created: Some(location_id(tag, id)),
             flush: Some(id),
             ..Answer::code(ResponseType::Created)
         }
@@ -114,6 +126,13 @@ impl Server {
         let Ok(update) = parse_update(query) else {
             return Answer::code(ResponseType::BadRequest);
         };
+        if update
+            .lifetime
+            .is_some_and(|lt| lt > self.config.max_lifetime)
+        {
+            self.stats.limits.lifetime_too_long += 1;
+            return Answer::code(ResponseType::BadRequest);
+        }
         let links = match self.links(request) {
             Ok(links) => links,
             Err(answer) => return answer,
@@ -124,6 +143,8 @@ impl Server {
         };
         registration.apply(&update);
         registration.refresh(now, window);
+        // Heard from again: its requests go out once more.
+        registration.timeouts_in_row = 0;
         let old_links = links.map(|links| std::mem::replace(&mut registration.links, links));
         // The client may come back from another address (NAT rebinding, a new port).
         let old_peer = std::mem::replace(&mut registration.peer, from);

@@ -454,12 +454,131 @@ fn requests_go_under_the_alternate_root() {
 
 #[test]
 fn location_ids_round_trip() {
-    for id in [0, 1, 0xdead_beef, u32::MAX] {
-        let text = String::from_utf8(registry::location_id(id).to_vec()).unwrap();
-        assert_eq!(registry::parse_location_id(&text), Some(id));
+    for (tag, id) in [(0, 0), (1, 2), (0xdead_beef, 7), (u32::MAX, u32::MAX)] {
+        let text = String::from_utf8(registry::location_id(tag, id).to_vec()).unwrap();
+        assert_eq!(text.len(), 16);
+        assert_eq!(registry::parse_location_id(&text), Some((tag, id)));
     }
     assert_eq!(registry::parse_location_id("123"), None);
-    assert_eq!(registry::parse_location_id("xxxxxxxx"), None);
+    assert_eq!(registry::parse_location_id("xxxxxxxxxxxxxxxx"), None);
+    assert_eq!(registry::parse_location_id("+00000000000000f"), None);
+}
+
+/// Two servers with the same seed (a restart) hand out different locations, and one's are
+/// unknown to the other: a stale Update gets 4.04, so its client registers again.
+#[test]
+fn locations_differ_across_restarts_and_stale_ones_get_not_found() {
+    let mut first = Server::new(ServerConfig::default(), 7);
+    let mut second = Server::new(ServerConfig::default(), 7);
+    let old: Vec<String> = (0..50)
+        .map(|i| registered(&mut first, at(0), peer(i), &format!("ep-{i}"), 60))
+        .collect();
+    let new: Vec<String> = (0..50)
+        .map(|i| registered(&mut second, at(0), peer(i), &format!("ep-{i}"), 60))
+        .collect();
+    for (mid, location) in old.iter().enumerate() {
+        assert!(!new.contains(location), "{location} handed out twice");
+        let path: Vec<&str> = location.split('/').collect();
+        second.handle_datagram(at(1), peer(999), &update_request(&path, mid as u16));
+        let reply = sent(&mut second);
+        assert_eq!(code(&reply[0].1), ResponseType::NotFound, "{location}");
+    }
+    assert_eq!(second.stats().not_found, 50);
+    assert_eq!(second.stats().updates, 0);
+    // A location with a known id but another tag is no location of ours either.
+    let real = &new[0];
+    let forged = format!("rd/{}{}", "00000000", &real[11..]);
+    assert_ne!(&forged, real);
+    let path: Vec<&str> = forged.split('/').collect();
+    second.handle_datagram(at(1), peer(0), &update_request(&path, 10));
+    assert_eq!(code(&sent(&mut second)[0].1), ResponseType::NotFound);
+}
+
+/// NAT rebinding: an Update to a known location from a new address moves the registration.
+#[test]
+fn an_update_from_a_new_address_moves_the_registration() {
+    let mut server = Server::new(ServerConfig::default(), 1);
+    let location = registered(&mut server, at(0), peer(1), "dev", 60);
+    let path: Vec<&str> = location.split('/').collect();
+    server.handle_datagram(at(1), peer(2), &update_request(&path, 5));
+    assert_eq!(code(&sent(&mut server)[0].1), ResponseType::Changed);
+    assert_eq!(server.registration("dev").unwrap().peer(), peer(2));
+}
+
+#[test]
+fn registrations_beyond_the_cap_get_service_unavailable() {
+    let config = ServerConfig {
+        max_registrations: 2,
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config, 1);
+    registered(&mut server, at(0), peer(1), "a", 60);
+    registered(&mut server, at(0), peer(2), "b", 60);
+    server.handle_datagram(at(0), peer(3), &register(1, &["ep=c", "lt=60"], ""));
+    assert_eq!(
+        code(&sent(&mut server)[0].1),
+        ResponseType::ServiceUnavailable
+    );
+    // A known endpoint registering again replaces its registration: not refused.
+    registered(&mut server, at(1), peer(4), "a", 60);
+    assert_eq!(server.registration_count(), 2);
+    assert_eq!(server.stats().limits.registrations_full, 1);
+    assert!(server.stats().to_string().contains("registrations-full 1"));
+}
+
+#[test]
+fn lifetimes_beyond_the_cap_are_refused() {
+    let config = ServerConfig {
+        max_lifetime: 3600,
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config, 1);
+    server.handle_datagram(at(0), peer(1), &register(1, &["ep=a", "lt=3601"], ""));
+    assert_eq!(code(&sent(&mut server)[0].1), ResponseType::BadRequest);
+    // No `lt` means 86,400 s: over this cap too.
+    server.handle_datagram(at(0), peer(1), &register(2, &["ep=a"], ""));
+    assert_eq!(code(&sent(&mut server)[0].1), ResponseType::BadRequest);
+    let location = registered(&mut server, at(0), peer(1), "a", 3600);
+    let path: Vec<&str> = location.split('/').collect();
+    let update = request(
+        MessageType::Confirmable,
+        3,
+        RequestType::Post,
+        &path,
+        &["lt=7200"],
+        "",
+    );
+    server.handle_datagram(at(1), peer(1), &update);
+    assert_eq!(code(&sent(&mut server)[0].1), ResponseType::BadRequest);
+    assert_eq!(server.registration("a").unwrap().lifetime(), 3600 * SECOND);
+    assert_eq!(server.stats().limits.lifetime_too_long, 3);
+}
+
+/// A registration that never answers (a spoofed Register naming a bystander) draws three
+/// Reads, then nothing until it sends an Update.
+#[test]
+fn a_registration_whose_requests_time_out_stops_drawing_load() {
+    let mut server = Server::new(read_config(100 * SECOND), 3);
+    let location = registered(&mut server, at(0), peer(1), "mute", 86_400);
+    let mut now = at(0);
+    while now < at(3600) {
+        now = server.poll_timeout().unwrap();
+        server.handle_timeout(now);
+        sent(&mut server);
+    }
+    let read = server.stats().read;
+    assert_eq!((read.sent, read.timeout), (3, 3), "{read:?}");
+    assert_eq!(server.stats().limits.unresponsive, 1);
+    assert!(server.stats().limits.withheld > 20);
+    // An Update: it is heard from again, and the next Read goes out.
+    let path: Vec<&str> = location.split('/').collect();
+    server.handle_datagram(now, peer(1), &update_request(&path, 4));
+    assert_eq!(code(&sent(&mut server)[0].1), ResponseType::Changed);
+    let next = server.poll_timeout().unwrap();
+    server.handle_timeout(next);
+    let reads = sent(&mut server);
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(server.stats().read.sent, 4);
 }
 
 /// The memory budget: a few hundred bytes per registration with the load timers armed.
