@@ -12,7 +12,10 @@ use super::parse::{
 };
 use crate::fleet::{IdentityPattern, Plan, ServerUri, Slice, format_duration, parse_uri};
 use crate::model::Path;
-use crate::server::{ObserveLoad, ServerConfig, WriteLoad};
+use crate::server::{
+    DEFAULT_MAX_BOOTSTRAP_SESSIONS, DEFAULT_MAX_DTLS_SESSIONS, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_REGISTRATIONS, DtlsServerConfig, ObserveLoad, ServerConfig, WriteLoad,
+};
 use crate::transport::{AddressSet, PortRange};
 
 /// The fleet file and what the command line changes in it (`run`, `check`, `credentials`).
@@ -76,6 +79,75 @@ pub(super) struct EngineArgs {
     /// Engine threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub shards: usize,
+}
+
+/// The caps that protect the embedded server from its clients and from strangers: flags of
+/// `serve`; `run`'s embedded server keeps the defaults.
+#[derive(Args, Clone, Debug)]
+pub(super) struct LimitArgs {
+    /// Registrations held at most; a Register of a new endpoint beyond gets 5.03.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REGISTRATIONS,
+          value_parser = parse_count)]
+    pub max_registrations: usize,
+    /// Longest lifetime accepted; a Register or Update asking more gets 4.00.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_lifetime)]
+    pub max_lifetime: u32,
+    /// DTLS sessions at once (handshakes under way included); a ClientHello beyond is dropped.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DTLS_SESSIONS,
+          value_parser = parse_count)]
+    pub max_dtls_sessions: usize,
+    /// Clients being bootstrapped at once (with --bootstrap); a Bootstrap-Request beyond gets
+    /// 5.03.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BOOTSTRAP_SESSIONS,
+          value_parser = parse_count)]
+    pub max_bootstrap_sessions: usize,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        LimitArgs {
+            max_registrations: DEFAULT_MAX_REGISTRATIONS,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            max_dtls_sessions: DEFAULT_MAX_DTLS_SESSIONS,
+            max_bootstrap_sessions: DEFAULT_MAX_BOOTSTRAP_SESSIONS,
+        }
+    }
+}
+
+impl LimitArgs {
+    /// `config` with these caps.
+    pub fn server(&self, config: ServerConfig) -> ServerConfig {
+        ServerConfig {
+            max_registrations: self.max_registrations,
+            max_lifetime: self.max_lifetime,
+            ..config
+        }
+    }
+
+    /// `config` with this cap on sessions.
+    pub fn dtls(&self, config: DtlsServerConfig) -> DtlsServerConfig {
+        DtlsServerConfig {
+            max_sessions: self.max_dtls_sessions,
+            ..config
+        }
+    }
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A lifetime cap in whole seconds, as `lt` carries it.
+fn parse_lifetime(s: &str) -> Result<u32, String> {
+    let d = parse_positive_duration(s)?;
+    u32::try_from(d.as_secs())
+        .ok()
+        .filter(|&secs| secs > 0)
+        .ok_or_else(|| "must be from 1s to 136 years".into())
 }
 
 /// What the embedded server asks of every registered client (`run`, `serve`).

@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::args::LoadArgs;
+use super::args::{LimitArgs, LoadArgs};
 use super::{Failure, failed};
 use crate::fleet::{Credentials, Plan, format_duration};
 use crate::security::dtls::ServerKeys;
@@ -30,12 +30,12 @@ impl BootstrapPair {
     /// `bootstrap_bind`, which writes `lifetime`. `bootstrap_keys`: the keys clients use with
     /// the bootstrap server (DTLS for both then), `None` for plain CoAP.
     pub fn start(
-        server_bind: SocketAddr,
-        bootstrap_bind: SocketAddr,
+        (server_bind, bootstrap_bind): (SocketAddr, SocketAddr),
         config: ServerConfig,
         lifetime: Duration,
         bootstrap_keys: Option<ServerKeys>,
         seed: u64,
+        limits: &LimitArgs,
     ) -> Result<BootstrapPair, Failure> {
         let secure = bootstrap_keys.is_some();
         let mut provisioning = Provisioning {
@@ -44,7 +44,10 @@ impl BootstrapPair {
             lifetime,
             ..Provisioning::new("")
         };
-        let server_dtls = provisioning.server_keys().map(DtlsServerConfig::new);
+        let server_dtls = provisioning
+            .server_keys()
+            .map(|keys| limits.dtls(DtlsServerConfig::new(keys)));
+        let config = limits.server(config);
         let server =
             Runner::start_with(server_bind, config, seed, server_dtls.as_ref()).map_err(|e| {
                 failed(format!(
@@ -53,10 +56,14 @@ impl BootstrapPair {
             })?;
         let scheme = if secure { "coaps" } else { "coap" };
         provisioning.server_uri = format!("{scheme}://{}", server.local_addr());
-        let bootstrap_dtls = bootstrap_keys.map(DtlsServerConfig::new);
+        let bootstrap_dtls = bootstrap_keys.map(|keys| limits.dtls(DtlsServerConfig::new(keys)));
+        let bootstrap_config = BootstrapServerConfig {
+            max_sessions: limits.max_bootstrap_sessions,
+            ..BootstrapServerConfig::new(provisioning)
+        };
         let bootstrap = Runner::serve(
             bootstrap_bind,
-            BootstrapServer::new(BootstrapServerConfig::new(provisioning), seed),
+            BootstrapServer::new(bootstrap_config, seed),
             bootstrap_dtls.as_ref(),
         )
         .map_err(|e| {
@@ -81,16 +88,23 @@ impl BootstrapPair {
     }
 
     /// Stops both, printing each one's last counts.
-    pub fn stop(self) {
+    /// Stops both, printing their last counts; an error if either had stopped on its own.
+    pub fn stop(self) -> Result<(), Failure> {
+        let mut result = Ok(());
         for (name, runner) in [
             ("bootstrap server", self.bootstrap),
             ("server", self.server),
         ] {
-            match runner.stop() {
-                Ok(stats) => println!("embedded {name}: {stats}"),
-                Err(e) => eprintln!("embedded {name}: {e}"),
+            let (stats, error) = runner.finish();
+            println!("embedded {name}: {stats}");
+            if let Some(e) = error {
+                eprintln!("embedded {name}: {e}");
+                result = result.and(Err(failed(format!(
+                    "the embedded {name} stopped early: {e}"
+                ))));
             }
         }
+        result
     }
 }
 
@@ -135,7 +149,8 @@ pub(super) fn start_for_run(
         .unwrap_or(Duration::from_secs(300));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let seed = plan.groups.first().map_or(0, |g| g.seed);
-    let pair = BootstrapPair::start(loopback, loopback, config, lifetime, keys, seed)?;
+    let limits = LimitArgs::default();
+    let pair = BootstrapPair::start((loopback, loopback), config, lifetime, keys, seed, &limits)?;
     let over = if pair.secure {
         format!(
             " over DTLS (PSK: the fleet's {} identities for the bootstrap server, keys of their \

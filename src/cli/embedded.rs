@@ -35,14 +35,18 @@ impl Embedded {
         Ok((runner.local_addr(), Embedded::Server { runner, secure }))
     }
 
-    /// Stops them, printing their last counts.
-    pub(super) fn stop(self) {
+    /// Stops them, printing their last counts; an error if one had stopped on its own (the
+    /// run's figures then count a server that was not there).
+    pub(super) fn stop(self) -> Result<(), Failure> {
         match self {
-            Embedded::None => {}
-            Embedded::Server { runner, .. } => match runner.stop() {
-                Ok(stats) => println!("embedded server: {stats}"),
-                Err(e) => eprintln!("embedded server: {e}"),
-            },
+            Embedded::None => Ok(()),
+            Embedded::Server { runner, .. } => {
+                let (stats, error) = runner.finish();
+                println!("embedded server: {stats}");
+                error.map_or(Ok(()), |e| {
+                    Err(failed(format!("the embedded server stopped early: {e}")))
+                })
+            }
             Embedded::Bootstrap(pair) => pair.stop(),
         }
     }

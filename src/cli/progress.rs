@@ -46,17 +46,21 @@ pub(super) fn progress_lines(
     }
 }
 
-/// Prints `status()` every `every` until Ctrl-C or, when given, `duration` has passed.
+/// Prints `status()` every `every` until Ctrl-C, `alive()` turns false or, when given,
+/// `duration` has passed.
 pub(super) fn status_lines(
     every: Duration,
     duration: Option<Duration>,
     status: impl Fn() -> String,
+    alive: impl Fn() -> bool,
 ) {
     let interrupts = Interrupts::catch(None);
     let interrupted = interrupts.count();
     let started = Instant::now();
     let mut next_line = every;
-    while interrupted.load(Ordering::Acquire) == 0 && duration.is_none_or(|d| started.elapsed() < d)
+    while interrupted.load(Ordering::Acquire) == 0
+        && duration.is_none_or(|d| started.elapsed() < d)
+        && alive()
     {
         std::thread::sleep(Duration::from_millis(100));
         if started.elapsed() >= next_line {

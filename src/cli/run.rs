@@ -146,9 +146,10 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
     println!("{}", crate::engine::describe_start(&started, args.start_at));
-    embedded.stop();
+    let embedded_ended = embedded.stop();
     let thresholds = reports.finish(&summary, &started, interrupts.count());
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
+    embedded_ended?;
     let thresholds = thresholds?;
     if summary.server_tried() && !summary.server_answered() {
         return Err(never_answered(server, &summary));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::LoadArgs;
+use super::args::{LimitArgs, LoadArgs};
 use super::bootstrap::BootstrapPair;
 use super::parse::{HexArg, hex_arg, parse_positive_duration};
 use super::progress::status_lines;
@@ -31,10 +31,13 @@ pub(super) struct ServeArgs {
     pub bootstrap_lifetime: Duration,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Stop after this long (default: until Ctrl-C).
     #[arg(long, value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
-    /// Seed for the server's message IDs, tokens and timer offsets.
+    /// Seed for the server's message IDs, tokens and timer offsets (registration locations are
+    /// random whatever the seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Time between status lines.
@@ -63,7 +66,14 @@ pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     if let Some(bootstrap_bind) = args.bootstrap {
         let config = args.load.server_config();
         let (lifetime, seed) = (args.bootstrap_lifetime, args.seed);
-        let pair = BootstrapPair::start(bind, bootstrap_bind, config, lifetime, key, seed)?;
+        let pair = BootstrapPair::start(
+            (bind, bootstrap_bind),
+            config,
+            lifetime,
+            key,
+            seed,
+            &args.limits,
+        )?;
         println!(
             "LWM2M server behind a bootstrap server: {pair}{} ({}); Ctrl-C stops them",
             if args.psk_key.is_some() {
@@ -74,18 +84,23 @@ pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             },
             args.load.describe()
         );
-        status_lines(args.status_every, args.duration, || {
-            format!(
-                "bootstrap server: {} | server: {}",
-                pair.bootstrap.stats(),
-                pair.server.stats()
-            )
-        });
-        pair.stop();
-        return Ok(());
+        status_lines(
+            args.status_every,
+            args.duration,
+            || {
+                format!(
+                    "bootstrap server: {} | server: {}",
+                    pair.bootstrap.stats(),
+                    pair.server.stats()
+                )
+            },
+            || !pair.bootstrap.has_died() && !pair.server.has_died(),
+        );
+        return pair.stop();
     }
-    let dtls = key.map(DtlsServerConfig::new);
-    let runner = Runner::start_with(bind, args.load.server_config(), args.seed, dtls.as_ref())
+    let dtls = key.map(|key| args.limits.dtls(DtlsServerConfig::new(key)));
+    let config = args.limits.server(args.load.server_config());
+    let runner = Runner::start_with(bind, config, args.seed, dtls.as_ref())
         .map_err(|e| failed(format!("cannot serve on {bind}: {e}")))?;
     let over = if dtls.is_some() {
         " over DTLS (PSK, one key for every identity)"
@@ -97,10 +112,13 @@ pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         runner.local_addr(),
         args.load.describe()
     );
-    status_lines(args.status_every, args.duration, || {
-        runner.stats().to_string()
-    });
-    let stats = runner.stop().map_err(failed)?;
+    status_lines(
+        args.status_every,
+        args.duration,
+        || runner.stats().to_string(),
+        || !runner.has_died(),
+    );
+    let (stats, error) = runner.finish();
     println!("{stats}");
-    Ok(())
+    error.map_or(Ok(()), |e| Err(failed(format!("the server stopped: {e}"))))
 }

@@ -108,8 +108,22 @@ impl Runner {
     }
 
     /// Stops the thread and returns the final statistics, or the socket error that ended it.
-    pub fn stop(mut self) -> io::Result<ServerStats> {
-        self.shut_down()
+    pub fn stop(self) -> io::Result<ServerStats> {
+        match self.finish() {
+            (stats, None) => Ok(stats),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Stops the thread: its last statistics, and the error that ended it early if one did.
+    pub fn finish(mut self) -> (ServerStats, Option<io::Error>) {
+        let error = self.shut_down().err();
+        (self.stats(), error)
+    }
+
+    /// Whether the thread has ended (a socket error, or a panic) without being asked to.
+    pub fn has_died(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed) && self.thread.as_ref().is_some_and(|t| t.is_finished())
     }
 
     fn shut_down(&mut self) -> io::Result<ServerStats> {
@@ -137,30 +151,45 @@ impl fmt::Display for Runner {
     }
 }
 
+/// Serves until asked to stop or a socket error; the last statistics are published either way.
 fn serve(
     mut socket: ServerSocket,
     mut server: impl Served,
     shared: &Mutex<ServerStats>,
     stop: &AtomicBool,
 ) -> io::Result<ServerStats> {
+    let mut io = IoStats::default();
+    let ended = serve_until_stopped(&mut socket, &mut server, &mut io, shared, stop);
+    let mut stats = server.snapshot();
+    stats.io = io;
+    *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+    ended.map(|()| stats)
+}
+
+fn serve_until_stopped(
+    socket: &mut ServerSocket,
+    server: &mut impl Served,
+    io: &mut IoStats,
+    shared: &Mutex<ServerStats>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     let origin = std::time::Instant::now();
     let clock =
         || Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX));
     let mut poller = Poller::new();
     poller.add(socket.fd());
     let mut outgoing: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
-    let mut io = IoStats::default();
     let mut published = clock();
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
-        let received = socket.receive(now, &mut io, |from, bytes| {
+        let received = socket.receive(now, io, |from, bytes| {
             server.handle_datagram(now, from, bytes);
         })?;
         if server.poll_timeout().is_some_and(|at| at <= now) {
             server.handle_timeout(now);
         }
         outgoing.extend(std::iter::from_fn(|| server.poll_transmit()));
-        socket.send(&mut outgoing, &mut io);
+        socket.send(&mut outgoing, io);
         if outgoing.len() > MAX_QUEUED {
             // The socket has stayed full: the oldest go (CoAP retransmits what matters).
             let excess = outgoing.len() - MAX_QUEUED;
@@ -169,7 +198,7 @@ fn serve(
         }
         if now.saturating_since(published) >= STATS_INTERVAL {
             let mut stats = server.snapshot();
-            stats.io = io;
+            stats.io = *io;
             *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
             published = now;
         }
@@ -184,10 +213,7 @@ fn serve(
             poller.wait(wait)?;
         }
     }
-    let mut stats = server.snapshot();
-    stats.io = io;
-    *shared.lock().unwrap_or_else(PoisonError::into_inner) = stats;
-    Ok(stats)
+    Ok(())
 }
 
 /// The server's socket: batched system calls (recvmmsg/sendmmsg), IPv4 or IPv6.
