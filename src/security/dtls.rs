@@ -216,6 +216,12 @@ pub fn is_client_hello(datagram: &[u8]) -> bool {
     datagram.len() > 13 && datagram[0] == 22 && datagram[3..5] == [0, 0] && datagram[13] == 1
 }
 
+/// Whether a datagram starts with a `HelloVerifyRequest` record (RFC 6347 §4.2.1: handshake
+/// type 3 in an epoch-0 handshake record).
+pub fn is_hello_verify_request(datagram: &[u8]) -> bool {
+    datagram.len() > 13 && datagram[0] == 22 && datagram[3..5] == [0, 0] && datagram[13] == 3
+}
+
 /// The dimpl configuration of one client's next handshake. `seed` makes the client random and
 /// the retransmission jitter reproducible under a simulated clock; PSK keys still differ per
 /// session (they mix in the server's random), and a simulated device guards nothing.

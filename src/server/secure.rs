@@ -1,8 +1,15 @@
 //! DTLS 1.2 (pre-shared keys, or certificates) in front of the sans-IO [`Server`]: one server-side
-//! [`Session`] per peer address, opened by its `ClientHello`, ended by `close_notify`, an alert,
-//! a failed handshake or an idle timeout. Records in are decrypted into
-//! [`Server::handle_datagram`]; what [`Server::poll_transmit`] has for a peer is encrypted on
-//! its session. Sans-IO too: bytes and time in, bytes and a deadline out.
+//! [`Session`] per peer address, opened once its `ClientHello` has come back with a valid cookie,
+//! ended by `close_notify`, an alert, a failed handshake or an idle timeout. Records in are
+//! decrypted into [`Server::handle_datagram`]; what [`Server::poll_transmit`] has for a peer is
+//! encrypted on its session. Sans-IO too: bytes and time in, bytes and a deadline out.
+//!
+//! The cookie exchange (RFC 6347 §4.2.1) is dimpl's: each handshake makes its own secret, so the
+//! handshake that sent the `HelloVerifyRequest` must be there when the cookie comes back. Until
+//! it does, the handshake is *unverified*: kept apart from the sessions, at most
+//! [`MAX_UNVERIFIED`] of them (the oldest goes first), for [`UNVERIFIED_LIFETIME`] at most, and
+//! never touching an established session of the same address. A flood of `ClientHello`s from
+//! spoofed addresses thus opens no session and holds a bounded amount of memory.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -16,7 +23,8 @@ use super::{DtlsStats, Served, Server, ServerStats};
 use crate::clock::Instant;
 use crate::security::dtls::certificate_config;
 use crate::security::dtls::{
-    DtlsParams, Failure, PeerCheck, ServerKeys, Session, is_client_hello, server_config,
+    DtlsParams, Failure, PeerCheck, ServerKeys, Session, is_client_hello, is_hello_verify_request,
+    server_config,
 };
 use crate::security::x509::PeerVerifier;
 
@@ -67,6 +75,18 @@ impl DtlsServerConfig {
     }
 }
 
+/// Handshakes waiting for their cookie, at most; beyond, the oldest is dropped.
+pub const MAX_UNVERIFIED: usize = 1024;
+/// How long a handshake may wait for its cookie: a client answers a `HelloVerifyRequest` within
+/// a round trip, or retransmits its `ClientHello` within its first flight timeouts.
+pub const UNVERIFIED_LIFETIME: Duration = Duration::from_secs(10);
+
+/// A handshake that sent its `HelloVerifyRequest` and waits for the cookie.
+struct Unverified {
+    session: Box<Session>,
+    since: Instant,
+}
+
 /// What each new session needs besides the shared dimpl configuration.
 enum SessionAuth {
     Psk,
@@ -93,6 +113,10 @@ pub struct SecureServer<S = Server> {
     idle_timeout: Duration,
     max_sessions: usize,
     peers: HashMap<SocketAddr, Peer>,
+    unverified: HashMap<SocketAddr, Unverified>,
+    /// When each unverified handshake began, oldest first (entries whose handshake is gone, or
+    /// began at another time, are stale).
+    unverified_order: VecDeque<(Instant, SocketAddr)>,
     /// Per-peer deadlines, invalidated lazily (see [`Peer::scheduled`]).
     timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -135,6 +159,8 @@ impl<S: Served> SecureServer<S> {
             idle_timeout: config.idle_timeout,
             max_sessions: config.max_sessions,
             peers: HashMap::new(),
+            unverified: HashMap::new(),
+            unverified_order: VecDeque::new(),
             timers: BinaryHeap::new(),
             transmit: VecDeque::new(),
             stats: DtlsStats::default(),
@@ -160,23 +186,28 @@ impl<S: Served> SecureServer<S> {
             .is_some_and(|p| p.session.is_connected())
     }
 
+    /// Handshakes waiting for their cookie now.
+    pub fn unverified(&self) -> usize {
+        self.unverified.len()
+    }
+
     /// A datagram (DTLS records) from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let hello = is_client_hello(bytes);
-        if hello && self.is_connected(from) {
-            // The client started over (it restarted, or gave up on us): its old session goes.
-            self.remove(from);
-            self.stats.lost += 1;
-        }
-        if !self.peers.contains_key(&from) {
-            if !hello {
-                // Records for a session we do not have (RFC 6347 §4.1.2.7: silently dropped).
-                self.stats.no_session += 1;
-                return;
-            }
-            self.open(now, from);
+        let handshaking = self
+            .peers
+            .get(&from)
+            .is_some_and(|p| !p.session.is_connected());
+        if hello && !handshaking {
+            // A new peer, or an established one starting over (it restarted, or gave up on
+            // us): its cookie first, the session it has stays until then.
+            self.verify(now, from, bytes);
+            self.pump(now);
+            return;
         }
         let Some(peer) = self.peers.get_mut(&from) else {
+            // Records for a session we do not have (RFC 6347 §4.1.2.7: silently dropped).
+            self.stats.no_session += 1;
             return;
         };
         peer.last_active = now;
@@ -186,13 +217,91 @@ impl<S: Served> SecureServer<S> {
         if retry && !self.peers.contains_key(&from) {
             // A fresh ClientHello that the handshake under way choked on: the client restarted
             // mid-handshake. The old handshake counted as failed; this one starts clean.
-            self.open(now, from);
-            if let Some(peer) = self.peers.get_mut(&from) {
-                let result = peer.session.handle_datagram(now, bytes);
-                self.settle(now, from, result);
-            }
+            self.verify(now, from, bytes);
         }
         self.pump(now);
+    }
+
+    /// A `ClientHello` outside a handshake under way: its unverified handshake (a new one if
+    /// none) answers it. A `HelloVerifyRequest` back leaves it unverified; anything else means
+    /// the cookie came back valid, and the handshake becomes the peer's session, in place of
+    /// the one it had.
+    fn verify(&mut self, now: Instant, from: SocketAddr, hello: &[u8]) {
+        self.expire_unverified(now);
+        let mut pending = match self.unverified.remove(&from) {
+            Some(pending) => pending,
+            None => {
+                let Some(session) = self.accept(now) else {
+                    return;
+                };
+                if self.unverified.len() >= MAX_UNVERIFIED {
+                    self.drop_oldest_unverified();
+                }
+                self.unverified_order.push_back((now, from));
+                Unverified {
+                    session: Box::new(session),
+                    since: now,
+                }
+            }
+        };
+        if pending.session.handle_datagram(now, hello).is_err() {
+            self.stats.unverified_dropped += 1;
+            return;
+        }
+        let records: Vec<Vec<u8>> =
+            std::iter::from_fn(|| pending.session.poll_transmit()).collect();
+        let challenged = records.first().is_none_or(|r| is_hello_verify_request(r));
+        if challenged {
+            self.stats.hello_verify_requests += u64::from(!records.is_empty());
+            self.transmit.extend(records.into_iter().map(|r| (from, r)));
+            self.unverified.insert(from, pending);
+            return;
+        }
+        let replacing = self.peers.contains_key(&from);
+        if !replacing && self.peers.len() >= self.max_sessions {
+            self.stats.sessions_full += 1;
+            return;
+        }
+        if replacing {
+            self.remove(from);
+            self.stats.lost += 1;
+        }
+        self.peers.insert(
+            from,
+            Peer {
+                session: pending.session,
+                last_active: now,
+                scheduled: None,
+            },
+        );
+        self.stats.sessions_opened += 1;
+        self.stats.sessions += 1;
+        self.transmit.extend(records.into_iter().map(|r| (from, r)));
+        self.schedule(from);
+    }
+
+    /// Unverified handshakes older than [`UNVERIFIED_LIFETIME`] go.
+    fn expire_unverified(&mut self, now: Instant) {
+        while let Some(&(since, from)) = self.unverified_order.front() {
+            if now.saturating_since(since) < UNVERIFIED_LIFETIME {
+                break;
+            }
+            self.unverified_order.pop_front();
+            if self.unverified.get(&from).is_some_and(|p| p.since == since) {
+                self.unverified.remove(&from);
+                self.stats.unverified_dropped += 1;
+            }
+        }
+    }
+
+    fn drop_oldest_unverified(&mut self) {
+        while let Some((since, from)) = self.unverified_order.pop_front() {
+            if self.unverified.get(&from).is_some_and(|p| p.since == since) {
+                self.unverified.remove(&from);
+                self.stats.unverified_dropped += 1;
+                return;
+            }
+        }
     }
 
     /// Deadlines up to `now`: the server's, handshake retransmissions, idle sessions.
@@ -245,11 +354,8 @@ impl<S: Served> SecureServer<S> {
             .min()
     }
 
-    fn open(&mut self, now: Instant, from: SocketAddr) {
-        if self.peers.len() >= self.max_sessions {
-            self.stats.sessions_full += 1;
-            return;
-        }
+    /// A server-side handshake, not yet anyone's.
+    fn accept(&mut self, now: Instant) -> Option<Session> {
         let config = Arc::clone(&self.dimpl);
         let accepted = match &self.auth {
             SessionAuth::Psk => Session::accept(config, now),
@@ -257,20 +363,8 @@ impl<S: Served> SecureServer<S> {
                 Session::accept_with_certificate(config, certificate.clone(), check.clone(), now)
             }
         };
-        match accepted {
-            Ok(session) => {
-                let peer = Peer {
-                    session: Box::new(session),
-                    last_active: now,
-                    scheduled: None,
-                };
-                self.peers.insert(from, peer);
-                self.stats.sessions_opened += 1;
-                self.stats.sessions += 1;
-            }
-            // dimpl refused to start: nothing was opened, but a client's handshake failed.
-            Err(_) => self.stats.handshakes_failed += 1,
-        }
+        // dimpl refused to start: nothing was opened, but a client's handshake failed.
+        accepted.map_err(|_| self.stats.handshakes_failed += 1).ok()
     }
 
     /// After the session of `from` took input: its records out, its plaintext into the server,

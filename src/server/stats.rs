@@ -119,10 +119,12 @@ pub struct ServerStats {
 }
 
 /// The DTLS layer of [`super::SecureServer`]. Invariant: every session opened ends once, as a
-/// failed handshake, or after its handshake as closed, expired or lost; the rest are open.
+/// failed handshake, or after its handshake as closed, expired or lost (replaced by a new
+/// handshake from its address included); the rest are open. A session opens when its
+/// `ClientHello` came back with a valid cookie.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DtlsStats {
-    /// Sessions opened by a peer's `ClientHello`.
+    /// Sessions opened by a peer's `ClientHello` with a valid cookie.
     pub sessions_opened: u64,
     /// Sessions open now.
     pub sessions: u64,
@@ -142,6 +144,11 @@ pub struct DtlsStats {
     pub unsent: u64,
     /// `ClientHello`s with a valid cookie refused: `max_sessions` were open.
     pub sessions_full: u64,
+    /// Cookies asked for: `HelloVerifyRequest`s sent.
+    pub hello_verify_requests: u64,
+    /// Handshakes dropped before their cookie came back: timed out, pushed out by newer ones,
+    /// or refused by dimpl. No session was opened for them.
+    pub unverified_dropped: u64,
 }
 
 /// Datagrams the UDP loop could not pass on.

@@ -188,3 +188,29 @@ fn provisioned_keys_are_per_client_and_the_server_can_work_them_out() {
     );
     assert!(Provisioning::new("coap://h").server_keys().is_none());
 }
+
+#[test]
+fn bootstrap_requests_beyond_the_session_cap_get_service_unavailable() {
+    let mut s = BootstrapServer::new(
+        BootstrapServerConfig {
+            max_sessions: 1,
+            ..BootstrapServerConfig::new(Provisioning::new("coap://127.0.0.1:5683"))
+        },
+        3,
+    );
+    let other = SocketAddr::from(([127, 0, 0, 1], 40_001));
+    let bs = |mid| request(RequestType::Post, &["bs"], &["ep=dev-1"], mid);
+    s.handle_datagram(at(1), peer(), &bs(1));
+    assert_eq!(sent(&mut s).len(), 2);
+    s.handle_datagram(at(1), other, &bs(2));
+    let (to, bytes) = s.poll_transmit().expect("an answer");
+    assert_eq!(to, other);
+    let answer = Packet::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::ServiceUnavailable)
+    );
+    assert_eq!(s.stats().bootstrap.full, 1);
+    assert_eq!(s.stats().bootstrap.accepted, 1);
+    assert!(s.stats().to_string().contains("bootstrap-full 1"));
+}

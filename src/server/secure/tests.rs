@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DtlsServerConfig, SecureServer};
+use super::{DtlsServerConfig, MAX_UNVERIFIED, SecureServer, UNVERIFIED_LIFETIME};
 use crate::client::{Client, ClientConfig, ClientState, Event, HandshakeOutcome};
 use crate::clock::Instant;
 use crate::model::Path;
@@ -318,6 +318,87 @@ fn a_client_that_starts_over_on_the_same_address_gets_a_fresh_session() {
     assert_eq!(stats.dtls.lost, 1, "{stats:?}");
     assert_eq!(stats.dtls.sessions, 1, "{stats:?}");
     assert_eq!(stats.replaced, 1, "{stats:?}");
+}
+
+/// A real client's first `ClientHello` (no cookie yet).
+fn first_client_hello(seed: u64) -> Vec<u8> {
+    let mut c = client(0, seed);
+    c.start(Instant::ZERO);
+    let (_, hello) = c.poll_transmit().expect("a ClientHello");
+    assert!(crate::security::dtls::is_client_hello(&hello));
+    hello
+}
+
+/// `ClientHello`s from many spoofed addresses get a `HelloVerifyRequest` each and open no
+/// session; the handshakes waiting for a cookie stay bounded.
+#[test]
+fn client_hellos_from_spoofed_addresses_open_no_session() {
+    let mut server = SecureServer::new(
+        Server::new(ServerConfig::default(), 1),
+        &World::keys(1, None),
+    );
+    let hello = first_client_hello(1);
+    let spoofed = MAX_UNVERIFIED + 100;
+    for i in 0..spoofed {
+        let from = SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 5683));
+        server.handle_datagram(at(0), from, &hello);
+        let (to, reply) = server.poll_transmit().expect("a HelloVerifyRequest");
+        assert_eq!(to, from);
+        assert!(crate::security::dtls::is_hello_verify_request(&reply));
+        assert!(server.poll_transmit().is_none());
+    }
+    let dtls = server.stats().dtls;
+    assert_eq!(dtls.sessions_opened, 0, "{dtls:?}");
+    assert_eq!(dtls.sessions, 0, "{dtls:?}");
+    assert_eq!(dtls.hello_verify_requests, spoofed as u64, "{dtls:?}");
+    assert_eq!(server.unverified(), MAX_UNVERIFIED);
+    assert_eq!(dtls.unverified_dropped, 100, "{dtls:?}");
+    // Later, all of them have timed out.
+    let later = at(0) + UNVERIFIED_LIFETIME;
+    server.handle_datagram(later, SocketAddr::from(([10, 8, 0, 1], 5683)), &hello);
+    assert_eq!(server.unverified(), 1);
+    assert_eq!(server.stats().dtls.unverified_dropped, spoofed as u64);
+}
+
+/// A `ClientHello` without a cookie from an established session's address (a spoofed one, or
+/// a restart that never returns the cookie) leaves the session alone.
+#[test]
+fn an_established_session_survives_a_client_hello_without_a_cookie() {
+    let mut w = World::new(1, &World::keys(1, None));
+    w.clients[0].start(Instant::ZERO);
+    w.run_until(at(1));
+    assert!(w.server.is_connected(peer(0)));
+    let reads = w.server.stats().read.ok;
+    w.server
+        .handle_datagram(w.now, peer(0), &first_client_hello(77));
+    assert!(w.server.is_connected(peer(0)));
+    // The HelloVerifyRequest goes to the real client, which is not handshaking: it ignores it.
+    w.run_until(at(4));
+    assert!(w.server.is_connected(peer(0)));
+    assert_eq!(w.clients[0].state(), ClientState::Registered);
+    let stats = w.server.stats();
+    assert!(stats.read.ok >= reads + 2, "reads go on: {stats:?}");
+    assert_eq!(stats.dtls.lost, 0, "{stats:?}");
+    assert_eq!(stats.dtls.sessions_opened, 1, "{stats:?}");
+    assert_eq!(stats.dtls.hello_verify_requests, 2, "{stats:?}");
+}
+
+#[test]
+fn handshakes_beyond_the_session_cap_are_refused_and_counted() {
+    let config = DtlsServerConfig {
+        max_sessions: 1,
+        ..World::keys(2, None)
+    };
+    let mut w = World::with_server(2, &config, ServerConfig::default());
+    w.clients[0].start(Instant::ZERO);
+    w.run_until(at(1));
+    w.clients[1].start(at(1));
+    w.run_until(at(3));
+    assert!(w.server.is_connected(peer(0)));
+    assert!(!w.server.is_connected(peer(1)));
+    let dtls = w.server.stats().dtls;
+    assert_eq!(dtls.sessions, 1, "{dtls:?}");
+    assert!(dtls.sessions_full >= 1, "{dtls:?}");
 }
 
 mod certificates;
