@@ -86,30 +86,32 @@ pub(super) struct EngineArgs {
 #[derive(Args, Clone, Debug)]
 pub(super) struct LimitArgs {
     /// Registrations held at most; a Register of a new endpoint beyond gets 5.03.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REGISTRATIONS,
-          value_parser = parse_count)]
-    pub max_registrations: usize,
+    #[arg(long = "max-registrations", value_name = "N",
+          default_value_t = DEFAULT_MAX_REGISTRATIONS, value_parser = parse_count)]
+    pub registrations: usize,
     /// Longest lifetime accepted; a Register or Update asking more gets 4.00.
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_lifetime)]
-    pub max_lifetime: u32,
-    /// DTLS sessions at once (handshakes under way included); a ClientHello beyond is dropped.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DTLS_SESSIONS,
-          value_parser = parse_count)]
-    pub max_dtls_sessions: usize,
+    #[arg(long = "max-lifetime", value_name = "DURATION", default_value = "24h",
+          value_parser = parse_lifetime)]
+    pub lifetime: u32,
+    /// DTLS sessions at once (handshakes under way included); a `ClientHello` beyond is
+    /// dropped.
+    #[arg(long = "max-dtls-sessions", value_name = "N",
+          default_value_t = DEFAULT_MAX_DTLS_SESSIONS, value_parser = parse_count)]
+    pub dtls_sessions: usize,
     /// Clients being bootstrapped at once (with --bootstrap); a Bootstrap-Request beyond gets
     /// 5.03.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BOOTSTRAP_SESSIONS,
-          value_parser = parse_count)]
-    pub max_bootstrap_sessions: usize,
+    #[arg(long = "max-bootstrap-sessions", value_name = "N",
+          default_value_t = DEFAULT_MAX_BOOTSTRAP_SESSIONS, value_parser = parse_count)]
+    pub bootstrap_sessions: usize,
 }
 
 impl Default for LimitArgs {
     fn default() -> Self {
         LimitArgs {
-            max_registrations: DEFAULT_MAX_REGISTRATIONS,
-            max_lifetime: DEFAULT_MAX_LIFETIME,
-            max_dtls_sessions: DEFAULT_MAX_DTLS_SESSIONS,
-            max_bootstrap_sessions: DEFAULT_MAX_BOOTSTRAP_SESSIONS,
+            registrations: DEFAULT_MAX_REGISTRATIONS,
+            lifetime: DEFAULT_MAX_LIFETIME,
+            dtls_sessions: DEFAULT_MAX_DTLS_SESSIONS,
+            bootstrap_sessions: DEFAULT_MAX_BOOTSTRAP_SESSIONS,
         }
     }
 }
@@ -118,8 +120,8 @@ impl LimitArgs {
     /// `config` with these caps.
     pub fn server(&self, config: ServerConfig) -> ServerConfig {
         ServerConfig {
-            max_registrations: self.max_registrations,
-            max_lifetime: self.max_lifetime,
+            max_registrations: self.registrations,
+            max_lifetime: self.lifetime,
             ..config
         }
     }
@@ -127,7 +129,7 @@ impl LimitArgs {
     /// `config` with this cap on sessions.
     pub fn dtls(&self, config: DtlsServerConfig) -> DtlsServerConfig {
         DtlsServerConfig {
-            max_sessions: self.max_dtls_sessions,
+            max_sessions: self.dtls_sessions,
             ..config
         }
     }

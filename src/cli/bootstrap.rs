@@ -58,7 +58,7 @@ impl BootstrapPair {
         provisioning.server_uri = format!("{scheme}://{}", server.local_addr());
         let bootstrap_dtls = bootstrap_keys.map(|keys| limits.dtls(DtlsServerConfig::new(keys)));
         let bootstrap_config = BootstrapServerConfig {
-            max_sessions: limits.max_bootstrap_sessions,
+            max_sessions: limits.bootstrap_sessions,
             ..BootstrapServerConfig::new(provisioning)
         };
         let bootstrap = Runner::serve(

@@ -149,8 +149,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let embedded_ended = embedded.stop();
     let thresholds = reports.finish(&summary, &started, interrupts.count());
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;
-    embedded_ended?;
-    let thresholds = thresholds?;
+    let thresholds = embedded_ended.and(thresholds)?;
     if summary.server_tried() && !summary.server_answered() {
         return Err(never_answered(server, &summary));
     }

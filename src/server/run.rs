@@ -123,7 +123,8 @@ impl Runner {
 
     /// Whether the thread has ended (a socket error, or a panic) without being asked to.
     pub fn has_died(&self) -> bool {
-        !self.stop.load(Ordering::Relaxed) && self.thread.as_ref().is_some_and(|t| t.is_finished())
+        !self.stop.load(Ordering::Relaxed)
+            && self.thread.as_ref().is_some_and(JoinHandle::is_finished)
     }
 
     fn shut_down(&mut self) -> io::Result<ServerStats> {

@@ -228,20 +228,19 @@ impl<S: Served> SecureServer<S> {
     /// the one it had.
     fn verify(&mut self, now: Instant, from: SocketAddr, hello: &[u8]) {
         self.expire_unverified(now);
-        let mut pending = match self.unverified.remove(&from) {
-            Some(pending) => pending,
-            None => {
-                let Some(session) = self.accept(now) else {
-                    return;
-                };
-                if self.unverified.len() >= MAX_UNVERIFIED {
-                    self.drop_oldest_unverified();
-                }
-                self.unverified_order.push_back((now, from));
-                Unverified {
-                    session: Box::new(session),
-                    since: now,
-                }
+        let mut pending = if let Some(pending) = self.unverified.remove(&from) {
+            pending
+        } else {
+            let Some(session) = self.accept(now) else {
+                return;
+            };
+            if self.unverified.len() >= MAX_UNVERIFIED {
+                self.drop_oldest_unverified();
+            }
+            self.unverified_order.push_back((now, from));
+            Unverified {
+                session: Box::new(session),
+                since: now,
             }
         };
         if pending.session.handle_datagram(now, hello).is_err() {
