@@ -142,7 +142,7 @@ impl Drop for DirLock {
 
 /// Runs a command to its end or `timeout` (then kills it): (success, stdout, stderr); success is
 /// `None` on timeout.
-fn run_bounded(command: &mut Command, timeout: Duration) -> (Option<bool>, String, String) {
+pub fn run_bounded(command: &mut Command, timeout: Duration) -> (Option<bool>, String, String) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
