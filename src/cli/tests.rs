@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 
-use super::args::TransportArg;
+use super::args::{LimitArgs, TransportArg};
 use super::check::CheckArgs;
 use super::credentials::{CredentialsArgs, FormatArg};
 use super::run::RunArgs;
@@ -231,6 +231,35 @@ fn serve_defaults() {
     assert_eq!(a.duration, None);
     assert_eq!(a.seed, 0);
     assert_eq!(a.status_every, secs(5));
+    // The caps `run`'s embedded server keeps.
+    let (limits, defaults) = (&a.limits, LimitArgs::default());
+    assert_eq!(limits.registrations, defaults.registrations);
+    assert_eq!(limits.lifetime, 86_400);
+    assert_eq!(limits.lifetime, defaults.lifetime);
+    assert_eq!(limits.dtls_sessions, defaults.dtls_sessions);
+    assert_eq!(limits.bootstrap_sessions, defaults.bootstrap_sessions);
+}
+
+#[test]
+fn serve_takes_caps_and_refuses_zero() {
+    let a = serve(
+        "--max-registrations 10 --max-lifetime 1h --max-dtls-sessions 20 \
+         --max-bootstrap-sessions 30",
+    );
+    let config = a.limits.server(crate::server::ServerConfig::default());
+    assert_eq!((config.max_registrations, config.max_lifetime), (10, 3600));
+    assert_eq!(
+        (a.limits.dtls_sessions, a.limits.bootstrap_sessions),
+        (20, 30)
+    );
+    for line in [
+        "serve --max-registrations 0",
+        "serve --max-dtls-sessions 0",
+        "serve --max-lifetime 500ms",
+    ] {
+        let (kind, text) = error(line);
+        assert_eq!(kind, ErrorKind::ValueValidation, "{line}: {text}");
+    }
 }
 
 #[test]
