@@ -1,4 +1,4 @@
-//! libcoap's `coap-client` (its OpenSSL and GnuTLS builds, from Debian's `libcoap3-bin`)
+//! libcoap's `coap-client` (its `OpenSSL` and `GnuTLS` builds, from Debian's `libcoap3-bin`)
 //! registers with `serve --psk-key` over DTLS: each handshake goes through the server's cookie
 //! exchange (a `HelloVerifyRequest` first, the session only once the cookie comes back).
 
@@ -11,6 +11,7 @@ mod serve;
 #[path = "support/shipped.rs"]
 mod shipped;
 
+use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,7 +22,10 @@ const KEY: &str = "libcoap-key-0123";
 
 #[test]
 fn libcoap_clients_register_over_dtls_through_the_cookie_exchange() {
-    let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    let hex = KEY.bytes().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
     let mut command = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"));
     command.args([
         "serve",

@@ -232,6 +232,13 @@ impl ServerStats {
                 ", handshakes ok {} failed {}, sessions {}",
                 self.dtls.handshakes_ok, self.dtls.handshakes_failed, self.dtls.sessions
             )?;
+            if self.dtls.unverified_dropped > 0 {
+                write!(
+                    f,
+                    " (handshakes without their cookie {})",
+                    self.dtls.unverified_dropped
+                )?;
+            }
         }
         let l = &self.limits;
         let refused = [
