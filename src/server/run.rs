@@ -423,6 +423,52 @@ mod tests {
         assert_eq!(map.get(&addr(1 << 30)), Some(local));
     }
 
+    /// Counts datagrams, and panics on one that says so.
+    struct Fragile(ServerStats);
+
+    impl Served for Fragile {
+        fn handle_datagram(&mut self, _: Instant, _: SocketAddr, bytes: &[u8]) {
+            self.0.datagrams_received += 1;
+            assert_ne!(bytes, b"die", "told to");
+        }
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn snapshot(&self) -> ServerStats {
+            self.0
+        }
+    }
+
+    /// A thread that ends on its own is seen, and its stop says why, with its last counts.
+    #[test]
+    fn a_dead_server_thread_is_reported() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let runner = Runner::serve(loopback, Fragile(ServerStats::default()), None).unwrap();
+        let socket = std::net::UdpSocket::bind(loopback).unwrap();
+        socket.send_to(b"hello", runner.local_addr()).unwrap();
+        let started = std::time::Instant::now();
+        while runner.stats().datagrams_received == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no datagram seen"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!runner.has_died());
+        socket.send_to(b"die", runner.local_addr()).unwrap();
+        while !runner.has_died() {
+            assert!(started.elapsed() < Duration::from_secs(10), "still running");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (stats, error) = runner.finish();
+        assert_eq!(stats.datagrams_received, 1);
+        assert!(error.is_some_and(|e| e.to_string().contains("panicked")));
+    }
+
     #[test]
     fn addresses_are_put_in_the_socket_family() {
         let v4 = SocketAddr::from(([127, 0, 0, 1], 9));
