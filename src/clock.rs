@@ -48,3 +48,38 @@ impl Sub<Instant> for Instant {
         self.saturating_since(rhs)
     }
 }
+
+/// A clock that moves only when told to, shared by whoever drives and whoever reads it (a
+/// simulated network advances it; the engine reads it), so hours of a fleet's life run in
+/// seconds and the same seed gives the same run.
+#[derive(Clone, Debug, Default)]
+pub struct SimulatedClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl SimulatedClock {
+    pub fn starting_at(at: Instant) -> Self {
+        SimulatedClock(std::sync::Arc::new(at.0.into()))
+    }
+
+    pub fn now(&self) -> Instant {
+        Instant(self.0.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Moves the clock to `at`; never backwards.
+    pub fn advance_to(&self, at: Instant) {
+        self.0.fetch_max(at.0, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_simulated_clock_is_shared_and_never_goes_back() {
+        let clock = SimulatedClock::starting_at(Instant::from_micros(5));
+        let reader = clock.clone();
+        clock.advance_to(Instant::from_micros(9));
+        clock.advance_to(Instant::from_micros(7));
+        assert_eq!(reader.now(), Instant::from_micros(9));
+    }
+}

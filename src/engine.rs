@@ -6,6 +6,7 @@ mod emulation;
 mod layout;
 mod reach;
 mod shard;
+mod simulation;
 mod start;
 mod timers;
 
@@ -28,6 +29,7 @@ use crate::transport::{
 
 pub use layout::Layout;
 pub use reach::{Reach, ReachError, thousands};
+pub use simulation::Simulation;
 pub use start::{
     StartDelay, Started, describe_start, describe_wait, format_time, parse_start_at, start_delay,
 };
@@ -243,21 +245,7 @@ impl Engine {
         let control = Arc::new(Control::default());
         let plan = Arc::new(plan);
         let templates: Arc<[Arc<DeviceTemplate>]> = templates.into();
-        let configs: Arc<[Arc<ClientConfig>]> = plan
-            .groups
-            .iter()
-            .map(|g| {
-                let mut c = (*g.config).clone();
-                c.server = config.server;
-                if tcp {
-                    c.stream = Some(StreamConfig {
-                        tls: config.tls.clone(),
-                        ..StreamConfig::default()
-                    });
-                }
-                Arc::new(c)
-            })
-            .collect();
+        let configs = client_configs(&plan, config);
         let started = start::wait_for(config.start_at);
         let origin = std::time::Instant::now();
         let unix_origin = started
@@ -276,7 +264,7 @@ impl Engine {
                 layout: Arc::clone(&layout),
                 control: Arc::clone(&control),
                 published: Arc::clone(&published),
-                origin,
+                clock: shard::Timebase::Real(origin),
                 unix_origin,
                 loopback_only: config.server.ip().is_loopback(),
                 credentials: config.credentials.clone(),
@@ -422,6 +410,25 @@ impl Engine {
         }
         (total, first_error.map_or(Ok(()), Err))
     }
+}
+
+/// Each group's client settings, with the server (and the TCP transport's stream) filled in.
+fn client_configs(plan: &Plan, config: &EngineConfig) -> Arc<[Arc<ClientConfig>]> {
+    let tcp = config.transport == TransportKind::Tcp;
+    plan.groups
+        .iter()
+        .map(|g| {
+            let mut c = (*g.config).clone();
+            c.server = config.server;
+            if tcp {
+                c.stream = Some(StreamConfig {
+                    tls: config.tls.clone(),
+                    ..StreamConfig::default()
+                });
+            }
+            Arc::new(c)
+        })
+        .collect()
 }
 
 /// Where each client of `plan` will run and send from (and, rebinding, has room to move),

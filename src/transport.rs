@@ -110,6 +110,24 @@ impl RecvBuffers {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
+    /// Appends a datagram that arrived some other way than a socket (a simulated network), cut
+    /// as a socket would cut it; false when every slot is taken.
+    pub fn push_received(&mut self, client: SocketAddr, peer: SocketAddr, bytes: &[u8]) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let (free, slot) = self.free_slots();
+        let len = bytes.len().min(slot);
+        free[..len].copy_from_slice(&bytes[..len]);
+        self.push(Datagram {
+            client,
+            peer,
+            len,
+            truncated: bytes.len() >= slot,
+        });
+        true
+    }
+
     /// The free slots as one byte range, and the slot size.
     fn free_slots(&mut self) -> (&mut [u8], usize) {
         let start = self.meta.len() * self.slot;

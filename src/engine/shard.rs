@@ -13,7 +13,7 @@ use super::emulation::{Emulation, InFlight, Passage};
 use super::timers::{ClientTimerKind, ClientTimers};
 use super::{Control, Layout, MAX_IDLE, mix};
 use crate::client::{Client, ClientConfig, ClientState, Event, LinkClosed, LinkCommand};
-use crate::clock::Instant;
+use crate::clock::{Instant, SimulatedClock};
 use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
 use crate::model::{Device, DeviceTemplate};
@@ -44,12 +44,39 @@ pub(super) struct Setup {
     pub layout: Arc<Layout>,
     pub control: Arc<Control>,
     pub published: Arc<Mutex<Snapshot>>,
-    pub origin: std::time::Instant,
+    pub clock: Timebase,
     pub unix_origin: i64,
     /// The server is on loopback: datagrams from other hosts are dropped (shared sockets are
     /// bound to the wildcard address, so they could arrive).
     pub loopback_only: bool,
     pub credentials: Option<Arc<dyn CredentialSource>>,
+}
+
+/// Where a shard's time comes from.
+pub(super) enum Timebase {
+    /// The wall clock, since the run's origin.
+    Real(std::time::Instant),
+    /// A clock the caller moves (a simulated network does, as the shard waits on it).
+    Simulated(SimulatedClock),
+}
+
+impl Timebase {
+    fn now(&self) -> Instant {
+        match self {
+            Timebase::Real(origin) => Instant::ZERO + origin.elapsed(),
+            Timebase::Simulated(clock) => clock.now(),
+        }
+    }
+
+    /// How often the shard copies its counters out. A simulation's caller reads them only when
+    /// `run_until` returns, which publishes: copying the histograms five times a simulated
+    /// second would be most of its work.
+    fn publish_every(&self) -> Duration {
+        match self {
+            Timebase::Real(_) => PUBLISH_EVERY,
+            Timebase::Simulated(_) => Duration::MAX,
+        }
+    }
 }
 
 struct Stopping {
@@ -128,21 +155,31 @@ impl Shard {
     }
 
     fn now(&self) -> Instant {
-        since(self.setup.origin)
+        self.setup.clock.now()
     }
 
     /// Runs the fleet's schedule to its end: ramp, hold, stop. On a socket error the shard
     /// ends what its clients still had out as aborted (nothing more can be sent or received),
     /// publishes what it counted, then returns the error.
     pub(super) fn run<T: Transport>(mut self, mut transport: T) -> Result<(), TransportError> {
-        let result = self.run_rounds(&mut transport);
+        self.run_until(&mut transport, None).map(|_| ())
+    }
+
+    /// Runs the schedule until its end (`Ok(true)`) or until the clock reaches `until`
+    /// (`Ok(false)`), then publishes what it counted.
+    pub(super) fn run_until<T: Transport>(
+        &mut self,
+        transport: &mut T,
+        until: Option<Instant>,
+    ) -> Result<bool, TransportError> {
+        let result = self.run_rounds(transport, until);
         let now = self.now();
         if result.is_err() {
             self.abandon_all(now);
         } else {
-            let _ = self.flush(&mut transport);
+            let _ = self.flush(transport);
         }
-        self.publish(now, &transport);
+        self.publish(now, transport);
         result
     }
 
@@ -156,17 +193,24 @@ impl Shard {
         }
     }
 
-    fn run_rounds<T: Transport>(&mut self, transport: &mut T) -> Result<(), TransportError> {
+    fn run_rounds<T: Transport>(
+        &mut self,
+        transport: &mut T,
+        until: Option<Instant>,
+    ) -> Result<bool, TransportError> {
         let mut bufs = RecvBuffers::new(BATCH, MAX_DATAGRAM);
         let stop_at = Instant::ZERO + self.setup.plan.stop_at();
         let mut next_publish = Instant::ZERO;
         loop {
             let now = self.now();
+            if until.is_some_and(|until| now >= until) {
+                return Ok(false);
+            }
             self.send_blocked = false;
             if self.setup.control.abort.load(Ordering::Acquire) {
                 // Stop now (a second interrupt): no De-registers, nothing left unaccounted.
                 self.abandon_all(now);
-                return Ok(());
+                return Ok(true);
             }
             if self.stopping.is_none()
                 && (now >= stop_at || self.setup.control.stop.load(Ordering::Acquire))
@@ -185,7 +229,7 @@ impl Shard {
             let mut busy = if self.stopping.is_some() {
                 match self.stop_some(now) {
                     Some(told) => told > 0,
-                    None => return Ok(()),
+                    None => return Ok(true),
                 }
             } else {
                 self.start_due(now)
@@ -224,23 +268,25 @@ impl Shard {
             busy |= self.deliver_link_ends(now, transport)?;
             if now >= next_publish {
                 self.publish(now, transport);
-                next_publish = now + PUBLISH_EVERY;
+                next_publish = now + self.setup.clock.publish_every();
             }
             if !busy {
-                self.idle(transport, stop_at, next_publish)?;
+                let wake_by = until.map_or(next_publish, |until| next_publish.min(until));
+                self.idle(transport, stop_at, wake_by)?;
             }
         }
     }
 
-    /// Sleeps until the next deadline, a datagram, or `MAX_IDLE`.
+    /// Sleeps until the next deadline, a datagram, `wake_by` (the next publication) or
+    /// `MAX_IDLE`.
     fn idle<T: Transport>(
         &mut self,
         transport: &mut T,
         stop_at: Instant,
-        next_publish: Instant,
+        wake_by: Instant,
     ) -> Result<(), TransportError> {
         let mut next = self.timers.next_deadline().unwrap_or(u64::MAX);
-        next = next.min(next_publish.as_micros());
+        next = next.min(wake_by.as_micros());
         if let Some(due) = self.emulation.as_ref().and_then(|e| e.next_due()) {
             next = next.min(due.as_micros());
         }
@@ -270,7 +316,11 @@ impl Shard {
             // The socket buffer was full: try again soon.
             wait = wait.min(Duration::from_millis(1));
         }
-        let wait = wait.min(MAX_IDLE);
+        let mut wait = wait.min(MAX_IDLE);
+        if let Timebase::Simulated(_) = self.setup.clock {
+            // A simulated clock moves only while the shard waits: never spin at one instant.
+            wait = wait.max(Duration::from_micros(1));
+        }
         if !wait.is_zero() {
             transport.wait(wait)?;
         }
@@ -563,7 +613,7 @@ impl Shard {
                 let s = &self.setup;
                 let k = s.layout.client_index(s.index, local as u64);
                 let group = s.plan.group_of(k).unwrap_or_default();
-                let now = since(s.origin);
+                let now = s.clock.now();
                 let stats = &mut self.recorder.traffic().network;
                 let passage = emulation.pass(now, group, stats, || InFlight::Out {
                     local: local as u32,
@@ -589,7 +639,7 @@ impl Shard {
                     }
                 }
                 Event::Woke => {
-                    let now = since(self.setup.origin);
+                    let now = self.setup.clock.now();
                     self.woke.insert(local as u32, now);
                 }
                 Event::State(ClientState::Registered) => {}
@@ -744,9 +794,4 @@ fn link_closed(error: Option<std::io::ErrorKind>) -> LinkClosed {
         Some(ErrorKind::TimedOut) => LinkClosed::TimedOut,
         Some(_) => LinkClosed::Error,
     }
-}
-
-/// The engine's clock: time since the run's origin (the shard's `now`, without borrowing it).
-fn since(origin: std::time::Instant) -> Instant {
-    Instant::ZERO + origin.elapsed()
 }

@@ -61,11 +61,16 @@ pub(super) enum Seen<'a> {
 }
 
 impl Recent {
+    /// Allocated once, at its capacity (pages are touched only as it fills). Once full, each
+    /// insert removes a key seen once, which can leave a tombstone in the index; a table more
+    /// than half full of entries clears them by doubling, hours into a run, so the index has
+    /// room for twice the ring and rehashes in place instead.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, u32::MAX as usize);
         Recent {
-            capacity: capacity.clamp(1, u32::MAX as usize),
-            index: HashMap::new(),
-            ring: Vec::new(),
+            capacity,
+            index: HashMap::with_capacity(2 * capacity),
+            ring: Vec::with_capacity(capacity),
             next: 0,
         }
     }
@@ -167,6 +172,18 @@ mod tests {
         for mid in 2..5 {
             assert_eq!(recent.check(peer(1), mid, now), Seen::Duplicate(None));
         }
+    }
+
+    #[test]
+    fn the_cache_keeps_its_memory_however_many_messages_pass() {
+        let mut recent = Recent::new(1000);
+        let later = Instant::from_micros(1_000);
+        let full = recent.heap_bytes();
+        for n in 0..200_000u32 {
+            recent.insert(peer((n >> 16) as u16), n as u16, later, None);
+        }
+        assert_eq!(recent.len(), 1000);
+        assert_eq!(recent.heap_bytes(), full);
     }
 
     #[test]

@@ -408,3 +408,22 @@ fn a_port_in_use_is_a_bind_error_naming_it() {
     let one = SocketAddr::from((client_ip(3), port));
     in_use(PerClientTransport::open(&[one]).map(drop));
 }
+
+#[test]
+fn datagrams_pushed_from_elsewhere_are_cut_like_received_ones() {
+    let client = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), 20_000));
+    let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 5683));
+    let mut bufs = RecvBuffers::new(2, 4);
+    assert!(bufs.push_received(client, peer, b"abcd"));
+    assert!(bufs.push_received(client, peer, b"abcdefg"));
+    assert!(
+        !bufs.push_received(client, peer, b"x"),
+        "both slots are taken"
+    );
+    let got: Vec<_> = bufs.iter().map(|(d, b)| (d, b.to_vec())).collect();
+    assert_eq!(got[0].0.len, 4);
+    assert!(!got[0].0.truncated);
+    assert_eq!(got[0].1, b"abcd");
+    assert!(got[1].0.truncated, "longer than the slot's 4 bytes");
+    assert_eq!((got[1].0.client, got[1].0.peer), (client, peer));
+}
