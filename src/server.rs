@@ -11,7 +11,9 @@
 //! every deadline (lifetimes, periodic requests, retransmissions) sits in one binary heap.
 
 mod bootstrap;
+mod campaign;
 mod exchange;
+mod firmware;
 mod recent;
 mod registry;
 pub mod run;
@@ -41,6 +43,8 @@ pub use bootstrap::{
     BootstrapServer, BootstrapServerConfig, BootstrapServerStats, DEFAULT_MAX_BOOTSTRAP_SESSIONS,
     Provisioning,
 };
+pub use campaign::{CampaignConfig, CampaignMode, CampaignStats, Durations, FailureReason};
+pub use firmware::Firmware;
 pub use registry::{Binding, ObjectLink, ObjectLinks, Registration, Version};
 pub use run::Runner;
 pub use secure::{DEFAULT_MAX_DTLS_SESSIONS, DtlsServerConfig, SecureServer, ServerAuth};
@@ -55,6 +59,8 @@ pub trait Served: Send + 'static {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Everything counted so far.
     fn snapshot(&self) -> ServerStats;
+    /// The socket is bound to `addr` (over DTLS when `secure`): for URIs the server hands out.
+    fn bound(&mut self, _addr: SocketAddr, _secure: bool) {}
 }
 
 impl Served for Server {
@@ -72,6 +78,10 @@ impl Served for Server {
     }
     fn snapshot(&self) -> ServerStats {
         self.stats
+    }
+    fn bound(&mut self, addr: SocketAddr, secure: bool) {
+        let scheme = if secure { "coaps" } else { "coap" };
+        self.campaigns.base_uri = Some(format!("{scheme}://{addr}"));
     }
 }
 
@@ -116,6 +126,9 @@ pub struct ServerConfig {
     /// A registration whose requests timed out this many times in a row gets no more until its
     /// next Update or Register.
     pub unresponsive_after: u8,
+    /// Images served at `/fw/<name>` with Block2 (besides the campaigns' own).
+    pub firmware: Vec<Firmware>,
+    pub campaigns: Vec<CampaignConfig>,
 }
 
 impl Default for ServerConfig {
@@ -132,6 +145,8 @@ impl Default for ServerConfig {
             max_registrations: DEFAULT_MAX_REGISTRATIONS,
             max_lifetime: DEFAULT_MAX_LIFETIME,
             unresponsive_after: 3,
+            firmware: Vec::new(),
+            campaigns: Vec::new(),
         }
     }
 }
@@ -151,16 +166,19 @@ pub enum Op {
     Write,
     Execute,
     Discover,
+    /// The next request of the device's firmware campaign.
+    Campaign,
 }
 
 impl Op {
-    const ALL: [Op; 6] = [
+    const ALL: [Op; 7] = [
         Op::WriteAttributes,
         Op::Observe,
         Op::Read,
         Op::Write,
         Op::Execute,
         Op::Discover,
+        Op::Campaign,
     ];
 
     fn bit(self) -> u8 {
@@ -214,6 +232,7 @@ pub struct Server {
     next_message_id: u16,
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     stats: ServerStats,
+    campaigns: campaign::Campaigns,
 }
 
 impl Server {
@@ -236,6 +255,7 @@ impl Server {
             timers: Timers::default(),
             transmit: VecDeque::new(),
             stats: ServerStats::default(),
+            campaigns: campaign::Campaigns::default(),
         }
     }
 
@@ -264,6 +284,7 @@ impl Server {
     /// A datagram from `from` arrived.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_received += 1;
+        self.arm_campaigns(now);
         let Some(header) = RawHeader::peek(bytes).filter(|h| h.version == 1) else {
             // Not CoAP (or a version we cannot answer): dropped (RFC 7252 3).
             self.stats.malformed += 1;
@@ -301,6 +322,7 @@ impl Server {
 
     /// Deadlines up to `now`: expiries, periodic requests, retransmissions.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.arm_campaigns(now);
         while let Some(timer) = self.timers.pop_due(now) {
             match timer.kind {
                 TimerKind::Expiry => self.check_expiry(timer.at, timer.id),
@@ -308,6 +330,8 @@ impl Server {
                 TimerKind::Exchange(message_id) => {
                     self.on_exchange_timer(now, timer.at, timer.id, message_id);
                 }
+                TimerKind::CampaignStart => self.on_campaign_start(now, timer.id),
+                TimerKind::CampaignStall => self.on_campaign_stall(now, timer.at, timer.id),
             }
         }
     }
@@ -363,6 +387,9 @@ impl Server {
 
     /// A request from a client: answered once, duplicates from the cache.
     fn on_request(&mut self, now: Instant, from: SocketAddr, header: RawHeader, request: &Packet) {
+        if self.serve_firmware(now, from, header, request) {
+            return;
+        }
         if let Seen::Duplicate(reply) = self.recent.check(from, header.message_id, now) {
             self.stats.duplicates += 1;
             if let Some(reply) = reply.filter(|_| header.kind == wire::CON) {
@@ -460,7 +487,57 @@ impl Server {
             Op::Write => &mut self.stats.write,
             Op::Execute => &mut self.stats.execute,
             Op::Discover => &mut self.stats.discover,
+            Op::Campaign => &mut self.stats.campaign.requests,
         }
+    }
+}
+
+impl Server {
+    /// A GET of a served image (`/fw/<name>`): answered from the shared image, never cached
+    /// (a retransmitted GET is answered again, the same). `false` for any other request.
+    fn serve_firmware(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: RawHeader,
+        request: &Packet,
+    ) -> bool {
+        let Ok(path) = message::uri_path(request) else {
+            return false;
+        };
+        let [firmware::FIRMWARE_PATH, name] = path.as_slice() else {
+            return false;
+        };
+        if request.header.code != MessageClass::Request(RequestType::Get) {
+            return false;
+        }
+        let image = self
+            .config
+            .firmware
+            .iter()
+            .chain(self.config.campaigns.iter().map(|c| &c.firmware))
+            .find(|f| f.name() == *name);
+        let (mut response, bytes) = firmware::answer(image, request);
+        if bytes > 0 {
+            self.stats.campaign.blocks_served += 1;
+            self.stats.campaign.bytes_served += bytes as u64;
+            if let Some(&id) = self.by_peer.get(&from) {
+                self.campaign_download_progress(now, id);
+            }
+        } else {
+            self.stats.bad_requests += 1;
+        }
+        response.set_token(request.get_token().to_vec());
+        if header.kind == wire::CON {
+            response.header.message_id = header.message_id;
+            wire::set_type(&mut response, wire::ACK);
+        } else {
+            response.header.message_id = self.next_message_id;
+            self.next_message_id = self.next_message_id.wrapping_add(1);
+            wire::set_type(&mut response, wire::NON);
+        }
+        self.send(from, wire::encode(&response));
+        true
     }
 }
 

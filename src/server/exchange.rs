@@ -91,7 +91,7 @@ impl Server {
             Op::Write => self.config.write.as_ref().map(|w| w.every),
             Op::Execute => self.config.execute.as_ref().map(|(_, every)| *every),
             Op::Discover => self.config.discover.as_ref().map(|(_, every)| *every),
-            Op::WriteAttributes | Op::Observe => None,
+            Op::WriteAttributes | Op::Observe | Op::Campaign => None,
         };
         let unresponsive_after = self.config.unresponsive_after;
         let Some(registration) = self.registrations.get_mut(&id) else {
@@ -142,8 +142,9 @@ impl Server {
         self.send_request(now, id, op);
     }
 
-    fn build_request(&self, op: Op, root: Option<&str>, token: u64) -> Packet {
+    fn build_request(&self, id: u32, op: Op, root: Option<&str>, token: u64) -> Option<Packet> {
         let (method, path, query, format, payload) = match op {
+            Op::Campaign => return self.campaign_request(id, root, token),
             Op::Read => {
                 let path = self.config.read.as_ref().map(|(p, _)| *p);
                 (RequestType::Get, path, Vec::new(), None, Vec::new())
@@ -206,7 +207,7 @@ impl Server {
             Op::Discover => message::set_accept(&mut packet, LINK_FORMAT),
             _ => {}
         }
-        packet
+        Some(packet)
     }
 
     fn send_request(&mut self, now: Instant, id: u32, op: Op) {
@@ -214,7 +215,13 @@ impl Server {
         let Some(registration) = self.registrations.get(&id) else {
             return;
         };
-        let mut packet = self.build_request(op, registration.links.root.as_deref(), token);
+        let Some(mut packet) =
+            self.build_request(id, op, registration.links.root.as_deref(), token)
+        else {
+            // Nothing to ask after all (a campaign device between steps): the next op's turn.
+            self.flush(now, id);
+            return;
+        };
         let timeout = initial_timeout(&self.config.coap, &mut self.rng);
         let Some(registration) = self.registrations.get_mut(&id) else {
             return;
@@ -238,6 +245,9 @@ impl Server {
         self.timers
             .push(deadline, id, TimerKind::Exchange(message_id));
         self.op_stats(op).sent += 1;
+        if op == Op::Campaign {
+            self.campaign_sent(id);
+        }
         self.send(peer, bytes);
     }
 
@@ -256,7 +266,7 @@ impl Server {
             return;
         };
         if exchange.acknowledged || exchange.retransmitted >= max_retransmit {
-            self.complete(now, id, Outcome::Timeout);
+            self.complete(now, id, Outcome::Timeout, None);
             return;
         }
         exchange.retransmitted += 1;
@@ -296,7 +306,7 @@ impl Server {
             return;
         };
         if header.kind == wire::RST {
-            self.complete(now, id, Outcome::Reset);
+            self.complete(now, id, Outcome::Reset, None);
         } else if empty {
             exchange.acknowledged = true;
             exchange.deadline = now + wait;
@@ -305,7 +315,7 @@ impl Server {
         } else {
             let code = u8::from(packet.header.code);
             self.observe_answered(id, packet);
-            self.complete(now, id, Outcome::Answered(code));
+            self.complete(now, id, Outcome::Answered(code), Some(packet));
         }
     }
 
@@ -327,6 +337,10 @@ impl Server {
             }
             return;
         }
+        let campaign = self
+            .by_peer
+            .get(&from)
+            .is_some_and(|&id| self.is_campaign_notification(id, packet));
         let registration = self
             .by_peer
             .get(&from)
@@ -336,9 +350,10 @@ impl Server {
                 .as_ref()
                 .is_some_and(|e| e.acknowledged && matches_token(e.token, packet))
         });
-        let notification = registration
-            .as_ref()
-            .is_some_and(|r| matches_token(r.observe_token, packet));
+        let notification = campaign
+            || registration
+                .as_ref()
+                .is_some_and(|r| matches_token(r.observe_token, packet));
         let Some(registration) = registration.filter(|_| separate || notification) else {
             self.stats.notifications_rejected += 1;
             self.send(from, wire::empty(wire::RST, header.message_id));
@@ -348,10 +363,12 @@ impl Server {
         let code = u8::from(packet.header.code);
         if separate {
             self.observe_answered(id, packet);
-            self.complete(now, id, Outcome::Answered(code));
+            self.complete(now, id, Outcome::Answered(code), Some(packet));
         } else {
             self.stats.notifications += 1;
-            if code >> 5 != 2 || packet.get_first_option(CoapOption::Observe).is_none() {
+            if campaign {
+                self.campaign_notified(now, id, packet);
+            } else if code >> 5 != 2 || packet.get_first_option(CoapOption::Observe).is_none() {
                 // An error, or a final response without Observe, ends the observation (RFC 7641).
                 registration.observe_token = 0;
             }
@@ -365,6 +382,9 @@ impl Server {
         } else {
             let expires = now + self.config.coap.non_lifetime;
             self.recent.insert(from, header.message_id, expires, None);
+        }
+        if campaign {
+            self.flush(now, id);
         }
     }
 
@@ -386,7 +406,7 @@ impl Server {
     }
 
     /// Ends the exchange in flight, counts it, and frees the NSTART slot for the next request.
-    fn complete(&mut self, now: Instant, id: u32, outcome: Outcome) {
+    fn complete(&mut self, now: Instant, id: u32, outcome: Outcome, answer: Option<&Packet>) {
         let Some(exchange) = self
             .registrations
             .get_mut(&id)
@@ -399,6 +419,9 @@ impl Server {
             Outcome::Answered(code) => stats.answered(code),
             Outcome::Timeout => stats.timeout += 1,
             Outcome::Reset => stats.reset += 1,
+        }
+        if exchange.op == Op::Campaign {
+            self.campaign_answered(now, id, exchange.token, answer);
         }
         let unresponsive_after = self.config.unresponsive_after;
         if let Some(registration) = self.registrations.get_mut(&id) {

@@ -75,8 +75,9 @@ impl Runner {
         }
     }
 
-    fn spawn(bind: SocketAddr, server: impl Served) -> io::Result<Runner> {
+    fn spawn(bind: SocketAddr, mut server: impl Served) -> io::Result<Runner> {
         let (socket, local_addr) = ServerSocket::bind(bind)?;
+        server.bound(local_addr, false);
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()

@@ -461,6 +461,9 @@ impl<S: Served> Served for SecureServer<S> {
     fn snapshot(&self) -> ServerStats {
         self.stats()
     }
+    fn bound(&mut self, addr: SocketAddr, _secure: bool) {
+        self.inner.bound(addr, true);
+    }
 }
 
 #[cfg(test)]

@@ -116,6 +116,8 @@ pub struct ServerStats {
     pub dtls: DtlsStats,
     /// A bootstrap server's sequences (zero for the LWM2M server).
     pub bootstrap: super::BootstrapServerStats,
+    /// Firmware campaigns and the images served.
+    pub campaign: super::CampaignStats,
 }
 
 /// The DTLS layer of [`super::SecureServer`]. Invariant: every session opened ends once, as a
@@ -211,6 +213,9 @@ impl fmt::Display for ServerStats {
                 ", held {} delivered {}",
                 self.queue.held, self.queue.delivered
             )?;
+        }
+        if self.campaign.targeted > 0 {
+            write!(f, ", {}", self.campaign)?;
         }
         self.fmt_tail(f)
     }

@@ -105,6 +105,7 @@ impl Server {
         self.stats.registers += 1;
         self.stats.registered = self.registrations.len() as u64;
         self.start_load(now, id);
+        self.campaign_registered(now, id);
         Answer {
             created: Some(location_id(tag, id)),
             flush: Some(id),

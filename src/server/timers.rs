@@ -17,6 +17,10 @@ pub(super) enum TimerKind {
     Load(Op),
     /// The exchange with this message ID retransmits or gives up.
     Exchange(u16),
+    /// The campaign with this index (in the timer's id) starts.
+    CampaignStart,
+    /// The campaign device with this index (in the timer's id) may have stalled.
+    CampaignStall,
 }
 
 /// 16 bytes: a few per registration.
