@@ -19,6 +19,7 @@
 
 mod args;
 mod bootstrap;
+mod campaign;
 mod check;
 mod credentials;
 mod embedded;

@@ -4,6 +4,7 @@
 
 mod bootstrap;
 mod build;
+mod campaign;
 mod credentials;
 mod device;
 mod duration;
@@ -30,6 +31,7 @@ use crate::toml_span::Located;
 pub use crate::transport::impairment::NetworkConditions;
 
 pub use crate::coap::uri::{Scheme, ServerUri, parse_uri};
+pub use campaign::parse_size;
 pub use credentials::{CertificateCredentials, Credentials, ExportFormat, PskCredentials};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use plan::{EmptySlice, GroupPlan, Plan, PlannedClient, StageShare};
@@ -180,6 +182,8 @@ pub struct Fleet {
     pub naming: Naming,
     pub groups: Vec<Group>,
     pub load: Load,
+    /// `[[campaign]]`: firmware campaigns of the embedded server.
+    pub campaigns: Vec<crate::server::CampaignConfig>,
 }
 
 impl Fleet {

@@ -30,7 +30,8 @@ pub use hdr_log::HdrLog;
 pub use merge::{MergeError, Merged, merge_files};
 pub use prometheus::{Exporter, Identity};
 pub use schema::{
-    Interval, IntervalRequest, Report, RunConfig, SchemaError, TestIdentity, ThresholdResult,
+    FirmwareCampaign, Interval, IntervalRequest, Report, RunConfig, SchemaError, TestIdentity,
+    ThresholdResult,
 };
 pub use threshold::{Threshold, Verdict};
 

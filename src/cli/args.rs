@@ -230,6 +230,7 @@ impl LoadArgs {
     pub fn embedded_config(&self, plan: &Plan) -> (ServerConfig, LoadArgs) {
         let load = self.or_demo();
         let mut config = load.server_config();
+        config.campaigns.clone_from(&plan.campaigns);
         // Send to a sleeping client only while it is surely awake: the shortest awake window.
         if let Some(window) = plan
             .groups

@@ -35,6 +35,18 @@ impl Embedded {
         Ok((runner.local_addr(), Embedded::Server { runner, secure }))
     }
 
+    /// The LWM2M server's firmware campaigns, if it ran any: printed, and for `--json`.
+    pub(super) fn campaign_report(&self) -> Option<crate::report::FirmwareCampaign> {
+        let stats = match self {
+            Embedded::None => return None,
+            Embedded::Server { runner, .. } => runner.stats(),
+            Embedded::Bootstrap(pair) => pair.server.stats(),
+        };
+        let campaign = Some(stats.campaign).filter(|c| c.targeted > 0)?;
+        println!("{}", super::campaign::summary_line(&campaign));
+        Some(super::campaign::report(&campaign))
+    }
+
     /// Stops them, printing their last counts; an error if one had stopped on its own (the
     /// run's figures then count a server that was not there).
     pub(super) fn stop(self) -> Result<(), Failure> {

@@ -44,6 +44,10 @@ pub(super) fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+pub(super) fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
 pub(super) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() {

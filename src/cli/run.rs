@@ -146,6 +146,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let (summary, ended) = engine.finish();
     println!("\n{summary}");
     println!("{}", crate::engine::describe_start(&started, args.start_at));
+    reports.campaign = embedded.campaign_report();
     let embedded_ended = embedded.stop();
     let thresholds = reports.finish(&summary, &started, interrupts.count());
     ended.map_err(|e| failed(format!("the run stopped early: {e}")))?;

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::args::{LimitArgs, LoadArgs};
 use super::bootstrap::BootstrapPair;
+use super::campaign::CampaignArgs;
 use super::parse::{HexArg, hex_arg, parse_positive_duration};
 use super::progress::status_lines;
 use super::{Failure, failed};
@@ -33,6 +34,8 @@ pub(super) struct ServeArgs {
     pub load: LoadArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
     /// Stop after this long (default: until Ctrl-C).
     #[arg(long, value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
@@ -64,7 +67,8 @@ pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         }
     }
     if let Some(bootstrap_bind) = args.bootstrap {
-        let config = args.load.server_config();
+        let mut config = args.load.server_config();
+        args.campaign.apply(&mut config)?;
         let (lifetime, seed) = (args.bootstrap_lifetime, args.seed);
         let pair = BootstrapPair::start(
             (bind, bootstrap_bind),
@@ -99,7 +103,8 @@ pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         return pair.stop();
     }
     let dtls = key.map(|key| args.limits.dtls(DtlsServerConfig::new(key)));
-    let config = args.limits.server(args.load.server_config());
+    let mut config = args.limits.server(args.load.server_config());
+    args.campaign.apply(&mut config)?;
     let runner = Runner::start_with(bind, config, args.seed, dtls.as_ref())
         .map_err(|e| failed(format!("cannot serve on {bind}: {e}")))?;
     let over = if dtls.is_some() {
@@ -107,8 +112,13 @@ pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     } else {
         ""
     };
+    let firmware = args
+        .campaign
+        .describe()
+        .map(|d| format!("; {d}"))
+        .unwrap_or_default();
     println!(
-        "LWM2M server on {}{over} ({}); Ctrl-C stops it",
+        "LWM2M server on {}{over} ({}{firmware}); Ctrl-C stops it",
         runner.local_addr(),
         args.load.describe()
     );

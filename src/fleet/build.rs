@@ -11,7 +11,7 @@ use super::{
     Behaviour, Fleet, FleetError, Group, Load, Naming, NetworkConditions, Overrides, Ramp, Stage,
     ValueOverride, parse_duration,
 };
-use super::{network, security};
+use super::{campaign, network, security};
 use crate::client::{AcceptRequests, ClientConfig, LwM2mVersion};
 use crate::coap::uri::parse_uri;
 use crate::model::Path;
@@ -117,15 +117,10 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
     let (ramp, staged_total) = ramp(load, &load_at, text)?;
     let clients = total(load.clients, staged_total, &raw.population, &load_at)?;
     assign_counts(&mut groups, &raw.population, clients, &load_at, at)?;
-    let duration = |field: &str, value: &str| {
-        parse_duration(value).map_err(|e| load_at.err(field, e.to_string()))
-    };
-    let stop_timeout = duration("stop_timeout", &load.stop_timeout)?;
-    if stop_timeout.is_zero() {
-        return Err(load_at.err("stop_timeout", "must be more than 0s"));
-    }
+    let load = timing(load, ramp, &load_at, overrides)?;
     Ok(Fleet {
         file: file.to_string(),
+        campaigns: campaign::campaigns(&raw.campaign, server.is_some(), file, text)?,
         server,
         security,
         bootstrap,
@@ -133,13 +128,30 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
         clients,
         naming,
         groups,
-        load: Load {
-            ramp,
-            hold: duration("hold", &load.hold)?,
-            stop_timeout,
-            duration: overrides.duration,
-            thresholds: thresholds(&load.thresholds, file, text)?,
-        },
+        load,
+    })
+}
+
+/// `[load]`'s ramp, hold, stop timeout and thresholds.
+fn timing(
+    load: &RawLoad,
+    ramp: Ramp,
+    load_at: &At,
+    overrides: &Overrides,
+) -> Result<Load, FleetError> {
+    let duration = |field: &str, value: &str| {
+        parse_duration(value).map_err(|e| load_at.err(field, e.to_string()))
+    };
+    let stop_timeout = duration("stop_timeout", &load.stop_timeout)?;
+    if stop_timeout.is_zero() {
+        return Err(load_at.err("stop_timeout", "must be more than 0s"));
+    }
+    Ok(Load {
+        ramp,
+        hold: duration("hold", &load.hold)?,
+        stop_timeout,
+        duration: overrides.duration,
+        thresholds: thresholds(&load.thresholds, load_at.file, load_at.text)?,
     })
 }
 

@@ -54,6 +54,8 @@ pub struct Plan {
     pub duration: Option<Duration>,
     /// The clients this process runs (`--shard K/N`); the rest of the plan is the whole fleet's.
     pub slice: Slice,
+    /// Firmware campaigns of the embedded server.
+    pub campaigns: Vec<crate::server::CampaignConfig>,
 }
 
 /// What one stage of the ramp starts (a rate ramp is one stage), and this shard's part of it.
@@ -119,6 +121,7 @@ impl Plan {
             stop_timeout: fleet.load.stop_timeout,
             duration: fleet.load.duration,
             slice: Slice::WHOLE,
+            campaigns: fleet.campaigns.clone(),
         }
     }
 

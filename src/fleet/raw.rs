@@ -18,6 +18,23 @@ pub(super) struct RawFleet {
     #[serde(default)]
     pub population: Vec<Spanned<RawPopulation>>,
     pub load: Spanned<RawLoad>,
+    #[serde(default)]
+    pub campaign: Vec<Spanned<RawCampaign>>,
+}
+
+/// `[[campaign]]`: a firmware campaign of the embedded server (checked in `campaign.rs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCampaign {
+    pub share: Option<f64>,
+    pub start: Option<String>,
+    pub mode: Option<String>,
+    pub max_concurrent: Option<u64>,
+    pub image: Option<String>,
+    pub size: Option<String>,
+    pub version: String,
+    pub timeout: Option<String>,
+    pub block_size: Option<u16>,
 }
 
 #[derive(Deserialize)]

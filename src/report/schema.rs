@@ -58,9 +58,32 @@ pub struct Report {
     /// counted like handshakes (all zero over UDP). Absent in older reports: read as zero.
     #[serde(default)]
     pub tcp_connections: Handshakes,
+    /// The embedded server's firmware campaigns; absent when it ran none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<FirmwareCampaign>,
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
+}
+
+/// What the embedded server's firmware campaigns counted (docs/firmware-campaigns.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareCampaign {
+    pub targeted: u64,
+    pub waiting: u64,
+    pub started: u64,
+    pub downloading: u64,
+    pub downloaded: u64,
+    pub updated: u64,
+    pub failed: u64,
+    /// `failed` by reason (`timeout`, `integrity-check`...).
+    pub failures: BTreeMap<String, u64>,
+    pub download_time_mean_us: u64,
+    pub download_time_max_us: u64,
+    pub update_time_mean_us: u64,
+    pub update_time_max_us: u64,
+    pub blocks_served: u64,
+    pub bytes_served: u64,
 }
 
 /// One shard's place in a test: shard files with the same `id` are parts of the same test, and
@@ -315,6 +338,7 @@ impl Report {
             dtls_handshakes: handshakes(&summary.handshakes),
             bootstrap: bootstraps(&summary.bootstrap),
             tcp_connections: handshakes(&summary.connections),
+            campaign: None,
             intervals,
             thresholds,
         }

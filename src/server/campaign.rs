@@ -259,6 +259,8 @@ struct Device {
     holds_slot: bool,
     /// The phase whose request is in flight: an answer to an earlier step is not this one's.
     asked: Phase,
+    /// The last State it reported: a notification repeating it is no progress.
+    state: i64,
 }
 
 #[derive(Debug, Default)]
@@ -385,6 +387,7 @@ impl Server {
             next_block: 0,
             holds_slot: false,
             asked: Phase::Waiting,
+            state: -1,
         });
         self.campaigns.by_endpoint.insert(endpoint, d);
         self.campaigns.running[campaign].waiting.push_back(d);
@@ -555,6 +558,7 @@ impl Server {
         match device.phase {
             Phase::ObserveState => {
                 device.state_token = if observed { token } else { 0 };
+                device.state = value.unwrap_or(-1);
                 device.phase = Phase::ObserveResult;
             }
             Phase::ObserveResult => {
@@ -624,11 +628,14 @@ impl Server {
         if device.phase.is_over() {
             return;
         }
-        device.progress_at = now;
         let is_state = packet.get_token() == device.state_token.to_be_bytes();
         let Some(value) = integer(packet) else {
             return;
         };
+        if is_state && value != device.state {
+            device.state = value;
+            device.progress_at = now;
+        }
         if !is_state {
             if (2..=9).contains(&value) {
                 self.fail(now, d, FailureReason::from_result(value));

@@ -46,6 +46,14 @@ impl Firmware {
         Firmware::new(name, image)
     }
 
+    /// Whether `name` goes into `/fw/<name>` as it is: letters, digits, `.`, `-`, `_`.
+    pub fn is_valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -27,6 +27,8 @@ pub(super) struct Reports {
     /// The test (its id the same for every `--shard`) and this shard of it, as Prometheus
     /// labels it and `--json` records it.
     identity: Identity,
+    /// The embedded server's firmware campaigns, for `--json`.
+    pub campaign: Option<report::FirmwareCampaign>,
 }
 
 impl Reports {
@@ -69,6 +71,7 @@ impl Reports {
             thresholds,
             linger: args.prometheus_linger.unwrap_or_default(),
             identity,
+            campaign: None,
         })
     }
 
@@ -133,6 +136,7 @@ impl Reports {
                 started_unix_ms: started.unix_ms(),
                 late_start_ms: u64::try_from(started.late.as_millis()).unwrap_or(u64::MAX),
             });
+            report.campaign = self.campaign.take();
             outputs.push((path.as_path(), report.to_json()));
         }
         if let Some(path) = &self.args.plot {

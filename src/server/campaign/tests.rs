@@ -20,6 +20,7 @@ const SERVER: SocketAddr =
 /// One way, every datagram.
 const LATENCY: Duration = Duration::from_millis(20);
 const UPDATE_TIME: Duration = Duration::from_secs(5);
+const TICK_US: u64 = 10_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -33,6 +34,8 @@ enum Fault {
     UpdateFailed,
     /// Goes quiet after the Write: the server's stall timeout.
     Silent,
+    /// Says Downloading, and again every 10 s, but downloads nothing: a stall all the same.
+    Stuck,
 }
 
 struct Device {
@@ -193,6 +196,7 @@ impl Device {
                 match self.fault {
                     Some(Fault::OutOfStorage) => self.fail_download(2, &mut after),
                     Some(Fault::Silent) => self.silent = true,
+                    Some(Fault::Stuck) => self.set_state(1, &mut after),
                     _ => {
                         self.set_state(1, &mut after);
                         let path = rest.split('/').map(String::from).collect();
@@ -206,6 +210,11 @@ impl Device {
                 if self.fault == Some(Fault::Silent) {
                     // Quiet from the first block: the server's request times out.
                     self.silent = true;
+                    return out;
+                }
+                if self.fault == Some(Fault::Stuck) {
+                    // Downloading, but the block is never answered.
+                    self.set_state(1, &mut out);
                     return out;
                 }
                 if b.num == 0 {
@@ -299,6 +308,7 @@ impl World {
             Fault::ConnectionLost,
             Fault::UpdateFailed,
             Fault::Silent,
+            Fault::Stuck,
         ];
         let devices: Vec<Device> = (0..devices)
             .map(|i| Device {
@@ -362,6 +372,22 @@ impl World {
         self.now = Instant::from_micros(0);
     }
 
+    fn repeat_states(&mut self) {
+        for i in 0..self.devices.len() {
+            let device = &mut self.devices[i];
+            if device.fault != Some(Fault::Stuck) || device.silent {
+                continue;
+            }
+            let mut out = Vec::new();
+            let state = device.state;
+            device.set_state(state, &mut out);
+            let from = device.addr;
+            for bytes in out {
+                self.put(SERVER, from, bytes);
+            }
+        }
+    }
+
     /// Runs until nothing is left to happen or `limit` passes.
     fn run(&mut self, limit: Instant, new_version: &str) {
         let mut steps = 0u64;
@@ -379,6 +405,12 @@ impl World {
             };
             if next > limit {
                 return;
+            }
+            // Every 10 s the stuck devices repeat their State.
+            let tick = next.as_micros() / TICK_US;
+            if tick > self.now.as_micros() / TICK_US {
+                self.now = Instant::from_micros(tick * TICK_US);
+                self.repeat_states();
             }
             self.now = next;
             if timer == Some(next) {
@@ -451,14 +483,14 @@ fn check_outcome(world: &World, devices: usize, faulty_every: usize) {
     assert_eq!(stats.updated + stats.failed, devices as u64, "{stats}");
     assert_eq!(stats.failed, faulty as u64, "{stats}");
     assert_eq!(stats.failures.iter().sum::<u64>(), stats.failed);
-    // Faults rotate over the faulty devices: 0, 5, 10...: OutOfStorage, Integrity...
-    let expect = |k: usize| (0..faulty).filter(|n| n % 5 == k).count() as u64;
+    // Faults rotate over the faulty devices: OutOfStorage, Integrity...
+    let expect = |k: usize| (0..faulty).filter(|n| n % 6 == k).count() as u64;
     let f = |r: FailureReason| stats.failures[r as usize];
     assert_eq!(f(FailureReason::NotEnoughFlash), expect(0), "{stats}");
     assert_eq!(f(FailureReason::IntegrityCheck), expect(1), "{stats}");
     assert_eq!(f(FailureReason::ConnectionLost), expect(2), "{stats}");
     assert_eq!(f(FailureReason::UpdateFailed), expect(3), "{stats}");
-    assert_eq!(f(FailureReason::Timeout), expect(4), "{stats}");
+    assert_eq!(f(FailureReason::Timeout), expect(4) + expect(5), "{stats}");
     // Every device that reached Downloaded was executed, and updated or failed its update.
     assert_eq!(stats.downloaded, stats.updated + expect(3), "{stats}");
     assert_eq!(stats.download_time.count, stats.downloaded);
