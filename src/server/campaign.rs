@@ -334,7 +334,7 @@ impl Server {
         for (endpoint, id) in eligible.into_iter().take(take) {
             self.enrol(now, i, endpoint, id);
         }
-        self.fill_slots(now, i);
+        self.fill_slots(now, i, None);
     }
 
     /// A Register: a device back from its update, or a newcomer a running campaign may pick.
@@ -369,7 +369,8 @@ impl Server {
             });
         if let Some(i) = late {
             self.enrol(now, i, endpoint, id);
-            self.fill_slots(now, i);
+            // Its Register's answer goes first, then its requests (the answer flushes them).
+            self.fill_slots(now, i, Some(id));
         }
     }
 
@@ -395,8 +396,9 @@ impl Server {
         self.stats.campaign.waiting += 1;
     }
 
-    /// Starts waiting devices while the campaign has download slots free.
-    fn fill_slots(&mut self, now: Instant, campaign: usize) {
+    /// Starts waiting devices while the campaign has download slots free, and sends their
+    /// first requests (but not yet to `registering`, whose Register is being answered).
+    fn fill_slots(&mut self, now: Instant, campaign: usize, registering: Option<u32>) {
         let max = self.config.campaigns[campaign].max_concurrent;
         let timeout = self.config.campaigns[campaign].timeout;
         loop {
@@ -420,7 +422,9 @@ impl Server {
             stats.downloading += 1;
             self.timers.push(now + timeout, d, TimerKind::CampaignStall);
             self.want_campaign_request(id);
-            self.flush(now, id);
+            if registering != Some(id) {
+                self.flush(now, id);
+            }
         }
     }
 
@@ -700,7 +704,7 @@ impl Server {
         let campaign = usize::from(device.campaign);
         self.stats.campaign.downloading -= 1;
         self.campaigns.running[campaign].active -= 1;
-        self.fill_slots(now, campaign);
+        self.fill_slots(now, campaign, None);
     }
 }
 

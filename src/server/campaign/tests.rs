@@ -56,6 +56,8 @@ struct Device {
     reboot_at: Option<Instant>,
     silent: bool,
     block_size: u16,
+    /// Its Register was answered: no request of the server may come before.
+    registered: bool,
 }
 
 /// A datagram on its way: (due, sequence, to, from, bytes).
@@ -161,9 +163,17 @@ impl Device {
         }
         let p = Packet::from_bytes(bytes).unwrap();
         let MessageClass::Request(method) = p.header.code else {
+            if p.header.code == MessageClass::Response(ResponseType::Created) {
+                self.registered = true;
+            }
             self.on_response(&p, hash, len, &mut out);
             return out;
         };
+        assert!(
+            self.registered,
+            "{}: a request before the Register's answer",
+            self.endpoint
+        );
         let path = message::uri_path(&p).unwrap().join("/");
         let observe = message::observe(&p).unwrap() == Some(0);
         let mut reply = message::response(ResponseType::Changed);
@@ -284,6 +294,7 @@ impl Device {
     /// Back from the update: a new registration, with the new version unless it failed.
     fn reboot(&mut self, new_version: &str) -> Vec<u8> {
         self.reboot_at = None;
+        self.registered = false;
         self.state_token = None;
         self.result_token = None;
         self.state = 0;
@@ -333,6 +344,7 @@ impl World {
                 } else {
                     block_size
                 },
+                registered: false,
             })
             .collect();
         let by_addr = devices
@@ -564,6 +576,18 @@ fn a_share_of_the_devices_with_object_5_takes_part() {
     assert_eq!(stats.updated, 10, "{stats}");
     let updated = world.devices.iter().filter(|d| d.version == "2.0").count();
     assert_eq!(updated, 10);
+}
+
+#[test]
+fn devices_registering_after_the_start_join_after_their_register_is_answered() {
+    let mut c = campaign(CampaignMode::Pull, 5, 300);
+    c.start = Duration::ZERO;
+    let mut world = World::new(config(c), 50, 1000, 256);
+    world.devices[0].fault = None;
+    world.register_all();
+    world.run(Instant::from_micros(3_600_000_000), "2.0");
+    let stats = world.server.stats().campaign;
+    assert_eq!((stats.targeted, stats.updated), (50, 50), "{stats}");
 }
 
 #[test]
