@@ -216,42 +216,15 @@ impl Device {
                 }
             }
             (RequestType::Put, "5/0/0") => {
-                let b = block::block1(&p).unwrap().unwrap();
-                if self.fault == Some(Fault::Silent) {
+                if matches!(self.fault, Some(Fault::Silent | Fault::Stuck)) {
                     // Quiet from the first block: the server's request times out.
                     self.silent = true;
+                    if self.fault == Some(Fault::Stuck) {
+                        self.set_state(1, &mut out);
+                    }
                     return out;
                 }
-                if self.fault == Some(Fault::Stuck) {
-                    // Downloading, but the block is never answered.
-                    self.set_state(1, &mut out);
-                    return out;
-                }
-                if b.num == 0 {
-                    if self.fault == Some(Fault::OutOfStorage) {
-                        self.fail_download(2, &mut after);
-                        reply = message::response(ResponseType::RequestEntityTooLarge);
-                    } else {
-                        self.hasher = Sha256::new();
-                        self.received = 0;
-                        self.set_state(1, &mut after);
-                    }
-                }
-                if self.state == 1 {
-                    assert_eq!(b.offset(), self.received, "blocks in order");
-                    self.hasher.update(&p.payload);
-                    self.received += p.payload.len();
-                    block::set_block1(&mut reply, b);
-                    if self.fault == Some(Fault::ConnectionLost) && self.received * 2 >= len {
-                        self.fail_download(4, &mut after);
-                        reply = message::response(ResponseType::InternalServerError);
-                    } else if b.more {
-                        reply = message::response(ResponseType::Continue);
-                        block::set_block1(&mut reply, b);
-                    } else {
-                        self.downloaded(hash, len, &mut after);
-                    }
-                }
+                reply = self.push_block(&p, hash, len, &mut after);
             }
             (RequestType::Post, "5/0/2") => {
                 assert_eq!(self.state, 2, "Update executed only once Downloaded");
@@ -268,6 +241,44 @@ impl Device {
         out.extend(after);
         out.push(reply.to_bytes().unwrap());
         out
+    }
+
+    /// A Block1 write of `/5/0/0`: the answer.
+    fn push_block(
+        &mut self,
+        p: &Packet,
+        hash: &[u8],
+        len: usize,
+        after: &mut Vec<Vec<u8>>,
+    ) -> Packet {
+        let b = block::block1(p).unwrap().unwrap();
+        let mut reply = message::response(ResponseType::Changed);
+        if b.num == 0 {
+            if self.fault == Some(Fault::OutOfStorage) {
+                self.fail_download(2, after);
+                return message::response(ResponseType::RequestEntityTooLarge);
+            }
+            self.hasher = Sha256::new();
+            self.received = 0;
+            self.set_state(1, after);
+        }
+        if self.state != 1 {
+            return reply;
+        }
+        assert_eq!(b.offset(), self.received, "blocks in order");
+        self.hasher.update(&p.payload);
+        self.received += p.payload.len();
+        block::set_block1(&mut reply, b);
+        if self.fault == Some(Fault::ConnectionLost) && self.received * 2 >= len {
+            self.fail_download(4, after);
+            reply = message::response(ResponseType::InternalServerError);
+        } else if b.more {
+            reply = message::response(ResponseType::Continue);
+            block::set_block1(&mut reply, b);
+        } else {
+            self.downloaded(hash, len, after);
+        }
+        reply
     }
 
     fn on_response(&mut self, p: &Packet, hash: &[u8], len: usize, out: &mut Vec<Vec<u8>>) {
