@@ -614,11 +614,25 @@ fn the_campaign_shows_in_the_status_line() {
 }
 
 #[test]
-fn the_package_uri_names_the_server_and_the_image() {
+fn the_package_uri_names_the_bound_address() {
     let mut server = Server::new(config(campaign(CampaignMode::Pull, 0, 10)), 1);
-    Served::bound(&mut server, SERVER, true);
+    Served::bound(&mut server, SERVER, false);
     assert_eq!(
         server.campaigns.base_uri.as_deref(),
+        Some("coap://127.0.0.1:5683")
+    );
+}
+
+#[test]
+fn over_dtls_the_package_uri_is_coaps() {
+    use crate::security::dtls::ServerKeys;
+    use crate::server::{DtlsServerConfig, SecureServer};
+    let server = Server::new(config(campaign(CampaignMode::Pull, 0, 10)), 1);
+    let dtls = DtlsServerConfig::new(ServerKeys::shared(vec![1; 16]));
+    let mut secure = SecureServer::new(server, &dtls);
+    Served::bound(&mut secure, SERVER, false);
+    assert_eq!(
+        secure.server().campaigns.base_uri.as_deref(),
         Some("coaps://127.0.0.1:5683")
     );
 }
