@@ -373,6 +373,7 @@ impl Server {
             + link_sets
             + self.timers.heap_bytes()
             + self.recent.heap_bytes()
+            + self.campaigns.heap_bytes()
     }
 
     fn send(&mut self, to: SocketAddr, bytes: Vec<u8>) {

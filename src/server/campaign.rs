@@ -282,6 +282,19 @@ pub(super) struct Campaigns {
     pub base_uri: Option<String>,
 }
 
+impl Campaigns {
+    /// Heap bytes: a device record and an index entry per picked device, the waiting queues.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.devices.capacity() * size_of::<Device>()
+            + super::table_bytes::<(Arc<str>, u32)>(self.by_endpoint.capacity())
+            + self
+                .running
+                .iter()
+                .map(|r| r.waiting.capacity() * size_of::<u32>())
+                .sum::<usize>()
+    }
+}
+
 /// `/5/0/x`, `/3/0/3`.
 const FIRMWARE: &str = "5";
 const TEXT: u16 = 0;

@@ -602,6 +602,31 @@ fn devices_registering_after_the_start_join_after_their_register_is_answered() {
 }
 
 #[test]
+fn a_picked_device_costs_the_server_under_200_bytes() {
+    assert!(
+        size_of::<super::Device>() <= 80,
+        "{}",
+        size_of::<super::Device>()
+    );
+    let mut world = World::new(
+        config(campaign(CampaignMode::Pull, 10, 100)),
+        1000,
+        10_000,
+        64,
+    );
+    world.devices[0].fault = None;
+    world.register_all();
+    // Registered, the campaign not started yet.
+    world.run(Instant::from_micros(29_000_000), "2.0");
+    assert_eq!(world.server.registration_count(), 1000);
+    let before = world.server.heap_bytes();
+    world.run(Instant::from_micros(3_600_000_000), "2.0");
+    assert_eq!(world.server.stats().campaign.updated, 1000);
+    let per_device = (world.server.heap_bytes() - before) / 1000;
+    assert!(per_device <= 200, "{per_device} bytes per device");
+}
+
+#[test]
 fn the_campaign_shows_in_the_status_line() {
     let mut stats = crate::server::ServerStats::default();
     stats.campaign.targeted = 3;
