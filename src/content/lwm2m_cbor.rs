@@ -109,9 +109,10 @@ pub(super) fn decode(
     payload: &[u8],
     schema: &dyn Schema,
 ) -> Result<Vec<Record>, ContentError> {
-    let leaves = parse(payload)?;
-    let mut records = Vec::with_capacity(leaves.len());
-    for (path, leaf) in leaves {
+    let items = parse(payload)?;
+    let mut records = Vec::with_capacity(items.len());
+    for (path, item) in items {
+        let leaf = leaf(&path, item)?;
         if path.len() < 3 {
             return Err(ContentError::NotRepresentable {
                 format: ContentFormat::LwM2mCbor,
@@ -144,8 +145,22 @@ pub fn decode_lwm2m_cbor(payload: &[u8]) -> Result<Vec<Record>, ContentError> {
     decode(&Path::ROOT, payload, &NoSchema)
 }
 
-/// The leaves of a payload with their full paths, in payload order.
-fn parse(payload: &[u8]) -> Result<Vec<(Path, Leaf)>, ContentError> {
+/// The paths a Read-Composite or Observe-Composite request names in LWM2M CBOR: each with
+/// the value null, at any level from an object down.
+pub(super) fn decode_names(payload: &[u8]) -> Result<Vec<Path>, ContentError> {
+    parse(payload)?
+        .into_iter()
+        .map(|(path, item)| match item {
+            Cbor::Null => Ok(path),
+            _ => Err(malformed(format!(
+                "a request naming paths has a value at {path} (expected null)"
+            ))),
+        })
+        .collect()
+}
+
+/// The items under the innermost maps of a payload with their full paths, in payload order.
+fn parse(payload: &[u8]) -> Result<Vec<(Path, Cbor)>, ContentError> {
     let mut reader = payload;
     let root: Cbor = ciborium::de::from_reader_with_recursion_limit(&mut reader, NESTING_LIMIT)
         .map_err(malformed)?;
@@ -168,7 +183,7 @@ fn parse(payload: &[u8]) -> Result<Vec<(Path, Leaf)>, ContentError> {
 fn walk(
     entries: Vec<(Cbor, Cbor)>,
     prefix: &[u16],
-    leaves: &mut Vec<(Path, Leaf)>,
+    leaves: &mut Vec<(Path, Cbor)>,
 ) -> Result<(), ContentError> {
     for (key, item) in entries {
         let mut ids = prefix.to_vec();
@@ -188,7 +203,7 @@ fn walk(
         })?;
         match item {
             Cbor::Map(inner) => walk(inner, &ids, leaves)?,
-            item => leaves.push((path, leaf(&path, item)?)),
+            item => leaves.push((path, item)),
         }
     }
     Ok(())

@@ -168,6 +168,7 @@ proptest! {
         }
         let _ = super::decode_names(ContentFormat::SenmlCbor, &bytes);
         let _ = super::decode_lwm2m_cbor(&bytes);
+        let _ = super::decode_names(ContentFormat::LwM2mCbor, &bytes);
         let _ = super::link::parse_links(&String::from_utf8_lossy(&bytes));
     }
 

@@ -152,6 +152,25 @@ fn schema_free_decode_keeps_the_cbor_types() {
     assert_eq!(records.len(), 6);
 }
 
+#[test]
+fn composite_requests_name_paths_with_null() {
+    // {[3, 0, 9]: null, 3303: {0: null}, [3, 0, 6, 1]: null}
+    let bytes = hex("A3 83 03 00 09 F6 19 0CE7 A1 00 F6 84 03 00 06 01 F6");
+    assert_eq!(
+        super::super::decode_names(CBOR, &bytes).unwrap(),
+        [
+            Path::resource(3, 0, 9),
+            Path::instance(3303, 0),
+            Path::resource_instance(3, 0, 6, 1),
+        ]
+    );
+    // {[3, 0, 9]: 87}: a value where a name was expected
+    assert!(matches!(
+        super::super::decode_names(CBOR, &hex("A1 83 03 00 09 18 57")),
+        Err(ContentError::Malformed(why)) if why.contains("expected null")
+    ));
+}
+
 fn malformed(result: Result<Vec<crate::model::Record>, ContentError>) -> String {
     match result {
         Err(ContentError::Malformed(why)) => why,
