@@ -56,8 +56,9 @@ fn node(records: &[&Record], depth: usize) -> Result<Cbor, ContentError> {
     let mut children: Vec<(u16, Vec<&Record>)> = Vec::new();
     for record in records {
         let id = record.path.ids()[depth];
-        match children.iter_mut().find(|(child, _)| *child == id) {
-            Some((_, group)) => group.push(record),
+        // From the end: records come sorted, so the match is the last child at once.
+        match children.iter().rposition(|(child, _)| *child == id) {
+            Some(at) => children[at].1.push(record),
             None => children.push((id, vec![record])),
         }
     }
