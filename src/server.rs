@@ -108,6 +108,9 @@ pub struct ServerConfig {
     pub execute: Option<(Path, Duration)>,
     /// Discover this path on every registered client every period.
     pub discover: Option<(Path, Duration)>,
+    /// Ask clients that registered with `lwm2m=1.2` for LWM2M CBOR (Accept 11544) in the Reads
+    /// and Observes above.
+    pub lwm2m_cbor: bool,
     /// Registrations held at most: a Register of a new endpoint beyond it is answered 5.03.
     pub max_registrations: usize,
     /// Longest lifetime (`lt`, seconds) accepted: a Register or Update asking more is answered
@@ -129,6 +132,7 @@ impl Default for ServerConfig {
             write: None,
             execute: None,
             discover: None,
+            lwm2m_cbor: false,
             max_registrations: DEFAULT_MAX_REGISTRATIONS,
             max_lifetime: DEFAULT_MAX_LIFETIME,
             unresponsive_after: 3,

@@ -176,6 +176,9 @@ pub(super) struct LoadArgs {
     /// Discover PATH every PERIOD: /3/0@5m.
     #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
     pub discover: Option<(Path, Duration)>,
+    /// Ask LWM2M 1.2 clients for LWM2M CBOR (Accept 11544) in the Reads and Observes.
+    #[arg(long)]
+    pub lwm2m_cbor: bool,
 }
 
 impl LoadArgs {
@@ -201,6 +204,7 @@ impl LoadArgs {
                 .map(|(path, value, every)| WriteLoad { path, value, every }),
             execute: self.execute,
             discover: self.discover,
+            lwm2m_cbor: self.lwm2m_cbor,
             ..ServerConfig::default()
         }
     }
@@ -220,7 +224,10 @@ impl LoadArgs {
     /// The load `run`'s embedded server puts on clients: this one, or the demo's when empty.
     pub fn or_demo(&self) -> LoadArgs {
         if self.is_empty() {
-            LoadArgs::demo()
+            LoadArgs {
+                lwm2m_cbor: self.lwm2m_cbor,
+                ..LoadArgs::demo()
+            }
         } else {
             self.clone()
         }
@@ -261,6 +268,9 @@ impl LoadArgs {
         }
         if let Some((p, every)) = &self.discover {
             parts.push(format!("discover {p} every {}", format_duration(*every)));
+        }
+        if self.lwm2m_cbor && (self.read.is_some() || self.observe.is_some()) {
+            parts.push("LWM2M CBOR from 1.2 clients".to_string());
         }
         if parts.is_empty() {
             "registrations only".to_string()

@@ -251,7 +251,7 @@ impl Client {
         let records = self.device.read(path, now)?;
         let format = match message::accept(request).ok().flatten() {
             Some(code) => ContentFormat::from_code(code)
-                .filter(|f| *f != ContentFormat::LinkFormat)
+                .filter(|f| self.carries_values(*f))
                 .ok_or_else(|| Answer::code(ResponseType::NotAcceptable))?,
             None => self.default_format(path, &records),
         };
@@ -261,6 +261,16 @@ impl Client {
                 Err(Answer::code(ResponseType::NotAcceptable))
             }
             Err(_) => Err(Answer::code(ResponseType::InternalServerError)),
+        }
+    }
+
+    /// Whether this client reads and writes values in `format`: not link-format, and LWM2M
+    /// CBOR only from LWM2M 1.2 on.
+    fn carries_values(&self, format: ContentFormat) -> bool {
+        match format {
+            ContentFormat::LinkFormat => false,
+            ContentFormat::LwM2mCbor => self.config.version >= LwM2mVersion::V1_2,
+            _ => true,
         }
     }
 
@@ -376,7 +386,7 @@ impl Client {
             .flatten()
             .ok_or_else(|| Answer::code(ResponseType::BadRequest))?;
         let format = ContentFormat::from_code(code)
-            .filter(|f| *f != ContentFormat::LinkFormat)
+            .filter(|f| self.carries_values(*f))
             .ok_or_else(|| Answer::code(ResponseType::UnsupportedContentFormat))?;
         content::decode(format, path, &request.payload, &self.device).map_err(|error| match error {
             // Payload naming what the device does not have: not found, not malformed.

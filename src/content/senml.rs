@@ -230,11 +230,13 @@ pub(super) fn decode_cbor(
     )
 }
 
-/// The paths a `SenML` Read-Composite or Observe-Composite request names (values are ignored).
+/// The paths a Read-Composite or Observe-Composite request names (`SenML` values are ignored;
+/// LWM2M CBOR names paths with null values).
 pub fn decode_names(format: ContentFormat, payload: &[u8]) -> Result<Vec<Path>, ContentError> {
     let raws = match format {
         ContentFormat::SenmlJson => json::parse(payload)?,
         ContentFormat::SenmlCbor => cbor::parse(payload)?,
+        ContentFormat::LwM2mCbor => return super::lwm2m_cbor::decode_names(payload),
         _ => {
             return Err(ContentError::NotRepresentable {
                 format,

@@ -12,6 +12,7 @@ use super::{Op, Server};
 use crate::clock::Instant;
 use crate::coap::wire::{self, RawHeader};
 use crate::coap::{Token, initial_timeout, message};
+use crate::content::ContentFormat;
 use crate::model::Path;
 
 /// One request of ours awaiting its answer (at most one per client: NSTART 1).
@@ -142,7 +143,8 @@ impl Server {
         self.send_request(now, id, op);
     }
 
-    fn build_request(&self, op: Op, root: Option<&str>, token: u64) -> Packet {
+    /// `lwm2m_cbor`: the client speaks LWM2M 1.2, so Reads and Observes may ask for 11544.
+    fn build_request(&self, op: Op, root: Option<&str>, lwm2m_cbor: bool, token: u64) -> Packet {
         let (method, path, query, format, payload) = match op {
             Op::Read => {
                 let path = self.config.read.as_ref().map(|(p, _)| *p);
@@ -206,6 +208,9 @@ impl Server {
             Op::Discover => message::set_accept(&mut packet, LINK_FORMAT),
             _ => {}
         }
+        if matches!(op, Op::Read | Op::Observe) && self.config.lwm2m_cbor && lwm2m_cbor {
+            message::set_accept(&mut packet, ContentFormat::LwM2mCbor.code());
+        }
         packet
     }
 
@@ -214,7 +219,12 @@ impl Server {
         let Some(registration) = self.registrations.get(&id) else {
             return;
         };
-        let mut packet = self.build_request(op, registration.links.root.as_deref(), token);
+        let mut packet = self.build_request(
+            op,
+            registration.links.root.as_deref(),
+            registration.speaks_lwm2m_cbor(),
+            token,
+        );
         let timeout = initial_timeout(&self.config.coap, &mut self.rng);
         let Some(registration) = self.registrations.get_mut(&id) else {
             return;

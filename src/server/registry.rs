@@ -60,6 +60,7 @@ pub struct Version {
 
 impl Version {
     pub const V1_0: Version = Version { major: 1, minor: 0 };
+    pub const V1_2: Version = Version { major: 1, minor: 2 };
 
     /// 1.0 to 1.2; anything else is unsupported.
     fn parse(text: &str) -> Option<Version> {
@@ -291,6 +292,11 @@ impl Registration {
 
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// LWM2M CBOR (11544) came with LWM2M 1.2.
+    pub fn speaks_lwm2m_cbor(&self) -> bool {
+        self.version >= Version::V1_2
     }
 
     pub fn queue_mode(&self) -> bool {
