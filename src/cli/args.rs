@@ -178,7 +178,7 @@ pub(super) struct LoadArgs {
     /// Discover PATH every PERIOD: /3/0@5m.
     #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
     pub discover: Option<(Path, Duration)>,
-    /// LWM2M 1.1 Read-Composite (FETCH, SenML CBOR) of PATHS every PERIOD, on 1.1+ clients:
+    /// LWM2M 1.1 Read-Composite (FETCH, `SenML` CBOR) of PATHS every PERIOD, on 1.1+ clients:
     /// /3/0/13,/3303/0/5700@1m.
     #[arg(long, value_name = "PATH,PATH@PERIOD", value_parser = parse_periodic_paths)]
     pub read_composite: Option<(Vec<Path>, Duration)>,
@@ -186,7 +186,7 @@ pub(super) struct LoadArgs {
     /// /3303/0/5700,/3/0/13.
     #[arg(long, value_name = "PATH,PATH", value_delimiter = ',', value_parser = parse_path)]
     pub observe_composite: Vec<Path>,
-    /// LWM2M 1.1 Write-Composite (iPATCH, SenML CBOR) of the VALUEs every PERIOD, on 1.1+
+    /// LWM2M 1.1 Write-Composite (iPATCH, `SenML` CBOR) of the VALUEs every PERIOD, on 1.1+
     /// clients; numbers and true/false go as such, other values as strings:
     /// /3/0/14=+01:00,/1/0/3=60@5m.
     #[arg(long, value_name = "PATH=VALUE,...@PERIOD", value_parser = parse_composite_write)]

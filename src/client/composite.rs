@@ -21,6 +21,15 @@ use crate::model::{Device, ModelError, Path, Record};
 /// The paths an Observe-Composite names, kept beside its observation (whose path is the root).
 pub(super) type CompositePaths = (Token, Box<[Path]>);
 
+/// A composite read answered: the format and payload of the answer, from these records of
+/// these paths.
+struct Rendered {
+    format: ContentFormat,
+    payload: Vec<u8>,
+    records: Vec<Record>,
+    paths: Vec<Path>,
+}
+
 impl Client {
     /// Answers a FETCH or iPATCH; a 1.0 client does not know them (4.05).
     pub(super) fn composite(
@@ -57,7 +66,7 @@ impl Client {
 
     fn read_composite(&mut self, now: Instant, format: ContentFormat, request: &Packet) -> Answer {
         match self.render_composite(now, format, request) {
-            Ok((answer_format, payload, _, _)) => Answer::content(answer_format, payload),
+            Ok(rendered) => Answer::content(rendered.format, rendered.payload),
             Err(answer) => answer,
         }
     }
@@ -68,7 +77,7 @@ impl Client {
         now: Instant,
         format: ContentFormat,
         request: &Packet,
-    ) -> Result<(ContentFormat, Vec<u8>, Vec<Record>, Vec<Path>), Answer> {
+    ) -> Result<Rendered, Answer> {
         let paths = content::decode_names(format, &request.payload)
             .map_err(|_| Answer::code(ResponseType::BadRequest))?;
         if paths.is_empty() {
@@ -83,7 +92,12 @@ impl Client {
         let records = read_paths(&mut self.device, &paths, now).map_err(Answer::from)?;
         let payload = content::encode(answer_format, &Path::ROOT, &records, &self.device)
             .map_err(|_| Answer::code(ResponseType::InternalServerError))?;
-        Ok((answer_format, payload, records, paths))
+        Ok(Rendered {
+            format: answer_format,
+            payload,
+            records,
+            paths,
+        })
     }
 
     fn observe_composite(
@@ -102,7 +116,12 @@ impl Client {
             return Answer::code(ResponseType::ServiceUnavailable);
         }
         match self.render_composite(now, format, request) {
-            Ok((answer_format, payload, records, paths)) => {
+            Ok(Rendered {
+                format: answer_format,
+                payload,
+                records,
+                paths,
+            }) => {
                 self.composite_paths.retain(|(t, _)| *t != token);
                 self.composite_paths.reserve_exact(1);
                 self.composite_paths.push((token, paths.into_boxed_slice()));
@@ -116,9 +135,9 @@ impl Client {
     fn write_composite(&mut self, now: Instant, format: ContentFormat, request: &Packet) -> Answer {
         let records = match content::decode(format, &Path::ROOT, &request.payload, &self.device) {
             Ok(records) if !records.is_empty() => records,
-            Ok(_) => return Answer::code(ResponseType::BadRequest),
             Err(ContentError::UnknownResource(_)) => return Answer::code(ResponseType::NotFound),
-            Err(_) => return Answer::code(ResponseType::BadRequest),
+            // No record, or a payload that does not decode.
+            Ok(_) | Err(_) => return Answer::code(ResponseType::BadRequest),
         };
         if records.iter().any(|r| r.path.object_id() == Some(0)) {
             return Answer::code(ResponseType::NotFound);

@@ -91,10 +91,11 @@ impl Server {
                 registration.pending |= pending;
             }
         }
-        if composite && self.config.observe_composite.is_some() {
-            if let Some(registration) = self.registrations.get_mut(&id) {
-                registration.pending |= Op::ObserveComposite.bit();
-            }
+        if composite
+            && self.config.observe_composite.is_some()
+            && let Some(registration) = self.registrations.get_mut(&id)
+        {
+            registration.pending |= Op::ObserveComposite.bit();
         }
     }
 
