@@ -105,7 +105,7 @@ pub struct Client {
     in_flight: Vec<InFlight>,
     observations: Vec<Observation>,
     /// The paths of the composite observations among `observations`.
-    composite_paths: Vec<composite::CompositePaths>,
+    composite_paths: composite::CompositePaths,
     attributes: Vec<(Path, Attributes)>,
     update_at: Option<Instant>,
     register_at: Option<Instant>,
@@ -154,7 +154,7 @@ impl Client {
             queue: VecDeque::new(),
             in_flight: Vec::new(),
             observations: Vec::new(),
-            composite_paths: Vec::new(),
+            composite_paths: composite::CompositePaths::default(),
             attributes: Vec::new(),
             update_at: None,
             register_at: None,
@@ -425,12 +425,7 @@ impl Client {
             + self.queue.capacity() * size_of::<Queued>()
             + self.in_flight.capacity() * size_of::<InFlight>()
             + self.observations.capacity() * size_of::<Observation>()
-            + self.composite_paths.capacity() * size_of::<composite::CompositePaths>()
-            + self
-                .composite_paths
-                .iter()
-                .map(|(_, paths)| size_of_val(&**paths))
-                .sum::<usize>()
+            + self.composite_paths.heap_bytes()
             + self.attributes.capacity() * size_of::<(Path, Attributes)>()
             + self.events.capacity() * size_of::<Event>()
             + self

@@ -18,8 +18,42 @@ use crate::coap::{Token, message};
 use crate::content::{self, ContentError, ContentFormat};
 use crate::model::{Device, ModelError, Path, Record};
 
-/// The paths an Observe-Composite names, kept beside its observation (whose path is the root).
-pub(super) type CompositePaths = (Token, Box<[Path]>);
+/// The paths each Observe-Composite names, by token, kept beside its observation (whose path
+/// is the root). A boxed slice, rebuilt on the rare change: every client carries the field and
+/// most never have a composite observation.
+#[derive(Debug, Default)]
+pub(super) struct CompositePaths(Box<[Named]>);
+
+/// One Observe-Composite's token and paths.
+type Named = (Token, Box<[Path]>);
+
+impl CompositePaths {
+    fn insert(&mut self, token: Token, paths: Vec<Path>) {
+        let mut list = std::mem::take(&mut self.0).into_vec();
+        list.retain(|(t, _)| *t != token);
+        list.push((token, paths.into_boxed_slice()));
+        self.0 = list.into_boxed_slice();
+    }
+
+    pub(super) fn remove(&mut self, token: Token) {
+        if self.0.iter().any(|(t, _)| *t == token) {
+            let mut list = std::mem::take(&mut self.0).into_vec();
+            list.retain(|(t, _)| *t != token);
+            self.0 = list.into_boxed_slice();
+        }
+    }
+
+    fn get(&self, token: Token) -> &[Path] {
+        self.0
+            .iter()
+            .find(|(t, _)| *t == token)
+            .map_or(&[], |(_, paths)| &**paths)
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        size_of_val(&*self.0) + self.0.iter().map(|(_, p)| size_of_val(&**p)).sum::<usize>()
+    }
+}
 
 /// A composite read answered: the format and payload of the answer, from these records of
 /// these paths.
@@ -122,9 +156,7 @@ impl Client {
                 records,
                 paths,
             }) => {
-                self.composite_paths.retain(|(t, _)| *t != token);
-                self.composite_paths.reserve_exact(1);
-                self.composite_paths.push((token, paths.into_boxed_slice()));
+                self.composite_paths.insert(token, paths);
                 let sequence = self.observe(now, from, token, Path::ROOT, answer_format, &records);
                 Answer::observing(sequence, answer_format, payload)
             }
@@ -162,19 +194,14 @@ impl Client {
         if !path.is_root() {
             return self.device.read(path, now);
         }
-        let paths = self
-            .composite_paths
-            .iter()
-            .find(|(t, _)| *t == token)
-            .map(|(_, paths)| &**paths)
-            .unwrap_or_default();
+        let paths = self.composite_paths.get(token);
         read_paths(&mut self.device, paths, now)
     }
 
     /// Drops every observation (and the paths of composite ones).
     pub(super) fn clear_observations(&mut self) {
         self.observations.clear();
-        self.composite_paths.clear();
+        self.composite_paths = CompositePaths::default();
     }
 }
 

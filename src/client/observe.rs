@@ -181,7 +181,7 @@ impl Client {
 
     pub(super) fn cancel_observation(&mut self, token: Token) {
         self.observations.retain(|o| o.token != token);
-        self.composite_paths.retain(|(t, _)| *t != token);
+        self.composite_paths.remove(token);
     }
 
     /// Next evaluation: at pmin if it is not over yet, else after the check interval, never past pmax.
