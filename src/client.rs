@@ -6,6 +6,7 @@
 //! milliseconds and the engine can hold a hundred thousand of them in a slab.
 
 mod bootstrap;
+mod composite;
 mod config;
 mod events;
 mod observe;
@@ -103,6 +104,8 @@ pub struct Client {
     queue: VecDeque<Queued>,
     in_flight: Vec<InFlight>,
     observations: Vec<Observation>,
+    /// The paths of the composite observations among `observations`.
+    composite_paths: composite::CompositePaths,
     attributes: Vec<(Path, Attributes)>,
     update_at: Option<Instant>,
     register_at: Option<Instant>,
@@ -151,6 +154,7 @@ impl Client {
             queue: VecDeque::new(),
             in_flight: Vec::new(),
             observations: Vec::new(),
+            composite_paths: composite::CompositePaths::default(),
             attributes: Vec::new(),
             update_at: None,
             register_at: None,
@@ -421,6 +425,7 @@ impl Client {
             + self.queue.capacity() * size_of::<Queued>()
             + self.in_flight.capacity() * size_of::<InFlight>()
             + self.observations.capacity() * size_of::<Observation>()
+            + self.composite_paths.heap_bytes()
             + self.attributes.capacity() * size_of::<(Path, Attributes)>()
             + self.events.capacity() * size_of::<Event>()
             + self
@@ -610,7 +615,7 @@ impl Client {
     /// On the way out, notifications are not worth waiting for: a server that never
     /// acknowledges a CON notification would hold the De-register behind it (NSTART 1).
     fn abort_notifications(&mut self, now: Instant) {
-        self.observations.clear();
+        self.clear_observations();
         let (notifications, requests): (Vec<InFlight>, Vec<InFlight>) =
             std::mem::take(&mut self.in_flight)
                 .into_iter()
@@ -647,7 +652,7 @@ impl Client {
         self.abort_queued(now);
         self.abort_in_flight(now);
         self.coap.reset();
-        self.observations.clear();
+        self.clear_observations();
         self.attributes.clear();
         self.block1 = None;
         self.location = None;

@@ -16,7 +16,7 @@ mod text;
 mod tlv;
 
 pub use lwm2m_cbor::decode_lwm2m_cbor;
-pub use senml::decode_names;
+pub use senml::{decode_names, encode_names};
 
 /// Instance id given to resources decoded at an object path without an instance wrapper
 /// (a Create whose payload lists resources only): the caller picks the real id.

@@ -287,6 +287,38 @@ fn serve_with_every_option() {
 }
 
 #[test]
+fn serve_takes_composite_load() {
+    let a = serve(
+        "--read-composite /3/0/13,/3303/0/5700@30s --observe-composite /3303/0/5700,/3303/1/5700 \
+        --write-composite /3/0/14=+01:00,/1/0/3=60@1m",
+    );
+    assert_eq!(
+        a.load.describe(),
+        "read-composite /3/0/13,/3303/0/5700 every 30s, \
+         observe-composite /3303/0/5700,/3303/1/5700, write-composite /3/0/14=+01:00,/1/0/3=60 every 1m"
+    );
+    let config = a.load.server_config();
+    assert_eq!(
+        config.observe_composite,
+        Some(vec![
+            Path::resource(3303, 0, 5700),
+            Path::resource(3303, 1, 5700)
+        ])
+    );
+    let write = config.write_composite.expect("--write-composite");
+    assert_eq!(write.every, secs(60));
+    assert_eq!(write.values[1], (Path::resource(1, 0, 3), "60".to_string()));
+    assert_eq!(
+        config.read_composite.expect("--read-composite").paths.len(),
+        2
+    );
+    let (_, text) = error("serve --read-composite /3/0/13,/3/0/14");
+    assert!(text.contains("expected PATH,PATH@PERIOD"), "{text}");
+    let (_, text) = error("serve --observe-composite /3/0/13,/3/x");
+    assert!(text.contains("\"/3/x\" is not an LWM2M path"), "{text}");
+}
+
+#[test]
 fn serve_refuses_what_it_cannot_use() {
     let (kind, text) = error("serve --bootstrap-lifetime 1m");
     assert_eq!(kind, ErrorKind::MissingRequiredArgument, "{text}");

@@ -95,10 +95,17 @@ pub enum OperationKind {
     Create,
     Delete,
     Observe,
+    /// Cancel Observation, of a plain observation (GET) or a composite one (FETCH).
     CancelObservation,
+    /// LWM2M 1.1 FETCH of the `SenML` paths listed.
+    ReadComposite,
+    /// LWM2M 1.1 iPATCH of `SenML` records, all or nothing.
+    WriteComposite,
+    /// LWM2M 1.1 FETCH with Observe 0.
+    ObserveComposite,
     /// A bootstrap server's Bootstrap-Finish (`POST /bs`).
     BootstrapFinish,
-    /// A request LWM2M does not define (FETCH, iPATCH, unknown paths...).
+    /// A request LWM2M does not define (unknown paths, FETCH or iPATCH to a 1.0 client...).
     Other,
 }
 
@@ -178,7 +185,7 @@ pub const CLIENT_STATES: [ClientState; 9] = [
 ];
 
 /// Every server operation kind, in listing order.
-pub const OPERATION_KINDS: [OperationKind; 11] = [
+pub const OPERATION_KINDS: [OperationKind; 14] = [
     OperationKind::Read,
     OperationKind::Discover,
     OperationKind::Write,
@@ -188,6 +195,9 @@ pub const OPERATION_KINDS: [OperationKind; 11] = [
     OperationKind::Delete,
     OperationKind::Observe,
     OperationKind::CancelObservation,
+    OperationKind::ReadComposite,
+    OperationKind::WriteComposite,
+    OperationKind::ObserveComposite,
     OperationKind::BootstrapFinish,
     OperationKind::Other,
 ];
@@ -228,6 +238,9 @@ pub fn operation_name(kind: OperationKind) -> &'static str {
         OperationKind::Delete => "delete",
         OperationKind::Observe => "observe",
         OperationKind::CancelObservation => "cancel-observation",
+        OperationKind::ReadComposite => "read-composite",
+        OperationKind::WriteComposite => "write-composite",
+        OperationKind::ObserveComposite => "observe-composite",
         OperationKind::BootstrapFinish => "bootstrap-finish",
         OperationKind::Other => "other",
     }

@@ -106,7 +106,7 @@ impl Client {
         self.location = Some(location.join("/").into_boxed_str());
         self.register_failures = 0;
         // A new registration ends the observations of the old one.
-        self.observations.clear();
+        self.clear_observations();
         self.set_state(ClientState::Registered);
         self.schedule_update(now);
     }
@@ -133,13 +133,13 @@ impl Client {
     pub(super) fn register_again(&mut self, now: Instant) {
         self.location = None;
         self.update_at = None;
-        self.observations.clear();
+        self.clear_observations();
         self.enqueue_register(now);
     }
 
     pub(super) fn on_deregister_answer(&mut self, now: Instant) {
         self.location = None;
-        self.observations.clear();
+        self.clear_observations();
         if self.state == ClientState::Deregistering {
             // A Disable keeps a Reboot deferred: the client comes back after the timeout.
             let disabled = self.deferred.is_some();

@@ -54,8 +54,14 @@ impl Server {
     /// A new registration: periodic requests start at a random offset within their period, so
     /// clients registering together do not all get their requests at once.
     pub(super) fn start_load(&mut self, now: Instant, id: u32) {
+        let composite = self
+            .registrations
+            .get(&id)
+            .is_some_and(|r| r.version > super::Version::V1_0);
         let periodic = [
             (Op::Read, self.config.read.as_ref().map(|(_, every)| *every)),
+            (Op::ReadComposite, self.load_period(Op::ReadComposite)),
+            (Op::WriteComposite, self.load_period(Op::WriteComposite)),
             (Op::Write, self.config.write.as_ref().map(|w| w.every)),
             (
                 Op::Execute,
@@ -70,6 +76,9 @@ impl Server {
             let Some(every) = every.filter(|e| !e.is_zero()) else {
                 continue;
             };
+            if op.is_composite() && !composite {
+                continue;
+            }
             let period = u64::try_from(every.as_micros()).unwrap_or(u64::MAX);
             let offset = Duration::from_micros(self.rng.random_range(0..period));
             self.timers.push(now + offset, id, TimerKind::Load(op));
@@ -83,6 +92,12 @@ impl Server {
                 registration.pending |= pending;
             }
         }
+        if composite
+            && self.config.observe_composite.is_some()
+            && let Some(registration) = self.registrations.get_mut(&id)
+        {
+            registration.pending |= Op::ObserveComposite.bit();
+        }
     }
 
     /// A periodic request came due: it waits for the client's NSTART slot (or its wake-up).
@@ -92,7 +107,8 @@ impl Server {
             Op::Write => self.config.write.as_ref().map(|w| w.every),
             Op::Execute => self.config.execute.as_ref().map(|(_, every)| *every),
             Op::Discover => self.config.discover.as_ref().map(|(_, every)| *every),
-            Op::WriteAttributes | Op::Observe => None,
+            Op::ReadComposite | Op::WriteComposite => self.load_period(op),
+            Op::WriteAttributes | Op::Observe | Op::ObserveComposite => None,
         };
         let unresponsive_after = self.config.unresponsive_after;
         let Some(registration) = self.registrations.get_mut(&id) else {
@@ -187,6 +203,11 @@ impl Server {
                 let path = self.config.discover.as_ref().map(|(p, _)| *p);
                 (RequestType::Get, path, Vec::new(), None, Vec::new())
             }
+            Op::ReadComposite | Op::ObserveComposite | Op::WriteComposite => {
+                let (method, payload) = self.composite_request(op);
+                let format = Some(super::composite::FORMAT.code());
+                (method, Some(Path::ROOT), Vec::new(), format, payload)
+            }
         };
         let ids: Vec<String> = path
             .unwrap_or(Path::ROOT)
@@ -203,7 +224,7 @@ impl Server {
         let token = Token::from_slice(&token_bytes(token)).unwrap_or_default();
         let mut packet = message::request(method, &segments, &query, format, payload, token);
         match op {
-            Op::Observe => message::set_observe(&mut packet, 0),
+            Op::Observe | Op::ObserveComposite => message::set_observe(&mut packet, 0),
             // A GET that asks for link-format is a Discover.
             Op::Discover => message::set_accept(&mut packet, LINK_FORMAT),
             _ => {}
@@ -346,9 +367,9 @@ impl Server {
                 .as_ref()
                 .is_some_and(|e| e.acknowledged && matches_token(e.token, packet))
         });
-        let notification = registration
-            .as_ref()
-            .is_some_and(|r| matches_token(r.observe_token, packet));
+        let notification = registration.as_ref().is_some_and(|r| {
+            matches_token(r.observe_token, packet) || matches_token(r.composite_token, packet)
+        });
         let Some(registration) = registration.filter(|_| separate || notification) else {
             self.stats.notifications_rejected += 1;
             self.send(from, wire::empty(wire::RST, header.message_id));
@@ -363,7 +384,11 @@ impl Server {
             self.stats.notifications += 1;
             if code >> 5 != 2 || packet.get_first_option(CoapOption::Observe).is_none() {
                 // An error, or a final response without Observe, ends the observation (RFC 7641).
-                registration.observe_token = 0;
+                if matches_token(registration.observe_token, packet) {
+                    registration.observe_token = 0;
+                } else {
+                    registration.composite_token = 0;
+                }
             }
         }
         if confirmable {
@@ -378,7 +403,8 @@ impl Server {
         }
     }
 
-    /// The answer to our Observe: a 2.xx with an Observe option establishes the observation.
+    /// The answer to our Observe (or Observe-Composite): a 2.xx with an Observe option
+    /// establishes the observation.
     fn observe_answered(&mut self, id: u32, packet: &Packet) {
         let Some(registration) = self.registrations.get_mut(&id) else {
             return;
@@ -386,13 +412,18 @@ impl Server {
         let Some(exchange) = registration
             .exchange
             .as_ref()
-            .filter(|e| e.op == Op::Observe)
+            .filter(|e| matches!(e.op, Op::Observe | Op::ObserveComposite))
         else {
             return;
         };
         let established = u8::from(packet.header.code) >> 5 == 2
             && packet.get_first_option(CoapOption::Observe).is_some();
-        registration.observe_token = if established { exchange.token } else { 0 };
+        let token = if established { exchange.token } else { 0 };
+        if exchange.op == Op::Observe {
+            registration.observe_token = token;
+        } else {
+            registration.composite_token = token;
+        }
     }
 
     /// Ends the exchange in flight, counts it, and frees the NSTART slot for the next request.

@@ -104,7 +104,11 @@ pub struct ServerStats {
     pub write: OperationStats,
     pub execute: OperationStats,
     pub discover: OperationStats,
-    /// Notifications for an observation of ours.
+    /// LWM2M 1.1 FETCH (with Observe 0) and iPATCH to the root.
+    pub read_composite: OperationStats,
+    pub observe_composite: OperationStats,
+    pub write_composite: OperationStats,
+    /// Notifications for an observation of ours (composite ones included).
     pub notifications: u64,
     /// Notifications with a token we do not know (answered RST).
     pub notifications_rejected: u64,
@@ -194,6 +198,9 @@ impl fmt::Display for ServerStats {
             ("writes", &self.write),
             ("executes", &self.execute),
             ("discovers", &self.discover),
+            ("read-composites", &self.read_composite),
+            ("observe-composites", &self.observe_composite),
+            ("write-composites", &self.write_composite),
         ] {
             if op.sent > 0 {
                 write!(f, ", {name} {}/{} ok", op.ok, op.sent)?;
