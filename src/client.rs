@@ -12,6 +12,7 @@ mod observe;
 mod operations;
 mod registration;
 mod secure;
+mod send;
 mod stream;
 
 use std::collections::VecDeque;
@@ -41,6 +42,7 @@ pub use events::{
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
+pub use send::SendConfig;
 pub use stream::{
     ConnectionFailure, ConnectionOutcome, ConnectionRecord, LinkClosed, LinkCommand, StreamConfig,
 };
@@ -53,6 +55,7 @@ enum Outgoing {
     Update,
     Deregister,
     Notify(Token),
+    Send,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -106,6 +109,8 @@ pub struct Client {
     attributes: Vec<(Path, Attributes)>,
     update_at: Option<Instant>,
     register_at: Option<Instant>,
+    /// When the next Send is due (while registered, with `config.send`).
+    send_at: Option<Instant>,
     /// A deferred action runs at the next timeout, after the answer that announced it is out.
     deferred: Option<(Deferred, Instant)>,
     awake_until: Option<Instant>,
@@ -154,6 +159,7 @@ impl Client {
             attributes: Vec::new(),
             update_at: None,
             register_at: None,
+            send_at: None,
             deferred: None,
             awake_until: None,
             last_con_notification: Instant::ZERO,
@@ -220,6 +226,7 @@ impl Client {
                 self.abort_queued(now);
                 self.abort_notifications(now);
                 self.update_at = None;
+                self.send_at = None;
                 self.enqueue(Outgoing::Deregister, now);
                 self.set_state(ClientState::Deregistering);
                 self.flush(now);
@@ -350,6 +357,9 @@ impl Client {
             self.wake_for(at);
             self.enqueue_update(at);
         }
+        if let Some(at) = self.send_at.take_if(|at| *at <= now) {
+            self.send_due(at);
+        }
         self.check_observations(now);
         self.expire_block1(now);
         self.maybe_sleep(now);
@@ -392,6 +402,7 @@ impl Client {
             self.deferred.map(|(_, at)| at),
             self.register_at,
             self.update_at,
+            self.send_at,
             observation,
             self.sleep_deadline(),
             self.secure_timeout(),
@@ -466,6 +477,7 @@ impl Client {
                 Outgoing::Update => self.send_update(now, next.intended),
                 Outgoing::Deregister => self.send_deregister(now, next.intended),
                 Outgoing::Notify(token) => self.send_notification(now, token, next.intended),
+                Outgoing::Send => self.send_data(now, next.intended),
             }
             self.touch(now);
         }
@@ -521,7 +533,7 @@ impl Client {
             RequestKind::Register => self.on_register_answer(now, code, packet),
             RequestKind::Update => self.on_update_answer(now, code),
             RequestKind::Deregister => self.on_deregister_answer(now),
-            RequestKind::Notify => {}
+            RequestKind::Notify | RequestKind::Send => {}
             RequestKind::Bootstrap => self.on_bootstrap_answer(now, code),
         }
     }
@@ -574,6 +586,8 @@ impl Client {
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify => self.cancel_observation(token),
             RequestKind::Bootstrap => self.on_bootstrap_request_failed(now),
+            // A lost Send is not retried: the next one carries fresher values.
+            RequestKind::Send => {}
         }
     }
 
@@ -601,6 +615,7 @@ impl Client {
                     self.on_notification_done(token, RequestOutcome::Aborted);
                     RequestKind::Notify
                 }
+                Outgoing::Send => RequestKind::Send,
             };
             self.record_unsent(kind, queued.intended, now);
         }
@@ -653,6 +668,7 @@ impl Client {
         self.location = None;
         self.update_at = None;
         self.register_at = None;
+        self.send_at = None;
         self.awake_until = None;
         self.end_session(now, state != ClientState::Rebooting);
         self.set_state(state);

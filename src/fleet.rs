@@ -11,6 +11,7 @@ mod network;
 mod plan;
 mod raw;
 mod security;
+mod send;
 mod slice;
 mod span;
 #[cfg(test)]
