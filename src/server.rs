@@ -438,9 +438,8 @@ impl Server {
                 }
                 _ => Answer::code(ResponseType::NotFound),
             },
-            (_, ["rd", ..]) => Answer::code(ResponseType::MethodNotAllowed),
             (RequestType::Post, ["dp"]) => self.data_push(from, request),
-            (_, ["dp"]) => Answer::code(ResponseType::MethodNotAllowed),
+            (_, ["rd", ..] | ["dp"]) => Answer::code(ResponseType::MethodNotAllowed),
             _ => Answer::code(ResponseType::NotFound),
         }
     }

@@ -1,4 +1,4 @@
-//! Send (`POST /dp`, LwM2M 1.1) on a simulated clock: the period and its jitter, the payload,
+//! Send (`POST /dp`, LWM2M 1.1) on a simulated clock: the period and its jitter, the payload,
 //! Mute Send, queue mode, and a fleet sending to the embedded server with the request
 //! accounting intact.
 
@@ -106,7 +106,10 @@ fn sends_every_period_within_its_jitter() {
         }
         // Jitter is drawn, not fixed: the gaps differ.
         gaps.sort();
-        assert!(gaps[gaps.len() - 1] - gaps[0] >= 5 * SECOND, "{gaps:?}");
+        assert!(
+            gaps[gaps.len() - 1].saturating_sub(gaps[0]) >= 5 * SECOND,
+            "{gaps:?}"
+        );
         let posts = sim.server.requests_named(RequestType::Post, "/dp");
         assert_eq!(posts.len(), sends.len());
         for (_, packet) in &posts {
@@ -144,16 +147,16 @@ fn the_payload_decodes_to_the_devices_values() {
             uint_option(packet, CoapOption::ContentFormat),
             Some(u32::from(format.code()))
         );
-        let sent = sim
+        let sent_at = sim
             .request_records()
             .iter()
             .find(|r| r.kind == RequestKind::Send)
             .expect("the Send ended")
             .sent;
-        assert_eq!(sent, due, "sent when due: nothing was queued before it");
+        assert_eq!(sent_at, due, "sent when due: nothing was queued before it");
         let expected: Vec<Record> = paths
             .iter()
-            .flat_map(|p| twin.read(p, sent).expect("the device has the path"))
+            .flat_map(|p| twin.read(p, sent_at).expect("the device has the path"))
             .collect();
         assert_eq!(expected.len(), 3);
         assert_eq!(decode(&sim, packet, format), expected, "{format:?}");

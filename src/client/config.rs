@@ -163,7 +163,7 @@ pub struct ClientConfig {
     pub block1_idle_timeout: Duration,
     /// Observations one client keeps; an Observe past it is answered 5.03.
     pub max_observations: usize,
-    /// Send (`POST /dp`) the values of some paths periodically; LwM2M 1.1 and later.
+    /// Send (`POST /dp`) the values of some paths periodically; LWM2M 1.1 and later.
     pub send: Option<super::SendConfig>,
 }
 

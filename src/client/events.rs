@@ -38,7 +38,7 @@ pub enum RequestKind {
     Notify,
     /// The Bootstrap-Request (`POST /bs`).
     Bootstrap,
-    /// Send (`POST /dp`, LwM2M 1.1).
+    /// Send (`POST /dp`, LWM2M 1.1).
     Send,
 }
 

@@ -1,4 +1,4 @@
-//! Send (LwM2M 1.1 Information Reporting): the client POSTs the values of configured paths to
+//! Send (LWM2M 1.1 Information Reporting): the client POSTs the values of configured paths to
 //! `/dp` as `SenML`, every `every` give or take `jitter`, while registered and not muted.
 
 use std::time::Duration;
@@ -42,7 +42,8 @@ impl Client {
         let interval = if jitter.is_zero() {
             every
         } else {
-            self.rng.random_range(every - jitter..=every + jitter)
+            self.rng
+                .random_range(every.saturating_sub(jitter)..=every + jitter)
         };
         Some(due + interval)
     }
@@ -60,7 +61,7 @@ impl Client {
         self.enqueue(Outgoing::Send, due);
     }
 
-    /// Mute Send (`/1/0/23`): true, or absent, means the client must not Send (LwM2M 1.1 E.2).
+    /// Mute Send (`/1/0/23`): true, or absent, means the client must not Send (LWM2M 1.1 E.2).
     fn send_muted(&mut self) -> bool {
         let path = Path::resource(1, 0, MUTE_SEND);
         let value = self
@@ -84,12 +85,10 @@ impl Client {
                 records.extend(found);
             }
         }
-        let payload = match content::encode(config.format, &Path::ROOT, &records, &self.device) {
-            Ok(payload) => payload,
-            Err(_) => {
-                self.record_unsent(RequestKind::Send, intended, now);
-                return;
-            }
+        let Ok(payload) = content::encode(config.format, &Path::ROOT, &records, &self.device)
+        else {
+            self.record_unsent(RequestKind::Send, intended, now);
+            return;
         };
         let packet = message::request(
             RequestType::Post,

@@ -1,4 +1,4 @@
-//! Send (`POST /dp`, LwM2M 1.1): a registered client pushes `SenML` values; the server decodes
+//! Send (`POST /dp`, LWM2M 1.1): a registered client pushes `SenML` values; the server decodes
 //! them and counts the Sends and the values.
 
 use std::net::SocketAddr;
@@ -31,9 +31,8 @@ impl Server {
             .ok()
             .flatten()
             .and_then(ContentFormat::from_code);
-        let format = match format {
-            Some(f @ (ContentFormat::SenmlJson | ContentFormat::SenmlCbor)) => f,
-            _ => return Answer::code(ResponseType::UnsupportedContentFormat),
+        let Some(format @ (ContentFormat::SenmlJson | ContentFormat::SenmlCbor)) = format else {
+            return Answer::code(ResponseType::UnsupportedContentFormat);
         };
         match content::decode(format, &Path::ROOT, &request.payload, &Untyped) {
             Ok(records) => {
