@@ -73,7 +73,7 @@ fn lwm2m_node_lib_leaves_a_send_unanswered() {
     let snapshot = engine.join().unwrap_or_else(|e| panic!("engine: {e}"));
     let events = peer.stop();
     let registered = events.iter().filter(|e| e["ev"] == "register").count();
-    assert_eq!(registered as u64, CLIENTS, "{}", snapshot);
+    assert_eq!(registered as u64, CLIENTS, "{snapshot}");
 
     accounting::assert_accounted(&snapshot);
     let send = snapshot.request(RequestKind::Send);
