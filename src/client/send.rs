@@ -61,9 +61,12 @@ impl Client {
         self.enqueue(Outgoing::Send, due);
     }
 
-    /// Mute Send (`/1/0/23`): true, or absent, means the client must not Send (LWM2M 1.1 E.2).
+    /// Mute Send (`/1/x/23` of the Server instance): true, or absent, means the client must not
+    /// Send (LWM2M 1.1 E.2).
     fn send_muted(&mut self) -> bool {
-        let path = Path::resource(1, 0, MUTE_SEND);
+        // A bootstrap server may have written the Server instance under another id than 0.
+        let instance = self.device.instances(1).first().copied().unwrap_or(0);
+        let path = Path::resource(1, instance, MUTE_SEND);
         let value = self
             .device
             .read(&path, Instant::ZERO)
