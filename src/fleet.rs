@@ -117,6 +117,8 @@ pub struct Group {
     pub network: NetworkConditions,
     pub values: Vec<ValueOverride>,
     line: usize,
+    /// Where `send` is written, for errors about its paths.
+    send_line: usize,
 }
 
 /// How clients are started.

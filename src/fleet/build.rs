@@ -408,6 +408,10 @@ fn population(
         network,
         values,
         line: at.line(),
+        send_line: raw
+            .send
+            .as_ref()
+            .map_or(0, |s| line_of(text, s.span().start)),
     })
 }
 

@@ -5,11 +5,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::RawSend;
-use super::span::At;
-use super::{FleetError, parse_duration};
+use super::span::{At, invalid};
+use super::{FleetError, Group, format_duration, parse_duration};
 use crate::client::{LwM2mVersion, SendConfig};
 use crate::content::ContentFormat;
-use crate::model::Path;
+use crate::model::{DeviceTemplate, Path};
 
 /// The checked Send settings, or `None` without a `send` table. `population` locates errors
 /// that concern the table as a whole (on the `send` key).
@@ -100,6 +100,71 @@ pub(super) fn send(
 
 fn field(key: &str) -> String {
     format!("send.{key}")
+}
+
+/// Every Send path names an object, instance or readable resource the group's template has.
+pub(super) fn check_paths(
+    file: &str,
+    line: usize,
+    group: &Group,
+    template: &DeviceTemplate,
+) -> Result<(), FleetError> {
+    let Some(send) = &group.config.send else {
+        return Ok(());
+    };
+    for path in &send.paths {
+        let ids = path.ids();
+        let missing = |what: String| {
+            invalid(
+                file,
+                line,
+                "send.paths",
+                format!("{path}: template {:?} has no {what}", group.template),
+            )
+        };
+        let Some(object) = template.object(ids[0]) else {
+            return Err(missing(format!("object {}", ids[0])));
+        };
+        if let Some(&i) = ids.get(1)
+            && object.instance(i).is_none()
+        {
+            return Err(missing(format!("instance /{}/{i}", ids[0])));
+        }
+        if let Some(&r) = ids.get(2) {
+            match object.def.resource(r) {
+                None => return Err(missing(format!("resource {r} in object {}", ids[0]))),
+                Some(def) if !def.operations.read => {
+                    return Err(invalid(
+                        file,
+                        line,
+                        "send.paths",
+                        format!("{path}: resource {r} is not readable"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line for `check`: what is sent, how often, in which format.
+pub(super) fn describe(send: &SendConfig) -> String {
+    let paths: Vec<String> = send.paths.iter().map(Path::to_string).collect();
+    let jitter = if send.jitter.is_zero() {
+        String::new()
+    } else {
+        format!(" ± {}", format_duration(send.jitter))
+    };
+    let format = match send.format {
+        ContentFormat::SenmlJson => "senml-json",
+        _ => "senml-cbor",
+    };
+    format!(
+        "send {} every {}{jitter} as {format}",
+        paths.join(", "),
+        format_duration(send.every)
+    )
 }
 
 #[cfg(test)]
@@ -195,6 +260,40 @@ mod tests {
         }
         let (line, field, _) = error(r#"{ paths = ["/3/0/0"], oops = 1 }"#, "");
         assert_eq!((line, field.as_str()), (5, "oops"));
+    }
+
+    #[test]
+    fn send_paths_must_be_in_the_template() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("object-templates");
+        let templates = crate::model::TemplateSet::load_dir(&dir).expect("shipped templates");
+        let check = |paths: &str| {
+            let table = format!("{{ paths = {paths}, every = \"1m\" }}");
+            let fleet = fleet_with(&table, "").unwrap_or_else(|e| panic!("{e}"));
+            fleet.check(&templates).map(|_| ())
+        };
+        check(r#"["/3/0/0", "/3/0", "/1"]"#).unwrap_or_else(|e| panic!("{e}"));
+        for (paths, says) in [
+            (
+                r#"["/3/0/0", "/3/0/4"]"#,
+                "/3/0/4: resource 4 is not readable",
+            ),
+            (r#"["/3/0/9999"]"#, "no resource 9999 in object 3"),
+            (r#"["/3/7"]"#, "no instance /3/7"),
+            (r#"["/3442"]"#, "no object 3442"),
+        ] {
+            match check(paths) {
+                Err(FleetError::Invalid(Located {
+                    line,
+                    field,
+                    message,
+                    ..
+                })) => {
+                    assert_eq!((line, field.as_str()), (5, "send.paths"), "{paths}");
+                    assert!(message.contains(says), "{paths}: {message}");
+                }
+                other => panic!("{paths}: {other:?}"),
+            }
+        }
     }
 
     #[test]
