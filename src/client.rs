@@ -13,6 +13,7 @@ mod observe;
 mod operations;
 mod registration;
 mod secure;
+mod send;
 mod stream;
 
 use std::collections::VecDeque;
@@ -42,6 +43,7 @@ pub use events::{
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
+pub use send::SendConfig;
 pub use stream::{
     ConnectionFailure, ConnectionOutcome, ConnectionRecord, LinkClosed, LinkCommand, StreamConfig,
 };
@@ -54,6 +56,7 @@ enum Outgoing {
     Update,
     Deregister,
     Notify(Token),
+    Send,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -109,6 +112,8 @@ pub struct Client {
     attributes: Vec<(Path, Attributes)>,
     update_at: Option<Instant>,
     register_at: Option<Instant>,
+    /// When the next Send is due (while registered, with `config.send`).
+    send_at: Option<Instant>,
     /// A deferred action runs at the next timeout, after the answer that announced it is out.
     deferred: Option<(Deferred, Instant)>,
     awake_until: Option<Instant>,
@@ -158,6 +163,7 @@ impl Client {
             attributes: Vec::new(),
             update_at: None,
             register_at: None,
+            send_at: None,
             deferred: None,
             awake_until: None,
             last_con_notification: Instant::ZERO,
@@ -224,6 +230,7 @@ impl Client {
                 self.abort_queued(now);
                 self.abort_notifications(now);
                 self.update_at = None;
+                self.send_at = None;
                 self.enqueue(Outgoing::Deregister, now);
                 self.set_state(ClientState::Deregistering);
                 self.flush(now);
@@ -354,6 +361,9 @@ impl Client {
             self.wake_for(at);
             self.enqueue_update(at);
         }
+        if let Some(at) = self.send_at.take_if(|at| *at <= now) {
+            self.send_due(at);
+        }
         self.check_observations(now);
         self.expire_block1(now);
         self.maybe_sleep(now);
@@ -396,6 +406,7 @@ impl Client {
             self.deferred.map(|(_, at)| at),
             self.register_at,
             self.update_at,
+            self.send_at,
             observation,
             self.sleep_deadline(),
             self.secure_timeout(),
@@ -471,6 +482,7 @@ impl Client {
                 Outgoing::Update => self.send_update(now, next.intended),
                 Outgoing::Deregister => self.send_deregister(now, next.intended),
                 Outgoing::Notify(token) => self.send_notification(now, token, next.intended),
+                Outgoing::Send => self.send_data(now, next.intended),
             }
             self.touch(now);
         }
@@ -526,7 +538,7 @@ impl Client {
             RequestKind::Register => self.on_register_answer(now, code, packet),
             RequestKind::Update => self.on_update_answer(now, code),
             RequestKind::Deregister => self.on_deregister_answer(now),
-            RequestKind::Notify => {}
+            RequestKind::Notify | RequestKind::Send => {}
             RequestKind::Bootstrap => self.on_bootstrap_answer(now, code),
         }
     }
@@ -579,6 +591,8 @@ impl Client {
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify => self.cancel_observation(token),
             RequestKind::Bootstrap => self.on_bootstrap_request_failed(now),
+            // A lost Send is not retried: the next one carries fresher values.
+            RequestKind::Send => {}
         }
     }
 
@@ -606,6 +620,7 @@ impl Client {
                     self.on_notification_done(token, RequestOutcome::Aborted);
                     RequestKind::Notify
                 }
+                Outgoing::Send => RequestKind::Send,
             };
             self.record_unsent(kind, queued.intended, now);
         }
@@ -658,6 +673,7 @@ impl Client {
         self.location = None;
         self.update_at = None;
         self.register_at = None;
+        self.send_at = None;
         self.awake_until = None;
         self.end_session(now, state != ClientState::Rebooting);
         self.set_state(state);

@@ -11,6 +11,7 @@ mod network;
 mod plan;
 mod raw;
 mod security;
+mod send;
 mod slice;
 mod span;
 #[cfg(test)]
@@ -116,6 +117,8 @@ pub struct Group {
     pub network: NetworkConditions,
     pub values: Vec<ValueOverride>,
     line: usize,
+    /// Where `send` is written, for errors about its paths.
+    send_line: usize,
 }
 
 /// How clients are started.

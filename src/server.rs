@@ -17,6 +17,7 @@ mod recent;
 mod registry;
 pub mod run;
 mod secure;
+mod send;
 mod stats;
 mod store;
 mod timers;
@@ -471,7 +472,8 @@ impl Server {
                 }
                 _ => Answer::code(ResponseType::NotFound),
             },
-            (_, ["rd", ..]) => Answer::code(ResponseType::MethodNotAllowed),
+            (RequestType::Post, ["dp"]) => self.data_push(from, request),
+            (_, ["rd", ..] | ["dp"]) => Answer::code(ResponseType::MethodNotAllowed),
             _ => Answer::code(ResponseType::NotFound),
         }
     }

@@ -38,6 +38,8 @@ pub enum RequestKind {
     Notify,
     /// The Bootstrap-Request (`POST /bs`).
     Bootstrap,
+    /// Send (`POST /dp`, LWM2M 1.1).
+    Send,
 }
 
 /// How a client-initiated request ended.
@@ -163,12 +165,13 @@ pub enum Event {
 }
 
 /// Every request kind, in the order metrics, reports and the dashboard list them.
-pub const REQUEST_KINDS: [RequestKind; 5] = [
+pub const REQUEST_KINDS: [RequestKind; 6] = [
     RequestKind::Register,
     RequestKind::Update,
     RequestKind::Deregister,
     RequestKind::Notify,
     RequestKind::Bootstrap,
+    RequestKind::Send,
 ];
 
 /// Every client state, in listing order.
@@ -210,6 +213,7 @@ pub fn request_name(kind: RequestKind) -> &'static str {
         RequestKind::Deregister => "deregister",
         RequestKind::Notify => "notify",
         RequestKind::Bootstrap => "bootstrap",
+        RequestKind::Send => "send",
     }
 }
 

@@ -109,6 +109,7 @@ impl Client {
         self.clear_observations();
         self.set_state(ClientState::Registered);
         self.schedule_update(now);
+        self.schedule_first_send(now);
     }
 
     pub(super) fn on_update_answer(&mut self, now: Instant, code: u8) {

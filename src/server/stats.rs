@@ -112,6 +112,9 @@ pub struct ServerStats {
     pub notifications: u64,
     /// Notifications with a token we do not know (answered RST).
     pub notifications_rejected: u64,
+    /// Sends (`POST /dp`) decoded and answered 2.04, and the values they carried.
+    pub sends: u64,
+    pub send_values: u64,
     pub queue: QueueStats,
     pub limits: LimitStats,
     /// What the socket loop around the server counted (zero for the sans-IO server alone).
@@ -211,6 +214,9 @@ impl fmt::Display for ServerStats {
         }
         if self.notifications > 0 {
             write!(f, ", notifications {}", self.notifications)?;
+        }
+        if self.sends > 0 {
+            write!(f, ", sends {} ({} values)", self.sends, self.send_values)?;
         }
         if self.queue.held > 0 {
             write!(
