@@ -6,12 +6,14 @@
 //! milliseconds and the engine can hold a hundred thousand of them in a slab.
 
 mod bootstrap;
+mod composite;
 mod config;
 mod events;
 mod observe;
 mod operations;
 mod registration;
 mod secure;
+mod send;
 mod stream;
 
 use std::collections::VecDeque;
@@ -41,6 +43,7 @@ pub use events::{
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
+pub use send::SendConfig;
 pub use stream::{
     ConnectionFailure, ConnectionOutcome, ConnectionRecord, LinkClosed, LinkCommand, StreamConfig,
 };
@@ -53,6 +56,7 @@ enum Outgoing {
     Update,
     Deregister,
     Notify(Token),
+    Send,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -103,9 +107,13 @@ pub struct Client {
     queue: VecDeque<Queued>,
     in_flight: Vec<InFlight>,
     observations: Vec<Observation>,
+    /// The paths of the composite observations among `observations`.
+    composite_paths: composite::CompositePaths,
     attributes: Vec<(Path, Attributes)>,
     update_at: Option<Instant>,
     register_at: Option<Instant>,
+    /// When the next Send is due (while registered, with `config.send`).
+    send_at: Option<Instant>,
     /// A deferred action runs at the next timeout, after the answer that announced it is out.
     deferred: Option<(Deferred, Instant)>,
     awake_until: Option<Instant>,
@@ -151,9 +159,11 @@ impl Client {
             queue: VecDeque::new(),
             in_flight: Vec::new(),
             observations: Vec::new(),
+            composite_paths: composite::CompositePaths::default(),
             attributes: Vec::new(),
             update_at: None,
             register_at: None,
+            send_at: None,
             deferred: None,
             awake_until: None,
             last_con_notification: Instant::ZERO,
@@ -220,6 +230,7 @@ impl Client {
                 self.abort_queued(now);
                 self.abort_notifications(now);
                 self.update_at = None;
+                self.send_at = None;
                 self.enqueue(Outgoing::Deregister, now);
                 self.set_state(ClientState::Deregistering);
                 self.flush(now);
@@ -350,6 +361,9 @@ impl Client {
             self.wake_for(at);
             self.enqueue_update(at);
         }
+        if let Some(at) = self.send_at.take_if(|at| *at <= now) {
+            self.send_due(at);
+        }
         self.check_observations(now);
         self.expire_block1(now);
         self.maybe_sleep(now);
@@ -392,6 +406,7 @@ impl Client {
             self.deferred.map(|(_, at)| at),
             self.register_at,
             self.update_at,
+            self.send_at,
             observation,
             self.sleep_deadline(),
             self.secure_timeout(),
@@ -421,6 +436,7 @@ impl Client {
             + self.queue.capacity() * size_of::<Queued>()
             + self.in_flight.capacity() * size_of::<InFlight>()
             + self.observations.capacity() * size_of::<Observation>()
+            + self.composite_paths.heap_bytes()
             + self.attributes.capacity() * size_of::<(Path, Attributes)>()
             + self.events.capacity() * size_of::<Event>()
             + self
@@ -466,6 +482,7 @@ impl Client {
                 Outgoing::Update => self.send_update(now, next.intended),
                 Outgoing::Deregister => self.send_deregister(now, next.intended),
                 Outgoing::Notify(token) => self.send_notification(now, token, next.intended),
+                Outgoing::Send => self.send_data(now, next.intended),
             }
             self.touch(now);
         }
@@ -521,7 +538,7 @@ impl Client {
             RequestKind::Register => self.on_register_answer(now, code, packet),
             RequestKind::Update => self.on_update_answer(now, code),
             RequestKind::Deregister => self.on_deregister_answer(now),
-            RequestKind::Notify => {}
+            RequestKind::Notify | RequestKind::Send => {}
             RequestKind::Bootstrap => self.on_bootstrap_answer(now, code),
         }
     }
@@ -574,6 +591,8 @@ impl Client {
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify => self.cancel_observation(token),
             RequestKind::Bootstrap => self.on_bootstrap_request_failed(now),
+            // A lost Send is not retried: the next one carries fresher values.
+            RequestKind::Send => {}
         }
     }
 
@@ -601,6 +620,7 @@ impl Client {
                     self.on_notification_done(token, RequestOutcome::Aborted);
                     RequestKind::Notify
                 }
+                Outgoing::Send => RequestKind::Send,
             };
             self.record_unsent(kind, queued.intended, now);
         }
@@ -610,7 +630,7 @@ impl Client {
     /// On the way out, notifications are not worth waiting for: a server that never
     /// acknowledges a CON notification would hold the De-register behind it (NSTART 1).
     fn abort_notifications(&mut self, now: Instant) {
-        self.observations.clear();
+        self.clear_observations();
         let (notifications, requests): (Vec<InFlight>, Vec<InFlight>) =
             std::mem::take(&mut self.in_flight)
                 .into_iter()
@@ -647,12 +667,13 @@ impl Client {
         self.abort_queued(now);
         self.abort_in_flight(now);
         self.coap.reset();
-        self.observations.clear();
+        self.clear_observations();
         self.attributes.clear();
         self.block1 = None;
         self.location = None;
         self.update_at = None;
         self.register_at = None;
+        self.send_at = None;
         self.awake_until = None;
         self.end_session(now, state != ClientState::Rebooting);
         self.set_state(state);

@@ -1,10 +1,11 @@
 //! LWM2M content formats: text, opaque, link-format, OMA TLV, OMA JSON, `SenML` JSON and
-//! `SenML` CBOR. Codecs take and return [`Record`]s; they never panic on malformed input.
+//! `SenML` CBOR, LWM2M CBOR. Codecs take and return [`Record`]s; they never panic on malformed input.
 
 use crate::model::{Path, Record, ResourceSpec, ResourceType, Schema};
 
 mod convert;
 pub mod link;
+mod lwm2m_cbor;
 mod oma_json;
 mod senml;
 #[cfg(test)]
@@ -14,7 +15,8 @@ mod tests;
 mod text;
 mod tlv;
 
-pub use senml::decode_names;
+pub use lwm2m_cbor::decode_lwm2m_cbor;
+pub use senml::{decode_names, encode_names};
 
 /// Instance id given to resources decoded at an object path without an instance wrapper
 /// (a Create whose payload lists resources only): the caller picks the real id.
@@ -30,6 +32,8 @@ pub enum ContentFormat {
     SenmlCbor,
     Tlv,
     OmaJson,
+    /// `application/vnd.oma.lwm2m+cbor`, LWM2M 1.2.
+    LwM2mCbor,
 }
 
 impl ContentFormat {
@@ -43,6 +47,7 @@ impl ContentFormat {
             ContentFormat::SenmlCbor => 112,
             ContentFormat::Tlv => 11542,
             ContentFormat::OmaJson => 11543,
+            ContentFormat::LwM2mCbor => 11544,
         }
     }
 
@@ -56,6 +61,7 @@ impl ContentFormat {
             112 => ContentFormat::SenmlCbor,
             11542 | 1542 => ContentFormat::Tlv,
             11543 | 1543 => ContentFormat::OmaJson,
+            11544 => ContentFormat::LwM2mCbor,
             _ => return None,
         })
     }
@@ -111,6 +117,7 @@ pub fn encode(
         ContentFormat::SenmlJson => senml::encode_json(base, records, schema),
         ContentFormat::SenmlCbor => senml::encode_cbor(base, records, schema),
         ContentFormat::OmaJson => oma_json::encode(base, records, schema),
+        ContentFormat::LwM2mCbor => lwm2m_cbor::encode(records, schema),
         ContentFormat::LinkFormat => Err(ContentError::NotRepresentable {
             format,
             path: *base,
@@ -136,6 +143,7 @@ pub fn decode(
         ContentFormat::SenmlJson => senml::decode_json(base, payload, schema),
         ContentFormat::SenmlCbor => senml::decode_cbor(base, payload, schema),
         ContentFormat::OmaJson => oma_json::decode(base, payload, schema),
+        ContentFormat::LwM2mCbor => lwm2m_cbor::decode(base, payload, schema),
         ContentFormat::LinkFormat => Err(ContentError::NotRepresentable {
             format,
             path: *base,

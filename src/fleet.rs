@@ -12,6 +12,7 @@ mod network;
 mod plan;
 mod raw;
 mod security;
+mod send;
 mod slice;
 mod span;
 #[cfg(test)]
@@ -118,6 +119,8 @@ pub struct Group {
     pub network: NetworkConditions,
     pub values: Vec<ValueOverride>,
     line: usize,
+    /// Where `send` is written, for errors about its paths.
+    send_line: usize,
 }
 
 /// How clients are started.

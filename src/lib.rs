@@ -17,6 +17,7 @@
 //! - [`client`]: one simulated LWM2M client, sans-IO: bootstrap, registration, device
 //!   management, observations, over UDP, DTLS, TCP or TLS; the events it reports.
 //! - [`server`]: the embedded LWM2M server and bootstrap server.
+//! - [`fuzzing`]: the fuzz targets' bodies, shared by `fuzz/` and the corpus replay test.
 //! - [`metrics`]: counts and latency histograms of client events, and their snapshots.
 //! - [`report`]: the text summary, JSON results, interval logs, plots, thresholds, Prometheus,
 //!   and merging the results of a test's shards.
@@ -36,6 +37,8 @@ pub mod coap;
 pub mod content;
 pub mod engine;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod model;
 pub mod report;

@@ -1,5 +1,5 @@
 //! The embedded LWM2M server: a registration store with optional Read/Observe/Write/Execute load
-//! per registered client, built to hold 100,000 registrations on one thread.
+//! (and the LWM2M 1.1 composite operations, `composite.rs`) per registered client, built to hold 100,000 registrations on one thread.
 //!
 //! Sans-IO like [`crate::client::Client`]: [`Server::handle_datagram`] and
 //! [`Server::handle_timeout`] take bytes and time, [`Server::poll_transmit`] and
@@ -12,12 +12,14 @@
 
 mod bootstrap;
 mod campaign;
+mod composite;
 mod exchange;
 mod firmware;
 mod recent;
 mod registry;
 pub mod run;
 mod secure;
+mod send;
 mod stats;
 mod store;
 mod timers;
@@ -94,6 +96,22 @@ pub struct ObserveLoad {
     pub pmax: Option<u32>,
 }
 
+/// LWM2M 1.1 Read-Composite of these paths on every registered 1.1+ client, periodically.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadCompositeLoad {
+    pub paths: Vec<Path>,
+    pub every: Duration,
+}
+
+/// LWM2M 1.1 Write-Composite of these values on every registered 1.1+ client, periodically.
+/// Each value goes as a number when it reads as one, `true`/`false` as a boolean, else as a
+/// string.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteCompositeLoad {
+    pub values: Vec<(Path, String)>,
+    pub every: Duration,
+}
+
 /// Write a text/plain value to a path on every registered client, periodically.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WriteLoad {
@@ -118,6 +136,13 @@ pub struct ServerConfig {
     pub execute: Option<(Path, Duration)>,
     /// Discover this path on every registered client every period.
     pub discover: Option<(Path, Duration)>,
+    /// Ask clients that registered with `lwm2m=1.2` for LWM2M CBOR (Accept 11544) in the Reads
+    /// and Observes above.
+    pub lwm2m_cbor: bool,
+    pub read_composite: Option<ReadCompositeLoad>,
+    /// Observe-Composite of these paths on every registered 1.1+ client, once registered.
+    pub observe_composite: Option<Vec<Path>>,
+    pub write_composite: Option<WriteCompositeLoad>,
     /// Registrations held at most: a Register of a new endpoint beyond it is answered 5.03.
     pub max_registrations: usize,
     /// Longest lifetime (`lt`, seconds) accepted: a Register or Update asking more is answered
@@ -142,6 +167,10 @@ impl Default for ServerConfig {
             write: None,
             execute: None,
             discover: None,
+            lwm2m_cbor: false,
+            read_composite: None,
+            observe_composite: None,
+            write_composite: None,
             max_registrations: DEFAULT_MAX_REGISTRATIONS,
             max_lifetime: DEFAULT_MAX_LIFETIME,
             unresponsive_after: 3,
@@ -166,27 +195,33 @@ pub enum Op {
     Write,
     Execute,
     Discover,
+    ObserveComposite,
+    ReadComposite,
+    WriteComposite,
     /// The next request of the device's firmware campaign.
     Campaign,
 }
 
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 10] = [
         Op::WriteAttributes,
         Op::Observe,
+        Op::ObserveComposite,
         Op::Read,
+        Op::ReadComposite,
         Op::Write,
+        Op::WriteComposite,
         Op::Execute,
         Op::Discover,
         Op::Campaign,
     ];
 
-    fn bit(self) -> u8 {
-        1 << self as u8
+    fn bit(self) -> u16 {
+        1 << self as u16
     }
 
     /// The highest-priority op among `bits`.
-    fn first_in(bits: u8) -> Option<Op> {
+    fn first_in(bits: u16) -> Option<Op> {
         Op::ALL.into_iter().find(|op| bits & op.bit() != 0)
     }
 }
@@ -465,7 +500,8 @@ impl Server {
                 }
                 _ => Answer::code(ResponseType::NotFound),
             },
-            (_, ["rd", ..]) => Answer::code(ResponseType::MethodNotAllowed),
+            (RequestType::Post, ["dp"]) => self.data_push(from, request),
+            (_, ["rd", ..] | ["dp"]) => Answer::code(ResponseType::MethodNotAllowed),
             _ => Answer::code(ResponseType::NotFound),
         }
     }
@@ -488,6 +524,9 @@ impl Server {
             Op::Write => &mut self.stats.write,
             Op::Execute => &mut self.stats.execute,
             Op::Discover => &mut self.stats.discover,
+            Op::ObserveComposite => &mut self.stats.observe_composite,
+            Op::ReadComposite => &mut self.stats.read_composite,
+            Op::WriteComposite => &mut self.stats.write_composite,
             Op::Campaign => &mut self.stats.campaign.requests,
         }
     }

@@ -28,6 +28,7 @@ use ratatui::{Frame, Terminal};
 pub use app::{Action, App};
 pub use history::{History, Sample};
 
+use crate::client::request_index;
 use crate::metrics::Snapshot;
 
 /// Redraw at least this often: 5 frames a second.
@@ -108,7 +109,9 @@ pub fn drive<B: Backend>(
         let now = Instant::now();
         if now >= next_draw {
             history.push(fleet.snapshot());
-            app.show_kinds(history.latest().kinds_used().count());
+            // Rows up to the last kind in use (Bootstrap and Send come last, shown when used).
+            let shown = history.latest().kinds_used().map(request_index).max();
+            app.show_kinds(shown.map_or(1, |i| i + 1));
             terminal.draw(|frame| app.draw(frame, info, &history))?;
             next_draw = now + TICK;
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use lwm2m_swarm::client::{
     BootstrapOutcome, Client, ClientBootstrapConfig, ClientConfig, ClientState, Event, RequestKind,
-    RequestOutcome,
+    RequestOutcome, SendConfig,
 };
 use lwm2m_swarm::clock::Instant;
 use lwm2m_swarm::content::ContentFormat;
@@ -421,4 +421,44 @@ fn lost_datagrams_are_retransmitted_and_every_sequence_is_counted() {
     // The server finished at least as many as the clients did (a Finish whose answer was
     // lost for good counts as failed there, finished here, never the other way round).
     assert!(bs.finished <= 40 && bs.finished + bs.failed >= 40, "{b}");
+}
+
+/// The Server instance a bootstrap server writes takes its unwritten resources from the
+/// template: Mute Send stays false, and the clients Send to the server they were sent to.
+#[test]
+fn bootstrapped_clients_send() {
+    let count = 10;
+    let config = Arc::new(ClientConfig {
+        server: bootstrap_addr(),
+        bootstrap: Some(ClientBootstrapConfig::default()),
+        lifetime: Duration::from_secs(600),
+        send: Some(SendConfig {
+            paths: vec![lwm2m_swarm::model::Path::resource(3303, 0, 5700)],
+            every: 10 * SECOND,
+            jitter: Duration::ZERO,
+            format: ContentFormat::SenmlCbor,
+        }),
+        ..ClientConfig::default()
+    });
+    let clients: Vec<Client> = (0..count)
+        .map(|i| Client::new(Arc::clone(&config), &format!("bs-{i:04}"), device(i), 7 + i))
+        .collect();
+    let bootstrap = BootstrapServer::new(
+        BootstrapServerConfig::new(provisioning("coap://127.0.0.1:5683", None)),
+        1,
+    );
+    let servers: Vec<(SocketAddr, Box<dyn Served>)> = vec![
+        (bootstrap_addr(), Box::new(bootstrap)),
+        (
+            server_addr(),
+            Box::new(Server::new(ServerConfig::default(), 2)),
+        ),
+    ];
+    let mut world = World::new(servers, clients);
+    start_all(&mut world);
+    world.run_for(35 * SECOND);
+    let s = world.stats(server_addr());
+    assert_eq!(s.registers, count);
+    // Three Sends each: registered within the first seconds, one every 10 s.
+    assert_eq!((s.sends, s.send_values), (3 * count, 3 * count), "{s:?}");
 }

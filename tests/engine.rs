@@ -17,7 +17,8 @@ use lwm2m_swarm::metrics::Snapshot;
 use lwm2m_swarm::model::Path;
 use lwm2m_swarm::security::dtls::{DtlsParams, ServerKeys};
 use lwm2m_swarm::server::{
-    DtlsServerConfig, ObserveLoad, Runner, ServerConfig, ServerStats, WriteLoad,
+    DtlsServerConfig, ObserveLoad, ReadCompositeLoad, Runner, ServerConfig, ServerStats,
+    WriteCompositeLoad, WriteLoad,
 };
 use lwm2m_swarm::transport::PortRange;
 
@@ -562,4 +563,99 @@ fn a_wrong_key_is_a_failed_handshake_on_both_sides() {
     assert!(server.dtls.handshakes_failed >= clients, "{server:?}");
     assert_eq!(server.registers, 0, "{server:?}");
     assert_eq!(s.request(RequestKind::Register).ok, 0, "{s}");
+}
+
+/// The embedded server's LWM2M 1.1 composite load: Read-, Write- and Observe-Composite go to
+/// the 1.1 clients only (the 1.0 ones get none, so none answers 4.05), every request is
+/// accounted for on both sides, and what the clients answered is what the server counted.
+#[test]
+fn composite_load_reaches_the_1_1_clients_only() {
+    let (modern, legacy) = (120, 40);
+    let server_config = ServerConfig {
+        read_composite: Some(ReadCompositeLoad {
+            // /3/0/999 does not exist: left out of the answers, which stay 2.05.
+            paths: vec![
+                Path::resource(3, 0, 0),
+                Path::resource(3303, 0, 5700),
+                Path::resource(3, 0, 999),
+            ],
+            every: Duration::from_millis(700),
+        }),
+        write_composite: Some(WriteCompositeLoad {
+            values: vec![
+                (Path::resource(3, 0, 14), "+02:00".into()),
+                (Path::resource(3303, 0, 5750), "indoor".into()),
+            ],
+            every: Duration::from_secs(1),
+        }),
+        observe_composite: Some(vec![
+            Path::resource(3303, 0, 5700),
+            Path::resource(3303, 1, 5700),
+        ]),
+        ..ServerConfig::default()
+    };
+    let text = format!(
+        "[client]\nlifetime = \"60s\"\nseed = 5\n\
+         [[population]]\nname = \"modern\"\nshare = 0.75\ntemplate = \"environment-sensor\"\n\
+         [[population]]\nname = \"legacy\"\nshare = 0.25\ntemplate = \"environment-sensor\"\n\
+         client = {{ lwm2m = \"1.0\" }}\n\
+         [load]\nclients = {}\nrate = 400\nhold = \"4s\"\nstop_timeout = \"10s\"\n",
+        modern + legacy
+    );
+    let (s, server) = run(&text, server_config, TransportKind::Shared, 28600, |_| {});
+
+    assert_accounted(&s);
+    assert_eq!(s.request(RequestKind::Register).ok, modern + legacy, "{s}");
+    assert_eq!(
+        s.request(RequestKind::Deregister).ok,
+        modern + legacy,
+        "{s}"
+    );
+    for (kind, at_server) in [
+        (OperationKind::ReadComposite, server.read_composite),
+        (OperationKind::WriteComposite, server.write_composite),
+        (OperationKind::ObserveComposite, server.observe_composite),
+    ] {
+        let ours = s.operation(kind);
+        // Every request the server sent ended once; none failed.
+        assert_eq!(
+            at_server.sent,
+            at_server.ok
+                + at_server.client_error
+                + at_server.server_error
+                + at_server.timeout
+                + at_server.reset
+                + at_server.aborted,
+            "{kind:?}: {server}"
+        );
+        assert_eq!(
+            at_server.client_error + at_server.server_error + at_server.timeout + at_server.reset,
+            0,
+            "{kind:?}: {server}"
+        );
+        assert_eq!(ours.error, 0, "{kind:?}: {s}");
+        assert!(at_server.ok >= modern, "{kind:?}: {server}");
+        // An answer sent just before the client's De-register reaches the server after it.
+        assert!(
+            at_server.ok <= ours.ok && ours.ok <= at_server.ok + at_server.aborted,
+            "{kind:?}: ours {ours:?}, server {at_server:?}"
+        );
+        assert_eq!(ours.handling.len(), ours.total, "{kind:?}");
+    }
+    assert_eq!(
+        s.operation(OperationKind::ObserveComposite).ok,
+        modern,
+        "{s}"
+    );
+    assert_eq!(server.observe_composite.sent, modern, "{server}");
+    // The 1.0 clients were sent nothing they would refuse.
+    assert_eq!(s.operation(OperationKind::Other).total, 0, "{s}");
+    // The two temperatures move every 10 s: the composite observations notify.
+    assert!(s.request(RequestKind::Notify).sent > 0, "{s}");
+    // One arriving after its client's De-register is refused: it still arrived.
+    assert_eq!(
+        server.notifications + server.notifications_rejected,
+        s.request(RequestKind::Notify).sent,
+        "{s}\n{server}"
+    );
 }

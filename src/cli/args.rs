@@ -7,14 +7,16 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::parse::{
-    HexArg, hex_arg, parse_addresses, parse_identity, parse_periodic, parse_ports,
-    parse_positive_duration, parse_rate, parse_write,
+    HexArg, hex_arg, parse_addresses, parse_composite_write, parse_identity, parse_path,
+    parse_periodic, parse_periodic_paths, parse_ports, parse_positive_duration, parse_rate,
+    parse_write,
 };
 use crate::fleet::{IdentityPattern, Plan, ServerUri, Slice, format_duration, parse_uri};
 use crate::model::Path;
 use crate::server::{
     DEFAULT_MAX_BOOTSTRAP_SESSIONS, DEFAULT_MAX_DTLS_SESSIONS, DEFAULT_MAX_LIFETIME,
-    DEFAULT_MAX_REGISTRATIONS, DtlsServerConfig, ObserveLoad, ServerConfig, WriteLoad,
+    DEFAULT_MAX_REGISTRATIONS, DtlsServerConfig, ObserveLoad, ReadCompositeLoad, ServerConfig,
+    WriteCompositeLoad, WriteLoad,
 };
 use crate::transport::{AddressSet, PortRange};
 
@@ -176,6 +178,22 @@ pub(super) struct LoadArgs {
     /// Discover PATH every PERIOD: /3/0@5m.
     #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
     pub discover: Option<(Path, Duration)>,
+    /// Ask LWM2M 1.2 clients for LWM2M CBOR (Accept 11544) in the Reads and Observes.
+    #[arg(long)]
+    pub lwm2m_cbor: bool,
+    /// LWM2M 1.1 Read-Composite (FETCH, `SenML` CBOR) of PATHS every PERIOD, on 1.1+ clients:
+    /// /3/0/13,/3303/0/5700@1m.
+    #[arg(long, value_name = "PATH,PATH@PERIOD", value_parser = parse_periodic_paths)]
+    pub read_composite: Option<(Vec<Path>, Duration)>,
+    /// LWM2M 1.1 Observe-Composite of PATHS once registered, on 1.1+ clients:
+    /// /3303/0/5700,/3/0/13.
+    #[arg(long, value_name = "PATH,PATH", value_delimiter = ',', value_parser = parse_path)]
+    pub observe_composite: Vec<Path>,
+    /// LWM2M 1.1 Write-Composite (iPATCH, `SenML` CBOR) of the VALUEs every PERIOD, on 1.1+
+    /// clients; numbers and true/false go as such, other values as strings:
+    /// /3/0/14=+01:00,/1/0/3=60@5m.
+    #[arg(long, value_name = "PATH=VALUE,...@PERIOD", value_parser = parse_composite_write)]
+    pub write_composite: Option<(Vec<(Path, String)>, Duration)>,
 }
 
 impl LoadArgs {
@@ -185,6 +203,9 @@ impl LoadArgs {
             && self.write.is_none()
             && self.execute.is_none()
             && self.discover.is_none()
+            && self.read_composite.is_none()
+            && self.observe_composite.is_empty()
+            && self.write_composite.is_none()
     }
 
     pub fn server_config(&self) -> ServerConfig {
@@ -201,6 +222,17 @@ impl LoadArgs {
                 .map(|(path, value, every)| WriteLoad { path, value, every }),
             execute: self.execute,
             discover: self.discover,
+            lwm2m_cbor: self.lwm2m_cbor,
+            read_composite: self
+                .read_composite
+                .clone()
+                .map(|(paths, every)| ReadCompositeLoad { paths, every }),
+            observe_composite: (!self.observe_composite.is_empty())
+                .then(|| self.observe_composite.clone()),
+            write_composite: self
+                .write_composite
+                .clone()
+                .map(|(values, every)| WriteCompositeLoad { values, every }),
             ..ServerConfig::default()
         }
     }
@@ -220,7 +252,10 @@ impl LoadArgs {
     /// The load `run`'s embedded server puts on clients: this one, or the demo's when empty.
     pub fn or_demo(&self) -> LoadArgs {
         if self.is_empty() {
-            LoadArgs::demo()
+            LoadArgs {
+                lwm2m_cbor: self.lwm2m_cbor,
+                ..LoadArgs::demo()
+            }
         } else {
             self.clone()
         }
@@ -262,6 +297,31 @@ impl LoadArgs {
         }
         if let Some((p, every)) = &self.discover {
             parts.push(format!("discover {p} every {}", format_duration(*every)));
+        }
+        if self.lwm2m_cbor && (self.read.is_some() || self.observe.is_some()) {
+            parts.push("LWM2M CBOR from 1.2 clients".to_string());
+        }
+        let list = |paths: &[Path]| {
+            let names: Vec<String> = paths.iter().map(Path::to_string).collect();
+            names.join(",")
+        };
+        if let Some((paths, every)) = &self.read_composite {
+            let every = format_duration(*every);
+            parts.push(format!("read-composite {} every {every}", list(paths)));
+        }
+        if !self.observe_composite.is_empty() {
+            parts.push(format!(
+                "observe-composite {}",
+                list(&self.observe_composite)
+            ));
+        }
+        if let Some((values, every)) = &self.write_composite {
+            let values: Vec<String> = values.iter().map(|(p, v)| format!("{p}={v}")).collect();
+            let every = format_duration(*every);
+            parts.push(format!(
+                "write-composite {} every {every}",
+                values.join(",")
+            ));
         }
         if parts.is_empty() {
             "registrations only".to_string()

@@ -73,7 +73,7 @@ pub(super) fn parse_ports(s: &str) -> Result<PortRange, String> {
     PortRange::new(port(a)?, port(b)?).map_err(|e| e.to_string())
 }
 
-fn parse_path(s: &str) -> Result<Path, String> {
+pub(super) fn parse_path(s: &str) -> Result<Path, String> {
     s.parse::<Path>()
         .map_err(|_| format!("{s:?} is not an LWM2M path like /3/0/13"))
 }
@@ -99,6 +99,35 @@ pub(super) fn parse_write(s: &str) -> Result<(Path, String, Duration), String> {
     ))
 }
 
+/// `PATH,PATH@PERIOD`: the paths of a periodic Read-Composite.
+pub(super) fn parse_periodic_paths(s: &str) -> Result<(Vec<Path>, Duration), String> {
+    let (paths, period) = s
+        .rsplit_once('@')
+        .ok_or_else(|| format!("{s:?}: expected PATH,PATH@PERIOD, e.g. /3/0/13,/3303/0/5700@1m"))?;
+    let paths = paths
+        .split(',')
+        .map(parse_path)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((paths, parse_positive_duration(period)?))
+}
+
+/// `PATH=VALUE,PATH=VALUE@PERIOD`: the values of a periodic Write-Composite (no comma in a value).
+pub(super) fn parse_composite_write(s: &str) -> Result<(Vec<(Path, String)>, Duration), String> {
+    let (values, period) = s.rsplit_once('@').ok_or_else(|| {
+        format!("{s:?}: expected PATH=VALUE,PATH=VALUE@PERIOD, e.g. /3/0/14=+01:00,/1/0/3=60@5m")
+    })?;
+    let values = values
+        .split(',')
+        .map(|item| {
+            let (path, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item:?}: expected PATH=VALUE"))?;
+            Ok((parse_path(path)?, value.to_string()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((values, parse_positive_duration(period)?))
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
@@ -108,6 +137,29 @@ mod tests {
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    #[test]
+    fn composite_loads_list_paths_or_values_then_a_period() {
+        let (paths, every) = parse_periodic_paths("/3/0/13,/3303/0/5700@1m").unwrap();
+        assert_eq!(
+            paths,
+            [Path::resource(3, 0, 13), Path::resource(3303, 0, 5700)]
+        );
+        assert_eq!(every, secs(60));
+        assert!(parse_periodic_paths("/3/0/13,/3303/0/5700").is_err());
+        assert!(parse_periodic_paths("/3/0/13,nope@1m").is_err());
+        let (values, every) = parse_composite_write("/3/0/14=+01:00,/1/0/3=60@5m").unwrap();
+        assert_eq!(
+            values,
+            [
+                (Path::resource(3, 0, 14), "+01:00".to_string()),
+                (Path::resource(1, 0, 3), "60".to_string())
+            ]
+        );
+        assert_eq!(every, secs(300));
+        assert!(parse_composite_write("/3/0/14@5m").is_err());
+        assert!(parse_composite_write("/3/0/14=1@0s").is_err());
     }
 
     #[test]

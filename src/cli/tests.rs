@@ -268,7 +268,7 @@ fn serve_with_every_option() {
         "--bind 0.0.0.0:5684 --psk-key abcd \
         --bootstrap 127.0.0.1:5783 --bootstrap-lifetime 1m \
         --read /3/0/13@30s --observe /3/0/13 --pmin 1 --pmax 2 \
-        --write /1/0/3=60@1m --execute /1/0/8@10m --discover /3/0@5m \
+        --write /1/0/3=60@1m --execute /1/0/8@10m --discover /3/0@5m --lwm2m-cbor \
         --duration 10s --seed 7 --status-every 1s",
     );
     assert_eq!(a.bind, Some(SocketAddr::from(([0, 0, 0, 0], 5684))));
@@ -278,11 +278,44 @@ fn serve_with_every_option() {
     assert_eq!(
         a.load.describe(),
         "read /3/0/13 every 30s, observe /3/0/13 pmin 1s pmax 2s, write /1/0/3=60 every 1m, \
-         execute /1/0/8 every 10m, discover /3/0 every 5m"
+         execute /1/0/8 every 10m, discover /3/0 every 5m, LWM2M CBOR from 1.2 clients"
     );
+    assert!(a.load.server_config().lwm2m_cbor);
     assert_eq!(a.duration, Some(secs(10)));
     assert_eq!(a.seed, 7);
     assert_eq!(a.status_every, secs(1));
+}
+
+#[test]
+fn serve_takes_composite_load() {
+    let a = serve(
+        "--read-composite /3/0/13,/3303/0/5700@30s --observe-composite /3303/0/5700,/3303/1/5700 \
+        --write-composite /3/0/14=+01:00,/1/0/3=60@1m",
+    );
+    assert_eq!(
+        a.load.describe(),
+        "read-composite /3/0/13,/3303/0/5700 every 30s, \
+         observe-composite /3303/0/5700,/3303/1/5700, write-composite /3/0/14=+01:00,/1/0/3=60 every 1m"
+    );
+    let config = a.load.server_config();
+    assert_eq!(
+        config.observe_composite,
+        Some(vec![
+            Path::resource(3303, 0, 5700),
+            Path::resource(3303, 1, 5700)
+        ])
+    );
+    let write = config.write_composite.expect("--write-composite");
+    assert_eq!(write.every, secs(60));
+    assert_eq!(write.values[1], (Path::resource(1, 0, 3), "60".to_string()));
+    assert_eq!(
+        config.read_composite.expect("--read-composite").paths.len(),
+        2
+    );
+    let (_, text) = error("serve --read-composite /3/0/13,/3/0/14");
+    assert!(text.contains("expected PATH,PATH@PERIOD"), "{text}");
+    let (_, text) = error("serve --observe-composite /3/0/13,/3/x");
+    assert!(text.contains("\"/3/x\" is not an LWM2M path"), "{text}");
 }
 
 #[test]
@@ -417,4 +450,12 @@ fn help_and_version_are_not_errors() {
     let e = parse("launch").expect_err("no such command");
     assert_eq!(e.kind(), ErrorKind::InvalidSubcommand, "{e}");
     assert!(e.use_stderr(), "{e}");
+}
+
+#[test]
+fn lwm2m_cbor_alone_keeps_the_demo_load() {
+    let a = run("fleets/demo.toml --lwm2m-cbor");
+    let load = a.load.or_demo();
+    assert!(load.read.is_some() && load.observe.is_some());
+    assert!(load.server_config().lwm2m_cbor);
 }

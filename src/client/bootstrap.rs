@@ -521,7 +521,7 @@ impl Client {
         self.update_at = None;
         self.register_at = None;
         self.register_failures = 0;
-        self.observations.clear();
+        self.clear_observations();
         self.attributes.clear();
         let hold_off = self.hold_off(now);
         if hold_off.is_zero() {

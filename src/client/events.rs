@@ -38,6 +38,8 @@ pub enum RequestKind {
     Notify,
     /// The Bootstrap-Request (`POST /bs`).
     Bootstrap,
+    /// Send (`POST /dp`, LWM2M 1.1).
+    Send,
 }
 
 /// How a client-initiated request ended.
@@ -95,10 +97,17 @@ pub enum OperationKind {
     Create,
     Delete,
     Observe,
+    /// Cancel Observation, of a plain observation (GET) or a composite one (FETCH).
     CancelObservation,
+    /// LWM2M 1.1 FETCH of the `SenML` paths listed.
+    ReadComposite,
+    /// LWM2M 1.1 iPATCH of `SenML` records, all or nothing.
+    WriteComposite,
+    /// LWM2M 1.1 FETCH with Observe 0.
+    ObserveComposite,
     /// A bootstrap server's Bootstrap-Finish (`POST /bs`).
     BootstrapFinish,
-    /// A request LWM2M does not define (FETCH, iPATCH, unknown paths...).
+    /// A request LWM2M does not define (unknown paths, FETCH or iPATCH to a 1.0 client...).
     Other,
 }
 
@@ -156,12 +165,13 @@ pub enum Event {
 }
 
 /// Every request kind, in the order metrics, reports and the dashboard list them.
-pub const REQUEST_KINDS: [RequestKind; 5] = [
+pub const REQUEST_KINDS: [RequestKind; 6] = [
     RequestKind::Register,
     RequestKind::Update,
     RequestKind::Deregister,
     RequestKind::Notify,
     RequestKind::Bootstrap,
+    RequestKind::Send,
 ];
 
 /// Every client state, in listing order.
@@ -178,7 +188,7 @@ pub const CLIENT_STATES: [ClientState; 9] = [
 ];
 
 /// Every server operation kind, in listing order.
-pub const OPERATION_KINDS: [OperationKind; 11] = [
+pub const OPERATION_KINDS: [OperationKind; 14] = [
     OperationKind::Read,
     OperationKind::Discover,
     OperationKind::Write,
@@ -188,6 +198,9 @@ pub const OPERATION_KINDS: [OperationKind; 11] = [
     OperationKind::Delete,
     OperationKind::Observe,
     OperationKind::CancelObservation,
+    OperationKind::ReadComposite,
+    OperationKind::WriteComposite,
+    OperationKind::ObserveComposite,
     OperationKind::BootstrapFinish,
     OperationKind::Other,
 ];
@@ -200,6 +213,7 @@ pub fn request_name(kind: RequestKind) -> &'static str {
         RequestKind::Deregister => "deregister",
         RequestKind::Notify => "notify",
         RequestKind::Bootstrap => "bootstrap",
+        RequestKind::Send => "send",
     }
 }
 
@@ -228,6 +242,9 @@ pub fn operation_name(kind: OperationKind) -> &'static str {
         OperationKind::Delete => "delete",
         OperationKind::Observe => "observe",
         OperationKind::CancelObservation => "cancel-observation",
+        OperationKind::ReadComposite => "read-composite",
+        OperationKind::WriteComposite => "write-composite",
+        OperationKind::ObserveComposite => "observe-composite",
         OperationKind::BootstrapFinish => "bootstrap-finish",
         OperationKind::Other => "other",
     }

@@ -81,7 +81,7 @@ fn parse<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option
         .transpose()
 }
 
-/// One observation of a path by the server.
+/// One observation of a path by the server; at the root, of a composite's paths.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Observation {
     pub token: Token,
@@ -181,6 +181,7 @@ impl Client {
 
     pub(super) fn cancel_observation(&mut self, token: Token) {
         self.observations.retain(|o| o.token != token);
+        self.composite_paths.remove(token);
     }
 
     /// Next evaluation: at pmin if it is not over yet, else after the check interval, never past pmax.
@@ -243,7 +244,7 @@ impl Client {
         {
             return true;
         }
-        let Ok(records) = self.device.read(&observation.path, now) else {
+        let Ok(records) = self.observed_records(observation.token, &observation.path, now) else {
             return true; // the path is gone: the notification carries the error
         };
         let number = single_number(&records);
@@ -273,8 +274,7 @@ impl Client {
         packet.set_token(token.as_slice().to_vec());
         let mut ended = false;
         let rendered = self
-            .device
-            .read(&observation.path, now)
+            .observed_records(token, &observation.path, now)
             // The observed path is gone: an error code without Observe ends the observation.
             .map_err(|_| ResponseType::NotFound)
             .and_then(|records| {

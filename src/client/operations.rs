@@ -1,5 +1,5 @@
 //! Server-initiated operations: Read, Discover, Write, Write-Attributes, Execute, Create, Delete,
-//! Observe and Cancel Observation, with the LWM2M error codes.
+//! Observe and Cancel Observation, with the LWM2M error codes (composite ones: `composite.rs`).
 
 use std::net::SocketAddr;
 
@@ -44,6 +44,14 @@ impl Answer {
             format: Some(format),
             payload,
             ..Answer::code(ResponseType::Content)
+        }
+    }
+
+    /// The first answer of an observation: its values with the Observe sequence.
+    pub(super) fn observing(sequence: u32, format: ContentFormat, payload: Vec<u8>) -> Self {
+        Answer {
+            observe: Some(sequence),
+            ..Answer::content(format, payload)
         }
     }
 }
@@ -208,6 +216,16 @@ impl Client {
             Err(refused) => return refused,
         };
         let kind = operation_kind(method, &path, request);
+        if matches!(method, RequestType::Fetch | RequestType::IPatch) {
+            let answer = self.composite(now, from, kind, &path, request);
+            // A 1.0 client knows no such operation.
+            let kind = if self.config.version == LwM2mVersion::V1_0 {
+                OperationKind::Other
+            } else {
+                kind
+            };
+            return (kind, path, answer);
+        }
         // Security (0) belongs to bootstrap: invisible to a management server.
         if path.object_id() == Some(0) || (path.is_root() && kind != OperationKind::Other) {
             return (kind, path, Answer::code(ResponseType::NotFound));
@@ -227,9 +245,11 @@ impl Client {
             OperationKind::Execute => self.execute(now, &path),
             OperationKind::Create => self.create(now, &path, request),
             OperationKind::Delete => self.delete(now, &path),
-            OperationKind::BootstrapFinish | OperationKind::Other => {
-                Answer::code(ResponseType::MethodNotAllowed)
-            }
+            OperationKind::BootstrapFinish
+            | OperationKind::ReadComposite
+            | OperationKind::WriteComposite
+            | OperationKind::ObserveComposite
+            | OperationKind::Other => Answer::code(ResponseType::MethodNotAllowed),
         };
         (kind, path, answer)
     }
@@ -251,7 +271,7 @@ impl Client {
         let records = self.device.read(path, now)?;
         let format = match message::accept(request).ok().flatten() {
             Some(code) => ContentFormat::from_code(code)
-                .filter(|f| *f != ContentFormat::LinkFormat)
+                .filter(|f| self.carries_values(*f))
                 .ok_or_else(|| Answer::code(ResponseType::NotAcceptable))?,
             None => self.default_format(path, &records),
         };
@@ -261,6 +281,16 @@ impl Client {
                 Err(Answer::code(ResponseType::NotAcceptable))
             }
             Err(_) => Err(Answer::code(ResponseType::InternalServerError)),
+        }
+    }
+
+    /// Whether this client reads and writes values in `format`: not link-format, and LWM2M
+    /// CBOR only from LWM2M 1.2 on.
+    fn carries_values(&self, format: ContentFormat) -> bool {
+        match format {
+            ContentFormat::LinkFormat => false,
+            ContentFormat::LwM2mCbor => self.config.version >= LwM2mVersion::V1_2,
+            _ => true,
         }
     }
 
@@ -314,10 +344,7 @@ impl Client {
         match self.render(now, path, request) {
             Ok((format, payload, records)) => {
                 let sequence = self.observe(now, from, token, *path, format, &records);
-                Answer {
-                    observe: Some(sequence),
-                    ..Answer::content(format, payload)
-                }
+                Answer::observing(sequence, format, payload)
             }
             Err(answer) => answer,
         }
@@ -376,7 +403,7 @@ impl Client {
             .flatten()
             .ok_or_else(|| Answer::code(ResponseType::BadRequest))?;
         let format = ContentFormat::from_code(code)
-            .filter(|f| *f != ContentFormat::LinkFormat)
+            .filter(|f| self.carries_values(*f))
             .ok_or_else(|| Answer::code(ResponseType::UnsupportedContentFormat))?;
         content::decode(format, path, &request.payload, &self.device).map_err(|error| match error {
             // Payload naming what the device does not have: not found, not malformed.
@@ -386,7 +413,7 @@ impl Client {
     }
 
     /// A Write to the Server object's lifetime or binding is announced with an Update.
-    fn after_server_write(&mut self, now: Instant, path: &Path) {
+    pub(super) fn after_server_write(&mut self, now: Instant, path: &Path) {
         let lifetime = Path::resource(1, path.instance_id().unwrap_or(0), 1);
         if path.object_id() == Some(1)
             && (path.len() == 2 || path.starts_with(&lifetime))
@@ -492,7 +519,8 @@ impl Client {
         if let Err(error) = self.device.delete(path) {
             return error.into();
         }
-        self.observations.retain(|o| !o.path.starts_with(path));
+        self.observations
+            .retain(|o| o.path.is_root() || !o.path.starts_with(path));
         self.attributes.retain(|(p, _)| !p.starts_with(path));
         self.objects_changed(now);
         Answer::code(ResponseType::Deleted)
@@ -559,6 +587,12 @@ pub(super) fn operation_kind(method: RequestType, path: &Path, request: &Packet)
             _ => OperationKind::Other,
         },
         RequestType::Delete => OperationKind::Delete,
+        RequestType::Fetch => match message::observe(request).ok().flatten() {
+            Some(0) => OperationKind::ObserveComposite,
+            Some(1) => OperationKind::CancelObservation,
+            _ => OperationKind::ReadComposite,
+        },
+        RequestType::IPatch => OperationKind::WriteComposite,
         _ => OperationKind::Other,
     }
 }

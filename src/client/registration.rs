@@ -106,9 +106,10 @@ impl Client {
         self.location = Some(location.join("/").into_boxed_str());
         self.register_failures = 0;
         // A new registration ends the observations of the old one.
-        self.observations.clear();
+        self.clear_observations();
         self.set_state(ClientState::Registered);
         self.schedule_update(now);
+        self.schedule_first_send(now);
     }
 
     pub(super) fn on_update_answer(&mut self, now: Instant, code: u8) {
@@ -133,13 +134,13 @@ impl Client {
     pub(super) fn register_again(&mut self, now: Instant) {
         self.location = None;
         self.update_at = None;
-        self.observations.clear();
+        self.clear_observations();
         self.enqueue_register(now);
     }
 
     pub(super) fn on_deregister_answer(&mut self, now: Instant) {
         self.location = None;
-        self.observations.clear();
+        self.clear_observations();
         if self.state == ClientState::Deregistering {
             // A Disable keeps a Reboot deferred: the client comes back after the timeout.
             let disabled = self.deferred.is_some();
@@ -214,22 +215,47 @@ impl Client {
         }
     }
 
-    /// The Register/Update payload: every object and instance but Security.
+    /// The Register/Update payload: every object and instance but Security. A 1.2 client leads
+    /// with the root link announcing the value formats it takes beyond the mandatory text and
+    /// opaque (`ct`), LWM2M CBOR among them.
     fn add_object_links(&self, packet: &mut Packet) {
-        let links: Vec<Link> = self
-            .device
-            .registration_paths()
+        let root = (self.config.version >= LwM2mVersion::V1_2).then(|| Link {
+            target: "/".to_string(),
+            attributes: vec![
+                ("rt".to_string(), Some("oma.lwm2m".to_string())),
+                ("ct".to_string(), Some(announced_formats())),
+            ],
+        });
+        let links: Vec<Link> = root
             .into_iter()
-            .map(|(path, version)| Link {
-                target: path.to_string(),
-                attributes: version
-                    .map(|v| vec![("ver".to_string(), Some(v.to_string()))])
-                    .unwrap_or_default(),
-            })
+            .chain(
+                self.device
+                    .registration_paths()
+                    .into_iter()
+                    .map(|(path, version)| Link {
+                        target: path.to_string(),
+                        attributes: version
+                            .map(|v| vec![("ver".to_string(), Some(v.to_string()))])
+                            .unwrap_or_default(),
+                    }),
+            )
             .collect();
         message::set_content_format(packet, ContentFormat::LinkFormat.code());
         packet.payload = format_links(&links).into_bytes();
     }
+}
+
+/// The `ct` of a 1.2 client's root link: the structured formats it reads and writes.
+fn announced_formats() -> String {
+    [
+        ContentFormat::SenmlJson,
+        ContentFormat::SenmlCbor,
+        ContentFormat::Tlv,
+        ContentFormat::OmaJson,
+        ContentFormat::LwM2mCbor,
+    ]
+    .map(|f| f.code().to_string())
+    .join(" ")
 }
 
 /// A request without token: `send_request` gives it one.

@@ -326,7 +326,7 @@ impl Client {
             ClientState::Registered | ClientState::Sleeping => {
                 self.location = None;
                 self.update_at = None;
-                self.observations.clear();
+                self.clear_observations();
                 self.set_state(ClientState::Registering);
                 self.on_register_failed(now);
             }

@@ -48,18 +48,20 @@ pub(super) fn encode(
             n: Some(entry.n),
             ..Element::default()
         };
+        // Entries made from records always carry a value.
         match entry.value {
-            RawValue::Number(n) => {
+            None => {}
+            Some(RawValue::Number(n)) => {
                 element.v = Some(n.to_json().ok_or(ContentError::NotRepresentable {
                     format: ContentFormat::OmaJson,
                     path: entry.path,
                 })?);
             }
-            RawValue::String(s) => element.sv = Some(s),
+            Some(RawValue::String(s)) => element.sv = Some(s),
             // Opaque values travel as base64 strings.
-            RawValue::Data(d) => element.sv = Some(encode_base64(&d)),
-            RawValue::Bool(b) => element.bv = Some(b),
-            RawValue::Objlnk(s) => element.ov = Some(s),
+            Some(RawValue::Data(d)) => element.sv = Some(encode_base64(&d)),
+            Some(RawValue::Bool(b)) => element.bv = Some(b),
+            Some(RawValue::Objlnk(s)) => element.ov = Some(s),
         }
         document.e.push(element);
     }

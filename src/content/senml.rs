@@ -30,12 +30,13 @@ pub(super) struct RawRecord {
     pub value: Option<RawValue>,
 }
 
-/// A record ready to write: `bn` on the first only, `n` relative to it.
+/// A record ready to write: `bn` on the first only, `n` relative to it; no value in the
+/// records of a request that names paths only.
 pub(super) struct Entry {
     pub path: Path,
     pub bn: Option<String>,
     pub n: String,
-    pub value: RawValue,
+    pub value: Option<RawValue>,
 }
 
 /// Picks one value out of the value fields of a record; more than one is malformed.
@@ -81,7 +82,7 @@ pub(super) fn entries(
             path: record.path,
             bn: (i == 0).then(|| bn.clone()),
             n,
-            value: raw_value(&record.value),
+            value: Some(raw_value(&record.value)),
         });
     }
     Ok(out)
@@ -230,11 +231,34 @@ pub(super) fn decode_cbor(
     )
 }
 
-/// The paths a `SenML` Read-Composite or Observe-Composite request names (values are ignored).
+/// A `SenML` Read-Composite or Observe-Composite request: records naming `paths`, no values.
+pub fn encode_names(format: ContentFormat, paths: &[Path]) -> Result<Vec<u8>, ContentError> {
+    let entries = paths
+        .iter()
+        .map(|path| Entry {
+            path: *path,
+            bn: None,
+            n: path.to_string(),
+            value: None,
+        })
+        .collect();
+    match format {
+        ContentFormat::SenmlJson => json::write(entries),
+        ContentFormat::SenmlCbor => cbor::write(entries),
+        _ => Err(ContentError::NotRepresentable {
+            format,
+            path: Path::ROOT,
+        }),
+    }
+}
+
+/// The paths a Read-Composite or Observe-Composite request names (`SenML` values are ignored;
+/// LWM2M CBOR names paths with null values).
 pub fn decode_names(format: ContentFormat, payload: &[u8]) -> Result<Vec<Path>, ContentError> {
     let raws = match format {
         ContentFormat::SenmlJson => json::parse(payload)?,
         ContentFormat::SenmlCbor => cbor::parse(payload)?,
+        ContentFormat::LwM2mCbor => return super::lwm2m_cbor::decode_names(payload),
         _ => {
             return Err(ContentError::NotRepresentable {
                 format,

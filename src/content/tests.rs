@@ -87,11 +87,12 @@ fn object_records() -> impl Strategy<Value = Vec<Record>> {
         .prop_map(|groups| groups.concat())
 }
 
-const STRUCTURED: [ContentFormat; 4] = [
+const STRUCTURED: [ContentFormat; 5] = [
     ContentFormat::Tlv,
     ContentFormat::SenmlJson,
     ContentFormat::SenmlCbor,
     ContentFormat::OmaJson,
+    ContentFormat::LwM2mCbor,
 ];
 
 fn round_trip(format: ContentFormat, base: &Path, records: &[Record]) -> Result<(), TestCaseError> {
@@ -143,8 +144,8 @@ proptest! {
         for format in STRUCTURED {
             round_trip(format, &Path::object(ALL_TYPES), &records)?;
         }
-        // SenML also carries the records of a composite request at the root.
-        for format in [ContentFormat::SenmlJson, ContentFormat::SenmlCbor] {
+        // SenML and LwM2M CBOR also carry the records of a composite request at the root.
+        for format in [ContentFormat::SenmlJson, ContentFormat::SenmlCbor, ContentFormat::LwM2mCbor] {
             round_trip(format, &Path::ROOT, &records)?;
         }
     }
@@ -166,6 +167,8 @@ proptest! {
             }
         }
         let _ = super::decode_names(ContentFormat::SenmlCbor, &bytes);
+        let _ = super::decode_lwm2m_cbor(&bytes);
+        let _ = super::decode_names(ContentFormat::LwM2mCbor, &bytes);
         let _ = super::link::parse_links(&String::from_utf8_lossy(&bytes));
     }
 

@@ -11,7 +11,7 @@ use super::{
     Behaviour, Fleet, FleetError, Group, Load, Naming, NetworkConditions, Overrides, Ramp, Stage,
     ValueOverride, parse_duration,
 };
-use super::{campaign, network, security};
+use super::{campaign, network, security, send};
 use crate::client::{AcceptRequests, ClientConfig, LwM2mVersion};
 use crate::coap::uri::parse_uri;
 use crate::model::Path;
@@ -358,7 +358,8 @@ fn population(
     if raw.name.trim().is_empty() {
         return Err(at.err("name", "must not be empty"));
     }
-    let (config, group_seed) = group_config(raw, defaults, seed, file, text)?;
+    let (mut config, group_seed) = group_config(raw, defaults, seed, file, text)?;
+    config.send = send::send(raw.send.as_ref(), config.version, at, file, text)?;
     let network = match &raw.network {
         Some(table) => {
             let table_at = At {
@@ -419,6 +420,10 @@ fn population(
         network,
         values,
         line: at.line(),
+        send_line: raw
+            .send
+            .as_ref()
+            .map_or(0, |s| line_of(text, s.span().start)),
     })
 }
 

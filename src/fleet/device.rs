@@ -25,6 +25,7 @@ pub(super) fn device(
             ),
         )
     })?;
+    super::send::check_paths(file, group.send_line, group, &base)?;
     if group.values.is_empty() {
         return Ok(base);
     }

@@ -423,6 +423,9 @@ impl fmt::Display for Plan {
                 c.confirmable_notifications * 100.0,
                 g.seed
             )?;
+            if let Some(send) = &c.send {
+                writeln!(f, "    {}", super::send::describe(send))?;
+            }
             if !g.network.is_clear() {
                 writeln!(f, "    network: {}", g.network)?;
             }

@@ -151,9 +151,20 @@ pub(super) struct RawPopulation {
     pub churn_jitter: Option<String>,
     pub client: Option<Spanned<RawClient>>,
     pub network: Option<Spanned<RawNetwork>>,
+    pub send: Option<Spanned<RawSend>>,
     /// Resource path (`/3303/0/5700`) -> value or generator.
     #[serde(default)]
     pub values: BTreeMap<String, Spanned<RawValue>>,
+}
+
+/// A population's `send = { ... }`: periodic Send (checked in `send.rs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSend {
+    pub paths: Option<Vec<String>>,
+    pub every: Option<String>,
+    pub jitter: Option<String>,
+    pub format: Option<String>,
 }
 
 #[derive(Deserialize)]

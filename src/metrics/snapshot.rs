@@ -219,11 +219,12 @@ impl Snapshot {
             || self.connections.total() > 0
     }
 
-    /// The request kinds worth a row: all of them, but Bootstrap only in runs that bootstrap.
+    /// The request kinds worth a row: all of them, but Bootstrap and Send only in runs that
+    /// use them.
     pub fn kinds_used(&self) -> impl Iterator<Item = RequestKind> + '_ {
         REQUEST_KINDS.into_iter().filter(|k| {
             let r = self.request(*k);
-            *k != RequestKind::Bootstrap || r.sent + r.unsent > 0
+            !matches!(k, RequestKind::Bootstrap | RequestKind::Send) || r.sent + r.unsent > 0
         })
     }
 

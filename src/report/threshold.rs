@@ -106,9 +106,8 @@ impl FromStr for Threshold {
             .copied()
             .find(|k| request_name(*k) == op)
             .ok_or_else(|| {
-                bad(&format!(
-                    "unknown request {op:?} (register, update, deregister, notify)"
-                ))
+                let known = REQUEST_KINDS.map(request_name).join(", ");
+                bad(&format!("unknown request {op:?} ({known})"))
             })?;
         let metric = parse_metric(metric)
             .ok_or_else(|| bad(&format!("unknown metric {metric:?}; {SYNTAX}")))?;
@@ -263,6 +262,8 @@ mod tests {
     fn parses_metrics_units_and_operators() {
         let t: Threshold = " register.p99 < 500ms ".parse().unwrap();
         assert_eq!(t.kind, RequestKind::Register);
+        let send: Threshold = "send.p99<1s".parse().unwrap();
+        assert_eq!(send.kind, RequestKind::Send);
         assert_eq!(t.metric, Metric::Quantile(0.99));
         assert_eq!((t.cmp, t.limit), (Cmp::Lt, 500_000.0));
         assert_eq!(t.text, "register.p99 < 500ms");

@@ -12,6 +12,7 @@ use super::{Op, Server};
 use crate::clock::Instant;
 use crate::coap::wire::{self, RawHeader};
 use crate::coap::{Token, initial_timeout, message};
+use crate::content::ContentFormat;
 use crate::model::Path;
 
 /// One request of ours awaiting its answer (at most one per client: NSTART 1).
@@ -53,8 +54,14 @@ impl Server {
     /// A new registration: periodic requests start at a random offset within their period, so
     /// clients registering together do not all get their requests at once.
     pub(super) fn start_load(&mut self, now: Instant, id: u32) {
+        let composite = self
+            .registrations
+            .get(&id)
+            .is_some_and(|r| r.version > super::Version::V1_0);
         let periodic = [
             (Op::Read, self.config.read.as_ref().map(|(_, every)| *every)),
+            (Op::ReadComposite, self.load_period(Op::ReadComposite)),
+            (Op::WriteComposite, self.load_period(Op::WriteComposite)),
             (Op::Write, self.config.write.as_ref().map(|w| w.every)),
             (
                 Op::Execute,
@@ -69,6 +76,9 @@ impl Server {
             let Some(every) = every.filter(|e| !e.is_zero()) else {
                 continue;
             };
+            if op.is_composite() && !composite {
+                continue;
+            }
             let period = u64::try_from(every.as_micros()).unwrap_or(u64::MAX);
             let offset = Duration::from_micros(self.rng.random_range(0..period));
             self.timers.push(now + offset, id, TimerKind::Load(op));
@@ -82,6 +92,12 @@ impl Server {
                 registration.pending |= pending;
             }
         }
+        if composite
+            && self.config.observe_composite.is_some()
+            && let Some(registration) = self.registrations.get_mut(&id)
+        {
+            registration.pending |= Op::ObserveComposite.bit();
+        }
     }
 
     /// A periodic request came due: it waits for the client's NSTART slot (or its wake-up).
@@ -91,7 +107,8 @@ impl Server {
             Op::Write => self.config.write.as_ref().map(|w| w.every),
             Op::Execute => self.config.execute.as_ref().map(|(_, every)| *every),
             Op::Discover => self.config.discover.as_ref().map(|(_, every)| *every),
-            Op::WriteAttributes | Op::Observe | Op::Campaign => None,
+            Op::ReadComposite | Op::WriteComposite => self.load_period(op),
+            Op::WriteAttributes | Op::Observe | Op::ObserveComposite | Op::Campaign => None,
         };
         let unresponsive_after = self.config.unresponsive_after;
         let Some(registration) = self.registrations.get_mut(&id) else {
@@ -142,7 +159,15 @@ impl Server {
         self.send_request(now, id, op);
     }
 
-    fn build_request(&self, id: u32, op: Op, root: Option<&str>, token: u64) -> Option<Packet> {
+    /// `lwm2m_cbor`: the client speaks LWM2M 1.2, so Reads and Observes may ask for 11544.
+    fn build_request(
+        &self,
+        id: u32,
+        op: Op,
+        root: Option<&str>,
+        lwm2m_cbor: bool,
+        token: u64,
+    ) -> Option<Packet> {
         let (method, path, query, format, payload) = match op {
             Op::Campaign => return self.campaign_request(id, root, token),
             Op::Read => {
@@ -186,6 +211,11 @@ impl Server {
                 let path = self.config.discover.as_ref().map(|(p, _)| *p);
                 (RequestType::Get, path, Vec::new(), None, Vec::new())
             }
+            Op::ReadComposite | Op::ObserveComposite | Op::WriteComposite => {
+                let (method, payload) = self.composite_request(op);
+                let format = Some(super::composite::FORMAT.code());
+                (method, Some(Path::ROOT), Vec::new(), format, payload)
+            }
         };
         let ids: Vec<String> = path
             .unwrap_or(Path::ROOT)
@@ -202,10 +232,13 @@ impl Server {
         let token = Token::from_slice(&token_bytes(token)).unwrap_or_default();
         let mut packet = message::request(method, &segments, &query, format, payload, token);
         match op {
-            Op::Observe => message::set_observe(&mut packet, 0),
+            Op::Observe | Op::ObserveComposite => message::set_observe(&mut packet, 0),
             // A GET that asks for link-format is a Discover.
             Op::Discover => message::set_accept(&mut packet, LINK_FORMAT),
             _ => {}
+        }
+        if matches!(op, Op::Read | Op::Observe) && self.config.lwm2m_cbor && lwm2m_cbor {
+            message::set_accept(&mut packet, ContentFormat::LwM2mCbor.code());
         }
         Some(packet)
     }
@@ -215,9 +248,13 @@ impl Server {
         let Some(registration) = self.registrations.get(&id) else {
             return;
         };
-        let Some(mut packet) =
-            self.build_request(id, op, registration.links.root.as_deref(), token)
-        else {
+        let Some(mut packet) = self.build_request(
+            id,
+            op,
+            registration.links.root.as_deref(),
+            registration.speaks_lwm2m_cbor(),
+            token,
+        ) else {
             // Nothing to ask after all (a campaign device between steps): the next op's turn.
             self.flush(now, id);
             return;
@@ -351,9 +388,9 @@ impl Server {
                 .is_some_and(|e| e.acknowledged && matches_token(e.token, packet))
         });
         let notification = campaign
-            || registration
-                .as_ref()
-                .is_some_and(|r| matches_token(r.observe_token, packet));
+            || registration.as_ref().is_some_and(|r| {
+                matches_token(r.observe_token, packet) || matches_token(r.composite_token, packet)
+            });
         let Some(registration) = registration.filter(|_| separate || notification) else {
             self.stats.notifications_rejected += 1;
             self.send(from, wire::empty(wire::RST, header.message_id));
@@ -370,7 +407,11 @@ impl Server {
                 self.campaign_notified(now, id, packet);
             } else if code >> 5 != 2 || packet.get_first_option(CoapOption::Observe).is_none() {
                 // An error, or a final response without Observe, ends the observation (RFC 7641).
-                registration.observe_token = 0;
+                if matches_token(registration.observe_token, packet) {
+                    registration.observe_token = 0;
+                } else {
+                    registration.composite_token = 0;
+                }
             }
         }
         if confirmable {
@@ -388,7 +429,8 @@ impl Server {
         }
     }
 
-    /// The answer to our Observe: a 2.xx with an Observe option establishes the observation.
+    /// The answer to our Observe (or Observe-Composite): a 2.xx with an Observe option
+    /// establishes the observation.
     fn observe_answered(&mut self, id: u32, packet: &Packet) {
         let Some(registration) = self.registrations.get_mut(&id) else {
             return;
@@ -396,13 +438,18 @@ impl Server {
         let Some(exchange) = registration
             .exchange
             .as_ref()
-            .filter(|e| e.op == Op::Observe)
+            .filter(|e| matches!(e.op, Op::Observe | Op::ObserveComposite))
         else {
             return;
         };
         let established = u8::from(packet.header.code) >> 5 == 2
             && packet.get_first_option(CoapOption::Observe).is_some();
-        registration.observe_token = if established { exchange.token } else { 0 };
+        let token = if established { exchange.token } else { 0 };
+        if exchange.op == Op::Observe {
+            registration.observe_token = token;
+        } else {
+            registration.composite_token = token;
+        }
     }
 
     /// Ends the exchange in flight, counts it, and frees the NSTART slot for the next request.

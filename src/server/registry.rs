@@ -60,6 +60,7 @@ pub struct Version {
 
 impl Version {
     pub const V1_0: Version = Version { major: 1, minor: 0 };
+    pub const V1_2: Version = Version { major: 1, minor: 2 };
 
     /// 1.0 to 1.2; anything else is unsupported.
     fn parse(text: &str) -> Option<Version> {
@@ -259,11 +260,13 @@ pub struct Registration {
     pub(super) binding: Binding,
     pub(super) queue_mode: bool,
     /// Requests of each [`super::Op`] (one bit each) waiting for the NSTART slot...
-    pub(super) pending: u8,
+    pub(super) pending: u16,
     /// ...and those of them held while the client slept.
-    pub(super) held: u8,
+    pub(super) held: u16,
     /// The token of our observation, 0 when none is established.
     pub(super) observe_token: u64,
+    /// The token of our Observe-Composite, 0 when none is established.
+    pub(super) composite_token: u64,
     /// Our requests that timed out in a row; at [`super::ServerConfig::unresponsive_after`]
     /// the registration draws no more load until its next Update.
     pub(super) timeouts_in_row: u8,
@@ -291,6 +294,11 @@ impl Registration {
 
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// LWM2M CBOR (11544) came with LWM2M 1.2.
+    pub fn speaks_lwm2m_cbor(&self) -> bool {
+        self.version >= Version::V1_2
     }
 
     pub fn queue_mode(&self) -> bool {

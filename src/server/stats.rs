@@ -104,10 +104,17 @@ pub struct ServerStats {
     pub write: OperationStats,
     pub execute: OperationStats,
     pub discover: OperationStats,
-    /// Notifications for an observation of ours.
+    /// LWM2M 1.1 FETCH (with Observe 0) and iPATCH to the root.
+    pub read_composite: OperationStats,
+    pub observe_composite: OperationStats,
+    pub write_composite: OperationStats,
+    /// Notifications for an observation of ours (composite ones included).
     pub notifications: u64,
     /// Notifications with a token we do not know (answered RST).
     pub notifications_rejected: u64,
+    /// Sends (`POST /dp`) decoded and answered 2.04, and the values they carried.
+    pub sends: u64,
+    pub send_values: u64,
     pub queue: QueueStats,
     pub limits: LimitStats,
     /// What the socket loop around the server counted (zero for the sans-IO server alone).
@@ -196,6 +203,9 @@ impl fmt::Display for ServerStats {
             ("writes", &self.write),
             ("executes", &self.execute),
             ("discovers", &self.discover),
+            ("read-composites", &self.read_composite),
+            ("observe-composites", &self.observe_composite),
+            ("write-composites", &self.write_composite),
         ] {
             if op.sent > 0 {
                 write!(f, ", {name} {}/{} ok", op.ok, op.sent)?;
@@ -206,6 +216,9 @@ impl fmt::Display for ServerStats {
         }
         if self.notifications > 0 {
             write!(f, ", notifications {}", self.notifications)?;
+        }
+        if self.sends > 0 {
+            write!(f, ", sends {} ({} values)", self.sends, self.send_values)?;
         }
         if self.queue.held > 0 {
             write!(

@@ -93,6 +93,7 @@ impl Server {
             pending: 0,
             held: 0,
             observe_token: 0,
+            composite_token: 0,
             timeouts_in_row: 0,
             exchange: None,
         };

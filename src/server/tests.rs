@@ -614,3 +614,16 @@ fn registrations_stay_small() {
         "{per_registration} B per registration"
     );
 }
+
+#[test]
+fn write_composite_values_go_as_their_text_reads() {
+    use crate::model::Value;
+    assert_eq!(super::composite::typed("60"), Value::Integer(60));
+    assert_eq!(super::composite::typed("-2.5"), Value::Float(-2.5));
+    assert_eq!(super::composite::typed("true"), Value::Boolean(true));
+    assert_eq!(
+        super::composite::typed("+01:00"),
+        Value::String("+01:00".into())
+    );
+    assert_eq!(super::composite::typed("NaN"), Value::String("NaN".into()));
+}

@@ -31,8 +31,8 @@ pub struct App {
     rate_step: usize,
     /// `q` was pressed: clients are de-registering.
     pub quitting: bool,
-    /// How many request kinds the table shows: the first ones of [`REQUEST_KINDS`] (Bootstrap,
-    /// the last, only in runs that bootstrap).
+    /// How many request kinds the table shows: the first ones of [`REQUEST_KINDS`] (Bootstrap
+    /// and Send, the last two, only in runs that use them).
     pub kinds: usize,
 }
 
@@ -44,7 +44,7 @@ impl Default for App {
             paused: false,
             rate_step: RATE_NORMAL,
             quitting: false,
-            kinds: REQUEST_KINDS.len() - 1,
+            kinds: REQUEST_KINDS.len() - 2,
         }
     }
 }
@@ -184,11 +184,11 @@ mod tests {
         app.on_key(key(KeyCode::Up));
         assert_eq!(app.selected_kind(), RequestKind::Update);
         // A run that bootstraps has one more row to visit.
-        app.show_kinds(REQUEST_KINDS.len());
+        app.show_kinds(REQUEST_KINDS.len() - 1);
         app.on_key(key(KeyCode::Left));
         app.on_key(key(KeyCode::Left));
         assert_eq!(app.selected_kind(), RequestKind::Bootstrap);
-        app.show_kinds(REQUEST_KINDS.len() - 1);
+        app.show_kinds(REQUEST_KINDS.len() - 2);
         assert_eq!(
             app.selected_kind(),
             RequestKind::Register,

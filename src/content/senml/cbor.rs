@@ -105,7 +105,10 @@ pub(super) fn write(entries: Vec<Entry>) -> Result<Vec<u8>, ContentError> {
                 map.push((int(-2), Cbor::Text(bn)));
             }
             map.push((int(0), Cbor::Text(entry.n)));
-            map.push(match entry.value {
+            let Some(value) = entry.value else {
+                return Cbor::Map(map);
+            };
+            map.push(match value {
                 RawValue::Number(Number::Int(i)) => {
                     let value = i64::try_from(i)
                         .map(Cbor::from)

@@ -66,16 +66,17 @@ pub(super) fn write(entries: Vec<Entry>) -> Result<Vec<u8>, ContentError> {
             ..JsonRecord::default()
         };
         match entry.value {
-            RawValue::Number(n) => {
+            Some(RawValue::Number(n)) => {
                 record.v = Some(n.to_json().ok_or(ContentError::NotRepresentable {
                     format: ContentFormat::SenmlJson,
                     path: entry.path,
                 })?);
             }
-            RawValue::String(s) => record.vs = Some(s),
-            RawValue::Bool(b) => record.vb = Some(b),
-            RawValue::Data(d) => record.vd = Some(encode_base64url(&d)),
-            RawValue::Objlnk(s) => record.vlo = Some(s),
+            Some(RawValue::String(s)) => record.vs = Some(s),
+            Some(RawValue::Bool(b)) => record.vb = Some(b),
+            Some(RawValue::Data(d)) => record.vd = Some(encode_base64url(&d)),
+            Some(RawValue::Objlnk(s)) => record.vlo = Some(s),
+            None => {}
         }
         records.push(record);
     }

@@ -205,3 +205,25 @@ fn malformed_cbor() {
         );
     }
 }
+
+#[test]
+fn names_round_trip_in_both_formats() {
+    let paths = [
+        Path::resource(3303, 0, 5700),
+        Path::instance(3, 0),
+        Path::object(1),
+    ];
+    let json = encode_names(ContentFormat::SenmlJson, &paths).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&json).unwrap(),
+        r#"[{"n":"/3303/0/5700"},{"n":"/3/0"},{"n":"/1"}]"#
+    );
+    let cbor = encode_names(ContentFormat::SenmlCbor, &paths).unwrap();
+    // 0x83: an array of 3; each record a map of one pair, 0 (n) -> text.
+    assert_eq!(&cbor[..3], &[0x83, 0xA1, 0x00]);
+    for format in [ContentFormat::SenmlJson, ContentFormat::SenmlCbor] {
+        let bytes = encode_names(format, &paths).unwrap();
+        assert_eq!(decode_names(format, &bytes).unwrap(), paths);
+    }
+    assert!(encode_names(ContentFormat::Tlv, &paths).is_err());
+}

@@ -36,6 +36,22 @@ impl Device {
         self.write_as(path, records, mode, Writer::Server)
     }
 
+    /// A Write-Composite: each record replaces the value at its own path. All or nothing: when
+    /// one record is refused, none is kept.
+    pub fn write_composite(&mut self, records: Vec<Record>) -> Result<(), ModelError> {
+        let before = self.diff.clone();
+        for record in records {
+            let path = record.path;
+            if let Err(error) =
+                self.write_as(&path, vec![record], WriteMode::Replace, Writer::Server)
+            {
+                self.diff = before;
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
     /// A Bootstrap-Write (PUT) to `/o`, `/o/i` or `/o/i/r`: permissions do not apply, and an
     /// instance that does not exist is created (from the object's prototype) first. Nothing
     /// changes when a record is refused.
