@@ -96,7 +96,7 @@ impl CampaignArgs {
             },
             max_concurrent: self.campaign_max_concurrent,
             firmware,
-            version: version.as_str().into(),
+            version: Some(version.as_str().into()),
             timeout: self.campaign_timeout,
             block_size: self.campaign_block_size,
         });

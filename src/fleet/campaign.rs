@@ -70,8 +70,8 @@ fn campaign(raw: &RawCampaign, file: &str, at: &At) -> Result<CampaignConfig, Fl
             format!("{block_size}: 16, 32, 64, 128, 256, 512 or 1024"),
         ));
     }
-    let version = raw.version.trim();
-    if version.is_empty() {
+    let version = raw.version.as_deref().map(str::trim);
+    if version.is_some_and(str::is_empty) {
         return Err(at.err(
             "version",
             "the firmware version /3/0/3 reads after the update",
@@ -98,7 +98,7 @@ fn campaign(raw: &RawCampaign, file: &str, at: &At) -> Result<CampaignConfig, Fl
         }
         (None, Some(size)) => {
             let bytes = parse_size(size).map_err(|m| at.err("size", m))?;
-            let name = format!("firmware-{version}.bin");
+            let name = format!("firmware-{}.bin", version.unwrap_or("new"));
             if !Firmware::is_valid_name(&name) {
                 return Err(at.err("version", "letters, digits, '.', '-', '_' only"));
             }
@@ -117,7 +117,7 @@ fn campaign(raw: &RawCampaign, file: &str, at: &At) -> Result<CampaignConfig, Fl
         mode,
         max_concurrent: usize::try_from(raw.max_concurrent.unwrap_or(0)).unwrap_or(usize::MAX),
         firmware,
-        version: version.into(),
+        version: version.map(Into::into),
         timeout,
         block_size,
     })
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(c.max_concurrent, 10);
         assert_eq!(c.firmware.image().len(), 4096);
         assert_eq!(c.firmware.name(), "firmware-2.0.bin");
-        assert_eq!(&*c.version, "2.0");
+        assert_eq!(c.version.as_deref(), Some("2.0"));
     }
 
     #[test]

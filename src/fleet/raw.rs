@@ -32,7 +32,7 @@ pub(super) struct RawCampaign {
     pub max_concurrent: Option<u64>,
     pub image: Option<String>,
     pub size: Option<String>,
-    pub version: String,
+    pub version: Option<String>,
     pub timeout: Option<String>,
     pub block_size: Option<u16>,
 }

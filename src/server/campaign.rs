@@ -44,8 +44,8 @@ pub struct CampaignConfig {
     /// Devices downloading at once at most (0: no limit).
     pub max_concurrent: usize,
     pub firmware: Firmware,
-    /// What `/3/0/3` must read after the update.
-    pub version: Box<str>,
+    /// What `/3/0/3` must read after the update; `None`: any version, with Update Result 1.
+    pub version: Option<Box<str>>,
     /// No progress for this long fails the device as `timeout`.
     pub timeout: Duration,
     /// Block size of a push (16..=1024).
@@ -607,7 +607,8 @@ impl Server {
             },
             Phase::ReadVersion => {
                 let version = std::str::from_utf8(&answer.payload).unwrap_or("").trim();
-                if version == &*self.config.campaigns[campaign].version {
+                let expected = self.config.campaigns[campaign].version.as_deref();
+                if expected.is_none_or(|expected| version == expected) {
                     device.phase = Phase::Updated;
                     let took = now.saturating_since(device.executed_at);
                     self.stats.campaign.updated += 1;
