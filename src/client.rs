@@ -8,6 +8,7 @@
 mod bootstrap;
 mod config;
 mod events;
+mod firmware;
 mod observe;
 mod operations;
 mod registration;
@@ -38,6 +39,10 @@ pub use events::{
     REQUEST_KINDS, RequestKind, RequestOutcome, RequestRecord, operation_index, operation_name,
     request_index, request_name, state_index, state_name,
 };
+pub use firmware::{
+    Delivery, FIRMWARE_FAILURES, FirmwareConfig, FirmwareFailure, FirmwareFailures, FirmwareRecord,
+    FirmwareStep,
+};
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
@@ -53,6 +58,8 @@ enum Outgoing {
     Update,
     Deregister,
     Notify(Token),
+    /// The next Block2 GET of a firmware package.
+    Download,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +89,8 @@ enum Deferred {
     Bootstrapped,
     /// Bootstrap-Request Trigger (`/1/x/9`).
     Bootstrap,
+    /// Execute on Firmware Update (`/5/0/2`): offline for the update time.
+    FirmwareUpdate,
 }
 
 /// One simulated LWM2M client.
@@ -112,6 +121,8 @@ pub struct Client {
     last_con_notification: Instant,
     /// A block-wise Write being assembled.
     block1: Option<Box<crate::coap::block::Block1Receiver>>,
+    /// A firmware download or update under way (object 5).
+    firmware: Option<Box<firmware::Transfer>>,
     events: VecDeque<Event>,
     /// DTLS credentials and session; `None` for plain CoAP.
     secure: Option<Box<Secure>>,
@@ -158,6 +169,7 @@ impl Client {
             awake_until: None,
             last_con_notification: Instant::ZERO,
             block1: None,
+            firmware: None,
             events: VecDeque::new(),
             secure: None,
             bootstrap: None,
@@ -352,6 +364,7 @@ impl Client {
         }
         self.check_observations(now);
         self.expire_block1(now);
+        self.firmware_timeout(now);
         self.maybe_sleep(now);
         self.flush(now);
     }
@@ -398,6 +411,7 @@ impl Client {
             self.bootstrap_deadline(),
             self.stream_timeout(),
             self.block1_deadline(),
+            self.firmware_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -427,6 +441,7 @@ impl Client {
                 .block1
                 .as_ref()
                 .map_or(0, |b| size_of_val(&**b) + b.heap_bytes())
+            + self.firmware.as_ref().map_or(0, |f| f.heap_bytes())
             + self.coap.heap_bytes()
             + self.device.heap_bytes()
             + self.secure.as_ref().map_or(0, |s| s.heap_bytes())
@@ -466,6 +481,7 @@ impl Client {
                 Outgoing::Update => self.send_update(now, next.intended),
                 Outgoing::Deregister => self.send_deregister(now, next.intended),
                 Outgoing::Notify(token) => self.send_notification(now, token, next.intended),
+                Outgoing::Download => self.send_download(now, next.intended),
             }
             self.touch(now);
         }
@@ -523,6 +539,7 @@ impl Client {
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify => {}
             RequestKind::Bootstrap => self.on_bootstrap_answer(now, code),
+            RequestKind::Download => self.on_download_answer(now, code, packet),
         }
     }
 
@@ -574,6 +591,7 @@ impl Client {
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify => self.cancel_observation(token),
             RequestKind::Bootstrap => self.on_bootstrap_request_failed(now),
+            RequestKind::Download => self.on_download_failed(now),
         }
     }
 
@@ -601,6 +619,7 @@ impl Client {
                     self.on_notification_done(token, RequestOutcome::Aborted);
                     RequestKind::Notify
                 }
+                Outgoing::Download => RequestKind::Download,
             };
             self.record_unsent(kind, queued.intended, now);
         }
@@ -643,6 +662,7 @@ impl Client {
 
     /// Drops the session: registration, observations and exchanges are gone.
     fn go_offline(&mut self, now: Instant, state: ClientState) {
+        self.firmware_offline(now);
         self.abort_bootstrap(now);
         self.abort_queued(now);
         self.abort_in_flight(now);
@@ -688,6 +708,7 @@ impl Client {
             Deferred::Bootstrap => {
                 self.bootstrap_again(now);
             }
+            Deferred::FirmwareUpdate => self.apply_firmware(now),
             Deferred::Disable => {
                 let timeout = self.disable_timeout();
                 self.update_at = None;

@@ -163,6 +163,8 @@ pub struct ClientConfig {
     pub block1_idle_timeout: Duration,
     /// Observations one client keeps; an Observe past it is answered 5.03.
     pub max_observations: usize,
+    /// Firmware Update (object 5): update time, package limit, download rate, failures.
+    pub firmware: super::FirmwareConfig,
 }
 
 /// 64 blocks of 1024 bytes: far more than any object instance a template writes, a fraction of
@@ -201,6 +203,7 @@ impl Default for ClientConfig {
             block1_max_body: DEFAULT_BLOCK1_MAX_BODY,
             block1_idle_timeout: DEFAULT_BLOCK1_IDLE_TIMEOUT,
             max_observations: DEFAULT_MAX_OBSERVATIONS,
+            firmware: super::FirmwareConfig::default(),
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum RequestKind {
     Notify,
     /// The Bootstrap-Request (`POST /bs`).
     Bootstrap,
+    /// A Block2 GET of a firmware package from its Package URI (`/5/0/1`).
+    Download,
 }
 
 /// How a client-initiated request ended.
@@ -153,15 +155,18 @@ pub enum Event {
     Connection(ConnectionRecord),
     /// TCP/TLS: an open connection was lost; a registered client registers again on a new one.
     ConnectionLost(ConnectionFailure),
+    /// Firmware Update (object 5): a download started, ended, or an update ended.
+    Firmware(super::FirmwareRecord),
 }
 
 /// Every request kind, in the order metrics, reports and the dashboard list them.
-pub const REQUEST_KINDS: [RequestKind; 5] = [
+pub const REQUEST_KINDS: [RequestKind; 6] = [
     RequestKind::Register,
     RequestKind::Update,
     RequestKind::Deregister,
     RequestKind::Notify,
     RequestKind::Bootstrap,
+    RequestKind::Download,
 ];
 
 /// Every client state, in listing order.
@@ -200,6 +205,7 @@ pub fn request_name(kind: RequestKind) -> &'static str {
         RequestKind::Deregister => "deregister",
         RequestKind::Notify => "notify",
         RequestKind::Bootstrap => "bootstrap",
+        RequestKind::Download => "download",
     }
 }
 

@@ -109,6 +109,7 @@ impl Client {
         self.observations.clear();
         self.set_state(ClientState::Registered);
         self.schedule_update(now);
+        self.firmware_registered(now);
     }
 
     pub(super) fn on_update_answer(&mut self, now: Instant, code: u8) {
