@@ -20,6 +20,7 @@ use lwm2m_swarm::client::{
 use lwm2m_swarm::coap::block::{self as blocks, BlockValue};
 use lwm2m_swarm::metrics::Recorder;
 use lwm2m_swarm::model::Device;
+use lwm2m_swarm::report::schema::{Report, RunConfig};
 use sha2::{Digest, Sha256};
 use sim::{Sim, uint_option, uri_path};
 
@@ -367,6 +368,28 @@ fn pull_completes_under_twenty_percent_loss() {
     assert_eq!(snapshot.firmware.started, 1);
     assert_eq!(snapshot.firmware.downloaded, 1);
     assert_eq!(snapshot.firmware.download_time.len(), 1);
+
+    // The summary, the JSON report and back.
+    let summary = snapshot.to_string();
+    assert!(
+        summary.contains("firmware: started 1, downloaded 1, updated 0, failed 0; download p50"),
+        "{summary}"
+    );
+    let report = Report::new(RunConfig::default(), &snapshot, Vec::new(), Vec::new());
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["firmware"]["started"], 1);
+    assert_eq!(json["firmware"]["downloaded"], 1);
+    assert_eq!(json["firmware"]["download_time_us"]["count"], 1);
+    assert_eq!(json["requests"]["download"]["sent"], sent as u64);
+    let back = Report::from_json(&report.to_json())
+        .unwrap()
+        .to_snapshot()
+        .unwrap();
+    assert_eq!(back.firmware.downloaded, 1);
+    assert_eq!(
+        back.firmware.download_time.max(),
+        snapshot.firmware.download_time.max()
+    );
     assert!(
         records
             .iter()

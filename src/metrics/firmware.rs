@@ -4,7 +4,14 @@
 use hdrhistogram::Histogram;
 
 use super::handshake::count;
-use super::{latency_histogram, micros};
+use super::micros;
+
+/// Downloads over NB-IoT take minutes, updates as long as a template says: up to a day, at 1%.
+pub const FIRMWARE_TIME_MAX_US: u64 = 24 * 3600 * 1_000_000;
+
+fn time_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, FIRMWARE_TIME_MAX_US, 2).expect("static bounds are valid")
+}
 use crate::client::{FirmwareRecord, FirmwareStep};
 
 /// Every download that starts ends `downloaded` or failed; every update (Execute) ends
@@ -16,7 +23,7 @@ pub struct FirmwareStats {
     pub updated: u64,
     /// Failures by reason (`integrity`, `out-of-storage`, `connection-lost`...), with counts.
     pub failed: Vec<(String, u64)>,
-    /// From a download's start to its last byte (µs).
+    /// From a download's start to its last byte (µs, up to [`FIRMWARE_TIME_MAX_US`]).
     pub download_time: Histogram<u64>,
     /// From the Execute to the Register with the new version answered (µs).
     pub update_time: Histogram<u64>,
@@ -29,8 +36,8 @@ impl Default for FirmwareStats {
             downloaded: 0,
             updated: 0,
             failed: Vec::new(),
-            download_time: latency_histogram(),
-            update_time: latency_histogram(),
+            download_time: time_histogram(),
+            update_time: time_histogram(),
         }
     }
 }
