@@ -28,6 +28,7 @@ use ratatui::{Frame, Terminal};
 pub use app::{Action, App};
 pub use history::{History, Sample};
 
+use crate::client::request_index;
 use crate::metrics::Snapshot;
 
 /// Redraw at least this often: 5 frames a second.
@@ -108,7 +109,9 @@ pub fn drive<B: Backend>(
         let now = Instant::now();
         if now >= next_draw {
             history.push(fleet.snapshot());
-            app.show_kinds(history.latest().kinds_used().count());
+            // The table shows a prefix of the kinds: up to the last one the run used.
+            let used = history.latest().kinds_used().map(|k| request_index(k) + 1);
+            app.show_kinds(used.max().unwrap_or(app::STEADY_KINDS));
             terminal.draw(|frame| app.draw(frame, info, &history))?;
             next_draw = now + TICK;
         }
