@@ -730,8 +730,11 @@ impl Client {
     /// When the radio may go off: past the awake window, and only once nothing is queued or in
     /// flight (until then the window's end is no deadline: it would be due again at once).
     fn sleep_deadline(&self) -> Option<Instant> {
-        let idle =
-            self.queue.is_empty() && self.in_flight.is_empty() && self.coap.can_send_confirmable();
+        // A firmware download keeps the radio on between its paced GETs.
+        let idle = self.queue.is_empty()
+            && self.in_flight.is_empty()
+            && self.coap.can_send_confirmable()
+            && !self.firmware_downloading();
         if self.state != ClientState::Registered || !idle {
             return None;
         }

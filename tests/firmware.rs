@@ -329,6 +329,48 @@ fn pull_downloads_with_block2_paced_to_the_rate() {
 }
 
 #[test]
+fn pull_from_a_second_endpoint_keeps_a_queue_mode_client_awake() {
+    let mut sim = registered(
+        ClientConfig {
+            queue_mode: true,
+            awake_window: Duration::from_secs(5),
+            ..config(FirmwareConfig {
+                download_rate: Some(100),
+                ..FirmwareConfig::default()
+            })
+        },
+        9,
+    );
+    let file_server = sim::addr(5690);
+    sim.server.sockets.push(file_server);
+    sim.server.files.push((IMAGE_PATH.into(), image(4 * 1024)));
+    let uri = format!("coap://{file_server}{IMAGE_PATH}");
+    assert_eq!(write_uri(&mut sim, &uri), ResponseType::Changed);
+    // 10 s between GETs at 100 B/s, twice the awake window.
+    sim.run_for(Duration::from_secs(40));
+    let gets = sim.server.requests_named(RequestType::Get, IMAGE_PATH);
+    assert_eq!(gets.len(), 4);
+    let reached: Vec<_> = sim
+        .server
+        .requests
+        .iter()
+        .filter(|r| r.path == IMAGE_PATH)
+        .map(|r| r.to)
+        .collect();
+    assert_eq!(reached, vec![file_server; 4]);
+    assert_eq!(
+        firmware_steps(&sim).last(),
+        Some(&FirmwareStep::Downloaded { bytes: 4 * 1024 })
+    );
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(
+        sim.client.state(),
+        ClientState::Sleeping,
+        "asleep once done"
+    );
+}
+
+#[test]
 fn pull_completes_under_twenty_percent_loss() {
     let mut sim = registered(config(FirmwareConfig::default()), 5);
     let body = image(64 * 1024);

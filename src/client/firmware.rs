@@ -683,6 +683,13 @@ impl Client {
         }));
     }
 
+    /// Whether a pull download is under way (it keeps a queue-mode client awake).
+    pub(super) fn firmware_downloading(&self) -> bool {
+        self.firmware
+            .as_deref()
+            .is_some_and(|t| matches!(t.phase, Phase::Pull { .. }))
+    }
+
     /// Going offline other than to update: a download under way is lost (Result 4).
     pub(super) fn firmware_offline(&mut self, now: Instant) {
         if self
