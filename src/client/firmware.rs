@@ -28,6 +28,9 @@ const RESULT_SUCCESS: i64 = 1;
 /// A Block2 GET that timed out is asked again this many times before the download is lost.
 const DOWNLOAD_RETRIES: u8 = 4;
 
+/// Where a package of unannounced size (no Size1 or Size2) fails part-way.
+const UNANNOUNCED_SIZE: u64 = 256 * 1024;
+
 /// Between the 2.04 to Execute and going offline: time for the Updating notification to leave.
 const UPDATE_NOTIFY_GRACE: Duration = Duration::from_secs(1);
 
@@ -159,10 +162,11 @@ pub struct FirmwareRecord {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fate {
     Succeeds,
-    /// Fails once this many bytes have arrived (or at the end, for an integrity failure).
+    /// Fails once this share of the package has arrived (of its announced size, or of
+    /// [`UNANNOUNCED_SIZE`]; at its end at the latest), or at the end for an integrity failure.
     FailsDownload {
         failure: FirmwareFailure,
-        after: u64,
+        part: f64,
     },
     UpdateFails,
 }
@@ -200,6 +204,8 @@ pub(super) struct Transfer {
     phase: Phase,
     started: Instant,
     bytes: u64,
+    /// The size Size1 or Size2 announced.
+    size: Option<u64>,
     hasher: Sha256,
     fate: Fate,
 }
@@ -467,6 +473,7 @@ impl Client {
             phase,
             started: now,
             bytes: 0,
+            size: None,
             hasher: Sha256::new(),
             fate,
         }));
@@ -482,27 +489,25 @@ impl Client {
         let shares = self.config.firmware.failures;
         let roll: f64 = self.rng.random();
         let part: f64 = self.rng.random();
-        // Part-way: somewhere in the first 256 KiB, where any package has bytes left.
-        let after = (part * 256.0 * 1024.0) as u64;
         let mut bound = shares.integrity;
         if roll < bound {
             return Fate::FailsDownload {
                 failure: FirmwareFailure::Integrity,
-                after: u64::MAX,
+                part: 1.0,
             };
         }
         bound += shares.storage;
         if roll < bound {
             return Fate::FailsDownload {
                 failure: FirmwareFailure::OutOfStorage,
-                after,
+                part,
             };
         }
         bound += shares.connection;
         if roll < bound {
             return Fate::FailsDownload {
                 failure: FirmwareFailure::ConnectionLost,
-                after,
+                part,
             };
         }
         bound += shares.update;
@@ -525,12 +530,15 @@ impl Client {
         };
         transfer.bytes += bytes.len() as u64;
         transfer.hasher.update(bytes);
-        if transfer.bytes > limit || announced.is_some_and(|size| size > limit) {
+        transfer.size = transfer.size.or(announced);
+        if transfer.bytes > limit || transfer.size.is_some_and(|size| size > limit) {
             return Err(FirmwareFailure::OutOfStorage);
         }
         match transfer.fate {
-            Fate::FailsDownload { failure, after }
-                if failure != FirmwareFailure::Integrity && transfer.bytes > after =>
+            Fate::FailsDownload { failure, part }
+                if failure != FirmwareFailure::Integrity
+                    && transfer.bytes as f64
+                        > part * transfer.size.unwrap_or(UNANNOUNCED_SIZE) as f64 =>
             {
                 Err(failure)
             }
@@ -538,17 +546,14 @@ impl Client {
         }
     }
 
-    /// The last byte arrived: State 2, or the integrity check fails (State 0, Result 5).
+    /// The last byte arrived: State 2, or the integrity check fails (State 0, Result 5), or a
+    /// failure meant for past the end of a package shorter than foreseen happens now.
     fn finish_download(&mut self, now: Instant) {
         let Some(transfer) = self.firmware.as_deref_mut() else {
             return;
         };
-        if let Fate::FailsDownload {
-            failure: FirmwareFailure::Integrity,
-            ..
-        } = transfer.fate
-        {
-            self.fail_download(now, FirmwareFailure::Integrity);
+        if let Fate::FailsDownload { failure, .. } = transfer.fate {
+            self.fail_download(now, failure);
             return;
         }
         let digest = std::mem::take(&mut transfer.hasher).finalize();
