@@ -229,6 +229,7 @@ impl Client {
         self.end_lingering();
         match self.state {
             ClientState::Registered | ClientState::Sleeping => {
+                self.firmware_offline(now, true);
                 self.abort_queued(now);
                 self.abort_notifications(now);
                 self.update_at = None;
@@ -662,7 +663,7 @@ impl Client {
 
     /// Drops the session: registration, observations and exchanges are gone.
     fn go_offline(&mut self, now: Instant, state: ClientState) {
-        self.firmware_offline(now);
+        self.firmware_offline(now, state == ClientState::Stopped);
         self.abort_bootstrap(now);
         self.abort_queued(now);
         self.abort_in_flight(now);

@@ -371,6 +371,47 @@ fn pull_from_a_second_endpoint_keeps_a_queue_mode_client_awake() {
 }
 
 #[test]
+fn a_stop_mid_download_ends_it_aborted_and_the_client_deregisters() {
+    let mut sim = registered(
+        config(FirmwareConfig {
+            download_rate: Some(1024),
+            ..FirmwareConfig::default()
+        }),
+        10,
+    );
+    sim.server.files.push((IMAGE_PATH.into(), image(64 * 1024)));
+    let uri = format!("coap://{}{IMAGE_PATH}", sim.server.address);
+    write_uri(&mut sim, &uri);
+    sim.run_for(Duration::from_millis(5_500));
+    let now = sim.now;
+    sim.client.stop(now);
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.client.state(), ClientState::Stopped);
+    assert_eq!(
+        firmware_steps(&sim),
+        [
+            FirmwareStep::Started(Delivery::Pull),
+            FirmwareStep::Failed(FirmwareFailure::Aborted)
+        ]
+    );
+    let gets = sim
+        .server
+        .requests_named(RequestType::Get, IMAGE_PATH)
+        .len();
+    assert!((5..=7).contains(&gets), "{gets} GETs in 5.5 s at 1024 B/s");
+    let mut recorder = Recorder::new();
+    for (_, event) in &sim.events {
+        recorder.event(event);
+    }
+    accounting::assert_accounted(&recorder.snapshot(Duration::from_secs(20)));
+    assert_eq!(
+        sim.server.requests_named(RequestType::Delete, "/rd").len(),
+        1,
+        "de-registered"
+    );
+}
+
+#[test]
 fn pull_completes_under_twenty_percent_loss() {
     let mut sim = registered(config(FirmwareConfig::default()), 5);
     let body = image(64 * 1024);

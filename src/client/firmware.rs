@@ -89,16 +89,19 @@ pub enum FirmwareFailure {
     UpdateFailed,
     /// 9: a scheme this client does not download over (see docs/fleet-reference.md).
     UnsupportedProtocol,
+    /// The client stopped mid-download (the run ended): Update Result 4, counted apart.
+    Aborted,
 }
 
 /// Every failure reason, in listing order.
-pub const FIRMWARE_FAILURES: [FirmwareFailure; 6] = [
+pub const FIRMWARE_FAILURES: [FirmwareFailure; 7] = [
     FirmwareFailure::OutOfStorage,
     FirmwareFailure::ConnectionLost,
     FirmwareFailure::Integrity,
     FirmwareFailure::InvalidUri,
     FirmwareFailure::UpdateFailed,
     FirmwareFailure::UnsupportedProtocol,
+    FirmwareFailure::Aborted,
 ];
 
 impl FirmwareFailure {
@@ -106,7 +109,7 @@ impl FirmwareFailure {
     pub fn update_result(self) -> i64 {
         match self {
             FirmwareFailure::OutOfStorage => 2,
-            FirmwareFailure::ConnectionLost => 4,
+            FirmwareFailure::ConnectionLost | FirmwareFailure::Aborted => 4,
             FirmwareFailure::Integrity => 5,
             FirmwareFailure::InvalidUri => 7,
             FirmwareFailure::UpdateFailed => 8,
@@ -123,6 +126,7 @@ impl FirmwareFailure {
             FirmwareFailure::InvalidUri => "invalid-uri",
             FirmwareFailure::UpdateFailed => "update-failed",
             FirmwareFailure::UnsupportedProtocol => "unsupported-protocol",
+            FirmwareFailure::Aborted => "aborted",
         }
     }
 }
@@ -695,14 +699,20 @@ impl Client {
             .is_some_and(|t| matches!(t.phase, Phase::Pull { .. }))
     }
 
-    /// Going offline other than to update: a download under way is lost (Result 4).
-    pub(super) fn firmware_offline(&mut self, now: Instant) {
+    /// Going offline other than to update: a download under way is lost (Result 4), counted
+    /// as `aborted` when the client stops.
+    pub(super) fn firmware_offline(&mut self, now: Instant, stopping: bool) {
         if self
             .firmware
             .as_deref()
             .is_some_and(|t| matches!(t.phase, Phase::Push { .. } | Phase::Pull { .. }))
         {
-            self.fail_download(now, FirmwareFailure::ConnectionLost);
+            let failure = if stopping {
+                FirmwareFailure::Aborted
+            } else {
+                FirmwareFailure::ConnectionLost
+            };
+            self.fail_download(now, failure);
         }
     }
 
