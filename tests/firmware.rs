@@ -584,6 +584,24 @@ fn unusable_package_uris_end_with_results_7_and_9() {
         assert_eq!(read_int(&mut sim, "/5/0/3"), 0, "{uri}");
         assert_eq!(read_int(&mut sim, "/5/0/5"), result, "{uri}");
     }
+    // A new URI while a download is under way breaks the first one off.
+    sim.server.files.push((IMAGE_PATH.into(), image(8 * 1024)));
+    let uri = format!("coap://{}{IMAGE_PATH}", sim.server.address);
+    write_uri(&mut sim, &uri);
+    assert_eq!(read_int(&mut sim, "/5/0/3"), 1);
+    write_uri(&mut sim, &uri);
+    sim.run_for(SECOND);
+    assert_eq!(read_int(&mut sim, "/5/0/3"), 2);
+    let steps = firmware_steps(&sim);
+    assert_eq!(
+        steps[steps.len() - 4..],
+        [
+            FirmwareStep::Started(Delivery::Pull),
+            FirmwareStep::Failed(FirmwareFailure::ConnectionLost),
+            FirmwareStep::Started(Delivery::Pull),
+            FirmwareStep::Downloaded { bytes: 8 * 1024 },
+        ]
+    );
     // A URI naming nothing on the server: 4.04, Result 7.
     let uri = format!("coap://{}/fw/missing.bin", sim.server.address);
     write_uri(&mut sim, &uri);

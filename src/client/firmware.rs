@@ -460,18 +460,10 @@ impl Client {
     }
 
     /// Starts an attempt: State 1, Result 0, the seed's fate drawn.
+    /// A download under way is broken off first (a new package or URI replaces it), so every
+    /// download started ends once.
     fn begin_download(&mut self, now: Instant, phase: Phase, delivery: Delivery) {
-        if let Some(Transfer {
-            phase: Phase::Pull {
-                token: Some(token), ..
-            },
-            ..
-        }) = self.firmware.as_deref()
-        {
-            let token = *token;
-            self.coap.give_up(token);
-            self.complete(now, token, super::RequestOutcome::Aborted);
-        }
+        self.firmware_offline(now, false);
         let fate = self.draw_fate();
         self.firmware = Some(Box::new(Transfer {
             phase,
