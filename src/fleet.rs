@@ -7,6 +7,7 @@ mod build;
 mod credentials;
 mod device;
 mod duration;
+mod firmware;
 mod network;
 mod plan;
 mod raw;
