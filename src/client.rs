@@ -9,6 +9,7 @@ mod bootstrap;
 mod composite;
 mod config;
 mod events;
+mod firmware;
 mod observe;
 mod operations;
 mod registration;
@@ -40,6 +41,10 @@ pub use events::{
     REQUEST_KINDS, RequestKind, RequestOutcome, RequestRecord, operation_index, operation_name,
     request_index, request_name, state_index, state_name,
 };
+pub use firmware::{
+    Delivery, FIRMWARE_FAILURES, FirmwareConfig, FirmwareFailure, FirmwareFailures, FirmwareRecord,
+    FirmwareStep,
+};
 use observe::{Attributes, Observation};
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
@@ -57,6 +62,8 @@ enum Outgoing {
     Deregister,
     Notify(Token),
     Send,
+    /// The next Block2 GET of a firmware package.
+    Download,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +93,8 @@ enum Deferred {
     Bootstrapped,
     /// Bootstrap-Request Trigger (`/1/x/9`).
     Bootstrap,
+    /// Execute on Firmware Update (`/5/0/2`): offline for the update time.
+    FirmwareUpdate,
 }
 
 /// One simulated LWM2M client.
@@ -120,6 +129,8 @@ pub struct Client {
     last_con_notification: Instant,
     /// A block-wise Write being assembled.
     block1: Option<Box<crate::coap::block::Block1Receiver>>,
+    /// A firmware download or update under way (object 5).
+    firmware: Option<Box<firmware::Transfer>>,
     events: VecDeque<Event>,
     /// DTLS credentials and session; `None` for plain CoAP.
     secure: Option<Box<Secure>>,
@@ -168,6 +179,7 @@ impl Client {
             awake_until: None,
             last_con_notification: Instant::ZERO,
             block1: None,
+            firmware: None,
             events: VecDeque::new(),
             secure: None,
             bootstrap: None,
@@ -227,6 +239,7 @@ impl Client {
         self.end_lingering();
         match self.state {
             ClientState::Registered | ClientState::Sleeping => {
+                self.firmware_offline(now, true);
                 self.abort_queued(now);
                 self.abort_notifications(now);
                 self.update_at = None;
@@ -366,6 +379,7 @@ impl Client {
         }
         self.check_observations(now);
         self.expire_block1(now);
+        self.firmware_timeout(now);
         self.maybe_sleep(now);
         self.flush(now);
     }
@@ -413,6 +427,7 @@ impl Client {
             self.bootstrap_deadline(),
             self.stream_timeout(),
             self.block1_deadline(),
+            self.firmware_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -443,6 +458,7 @@ impl Client {
                 .block1
                 .as_ref()
                 .map_or(0, |b| size_of_val(&**b) + b.heap_bytes())
+            + self.firmware.as_ref().map_or(0, |f| f.heap_bytes())
             + self.coap.heap_bytes()
             + self.device.heap_bytes()
             + self.secure.as_ref().map_or(0, |s| s.heap_bytes())
@@ -483,6 +499,7 @@ impl Client {
                 Outgoing::Deregister => self.send_deregister(now, next.intended),
                 Outgoing::Notify(token) => self.send_notification(now, token, next.intended),
                 Outgoing::Send => self.send_data(now, next.intended),
+                Outgoing::Download => self.send_download(now, next.intended),
             }
             self.touch(now);
         }
@@ -540,6 +557,7 @@ impl Client {
             RequestKind::Deregister => self.on_deregister_answer(now),
             RequestKind::Notify | RequestKind::Send => {}
             RequestKind::Bootstrap => self.on_bootstrap_answer(now, code),
+            RequestKind::Download => self.on_download_answer(now, code, packet),
         }
     }
 
@@ -593,6 +611,7 @@ impl Client {
             RequestKind::Bootstrap => self.on_bootstrap_request_failed(now),
             // A lost Send is not retried: the next one carries fresher values.
             RequestKind::Send => {}
+            RequestKind::Download => self.on_download_failed(now),
         }
     }
 
@@ -621,6 +640,7 @@ impl Client {
                     RequestKind::Notify
                 }
                 Outgoing::Send => RequestKind::Send,
+                Outgoing::Download => RequestKind::Download,
             };
             self.record_unsent(kind, queued.intended, now);
         }
@@ -663,6 +683,7 @@ impl Client {
 
     /// Drops the session: registration, observations and exchanges are gone.
     fn go_offline(&mut self, now: Instant, state: ClientState) {
+        self.firmware_offline(now, state == ClientState::Stopped);
         self.abort_bootstrap(now);
         self.abort_queued(now);
         self.abort_in_flight(now);
@@ -709,6 +730,7 @@ impl Client {
             Deferred::Bootstrap => {
                 self.bootstrap_again(now);
             }
+            Deferred::FirmwareUpdate => self.apply_firmware(now),
             Deferred::Disable => {
                 let timeout = self.disable_timeout();
                 self.update_at = None;
@@ -730,8 +752,11 @@ impl Client {
     /// When the radio may go off: past the awake window, and only once nothing is queued or in
     /// flight (until then the window's end is no deadline: it would be due again at once).
     fn sleep_deadline(&self) -> Option<Instant> {
-        let idle =
-            self.queue.is_empty() && self.in_flight.is_empty() && self.coap.can_send_confirmable();
+        // A firmware download keeps the radio on between its paced GETs.
+        let idle = self.queue.is_empty()
+            && self.in_flight.is_empty()
+            && self.coap.can_send_confirmable()
+            && !self.firmware_downloading();
         if self.state != ClientState::Registered || !idle {
             return None;
         }

@@ -8,6 +8,7 @@ mod campaign;
 mod credentials;
 mod device;
 mod duration;
+mod firmware;
 mod network;
 mod plan;
 mod raw;

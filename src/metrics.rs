@@ -6,11 +6,13 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 mod bootstrap;
+mod firmware;
 mod handshake;
 mod recorder;
 mod snapshot;
 
 pub use bootstrap::BootstrapStats;
+pub use firmware::FirmwareStats;
 pub use handshake::HandshakeStats;
 pub use recorder::Recorder;
 pub use snapshot::{RequestStats, ServerOperationStats, Snapshot, TrafficStats};

@@ -109,9 +109,9 @@ pub fn drive<B: Backend>(
         let now = Instant::now();
         if now >= next_draw {
             history.push(fleet.snapshot());
-            // Rows up to the last kind in use (Bootstrap and Send come last, shown when used).
-            let shown = history.latest().kinds_used().map(request_index).max();
-            app.show_kinds(shown.map_or(1, |i| i + 1));
+            // The table shows a prefix of the kinds: up to the last one the run used.
+            let used = history.latest().kinds_used().map(|k| request_index(k) + 1);
+            app.show_kinds(used.max().unwrap_or(app::STEADY_KINDS));
             terminal.draw(|frame| app.draw(frame, info, &history))?;
             next_draw = now + TICK;
         }

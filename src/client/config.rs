@@ -165,6 +165,8 @@ pub struct ClientConfig {
     pub max_observations: usize,
     /// Send (`POST /dp`) the values of some paths periodically; LWM2M 1.1 and later.
     pub send: Option<super::SendConfig>,
+    /// Firmware Update (object 5): update time, package limit, download rate, failures.
+    pub firmware: super::FirmwareConfig,
 }
 
 /// 64 blocks of 1024 bytes: far more than any object instance a template writes, a fraction of
@@ -204,6 +206,7 @@ impl Default for ClientConfig {
             block1_idle_timeout: DEFAULT_BLOCK1_IDLE_TIMEOUT,
             max_observations: DEFAULT_MAX_OBSERVATIONS,
             send: None,
+            firmware: super::FirmwareConfig::default(),
         }
     }
 }

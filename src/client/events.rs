@@ -40,6 +40,8 @@ pub enum RequestKind {
     Bootstrap,
     /// Send (`POST /dp`, LWM2M 1.1).
     Send,
+    /// A Block2 GET of a firmware package from its Package URI (`/5/0/1`).
+    Download,
 }
 
 /// How a client-initiated request ended.
@@ -162,16 +164,19 @@ pub enum Event {
     Connection(ConnectionRecord),
     /// TCP/TLS: an open connection was lost; a registered client registers again on a new one.
     ConnectionLost(ConnectionFailure),
+    /// Firmware Update (object 5): a download started, ended, or an update ended.
+    Firmware(super::FirmwareRecord),
 }
 
 /// Every request kind, in the order metrics, reports and the dashboard list them.
-pub const REQUEST_KINDS: [RequestKind; 6] = [
+pub const REQUEST_KINDS: [RequestKind; 7] = [
     RequestKind::Register,
     RequestKind::Update,
     RequestKind::Deregister,
     RequestKind::Notify,
     RequestKind::Bootstrap,
     RequestKind::Send,
+    RequestKind::Download,
 ];
 
 /// Every client state, in listing order.
@@ -214,6 +219,7 @@ pub fn request_name(kind: RequestKind) -> &'static str {
         RequestKind::Notify => "notify",
         RequestKind::Bootstrap => "bootstrap",
         RequestKind::Send => "send",
+        RequestKind::Download => "download",
     }
 }
 

@@ -56,6 +56,20 @@ impl Answer {
     }
 }
 
+impl Answer {
+    pub(super) fn code_value(&self) -> ResponseType {
+        self.code
+    }
+
+    pub(super) fn block1_value(&self) -> Option<block::BlockValue> {
+        self.block1
+    }
+
+    pub(super) fn set_block1(&mut self, value: block::BlockValue) {
+        self.block1 = Some(value);
+    }
+}
+
 impl From<ModelError> for Answer {
     fn from(error: ModelError) -> Self {
         Answer::code(match error {
@@ -70,6 +84,10 @@ impl Client {
     /// Answers one server request from `from` (there) and records it. Block-wise Writes are
     /// assembled first; each block is answered at its own source.
     pub(super) fn on_request(&mut self, now: Instant, from: SocketAddr, request: &Packet) {
+        if self.is_package_write(request) {
+            self.on_package_write(now, from, request);
+            return;
+        }
         let assembled;
         let (request, block1_echo) = match block::block1(request) {
             Ok(None) => (request, None),
@@ -386,10 +404,15 @@ impl Client {
             Ok(records) => records,
             Err(answer) => return answer,
         };
+        let package_uri = Path::resource(5, 0, 1);
+        let sets_package_uri = records.iter().any(|r| r.path == package_uri);
         if let Err(error) = self.device.write(path, records, mode) {
             return error.into();
         }
         self.after_server_write(now, path);
+        if sets_package_uri {
+            self.on_package_uri(now);
+        }
         Answer::code(ResponseType::Changed)
     }
 
@@ -457,7 +480,7 @@ impl Client {
     }
 
     /// New attributes apply to observations at, above or below the path from now on.
-    fn reschedule_observations(&mut self, now: Instant, path: &Path) {
+    pub(super) fn reschedule_observations(&mut self, now: Instant, path: &Path) {
         for index in 0..self.observations.len() {
             let observed = self.observations[index].path;
             if observed.starts_with(path) || path.starts_with(&observed) {
@@ -469,6 +492,9 @@ impl Client {
     fn execute(&mut self, now: Instant, path: &Path) -> Answer {
         if let Err(error) = self.device.check_execute(path) {
             return error.into();
+        }
+        if (path.object_id(), path.resource_id()) == (Some(5), Some(2)) {
+            return self.execute_firmware_update(now);
         }
         let action = match (path.object_id(), path.resource_id()) {
             (Some(3), Some(4)) => Some(Deferred::Reboot),

@@ -110,6 +110,7 @@ impl Client {
         self.set_state(ClientState::Registered);
         self.schedule_update(now);
         self.schedule_first_send(now);
+        self.firmware_registered(now);
     }
 
     pub(super) fn on_update_answer(&mut self, now: Instant, code: u8) {

@@ -316,6 +316,9 @@ fn settings(raw: &RawClient, base: &ClientConfig, at: &At) -> Result<ClientConfi
     c.confirmable_notifications = raw
         .confirmable_notifications
         .unwrap_or(c.confirmable_notifications);
+    if let Some(firmware) = &raw.firmware {
+        c.firmware = super::firmware::firmware(firmware, &c.firmware, at)?;
+    }
     check_settings(&c, at)?;
     Ok(c)
 }

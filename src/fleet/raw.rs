@@ -110,6 +110,8 @@ pub(super) struct RawClient {
     pub block1_max_size: Option<u64>,
     pub block1_idle_timeout: Option<String>,
     pub max_observations: Option<u64>,
+    /// Object 5: checked in `firmware.rs`.
+    pub firmware: Option<super::firmware::RawFirmware>,
     pub seed: Option<u64>,
     pub endpoint_prefix: Option<String>,
     pub width: Option<usize>,

@@ -553,3 +553,68 @@ fn a_shard_without_clients_and_a_different_load_are_told_apart() {
     );
     assert!(text.contains("this shard 1 at 0.3/s"), "{text}");
 }
+
+#[test]
+fn firmware_settings_take_fleet_defaults_and_population_overrides() {
+    use crate::client::{FirmwareConfig, FirmwareFailures};
+    let f = fleet(
+        "[client]\nfirmware = { update_time = \"2m\", download_rate = 1500 }\n\
+         [[population]]\nname = \"a\"\ncount = 1\ntemplate = \"t\"\n\
+         [[population]]\nname = \"b\"\ncount = 1\ntemplate = \"t\"\n\
+         [population.client]\nfirmware = { package_limit = 65536, version = \"2.0.0\", \
+         failures = { integrity = 0.05, update = 0.1 } }\n\
+         [load]\nrate = 1\nhold = \"0s\"\n",
+    );
+    let (a, b) = (&f.groups[0].config.firmware, &f.groups[1].config.firmware);
+    assert_eq!(a.update_time, Duration::from_secs(120));
+    assert_eq!(a.download_rate, Some(1500));
+    assert_eq!(a.package_limit, FirmwareConfig::default().package_limit);
+    assert_eq!(a.failures, FirmwareFailures::default());
+    // The population's table overrides field by field.
+    assert_eq!(b.update_time, Duration::from_secs(120));
+    assert_eq!(b.download_rate, Some(1500));
+    assert_eq!(b.package_limit, 65536);
+    assert_eq!(b.version.as_deref(), Some("2.0.0"));
+    let expected = FirmwareFailures {
+        integrity: 0.05,
+        update: 0.1,
+        ..FirmwareFailures::default()
+    };
+    assert_eq!(b.failures, expected);
+}
+
+#[test]
+fn bad_firmware_settings_name_their_field() {
+    let base = format!("{ONE_GROUP}[load]\nclients = 5\nrate = 1\nhold = \"0s\"\n");
+    for (setting, field, says) in [
+        ("update_time = \"soon\"", "firmware.update_time", ""),
+        ("package_limit = 0", "firmware.package_limit", "1 GiB"),
+        ("download_rate = 0", "firmware.download_rate", "at least 1"),
+        ("version = \"\"", "firmware.version", "1 to 255"),
+        ("failures = { storage = 1.5 }", "firmware.storage", "0..=1"),
+        (
+            "failures = { storage = 0.6, connection = 0.6 }",
+            "firmware.failures",
+            "at most 1",
+        ),
+        ("speed = 10", "speed", ""),
+    ] {
+        let text = base.replacen(
+            "[load]",
+            &format!("[population.client]\nfirmware = {{ {setting} }}\n[load]"),
+            1,
+        );
+        match Fleet::from_toml(&text, "t.toml") {
+            Err(FleetError::Invalid(located)) => {
+                assert_eq!(
+                    (located.line, located.field.as_str()),
+                    (6, field),
+                    "{setting}"
+                );
+                let shown = FleetError::Invalid(located).to_string();
+                assert!(shown.contains(says), "{setting}: {shown}");
+            }
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+}

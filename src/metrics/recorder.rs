@@ -97,6 +97,7 @@ impl Recorder {
             Event::Bootstrap(b) => s.bootstrap.record(b),
             Event::Connection(c) => s.connections.record_connection(c),
             Event::ConnectionLost(failure) => s.connections.connection_lost(*failure),
+            Event::Firmware(f) => s.firmware.record(f),
         }
     }
 

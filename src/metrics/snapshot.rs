@@ -6,7 +6,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::latency_histogram;
-use super::{BootstrapStats, HandshakeStats};
+use super::{BootstrapStats, FirmwareStats, HandshakeStats};
 use crate::client::{
     CLIENT_STATES, ClientState, OPERATION_KINDS, OperationKind, REQUEST_KINDS, RequestKind,
     operation_index, request_index, state_index,
@@ -170,6 +170,8 @@ pub struct Snapshot {
     pub bootstrap: BootstrapStats,
     /// TCP/TLS clients only: connection setups (connect, TLS, CSM) and connections lost.
     pub connections: HandshakeStats,
+    /// Firmware Update (object 5) downloads and updates.
+    pub firmware: FirmwareStats,
 }
 
 impl Default for Snapshot {
@@ -187,6 +189,7 @@ impl Default for Snapshot {
             handshakes: HandshakeStats::default(),
             bootstrap: BootstrapStats::default(),
             connections: HandshakeStats::default(),
+            firmware: FirmwareStats::default(),
         }
     }
 }
@@ -219,12 +222,15 @@ impl Snapshot {
             || self.connections.total() > 0
     }
 
-    /// The request kinds worth a row: all of them, but Bootstrap and Send only in runs that
-    /// use them.
+    /// The request kinds worth a row: all of them, but Bootstrap, Send and Download only in
+    /// runs that bootstrap, send or download firmware.
     pub fn kinds_used(&self) -> impl Iterator<Item = RequestKind> + '_ {
         REQUEST_KINDS.into_iter().filter(|k| {
             let r = self.request(*k);
-            !matches!(k, RequestKind::Bootstrap | RequestKind::Send) || r.sent + r.unsent > 0
+            !matches!(
+                k,
+                RequestKind::Bootstrap | RequestKind::Send | RequestKind::Download
+            ) || r.sent + r.unsent > 0
         })
     }
 
@@ -267,6 +273,7 @@ impl Snapshot {
         self.woke += other.woke;
         self.handshakes.merge(&other.handshakes);
         self.bootstrap.merge(&other.bootstrap);
+        self.firmware.merge(&other.firmware);
         self.connections.merge(&other.connections);
     }
 }

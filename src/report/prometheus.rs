@@ -28,7 +28,7 @@ use super::schema::code_name;
 use crate::client::{
     CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_name,
 };
-use crate::metrics::{BootstrapStats, HandshakeStats, RequestStats, Snapshot};
+use crate::metrics::{BootstrapStats, FirmwareStats, HandshakeStats, RequestStats, Snapshot};
 
 /// How long one scrape may take to send its request and read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,6 +39,25 @@ const POLL: Duration = Duration::from_millis(50);
 const BUCKETS_US: [u64; 19] = [
     100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
     1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000, 50_000_000, 60_000_000,
+];
+
+/// Firmware downloads and updates: 1 s to the day the histograms record, 1-2-5 steps.
+const FIRMWARE_BUCKETS_US: [u64; 15] = [
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_000_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    20_000_000_000,
+    50_000_000_000,
 ];
 
 type Latest = Arc<Mutex<Arc<Snapshot>>>;
@@ -249,7 +268,8 @@ impl Collector for SnapshotMetrics {
         )?;
         traffic_families(&mut out, &s)?;
         handshake_families(&mut out, &s.handshakes, &s.connections)?;
-        bootstrap_families(&mut out, &s.bootstrap)
+        bootstrap_families(&mut out, &s.bootstrap)?;
+        firmware_families(&mut out, &s.firmware)
     }
 }
 
@@ -403,6 +423,46 @@ fn bootstrap_families(out: &mut DescriptorEncoder, b: &BootstrapStats) -> fmt::R
     )
 }
 
+fn firmware_families(out: &mut DescriptorEncoder, f: &FirmwareStats) -> fmt::Result {
+    if !f.any() {
+        return Ok(());
+    }
+    counters(
+        out,
+        "lwm2m_swarm_firmware",
+        "Firmware (object 5) steps: downloads started and completed, updates done.",
+        [
+            ("started", f.started),
+            ("downloaded", f.downloaded),
+            ("updated", f.updated),
+        ]
+        .map(|(step, n)| (labels([("step", step)]), n)),
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_firmware_failures",
+        "Firmware downloads and updates failed, by reason (integrity, out-of-storage...).",
+        f.failed
+            .iter()
+            .map(|(reason, n)| (labels([("reason", reason)]), *n)),
+    )?;
+    for (name, help, h) in [
+        (
+            "lwm2m_swarm_firmware_download_seconds",
+            "From a firmware download's start to its last byte.",
+            &f.download_time,
+        ),
+        (
+            "lwm2m_swarm_firmware_update_seconds",
+            "From the Execute of /5/0/2 to the Register with the new version answered.",
+            &f.update_time,
+        ),
+    ] {
+        histograms_in(out, name, help, [(labels([]), h)], &FIRMWARE_BUCKETS_US)?;
+    }
+    Ok(())
+}
+
 /// One series' labels (besides the registry's `shard`).
 type Labels = Vec<(&'static str, String)>;
 
@@ -447,6 +507,17 @@ fn histograms<'h>(
     help: &str,
     series: impl IntoIterator<Item = (Labels, &'h Histogram<u64>)>,
 ) -> fmt::Result {
+    histograms_in(out, name, help, series, &BUCKETS_US)
+}
+
+/// [`histograms`] with its own bucket bounds (µs).
+fn histograms_in<'h>(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, &'h Histogram<u64>)>,
+    bounds: &[u64],
+) -> fmt::Result {
     let series: Vec<_> = series.into_iter().filter(|(_, h)| !h.is_empty()).collect();
     if series.is_empty() {
         return Ok(());
@@ -457,16 +528,16 @@ fn histograms<'h>(
         let sum_s = h.mean() * h.len() as f64 / 1e6;
         family
             .encode_family(&labels)?
-            .encode_histogram::<NoLabelSet>(sum_s, h.len(), &buckets(h), None)?;
+            .encode_histogram::<NoLabelSet>(sum_s, h.len(), &buckets(h, bounds), None)?;
     }
     Ok(())
 }
 
 /// Each bucket's own count (the encoder accumulates) at `BUCKETS_US`, in seconds, then +Inf. A
 /// value counts as at most a bound when it is within the histogram's resolution (0.1%) of it.
-fn buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+fn buckets(h: &Histogram<u64>, bounds: &[u64]) -> Vec<(f64, u64)> {
     let mut below = 0;
-    let mut buckets: Vec<(f64, u64)> = BUCKETS_US
+    let mut buckets: Vec<(f64, u64)> = bounds
         .iter()
         .map(|&le| {
             let up_to = h.count_between(0, le).max(below);
@@ -605,6 +676,29 @@ mod tests {
         ] {
             assert!(!text.contains(family), "{family} with no samples:\n{text}");
         }
+    }
+
+    #[test]
+    fn firmware_steps_failures_and_times_are_families() {
+        let mut s = Snapshot::default();
+        assert!(!render(&s, &Identity::default()).contains("firmware"));
+        s.firmware.started = 3;
+        s.firmware.downloaded = 2;
+        s.firmware.updated = 1;
+        s.firmware.failed = vec![("integrity".into(), 1)];
+        // 3 minutes: past the 60 s the request histograms record.
+        s.firmware.download_time.record(180_000_000).unwrap();
+        let text = render(&s, &Identity::default());
+        for line in [
+            "lwm2m_swarm_firmware_total{shard=\"0/1\",step=\"started\"} 3\n",
+            "lwm2m_swarm_firmware_total{shard=\"0/1\",step=\"updated\"} 1\n",
+            "lwm2m_swarm_firmware_failures_total{shard=\"0/1\",reason=\"integrity\"} 1\n",
+            "lwm2m_swarm_firmware_download_seconds_bucket{shard=\"0/1\",le=\"100\"} 0\n",
+            "lwm2m_swarm_firmware_download_seconds_bucket{shard=\"0/1\",le=\"200\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("lwm2m_swarm_firmware_update_seconds"));
     }
 
     #[test]

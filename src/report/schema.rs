@@ -14,7 +14,9 @@ use crate::client::{
     CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_index,
     state_name,
 };
-use crate::metrics::{BootstrapStats, HandshakeStats, RequestStats, Snapshot, TrafficStats};
+use crate::metrics::{
+    BootstrapStats, FirmwareStats, HandshakeStats, RequestStats, Snapshot, TrafficStats,
+};
 
 /// Bumped on any change that breaks a reader: a field removed, renamed or re-typed.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -61,6 +63,9 @@ pub struct Report {
     /// The embedded server's firmware campaigns; absent when it ran none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<FirmwareCampaign>,
+    /// Firmware Update (object 5) downloads and updates. Absent in older reports: read as zero.
+    #[serde(default)]
+    pub firmware: Firmware,
     /// One entry per second of the run (the last one may be shorter).
     pub intervals: Vec<Interval>,
     pub thresholds: Vec<ThresholdResult>,
@@ -219,6 +224,24 @@ pub struct Handshakes {
     pub hdr: String,
 }
 
+/// Every download that started ended `downloaded` or failed; every update `updated` or failed
+/// (`update-failed`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Firmware {
+    pub started: u64,
+    pub downloaded: u64,
+    pub updated: u64,
+    /// Failures by reason (`integrity`, `out-of-storage`, `connection-lost`, `update-failed`...).
+    pub failed: BTreeMap<String, u64>,
+    /// From a download's start to its last byte.
+    pub download_time_us: Latency,
+    /// The same histogram, V2 + DEFLATE, base64 (empty when there was none).
+    pub download_hdr: String,
+    /// From the Execute of `/5/0/2` to the Register with the new version answered.
+    pub update_time_us: Latency,
+    pub update_hdr: String,
+}
+
 /// Every bootstrap attempt that started ended once: `finished + failed + aborted`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bootstraps {
@@ -280,7 +303,7 @@ pub enum SchemaError {
     )]
     Version { schema: String, version: u32 },
     #[error(
-        "requests: {0:?} is no request kind (expected register, update, deregister, notify, bootstrap)"
+        "requests: {0:?} is no request kind (expected register, update, deregister, notify, bootstrap, download)"
     )]
     UnknownRequest(String),
     /// `entry` is where in the report: `requests.register`, `dtls_handshakes`...
@@ -339,6 +362,7 @@ impl Report {
             bootstrap: bootstraps(&summary.bootstrap),
             tcp_connections: handshakes(&summary.connections),
             campaign: None,
+            firmware: firmware(&summary.firmware),
             intervals,
             thresholds,
         }
@@ -401,6 +425,7 @@ impl Report {
         s.handshakes = handshake_stats(&self.dtls_handshakes, "dtls_handshakes")?;
         s.connections = handshake_stats(&self.tcp_connections, "tcp_connections")?;
         s.bootstrap = bootstrap_stats(&self.bootstrap)?;
+        s.firmware = firmware_stats(&self.firmware)?;
         for state in CLIENT_STATES {
             let i = state_index(state);
             s.peak_states[i] = self
@@ -516,6 +541,50 @@ fn bootstrap_stats(b: &Bootstraps) -> Result<BootstrapStats, SchemaError> {
             message,
         })?;
         let _ = stats.duration.add(&histogram);
+    }
+    Ok(stats)
+}
+
+fn firmware(f: &FirmwareStats) -> Firmware {
+    let hdr = |h: &Histogram<u64>| {
+        if h.is_empty() {
+            String::new()
+        } else {
+            encode(h)
+        }
+    };
+    Firmware {
+        started: f.started,
+        downloaded: f.downloaded,
+        updated: f.updated,
+        failed: f.failed.iter().cloned().collect(),
+        download_time_us: latency(&f.download_time),
+        download_hdr: hdr(&f.download_time),
+        update_time_us: latency(&f.update_time),
+        update_hdr: hdr(&f.update_time),
+    }
+}
+
+fn firmware_stats(f: &Firmware) -> Result<FirmwareStats, SchemaError> {
+    let mut stats = FirmwareStats {
+        started: f.started,
+        downloaded: f.downloaded,
+        updated: f.updated,
+        failed: f.failed.iter().map(|(r, n)| (r.clone(), *n)).collect(),
+        ..FirmwareStats::default()
+    };
+    for (field, text, into) in [
+        ("download_hdr", &f.download_hdr, &mut stats.download_time),
+        ("update_hdr", &f.update_hdr, &mut stats.update_time),
+    ] {
+        if !text.is_empty() {
+            let histogram = decode(text).map_err(|message| SchemaError::Histogram {
+                entry: "firmware".to_string(),
+                field,
+                message,
+            })?;
+            let _ = into.add(&histogram);
+        }
     }
     Ok(stats)
 }

@@ -7,7 +7,7 @@ use crate::client::{
     CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_index,
     state_name,
 };
-use crate::metrics::{BootstrapStats, HandshakeStats, Snapshot};
+use crate::metrics::{BootstrapStats, FirmwareStats, HandshakeStats, Snapshot};
 
 impl Snapshot {
     /// A one-line account for logs: clients by state, request rates since `previous`, errors.
@@ -183,6 +183,9 @@ impl Snapshot {
         if self.bootstrap.total() > 0 {
             writeln!(f, "{}", self.bootstrap)?;
         }
+        if self.firmware.any() {
+            writeln!(f, "{}", self.firmware)?;
+        }
         if self.connections.total() > 0 || !self.connections.lost.is_empty() {
             writeln!(f, "{}", self.connections.connections_line())?;
         }
@@ -210,6 +213,44 @@ impl Snapshot {
             t.foreign_requests,
             t.foreign_replies,
         )
+    }
+}
+
+/// One summary line: `firmware: started 100, downloaded 98, updated 97, failed 3 (...); ...`.
+impl fmt::Display for FirmwareStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "firmware: started {}, downloaded {}, updated {}, failed {}",
+            self.started,
+            self.downloaded,
+            self.updated,
+            self.failed_total()
+        )?;
+        if !self.failed.is_empty() {
+            let shown: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            write!(f, " ({})", shown.join(", "))?;
+        }
+        let secs = |us: u64| us as f64 / 1e6;
+        for (what, h) in [
+            ("download", &self.download_time),
+            ("update", &self.update_time),
+        ] {
+            if !h.is_empty() {
+                write!(
+                    f,
+                    "; {what} p50 {:.1} s, p99 {:.1} s, max {:.1} s",
+                    secs(h.value_at_quantile(0.5)),
+                    secs(h.value_at_quantile(0.99)),
+                    secs(h.max())
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 

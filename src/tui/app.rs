@@ -22,6 +22,9 @@ pub enum Action {
 }
 
 /// What the user chose to see and do.
+/// The request kinds every run shows: Register, Update, De-register, Notify.
+pub const STEADY_KINDS: usize = 4;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct App {
     /// Index into [`REQUEST_KINDS`]: the request kind the chart and the errors panel show.
@@ -32,7 +35,7 @@ pub struct App {
     /// `q` was pressed: clients are de-registering.
     pub quitting: bool,
     /// How many request kinds the table shows: the first ones of [`REQUEST_KINDS`] (Bootstrap
-    /// and Send, the last two, only in runs that use them).
+    /// Send and Download, the last three, only in runs that have them).
     pub kinds: usize,
 }
 
@@ -44,7 +47,7 @@ impl Default for App {
             paused: false,
             rate_step: RATE_NORMAL,
             quitting: false,
-            kinds: REQUEST_KINDS.len() - 2,
+            kinds: STEADY_KINDS,
         }
     }
 }
@@ -184,11 +187,11 @@ mod tests {
         app.on_key(key(KeyCode::Up));
         assert_eq!(app.selected_kind(), RequestKind::Update);
         // A run that bootstraps has one more row to visit.
-        app.show_kinds(REQUEST_KINDS.len() - 1);
+        app.show_kinds(STEADY_KINDS + 1);
         app.on_key(key(KeyCode::Left));
         app.on_key(key(KeyCode::Left));
         assert_eq!(app.selected_kind(), RequestKind::Bootstrap);
-        app.show_kinds(REQUEST_KINDS.len() - 2);
+        app.show_kinds(STEADY_KINDS);
         assert_eq!(
             app.selected_kind(),
             RequestKind::Register,

@@ -20,7 +20,7 @@ use super::history::History;
 use crate::client::{
     CLIENT_STATES, ClientState, REQUEST_KINDS, RequestKind, request_name, state_name,
 };
-use crate::metrics::RequestStats;
+use crate::metrics::{FirmwareStats, RequestStats};
 use crate::transport::impairment::ImpairmentStats;
 
 /// The percentile curve runs from p0 to p99.99: x is the number of nines, `-log10(1 - q)`.
@@ -36,10 +36,11 @@ pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
     } else {
         0
     };
-    // A line more in the header for runs with an emulated link.
+    // A line more in the header for runs with an emulated link, one for firmware updates.
     let network = !history.latest().traffic.network.is_empty();
+    let firmware = history.latest().firmware.any();
     let [header, table, dtls, bottom, footer] = Layout::vertical([
-        Constraint::Length(7 + u16::from(network)),
+        Constraint::Length(7 + u16::from(network) + u16::from(firmware)),
         Constraint::Length(table_height),
         Constraint::Length(dtls_height),
         Constraint::Min(6),
@@ -72,9 +73,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let network_stats = &s.traffic.network;
+    let network = !network_stats.is_empty();
     let rows = Layout::vertical(vec![
         Constraint::Length(1);
-        5 + usize::from(!network_stats.is_empty())
+        5 + usize::from(network) + usize::from(s.firmware.any())
     ])
     .split(inner);
     let [run, time, states, gauge, rates] = [rows[0], rows[1], rows[2], rows[3], rows[4]];
@@ -147,9 +149,32 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
     let ops = format::rate(history.rate(|x| x.server_ops));
     line.push(Span::raw(format!("server requests {ops}/s")));
     frame.render_widget(Line::from(line), rates);
-    if let Some(area) = rows.get(5) {
+    if network && let Some(area) = rows.get(5) {
         frame.render_widget(Line::from(network_spans(network_stats)), *area);
     }
+    if s.firmware.any()
+        && let Some(area) = rows.get(5 + usize::from(network))
+    {
+        frame.render_widget(Line::from(firmware_spans(&s.firmware)), *area);
+    }
+}
+
+/// Firmware downloads and updates, for runs that have them.
+fn firmware_spans(f: &FirmwareStats) -> Vec<Span<'static>> {
+    let mut spans = vec!["firmware".dim()];
+    for (name, count) in [
+        ("started", f.started),
+        ("downloaded", f.downloaded),
+        ("updated", f.updated),
+        ("failed", f.failed_total()),
+    ] {
+        spans.push(Span::raw(format!(" {name} {} ", format::count(count))));
+    }
+    if !f.download_time.is_empty() {
+        let p50 = std::time::Duration::from_micros(f.download_time.value_at_quantile(0.5));
+        spans.push(Span::raw(format!(" download p50 {} ", format::clock(p50))));
+    }
+    spans
 }
 
 /// What the emulated link did, for runs with `[network]`.

@@ -82,6 +82,8 @@ pub struct Server {
     pub replies: Vec<(Vec<u8>, Reply)>,
     pub notifications: Vec<Notification>,
     pub requests: Vec<ClientRequest>,
+    /// Files a GET of their path is answered with, block-wise (Block2) when large.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for Server {
@@ -99,6 +101,7 @@ impl Default for Server {
             replies: Vec::new(),
             notifications: Vec::new(),
             requests: Vec::new(),
+            files: Vec::new(),
         }
     }
 }
@@ -137,6 +140,15 @@ impl Server {
                 reply.header.message_id = packet.header.message_id;
                 reply.header.code = MessageClass::Response(code);
                 reply.set_token(packet.get_token().to_vec());
+                if method == RequestType::Get
+                    && let Some((_, body)) = self.files.iter().find(|(p, _)| *p == path)
+                {
+                    reply.header.code = MessageClass::Response(ResponseType::Content);
+                    let requested = lwm2m_swarm::coap::block::block2(&packet).ok().flatten();
+                    lwm2m_swarm::coap::block::apply_block2(&mut reply, body, requested, 1024)
+                        .expect("a block the file has");
+                    return Some(reply);
+                }
                 if code == ResponseType::Created {
                     reply.add_option(CoapOption::LocationPath, b"rd".to_vec());
                     reply.add_option(

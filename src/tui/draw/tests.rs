@@ -336,3 +336,28 @@ fn an_emulated_link_shows_what_it_did_in_the_header() {
     // The table still has all its rows below the longer header.
     assert!(screen.contains("notify"), "{screen}");
 }
+
+#[test]
+fn firmware_updates_show_in_the_header_below_the_network() {
+    let plain = render(&App::new(), &info(), &history());
+    assert!(!plain.contains("firmware"), "{plain}");
+    let mut h = history();
+    let mut s = snapshot(76, 1000, 50);
+    s.traffic.network.dropped = 3;
+    let f = &mut s.firmware;
+    (f.started, f.downloaded, f.updated) = (120, 80, 60);
+    f.failed = vec![("integrity".into(), 4), ("connection-lost".into(), 2)];
+    f.download_time.record(95_000_000).unwrap();
+    h.push(s);
+    let screen = render(&App::new(), &info(), &h);
+    let line = |text: &str| {
+        screen
+            .lines()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no {text:?} in\n{screen}"))
+    };
+    let firmware = line("firmware started 120  downloaded 80  updated 60  failed 6");
+    assert_eq!(firmware, line("network dropped 3") + 1, "{screen}");
+    assert!(screen.contains("download p50 01:35"), "{screen}");
+    assert!(screen.contains("notify"), "{screen}");
+}
