@@ -11,9 +11,6 @@ mod peers;
 #[path = "support/shipped.rs"]
 mod shipped;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lwm2m_swarm::client::RequestKind;
@@ -27,86 +24,16 @@ const CLIENTS: u64 = 20;
 /// Written by the bootstrap server: Updates then come every ~10 s instead of the fleet's 4 min.
 const WRITTEN_LIFETIME: u64 = 20;
 
-/// The Python bootstrap server; killed when dropped.
-struct AiocoapBootstrap {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    facts: Arc<Mutex<Vec<Value>>>,
-}
-
-impl AiocoapBootstrap {
-    fn start(port: u16, server_uri: &str) -> AiocoapBootstrap {
-        peers::ensure_installed();
-        let script = peers::root().join("tests/peers/aiocoap_bootstrap.py");
-        let mut child = Command::new(peers::peer_python())
-            .arg(&script)
-            .args([&port.to_string(), server_uri, &WRITTEN_LIFETIME.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        let facts = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        {
-            let facts = Arc::clone(&facts);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(fact) = serde_json::from_str::<Value>(&line) {
-                        facts.lock().unwrap().push(fact);
-                    }
-                }
-            });
-        }
-        let stdin = child.stdin.take();
-        let peer = AiocoapBootstrap {
-            child,
-            stdin,
-            facts,
-        };
-        assert!(
-            peer.wait_for(Duration::from_secs(20), |f| f
-                .iter()
-                .any(|e| e["ev"] == "listening")),
-            "the aiocoap bootstrap server did not start"
-        );
-        peer
-    }
-
-    fn facts(&self) -> Vec<Value> {
-        self.facts.lock().unwrap().clone()
-    }
-
-    fn wait_for(&self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if done(&self.facts()) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for AiocoapBootstrap {
-    fn drop(&mut self) {
-        // Closing stdin ends it; the kill is for when it does not.
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn clients_bootstrap_from_an_aiocoap_bootstrap_server() {
     let server = Runner::start_loopback(ServerConfig::default(), 1).expect("server starts");
     let port = peers::free_udp_port();
-    let peer = AiocoapBootstrap::start(port, &format!("coap://{}", server.local_addr()));
+    let args = [
+        port.to_string(),
+        format!("coap://{}", server.local_addr()),
+        WRITTEN_LIFETIME.to_string(),
+    ];
+    let peer = peers::AiocoapPeer::start("aiocoap_bootstrap.py", &args);
 
     let fleet = Fleet::from_toml(
         &format!(

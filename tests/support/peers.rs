@@ -8,7 +8,8 @@
 //!   certificates), TCP and TLS peer ([`LibcoapRd`]).
 //! - `hdrhistogram` from `PyPI` (the Python port of `HdrHistogram`), which reads our interval logs
 //!   ([`read_hdr_log`]), and `aiocoap` from `PyPI`, on which `tests/peers/aiocoap_bootstrap.py`
-//!   is a bootstrap server (`tests/peer_aiocoap.rs`).
+//!   is a bootstrap server (`tests/peer_aiocoap.rs`) and `tests/peers/aiocoap_file_server.py`
+//!   a Block2 file server (`tests/peer_aiocoap_firmware.rs`), each run as an [`AiocoapPeer`].
 //!
 //! Every wait here is bounded, and the node process is killed when the handle is dropped.
 
@@ -413,6 +414,84 @@ pub fn read_hdr_log(log: &Path) -> Value {
         script.display()
     );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// A script of `tests/peers/` on `aiocoap`, run by the peers' Python: its JSON lines (facts)
+/// collected as they come. Closing its stdin ends it; dropping the handle does, or kills it.
+pub struct AiocoapPeer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    facts: Arc<Mutex<Vec<Value>>>,
+}
+
+impl AiocoapPeer {
+    /// Installs the peers if needed, runs `tests/peers/{script}` with `args` and waits (up to
+    /// [`START_TIMEOUT`]) for its `{"ev": "listening"}` line.
+    pub fn start(script: &str, args: &[String]) -> AiocoapPeer {
+        ensure_installed();
+        let script = root().join("tests/peers").join(script);
+        let mut child = Command::new(peer_python())
+            .arg(&script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        let facts = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        {
+            let facts = Arc::clone(&facts);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Ok(fact) = serde_json::from_str::<Value>(&line) {
+                        lock(&facts).push(fact);
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        let peer = AiocoapPeer {
+            child,
+            stdin,
+            facts,
+        };
+        assert!(
+            peer.wait_for(START_TIMEOUT, |f| f.iter().any(|e| e["ev"] == "listening")),
+            "{} did not start (its stderr is above)",
+            script.display()
+        );
+        peer
+    }
+
+    /// The facts so far.
+    pub fn facts(&self) -> Vec<Value> {
+        lock(&self.facts).clone()
+    }
+
+    /// Waits until `done` holds for the facts so far or `timeout` passes; whether it held.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if done(&self.facts()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for AiocoapPeer {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A running `coap-rd-openssl`, killed when dropped.
