@@ -707,6 +707,23 @@ fn report(f: &Figures, sessions: u64, baseline_heap: Option<isize>) {
     );
 }
 
+/// What building one client's DTLS configuration costs: every handshake builds one, so the
+/// provider's self-test must stay cheap (it skips ECDH and ECDSA).
+fn configuration_cost() -> Duration {
+    let psk = lwm2m_swarm::security::Psk {
+        identity: b"x".to_vec(),
+        key: vec![0x11; 16],
+    };
+    let params = lwm2m_swarm::security::dtls::DtlsParams::default();
+    let started = Instant::now();
+    for seed in 0..200 {
+        std::hint::black_box(lwm2m_swarm::security::dtls::client_config(
+            &psk, &params, seed,
+        ));
+    }
+    started.elapsed() / 200
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--serve-child") {
         serve_child(false, Mode::Psk);
@@ -721,6 +738,10 @@ fn main() {
         return;
     }
     let args = parse_args();
+    println!(
+        "client handshake configuration: {:.0} us each",
+        configuration_cost().as_secs_f64() * 1e6
+    );
     println!(
         "dtls ({:?}): {} sessions, offered {:?}/s, against {:?}; load average {}",
         args.mode,
