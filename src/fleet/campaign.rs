@@ -164,15 +164,7 @@ mod tests {
     }
 
     fn error(campaign: &str) -> (usize, String, String) {
-        match fleet(campaign) {
-            Err(FleetError::Invalid(Located {
-                line,
-                field,
-                message,
-                ..
-            })) => (line, field, message),
-            other => panic!("{other:?}"),
-        }
+        crate::fleet::tests::located(fleet(campaign))
     }
 
     #[test]

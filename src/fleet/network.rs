@@ -95,8 +95,7 @@ pub(super) fn check_datagrams(
 mod tests {
     use std::time::Duration;
 
-    use crate::fleet::{Fleet, FleetError, NetworkConditions};
-    use crate::toml_span::Located;
+    use crate::fleet::{Fleet, NetworkConditions};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -109,15 +108,7 @@ mod tests {
     }
 
     fn error(text: &str) -> (usize, String, String) {
-        match Fleet::from_toml(text, "t.toml") {
-            Err(FleetError::Invalid(Located {
-                line,
-                field,
-                message,
-                ..
-            })) => (line, field, message),
-            other => panic!("{other:?}"),
-        }
+        crate::fleet::tests::located(Fleet::from_toml(text, "t.toml"))
     }
 
     #[test]

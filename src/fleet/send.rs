@@ -186,15 +186,7 @@ mod tests {
     }
 
     fn error(send: &str, extra: &str) -> (usize, String, String) {
-        match fleet_with(send, extra) {
-            Err(FleetError::Invalid(Located {
-                line,
-                field,
-                message,
-                ..
-            })) => (line, field, message),
-            other => panic!("{other:?}"),
-        }
+        crate::fleet::tests::located(fleet_with(send, extra))
     }
 
     #[test]

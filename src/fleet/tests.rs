@@ -224,6 +224,19 @@ fn bad_wire_guards_name_their_field_and_say_what_is_allowed() {
     }
 }
 
+/// The line, field and message of the error `result` must be (a panic otherwise).
+pub(super) fn located(result: Result<Fleet, FleetError>) -> (usize, String, String) {
+    match result {
+        Err(FleetError::Invalid(Located {
+            line,
+            field,
+            message,
+            ..
+        })) => (line, field, message),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn error(text: &str) -> (usize, String) {
     match Fleet::from_toml(text, "t.toml") {
         Err(FleetError::Invalid(Located {
