@@ -27,8 +27,12 @@
 mod accounting;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "support/load_average.rs"]
+mod load_average;
 #[path = "support/peer_process.rs"]
 mod peer_process;
+
+use load_average::load_average;
 #[path = "../tests/support/peers.rs"]
 mod peers;
 #[path = "../tests/support/shipped.rs"]
@@ -242,11 +246,11 @@ impl Peer {
                     Mode::Psk => "--serve-child",
                     Mode::Certificate => "--serve-child-certificate",
                 };
-                let (child, addr) = peer_process::spawn(flag);
+                let (child, addr) = peer_process::spawn(&[flag]);
                 (Peer::Embedded(child), addr)
             }
             PeerKind::Plain => {
-                let (child, addr) = peer_process::spawn("--serve-child-plain");
+                let (child, addr) = peer_process::spawn(&["--serve-child-plain"]);
                 (Peer::Embedded(child), addr)
             }
         }
@@ -603,23 +607,6 @@ fn open_sessions(kind: PeerKind, s: &Snapshot) -> u64 {
     } else {
         registered.min(s.handshakes.ok)
     }
-}
-
-/// The 1, 5 and 15 minute load averages, and the share of the last minute some task waited for
-/// a core (/proc/pressure/cpu): how much of the box other work took.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let pressure = std::fs::read_to_string("/proc/pressure/cpu").unwrap_or_default();
-    let waited = pressure
-        .lines()
-        .find_map(|l| l.strip_prefix("some "))
-        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("avg60=")))
-        .unwrap_or("?");
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    format!(
-        "{} (CPU pressure: a task waited for a core {waited}% of the last minute)",
-        load.join(" ")
-    )
 }
 
 /// Gives freed heap back to the kernel, so the next run's RSS growth starts from what is live.

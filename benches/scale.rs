@@ -81,7 +81,7 @@ fn main() {
         return;
     }
     let args = parse_args();
-    let (child, server) = peer_process::spawn("--serve-child");
+    let (child, server) = peer_process::spawn(&["--serve-child"]);
 
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/object-templates");
     let set = TemplateSet::load_dir(std::path::Path::new(dir)).expect("templates");

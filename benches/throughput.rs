@@ -10,20 +10,23 @@
 //! (lifetime 10 s, Update at 5%): the engine's exchanges per second over the hold, with their
 //! latency from the due time.
 
+#[path = "support/bare_round_trips.rs"]
+mod bare_round_trips;
 #[path = "support/peer_process.rs"]
 mod peer_process;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bare_round_trips::bare_round_trips;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
 use lwm2m_swarm::client::RequestKind;
 use lwm2m_swarm::engine::{Engine, EngineConfig};
 use lwm2m_swarm::fleet::{Fleet, parse_duration};
 use lwm2m_swarm::model::TemplateSet;
 use lwm2m_swarm::transport::{
-    AddressSet, OutgoingDatagram, Poller, PortRange, RecvBuffers, SharedConfig, SharedSocket,
+    OutgoingDatagram, Poller, PortRange, RecvBuffers, SharedConfig, SharedSocket,
 };
 
 const BATCH: usize = 64;
@@ -53,9 +56,9 @@ fn main() {
             _ => {}
         }
     }
-    let (child, server) = peer_process::spawn("--respond");
+    let (child, server) = peer_process::spawn(&["--respond"]);
 
-    let (bare, bare_time) = bare_round_trips(server, Duration::from_secs(3));
+    let (bare, bare_time) = bare_round_trips(server, Duration::from_secs(3), update_request);
     let bare_rate = bare as f64 / bare_time.as_secs_f64();
     println!(
         "bare round trips (shared socket, 256 in flight): {bare} in {bare_time:.2?} = {bare_rate:.0}/s"
@@ -148,63 +151,16 @@ fn answer(bytes: &[u8], next_id: &mut u64) -> Option<Vec<u8>> {
     reply.to_bytes().ok()
 }
 
-/// Update-shaped CON requests from 1,000 addresses on one shared socket, 256 in flight.
-fn bare_round_trips(server: SocketAddr, run: Duration) -> (u64, Duration) {
-    const WINDOW: u64 = 256;
-    const SOURCES: u64 = 1_000;
-    let config = SharedConfig {
-        batch: BATCH,
-        ..SharedConfig::default()
-    };
-    let mut socket =
-        SharedSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), &config).expect("bind");
-    let port = socket.local_addr().port();
-    let addresses = AddressSet::loopback();
-    let source = |i: u64| SocketAddr::new(addresses.get(i % SOURCES).expect("address"), port);
-    let request = |mid: u16| {
-        let mut p = Packet::new();
-        p.header.set_type(MessageType::Confirmable);
-        p.header.code = MessageClass::Request(RequestType::Post);
-        p.header.message_id = mid;
-        p.set_token(vec![1, 2, 3, 4]);
-        p.add_option(CoapOption::UriPath, b"rd".to_vec());
-        p.add_option(CoapOption::UriPath, b"1a2b3c".to_vec());
-        p.to_bytes().expect("encodes")
-    };
-    let mut poller = Poller::new();
-    poller.add(socket.as_fd());
-    let mut bufs = RecvBuffers::new(BATCH, 256);
-    let started = Instant::now();
-    let (mut sent, mut answered) = (0u64, 0u64);
-    while started.elapsed() < run {
-        let mut out = Vec::new();
-        while sent - answered < WINDOW && out.len() < BATCH {
-            out.push((source(sent), request(sent as u16)));
-            sent += 1;
-        }
-        let batch: Vec<OutgoingDatagram<'_>> = out
-            .iter()
-            .map(|(from, bytes)| OutgoingDatagram {
-                from: *from,
-                to: server,
-                payload: bytes,
-            })
-            .collect();
-        let went = socket.send_batch(&batch).expect("send") as u64;
-        sent -= batch.len() as u64 - went;
-        bufs.clear();
-        let got = socket.recv_batch(&mut bufs).expect("recv") as u64;
-        answered += got;
-        if got == 0 {
-            poller.wait(Duration::from_millis(10)).expect("poll");
-            // Lost datagrams would shrink the window for good: count them as answered.
-            if poller.is_ready(0) {
-                continue;
-            }
-            answered = sent;
-        }
-    }
-    (answered, started.elapsed())
+/// An Update-shaped CON request.
+fn update_request(mid: u16) -> Vec<u8> {
+    let mut p = Packet::new();
+    p.header.set_type(MessageType::Confirmable);
+    p.header.code = MessageClass::Request(RequestType::Post);
+    p.header.message_id = mid;
+    p.set_token(vec![1, 2, 3, 4]);
+    p.add_option(CoapOption::UriPath, b"rd".to_vec());
+    p.add_option(CoapOption::UriPath, b"1a2b3c".to_vec());
+    p.to_bytes().expect("encodes")
 }
 
 fn engine_exchanges(server: SocketAddr, clients: u64, hold: Duration) -> (u64, Duration, f64, f64) {

@@ -19,10 +19,11 @@ pub fn wait_for_parent() {
     }
 }
 
-/// The parent: starts this binary with `flag` and reads the address it announces.
-pub fn spawn(flag: &str) -> (Child, SocketAddr) {
+/// The parent: starts this binary with `args` (a flag, and what configures the child) and reads
+/// the address it announces.
+pub fn spawn(args: &[&str]) -> (Child, SocketAddr) {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .arg(flag)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
