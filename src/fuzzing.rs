@@ -296,14 +296,30 @@ pub fn link_format(data: &[u8]) {
 
 /// Runs `handle_timeout` while a deadline is due; a deadline that stays due is a bug
 /// (the event loop would spin).
-fn run_timers(now: Instant, poll: impl Fn() -> Option<Instant>, mut handle: impl FnMut()) {
+/// Runs what is due at `now` (a deadline still due after 1000 calls is a bug), then drains.
+fn settle(peer: &mut impl Peer, now: Instant) {
     for _ in 0..1000 {
-        match poll() {
-            Some(at) if at <= now => handle(),
-            _ => return,
+        match peer.poll_timeout() {
+            Some(at) if at <= now => peer.handle_timeout(now),
+            _ => {
+                while peer.poll_transmit().is_some() {}
+                peer.drain_events();
+                return;
+            }
         }
     }
     panic!("a deadline stays due after 1000 handle_timeout calls");
+}
+
+/// Feeds the input's datagrams to `peer`, the clock moving between them.
+fn feed(peer: &mut impl Peer, data: &[u8]) {
+    let mut now = Instant::ZERO;
+    for chunk in chunks(data) {
+        now += chunk.advance;
+        settle(peer, now);
+        peer.handle_datagram(now, chunk.from, chunk.bytes);
+        settle(peer, now);
+    }
 }
 
 /// A client registered with [`PEER`] through the library: its Register answered 2.01.
@@ -341,26 +357,7 @@ fn registered_client(now: Instant) -> Client {
 /// A registered client fed the input's datagrams from the server, another port of its host
 /// and a stranger, with the clock moving between them.
 pub fn client(data: &[u8]) {
-    let mut now = Instant::ZERO;
-    let mut client = registered_client(now);
-    for chunk in chunks(data) {
-        now += chunk.advance;
-        drive_client(&mut client, now);
-        client.handle_datagram(now, chunk.from, chunk.bytes);
-        drive_client(&mut client, now);
-    }
-}
-
-fn drive_client(client: &mut Client, now: Instant) {
-    let client = std::cell::RefCell::new(client);
-    run_timers(
-        now,
-        || client.borrow().poll_timeout(),
-        || client.borrow_mut().handle_timeout(now),
-    );
-    let client = client.into_inner();
-    while client.poll_transmit().is_some() {}
-    while client.poll_event().is_some() {}
+    feed(&mut registered_client(Instant::ZERO), data);
 }
 
 /// A server config that sends every kind of request to each registration.
@@ -381,18 +378,7 @@ fn busy_server_config() -> ServerConfig {
 /// The embedded LWM2M server fed the input's datagrams from three peers.
 pub fn server(data: &[u8]) {
     let mut server = Server::new(busy_server_config(), 1);
-    let mut now = Instant::ZERO;
-    for chunk in chunks(data) {
-        now += chunk.advance;
-        server.handle_datagram(now, chunk.from, chunk.bytes);
-        let server = std::cell::RefCell::new(&mut server);
-        run_timers(
-            now,
-            || server.borrow().poll_timeout(),
-            || server.borrow_mut().handle_timeout(now),
-        );
-        while server.borrow_mut().poll_transmit().is_some() {}
-    }
+    feed(&mut server, data);
 }
 
 /// The embedded bootstrap server (PSK provisioning) fed the input's datagrams.
@@ -402,18 +388,7 @@ pub fn bootstrap_server(data: &[u8]) {
         ..Provisioning::new("coaps://127.0.0.1:5684")
     };
     let mut server = BootstrapServer::new(BootstrapServerConfig::new(provisioning), 1);
-    let mut now = Instant::ZERO;
-    for chunk in chunks(data) {
-        now += chunk.advance;
-        server.handle_datagram(now, chunk.from, chunk.bytes);
-        let server = std::cell::RefCell::new(&mut server);
-        run_timers(
-            now,
-            || server.borrow().poll_timeout(),
-            || server.borrow_mut().handle_timeout(now),
-        );
-        while server.borrow_mut().poll_transmit().is_some() {}
-    }
+    feed(&mut server, data);
 }
 
 /// The PSK the DTLS targets use.
@@ -453,18 +428,7 @@ pub fn dtls_server(data: &[u8]) {
         Server::new(ServerConfig::default(), 1),
         &dtls_server_config(),
     );
-    let mut now = Instant::ZERO;
-    for chunk in chunks(data) {
-        now += chunk.advance;
-        server.handle_datagram(now, chunk.from, chunk.bytes);
-        let server = std::cell::RefCell::new(&mut server);
-        run_timers(
-            now,
-            || server.borrow().poll_timeout(),
-            || server.borrow_mut().handle_timeout(now),
-        );
-        while server.borrow_mut().poll_transmit().is_some() {}
-    }
+    feed(&mut server, data);
 }
 
 /// Inputs longer than this are not fuzzed (`scripts/fuzz` passes it as `-max_len`).
@@ -598,12 +562,14 @@ fn dtls_server_config() -> DtlsServerConfig {
     ))
 }
 
-/// The sans-IO surface the servers share, for [`converse`].
+/// The sans-IO surface the client and servers share, for [`converse`] and [`feed`].
 trait Peer {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)>;
     fn poll_timeout(&self) -> Option<Instant>;
+    /// Discards what else it reports (a client's events).
+    fn drain_events(&mut self) {}
 }
 
 macro_rules! peer {
@@ -625,6 +591,24 @@ macro_rules! peer {
     )*};
 }
 peer!(Server, BootstrapServer, SecureServer<Server>);
+
+impl Peer for Client {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Client::handle_datagram(self, now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Client::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        Client::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Client::poll_timeout(self)
+    }
+    fn drain_events(&mut self) {
+        while self.poll_event().is_some() {}
+    }
+}
 
 /// What each side of a [`converse`] received, as [`chunks`] selectors and bytes: the selector
 /// holds the seconds since that side's previous datagram (at most 63).
