@@ -52,6 +52,14 @@ pub(super) struct Setup {
     pub credentials: Option<Arc<dyn CredentialSource>>,
 }
 
+impl Setup {
+    /// The plan group (population) of this thread's client `local`.
+    fn group_of(&self, local: usize) -> usize {
+        let k = self.layout.client_index(self.index, local as u64);
+        self.plan.group_of(k).unwrap_or_default()
+    }
+}
+
 /// Where a shard's time comes from.
 pub(super) enum Timebase {
     /// The wall clock, since the run's origin.
@@ -445,11 +453,7 @@ impl Shard {
                 continue;
             };
             if let Some(emulation) = self.emulation.as_mut() {
-                let group = self
-                    .setup
-                    .layout
-                    .client_index(self.setup.index, local as u64);
-                let group = self.setup.plan.group_of(group).unwrap_or_default();
+                let group = self.setup.group_of(local);
                 let passage =
                     emulation.pass(now, group, &mut self.recorder.traffic().network, || {
                         InFlight::In {
@@ -522,11 +526,7 @@ impl Shard {
             emulation.moved_to(local as u32, to);
             self.recorder.traffic().network.rebound += 1;
         }
-        let k = s.layout.client_index(s.index, local as u64);
-        let every = s
-            .plan
-            .group_of(k)
-            .and_then(|g| s.plan.groups[g].network.rebind_every);
+        let every = s.plan.groups[s.group_of(local)].network.rebind_every;
         if let Some(every) = every {
             self.timers.schedule(
                 local as u32,
@@ -605,15 +605,16 @@ impl Shard {
                 }
             }
         }
+        // The emulated link's view of this client, once for all it sends now.
+        let link = self
+            .emulation
+            .as_ref()
+            .map(|_| (self.setup.clock.now(), self.setup.group_of(local)));
         while let Some((to, bytes)) = client.poll_transmit() {
             let Some(from) = from else {
                 continue;
             };
-            if let Some(emulation) = self.emulation.as_mut() {
-                let s = &self.setup;
-                let k = s.layout.client_index(s.index, local as u64);
-                let group = s.plan.group_of(k).unwrap_or_default();
-                let now = s.clock.now();
+            if let (Some(emulation), Some((now, group))) = (self.emulation.as_mut(), link) {
                 let stats = &mut self.recorder.traffic().network;
                 let passage = emulation.pass(now, group, stats, || InFlight::Out {
                     local: local as u32,

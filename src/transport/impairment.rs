@@ -112,10 +112,6 @@ impl Impairment {
         }
     }
 
-    pub fn conditions(&self) -> &NetworkConditions {
-        &self.conditions
-    }
-
     /// The fate of a datagram sent (or received) at `now`.
     pub fn decide(&mut self, now: Instant) -> Fate {
         let c = self.conditions;
