@@ -236,13 +236,14 @@ impl Client {
             request.header.code,
             MessageClass::Request(RequestType::Put | RequestType::Post)
         );
+        // Cheap tests first: most devices have no object 5, most requests are no Write.
         writes
             && self.state != ClientState::Bootstrapping
+            && self.device.resource_def(5, 0).is_some()
             && message::uri_path(request)
                 .ok()
                 .and_then(|segments| Path::from_segments(&segments).ok())
                 .is_some_and(|path| is_package(&path))
-            && self.device.resource_def(5, 0).is_some()
     }
 
     /// A Write of `/5/0/0`, whole or one Block1 block: counted and hashed, never kept.
