@@ -7,6 +7,7 @@
 //! cumulative ones), appends it to the interval log and publishes it to Prometheus.
 
 mod hdr_log;
+pub mod intervals;
 pub mod merge;
 pub mod plot;
 pub mod prometheus;
@@ -41,15 +42,22 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// `run`'s report options.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ReportArgs {
-    /// Write the result as JSON (schema: docs/report-schema.md).
+    /// Write the result as JSON (schema: docs/report-schema.md); `-`: to stdout, the
+    /// summary and every other line then going to stderr.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
     /// Write an HDR histogram interval log: each second, one histogram per request kind (µs).
     #[arg(long, value_name = "PATH")]
     pub hdr_log: Option<PathBuf>,
-    /// Write an SVG chart of latency by percentile, one curve per request kind.
+    /// Write SVG charts: latency by percentile, then clients by state, requests per second and
+    /// p99 latency over time.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
+    /// Write one row per second (clients by state; each request kind's sent, ok, error,
+    /// timeout, NON, p50 and p99; datagrams in and out) when the run ends: CSV for a `.csv`
+    /// PATH, else JSON Lines.
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub intervals: Option<PathBuf>,
     /// A pass/fail criterion, repeatable: `register.p99<500ms`, `update.error_rate<1%`. Any
     /// failing one makes the run exit 4. Added to the thresholds of the fleet's load table.
     #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
@@ -73,7 +81,8 @@ pub struct MergeArgs {
     /// Write an SVG chart of the merged latencies.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
-    /// Write the merged result as JSON, in `run --json`'s schema (so it merges again).
+    /// Write the merged result as JSON, in `run --json`'s schema (so it merges again); `-`:
+    /// to stdout, the summary then going to stderr.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 }
@@ -245,6 +254,7 @@ pub fn interval(
                 ok: b.ok.saturating_sub(a.ok),
                 error: b.error.saturating_sub(a.error),
                 timeout: b.timeout.saturating_sub(a.timeout),
+                unacknowledged: b.unacknowledged.saturating_sub(a.unacknowledged),
                 p50_us: quantile(h, 0.5),
                 p99_us: quantile(h, 0.99),
             };
@@ -260,6 +270,14 @@ pub fn interval(
         length_s: now.elapsed.saturating_sub(previous.elapsed).as_secs_f64(),
         clients,
         requests,
+        datagrams_in: now
+            .traffic
+            .datagrams_in
+            .saturating_sub(previous.traffic.datagrams_in),
+        datagrams_out: now
+            .traffic
+            .datagrams_out
+            .saturating_sub(previous.traffic.datagrams_out),
     };
     (interval, histograms)
 }
