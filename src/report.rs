@@ -34,6 +34,7 @@ pub use schema::{
     FirmwareCampaign, Interval, IntervalRequest, Report, RunConfig, SchemaError, TestIdentity,
     ThresholdResult,
 };
+pub use summary::{SUMMARY_WIDTH, fit};
 pub use threshold::{Threshold, Verdict};
 
 /// How often the collector keeps an interval.

@@ -55,7 +55,11 @@ impl Embedded {
             Embedded::None => Ok(()),
             Embedded::Server { runner, .. } => {
                 let (stats, error) = runner.finish();
-                say!("embedded server: {stats}");
+                let line = format!("embedded server: {stats}");
+                say!(
+                    "{}",
+                    crate::report::fit(&line, crate::report::SUMMARY_WIDTH)
+                );
                 error.map_or(Ok(()), |e| {
                     Err(failed(format!("the embedded server stopped early: {e}")))
                 })

@@ -308,7 +308,7 @@ impl Snapshot {
 
 /// `text` with every line longer than `width` broken before it: after the last `; `, `, ` or
 /// space that fits, the rest indented two spaces.
-fn fit(text: &str, width: usize) -> String {
+pub fn fit(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {
