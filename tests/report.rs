@@ -431,6 +431,11 @@ fn a_10s_run_shows_dashes_non_notifications_apart_json_on_stdout_and_intervals()
     assert!(merged.status.success(), "{merged_err}");
     let again = Report::from_json(&merged_out).expect("report's stdout is the JSON result");
     assert_eq!(again.config.shards, report.config.shards);
+    let shards = match report.config.shards {
+        1 => "1 engine shard)".to_string(),
+        n => format!("{n} engine shards)"),
+    };
+    assert!(merged_err.contains(&shards), "{merged_err}");
     let read_row = row_under(&merged_err, "server operation", "read");
     assert_eq!(read_row[1], read.total.to_string(), "{merged_err}");
     assert_eq!(

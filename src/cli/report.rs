@@ -17,8 +17,14 @@ pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
     let merged = report::merge_files(&args.files).map_err(bad_input)?;
     for (path, r) in args.files.iter().zip(&merged.inputs) {
         let c = &r.config;
+        // Older files wrote `--shards` as given, 0 for one per core: not a count.
+        let threads = match c.shards {
+            0 => String::new(),
+            1 => ", 1 engine shard".to_string(),
+            n => format!(", {n} engine shards"),
+        };
         say!(
-            "{}: {} ({} clients against {}), {:.1}s",
+            "{}: {} ({} clients against {}{threads}), {:.1}s",
             path.display(),
             c.fleet,
             c.clients,

@@ -3,7 +3,7 @@
 
 pub(super) mod reports;
 
-use super::output::{self, say};
+use super::output::say;
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -77,10 +77,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     host_reach(&plan, &early, None)?
         .check()
         .map_err(bad_input)?;
-    reports::check_paths(&args.report)?;
-    if args.report.json.as_deref().is_some_and(output::is_stdout) {
-        output::human_on_stderr();
-    }
+    reports::check_outputs(&args.report)?;
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start(&plan, &args.load, credentials.as_deref())?,

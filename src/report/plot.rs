@@ -136,9 +136,9 @@ fn over_time<'a>(
 ) -> (Chart<'a>, Vec<Series>) {
     let x_max = intervals.last().map_or(1.0, |i| i.elapsed_s).max(1.0);
     let step = nice_ceiling(x_max / 8.0).max(1.0);
-    let x_ticks = (0..)
+    let last = (x_max / step + 1e-9).floor() as u32;
+    let x_ticks = (0..=last)
         .map(|i| f64::from(i) * step)
-        .take_while(|x| *x <= x_max + 1e-9)
         .map(|x| (x, trim_number(x)))
         .collect();
     let chart = Chart {
@@ -225,8 +225,8 @@ fn draw(out: &mut String, top: f64, chart: &Chart<'_>, series: &[Series]) {
             out,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#666\">nothing \
              measured</text></g>",
-            (LEFT + plot_right) / 2.0,
-            (plot_top + plot_bottom) / 2.0
+            f64::midpoint(LEFT, plot_right),
+            f64::midpoint(plot_top, plot_bottom)
         );
         return;
     }
@@ -253,13 +253,13 @@ fn draw(out: &mut String, top: f64, chart: &Chart<'_>, series: &[Series]) {
             trim_number(value)
         );
     }
-    let middle = (plot_top + plot_bottom) / 2.0;
+    let middle = f64::midpoint(plot_top, plot_bottom);
     let _ = writeln!(
         out,
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
          <text x=\"18\" y=\"{middle:.1}\" transform=\"rotate(-90 18 {middle:.1})\" \
          text-anchor=\"middle\">{}{}</text>",
-        (LEFT + plot_right) / 2.0,
+        f64::midpoint(LEFT, plot_right),
         top + PANEL_HEIGHT - 10.0,
         chart.x_label,
         chart.y_label,

@@ -194,8 +194,12 @@ pub(in crate::cli) fn unwritten(
     }
 }
 
-/// Every file the reports go to can be written (checked before anything starts).
-pub(super) fn check_paths(args: &ReportArgs) -> Result<(), Failure> {
+/// Every file the reports go to can be written (checked before anything starts); with the
+/// JSON on stdout, the lines for people go to stderr from now on.
+pub(super) fn check_outputs(args: &ReportArgs) -> Result<(), Failure> {
+    if args.json.as_deref().is_some_and(output::is_stdout) {
+        output::human_on_stderr();
+    }
     let json = args.json.as_ref().filter(|p| !output::is_stdout(p));
     for path in [
         json,
