@@ -1,6 +1,7 @@
 //! Results beyond the summary table: the `--json` report, the `--hdr-log` interval log, the
-//! `--plot` chart, `--threshold` pass/fail criteria, the `--prometheus` endpoint, and `report`,
-//! which merges JSON results from several shards or machines.
+//! `--intervals` table, the `--plot` charts, `--threshold` pass/fail criteria, the
+//! `--prometheus` endpoint, and `report`, which merges JSON results from several shards or
+//! machines.
 //!
 //! The CLI feeds a [`Collector`] every snapshot it takes; once a second of run time the collector
 //! keeps what happened in that second (counts, and latency from histograms subtracted from the
