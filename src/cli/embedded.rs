@@ -44,7 +44,8 @@ impl Embedded {
             Embedded::Bootstrap(pair) => pair.server.stats(),
         };
         let campaign = Some(stats.campaign).filter(|c| c.targeted > 0)?;
-        say!("{}", super::campaign::summary_line(&campaign));
+        let line = super::campaign::summary_line(&campaign);
+        say!("{}", crate::report::fit(&line, crate::report::SUMMARY_WIDTH));
         Some(super::campaign::report(&campaign))
     }
 
