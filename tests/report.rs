@@ -397,8 +397,14 @@ fn a_10s_run_shows_dashes_non_notifications_apart_json_on_stdout_and_intervals()
     );
     assert!(report.config.shards >= 1, "{:?}", report.config);
 
-    // One CSV row per second of the run (the last one shorter), as the JSON's intervals.
-    let table = std::fs::read_to_string(&csv).unwrap();
+    check_interval_table(&csv, &report);
+    check_report_command(&stdout, &report);
+}
+
+/// One CSV row per second of the run (the last one shorter), as the JSON's intervals.
+fn check_interval_table(csv: &str, report: &Report) {
+    let notify = &report.requests["notify"];
+    let table = std::fs::read_to_string(csv).unwrap();
     let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len() - 1, report.intervals.len(), "{table}");
     assert!((10..=14).contains(&report.intervals.len()), "{table}");
@@ -422,10 +428,13 @@ fn a_10s_run_shows_dashes_non_notifications_apart_json_on_stdout_and_intervals()
         rows[1..].iter().any(|r| r[column("datagrams_in")] != "0"),
         "{table}"
     );
+}
 
-    // `report` shows the handling times it read, and writes JSON to stdout as well.
+/// `report` shows the handling times and engine shards it read, and writes JSON to stdout too.
+fn check_report_command(json_text: &str, report: &Report) {
+    let read = &report.server_operations["read"];
     let json = out("ten.json");
-    std::fs::write(&json, &stdout).unwrap();
+    std::fs::write(&json, json_text).unwrap();
     let merged = swarm(&["report", &json, "--json", "-"]);
     let (merged_out, merged_err) = text(&merged);
     assert!(merged.status.success(), "{merged_err}");

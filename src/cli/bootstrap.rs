@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::args::{LimitArgs, LoadArgs};
-use super::output::say;
+use super::output::{self, say};
 use super::{Failure, failed};
 use crate::fleet::{Credentials, Plan, format_duration};
 use crate::security::dtls::ServerKeys;
@@ -98,10 +98,7 @@ impl BootstrapPair {
         ] {
             let (stats, error) = runner.finish();
             let line = format!("embedded {name}: {stats}");
-            say!(
-                "{}",
-                crate::report::fit(&line, crate::report::SUMMARY_WIDTH)
-            );
+            say!("{}", output::fitted(&line));
             if let Some(e) = error {
                 eprintln!("embedded {name}: {e}");
                 result = result.and(Err(failed(format!(

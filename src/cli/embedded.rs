@@ -2,7 +2,7 @@
 //! free loopback port (over DTLS when the fleet has credentials), or that server behind the
 //! embedded bootstrap server.
 
-use super::output::say;
+use super::output::{self, say};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ impl Embedded {
         };
         let campaign = Some(stats.campaign).filter(|c| c.targeted > 0)?;
         let line = super::campaign::summary_line(&campaign);
-        say!("{}", crate::report::fit(&line, crate::report::SUMMARY_WIDTH));
+        say!("{}", output::fitted(&line));
         Some(super::campaign::report(&campaign))
     }
 
@@ -57,10 +57,7 @@ impl Embedded {
             Embedded::Server { runner, .. } => {
                 let (stats, error) = runner.finish();
                 let line = format!("embedded server: {stats}");
-                say!(
-                    "{}",
-                    crate::report::fit(&line, crate::report::SUMMARY_WIDTH)
-                );
+                say!("{}", output::fitted(&line));
                 error.map_or(Ok(()), |e| {
                     Err(failed(format!("the embedded server stopped early: {e}")))
                 })

@@ -26,6 +26,11 @@ macro_rules! say {
 }
 pub(super) use say;
 
+/// `line` broken to fit the summary's width, as the summary's own lines are.
+pub(super) fn fitted(line: &str) -> String {
+    crate::report::fit(line, crate::report::SUMMARY_WIDTH)
+}
+
 /// Whether `path` means stdout (`-`).
 pub(super) fn is_stdout(path: &std::path::Path) -> bool {
     path.as_os_str() == "-"

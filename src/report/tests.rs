@@ -499,7 +499,11 @@ fn non_notifications_and_handling_times_round_trip_and_a_version_2_file_reads_th
     for r in v2["requests"].as_object_mut().unwrap().values_mut() {
         r.as_object_mut().unwrap().remove("unacknowledged");
     }
-    for o in v2["server_operations"].as_object_mut().unwrap().values_mut() {
+    for o in v2["server_operations"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
         let o = o.as_object_mut().unwrap();
         o.remove("handling_us");
         o.remove("hdr");
