@@ -13,37 +13,45 @@ use crate::client::{
 use crate::metrics::{BootstrapStats, FirmwareStats, HandshakeStats, RequestStats, Snapshot};
 
 impl Snapshot {
-    /// A one-line account for logs: clients by state, request rates since `previous`, errors.
+    /// A one-line account for logs: clients by state, the rates since `previous` of the request
+    /// kinds sent in that time, errors; broken to [`SUMMARY_WIDTH`] if it is longer still.
     pub fn progress_line(&self, previous: &Snapshot) -> String {
         let seconds = self
             .elapsed
             .saturating_sub(previous.elapsed)
             .as_secs_f64()
             .max(1e-3);
-        let mut line = format!("[{:>6.1}s]", self.elapsed.as_secs_f64());
+        let mut states = String::new();
         for state in CLIENT_STATES {
             let n = self.state(state);
             if n > 0 {
-                let _ = write!(line, " {} {n}", state_name(state));
+                let _ = write!(states, " {} {n}", state_name(state));
             }
         }
-        line.push_str(" |");
+        let mut rates = String::new();
         for kind in self.kinds_used() {
-            let now = self.request(kind);
-            let before = previous.request(kind);
-            let rate = (now.sent - before.sent) as f64 / seconds;
-            let _ = write!(line, " {} {rate:.0}/s", request_name(kind));
+            let sent = self.request(kind).sent - previous.request(kind).sent;
+            if sent > 0 {
+                let rate = sent as f64 / seconds;
+                let _ = write!(rates, " {} {rate:.0}/s", request_name(kind));
+            }
         }
         let ops: u64 = self.operations.iter().map(|o| o.total).sum::<u64>()
             - previous.operations.iter().map(|o| o.total).sum::<u64>();
-        let _ = write!(line, " server-ops {:.0}/s", ops as f64 / seconds);
-        let failures =
-            |s: &Snapshot| -> u64 { s.requests.iter().map(|r| r.error + r.timeout).sum() };
-        let _ = write!(line, " | errors+timeouts {}", failures(self));
-        if self.traffic.kernel_drops > 0 {
-            let _ = write!(line, " kernel-drops {}", self.traffic.kernel_drops);
+        if ops > 0 {
+            let _ = write!(rates, " server-ops {:.0}/s", ops as f64 / seconds);
         }
-        line
+        let failures: u64 = self.requests.iter().map(|r| r.error + r.timeout).sum();
+        let mut problems = format!(" errors+timeouts {failures}");
+        if self.traffic.kernel_drops > 0 {
+            let _ = write!(problems, " kernel-drops {}", self.traffic.kernel_drops);
+        }
+        let parts: Vec<&str> = [states.as_str(), rates.as_str(), problems.as_str()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        let line = format!("[{:>6.1}s]{}", self.elapsed.as_secs_f64(), parts.join(" |"));
+        fit(&line, SUMMARY_WIDTH)
     }
 }
 
@@ -633,6 +641,24 @@ mod tests {
             total.to_string(),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_progress_line_names_what_was_sent_and_fits_100_columns() {
+        let before = Snapshot::default();
+        let mut now = busy_snapshot();
+        now.elapsed = Duration::from_secs(2);
+        now.requests[1].sent = 0;
+        let line = now.progress_line(&before);
+        assert!(
+            line.lines().all(|l| l.chars().count() <= SUMMARY_WIDTH),
+            "{line}"
+        );
+        assert!(line.contains("register 493827160/s"), "{line}");
+        assert!(!line.contains("update "), "{line}");
+        assert!(line.contains("server-ops "), "{line}");
+        let idle = Snapshot::default().progress_line(&before);
+        assert_eq!(idle, "[   0.0s] errors+timeouts 0");
     }
 
     #[test]
