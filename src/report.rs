@@ -80,7 +80,7 @@ pub struct MergeArgs {
     /// fails), with the thresholds recorded in the shards' files.
     #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
     pub thresholds: Vec<Threshold>,
-    /// Write an SVG chart of the merged latencies.
+    /// Write the SVG charts of the merged result, as `run --plot` does.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
     /// Write the merged result as JSON, in `run --json`'s schema (so it merges again); `-`:
