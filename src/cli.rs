@@ -24,6 +24,7 @@ mod check;
 mod credentials;
 mod embedded;
 mod interrupts;
+mod output;
 mod parse;
 mod progress;
 mod report;

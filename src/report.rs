@@ -1,12 +1,14 @@
 //! Results beyond the summary table: the `--json` report, the `--hdr-log` interval log, the
-//! `--plot` chart, `--threshold` pass/fail criteria, the `--prometheus` endpoint, and `report`,
-//! which merges JSON results from several shards or machines.
+//! `--intervals` table, the `--plot` charts, `--threshold` pass/fail criteria, the
+//! `--prometheus` endpoint, and `report`, which merges JSON results from several shards or
+//! machines.
 //!
 //! The CLI feeds a [`Collector`] every snapshot it takes; once a second of run time the collector
 //! keeps what happened in that second (counts, and latency from histograms subtracted from the
 //! cumulative ones), appends it to the interval log and publishes it to Prometheus.
 
 mod hdr_log;
+pub mod intervals;
 pub mod merge;
 pub mod plot;
 pub mod prometheus;
@@ -33,6 +35,7 @@ pub use schema::{
     FirmwareCampaign, Interval, IntervalRequest, Report, RunConfig, SchemaError, TestIdentity,
     ThresholdResult,
 };
+pub use summary::{SUMMARY_WIDTH, fit};
 pub use threshold::{Threshold, Verdict};
 
 /// How often the collector keeps an interval.
@@ -41,15 +44,22 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// `run`'s report options.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ReportArgs {
-    /// Write the result as JSON (schema: docs/report-schema.md).
+    /// Write the result as JSON (schema: docs/report-schema.md); `-`: to stdout, the
+    /// summary and every other line then going to stderr.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
     /// Write an HDR histogram interval log: each second, one histogram per request kind (µs).
     #[arg(long, value_name = "PATH")]
     pub hdr_log: Option<PathBuf>,
-    /// Write an SVG chart of latency by percentile, one curve per request kind.
+    /// Write SVG charts: latency by percentile, then clients by state, requests per second and
+    /// p99 latency over time.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
+    /// Write one row per second (clients by state; each request kind's sent, ok, error,
+    /// timeout, NON, p50 and p99; datagrams in and out) when the run ends: CSV for a `.csv`
+    /// PATH, else JSON Lines.
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub intervals: Option<PathBuf>,
     /// A pass/fail criterion, repeatable: `register.p99<500ms`, `update.error_rate<1%`. Any
     /// failing one makes the run exit 4. Added to the thresholds of the fleet's load table.
     #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
@@ -70,10 +80,11 @@ pub struct MergeArgs {
     /// fails), with the thresholds recorded in the shards' files.
     #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
     pub thresholds: Vec<Threshold>,
-    /// Write an SVG chart of the merged latencies.
+    /// Write the SVG charts of the merged result, as `run --plot` does.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
-    /// Write the merged result as JSON, in `run --json`'s schema (so it merges again).
+    /// Write the merged result as JSON, in `run --json`'s schema (so it merges again); `-`:
+    /// to stdout, the summary then going to stderr.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 }
@@ -245,6 +256,7 @@ pub fn interval(
                 ok: b.ok.saturating_sub(a.ok),
                 error: b.error.saturating_sub(a.error),
                 timeout: b.timeout.saturating_sub(a.timeout),
+                unacknowledged: b.unacknowledged.saturating_sub(a.unacknowledged),
                 p50_us: quantile(h, 0.5),
                 p99_us: quantile(h, 0.99),
             };
@@ -260,6 +272,14 @@ pub fn interval(
         length_s: now.elapsed.saturating_sub(previous.elapsed).as_secs_f64(),
         clients,
         requests,
+        datagrams_in: now
+            .traffic
+            .datagrams_in
+            .saturating_sub(previous.traffic.datagrams_in),
+        datagrams_out: now
+            .traffic
+            .datagrams_out
+            .saturating_sub(previous.traffic.datagrams_out),
     };
     (interval, histograms)
 }

@@ -105,7 +105,11 @@ fn a_passing_run_writes_json_interval_log_and_plot_and_report_merges_them() {
         .filter(|n| n.attribute("class") == Some("curve"))
         .filter_map(|n| n.attribute("data-op"))
         .collect();
-    assert_eq!(curves, ["register", "deregister"]);
+    // The percentile chart's curves, then those over time.
+    assert!(
+        curves.starts_with(&["register", "deregister"]),
+        "{curves:?}"
+    );
 
     // The same shard twice is refused; results of no test (here the same one, its `test`
     // taken out) merge: twice the counts, the same percentiles.
@@ -119,16 +123,18 @@ fn a_passing_run_writes_json_interval_log_and_plot_and_report_merges_them() {
     let merged = swarm(&["report", &copy, &copy, "--threshold", "register.sent>=20"]);
     let (stdout, stderr) = text(&merged);
     assert!(merged.status.success(), "{stdout}\n{stderr}");
-    let row: Vec<&str> = stdout
+    // The counts row, then the latency row.
+    let rows: Vec<Vec<&str>> = stdout
         .lines()
-        .find(|l| l.starts_with("register "))
-        .expect("a register row")
-        .split_whitespace()
+        .filter(|l| l.starts_with("register "))
+        .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(&row[1..3], ["20", "20"], "{stdout}");
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert_eq!(&rows[0][1..3], ["20", "20"], "{stdout}");
     let p99 = format!("{:.2}", register.latency_us.p99 as f64 / 1000.0);
-    // Columns: name, sent, ok, error, timeout, aborted, flight, retrans, p50, p90, p99...
-    assert_eq!(row[10], p99, "{stdout}");
+    // Columns: name, answered, p50, p90, p99...
+    assert_eq!(rows[1][1], "20", "{stdout}");
+    assert_eq!(rows[1][4], p99, "{stdout}");
     assert!(stdout.contains("thresholds: 1 passed"), "{stdout}");
 }
 
@@ -306,4 +312,144 @@ fn a_report_path_that_cannot_be_written_is_refused_before_anything_starts() {
     assert!(stderr.contains("no-such-dir does not exist"), "{stderr}");
     // Neither the embedded server nor the clients started.
     assert!(stdout.is_empty(), "{stdout}");
+}
+
+/// The words of the first line after the line starting with `header` whose first word is `name`.
+fn row_under<'a>(text: &'a str, header: &str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| !l.starts_with(header))
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} row under {header:?}:\n{text}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn a_10s_run_shows_dashes_non_notifications_apart_json_on_stdout_and_intervals() {
+    // NON notifications every second or two; a 60 s lifetime: no Update within 10 s.
+    let fleet = fleet("ten.toml", "60s", "");
+    let csv = out("ten.csv");
+    let run = swarm(&[
+        "run",
+        &fleet,
+        "--no-tui",
+        "--duration",
+        "10s",
+        "--ports",
+        "23200-23299",
+        "--observe",
+        "/3/0/13",
+        "--pmin",
+        "1",
+        "--pmax",
+        "2",
+        "--read",
+        "/3/0/0@1s",
+        "--json",
+        "-",
+        "--intervals",
+        &csv,
+    ]);
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    // stdout is the JSON alone; the summary went to stderr.
+    let report = Report::from_json(&stdout).expect("stdout is the JSON result");
+    let summary = &stderr[stderr.find("elapsed ").expect("a summary on stderr")..];
+    let wide: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.chars().count() > 100)
+        .collect();
+    assert!(
+        wide.is_empty(),
+        "lines over 100 columns: {wide:#?}\n{summary}"
+    );
+
+    // Nothing answered: no latency, `-` in every column.
+    for kind in ["update", "notify"] {
+        let latency = row_under(summary, "latency ms", kind);
+        assert_eq!(latency[1..], ["0", "-", "-", "-", "-", "-"], "{summary}");
+    }
+    // The notifications were NON: sent, none ok, all in `non`.
+    let notify = &report.requests["notify"];
+    assert!(notify.sent >= 10, "{notify:?}");
+    assert_eq!(
+        (notify.ok, notify.unacknowledged),
+        (0, notify.sent),
+        "{notify:?}"
+    );
+    let counts = row_under(summary, "request", "notify");
+    assert_eq!(counts[2], "0", "{summary}");
+    assert_eq!(counts[6], notify.sent.to_string(), "{summary}");
+    // Elapsed time and achieved rates.
+    assert!(summary.starts_with("elapsed 1"), "{summary}");
+    let total = row_under(summary, "request", "total");
+    let sent: u64 = report.requests.values().map(|r| r.sent).sum();
+    let rate = sent as f64 / report.elapsed_s;
+    assert_eq!(total[1], sent.to_string(), "{summary}");
+    assert_eq!(total[9], format!("{rate:.1}"), "{summary}");
+    assert!(summary.contains("datagrams: out "), "{summary}");
+
+    // The server's reads were timed, and the engine's real shard count recorded.
+    let read = &report.server_operations["read"];
+    assert!(
+        read.total >= 10 && read.handling_us.count == read.total,
+        "{read:?}"
+    );
+    assert!(report.config.shards >= 1, "{:?}", report.config);
+
+    check_interval_table(&csv, &report);
+    check_report_command(&stdout, &report);
+}
+
+/// One CSV row per second of the run (the last one shorter), as the JSON's intervals.
+fn check_interval_table(csv: &str, report: &Report) {
+    let notify = &report.requests["notify"];
+    let table = std::fs::read_to_string(csv).unwrap();
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len() - 1, report.intervals.len(), "{table}");
+    assert!((10..=14).contains(&report.intervals.len()), "{table}");
+    let column = |name: &str| rows[0].iter().position(|h| *h == name).unwrap();
+    let elapsed: Vec<f64> = rows[1..]
+        .iter()
+        .map(|r| r[column("elapsed_s")].parse().unwrap())
+        .collect();
+    assert!(
+        elapsed
+            .windows(2)
+            .all(|w| w[1] > w[0] && w[1] - w[0] <= 1.5),
+        "{table}"
+    );
+    let non: u64 = rows[1..]
+        .iter()
+        .map(|r| r[column("notify_non")].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(non, notify.unacknowledged, "{table}");
+    assert!(
+        rows[1..].iter().any(|r| r[column("datagrams_in")] != "0"),
+        "{table}"
+    );
+}
+
+/// `report` shows the handling times and engine shards it read, and writes JSON to stdout too.
+fn check_report_command(json_text: &str, report: &Report) {
+    let read = &report.server_operations["read"];
+    let json = out("ten.json");
+    std::fs::write(&json, json_text).unwrap();
+    let merged = swarm(&["report", &json, "--json", "-"]);
+    let (merged_out, merged_err) = text(&merged);
+    assert!(merged.status.success(), "{merged_err}");
+    let again = Report::from_json(&merged_out).expect("report's stdout is the JSON result");
+    assert_eq!(again.config.shards, report.config.shards);
+    let shards = match report.config.shards {
+        1 => "1 engine shard)".to_string(),
+        n => format!("{n} engine shards)"),
+    };
+    assert!(merged_err.contains(&shards), "{merged_err}");
+    let read_row = row_under(&merged_err, "server operation", "read");
+    assert_eq!(read_row[1], read.total.to_string(), "{merged_err}");
+    assert_eq!(
+        read_row[4],
+        read.handling_us.p50.to_string(),
+        "{merged_err}"
+    );
 }

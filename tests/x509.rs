@@ -64,10 +64,7 @@ fn the_x509_demo_fleet_runs_against_the_embedded_server() {
         stdout.contains(&format!("dtls handshakes: ok {ok}, failed 0")),
         "{stdout}"
     );
-    let server = stdout
-        .lines()
-        .find(|l| l.starts_with("embedded server: "))
-        .expect("the server's line");
+    let server = cli::broken_line(&stdout, "embedded server: ").expect("the server's line");
     assert!(
         server.contains(&format!("handshakes ok {ok} failed 0")),
         "{server}"

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::args::{LimitArgs, LoadArgs};
+use super::output::{self, say};
 use super::{Failure, failed};
 use crate::fleet::{Credentials, Plan, format_duration};
 use crate::security::dtls::ServerKeys;
@@ -96,7 +97,8 @@ impl BootstrapPair {
             ("server", self.server),
         ] {
             let (stats, error) = runner.finish();
-            println!("embedded {name}: {stats}");
+            let line = format!("embedded {name}: {stats}");
+            say!("{}", output::fitted(&line));
             if let Some(e) = error {
                 eprintln!("embedded {name}: {e}");
                 result = result.and(Err(failed(format!(
@@ -160,7 +162,7 @@ pub(super) fn start_for_run(
     } else {
         String::new()
     };
-    println!(
+    say!(
         "embedded LWM2M server behind a bootstrap server: {pair}{over}; lifetime {} written \
          ({})",
         format_duration(lifetime),

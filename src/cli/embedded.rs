@@ -2,6 +2,7 @@
 //! free loopback port (over DTLS when the fleet has credentials), or that server behind the
 //! embedded bootstrap server.
 
+use super::output::{self, say};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -43,7 +44,8 @@ impl Embedded {
             Embedded::Bootstrap(pair) => pair.server.stats(),
         };
         let campaign = Some(stats.campaign).filter(|c| c.targeted > 0)?;
-        println!("{}", super::campaign::summary_line(&campaign));
+        let line = super::campaign::summary_line(&campaign);
+        say!("{}", output::fitted(&line));
         Some(super::campaign::report(&campaign))
     }
 
@@ -54,7 +56,8 @@ impl Embedded {
             Embedded::None => Ok(()),
             Embedded::Server { runner, .. } => {
                 let (stats, error) = runner.finish();
-                println!("embedded server: {stats}");
+                let line = format!("embedded server: {stats}");
+                say!("{}", output::fitted(&line));
                 error.map_or(Ok(()), |e| {
                     Err(failed(format!("the embedded server stopped early: {e}")))
                 })
@@ -105,7 +108,7 @@ fn start_server(
         }
         None => String::new(),
     };
-    println!(
+    say!(
         "embedded LWM2M server on {}{over} ({})",
         runner.local_addr(),
         load.describe()

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::interrupts::Interrupts;
+use super::output::say;
 use crate::metrics::Snapshot;
 use crate::tui::{self, TuiExit};
 
@@ -23,17 +24,17 @@ pub(super) fn progress_lines(
         std::thread::sleep(Duration::from_millis(100));
         let signals = interrupts.load(Ordering::Acquire);
         if signals > 1 {
-            println!("interrupted again: stopping at once");
+            say!("interrupted again: stopping at once");
             return TuiExit::Abandoned;
         }
         if signals > 0 && !stop_sent {
-            println!("interrupted: de-registering (Ctrl-C again to stop at once)");
+            say!("interrupted: de-registering (Ctrl-C again to stop at once)");
             engine.stop();
             stop_sent = true;
         }
         let snapshot = engine.snapshot();
         if snapshot.elapsed >= next_line {
-            println!("{}", snapshot.progress_line(&previous));
+            say!("{}", snapshot.progress_line(&previous));
             let _ = std::io::stdout().flush();
             next_line = snapshot.elapsed + every;
             previous = snapshot;

@@ -1,19 +1,30 @@
 //! `report FILE...`: the summary of `run --json` results merged (the shards of one test line up
 //! on the wall clock), with thresholds, a plot and the merged JSON.
 
+use super::output::{self, say};
 use super::run::reports::{threshold_failure, unwritten};
 use super::{Failure, bad_input};
 use crate::report::{self, MergeArgs, check_thresholds, threshold_results, verdicts_text};
 
 pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
-    for path in [&args.plot, &args.json].into_iter().flatten() {
+    let json = args.json.as_ref().filter(|p| !output::is_stdout(p));
+    for path in [args.plot.as_ref(), json].into_iter().flatten() {
         report::check_writable(path).map_err(bad_input)?;
+    }
+    if json.is_none() && args.json.is_some() {
+        output::human_on_stderr();
     }
     let merged = report::merge_files(&args.files).map_err(bad_input)?;
     for (path, r) in args.files.iter().zip(&merged.inputs) {
         let c = &r.config;
-        println!(
-            "{}: {} ({} clients against {}), {:.1}s",
+        // Older files wrote `--shards` as given, 0 for one per core: not a count.
+        let threads = match c.shards {
+            0 => String::new(),
+            1 => ", 1 engine shard".to_string(),
+            n => format!(", {n} engine shards"),
+        };
+        say!(
+            "{}: {} ({} clients against {}{threads}), {:.1}s",
             path.display(),
             c.fleet,
             c.clients,
@@ -23,25 +34,37 @@ pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
     }
     if let Some((test, shards)) = merged.test() {
         let covered = report::merge::ranges_text(&report::merge::ranges(shards));
-        println!("test {}: shards {covered} of {}", test.id, test.shard_count);
+        say!("test {}: shards {covered} of {}", test.id, test.shard_count);
     }
     if let Some(missing) = &merged.missing {
         eprintln!("warning: {missing}");
     }
-    println!("\n{}", merged.summary);
+    say!("\n{}", merged.summary);
     let verdicts = check_thresholds(&merged.thresholds(&args.thresholds), &merged.summary);
     if !verdicts.is_empty() {
-        print!("{}", verdicts_text(&verdicts));
+        say!("{}", verdicts_text(&verdicts).trim_end());
     }
     let mut outputs = Vec::new();
+    let mut printed = None;
     if let Some(path) = &args.json {
-        let result = merged.report(threshold_results(&verdicts));
-        outputs.push((path.as_path(), result.to_json()));
+        let result = merged.report(threshold_results(&verdicts)).to_json();
+        if output::is_stdout(path) {
+            printed = output::write_stdout(&(result + "\n")).err().map(|source| {
+                report::ReportError::Io {
+                    path: "stdout".to_string(),
+                    source,
+                }
+            });
+        } else {
+            outputs.push((path.as_path(), result));
+        }
     }
     if let Some(path) = &args.plot {
-        outputs.push((path.as_path(), report::plot::svg(&merged.summary)));
+        let svg = report::plot::svg(&merged.summary, merged.intervals());
+        outputs.push((path.as_path(), svg));
     }
-    if let Some(failure) = unwritten(report::write_files(outputs)) {
+    let errors = printed.into_iter().chain(report::write_files(outputs));
+    if let Some(failure) = unwritten(errors) {
         return Err(failure);
     }
     threshold_failure(&verdicts).map_or(Ok(()), Err)

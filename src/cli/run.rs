@@ -3,6 +3,7 @@
 
 pub(super) mod reports;
 
+use super::output::say;
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -76,7 +77,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     host_reach(&plan, &early, None)?
         .check()
         .map_err(bad_input)?;
-    reports::check_paths(&args.report)?;
+    reports::check_outputs(&args.report)?;
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start(&plan, &args.load, credentials.as_deref())?,
@@ -95,10 +96,10 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let file = plan.file.clone();
     let mut reports = Reports::start(args, &fleet, &plan, &target)?;
     if let Some(slice) = plan.describe_slice() {
-        println!("shard {slice}");
+        say!("shard {slice}");
     }
     if let Some(at) = args.start_at {
-        println!(
+        say!(
             "{}",
             crate::engine::describe_wait(at, std::time::SystemTime::now())
         );
@@ -116,7 +117,8 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         };
         failed(format!("{e}{hint}"))
     })?;
-    println!(
+    reports.engine_shards(engine.layout().shards());
+    say!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),
         format_duration(total)
@@ -144,8 +146,8 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     let started = engine.started();
     let (summary, ended) = engine.finish();
-    println!("\n{summary}");
-    println!("{}", crate::engine::describe_start(&started, args.start_at));
+    say!("\n{summary}");
+    say!("{}", crate::engine::describe_start(&started, args.start_at));
     reports.campaign = embedded.campaign_report();
     let embedded_ended = embedded.stop();
     let thresholds = reports.finish(&summary, &started, interrupts.count());

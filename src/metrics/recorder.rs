@@ -17,7 +17,7 @@ impl RequestStats {
             }
             RequestOutcome::Aborted => self.aborted += 1,
             RequestOutcome::Timeout => self.timeout += 1,
-            RequestOutcome::Unconfirmed => self.ok += 1,
+            RequestOutcome::Unconfirmed => self.unacknowledged += 1,
             RequestOutcome::Reset => {
                 self.error += 1;
                 self.count_code(None);

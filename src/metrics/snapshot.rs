@@ -13,17 +13,20 @@ use crate::client::{
 };
 use crate::transport::impairment::ImpairmentStats;
 
-/// One kind of client-initiated request. `sent = ok + error + timeout + aborted + in_flight`.
+/// One kind of client-initiated request.
+/// `sent = ok + error + timeout + aborted + unacknowledged + in_flight`.
 #[derive(Clone, Debug)]
 pub struct RequestStats {
     pub sent: u64,
-    /// 2.xx answers, ACKs of CON notifications, NON notifications sent.
+    /// 2.xx answers and ACKs of CON notifications.
     pub ok: u64,
     /// 4.xx/5.xx answers and RSTs.
     pub error: u64,
     pub timeout: u64,
     /// In flight when the client went offline (reboot, stop).
     pub aborted: u64,
+    /// NON notifications: done once sent, with no answer to count as ok or error.
+    pub unacknowledged: u64,
     /// Dropped before sending (not part of `sent`).
     pub unsent: u64,
     pub retransmissions: u64,
@@ -43,6 +46,7 @@ impl Default for RequestStats {
             error: 0,
             timeout: 0,
             aborted: 0,
+            unacknowledged: 0,
             unsent: 0,
             retransmissions: 0,
             codes: Vec::new(),
@@ -53,9 +57,14 @@ impl Default for RequestStats {
 }
 
 impl RequestStats {
+    /// Requests sent that have not ended yet.
     pub fn in_flight(&self) -> u64 {
-        self.sent
-            .saturating_sub(self.ok + self.error + self.timeout + self.aborted)
+        self.sent.saturating_sub(self.ended())
+    }
+
+    /// Requests that ended one way or another: answered, timed out, aborted, or sent NON.
+    pub fn ended(&self) -> u64 {
+        self.ok + self.error + self.timeout + self.aborted + self.unacknowledged
     }
 
     /// The p99 from the due time and from the send, when they differ enough to matter (by more
@@ -75,6 +84,7 @@ impl RequestStats {
         self.error += other.error;
         self.timeout += other.timeout;
         self.aborted += other.aborted;
+        self.unacknowledged += other.unacknowledged;
         self.unsent += other.unsent;
         self.retransmissions += other.retransmissions;
         for (code, n) in &other.codes {

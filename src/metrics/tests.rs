@@ -23,6 +23,43 @@ fn record(
 }
 
 #[test]
+fn a_non_notification_ends_unacknowledged_not_ok_and_has_no_latency() {
+    let mut rec = Recorder::new();
+    for _ in 0..3 {
+        rec.event(&Event::Sent(RequestKind::Notify));
+    }
+    rec.event(&record(
+        RequestKind::Notify,
+        RequestOutcome::Unconfirmed,
+        0,
+        0,
+        0,
+    ));
+    rec.event(&record(
+        RequestKind::Notify,
+        RequestOutcome::Unconfirmed,
+        0,
+        0,
+        0,
+    ));
+    rec.event(&record(
+        RequestKind::Notify,
+        RequestOutcome::Response(0),
+        0,
+        0,
+        4,
+    ));
+    let s = rec.snapshot(Duration::from_secs(1));
+    let r = s.request(RequestKind::Notify);
+    assert_eq!(
+        (r.sent, r.ok, r.unacknowledged, r.in_flight()),
+        (3, 1, 2, 0)
+    );
+    // Only the acknowledged one has a latency.
+    assert_eq!(r.latency.len(), 1);
+}
+
+#[test]
 fn every_sent_request_is_accounted_for_and_latency_counts_from_the_due_time() {
     let mut rec = Recorder::new();
     for _ in 0..5 {
@@ -72,7 +109,7 @@ fn every_sent_request_is_accounted_for_and_latency_counts_from_the_due_time() {
     assert_eq!(r.in_flight(), 1);
     assert_eq!(
         r.sent,
-        r.ok + r.error + r.timeout + r.aborted + r.in_flight()
+        r.ok + r.error + r.timeout + r.aborted + r.unacknowledged + r.in_flight()
     );
     assert_eq!(r.retransmissions, 4);
     // The 2.01 was due at 0 and answered at 110 ms, though sent at 100 ms; the 5.00 and

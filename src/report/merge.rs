@@ -185,6 +185,11 @@ impl Merged {
         all
     }
 
+    /// The merged intervals, one per second (none when results of no test were merged).
+    pub fn intervals(&self) -> &[Interval] {
+        &self.report.intervals
+    }
+
     /// The merged result with the verdicts of the thresholds checked on it.
     pub fn report(&self, thresholds: Vec<ThresholdResult>) -> Report {
         Report {
@@ -483,6 +488,7 @@ fn aligned(inputs: &[(u64, &[Interval])], origin_ms: u64, end_ms: u64) -> Vec<In
             .iter()
             .map(|k| ((*k).clone(), IntervalRequest::default()))
             .collect();
+        let (mut datagrams_in, mut datagrams_out) = (0, 0);
         for (input, by_second) in placed.iter().enumerate() {
             if by_second
                 .keys()
@@ -493,6 +499,8 @@ fn aligned(inputs: &[(u64, &[Interval])], origin_ms: u64, end_ms: u64) -> Vec<In
             }
             if let Some(closed) = by_second.get(&second) {
                 for interval in closed {
+                    datagrams_in += interval.datagrams_in;
+                    datagrams_out += interval.datagrams_out;
                     for (kind, op) in &interval.requests {
                         add(requests.entry(kind.clone()).or_default(), op);
                     }
@@ -508,6 +516,8 @@ fn aligned(inputs: &[(u64, &[Interval])], origin_ms: u64, end_ms: u64) -> Vec<In
             length_s: seconds(end.saturating_sub(previous_end)),
             clients,
             requests,
+            datagrams_in,
+            datagrams_out,
         });
         previous_end = end;
     }
@@ -519,6 +529,7 @@ fn add(into: &mut IntervalRequest, op: &IntervalRequest) {
     into.ok += op.ok;
     into.error += op.error;
     into.timeout += op.timeout;
+    into.unacknowledged += op.unacknowledged;
     // `None` (no answer) orders below any value.
     into.p50_us = into.p50_us.max(op.p50_us);
     into.p99_us = into.p99_us.max(op.p99_us);

@@ -294,6 +294,7 @@ fn request_families(out: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
                 ("error", r.error),
                 ("timeout", r.timeout),
                 ("aborted", r.aborted),
+                ("unacknowledged", r.unacknowledged),
             ]
             .map(|(outcome, n)| (labels([("op", op), ("outcome", outcome)]), n))
         }),

@@ -1,4 +1,4 @@
-//! The `--json` result, version 2 (documented in docs/report-schema.md): serde structures, built
+//! The `--json` result, version 3 (documented in docs/report-schema.md): serde structures, built
 //! from a [`Snapshot`] and turned back into one so results from several shards or machines merge.
 
 use std::collections::BTreeMap;
@@ -18,8 +18,9 @@ use crate::metrics::{
     BootstrapStats, FirmwareStats, HandshakeStats, RequestStats, Snapshot, TrafficStats,
 };
 
-/// Bumped on any change that breaks a reader: a field removed, renamed or re-typed.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Bumped on any change that breaks a reader: a field removed, renamed, re-typed or counting
+/// something else (version 3: NON notifications left `ok` for `unacknowledged`).
+pub const SCHEMA_VERSION: u32 = 3;
 /// The value of the `schema` field: tells a report from other JSON.
 pub const SCHEMA_NAME: &str = "lwm2m-swarm/report";
 
@@ -173,7 +174,8 @@ pub struct Clients {
     pub at_end: BTreeMap<String, u64>,
 }
 
-/// One kind of client-initiated request.
+/// One kind of client-initiated request:
+/// `sent = ok + error + timeout + aborted + unacknowledged + in_flight`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub sent: u64,
@@ -181,6 +183,10 @@ pub struct Request {
     pub error: u64,
     pub timeout: u64,
     pub aborted: u64,
+    /// NON notifications sent (nothing answers them). Absent before version 3, whose `ok`
+    /// counted them: read as zero.
+    #[serde(default)]
+    pub unacknowledged: u64,
     pub in_flight: u64,
     pub unsent: u64,
     pub retransmissions: u64,
@@ -256,11 +262,18 @@ pub struct Bootstraps {
     pub hdr: String,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerOperation {
     pub total: u64,
     pub ok: u64,
     pub error: u64,
+    /// How long a client took to handle one (datagram in to answer queued). Absent in older
+    /// reports: read as none measured.
+    #[serde(default)]
+    pub handling_us: Latency,
+    /// The same histogram, V2 + DEFLATE, base64 (empty when there was none).
+    #[serde(default)]
+    pub hdr: String,
 }
 
 /// One second of the run: counts of what happened in it, and its latency.
@@ -272,6 +285,11 @@ pub struct Interval {
     /// Clients by state at the end of the interval.
     pub clients: BTreeMap<String, u64>,
     pub requests: BTreeMap<String, IntervalRequest>,
+    /// Datagrams received and sent in the interval (absent in older reports: read as zero).
+    #[serde(default)]
+    pub datagrams_in: u64,
+    #[serde(default)]
+    pub datagrams_out: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +298,9 @@ pub struct IntervalRequest {
     pub ok: u64,
     pub error: u64,
     pub timeout: u64,
+    /// NON notifications sent (absent before version 3: read as zero).
+    #[serde(default)]
+    pub unacknowledged: u64,
     /// Of the requests answered in this interval, from their due time; `null` when none.
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
@@ -337,6 +358,8 @@ impl Report {
                     total: o.total,
                     ok: o.ok,
                     error: o.error,
+                    handling_us: latency(&o.handling),
+                    hdr: encode_unless_empty(&o.handling),
                 };
                 (operation_name(*k).to_string(), o)
             })
@@ -368,8 +391,8 @@ impl Report {
         }
     }
 
-    /// Reads a report, refusing another schema or a newer version; a version 1 report is read
-    /// as version 2.
+    /// Reads a report, refusing another schema or a newer version; older versions are read as
+    /// this one (version 1's fields renamed; version 2 lacks only fields read as zero).
     pub fn from_json(text: &str) -> Result<Report, SchemaError> {
         // Check the version first: a newer report may not even have our fields.
         #[derive(Deserialize)]
@@ -417,9 +440,19 @@ impl Report {
         for (i, kind) in OPERATION_KINDS.iter().enumerate() {
             // Unknown kinds are ignored: a newer tool may count more kinds of server request.
             if let Some(o) = self.server_operations.get(operation_name(*kind)) {
-                s.operations[i].total = o.total;
-                s.operations[i].ok = o.ok;
-                s.operations[i].error = o.error;
+                let stats = &mut s.operations[i];
+                stats.total = o.total;
+                stats.ok = o.ok;
+                stats.error = o.error;
+                if !o.hdr.is_empty() {
+                    let entry = format!("server_operations.{}", operation_name(*kind));
+                    let histogram = decode(&o.hdr).map_err(|message| SchemaError::Histogram {
+                        entry,
+                        field: "hdr",
+                        message,
+                    })?;
+                    let _ = stats.handling.add(&histogram);
+                }
             }
         }
         s.handshakes = handshake_stats(&self.dtls_handshakes, "dtls_handshakes")?;
@@ -470,6 +503,15 @@ fn by_state(counts: &[u64]) -> BTreeMap<String, u64> {
         .iter()
         .map(|s| (state_name(*s).to_string(), counts[state_index(*s)]))
         .collect()
+}
+
+/// [`encode`], or empty for an empty histogram.
+fn encode_unless_empty(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        String::new()
+    } else {
+        encode(h)
+    }
 }
 
 fn handshakes(h: &HandshakeStats) -> Handshakes {
@@ -596,6 +638,7 @@ fn request(r: &RequestStats) -> Request {
         error: r.error,
         timeout: r.timeout,
         aborted: r.aborted,
+        unacknowledged: r.unacknowledged,
         in_flight: r.in_flight(),
         unsent: r.unsent,
         retransmissions: r.retransmissions,
@@ -618,6 +661,7 @@ fn request_stats(name: &str, request: &Request) -> Result<RequestStats, SchemaEr
         error: request.error,
         timeout: request.timeout,
         aborted: request.aborted,
+        unacknowledged: request.unacknowledged,
         unsent: request.unsent,
         retransmissions: request.retransmissions,
         ..RequestStats::default()

@@ -471,3 +471,46 @@ fn every_report_is_attempted_and_every_failure_named() {
     assert_eq!(names, ["a-directory", "latency.svg"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn non_notifications_and_handling_times_round_trip_and_a_version_2_file_reads_them_as_none() {
+    let notify = crate::client::request_index(crate::client::RequestKind::Notify);
+    let read = crate::client::operation_index(crate::client::OperationKind::Read);
+    let mut s = at(1500, 3, &[100]);
+    s.requests[notify].sent = 7;
+    s.requests[notify].unacknowledged = 7;
+    s.operations[read].total = 2;
+    s.operations[read].ok = 2;
+    s.operations[read].handling.record(40).unwrap();
+    s.operations[read].handling.record(90).unwrap();
+    let report = Report::new(run_config(), &s, Vec::new(), Vec::new());
+    assert_eq!(report.requests["notify"].in_flight, 0);
+    let back = Report::from_json(&report.to_json())
+        .unwrap()
+        .to_snapshot()
+        .unwrap();
+    assert_eq!(back.requests[notify].unacknowledged, 7);
+    assert_eq!(back.operations[read].handling.len(), 2);
+    assert_eq!(report.server_operations["read"].handling_us.count, 2);
+
+    // Version 2 had neither field: they read as nothing, not as an error.
+    let mut v2: Value = serde_json::from_str(&report.to_json()).unwrap();
+    v2["version"] = 2.into();
+    for r in v2["requests"].as_object_mut().unwrap().values_mut() {
+        r.as_object_mut().unwrap().remove("unacknowledged");
+    }
+    for o in v2["server_operations"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        let o = o.as_object_mut().unwrap();
+        o.remove("handling_us");
+        o.remove("hdr");
+    }
+    let old = Report::from_json(&v2.to_string()).unwrap();
+    assert_eq!(old.requests["notify"].unacknowledged, 0);
+    let old = old.to_snapshot().unwrap();
+    assert!(old.operations[read].handling.is_empty());
+    assert_eq!(old.operations[read].total, 2);
+}

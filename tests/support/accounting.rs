@@ -1,5 +1,5 @@
-//! The request accounting every run keeps: each request sent ends once, as ok, error, timeout
-//! or aborted, or is still in flight.
+//! The request accounting every run keeps: each request sent ends once, as ok, error, timeout,
+//! aborted or unacknowledged (a NON notification, done once sent), or is still in flight.
 
 #![allow(dead_code)]
 
@@ -7,7 +7,7 @@ use lwm2m_swarm::client::REQUEST_KINDS;
 use lwm2m_swarm::metrics::{RequestStats, Snapshot};
 
 fn ended(r: &RequestStats) -> u64 {
-    r.ok + r.error + r.timeout + r.aborted
+    r.ok + r.error + r.timeout + r.aborted + r.unacknowledged
 }
 
 /// While a run goes on: for every request kind, no more requests ended than were sent.
@@ -26,12 +26,14 @@ pub fn assert_accounted(s: &Snapshot) {
         assert_eq!(
             r.sent,
             ended(r),
-            "{kind:?}: sent {} = ok {} + error {} + timeout {} + aborted {}, none in flight:\n{s}",
+            "{kind:?}: sent {} = ok {} + error {} + timeout {} + aborted {} + unacknowledged {}, \
+             none in flight:\n{s}",
             r.sent,
             r.ok,
             r.error,
             r.timeout,
-            r.aborted
+            r.aborted,
+            r.unacknowledged
         );
     }
 }

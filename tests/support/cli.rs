@@ -30,6 +30,19 @@ pub fn text(out: &Output) -> (String, String) {
     )
 }
 
+/// The line starting with `prefix` and the lines continuing it (indented: the summary breaks
+/// lines longer than 100 columns), joined by spaces; `None` without such a line.
+pub fn broken_line(text: &str, prefix: &str) -> Option<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with(prefix))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with("  "))
+        .map(|(_, l)| l.trim())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" "))
+}
+
 /// A fresh, empty directory for this test process, named `name`.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lwm2m-swarm-{}-{name}", std::process::id()));

@@ -2,6 +2,7 @@
 //! and `crate::report`, kept apart so `run` stays short. The threshold verdicts and the early
 //! check that a file can be written serve the `report` command too.
 
+use crate::cli::output::{self, say};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,7 +61,7 @@ impl Reports {
             _ => bad_input(e),
         })?;
         if let Some(addr) = collector.prometheus_addr() {
-            println!("Prometheus metrics on http://{addr}/metrics");
+            say!("Prometheus metrics on http://{addr}/metrics");
         }
         let mut thresholds = fleet.load.thresholds.clone();
         thresholds.extend(report.thresholds.iter().cloned());
@@ -73,6 +74,11 @@ impl Reports {
             identity,
             campaign: None,
         })
+    }
+
+    /// Once the engine has started: the shard count it resolved (`--shards 0` is one per core).
+    pub(super) fn engine_shards(&mut self, shards: u64) {
+        self.config.shards = usize::try_from(shards).unwrap_or(usize::MAX);
     }
 
     /// Call with every snapshot taken; keeps one interval per second of run time.
@@ -98,7 +104,7 @@ impl Reports {
             .prometheus_addr()
             .filter(|_| !self.linger.is_zero())
         {
-            println!(
+            say!(
                 "Prometheus metrics stay on http://{addr}/metrics for {} (Ctrl-C ends this)",
                 format_duration(self.linger)
             );
@@ -113,20 +119,21 @@ impl Reports {
         &mut self,
         summary: &Snapshot,
         started: &Started,
-        intervals: Vec<report::Interval>,
+        mut intervals: Vec<report::Interval>,
         log_error: Option<report::ReportError>,
     ) -> Result<Option<Failure>, Failure> {
         let verdicts = check_thresholds(&self.thresholds, summary);
         if !verdicts.is_empty() {
-            print!("{}", verdicts_text(&verdicts));
+            say!("{}", verdicts_text(&verdicts).trim_end());
         }
         let mut outputs = Vec::new();
+        let mut to_stdout = None;
         if let Some(path) = &self.args.json {
             self.config.started_at_unix_s = unix_s(started.at);
             let mut report = Report::new(
                 std::mem::take(&mut self.config),
                 summary,
-                intervals,
+                std::mem::take(&mut intervals),
                 threshold_results(&verdicts),
             );
             report.test = Some(TestIdentity {
@@ -137,12 +144,31 @@ impl Reports {
                 late_start_ms: u64::try_from(started.late.as_millis()).unwrap_or(u64::MAX),
             });
             report.campaign = self.campaign.take();
-            outputs.push((path.as_path(), report.to_json()));
+            if output::is_stdout(path) {
+                to_stdout = Some(report.to_json() + "\n");
+            } else {
+                outputs.push((path.as_path(), report.to_json()));
+            }
+            intervals = report.intervals;
         }
         if let Some(path) = &self.args.plot {
-            outputs.push((path.as_path(), report::plot::svg(summary)));
+            outputs.push((path.as_path(), report::plot::svg(summary, &intervals)));
         }
-        let errors = log_error.into_iter().chain(report::write_files(outputs));
+        if let Some(path) = &self.args.intervals {
+            outputs.push((path.as_path(), report::intervals::write(path, &intervals)));
+        }
+        let printed = to_stdout.and_then(|json| {
+            output::write_stdout(&json)
+                .err()
+                .map(|source| report::ReportError::Io {
+                    path: "stdout".to_string(),
+                    source,
+                })
+        });
+        let errors = log_error
+            .into_iter()
+            .chain(printed)
+            .chain(report::write_files(outputs));
         match unwritten(errors) {
             Some(failure) => Err(failure),
             None => Ok(threshold_failure(&verdicts)),
@@ -168,11 +194,21 @@ pub(in crate::cli) fn unwritten(
     }
 }
 
-/// Every file the reports go to can be written (checked before anything starts).
-pub(super) fn check_paths(args: &ReportArgs) -> Result<(), Failure> {
-    for path in [&args.json, &args.plot, &args.hdr_log]
-        .into_iter()
-        .flatten()
+/// Every file the reports go to can be written (checked before anything starts); with the
+/// JSON on stdout, the lines for people go to stderr from now on.
+pub(super) fn check_outputs(args: &ReportArgs) -> Result<(), Failure> {
+    if args.json.as_deref().is_some_and(output::is_stdout) {
+        output::human_on_stderr();
+    }
+    let json = args.json.as_ref().filter(|p| !output::is_stdout(p));
+    for path in [
+        json,
+        args.plot.as_ref(),
+        args.hdr_log.as_ref(),
+        args.intervals.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
     {
         report::check_writable(path).map_err(bad_input)?;
     }
