@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect, Size};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Clear, LineGauge, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Borders, Cell, Clear, LineGauge, Paragraph, Row, Table};
 
 mod handshakes;
 mod latency;
@@ -16,9 +16,7 @@ use super::RunInfo;
 use super::app::{App, View};
 use super::format;
 use super::history::{History, Sample};
-use crate::client::{
-    CLIENT_STATES, ClientState, REQUEST_KINDS, RequestKind, request_name, state_name,
-};
+use crate::client::{CLIENT_STATES, ClientState, REQUEST_KINDS, request_name, state_name};
 use crate::metrics::{FirmwareStats, RequestStats};
 use crate::transport::impairment::ImpairmentStats;
 
@@ -28,6 +26,9 @@ const EVERY_VIEW_WIDTH: u16 = 110;
 const EVERY_VIEW_HEIGHT: u16 = 40;
 /// From this width the request table has its p90 and p99.9 columns and longer headings.
 const WIDE_TABLE: u16 = 100;
+/// Rows the panels below the table want; to keep them, the header, the table and the DTLS
+/// panel give up a few of theirs.
+const BOTTOM_HEIGHT: u16 = 9;
 
 /// Whether a terminal of this size shows every panel at once.
 pub fn shows_every_view(area: Size) -> bool {
@@ -35,27 +36,46 @@ pub fn shows_every_view(area: Size) -> bool {
 }
 
 pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
+    // A line more in the header for runs with an emulated link, one for firmware updates.
+    let network = !history.latest().traffic.network.is_empty();
+    let firmware = history.latest().firmware.any();
+    let mut header_height = 7 + u16::from(network) + u16::from(firmware);
     // The table: borders, a header line and a row per request kind shown.
-    let table_height = 3 + app.kinds as u16;
+    let mut table_height = 3 + app.kinds as u16;
     // The DTLS panel only for runs that handshake; others keep its rows for the chart.
-    let dtls_height = if handshakes::shown(history) {
+    let mut dtls_height = if handshakes::shown(history) {
         handshakes::HEIGHT
     } else {
         0
     };
-    // A line more in the header for runs with an emulated link, one for firmware updates.
-    let network = !history.latest().traffic.network.is_empty();
-    let firmware = history.latest().firmware.any();
+    // Short of rows, the bottom panels keep theirs: the target moves into the header's title
+    // and the header loses its bottom border; then the table loses its own; then the DTLS
+    // panel keeps its counts line only.
+    let mut short = (header_height + table_height + dtls_height + BOTTOM_HEIGHT + 1)
+        .saturating_sub(frame.area().height);
+    let compact_header = short > 0;
+    if compact_header {
+        header_height -= 2;
+        short = short.saturating_sub(2);
+    }
+    let compact_table = short > 0;
+    if compact_table {
+        table_height -= 1;
+        short -= 1;
+    }
+    if short > 0 {
+        dtls_height = dtls_height.min(1);
+    }
     let [header, table, dtls, bottom, footer] = Layout::vertical([
-        Constraint::Length(7 + u16::from(network) + u16::from(firmware)),
+        Constraint::Length(header_height),
         Constraint::Length(table_height),
         Constraint::Length(dtls_height),
         Constraint::Min(6),
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    draw_header(frame, header, app, info, history);
-    draw_table(frame, table, app, history);
+    draw_header(frame, header, app, info, history, compact_header);
+    draw_table(frame, table, app, history, compact_table);
     if dtls_height > 0 {
         handshakes::draw(frame, dtls, history);
     }
@@ -92,34 +112,61 @@ pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
 /// The total throughput over time above the selected kind's errors.
 fn draw_side(frame: &mut Frame, area: Rect, app: &App, history: &History) {
     // The errors list needs the rows more than the sparkline on a small terminal.
-    let spark_height = (area.height * 2 / 5).max(4);
+    let spark_height = if area.height < 8 {
+        3
+    } else {
+        (area.height * 2 / 5).max(4)
+    };
     let [spark, errors] =
         Layout::vertical([Constraint::Length(spark_height), Constraint::Min(0)]).areas(area);
     over_time::draw_throughput(frame, spark, history);
     draw_errors(frame, errors, app, history);
 }
 
-fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history: &History) {
+fn draw_header(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    info: &RunInfo,
+    history: &History,
+    compact: bool,
+) {
     let s = history.latest();
-    let block = Block::bordered().title(" lwm2m-swarm ".bold());
+    let block = if compact {
+        let title = vec![" lwm2m-swarm ".bold(), format!("· {} ", info.target).into()];
+        Block::new().borders(Borders::TOP).title(Line::from(title))
+    } else {
+        Block::bordered().title(" lwm2m-swarm ".bold())
+    };
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let network_stats = &s.traffic.network;
     let network = !network_stats.is_empty();
+    let first = usize::from(!compact);
     let rows = Layout::vertical(vec![
         Constraint::Length(1);
-        5 + usize::from(network) + usize::from(s.firmware.any())
+        first
+            + 4
+            + usize::from(network)
+            + usize::from(s.firmware.any())
     ])
     .split(inner);
-    let [run, time, states, gauge, rates] = [rows[0], rows[1], rows[2], rows[3], rows[4]];
-
-    let line = vec![
-        "target ".dim(),
-        Span::raw(info.target.clone()),
-        "  fleet ".dim(),
-        Span::raw(info.fleet.clone()),
+    let [time, states, gauge, rates] = [
+        rows[first],
+        rows[first + 1],
+        rows[first + 2],
+        rows[first + 3],
     ];
-    frame.render_widget(Line::from(line), run);
+
+    if !compact {
+        let line = vec![
+            "target ".dim(),
+            Span::raw(info.target.clone()),
+            "  fleet ".dim(),
+            Span::raw(info.fleet.clone()),
+        ];
+        frame.render_widget(Line::from(line), rows[0]);
+    }
 
     let mut line = vec![
         "elapsed ".dim(),
@@ -168,23 +215,26 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
         gauge,
     );
 
-    let mut line = vec!["rates ".dim()];
-    for (i, kind) in REQUEST_KINDS.iter().enumerate() {
-        // De-registrations have their row in the table; the header keeps to the steady load
-        // (and bootstraps to runs that have them).
-        if *kind != RequestKind::Deregister && i < app.kinds {
-            let rate = format::rate(history.request_rate(i));
-            line.push(Span::raw(format!("{} {rate}/s  ", request_name(*kind))));
-        }
-    }
+    // Totals: the table has each kind's rate.
+    let requests = format::rate(history.rate(|x| x.sent.iter().sum()));
     let ops = format::rate(history.rate(Sample::server_ops));
-    line.push(Span::raw(format!("server requests {ops}/s")));
+    let datagrams_in = format::rate(history.rate(|x| x.datagrams_in));
+    let datagrams_out = format::rate(history.rate(|x| x.datagrams_out));
+    let line = vec![
+        "rates ".dim(),
+        Span::raw(format!(
+            "requests {requests}/s  server operations {ops}/s  "
+        )),
+        Span::raw(format!(
+            "datagrams in {datagrams_in}/s  out {datagrams_out}/s"
+        )),
+    ];
     frame.render_widget(Line::from(line), rates);
-    if network && let Some(area) = rows.get(5) {
+    if network && let Some(area) = rows.get(first + 4) {
         frame.render_widget(Line::from(network_spans(network_stats)), *area);
     }
     if s.firmware.any()
-        && let Some(area) = rows.get(5 + usize::from(network))
+        && let Some(area) = rows.get(first + 4 + usize::from(network))
     {
         frame.render_widget(Line::from(firmware_spans(&s.firmware)), *area);
     }
@@ -237,7 +287,7 @@ fn remaining(app: &App, info: &RunInfo, elapsed: std::time::Duration) -> String 
     }
 }
 
-fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History) {
+fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History, compact: bool) {
     let right = |s: String| Cell::from(Line::from(s).right_aligned());
     // A narrow terminal keeps p50, p99 and max; a wide one adds p90 and p99.9.
     let wide = area.width >= WIDE_TABLE;
@@ -304,10 +354,15 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History) {
     } else {
         " requests · ms from due; p99 (from send) · retx: retransmitted "
     };
+    let borders = if compact {
+        Borders::TOP | Borders::LEFT | Borders::RIGHT
+    } else {
+        Borders::ALL
+    };
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(Block::bordered().title(title)),
+            .block(Block::new().borders(borders).title(title)),
         area,
     );
 }

@@ -24,8 +24,9 @@ pub struct Sample {
     pub operations: [u64; OPERATION_KINDS.len()],
     /// Clients by state at that moment (in [`CLIENT_STATES`] order).
     pub states: [u64; CLIENT_STATES.len()],
-    /// Datagrams received and sent, all clients.
-    pub datagrams: u64,
+    /// Datagrams the clients received and sent.
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
     /// DTLS handshakes completed.
     pub handshakes_ok: u64,
 }
@@ -45,9 +46,15 @@ impl Sample {
             sent,
             operations,
             states: s.states,
-            datagrams: s.traffic.datagrams_in + s.traffic.datagrams_out,
+            datagrams_in: s.traffic.datagrams_in,
+            datagrams_out: s.traffic.datagrams_out,
             handshakes_ok: s.handshakes.ok,
         }
+    }
+
+    /// Datagrams the clients received and sent.
+    pub fn datagrams(&self) -> u64 {
+        self.datagrams_in + self.datagrams_out
     }
 
     /// Server-initiated operations the clients answered, all kinds.
@@ -201,7 +208,7 @@ mod tests {
         let last = h.samples().last().copied().unwrap();
         assert_eq!(last.states[3], 102);
         assert_eq!(last.server_ops(), 12);
-        assert_eq!(h.rate_series(10, |s| s.datagrams), vec![100, 100]);
+        assert_eq!(h.rate_series(10, Sample::datagrams), vec![100, 100]);
         assert_eq!(h.rate_series(10, |s| s.operations[7]), vec![1, 1]);
         let states: Vec<u64> = h.last_samples(2).map(|s| s.states[3]).collect();
         assert_eq!(states, vec![101, 102], "the last two");

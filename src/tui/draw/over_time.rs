@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Sparkline};
 
 use super::super::format;
-use super::super::history::History;
+use super::super::history::{History, Sample};
 use crate::client::{CLIENT_STATES, ClientState, state_name};
 
 pub fn draw_clients(frame: &mut Frame, area: Rect, history: &History) {
@@ -108,7 +108,7 @@ fn state_color(state: ClientState) -> Color {
 /// Datagrams in and out per second, all clients: the sparkline of the run's throughput.
 pub fn draw_throughput(frame: &mut Frame, area: Rect, history: &History) {
     let width = usize::from(area.width.saturating_sub(2));
-    let series = history.rate_series(width, |s| s.datagrams);
+    let series = history.rate_series(width, Sample::datagrams);
     let now = series.last().copied().unwrap_or(0);
     let peak = series.iter().copied().max().unwrap_or(0);
     let title = format!(
