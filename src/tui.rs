@@ -115,6 +115,7 @@ pub fn drive<B: Backend>(
             // A client that started once always has a state (churn restarts it in place).
             let started: u64 = history.latest().states.iter().sum();
             app.set_ramp_finished(started >= info.clients);
+            app.set_stopping(history.latest().elapsed >= info.stop_at);
             let size = terminal.size()?;
             app.set_every_view_shown(draw::shows_every_view(size));
             terminal.draw(|frame| app.draw(frame, info, &history))?;

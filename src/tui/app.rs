@@ -75,6 +75,8 @@ pub struct Context {
     pub ramp_finished: bool,
     /// The terminal is large enough for every panel: `v` has nothing to switch.
     pub every_view_shown: bool,
+    /// The run's own stop has begun (its duration is over): no client starts any more.
+    pub stopping: bool,
 }
 
 impl Default for App {
@@ -117,14 +119,13 @@ impl App {
 
     /// Whether new client starts are held now: paused, and something is left to start.
     pub fn starts_held(&self) -> bool {
-        self.paused && !self.context.ramp_finished && !self.quitting
+        self.paused && self.ramp_runs()
     }
 
     /// The start rate factor, while it still means something (the ramp runs, no stop).
     pub fn ramp_factor(&self) -> Option<f64> {
         let factor = self.rate_factor();
-        ((factor - 1.0).abs() > f64::EPSILON && !self.context.ramp_finished && !self.quitting)
-            .then_some(factor)
+        ((factor - 1.0).abs() > f64::EPSILON && self.ramp_runs()).then_some(factor)
     }
 
     /// Updates the view for `key` and says what the engine should do, if anything.
@@ -163,7 +164,9 @@ impl App {
                 }
                 None
             }
-            KeyCode::Char('p' | 'P' | ' ' | '+' | '=' | '-' | '_') if self.quitting => {
+            KeyCode::Char('p' | 'P' | ' ' | '+' | '=' | '-' | '_')
+                if self.quitting || self.context.stopping =>
+            {
                 // Starting or speeding clients up while they de-register would fight the stop.
                 self.say("stopping: no client starts any more");
                 None
@@ -193,6 +196,16 @@ impl App {
     /// Every client of the run has started (or not yet): `p`, `+` and `-` act only before.
     pub fn set_ramp_finished(&mut self, finished: bool) {
         self.context.ramp_finished = finished;
+    }
+
+    /// Whether the run's own stop has begun.
+    pub fn set_stopping(&mut self, stopping: bool) {
+        self.context.stopping = stopping;
+    }
+
+    /// Whether clients are still to start: what `p`, `+` and `-` act on.
+    fn ramp_runs(&self) -> bool {
+        !self.context.ramp_finished && !self.context.stopping && !self.quitting
     }
 
     /// Whether the terminal shows every panel at once (then `v` has nothing to do).
@@ -356,6 +369,19 @@ mod tests {
         app.on_key(key(KeyCode::Tab));
         assert_eq!(app.selected_kind(), RequestKind::Update);
         assert_eq!(app.status, None, "a key that acts clears the message");
+
+        // The run's own stop (its duration over) is a stop too.
+        let mut app = App::new();
+        app.on_key(ch('p'));
+        assert!(app.starts_held());
+        app.set_stopping(true);
+        assert!(!app.starts_held());
+        assert_eq!(app.on_key(ch('p')), None);
+        assert_eq!(app.on_key(ch('-')), None);
+        assert_eq!(
+            app.status.as_deref(),
+            Some("stopping: no client starts any more")
+        );
     }
 
     #[test]

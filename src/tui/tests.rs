@@ -16,6 +16,8 @@ use super::*;
 struct FakeFleet {
     /// Clients started so far (all registered).
     started: u64,
+    /// Where every snapshot is in the run.
+    elapsed: Duration,
     snapshots: Cell<u32>,
     stopped_at: Cell<Option<u32>>,
     linger: u32,
@@ -27,7 +29,10 @@ struct FakeFleet {
 impl Controls for FakeFleet {
     fn snapshot(&self) -> Snapshot {
         self.snapshots.set(self.snapshots.get() + 1);
-        let mut s = Snapshot::default();
+        let mut s = Snapshot {
+            elapsed: self.elapsed,
+            ..Snapshot::default()
+        };
         s.states[crate::client::state_index(crate::client::ClientState::Registered)] = self.started;
         s
     }
@@ -59,6 +64,7 @@ fn drive_with(fleet: &FakeFleet, keys: Vec<Event>, interrupts: &AtomicU32) -> Tu
     let mut keys = VecDeque::from(keys);
     let info = RunInfo {
         clients: CLIENTS,
+        stop_at: Duration::from_secs(60),
         ..RunInfo::default()
     };
     drive(&mut terminal, fleet, &info, interrupts, |_| {
@@ -71,7 +77,7 @@ fn drive_with(fleet: &FakeFleet, keys: Vec<Event>, interrupts: &AtomicU32) -> Tu
 const CLIENTS: u64 = 10;
 
 #[test]
-fn once_every_client_started_p_and_plus_leave_the_engine_alone() {
+fn once_every_client_started_or_the_stop_began_p_and_plus_leave_the_engine_alone() {
     let fleet = FakeFleet {
         started: CLIENTS,
         linger: 1,
@@ -83,6 +89,20 @@ fn once_every_client_started_p_and_plus_leave_the_engine_alone() {
         &AtomicU32::new(0),
     );
     assert_eq!(outcome, TuiExit::Stopped);
+    assert!(fleet.pauses.borrow().is_empty());
+    assert!(fleet.rates.borrow().is_empty());
+
+    // Nor once the run's own stop has begun, with clients still to start.
+    let fleet = FakeFleet {
+        elapsed: Duration::from_secs(61),
+        linger: 1,
+        ..FakeFleet::default()
+    };
+    drive_with(
+        &fleet,
+        vec![press('p'), press('+'), press('q')],
+        &AtomicU32::new(0),
+    );
     assert!(fleet.pauses.borrow().is_empty());
     assert!(fleet.rates.borrow().is_empty());
 }
