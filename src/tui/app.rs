@@ -47,7 +47,6 @@ impl View {
 }
 
 /// What the user chose to see and do.
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct App {
     /// Index into [`REQUEST_KINDS`]: the request kind the chart and the errors panel show.
