@@ -25,7 +25,7 @@ use ratatui::crossterm::terminal::{
 };
 use ratatui::{Frame, Terminal};
 
-pub use app::{Action, App};
+pub use app::{Action, App, View};
 pub use history::{History, Sample};
 
 use crate::client::request_index;
@@ -112,6 +112,12 @@ pub fn drive<B: Backend>(
             // The table shows a prefix of the kinds: up to the last one the run used.
             let used = history.latest().kinds_used().map(|k| request_index(k) + 1);
             app.show_kinds(used.max().unwrap_or(app::STEADY_KINDS));
+            // A client that started once always has a state (churn restarts it in place).
+            let started: u64 = history.latest().states.iter().sum();
+            app.set_ramp_finished(started >= info.clients);
+            app.set_stopping(history.latest().elapsed >= info.stop_at);
+            let size = terminal.size()?;
+            app.set_every_view_shown(draw::shows_every_view(size));
             terminal.draw(|frame| app.draw(frame, info, &history))?;
             next_draw = now + TICK;
         }

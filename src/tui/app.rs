@@ -21,10 +21,32 @@ pub enum Action {
     RateFactor(f64),
 }
 
-/// What the user chose to see and do.
 /// The request kinds every run shows: Register, Update, De-register, Notify.
 pub const STEADY_KINDS: usize = 4;
 
+/// The panel beside the throughput and errors when the terminal is too small for all of them
+/// (`v` cycles through them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The selected request kind's latency by percentile.
+    Latency,
+    /// What the server asked the clients, how many they handled and how fast.
+    Operations,
+    /// Clients by state over time.
+    Clients,
+}
+
+impl View {
+    fn next(self) -> View {
+        match self {
+            View::Latency => View::Operations,
+            View::Operations => View::Clients,
+            View::Clients => View::Latency,
+        }
+    }
+}
+
+/// What the user chose to see and do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct App {
     /// Index into [`REQUEST_KINDS`]: the request kind the chart and the errors panel show.
@@ -37,6 +59,23 @@ pub struct App {
     /// How many request kinds the table shows: the first ones of [`REQUEST_KINDS`] (Bootstrap
     /// Send and Download, the last three, only in runs that have them).
     pub kinds: usize,
+    /// The panel shown on a terminal too small for all of them.
+    pub view: View,
+    /// Why the last key did nothing (shown in the footer until the next key).
+    pub status: Option<String>,
+    /// What the loop tells of the run and the terminal: what keys can act on.
+    pub context: Context,
+}
+
+/// What keys can act on, told by the loop before each frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// Every client has started: no start schedule is left to pause or speed up.
+    pub ramp_finished: bool,
+    /// The terminal is large enough for every panel: `v` has nothing to switch.
+    pub every_view_shown: bool,
+    /// The run's own stop has begun (its duration is over): no client starts any more.
+    pub stopping: bool,
 }
 
 impl Default for App {
@@ -48,6 +87,9 @@ impl Default for App {
             rate_step: RATE_NORMAL,
             quitting: false,
             kinds: STEADY_KINDS,
+            view: View::Latency,
+            status: None,
+            context: Context::default(),
         }
     }
 }
@@ -74,12 +116,24 @@ impl App {
         RATE_STEPS[self.rate_step]
     }
 
+    /// Whether new client starts are held now: paused, and something is left to start.
+    pub fn starts_held(&self) -> bool {
+        self.paused && self.ramp_runs()
+    }
+
+    /// The start rate factor, while it still means something (the ramp runs, no stop).
+    pub fn ramp_factor(&self) -> Option<f64> {
+        let factor = self.rate_factor();
+        ((factor - 1.0).abs() > f64::EPSILON && self.ramp_runs()).then_some(factor)
+    }
+
     /// Updates the view for `key` and says what the engine should do, if anything.
     pub fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
         // Some terminals report releases too; act once per press.
         if key.kind == KeyEventKind::Release {
             return None;
         }
+        self.status = None;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             // Raw mode turns Ctrl-C into a key: it must still stop the run.
@@ -101,16 +155,65 @@ impl App {
                 self.selected = (self.selected + self.kinds - 1) % self.kinds;
                 None
             }
-            // Starting or speeding clients up while they de-register would fight the stop.
-            _ if self.quitting => None,
+            KeyCode::Char('v' | 'V') => {
+                if self.context.every_view_shown {
+                    self.say("every panel is on screen: nothing to switch");
+                } else {
+                    self.view = self.view.next();
+                }
+                None
+            }
+            KeyCode::Char('p' | 'P' | ' ' | '+' | '=' | '-' | '_')
+                if self.quitting || self.context.stopping =>
+            {
+                // Starting or speeding clients up while they de-register would fight the stop.
+                self.say("stopping: no client starts any more");
+                None
+            }
+            KeyCode::Char('p' | 'P' | ' ') if self.context.ramp_finished => {
+                self.say("ramp finished: every client has started, nothing to pause");
+                None
+            }
+            KeyCode::Char('+' | '=' | '-' | '_') if self.context.ramp_finished => {
+                self.say("ramp finished: every client has started, no start rate to change");
+                None
+            }
             KeyCode::Char('p' | 'P' | ' ') => {
                 self.paused = !self.paused;
                 Some(Action::Pause(self.paused))
             }
             KeyCode::Char('+' | '=') => self.step_rate(1),
             KeyCode::Char('-' | '_') => self.step_rate(-1),
-            _ => None,
+            KeyCode::Esc => None,
+            _ => {
+                self.say("no such key: ? lists the keys");
+                None
+            }
         }
+    }
+
+    /// Every client of the run has started (or not yet): `p`, `+` and `-` act only before.
+    pub fn set_ramp_finished(&mut self, finished: bool) {
+        self.context.ramp_finished = finished;
+    }
+
+    /// Whether the run's own stop has begun.
+    pub fn set_stopping(&mut self, stopping: bool) {
+        self.context.stopping = stopping;
+    }
+
+    /// Whether clients are still to start: what `p`, `+` and `-` act on.
+    fn ramp_runs(&self) -> bool {
+        !self.context.ramp_finished && !self.context.stopping && !self.quitting
+    }
+
+    /// Whether the terminal shows every panel at once (then `v` has nothing to do).
+    pub fn set_every_view_shown(&mut self, shown: bool) {
+        self.context.every_view_shown = shown;
+    }
+
+    fn say(&mut self, why: &str) {
+        self.status = Some(why.to_string());
     }
 
     /// Stops the run (`q`, Ctrl-C, a SIGINT); a second time, leaves without waiting.
@@ -128,10 +231,16 @@ impl App {
             .rate_step
             .saturating_add_signed(by)
             .min(RATE_STEPS.len() - 1);
-        (step != self.rate_step).then(|| {
-            self.rate_step = step;
-            Action::RateFactor(self.rate_factor())
-        })
+        if step == self.rate_step {
+            let end = if by > 0 { "fastest" } else { "slowest" };
+            self.say(&format!(
+                "start rate already ×{}, the {end}",
+                self.rate_factor()
+            ));
+            return None;
+        }
+        self.rate_step = step;
+        Some(Action::RateFactor(self.rate_factor()))
     }
 }
 
@@ -244,14 +353,101 @@ mod tests {
     }
 
     #[test]
-    fn while_stopping_pause_and_rate_keys_do_nothing_but_selection_works() {
+    fn while_stopping_pause_and_rate_keys_say_why_they_do_nothing_but_selection_works() {
         let mut app = App::new();
         app.on_key(ch('q'));
         assert_eq!(app.on_key(ch('p')), None);
+        assert_eq!(
+            app.status.as_deref(),
+            Some("stopping: no client starts any more")
+        );
         assert_eq!(app.on_key(ch('+')), None);
+        assert!(app.status.is_some());
         assert!(!app.paused);
         assert_factor(&app, 1.0);
         app.on_key(key(KeyCode::Tab));
         assert_eq!(app.selected_kind(), RequestKind::Update);
+        assert_eq!(app.status, None, "a key that acts clears the message");
+
+        // The run's own stop (its duration over) is a stop too.
+        let mut app = App::new();
+        app.on_key(ch('p'));
+        assert!(app.starts_held());
+        app.set_stopping(true);
+        assert!(!app.starts_held());
+        assert_eq!(app.on_key(ch('p')), None);
+        assert_eq!(app.on_key(ch('-')), None);
+        assert_eq!(
+            app.status.as_deref(),
+            Some("stopping: no client starts any more")
+        );
+    }
+
+    #[test]
+    fn after_the_ramp_pause_and_rate_keys_say_why_they_do_nothing() {
+        let mut app = App::new();
+        app.set_ramp_finished(true);
+        assert_eq!(app.on_key(ch('p')), None);
+        assert!(!app.paused && !app.starts_held());
+        assert_eq!(
+            app.status.as_deref(),
+            Some("ramp finished: every client has started, nothing to pause")
+        );
+        for c in ['+', '-'] {
+            assert_eq!(app.on_key(ch(c)), None);
+            assert_eq!(
+                app.status.as_deref(),
+                Some("ramp finished: every client has started, no start rate to change")
+            );
+        }
+        assert_factor(&app, 1.0);
+        // A pause or a factor set during the ramp means nothing once it is over.
+        let mut app = App::new();
+        app.on_key(ch('p'));
+        app.on_key(ch('+'));
+        assert!(app.starts_held());
+        assert_eq!(app.ramp_factor(), Some(1.5));
+        app.set_ramp_finished(true);
+        assert!(!app.starts_held());
+        assert_eq!(app.ramp_factor(), None);
+    }
+
+    #[test]
+    fn rate_limits_v_on_a_large_terminal_and_unknown_keys_say_why() {
+        let mut app = App::new();
+        for _ in 0..RATE_STEPS.len() {
+            app.on_key(ch('+'));
+        }
+        assert_eq!(
+            app.status.as_deref(),
+            Some("start rate already ×10, the fastest")
+        );
+        for _ in 0..RATE_STEPS.len() {
+            app.on_key(ch('-'));
+        }
+        assert_eq!(
+            app.status.as_deref(),
+            Some("start rate already ×0.1, the slowest")
+        );
+
+        assert_eq!(app.on_key(ch('v')), None);
+        assert_eq!(app.view, View::Operations);
+        assert_eq!(app.status, None);
+        app.on_key(ch('v'));
+        assert_eq!(app.view, View::Clients);
+        app.on_key(ch('v'));
+        assert_eq!(app.view, View::Latency, "wraps around");
+        app.set_every_view_shown(true);
+        app.on_key(ch('v'));
+        assert_eq!(app.view, View::Latency);
+        assert_eq!(
+            app.status.as_deref(),
+            Some("every panel is on screen: nothing to switch")
+        );
+
+        assert_eq!(app.on_key(ch('x')), None);
+        assert_eq!(app.status.as_deref(), Some("no such key: ? lists the keys"));
+        app.on_key(key(KeyCode::Esc));
+        assert_eq!(app.status, None, "Esc only clears");
     }
 }

@@ -2,92 +2,171 @@
 
 use hdrhistogram::Histogram;
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
+use ratatui::layout::{Constraint, Flex, Layout, Rect, Size};
 use ratatui::style::{Color, Style, Stylize};
-use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{
-    Axis, Block, Cell, Chart, Clear, Dataset, GraphType, LineGauge, Paragraph, Row, Sparkline,
-    Table,
-};
+use ratatui::widgets::{Block, Borders, Cell, Clear, LineGauge, Paragraph, Row, Table};
 
 mod handshakes;
+mod latency;
+mod operations;
+mod over_time;
 
 use super::RunInfo;
-use super::app::App;
+use super::app::{App, View};
 use super::format;
-use super::history::History;
-use crate::client::{
-    CLIENT_STATES, ClientState, REQUEST_KINDS, RequestKind, request_name, state_name,
-};
+use super::history::{History, Sample};
+use crate::client::{CLIENT_STATES, ClientState, REQUEST_KINDS, request_name, state_name};
 use crate::metrics::{FirmwareStats, RequestStats};
 use crate::transport::impairment::ImpairmentStats;
 
-/// The percentile curve runs from p0 to p99.99: x is the number of nines, `-log10(1 - q)`.
-const NINES: f64 = 4.0;
-const CURVE_POINTS: u32 = 80;
+/// A terminal at least this large shows every panel at once; a smaller one shows the request
+/// table and one panel chosen with `v` (besides the throughput and the errors).
+const EVERY_VIEW_WIDTH: u16 = 110;
+const EVERY_VIEW_HEIGHT: u16 = 40;
+/// From this width the request table has its p90 and p99.9 columns and longer headings.
+const WIDE_TABLE: u16 = 100;
+/// Rows the panels below the table want; to keep them, the header, the table and the DTLS
+/// panel give up a few of theirs.
+const BOTTOM_HEIGHT: u16 = 9;
+
+/// Whether a terminal of this size shows every panel at once.
+pub fn shows_every_view(area: Size) -> bool {
+    area.width >= EVERY_VIEW_WIDTH && area.height >= EVERY_VIEW_HEIGHT
+}
 
 pub fn draw(frame: &mut Frame, app: &App, info: &RunInfo, history: &History) {
+    // A line more in the header for runs with an emulated link, one for firmware updates.
+    let network = !history.latest().traffic.network.is_empty();
+    let firmware = history.latest().firmware.any();
+    let mut header_height = 7 + u16::from(network) + u16::from(firmware);
     // The table: borders, a header line and a row per request kind shown.
-    let table_height = 3 + app.kinds as u16;
+    let mut table_height = 3 + app.kinds as u16;
     // The DTLS panel only for runs that handshake; others keep its rows for the chart.
-    let dtls_height = if handshakes::shown(history) {
+    let mut dtls_height = if handshakes::shown(history) {
         handshakes::HEIGHT
     } else {
         0
     };
-    // A line more in the header for runs with an emulated link, one for firmware updates.
-    let network = !history.latest().traffic.network.is_empty();
-    let firmware = history.latest().firmware.any();
+    // Short of rows, the bottom panels keep theirs: the target moves into the header's title
+    // and the header loses its bottom border; then the table loses its own; then the DTLS
+    // panel keeps its counts line only.
+    let mut short = (header_height + table_height + dtls_height + BOTTOM_HEIGHT + 1)
+        .saturating_sub(frame.area().height);
+    let compact_header = short > 0;
+    if compact_header {
+        header_height -= 2;
+        short = short.saturating_sub(2);
+    }
+    let compact_table = short > 0;
+    if compact_table {
+        table_height -= 1;
+        short -= 1;
+    }
+    if short > 0 {
+        dtls_height = dtls_height.min(1);
+    }
     let [header, table, dtls, bottom, footer] = Layout::vertical([
-        Constraint::Length(7 + u16::from(network) + u16::from(firmware)),
+        Constraint::Length(header_height),
         Constraint::Length(table_height),
         Constraint::Length(dtls_height),
         Constraint::Min(6),
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    let [chart, side] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
-    // The errors list needs the rows more than the sparkline on a small terminal.
-    let spark_height = (side.height * 2 / 5).max(4);
-    let [spark, errors] =
-        Layout::vertical([Constraint::Length(spark_height), Constraint::Min(0)]).areas(side);
-    draw_header(frame, header, app, info, history);
-    draw_table(frame, table, app, history);
+    draw_header(frame, header, app, info, history, compact_header);
+    draw_table(frame, table, app, history, compact_table);
     if dtls_height > 0 {
         handshakes::draw(frame, dtls, history);
     }
-    draw_chart(frame, chart, app, history);
-    draw_sparkline(frame, spark, app, history);
-    draw_errors(frame, errors, app, history);
+    if shows_every_view(frame.area().as_size()) {
+        let [top, below] =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(bottom);
+        let [chart, operations] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+        let [clients, side] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(below);
+        latency::draw(frame, chart, app, history);
+        operations::draw(frame, operations, history);
+        over_time::draw_clients(frame, clients, history);
+        draw_side(frame, side, app, history);
+    } else {
+        let [main, side] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(bottom);
+        match app.view {
+            View::Latency => latency::draw(frame, main, app, history),
+            View::Operations => operations::draw(frame, main, history),
+            View::Clients => over_time::draw_clients(frame, main, history),
+        }
+        draw_side(frame, side, app, history);
+    }
     draw_footer(frame, footer, app);
     if app.help {
         draw_help(frame);
     }
 }
 
-fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history: &History) {
+/// The total throughput over time above the selected kind's errors.
+fn draw_side(frame: &mut Frame, area: Rect, app: &App, history: &History) {
+    // The errors list needs the rows more than the sparkline on a small terminal.
+    let spark_height = if area.height < 8 {
+        3
+    } else {
+        (area.height * 2 / 5).max(4)
+    };
+    let [spark, errors] =
+        Layout::vertical([Constraint::Length(spark_height), Constraint::Min(0)]).areas(area);
+    over_time::draw_throughput(frame, spark, history);
+    draw_errors(frame, errors, app, history);
+}
+
+fn draw_header(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    info: &RunInfo,
+    history: &History,
+    compact: bool,
+) {
     let s = history.latest();
-    let block = Block::bordered().title(" lwm2m-swarm ".bold());
+    let block = if compact {
+        let title = vec![" lwm2m-swarm ".bold(), format!("· {} ", info.target).into()];
+        Block::new().borders(Borders::TOP).title(Line::from(title))
+    } else {
+        Block::bordered().title(" lwm2m-swarm ".bold())
+    };
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let network_stats = &s.traffic.network;
     let network = !network_stats.is_empty();
+    let first = usize::from(!compact);
     let rows = Layout::vertical(vec![
         Constraint::Length(1);
-        5 + usize::from(network) + usize::from(s.firmware.any())
+        first
+            + 4
+            + usize::from(network)
+            + usize::from(s.firmware.any())
     ])
     .split(inner);
-    let [run, time, states, gauge, rates] = [rows[0], rows[1], rows[2], rows[3], rows[4]];
-
-    let line = vec![
-        "target ".dim(),
-        Span::raw(info.target.clone()),
-        "  fleet ".dim(),
-        Span::raw(info.fleet.clone()),
+    let [time, states, gauge, rates] = [
+        rows[first],
+        rows[first + 1],
+        rows[first + 2],
+        rows[first + 3],
     ];
-    frame.render_widget(Line::from(line), run);
+
+    if !compact {
+        let line = vec![
+            "target ".dim(),
+            Span::raw(info.target.clone()),
+            "  fleet ".dim(),
+            Span::raw(info.fleet.clone()),
+        ];
+        frame.render_widget(Line::from(line), rows[0]);
+    }
 
     let mut line = vec![
         "elapsed ".dim(),
@@ -95,12 +174,11 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
         "  ".into(),
         Span::raw(remaining(app, info, s.elapsed)),
     ];
-    if app.paused && !app.quitting {
+    if app.starts_held() {
         line.push("  ".into());
         line.push(" PAUSED ".black().on_yellow().bold());
     }
-    let factor = app.rate_factor();
-    if (factor - 1.0).abs() > f64::EPSILON && !app.quitting {
+    if let Some(factor) = app.ramp_factor() {
         line.push(format!("  start rate ×{factor}").bold());
     }
     frame.render_widget(Line::from(line), time);
@@ -137,23 +215,26 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, info: &RunInfo, history
         gauge,
     );
 
-    let mut line = vec!["rates ".dim()];
-    for (i, kind) in REQUEST_KINDS.iter().enumerate() {
-        // De-registrations have their row in the table; the header keeps to the steady load
-        // (and bootstraps to runs that have them).
-        if *kind != RequestKind::Deregister && i < app.kinds {
-            let rate = format::rate(history.request_rate(i));
-            line.push(Span::raw(format!("{} {rate}/s  ", request_name(*kind))));
-        }
-    }
-    let ops = format::rate(history.rate(|x| x.server_ops));
-    line.push(Span::raw(format!("server requests {ops}/s")));
+    // Totals: the table has each kind's rate.
+    let requests = format::rate(history.rate(|x| x.sent.iter().sum()));
+    let ops = format::rate(history.rate(Sample::server_ops));
+    let datagrams_in = format::rate(history.rate(|x| x.datagrams_in));
+    let datagrams_out = format::rate(history.rate(|x| x.datagrams_out));
+    let line = vec![
+        "rates ".dim(),
+        Span::raw(format!(
+            "requests {requests}/s  server operations {ops}/s  "
+        )),
+        Span::raw(format!(
+            "datagrams in {datagrams_in}/s  out {datagrams_out}/s"
+        )),
+    ];
     frame.render_widget(Line::from(line), rates);
-    if network && let Some(area) = rows.get(5) {
+    if network && let Some(area) = rows.get(first + 4) {
         frame.render_widget(Line::from(network_spans(network_stats)), *area);
     }
     if s.firmware.any()
-        && let Some(area) = rows.get(5 + usize::from(network))
+        && let Some(area) = rows.get(first + 4 + usize::from(network))
     {
         frame.render_widget(Line::from(firmware_spans(&s.firmware)), *area);
     }
@@ -206,41 +287,55 @@ fn remaining(app: &App, info: &RunInfo, elapsed: std::time::Duration) -> String 
     }
 }
 
-fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History) {
+fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History, compact: bool) {
     let right = |s: String| Cell::from(Line::from(s).right_aligned());
-    let header = Row::new(
-        [
-            "", "sent", "/s", "errors", "timeout", "p50", "p90", "p99", "p99.9", "max",
-        ]
-        .into_iter()
-        .enumerate()
-        .map(|(i, h)| {
-            if i == 0 {
-                Cell::from(h)
-            } else {
-                Cell::from(Line::from(h).right_aligned())
-            }
-        }),
-    )
+    // A narrow terminal keeps p50, p99 and max; a wide one adds p90 and p99.9.
+    let wide = area.width >= WIDE_TABLE;
+    let mut headings = vec![("", 10), ("sent", 6), ("/s", 6), ("errors", 6)];
+    headings.push(("timeout", 7));
+    if wide {
+        headings.extend([("retrans", 7), ("in flight", 9), ("p50", 5), ("p90", 5)]);
+        headings.extend([("p99", 12), ("p99.9", 5), ("max", 5)]);
+    } else {
+        headings.extend([
+            ("retx", 6),
+            ("flight", 6),
+            ("p50", 5),
+            ("p99", 12),
+            ("max", 5),
+        ]);
+    }
+    let header = Row::new(headings.iter().enumerate().map(|(i, (h, _))| {
+        if i == 0 {
+            Cell::from(*h)
+        } else {
+            Cell::from(Line::from(*h).right_aligned())
+        }
+    }))
     .bold();
     let rows = REQUEST_KINDS[..app.kinds]
         .iter()
         .enumerate()
         .map(|(i, kind)| {
             let r = history.latest().request(*kind);
+            let h = &r.latency;
             let mut cells = vec![
                 Cell::from(request_name(*kind)),
                 right(format::count(r.sent)),
                 right(format::rate(history.request_rate(i))),
                 right(format::count(r.error)),
                 right(format::count(r.timeout)),
+                right(format::count(r.retransmissions)),
+                right(format::count(r.in_flight())),
+                right(quantile(h, 0.5)),
             ];
-            let h = &r.latency;
-            for q in [0.5, 0.9] {
-                cells.push(right(quantile(h, q)));
+            if wide {
+                cells.push(right(quantile(h, 0.9)));
             }
             cells.push(right(p99_cell(r)));
-            cells.push(right(quantile(h, 0.999)));
+            if wide {
+                cells.push(right(quantile(h, 0.999)));
+            }
             cells.push(right(if h.is_empty() {
                 "-".into()
             } else {
@@ -253,23 +348,21 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History) {
                 row
             }
         });
-    let widths = [
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(7),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(12),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ];
-    let title = " requests · ms from the due time; p99 (from the send) where they differ ";
+    let widths = headings.iter().map(|(_, w)| Constraint::Length(*w));
+    let title = if wide {
+        " requests · ms from the due time; p99 (from the send) where they differ "
+    } else {
+        " requests · ms from due; p99 (from send) · retx: retransmitted "
+    };
+    let borders = if compact {
+        Borders::TOP | Borders::LEFT | Borders::RIGHT
+    } else {
+        Borders::ALL
+    };
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(Block::bordered().title(title)),
+            .block(Block::new().borders(borders).title(title)),
         area,
     );
 }
@@ -297,105 +390,6 @@ fn p99_cell(r: &RequestStats) -> String {
     } else {
         corrected
     }
-}
-
-fn draw_chart(frame: &mut Frame, area: Rect, app: &App, history: &History) {
-    let kind = app.selected_kind();
-    let r = history.latest().request(kind);
-    let title = format!(" {} latency by percentile (ms) ", request_name(kind));
-    // The legend goes on the border: ratatui's boxed legend hides on small charts.
-    let legend = Line::from(vec![
-        " from due".cyan(),
-        " · ".into(),
-        "from send ".yellow(),
-    ]);
-    let block = Block::bordered()
-        .title(title)
-        .title_bottom(legend.right_aligned());
-    if r.latency.is_empty() {
-        frame.render_widget(
-            Paragraph::new(no_latency(kind).dim())
-                .alignment(Alignment::Center)
-                .block(block),
-            area,
-        );
-        return;
-    }
-    let due = curve(&r.latency);
-    let sent = curve(&r.service);
-    let top = due
-        .iter()
-        .chain(&sent)
-        .map(|(_, y)| *y)
-        .fold(0.001, f64::max);
-    let datasets = vec![
-        Dataset::default()
-            .name("from due")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .cyan()
-            .data(&due),
-        Dataset::default()
-            .name("from send")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .yellow()
-            .data(&sent),
-    ];
-    let y_label = |ms: f64| format::ms((ms * 1000.0) as u64);
-    let chart = Chart::new(datasets)
-        .block(block)
-        .legend_position(None)
-        .x_axis(
-            Axis::default()
-                .bounds([0.0, NINES])
-                .labels(["0", "90", "99", "99.9", "99.99"])
-                .dark_gray(),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, top])
-                .labels([y_label(0.0), y_label(top / 2.0), y_label(top)])
-                .dark_gray(),
-        );
-    frame.render_widget(chart, area);
-}
-
-fn no_latency(kind: RequestKind) -> &'static str {
-    if kind == RequestKind::Notify {
-        "no answers yet (NON notifications get none)"
-    } else {
-        "no answers yet"
-    }
-}
-
-/// (nines, ms) points from p0 to p99.99.
-fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
-    (0..=CURVE_POINTS)
-        .map(|i| {
-            let x = NINES * f64::from(i) / f64::from(CURVE_POINTS);
-            let q = 1.0 - 10f64.powf(-x);
-            (x, h.value_at_quantile(q) as f64 / 1000.0)
-        })
-        .collect()
-}
-
-fn draw_sparkline(frame: &mut Frame, area: Rect, app: &App, history: &History) {
-    let width = area.width.saturating_sub(2) as usize;
-    let series = history.request_series(app.selected, width);
-    let peak = series.iter().copied().max().unwrap_or(0);
-    let title = format!(
-        " {} sent/s · last {} · max {peak} ",
-        request_name(app.selected_kind()),
-        format::clock(std::time::Duration::from_secs(series.len() as u64))
-    );
-    frame.render_widget(
-        Sparkline::default()
-            .block(Block::bordered().title(title))
-            .data(&series)
-            .green(),
-        area,
-    );
 }
 
 fn draw_errors(frame: &mut Frame, area: Rect, app: &App, history: &History) {
@@ -434,12 +428,18 @@ fn error_line(what: String, n: u64) -> Line<'static> {
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
-    let text = if app.quitting {
+    let line = if let Some(why) = &app.status {
+        Line::from(vec![format!(" {why}").yellow().bold(), "  · ? help".dim()])
+    } else if app.quitting {
         " stopping: clients de-register, then the dashboard closes · q again leaves now"
+            .dim()
+            .into()
     } else {
-        " q stop · Tab/←→ request · p pause starts · +/- start rate · ? help"
+        " q stop · Tab/←→ request · v panel · p pause starts · +/- start rate · ? help"
+            .dim()
+            .into()
     };
-    frame.render_widget(Line::from(text.dim()), area);
+    frame.render_widget(line, area);
 }
 
 fn draw_help(frame: &mut Frame) {
@@ -447,12 +447,15 @@ fn draw_help(frame: &mut Frame) {
         Line::from("q, Ctrl-C    stop: clients de-register, then quit"),
         Line::from("             (again: quit at once)"),
         Line::from("Tab, arrows  select the request kind"),
+        Line::from("v            next panel: latency, server operations,"),
+        Line::from("             clients (all at once from 110x40)"),
         Line::from("p, space     pause / resume new client starts"),
         Line::from("+ / -        start clients faster / slower"),
+        Line::from("             (p, + and - act while the ramp runs)"),
         Line::from("?, Esc       close this help"),
     ];
     let height = lines.len() as u16 + 2;
-    let area = centered(frame.area(), 52, height);
+    let area = centered(frame.area(), 56, height);
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" help ".bold())),

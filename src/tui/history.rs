@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::client::REQUEST_KINDS;
+use crate::client::{CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS};
 use crate::metrics::Snapshot;
 
 /// Ten minutes of seconds: wider than any terminal's sparkline.
@@ -19,8 +19,14 @@ pub struct Sample {
     pub elapsed: Duration,
     /// Requests sent, per kind (in [`REQUEST_KINDS`] order).
     pub sent: [u64; REQUEST_KINDS.len()],
-    /// Server-initiated operations the clients answered, all kinds.
-    pub server_ops: u64,
+    /// Server-initiated operations the clients answered, per kind (in [`OPERATION_KINDS`]
+    /// order).
+    pub operations: [u64; OPERATION_KINDS.len()],
+    /// Clients by state at that moment (in [`CLIENT_STATES`] order).
+    pub states: [u64; CLIENT_STATES.len()],
+    /// Datagrams the clients received and sent.
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
     /// DTLS handshakes completed.
     pub handshakes_ok: u64,
 }
@@ -31,12 +37,29 @@ impl Sample {
         for (n, r) in sent.iter_mut().zip(&s.requests) {
             *n = r.sent;
         }
+        let mut operations = [0; OPERATION_KINDS.len()];
+        for (n, o) in operations.iter_mut().zip(&s.operations) {
+            *n = o.total;
+        }
         Sample {
             elapsed: s.elapsed,
             sent,
-            server_ops: s.operations.iter().map(|o| o.total).sum(),
+            operations,
+            states: s.states,
+            datagrams_in: s.traffic.datagrams_in,
+            datagrams_out: s.traffic.datagrams_out,
             handshakes_ok: s.handshakes.ok,
         }
+    }
+
+    /// Datagrams the clients received and sent.
+    pub fn datagrams(&self) -> u64 {
+        self.datagrams_in + self.datagrams_out
+    }
+
+    /// Server-initiated operations the clients answered, all kinds.
+    pub fn server_ops(&self) -> u64 {
+        self.operations.iter().sum()
     }
 }
 
@@ -105,14 +128,26 @@ impl History {
     /// most the last `width`.
     pub fn request_series(&self, index: usize, width: usize) -> Vec<u64> {
         debug_assert!(index < REQUEST_KINDS.len());
+        self.rate_series(width, |s| s.sent[index])
+    }
+
+    /// `count` per second, one value per kept second, oldest first; at most the last `width`.
+    pub fn rate_series(&self, width: usize, count: impl Fn(&Sample) -> u64) -> Vec<u64> {
         let pairs = self.samples.len().saturating_sub(1);
         let skip = pairs.saturating_sub(width);
         self.samples
             .iter()
             .zip(self.samples.iter().skip(1))
             .skip(skip)
-            .map(|(a, b)| per_second(a, b, |s| s.sent[index]).round() as u64)
+            .map(|(a, b)| per_second(a, b, &count).round() as u64)
             .collect()
+    }
+
+    /// The kept samples, at most the last `width`, oldest first.
+    pub fn last_samples(&self, width: usize) -> impl Iterator<Item = &Sample> {
+        self.samples
+            .iter()
+            .skip(self.samples.len().saturating_sub(width))
     }
 }
 
@@ -154,9 +189,29 @@ mod tests {
         assert_eq!(h.samples().len(), 3);
         // 60 updates over 1.5 s.
         assert!((h.request_rate(1) - 40.0).abs() < 1e-9);
-        assert!((h.rate(|s| s.server_ops) - 2.0).abs() < 1e-9);
+        assert!((h.rate(Sample::server_ops) - 2.0).abs() < 1e-9);
         assert_eq!(h.request_series(1, 10), vec![40, 40]);
         assert_eq!(h.request_series(1, 1), vec![40], "the last `width` only");
+    }
+
+    #[test]
+    fn samples_keep_clients_by_state_operations_by_kind_and_datagrams() {
+        let mut h = History::new(10);
+        for second in 0..3 {
+            let mut s = snapshot(second * 1_000, 0, second * 5);
+            s.operations[7].total = second;
+            s.states[3] = 100 + second;
+            s.traffic.datagrams_in = second * 40;
+            s.traffic.datagrams_out = second * 60;
+            h.push(s);
+        }
+        let last = h.samples().last().copied().unwrap();
+        assert_eq!(last.states[3], 102);
+        assert_eq!(last.server_ops(), 12);
+        assert_eq!(h.rate_series(10, Sample::datagrams), vec![100, 100]);
+        assert_eq!(h.rate_series(10, |s| s.operations[7]), vec![1, 1]);
+        let states: Vec<u64> = h.last_samples(2).map(|s| s.states[3]).collect();
+        assert_eq!(states, vec![101, 102], "the last two");
     }
 
     #[test]

@@ -14,6 +14,10 @@ use super::*;
 /// Finishes `linger` snapshots after being stopped, or after `runs_for` snapshots.
 #[derive(Default)]
 struct FakeFleet {
+    /// Clients started so far (all registered).
+    started: u64,
+    /// Where every snapshot is in the run.
+    elapsed: Duration,
     snapshots: Cell<u32>,
     stopped_at: Cell<Option<u32>>,
     linger: u32,
@@ -25,7 +29,12 @@ struct FakeFleet {
 impl Controls for FakeFleet {
     fn snapshot(&self) -> Snapshot {
         self.snapshots.set(self.snapshots.get() + 1);
-        Snapshot::default()
+        let mut s = Snapshot {
+            elapsed: self.elapsed,
+            ..Snapshot::default()
+        };
+        s.states[crate::client::state_index(crate::client::ClientState::Registered)] = self.started;
+        s
     }
     fn stop(&self) {
         self.stopped_at.set(Some(self.snapshots.get()));
@@ -53,19 +62,55 @@ fn press(c: char) -> Event {
 fn drive_with(fleet: &FakeFleet, keys: Vec<Event>, interrupts: &AtomicU32) -> TuiExit {
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
     let mut keys = VecDeque::from(keys);
-    drive(
-        &mut terminal,
-        fleet,
-        &RunInfo::default(),
-        interrupts,
-        |_| Ok(keys.pop_front()),
-    )
+    let info = RunInfo {
+        clients: CLIENTS,
+        stop_at: Duration::from_secs(60),
+        ..RunInfo::default()
+    };
+    drive(&mut terminal, fleet, &info, interrupts, |_| {
+        Ok(keys.pop_front())
+    })
     .unwrap()
+}
+
+/// The clients the runs in these tests start.
+const CLIENTS: u64 = 10;
+
+#[test]
+fn once_every_client_started_or_the_stop_began_p_and_plus_leave_the_engine_alone() {
+    let fleet = FakeFleet {
+        started: CLIENTS,
+        linger: 1,
+        ..FakeFleet::default()
+    };
+    let outcome = drive_with(
+        &fleet,
+        vec![press('p'), press('+'), press('-'), press('q')],
+        &AtomicU32::new(0),
+    );
+    assert_eq!(outcome, TuiExit::Stopped);
+    assert!(fleet.pauses.borrow().is_empty());
+    assert!(fleet.rates.borrow().is_empty());
+
+    // Nor once the run's own stop has begun, with clients still to start.
+    let fleet = FakeFleet {
+        elapsed: Duration::from_secs(61),
+        linger: 1,
+        ..FakeFleet::default()
+    };
+    drive_with(
+        &fleet,
+        vec![press('p'), press('+'), press('q')],
+        &AtomicU32::new(0),
+    );
+    assert!(fleet.pauses.borrow().is_empty());
+    assert!(fleet.rates.borrow().is_empty());
 }
 
 #[test]
 fn q_stops_the_fleet_and_the_loop_draws_until_it_is_finished() {
     let fleet = FakeFleet {
+        started: CLIENTS - 1,
         linger: 3,
         ..FakeFleet::default()
     };

@@ -12,7 +12,7 @@ use super::super::history::History;
 use super::quantile;
 use crate::metrics::HandshakeStats;
 
-/// Rows the panel takes: its title border and two lines.
+/// Rows the panel takes: its title border and two lines (given fewer, the counts line alone).
 pub const HEIGHT: u16 = 3;
 
 /// Whether the run speaks DTLS: a handshake began, or reports one (read back without starts).
@@ -46,6 +46,12 @@ pub fn draw(frame: &mut Frame, area: Rect, history: &History) {
     } else {
         format::ms(h.latency.max())
     }));
+    if area.height < HEIGHT {
+        // A short terminal: the counts alone, named.
+        counts.insert(0, " dtls ".bold());
+        frame.render_widget(Line::from(counts), area);
+        return;
+    }
     let lines = vec![Line::from(counts), reasons_line(h)];
     // A title rule instead of a box: two rows for the numbers, one for the title.
     let block = Block::new()
