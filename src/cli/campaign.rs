@@ -19,6 +19,7 @@ pub(super) enum ModeArg {
 }
 
 #[derive(Args, Debug)]
+#[command(next_help_heading = "Embedded server load")]
 pub(super) struct CampaignArgs {
     /// Serve this image at coap://<server>/fw/<file name> with Block2 (RFC 7959).
     #[arg(long, value_name = "FILE")]
