@@ -41,9 +41,13 @@ fn commit(dir: &Path) -> Option<String> {
         "packed-refs".to_string(),
     ];
     watched.extend(git(dir, &["symbolic-ref", "-q", "HEAD"]));
+    // Files that exist only: cargo runs this script on every build for a missing one.
     for name in watched {
         if let Some(path) = git(dir, &["rev-parse", "--git-path", &name]) {
-            println!("cargo:rerun-if-changed={}", dir.join(path).display());
+            let path = dir.join(path);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
         }
     }
     // An edited source changes the binary, and maybe the tree's state.

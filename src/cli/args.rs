@@ -26,9 +26,6 @@ use crate::transport::{AddressSet, PortRange};
 pub(super) struct FleetArgs {
     /// The fleet file (see fleets/).
     pub fleet: PathBuf,
-    /// Server under test, e.g. `coap://192.0.2.10:5683` (default: the fleet's, else embedded).
-    #[arg(short, long, value_parser = parse_uri, help_heading = "Server")]
-    pub server: Option<ServerUri>,
     /// Total clients (a staged ramp keeps its shape).
     #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
     pub clients: Option<u64>,
@@ -50,6 +47,9 @@ pub(super) struct FleetArgs {
     /// run the fleet once, each at its share of the ramp's rate.
     #[arg(long, value_name = "K/N", default_value_t = Slice::WHOLE, help_heading = "Fleet")]
     pub shard: Slice,
+    /// Server under test, e.g. `coap://192.0.2.10:5683` (default: the fleet's, else embedded).
+    #[arg(short, long, value_parser = parse_uri, help_heading = "Server")]
+    pub server: Option<ServerUri>,
 }
 
 /// How fast the fleet starts and how long the run lasts, replacing the fleet's (`run`,

@@ -20,10 +20,15 @@ pub(super) struct CredentialsArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Csv, help_heading = "Output")]
     pub format: FormatArg,
     /// Write to this file (created readable by its owner only) instead of stdout.
-    #[arg(long, short, help_heading = "Output")]
+    #[arg(long, short, value_name = "PATH", help_heading = "Output")]
     pub output: Option<PathBuf>,
     /// Certificate mode: write ENDPOINT.pem per client into this directory instead.
-    #[arg(long, conflicts_with = "output", help_heading = "Output")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "output",
+        help_heading = "Output"
+    )]
     pub output_dir: Option<PathBuf>,
     /// Certificate mode: include each client's private key (to files only: ENDPOINT.key
     /// readable by its owner, or a JSON --output).

@@ -222,11 +222,18 @@ pub(super) fn man_examples() -> StyledStr {
 }
 
 pub(super) fn man(args: &ManArgs) -> Result<(), Failure> {
-    if let Some(dir) = &args.dir {
-        return clap_mangen::generate_to(man_root(), dir)
-            .map_err(|e| failed(format!("{}: cannot write the pages: {e}", dir.display())));
+    let Some(dir) = &args.dir else {
+        return write_stdout(&man_page(args.command.as_deref())?);
+    };
+    let root = man_root();
+    let pages = std::iter::once(&root).chain(root.get_subcommands());
+    for command in pages {
+        let page = render_page(command.clone())?;
+        let path = dir.join(format!("{}.1", page_name(command)));
+        std::fs::write(&path, page)
+            .map_err(|e| failed(format!("{}: cannot write: {e}", path.display())))?;
     }
-    write_stdout(&man_page(args.command.as_deref())?)
+    Ok(())
 }
 
 /// The command tree the pages describe: built, so each command knows its full name.
@@ -234,6 +241,13 @@ fn man_root() -> clap::Command {
     let mut root = Cli::command().disable_help_subcommand(true);
     root.build();
     root
+}
+
+/// `lwm2m-swarm`, or `lwm2m-swarm-run` for a command.
+fn page_name(command: &clap::Command) -> &str {
+    command
+        .get_display_name()
+        .unwrap_or_else(|| command.get_name())
 }
 
 /// lwm2m-swarm(1), or lwm2m-swarm-COMMAND(1), in roff.
@@ -252,11 +266,19 @@ fn man_page(command: Option<&str>) -> Result<Vec<u8>, Failure> {
             ))
         })?,
     };
+    render_page(command)
+}
+
+fn render_page(command: clap::Command) -> Result<Vec<u8>, Failure> {
     let mut page = Vec::new();
     clap_mangen::Man::new(command)
         .render(&mut page)
         .map_err(|e| failed(format!("cannot render the page: {e}")))?;
-    Ok(page)
+    // The help's sections after the options (default load, examples) keep their lines: each
+    // starts with a space, which breaks the line in roff; `.ad l` spares them the justified
+    // spacing that would pull an example's words apart, `.nh` the hyphens.
+    let page = String::from_utf8_lossy(&page).replace(".SH EXTRA\n", ".SH EXTRA\n.ad l\n.nh\n");
+    Ok(page.into_bytes())
 }
 
 /// Writes `bytes` to stdout; a reader that went away (`| head`) is no failure.
