@@ -193,7 +193,16 @@ pub(super) fn completions(args: &CompletionsArgs) -> Result<(), Failure> {
 fn completion_script(shell: Shell) -> Vec<u8> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "lwm2m-swarm", &mut script);
-    script
+    if shell != Shell::Bash {
+        return script;
+    }
+    // clap_complete's bash script spells a command's state `lwm2m__swarm__subcmd__run` where
+    // it sets it and `lwm2m__subcmd__swarm__subcmd__run` where it matches it (the hyphen of the
+    // program's name, clap-rs/clap#6421): no option after a command would complete. One
+    // spelling for both; a no-op once clap_complete agrees with itself.
+    String::from_utf8_lossy(&script)
+        .replace("lwm2m__subcmd__swarm", "lwm2m__swarm")
+        .into_bytes()
 }
 
 /// `man [COMMAND]`.

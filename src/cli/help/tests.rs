@@ -260,6 +260,31 @@ fn commit_tokens() {
     assert!(!is_commit("main"));
 }
 
+/// What bash offers for the last word of `lwm2m-swarm LINE` with `script` loaded, as a user's
+/// Tab would ask it.
+fn complete_in_bash(script: &str, line: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lwm2m-swarm.bash");
+    std::fs::write(&path, script).unwrap();
+    let words: Vec<&str> = std::iter::once("lwm2m-swarm")
+        .chain(line.split_whitespace())
+        .collect();
+    let (current, previous) = (words[words.len() - 1], words[words.len() - 2]);
+    let program = format!(
+        "source {}; COMP_WORDS=({}); COMP_CWORD={}; _lwm2m__swarm lwm2m-swarm {current} \
+         {previous}; echo \"${{COMPREPLY[@]}}\"",
+        path.display(),
+        words.join(" "),
+        words.len() - 1,
+    );
+    let output = std::process::Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .output()
+        .expect("bash runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
 #[test]
 fn bash_completions_know_every_command_and_option() {
     let script = String::from_utf8(completion_script(clap_complete::Shell::Bash)).unwrap();
@@ -272,6 +297,9 @@ fn bash_completions_know_every_command_and_option() {
     }
     assert!(script.contains("--clients"));
     assert!(script.contains("--observe-composite"));
+    assert!(complete_in_bash(&script, "run fleets/demo.toml --cl").contains("--clients"));
+    assert!(complete_in_bash(&script, "man --d").contains("--dir"));
+    assert!(complete_in_bash(&script, "cre").contains("credentials"));
     for shell in [
         clap_complete::Shell::Zsh,
         clap_complete::Shell::Fish,
