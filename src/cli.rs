@@ -7,7 +7,7 @@
 //!
 //! - `run.rs`, `serve.rs`, `check.rs`, `credentials.rs`, `report.rs`: one command each, with its
 //!   own options.
-//! - `args.rs`: the option groups commands share (`FleetArgs`, `RampArgs`, `EngineArgs`,
+//! - `args.rs`: the option groups commands share (`FleetArgs`, `TimingArgs`, `EngineArgs`,
 //!   `LoadArgs`, `LimitArgs`), each under its help heading.
 //! - `help.rs`: `--version`, the Examples sections, and `completions` and `man`.
 //! - `parse.rs`: the value parsers for options clap cannot type by itself (`--rate`, `--ports`,

@@ -20,7 +20,7 @@ use crate::server::{
 };
 use crate::transport::{AddressSet, PortRange};
 
-/// The fleet file and what the command line changes in it, but its ramp (`run`, `check`,
+/// The fleet file and what the command line changes in it, but its timing (`run`, `check`,
 /// `credentials`).
 #[derive(Args, Debug)]
 pub(super) struct FleetArgs {
@@ -29,9 +29,6 @@ pub(super) struct FleetArgs {
     /// Total clients (a staged ramp keeps its shape).
     #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
     pub clients: Option<u64>,
-    /// Random seed for every population: same seed, same devices and timings.
-    #[arg(long, value_name = "N", help_heading = "Fleet")]
-    pub seed: Option<u64>,
     /// PSK identity of each client: `{endpoint}`, `{index}`, `{number}` and text (replaces the
     /// fleet's `[security] identity`).
     #[arg(long, value_name = "PATTERN", value_parser = parse_identity, help_heading = "Security")]
@@ -52,17 +49,20 @@ pub(super) struct FleetArgs {
     pub server: Option<ServerUri>,
 }
 
-/// How fast the fleet starts and how long the run lasts, replacing the fleet's (`run`,
-/// `check`).
+/// How fast the fleet starts, how long the run lasts and the seed of its random draws, replacing
+/// the fleet's (`run`, `check`; not `credentials`: no key depends on them).
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Load")]
-pub(super) struct RampArgs {
+pub(super) struct TimingArgs {
     /// Clients started per second (replaces the fleet's ramp).
     #[arg(short, long, value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Stop this long after the first start: 30s, 5m, 1h.
     #[arg(short, long, value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
+    /// Random seed for every population: same seed, same devices and timings.
+    #[arg(long, value_name = "N", help_heading = "Fleet")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::{EngineArgs, FleetArgs, RampArgs};
+use super::args::{EngineArgs, FleetArgs, TimingArgs};
 use super::setup::{
     EMBEDDED_SERVER, describe_layout, engine_config, host_reach, load, resolve, tls_config,
 };
@@ -13,7 +13,7 @@ pub(super) struct CheckArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
     #[command(flatten)]
-    pub ramp: RampArgs,
+    pub timing: TimingArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Check the plan against this open-files limit instead of this process's: for planning
@@ -24,7 +24,7 @@ pub(super) struct CheckArgs {
 }
 
 pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
-    let loaded = load(&args.fleet, &args.ramp)?;
+    let loaded = load(&args.fleet, &args.timing)?;
     let plan = loaded
         .fleet
         .plan()

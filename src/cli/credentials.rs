@@ -6,7 +6,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::args::{FleetArgs, RampArgs};
+use super::args::{FleetArgs, TimingArgs};
 use super::setup::load;
 use super::{Failure, bad_input, failed};
 use crate::fleet::{CertificateCredentials, Credentials, ExportFormat};
@@ -47,7 +47,7 @@ pub(super) enum FormatArg {
 }
 
 pub(super) fn credentials(args: &CredentialsArgs) -> Result<(), Failure> {
-    let loaded = load(&args.fleet, &RampArgs::default())?;
+    let loaded = load(&args.fleet, &TimingArgs::default())?;
     let credentials = loaded.credentials.ok_or_else(|| {
         bad_input(format!(
             "{}: no [security] table, so no credentials: add one or give --psk-key",

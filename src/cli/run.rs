@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{EngineArgs, FleetArgs, LoadArgs, RampArgs};
+use super::args::{EngineArgs, FleetArgs, LoadArgs, TimingArgs};
 use super::embedded::Embedded;
 use super::interrupts::Interrupts;
 use super::parse::parse_positive_duration;
@@ -32,7 +32,7 @@ pub(super) struct RunArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
     #[command(flatten)]
-    pub ramp: RampArgs,
+    pub timing: TimingArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Load the embedded server puts on clients (when the fleet has no server); without any of
@@ -66,7 +66,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         fleet,
         templates,
         credentials,
-    } = load(&args.fleet, &args.ramp)?;
+    } = load(&args.fleet, &args.timing)?;
     let plan = fleet
         .plan()
         .with_slice(args.fleet.shard)

@@ -4,7 +4,7 @@
 use clap::CommandFactory;
 use clap::error::ErrorKind;
 
-use super::super::args::RampArgs;
+use super::super::args::TimingArgs;
 use super::super::setup::load;
 use super::super::{Cli, Command};
 use super::{ManArgs, VERSION, completion_script, man_page};
@@ -104,14 +104,14 @@ fn every_example_parses_and_its_fleet_loads() {
                 Err(e) if e.kind() == ErrorKind::DisplayHelp => continue,
                 Err(e) => panic!("{name}: {line}: {e}"),
             };
-            let (fleet, ramp) = match &cli.command {
-                Command::Run(a) => (&a.fleet, &a.ramp),
-                Command::Check(a) => (&a.fleet, &a.ramp),
-                Command::Credentials(a) => (&a.fleet, &RampArgs::default()),
+            let (fleet, timing) = match &cli.command {
+                Command::Run(a) => (&a.fleet, &a.timing),
+                Command::Check(a) => (&a.fleet, &a.timing),
+                Command::Credentials(a) => (&a.fleet, &TimingArgs::default()),
                 _ => continue,
             };
             // The shipped fleet, with the example's options, loads and plans.
-            let fleet_loaded = load(fleet, ramp).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+            let fleet_loaded = load(fleet, timing).unwrap_or_else(|e| panic!("{line}: {e:?}"));
             fleet_loaded
                 .fleet
                 .plan()
@@ -143,14 +143,15 @@ fn short_flags_of_the_common_options() {
         panic!("{cli:?}")
     };
     assert_eq!(a.fleet.clients, Some(10));
-    assert_eq!(a.ramp.rate, Some(2.5));
-    assert_eq!(a.ramp.duration, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(a.timing.rate, Some(2.5));
+    assert_eq!(a.timing.duration, Some(std::time::Duration::from_secs(30)));
     assert_eq!(a.fleet.server.unwrap().to_string(), "coap://127.0.0.1:5683");
 }
 
 #[test]
-fn credentials_takes_no_rate_or_duration() {
-    for option in ["--rate", "-r", "--duration", "-d"] {
+fn credentials_takes_no_rate_duration_or_seed() {
+    // Its keys and certificates are the same whatever they say.
+    for option in ["--rate", "-r", "--duration", "-d", "--seed"] {
         let args = [
             "lwm2m-swarm",
             "credentials",
