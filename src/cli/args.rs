@@ -20,8 +20,8 @@ use crate::server::{
 };
 use crate::transport::{AddressSet, PortRange};
 
-/// The fleet file and what the command line changes in it, but its timing (`run`, `check`,
-/// `credentials`).
+/// The fleet file and the command line's changes to its clients, security and server (`run`,
+/// `check`, `credentials`); its timing is [`TimingArgs`]'.
 #[derive(Args, Debug)]
 pub(super) struct FleetArgs {
     /// The fleet file (see fleets/).
