@@ -1,12 +1,15 @@
-//! The command line: `run`, `serve`, `check`, `credentials`, `report`. Thin: it parses, wires the
-//! fleet, the engine and the embedded server together, prints, and picks the exit code.
+//! The command line: `run`, `serve`, `check`, `credentials`, `report`, `completions`, `man`. Thin:
+//! it parses, wires the fleet, the engine and the embedded server together, prints, and picks the
+//! exit code.
 //!
 //! This file holds the `Cli` definition, the dispatch to each command and the exit codes. The
 //! rest, under `cli/`:
 //!
 //! - `run.rs`, `serve.rs`, `check.rs`, `credentials.rs`, `report.rs`: one command each, with its
 //!   own options.
-//! - `args.rs`: the option groups commands share (`FleetArgs`, `EngineArgs`, `LoadArgs`).
+//! - `args.rs`: the option groups commands share (`FleetArgs`, `TimingArgs`, `EngineArgs`,
+//!   `LoadArgs`, `LimitArgs`), each under its help heading.
+//! - `help.rs`: `--version`, the Examples sections, and `completions` and `man`.
 //! - `parse.rs`: the value parsers for options clap cannot type by itself (`--rate`, `--ports`,
 //!   `--read PATH@PERIOD`, ...).
 //! - `setup.rs`: from options to a loaded fleet, a resolved server and the engine's settings.
@@ -23,6 +26,7 @@ mod campaign;
 mod check;
 mod credentials;
 mod embedded;
+mod help;
 mod interrupts;
 mod output;
 mod parse;
@@ -60,8 +64,9 @@ pub mod exit {
 #[derive(Parser, Debug)]
 #[command(
     name = "lwm2m-swarm",
-    version,
-    about = "Simulate fleets of LWM2M devices against a server and measure how it copes"
+    version = help::VERSION,
+    about = "Simulate fleets of LWM2M devices against a server and measure how it copes",
+    after_help = help::top_examples()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -73,15 +78,26 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a fleet: start its clients, hold, de-register them, print a summary.
+    #[command(after_help = help::run_help())]
     Run(run::RunArgs),
     /// Run the embedded LWM2M server alone (with --bootstrap, behind a bootstrap server).
+    #[command(after_help = help::serve_help())]
     Serve(serve::ServeArgs),
     /// Validate a fleet file and print the expanded plan; sends nothing.
+    #[command(after_help = help::check_examples())]
     Check(check::CheckArgs),
     /// Print every client's endpoint, PSK identity and key, for provisioning the server.
+    #[command(after_help = help::credentials_examples())]
     Credentials(credentials::CredentialsArgs),
     /// Print the summary of `run --json` results, merged (shards or machines of one test).
+    #[command(after_help = help::report_examples())]
     Report(crate::report::MergeArgs),
+    /// Print the shell completion script for SHELL.
+    #[command(after_help = help::completions_examples())]
+    Completions(help::CompletionsArgs),
+    /// Print the manual page (roff); --dir writes one per command.
+    #[command(after_help = help::man_examples())]
+    Man(help::ManArgs),
 }
 
 impl Cli {
@@ -108,6 +124,8 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Check(args) => check::check(&args),
         Command::Credentials(args) => credentials::credentials(&args),
         Command::Report(args) => report::report(&args),
+        Command::Completions(args) => help::completions(&args),
+        Command::Man(args) => help::man(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,7 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// `run`'s report options.
 #[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Output")]
 pub struct ReportArgs {
     /// Write the result as JSON (schema: docs/report-schema.md); `-`: to stdout, the
     /// summary and every other line then going to stderr.
@@ -78,14 +79,15 @@ pub struct MergeArgs {
     pub files: Vec<PathBuf>,
     /// A pass/fail criterion checked on the merged result, as for `run` (exit 4 when one
     /// fails), with the thresholds recorded in the shards' files.
-    #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold),
+          help_heading = "Output")]
     pub thresholds: Vec<Threshold>,
     /// Write the SVG charts of the merged result, as `run --plot` does.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub plot: Option<PathBuf>,
     /// Write the merged result as JSON, in `run --json`'s schema (so it merges again); `-`:
     /// to stdout, the summary then going to stderr.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub json: Option<PathBuf>,
 }
 

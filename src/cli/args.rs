@@ -20,41 +20,49 @@ use crate::server::{
 };
 use crate::transport::{AddressSet, PortRange};
 
-/// The fleet file and what the command line changes in it (`run`, `check`, `credentials`).
+/// The fleet file and the command line's changes to its clients, security and server (`run`,
+/// `check`, `credentials`); its timing is [`TimingArgs`]'.
 #[derive(Args, Debug)]
 pub(super) struct FleetArgs {
     /// The fleet file (see fleets/).
     pub fleet: PathBuf,
-    /// Server under test, e.g. `coap://192.0.2.10:5683` (default: the fleet's, else embedded).
-    #[arg(long, value_parser = parse_uri)]
-    pub server: Option<ServerUri>,
     /// Total clients (a staged ramp keeps its shape).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
     pub clients: Option<u64>,
-    /// Clients started per second (replaces the fleet's ramp).
-    #[arg(long, value_parser = parse_rate)]
-    pub rate: Option<f64>,
-    /// Stop this long after the first start: 30s, 5m, 1h.
-    #[arg(long, value_parser = parse_positive_duration)]
-    pub duration: Option<Duration>,
-    /// Random seed for every population: same seed, same devices and timings.
-    #[arg(long)]
-    pub seed: Option<u64>,
     /// PSK identity of each client: `{endpoint}`, `{index}`, `{number}` and text (replaces the
     /// fleet's `[security] identity`).
-    #[arg(long, value_name = "PATTERN", value_parser = parse_identity)]
+    #[arg(long, value_name = "PATTERN", value_parser = parse_identity, help_heading = "Security")]
     pub psk_identity: Option<IdentityPattern>,
     /// One PSK for every client, in hex (replaces the fleet's key source).
-    #[arg(long, value_name = "HEX", value_parser = hex_arg)]
+    #[arg(long, value_name = "HEX", value_parser = hex_arg, help_heading = "Security")]
     pub psk_key: Option<HexArg>,
     /// Directory of object and device templates.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", help_heading = "Fleet")]
     pub templates: Option<PathBuf>,
     /// Only shard K of N (K from 0, e.g. Kubernetes' `JOB_COMPLETION_INDEX`): the clients whose
     /// index is K modulo N, named, keyed and started as in the whole fleet; N shards together
     /// run the fleet once, each at its share of the ramp's rate.
-    #[arg(long, value_name = "K/N", default_value_t = Slice::WHOLE)]
+    #[arg(long, value_name = "K/N", default_value_t = Slice::WHOLE, help_heading = "Fleet")]
     pub shard: Slice,
+    /// Server under test, e.g. `coap://192.0.2.10:5683` (default: the fleet's, else embedded).
+    #[arg(short, long, value_parser = parse_uri, help_heading = "Server")]
+    pub server: Option<ServerUri>,
+}
+
+/// How fast the fleet starts, how long the run lasts and the seed of its random draws, replacing
+/// the fleet's (`run`, `check`; not `credentials`: no key depends on them).
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Load")]
+pub(super) struct TimingArgs {
+    /// Clients started per second (replaces the fleet's ramp).
+    #[arg(short, long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Stop this long after the first start: 30s, 5m, 1h.
+    #[arg(short, long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// Random seed for every population: same seed, same devices and timings.
+    #[arg(long, value_name = "N", help_heading = "Fleet")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -67,25 +75,29 @@ pub(super) enum TransportArg {
 
 /// The engine's sockets and threads (`run`, `check`).
 #[derive(Args, Debug)]
+#[command(next_help_heading = "Engine")]
 pub(super) struct EngineArgs {
+    /// How clients reach the server over UDP (a `coap+tcp://` or `coaps+tcp://` server means
+    /// TCP, whatever this says).
     #[arg(long, value_enum, default_value_t = TransportArg::Shared)]
     pub transport: TransportArg,
     /// Client source addresses: a CIDR block (10.1.0.0/16), an IPv6 prefix routed to this host
     /// (`fd00:5::/64`), a list (10.0.0.1,10.0.0.2) or `loopback` (default when the server is on
     /// IPv4 loopback).
-    #[arg(long, value_parser = parse_addresses)]
+    #[arg(long, value_name = "ADDRESSES", value_parser = parse_addresses)]
     pub bind: Option<AddressSet>,
     /// Client source ports, FIRST-LAST (default: 20000 up to below the ephemeral range).
-    #[arg(long, value_parser = parse_ports)]
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_ports)]
     pub ports: Option<PortRange>,
-    /// Engine threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    /// Engine threads; 0 is one per core [default: one per core].
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     pub shards: usize,
 }
 
 /// The caps that protect the embedded server from its clients and from strangers: flags of
 /// `serve`; `run`'s embedded server keeps the defaults.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Server")]
 pub(super) struct LimitArgs {
     /// Registrations held at most; a Register of a new endpoint beyond gets 5.03.
     #[arg(long = "max-registrations", value_name = "N",
@@ -156,6 +168,7 @@ fn parse_lifetime(s: &str) -> Result<u32, String> {
 
 /// What the embedded server asks of every registered client (`run`, `serve`).
 #[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Embedded server load")]
 pub(super) struct LoadArgs {
     /// Read PATH every PERIOD: /3/0/13@30s.
     #[arg(long, value_name = "PATH@PERIOD", value_parser = parse_periodic)]
@@ -164,10 +177,10 @@ pub(super) struct LoadArgs {
     #[arg(long, value_name = "PATH")]
     pub observe: Option<Path>,
     /// pmin (s) written before the Observe.
-    #[arg(long, requires = "observe")]
+    #[arg(long, value_name = "SECONDS", requires = "observe")]
     pub pmin: Option<u32>,
     /// pmax (s) written before the Observe.
-    #[arg(long, requires = "observe")]
+    #[arg(long, value_name = "SECONDS", requires = "observe")]
     pub pmax: Option<u32>,
     /// Write VALUE (text) to PATH every PERIOD: /1/0/3=10@1m.
     #[arg(long, value_name = "PATH=VALUE@PERIOD", value_parser = parse_write)]

@@ -19,6 +19,7 @@ pub(super) enum ModeArg {
 }
 
 #[derive(Args, Debug)]
+#[command(next_help_heading = "Embedded server load")]
 pub(super) struct CampaignArgs {
     /// Serve this image at coap://<server>/fw/<file name> with Block2 (RFC 7959).
     #[arg(long, value_name = "FILE")]
@@ -27,27 +28,43 @@ pub(super) struct CampaignArgs {
     #[arg(long, value_name = "VERSION", requires = "firmware")]
     pub campaign_version: Option<String>,
     /// Share of the registered devices with object 5 that take part.
-    #[arg(long, default_value_t = 1.0, requires = "campaign_version")]
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 1.0,
+        requires = "campaign_version"
+    )]
     pub campaign_share: f64,
     /// When the campaign starts, after the server's first datagram.
-    #[arg(long, default_value = "30s", value_parser = super::parse::parse_duration_arg, requires = "campaign_version")]
+    #[arg(long, value_name = "DELAY", default_value = "30s", value_parser = super::parse::parse_duration_arg, requires = "campaign_version")]
     pub campaign_start: Duration,
     /// pull: write the Package URI (/5/0/1); push: Block1-write the image into /5/0/0.
     #[arg(
         long,
         value_enum,
+        value_name = "MODE",
         default_value = "pull",
         requires = "campaign_version"
     )]
     pub campaign_mode: ModeArg,
     /// Devices downloading at once at most (0: no limit).
-    #[arg(long, default_value_t = 100, requires = "campaign_version")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        requires = "campaign_version"
+    )]
     pub campaign_max_concurrent: usize,
     /// A device that makes no progress for this long fails as `timeout`.
-    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, requires = "campaign_version")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration, requires = "campaign_version")]
     pub campaign_timeout: Duration,
     /// Block size of a push (16..=1024).
-    #[arg(long, default_value_t = 512, requires = "campaign_version")]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 512,
+        requires = "campaign_version"
+    )]
     pub campaign_block_size: u16,
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::{EngineArgs, FleetArgs};
+use super::args::{EngineArgs, FleetArgs, TimingArgs};
 use super::setup::{
     EMBEDDED_SERVER, describe_layout, engine_config, host_reach, load, resolve, tls_config,
 };
@@ -13,15 +13,18 @@ pub(super) struct CheckArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
     #[command(flatten)]
+    pub timing: TimingArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
     /// Check the plan against this open-files limit instead of this process's: for planning
     /// another host, such as a pod whose container runtime allows more (e.g. 1048576).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
+          help_heading = "Engine")]
     pub open_files: Option<u64>,
 }
 
 pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
-    let loaded = load(&args.fleet)?;
+    let loaded = load(&args.fleet, &args.timing)?;
     let plan = loaded
         .fleet
         .plan()

@@ -6,7 +6,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::args::FleetArgs;
+use super::args::{FleetArgs, TimingArgs};
 use super::setup::load;
 use super::{Failure, bad_input, failed};
 use crate::fleet::{CertificateCredentials, Credentials, ExportFormat};
@@ -16,17 +16,23 @@ use crate::security::x509;
 pub(super) struct CredentialsArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
-    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv, help_heading = "Output")]
     pub format: FormatArg,
     /// Write to this file (created readable by its owner only) instead of stdout.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "PATH", help_heading = "Output")]
     pub output: Option<PathBuf>,
     /// Certificate mode: write ENDPOINT.pem per client into this directory instead.
-    #[arg(long, conflicts_with = "output")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "output",
+        help_heading = "Output"
+    )]
     pub output_dir: Option<PathBuf>,
     /// Certificate mode: include each client's private key (to files only: ENDPOINT.key
     /// readable by its owner, or a JSON --output).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub private_keys: bool,
 }
 
@@ -41,7 +47,7 @@ pub(super) enum FormatArg {
 }
 
 pub(super) fn credentials(args: &CredentialsArgs) -> Result<(), Failure> {
-    let loaded = load(&args.fleet)?;
+    let loaded = load(&args.fleet, &TimingArgs::default())?;
     let credentials = loaded.credentials.ok_or_else(|| {
         bad_input(format!(
             "{}: no [security] table, so no credentials: add one or give --psk-key",

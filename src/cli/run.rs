@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{EngineArgs, FleetArgs, LoadArgs};
+use super::args::{EngineArgs, FleetArgs, LoadArgs, TimingArgs};
 use super::embedded::Embedded;
 use super::interrupts::Interrupts;
 use super::parse::parse_positive_duration;
@@ -33,27 +33,32 @@ pub(super) struct RunArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
     #[command(flatten)]
+    pub timing: TimingArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
     /// Load the embedded server puts on clients (when the fleet has no server); without any of
-    /// these flags: observe /3/0/13 (pmin 10 s, pmax 60 s) and read /3/0/0 every minute.
+    /// these flags, `LoadArgs::or_demo`'s (said in the help).
     #[command(flatten)]
     pub load: LoadArgs,
     /// Print progress lines instead of the live dashboard (the default when stdout is not a
     /// terminal).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub no_tui: bool,
     /// Time between progress lines (with --no-tui).
-    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration,
+          help_heading = "Output")]
     pub progress_every: Duration,
     /// Start the load at this time, RFC 3339 (2026-12-06T22:30:00Z) or Unix seconds, so the
     /// ramps of all shards line up; the sockets open first. Past it: start at once.
-    #[arg(long, value_name = "TIME", value_parser = crate::engine::parse_start_at)]
+    #[arg(long, value_name = "TIME", value_parser = crate::engine::parse_start_at,
+          help_heading = "Load")]
     pub start_at: Option<std::time::SystemTime>,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,
     /// Keep serving --prometheus this long after the run, so the last scrape sees its end
     /// (Ctrl-C ends it sooner).
-    #[arg(long, value_name = "DURATION", requires = "prometheus", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", requires = "prometheus", value_parser = parse_positive_duration,
+          help_heading = "Output")]
     pub prometheus_linger: Option<Duration>,
 }
 
@@ -62,7 +67,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         fleet,
         templates,
         credentials,
-    } = load(&args.fleet)?;
+    } = load(&args.fleet, &args.timing)?;
     let plan = fleet
         .plan()
         .with_slice(args.fleet.shard)

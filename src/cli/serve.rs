@@ -17,18 +17,19 @@ use crate::server::{DtlsServerConfig, Runner};
 #[derive(Args, Debug)]
 pub(super) struct ServeArgs {
     /// Address to serve on (default 127.0.0.1:5683, or 127.0.0.1:5684 with --psk-key).
-    #[arg(long)]
+    #[arg(long, help_heading = "Server")]
     pub bind: Option<SocketAddr>,
     /// Serve DTLS 1.2 with this pre-shared key (hex) for every PSK identity.
-    #[arg(long, value_name = "HEX", value_parser = hex_arg)]
+    #[arg(long, value_name = "HEX", value_parser = hex_arg, help_heading = "Security")]
     pub psk_key: Option<HexArg>,
     /// Also run a bootstrap server on ADDR (e.g. 127.0.0.1:5783) that sends clients to this
     /// server; with --psk-key, clients use that key with the bootstrap server and get a key of
     /// their own for this one.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help_heading = "Server")]
     pub bootstrap: Option<SocketAddr>,
     /// The lifetime the bootstrap server writes into the Server object.
-    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, requires = "bootstrap")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration, requires = "bootstrap",
+          help_heading = "Server")]
     pub bootstrap_lifetime: Duration,
     #[command(flatten)]
     pub load: LoadArgs,
@@ -37,14 +38,15 @@ pub(super) struct ServeArgs {
     #[command(flatten)]
     pub campaign: CampaignArgs,
     /// Stop after this long (default: until Ctrl-C).
-    #[arg(long, value_parser = parse_positive_duration)]
+    #[arg(short, long, value_parser = parse_positive_duration, help_heading = "Server")]
     pub duration: Option<Duration>,
     /// Seed for the server's message IDs, tokens and timer offsets (registration locations are
     /// random whatever the seed).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Server")]
     pub seed: u64,
     /// Time between status lines.
-    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration,
+          help_heading = "Output")]
     pub status_every: Duration,
 }
 

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use super::args::{EngineArgs, FleetArgs, TransportArg};
+use super::args::{EngineArgs, FleetArgs, TimingArgs, TransportArg};
 use super::parse::HexArg;
 use super::{Failure, bad_input, failed};
 use crate::engine::{EngineConfig, Layout, Reach, TransportKind};
@@ -22,15 +22,16 @@ pub(super) struct Loaded {
     pub credentials: Option<Arc<Credentials>>,
 }
 
-pub(super) fn load(args: &FleetArgs) -> Result<Loaded, Failure> {
+/// The fleet of `args`, with `timing`'s rate, duration and seed (`credentials` has none).
+pub(super) fn load(args: &FleetArgs, timing: &TimingArgs) -> Result<Loaded, Failure> {
     let dir = templates_dir(args.templates.as_deref())?;
     let set = TemplateSet::load_dir(&dir).map_err(bad_input)?;
     let overrides = Overrides {
         server: args.server.clone(),
         clients: args.clients,
-        rate: args.rate,
-        duration: args.duration,
-        seed: args.seed,
+        rate: timing.rate,
+        duration: timing.duration,
+        seed: timing.seed,
         psk_identity: args.psk_identity.clone(),
         psk_key: args.psk_key.as_ref().map(HexArg::secret).transpose()?,
     };

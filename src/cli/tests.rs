@@ -71,9 +71,9 @@ fn run_defaults() {
     assert_eq!(a.fleet.fleet, PathBuf::from("fleets/demo.toml"));
     assert!(a.fleet.server.is_none());
     assert_eq!(a.fleet.clients, None);
-    assert_eq!(a.fleet.rate, None);
-    assert_eq!(a.fleet.duration, None);
-    assert_eq!(a.fleet.seed, None);
+    assert_eq!(a.timing.rate, None);
+    assert_eq!(a.timing.duration, None);
+    assert_eq!(a.timing.seed, None);
     assert!(a.fleet.psk_identity.is_none());
     assert!(a.fleet.psk_key.is_none());
     assert_eq!(a.fleet.templates, None);
@@ -106,9 +106,9 @@ fn run_with_every_option() {
     let server = a.fleet.server.expect("--server");
     assert_eq!(server.to_string(), "coaps://192.0.2.10:5684");
     assert_eq!(a.fleet.clients, Some(500));
-    assert_eq!(a.fleet.rate, Some(25.5));
-    assert_eq!(a.fleet.duration, Some(secs(5400)));
-    assert_eq!(a.fleet.seed, Some(42));
+    assert_eq!(a.timing.rate, Some(25.5));
+    assert_eq!(a.timing.duration, Some(secs(5400)));
+    assert_eq!(a.timing.seed, Some(42));
     assert_eq!(a.fleet.psk_identity.unwrap().to_string(), "id-{number}");
     let key = a.fleet.psk_key.expect("--psk-key");
     assert_eq!(key.secret().unwrap().expose(), [0x00, 0x11, 0x22, 0x33]);
@@ -355,8 +355,8 @@ fn check_takes_the_fleet_and_engine_options() {
         --transport per-client --bind loopback --ports 21000-21009 --shards 2",
     );
     assert_eq!(a.fleet.clients, Some(50));
-    assert_eq!(a.fleet.rate, Some(5.0));
-    assert_eq!(a.fleet.duration, Some(secs(30)));
+    assert_eq!(a.timing.rate, Some(5.0));
+    assert_eq!(a.timing.duration, Some(secs(30)));
     assert_eq!(a.engine.transport, TransportArg::PerClient);
     assert!(a.engine.bind.is_some());
     let ports = a.engine.ports.expect("--ports");
