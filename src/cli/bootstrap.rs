@@ -98,7 +98,7 @@ impl BootstrapPair {
             let (stats, error) = runner.finish();
             println!("embedded {name}: {stats}");
             if let Some(e) = error {
-                eprintln!("embedded {name}: {e}");
+                tracing::error!("embedded {name}: {e}");
                 result = result.and(Err(failed(format!(
                     "the embedded {name} stopped early: {e}"
                 ))));

@@ -1,6 +1,7 @@
 //! `run`: start the fleet's clients against its server (or the embedded one), show progress,
 //! de-register them, print the summary and write the reports.
 
+pub(super) mod output;
 pub(super) mod reports;
 
 use std::cell::RefCell;
@@ -24,6 +25,7 @@ use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
 use crate::fleet::format_duration;
 use crate::metrics::Snapshot;
+use crate::trace::Schemas;
 use crate::tui::{self, TuiExit};
 use reports::Reports;
 
@@ -50,6 +52,8 @@ pub(super) struct RunArgs {
     pub start_at: Option<std::time::SystemTime>,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,
+    #[command(flatten)]
+    pub output: output::OutputArgs,
     /// Keep serving --prometheus this long after the run, so the last scrape sees its end
     /// (Ctrl-C ends it sooner).
     #[arg(long, value_name = "DURATION", requires = "prometheus", value_parser = parse_positive_duration)]
@@ -93,6 +97,16 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.slice_clients();
     let file = plan.file.clone();
+    let first_endpoint = plan.naming.endpoint(0);
+    let schemas = Schemas(templates.iter().map(|t| Arc::clone(t) as _).collect());
+    let trace = args
+        .output
+        .start_trace(schemas)
+        .map_err(|e| failed(format!("--trace-file: {e}")))?
+        .map(|(writer, tap)| {
+            config.trace = Some(tap);
+            writer
+        });
     let mut reports = Reports::start(args, &fleet, &plan, &target)?;
     if let Some(slice) = plan.describe_slice() {
         println!("shard {slice}");
@@ -116,6 +130,8 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         };
         failed(format!("{e}{hint}"))
     })?;
+    // The shards hold the trace's only senders now: it ends when they do.
+    config.trace = None;
     println!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),
@@ -127,7 +143,8 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         engine: &engine,
         reports: RefCell::new(&mut reports),
     };
-    let ending = if !args.no_tui && std::io::stdout().is_terminal() {
+    let quiet = args.output.quiet;
+    let ending = if !args.no_tui && !quiet && std::io::stdout().is_terminal() {
         let info = tui::RunInfo {
             target,
             fleet: file,
@@ -137,13 +154,22 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         };
         dashboard(&observed, &info, interrupts.count(), args.progress_every)
     } else {
-        progress_lines(&observed, args.progress_every, interrupts.count())
+        // Quiet: no line is ever due.
+        let every = if quiet {
+            Duration::MAX
+        } else {
+            args.progress_every
+        };
+        progress_lines(&observed, every, interrupts.count())
     };
     if ending == TuiExit::Abandoned {
         engine.abort();
     }
     let started = engine.started();
     let (summary, ended) = engine.finish();
+    if let Some(writer) = trace {
+        output::trace_written(writer, &args.output, &first_endpoint);
+    }
     println!("\n{summary}");
     println!("{}", crate::engine::describe_start(&started, args.start_at));
     reports.campaign = embedded.campaign_report();
@@ -208,7 +234,7 @@ fn dashboard(
         Ok(ending) => ending,
         Err(e) => {
             // The run is not the dashboard's to end: go on with progress lines.
-            eprintln!("lwm2m-swarm: the dashboard failed ({e}): progress lines instead");
+            tracing::warn!("the dashboard failed ({e}): progress lines instead");
             progress_lines(observed, every, interrupts)
         }
     }
