@@ -210,7 +210,7 @@ impl Drop for ShardTrace {
 /// Where the trace goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraceSink {
-    /// A pcap file (LINKTYPE_RAW: IPv4 or IPv6 packets).
+    /// A pcap file (`LINKTYPE_RAW`: IPv4 or IPv6 packets).
     Pcap(PathBuf),
     /// The readable message log, on stderr.
     Log,

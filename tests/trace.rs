@@ -181,7 +181,7 @@ fn quiet_prints_no_progress_lines_and_a_pattern_matching_nothing_is_warned_about
     let out = swarm(&quiet.iter().map(String::as_str).collect::<Vec<_>>());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let progress = stdout.lines().filter(|l| l.starts_with("[")).count();
+    let progress = stdout.lines().filter(|l| l.starts_with('[')).count();
     assert_eq!(progress, 0, "{stdout}");
     assert!(
         stdout.contains("register "),

@@ -25,7 +25,6 @@ use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
 use crate::fleet::format_duration;
 use crate::metrics::Snapshot;
-use crate::trace::Schemas;
 use crate::tui::{self, TuiExit};
 use reports::Reports;
 
@@ -97,16 +96,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.slice_clients();
     let file = plan.file.clone();
-    let first_endpoint = plan.naming.endpoint(0);
-    let schemas = Schemas(templates.iter().map(|t| Arc::clone(t) as _).collect());
-    let trace = args
-        .output
-        .start_trace(schemas)
-        .map_err(|e| failed(format!("--trace-file: {e}")))?
-        .map(|(writer, tap)| {
-            config.trace = Some(tap);
-            writer
-        });
+    let trace = output::Tracing::start(&args.output, &plan, &templates, &mut config)?;
     let mut reports = Reports::start(args, &fleet, &plan, &target)?;
     if let Some(slice) = plan.describe_slice() {
         println!("shard {slice}");
@@ -117,19 +107,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
             crate::engine::describe_wait(at, std::time::SystemTime::now())
         );
     }
-    let engine = Engine::start(plan, templates, &config).map_err(|e| {
-        let hint = match &e {
-            crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
-                source,
-                ..
-            }) if source.kind() == std::io::ErrorKind::AddrInUse => {
-                " (another run, or another --shard on this host, on these client ports? give \
-                 each run its own --ports FIRST-LAST)"
-            }
-            _ => "",
-        };
-        failed(format!("{e}{hint}"))
-    })?;
+    let engine = Engine::start(plan, templates, &config).map_err(|e| start_failed(&e))?;
     // The shards hold the trace's only senders now: it ends when they do.
     config.trace = None;
     println!(
@@ -167,8 +145,8 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     let started = engine.started();
     let (summary, ended) = engine.finish();
-    if let Some(writer) = trace {
-        output::trace_written(writer, &args.output, &first_endpoint);
+    if let Some(trace) = trace {
+        trace.finish(&args.output);
     }
     println!("\n{summary}");
     println!("{}", crate::engine::describe_start(&started, args.start_at));
@@ -184,6 +162,21 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         return Err(interrupted(ending, &interrupts));
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// The engine could not start; taken client ports get a hint.
+fn start_failed(e: &crate::engine::EngineError) -> Failure {
+    let hint = match e {
+        crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
+            source,
+            ..
+        }) if source.kind() == std::io::ErrorKind::AddrInUse => {
+            " (another run, or another --shard on this host, on these client ports? give each \
+             run its own --ports FIRST-LAST)"
+        }
+        _ => "",
+    };
+    failed(format!("{e}{hint}"))
 }
 
 /// Exit 130 (Ctrl-C, or the dashboard's `q`), 143 (SIGTERM) or 129 (SIGHUP): a run that did

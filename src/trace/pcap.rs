@@ -1,5 +1,5 @@
-//! The trace as a pcap file: LINKTYPE_RAW, each datagram in the IPv4 or IPv6 and UDP headers it
-//! went with (real addresses and ports), so Wireshark and tshark decode CoAP and LwM2M by port
+//! The trace as a pcap file: `LINKTYPE_RAW`, each datagram in the IPv4 or IPv6 and UDP headers it
+//! went with (real addresses and ports), so Wireshark and tshark decode CoAP and `LwM2M` by port
 //! (5683, and DTLS on 5684). A TCP client's stream writes and reads go in TCP segments whose
 //! sequence numbers follow the stream (no handshake is written).
 
@@ -152,15 +152,11 @@ fn v6(ip: IpAddr) -> std::net::Ipv6Addr {
 /// The UDP or TCP checksum: over the pseudo-header of the IP family and the segment.
 fn transport_checksum(from: IpAddr, to: IpAddr, protocol: u8, segment: &[u8]) -> u16 {
     let len = segment.len() as u32;
-    let mut sum = match (from, to) {
-        (IpAddr::V4(from), IpAddr::V4(to)) => {
-            let sum = sum16(sum16(0, &from.octets()), &to.octets());
-            sum + u32::from(protocol) + len
-        }
-        _ => {
-            let sum = sum16(sum16(0, &v6(from).octets()), &v6(to).octets());
-            sum + (len >> 16) + (len & 0xFFFF) + u32::from(protocol)
-        }
+    let mut sum = if let (IpAddr::V4(from), IpAddr::V4(to)) = (from, to) {
+        sum16(sum16(0, &from.octets()), &to.octets()) + u32::from(protocol) + len
+    } else {
+        let sum = sum16(sum16(0, &v6(from).octets()), &v6(to).octets());
+        sum + (len >> 16) + (len & 0xFFFF) + u32::from(protocol)
     };
     sum = sum16(sum, segment);
     !fold(sum)

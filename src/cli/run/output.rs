@@ -2,7 +2,13 @@
 
 use clap::Args;
 
-use crate::trace::{EndpointPattern, Schemas, TraceSink, TraceTap, TraceWriter};
+use std::sync::Arc;
+
+use super::super::{Failure, failed};
+use crate::engine::EngineConfig;
+use crate::fleet::Plan;
+use crate::model::DeviceTemplate;
+use crate::trace::{EndpointPattern, Schemas, TraceSink, TraceWriter};
 
 #[derive(Args, Debug)]
 pub(crate) struct OutputArgs {
@@ -22,49 +28,66 @@ pub(crate) struct OutputArgs {
     )]
     pub trace_file: TraceSink,
     /// Print no progress lines (no dashboard either) and only error logs; the summary and the
-    /// reports are written as usual. RUST_LOG=debug shows more logs instead.
+    /// reports are written as usual. `RUST_LOG=debug` shows more logs instead.
     #[arg(short, long, help_heading = "Output")]
     pub quiet: bool,
 }
 
-impl OutputArgs {
-    /// Starts the trace writer, if `--trace` asks for one.
-    pub(crate) fn start_trace(
-        &self,
-        schemas: Schemas,
-    ) -> std::io::Result<Option<(TraceWriter, TraceTap)>> {
-        let Some(pattern) = &self.trace else {
-            return Ok(None);
-        };
-        TraceWriter::start(pattern.clone(), &self.trace_file, schemas).map(Some)
-    }
+/// The trace being written, while the run lasts.
+pub(super) struct Tracing {
+    writer: TraceWriter,
+    /// For the warning when the pattern matched nothing.
+    first_endpoint: String,
 }
 
-/// Waits for the trace's last datagrams and says what was written (a warning when no client
-/// matched: a pattern that names no endpoint is a likely typo).
-pub(super) fn trace_written(writer: TraceWriter, args: &OutputArgs, first_endpoint: &str) {
-    let pattern = args.trace.as_ref().map_or("", EndpointPattern::as_str);
-    let to = match &args.trace_file {
-        TraceSink::Pcap(path) => path.display().to_string(),
-        TraceSink::Log => "stderr".to_string(),
-    };
-    match writer.finish() {
-        Ok(totals) if totals.clients == 0 => tracing::warn!(
-            "--trace {pattern:?} matched no client (this fleet's endpoints are like {first_endpoint:?})"
-        ),
-        Ok(totals) => {
-            tracing::info!(
-                "trace: {} datagrams of {} clients matching {pattern:?} written to {to}",
-                totals.written,
-                totals.clients
-            );
-            if totals.dropped > 0 {
-                tracing::warn!(
-                    "trace: {} datagrams dropped: the writer fell behind (trace fewer clients)",
-                    totals.dropped
+impl Tracing {
+    /// Starts the trace writer if `--trace` asks for one, and gives the engine its tap.
+    pub(super) fn start(
+        args: &OutputArgs,
+        plan: &Plan,
+        templates: &[Arc<DeviceTemplate>],
+        config: &mut EngineConfig,
+    ) -> Result<Option<Tracing>, Failure> {
+        let Some(pattern) = &args.trace else {
+            return Ok(None);
+        };
+        let schemas = Schemas(templates.iter().map(|t| Arc::clone(t) as _).collect());
+        let (writer, tap) = TraceWriter::start(pattern.clone(), &args.trace_file, schemas)
+            .map_err(|e| failed(format!("--trace-file: {e}")))?;
+        config.trace = Some(tap);
+        Ok(Some(Tracing {
+            writer,
+            first_endpoint: plan.naming.endpoint(0),
+        }))
+    }
+
+    /// Waits for the trace's last datagrams (the engine finished) and says what was written: a
+    /// warning when no client matched, as a pattern that names no endpoint is a likely typo.
+    pub(super) fn finish(self, args: &OutputArgs) {
+        let pattern = args.trace.as_ref().map_or("", EndpointPattern::as_str);
+        let first = &self.first_endpoint;
+        let to = match &args.trace_file {
+            TraceSink::Pcap(path) => path.display().to_string(),
+            TraceSink::Log => "stderr".to_string(),
+        };
+        match self.writer.finish() {
+            Ok(totals) if totals.clients == 0 => tracing::warn!(
+                "--trace {pattern:?} matched no client (this fleet's endpoints are like {first:?})"
+            ),
+            Ok(totals) => {
+                tracing::info!(
+                    "trace: {} datagrams of {} clients matching {pattern:?} written to {to}",
+                    totals.written,
+                    totals.clients
                 );
+                if totals.dropped > 0 {
+                    tracing::warn!(
+                        "trace: {} datagrams dropped: the writer fell behind (trace fewer clients)",
+                        totals.dropped
+                    );
+                }
             }
+            Err(e) => tracing::error!("trace: writing {to} failed: {e}"),
         }
-        Err(e) => tracing::error!("trace: writing {to} failed: {e}"),
     }
 }
