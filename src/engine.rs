@@ -261,6 +261,8 @@ impl Engine {
             .map_or(0, |d| d.as_secs() as i64);
         let mut handles = Vec::with_capacity(shards);
         for (index, transport) in transports.into_iter().enumerate() {
+            let clients = layout.shard_clients(index as u64);
+            tracing::debug!("engine thread {index}: {clients} clients");
             let published = Arc::new(Mutex::new(Snapshot::default()));
             let finished = Arc::new(AtomicBool::new(false));
             let shard = shard::Shard::new(shard::Setup {

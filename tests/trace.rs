@@ -58,7 +58,7 @@ fn tshark_reads_the_register_and_its_created_from_the_pcap() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("of 10 clients matching \"x-000*\" written to"),
+        stderr.contains("packets of 10 clients matching \"x-000*\" written to"),
         "{stderr}"
     );
     let port = server_port(&stdout);

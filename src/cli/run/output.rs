@@ -75,14 +75,17 @@ impl Tracing {
                 "--trace {pattern:?} matched no client (this fleet's endpoints are like {first:?})"
             ),
             Ok(totals) => {
+                let clients = match totals.clients {
+                    1 => "1 client".to_string(),
+                    n => format!("{n} clients"),
+                };
                 tracing::info!(
-                    "trace: {} datagrams of {} clients matching {pattern:?} written to {to}",
-                    totals.written,
-                    totals.clients
+                    "trace: {} packets of {clients} matching {pattern:?} written to {to}",
+                    totals.written
                 );
                 if totals.dropped > 0 {
                     tracing::warn!(
-                        "trace: {} datagrams dropped: the writer fell behind (trace fewer clients)",
+                        "trace: {} packets dropped: the writer fell behind (trace fewer clients)",
                         totals.dropped
                     );
                 }
