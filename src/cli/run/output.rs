@@ -94,3 +94,42 @@ impl Tracing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use clap::error::ErrorKind;
+
+    use super::super::super::{Cli, Command};
+    use crate::trace::TraceSink;
+
+    fn run(line: &str) -> Result<super::super::RunArgs, clap::Error> {
+        let args = std::iter::once("lwm2m-swarm").chain(line.split_whitespace());
+        match Cli::parse_args(args)?.command {
+            Command::Run(args) => Ok(args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trace_writes_the_message_log_unless_given_a_file() {
+        let args = run("run f.toml --trace demo-000?").unwrap().output;
+        assert_eq!(args.trace.unwrap().as_str(), "demo-000?");
+        assert_eq!(args.trace_file, TraceSink::Log);
+        assert!(!args.quiet);
+        let args = run("run f.toml --trace d* --trace-file t.pcap -q")
+            .unwrap()
+            .output;
+        assert_eq!(args.trace_file, TraceSink::Pcap(PathBuf::from("t.pcap")));
+        assert!(args.quiet);
+    }
+
+    #[test]
+    fn a_trace_file_without_a_pattern_or_a_broken_pattern_is_refused() {
+        let e = run("run f.toml --trace-file t.pcap").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument, "{e}");
+        let e = run("run f.toml --trace demo-[0-").unwrap_err().to_string();
+        assert!(e.contains("\"demo-[0-\" is not an endpoint pattern"), "{e}");
+    }
+}
