@@ -122,7 +122,8 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         reports: RefCell::new(&mut reports),
     };
     let quiet = args.output.quiet;
-    let ending = if !args.no_tui && !quiet && std::io::stdout().is_terminal() {
+    let ending = if !args.no_tui && args.output.leaves_terminal() && std::io::stdout().is_terminal()
+    {
         let info = tui::RunInfo {
             target,
             fleet: file,

@@ -18,7 +18,7 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_name = "PATTERN", help_heading = "Output")]
     pub trace: Option<EndpointPattern>,
     /// Where --trace writes: a pcap file (Wireshark, tshark) or `-` for a readable message log on
-    /// stderr.
+    /// stderr (with progress lines instead of the dashboard).
     #[arg(
         long,
         value_name = "PATH|-",
@@ -31,6 +31,13 @@ pub(crate) struct OutputArgs {
     /// reports are written as usual. `RUST_LOG=debug` shows more logs instead.
     #[arg(short, long, help_heading = "Output")]
     pub quiet: bool,
+}
+
+impl OutputArgs {
+    /// The dashboard may draw: not quiet, and no message log coming on stderr to tear it.
+    pub(super) fn leaves_terminal(&self) -> bool {
+        !self.quiet && !(self.trace.is_some() && self.trace_file == TraceSink::Log)
+    }
 }
 
 /// The trace being written, while the run lasts.
