@@ -36,7 +36,8 @@ pub(crate) struct OutputArgs {
 impl OutputArgs {
     /// The dashboard may draw: not quiet, and no message log coming on stderr to tear it.
     pub(super) fn leaves_terminal(&self) -> bool {
-        !self.quiet && !(self.trace.is_some() && self.trace_file == TraceSink::Log)
+        let message_log = self.trace.is_some() && self.trace_file == TraceSink::Log;
+        !self.quiet && !message_log
     }
 }
 
