@@ -10,8 +10,9 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Without `RUST_LOG`: our notes and warnings, other crates' warnings.
-const DEFAULT_FILTER: &str = "warn,lwm2m_swarm=info";
+/// Without `RUST_LOG`: our notes and warnings, other crates' errors (rustls warns of every
+/// fatal alert it sends: a line per client when a server's certificate is refused).
+const DEFAULT_FILTER: &str = "error,lwm2m_swarm=info";
 
 /// Sends logs to stderr from now on (once per process; later calls change nothing).
 pub(super) fn init(quiet: bool) {
