@@ -14,6 +14,7 @@
 //!   `--read PATH@PERIOD`, ...).
 //! - `setup.rs`: from options to a loaded fleet, a resolved server and the engine's settings.
 //! - `progress.rs`: the progress lines of `run --no-tui` and the status lines of `serve`.
+//! - `logging.rs`: logs through `tracing` on stderr (`RUST_LOG`, `run --quiet`).
 //! - `interrupts.rs`: SIGINT, SIGTERM and SIGHUP, counted and told apart (the exit code).
 //! - `run/reports.rs`: `run`'s reports (JSON, interval log, plot, thresholds, Prometheus).
 //! - `embedded.rs`, `bootstrap.rs`: the servers `run` starts itself when the fleet names none,
@@ -28,6 +29,7 @@ mod credentials;
 mod embedded;
 mod help;
 mod interrupts;
+mod logging;
 mod output;
 mod parse;
 mod progress;
@@ -118,6 +120,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { 0 });
         }
     };
+    logging::init(matches!(&cli.command, Command::Run(args) if args.output.quiet));
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Serve(args) => serve::serve(&args),

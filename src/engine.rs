@@ -22,6 +22,7 @@ use crate::metrics::Snapshot;
 use crate::model::DeviceTemplate;
 use crate::security::CredentialSource;
 use crate::security::tls::TlsClientConfig;
+use crate::trace::TraceTap;
 use crate::transport::{
     AddressPlan, AddressSet, FdLimit, PerClientTransport, PlanError, PortRange, SharedConfig,
     SharedTransport, TcpTransport, Transport, TransportError, reserve_files,
@@ -69,6 +70,8 @@ pub struct EngineConfig {
     /// `--start-at`: [`Engine::start`] opens the sockets, then waits for this instant to start
     /// the first clients (at once when it has passed). `None`: start at once.
     pub start_at: Option<SystemTime>,
+    /// `--trace`: the clients whose endpoint matches copy their datagrams here.
+    pub trace: Option<TraceTap>,
 }
 
 impl EngineConfig {
@@ -83,6 +86,7 @@ impl EngineConfig {
             credentials: None,
             tls: None,
             start_at: None,
+            trace: None,
         }
     }
 }
@@ -248,12 +252,17 @@ impl Engine {
         let configs = client_configs(&plan, config);
         let started = start::wait_for(config.start_at);
         let origin = std::time::Instant::now();
+        if let Some(tap) = &config.trace {
+            tap.set_origin(started.at);
+        }
         let unix_origin = started
             .at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let mut handles = Vec::with_capacity(shards);
         for (index, transport) in transports.into_iter().enumerate() {
+            let clients = layout.shard_clients(index as u64);
+            tracing::debug!("engine thread {index}: {clients} clients");
             let published = Arc::new(Mutex::new(Snapshot::default()));
             let finished = Arc::new(AtomicBool::new(false));
             let shard = shard::Shard::new(shard::Setup {
@@ -268,6 +277,7 @@ impl Engine {
                 unix_origin,
                 loopback_only: config.server.ip().is_loopback(),
                 credentials: config.credentials.clone(),
+                trace: config.trace.clone(),
             });
             let exit = ShardExit {
                 finished: Arc::clone(&finished),

@@ -16,6 +16,8 @@
 //!   (loss, delay, rebinding).
 //! - [`client`]: one simulated LWM2M client, sans-IO: bootstrap, registration, device
 //!   management, observations, over UDP, DTLS, TCP or TLS; the events it reports.
+//! - [`trace`]: `--trace`: the datagrams of chosen clients as a pcap file or a readable message
+//!   log, written by a thread of its own.
 //! - [`server`]: the embedded LWM2M server and bootstrap server.
 //! - [`fuzzing`]: the fuzz targets' bodies, shared by `fuzz/` and the corpus replay test.
 //! - [`metrics`]: counts and latency histograms of client events, and their snapshots.
@@ -45,5 +47,6 @@ pub mod report;
 pub mod security;
 pub mod server;
 pub mod toml_span;
+pub mod trace;
 pub mod transport;
 pub mod tui;

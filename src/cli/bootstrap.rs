@@ -100,7 +100,7 @@ impl BootstrapPair {
             let line = format!("embedded {name}: {stats}");
             say!("{}", output::fitted(&line));
             if let Some(e) = error {
-                eprintln!("embedded {name}: {e}");
+                tracing::error!("embedded {name}: {e}");
                 result = result.and(Err(failed(format!(
                     "the embedded {name} stopped early: {e}"
                 ))));

@@ -45,7 +45,7 @@ impl Interrupts {
                 })
         });
         if let Err(e) = caught {
-            eprintln!("note: Ctrl-C and SIGTERM will not stop clients gracefully: {e}");
+            tracing::warn!("Ctrl-C and SIGTERM will not stop clients gracefully: {e}");
         }
         interrupts
     }

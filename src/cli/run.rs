@@ -1,6 +1,7 @@
 //! `run`: start the fleet's clients against its server (or the embedded one), show progress,
 //! de-register them, print the summary and write the reports.
 
+pub(super) mod output;
 pub(super) mod reports;
 
 use super::output::say;
@@ -55,6 +56,8 @@ pub(super) struct RunArgs {
     pub start_at: Option<std::time::SystemTime>,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,
+    #[command(flatten)]
+    pub output: output::OutputArgs,
     /// Keep serving --prometheus this long after the run, so the last scrape sees its end
     /// (Ctrl-C ends it sooner).
     #[arg(long, value_name = "DURATION", requires = "prometheus", value_parser = parse_positive_duration,
@@ -99,6 +102,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let (stop_at, stop_timeout) = (plan.stop_at(), plan.stop_timeout);
     let clients = plan.slice_clients();
     let file = plan.file.clone();
+    let trace = output::Tracing::start(&args.output, &plan, &templates, &mut config)?;
     let mut reports = Reports::start(args, &fleet, &plan, &target)?;
     if let Some(slice) = plan.describe_slice() {
         say!("shard {slice}");
@@ -109,19 +113,9 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
             crate::engine::describe_wait(at, std::time::SystemTime::now())
         );
     }
-    let engine = Engine::start(plan, templates, &config).map_err(|e| {
-        let hint = match &e {
-            crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
-                source,
-                ..
-            }) if source.kind() == std::io::ErrorKind::AddrInUse => {
-                " (another run, or another --shard on this host, on these client ports? give \
-                 each run its own --ports FIRST-LAST)"
-            }
-            _ => "",
-        };
-        failed(format!("{e}{hint}"))
-    })?;
+    let engine = Engine::start(plan, templates, &config).map_err(|e| start_failed(&e))?;
+    // The shards hold the trace's only senders now: it ends when they do.
+    config.trace = None;
     reports.engine_shards(engine.layout().shards());
     say!(
         "{file}: {clients} clients against {target}; {}; at most {}",
@@ -134,7 +128,9 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         engine: &engine,
         reports: RefCell::new(&mut reports),
     };
-    let ending = if !args.no_tui && std::io::stdout().is_terminal() {
+    let quiet = args.output.quiet;
+    let ending = if !args.no_tui && args.output.leaves_terminal() && std::io::stdout().is_terminal()
+    {
         let info = tui::RunInfo {
             target,
             fleet: file,
@@ -144,13 +140,22 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         };
         dashboard(&observed, &info, interrupts.count(), args.progress_every)
     } else {
-        progress_lines(&observed, args.progress_every, interrupts.count())
+        // Quiet: no line is ever due.
+        let every = if quiet {
+            Duration::MAX
+        } else {
+            args.progress_every
+        };
+        progress_lines(&observed, every, interrupts.count())
     };
     if ending == TuiExit::Abandoned {
         engine.abort();
     }
     let started = engine.started();
     let (summary, ended) = engine.finish();
+    if let Some(trace) = trace {
+        trace.finish(&args.output);
+    }
     say!("\n{summary}");
     say!("{}", crate::engine::describe_start(&started, args.start_at));
     reports.campaign = embedded.campaign_report();
@@ -165,6 +170,21 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         return Err(interrupted(ending, &interrupts));
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// The engine could not start; taken client ports get a hint.
+fn start_failed(e: &crate::engine::EngineError) -> Failure {
+    let hint = match e {
+        crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
+            source,
+            ..
+        }) if source.kind() == std::io::ErrorKind::AddrInUse => {
+            " (another run, or another --shard on this host, on these client ports? give each \
+             run its own --ports FIRST-LAST)"
+        }
+        _ => "",
+    };
+    failed(format!("{e}{hint}"))
 }
 
 /// Exit 130 (Ctrl-C, or the dashboard's `q`), 143 (SIGTERM) or 129 (SIGHUP): a run that did
@@ -215,7 +235,7 @@ fn dashboard(
         Ok(ending) => ending,
         Err(e) => {
             // The run is not the dashboard's to end: go on with progress lines.
-            eprintln!("lwm2m-swarm: the dashboard failed ({e}): progress lines instead");
+            tracing::warn!("the dashboard failed ({e}): progress lines instead");
             progress_lines(observed, every, interrupts)
         }
     }

@@ -63,8 +63,8 @@ pub(super) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
     for addr in std::iter::once(bind).chain(args.bootstrap) {
         if !addr.ip().is_loopback() {
-            eprintln!(
-                "note: serving on {addr}, reachable from other hosts; the default is loopback"
+            tracing::info!(
+                "serving on {addr}, reachable from other hosts; the default is loopback"
             );
         }
     }

@@ -89,7 +89,7 @@ pub(super) fn host_reach(
     if let Some(ports) = config.ports
         && let Err(e) = ports.check_outside(crate::transport::addresses::ephemeral_range())
     {
-        eprintln!("warning: {e}");
+        tracing::warn!("{e}");
     }
     let limit = match open_files {
         Some(n) => crate::transport::FdLimit { soft: n, hard: n },
@@ -128,7 +128,7 @@ pub(super) fn tls_config(
     let tls = TlsClientConfig::build(settings, &uri.host)
         .map_err(|e| bad_input(format!("{}: [tls]: {e}", fleet.file)))?;
     if tls.is_insecure() {
-        eprintln!("warning: insecure_skip_verify: the server's certificate is not verified");
+        tracing::warn!("insecure_skip_verify: the server's certificate is not verified");
     }
     Ok(Some(Arc::new(tls)))
 }

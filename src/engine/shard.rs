@@ -18,6 +18,7 @@ use crate::fleet::{Behaviour, Plan};
 use crate::metrics::{Recorder, Snapshot};
 use crate::model::{Device, DeviceTemplate};
 use crate::security::CredentialSource;
+use crate::trace::{Direction, ShardTrace, TraceTap};
 use crate::transport::{LinkEnded, OutgoingDatagram, RecvBuffers, Transport, TransportError};
 
 /// Datagrams per receive or send batch.
@@ -50,6 +51,7 @@ pub(super) struct Setup {
     /// bound to the wildcard address, so they could arrive).
     pub loopback_only: bool,
     pub credentials: Option<Arc<dyn CredentialSource>>,
+    pub trace: Option<TraceTap>,
 }
 
 impl Setup {
@@ -125,6 +127,9 @@ pub(super) struct Shard {
     rng: SmallRng,
     /// The emulated link (`[network]`); `None` when every population's is clear.
     emulation: Option<Box<Emulation>>,
+    /// `--trace`: which clients are traced and their datagrams since the last hand-over;
+    /// `None` without `--trace`, so untraced runs pay one test per datagram.
+    trace: Option<Box<ShardTrace>>,
 }
 
 impl Shard {
@@ -158,6 +163,10 @@ impl Shard {
             woke: HashMap::new(),
             rng,
             emulation: Emulation::new(&setup.plan, setup.index).map(Box::new),
+            trace: setup
+                .trace
+                .clone()
+                .map(|tap| Box::new(ShardTrace::new(tap))),
             setup,
         }
     }
@@ -387,6 +396,9 @@ impl Shard {
         if let Some(source) = &s.credentials {
             client = client.with_credential(source.credential(k, &endpoint));
         }
+        if let Some(trace) = self.trace.as_deref_mut() {
+            trace.client_started(local as u32, &endpoint);
+        }
         client.start_due(now, due);
         let rebind_every = group.network.rebind_every;
         let churn = match group.behaviour {
@@ -476,6 +488,28 @@ impl Shard {
             self.recorder.traffic().unmatched += 1;
             return;
         };
+        if let Some(trace) = self.trace.as_deref_mut()
+            && trace.is_traced(local as u32)
+        {
+            let s = &self.setup;
+            let home = s.layout.endpoint(s.index, local as u64);
+            let at = self
+                .emulation
+                .as_ref()
+                .map_or(home, |e| e.source(local as u32, home));
+            if let Some(at) = at {
+                let stream = client.is_stream();
+                trace.capture(
+                    now,
+                    local as u32,
+                    Direction::Received,
+                    at,
+                    peer,
+                    stream,
+                    bytes,
+                );
+            }
+        }
         let handling = std::time::Instant::now();
         client.handle_datagram(now, peer, bytes);
         // The client's own handling time, recorded if the datagram was a server request.
@@ -499,6 +533,11 @@ impl Shard {
                     let home = s.layout.endpoint(s.index, u64::from(local));
                     let from = self.emulation.as_ref().and_then(|e| e.source(local, home));
                     if let Some(from) = from {
+                        if let Some(trace) = self.trace.as_deref_mut()
+                            && trace.is_traced(local)
+                        {
+                            trace.capture(now, local, Direction::Sent, from, to, false, &bytes);
+                        }
                         self.outbox.push((from, to, bytes));
                     }
                 }
@@ -601,6 +640,13 @@ impl Shard {
         if client.is_stream() {
             while let Some(command) = client.poll_link() {
                 if let Some(from) = from {
+                    if let (Some(trace), LinkCommand::Send(bytes)) =
+                        (self.trace.as_deref_mut(), &command)
+                        && trace.is_traced(local as u32)
+                    {
+                        let (now, to) = (self.setup.clock.now(), client.config().server);
+                        trace.capture(now, local as u32, Direction::Sent, from, to, true, bytes);
+                    }
                     self.links.push((from, command));
                 }
             }
@@ -624,6 +670,12 @@ impl Shard {
                 if passage != Passage::Now {
                     continue;
                 }
+            }
+            if let Some(trace) = self.trace.as_deref_mut()
+                && trace.is_traced(local as u32)
+            {
+                let now = self.setup.clock.now();
+                trace.capture(now, local as u32, Direction::Sent, from, to, false, &bytes);
             }
             self.outbox.push((from, to, bytes));
         }
@@ -772,6 +824,9 @@ impl Shard {
     }
 
     fn publish<T: Transport>(&mut self, now: Instant, transport: &T) {
+        if let Some(trace) = self.trace.as_deref_mut() {
+            trace.flush();
+        }
         self.recorder.traffic().kernel_drops = transport.kernel_drops();
         let elapsed = now.saturating_since(Instant::ZERO);
         let mut published = self

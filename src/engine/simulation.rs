@@ -52,6 +52,10 @@ impl<T: Transport> Simulation<T> {
         let control = Arc::new(Control::default());
         let published = Arc::new(Mutex::new(Snapshot::default()));
         let configs = client_configs(&plan, config);
+        if let Some(tap) = &config.trace {
+            let origin = UNIX_ORIGIN.unsigned_abs();
+            tap.set_origin(std::time::UNIX_EPOCH + std::time::Duration::from_secs(origin));
+        }
         let shard = Shard::new(Setup {
             index: 0,
             plan: Arc::new(plan),
@@ -64,6 +68,7 @@ impl<T: Transport> Simulation<T> {
             unix_origin: UNIX_ORIGIN,
             loopback_only: config.server.ip().is_loopback(),
             credentials: config.credentials.clone(),
+            trace: config.trace.clone(),
         });
         Ok(Simulation {
             shard,
