@@ -18,7 +18,8 @@ use super::interrupts::Interrupts;
 use super::parse::parse_positive_duration;
 use super::progress::progress_lines;
 use super::setup::{
-    EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, resolve, tls_config,
+    EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, resolve,
+    start_engine, tls_config,
 };
 use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
@@ -103,19 +104,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
             crate::engine::describe_wait(at, std::time::SystemTime::now())
         );
     }
-    let engine = Engine::start(plan, templates, &config).map_err(|e| {
-        let hint = match &e {
-            crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
-                source,
-                ..
-            }) if source.kind() == std::io::ErrorKind::AddrInUse => {
-                " (another run, or another --shard on this host, on these client ports? give \
-                 each run its own --ports FIRST-LAST)"
-            }
-            _ => "",
-        };
-        failed(format!("{e}{hint}"))
-    })?;
+    let engine = start_engine(plan, templates, &config)?;
     println!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),
