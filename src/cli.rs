@@ -4,8 +4,8 @@
 //! This file holds the `Cli` definition, the dispatch to each command and the exit codes. The
 //! rest, under `cli/`:
 //!
-//! - `run.rs`, `serve.rs`, `check.rs`, `credentials.rs`, `report.rs`: one command each, with its
-//!   own options.
+//! - `run.rs`, `serve.rs`, `check.rs`, `credentials.rs`, `report.rs`, `capacity.rs`: one command
+//!   each, with its own options.
 //! - `args.rs`: the option groups commands share (`FleetArgs`, `EngineArgs`, `LoadArgs`).
 //! - `parse.rs`: the value parsers for options clap cannot type by itself (`--rate`, `--ports`,
 //!   `--read PATH@PERIOD`, ...).
@@ -20,6 +20,7 @@
 mod args;
 mod bootstrap;
 mod campaign;
+mod capacity;
 mod check;
 mod credentials;
 mod embedded;
@@ -81,6 +82,10 @@ enum Command {
     Credentials(credentials::CredentialsArgs),
     /// Print the summary of `run --json` results, merged (shards or machines of one test).
     Report(crate::report::MergeArgs),
+    /// Find the highest load the server holds: step the registration rate (or the clients held)
+    /// up until a threshold fails, then narrow down between the last step that held and it.
+    #[command(after_help = capacity::EXAMPLES)]
+    Capacity(capacity::CapacityArgs),
 }
 
 impl Cli {
@@ -107,6 +112,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Check(args) => check::check(&args),
         Command::Credentials(args) => credentials::credentials(&args),
         Command::Report(args) => report::report(&args),
+        Command::Capacity(args) => capacity::capacity(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

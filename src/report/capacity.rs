@@ -178,6 +178,80 @@ impl fmt::Display for Measured<'_> {
     }
 }
 
+/// `capacity --json`: the search and every step.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CapacityReport {
+    /// What was stepped up: `rate` (registrations per second) or `clients` (held at once).
+    pub by: &'static str,
+    /// The unit of `load`, `capacity` and `failed_at`: `registrations/s` or `clients`.
+    pub unit: &'static str,
+    pub target: String,
+    pub thresholds: Vec<String>,
+    /// The highest load that held; `null` when the first step failed.
+    pub capacity: Option<f64>,
+    /// The lowest load above it that failed; `null` when every step held up to the maximum.
+    pub failed_at: Option<f64>,
+    /// The search did not end: interrupted, or a step could not run.
+    pub incomplete: bool,
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step of the search.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepRecord {
+    /// From 1.
+    pub step: usize,
+    pub load: f64,
+    pub clients: u64,
+    pub first_endpoint: String,
+    pub last_endpoint: String,
+    /// From its first start to its last client stopped.
+    pub elapsed_s: f64,
+    pub passed: bool,
+    /// Request kinds the step sent, with what became of them.
+    pub requests: Vec<StepRequest>,
+    pub thresholds: Vec<super::ThresholdResult>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepRequest {
+    pub kind: &'static str,
+    pub sent: u64,
+    pub ok: u64,
+    pub error: u64,
+    pub timeout: u64,
+    pub aborted: u64,
+    /// `null` when nothing was answered.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl StepRequest {
+    /// Every kind the snapshot saw sent.
+    pub fn all(snapshot: &crate::metrics::Snapshot) -> Vec<StepRequest> {
+        crate::client::REQUEST_KINDS
+            .iter()
+            .map(|k| (crate::client::request_name(*k), snapshot.request(*k)))
+            .filter(|(_, r)| r.sent > 0)
+            .map(|(kind, r)| {
+                let ms = |q: f64| {
+                    (!r.latency.is_empty()).then(|| r.latency.value_at_quantile(q) as f64 / 1e3)
+                };
+                StepRequest {
+                    kind,
+                    sent: r.sent,
+                    ok: r.ok,
+                    error: r.error,
+                    timeout: r.timeout,
+                    aborted: r.aborted,
+                    p50_ms: ms(0.5),
+                    p99_ms: ms(0.99),
+                }
+            })
+            .collect()
+    }
+}
+
 /// A load as people read it: `22.5`, `150`, `4500`.
 pub fn format_load(load: f64) -> String {
     significant(load)
