@@ -64,13 +64,17 @@ fn capacity_against_the_embedded_server_ends_with_its_line() {
     let steps = report["steps"].as_array().unwrap();
     let loads: Vec<f64> = steps.iter().map(|s| s["load"].as_f64().unwrap()).collect();
     assert_eq!(loads, [10.0, 20.0, 40.0, 30.0, 25.0]);
-    let passed: Vec<bool> = steps.iter().map(|s| s["passed"].as_bool().unwrap()).collect();
+    let passed: Vec<bool> = steps
+        .iter()
+        .map(|s| s["passed"].as_bool().unwrap())
+        .collect();
     assert_eq!(passed, [true, true, false, false, false]);
     // Each step registers fresh endpoints, right after the last step's, and de-registers them.
     let mut next = 0;
     for step in steps {
         let clients = step["clients"].as_u64().unwrap();
-        assert_eq!(clients as f64, step["load"].as_f64().unwrap());
+        // load x 1 s: whole numbers here.
+        assert_eq!(Some(clients), step["load"].as_f64().map(|l| l as u64));
         assert_eq!(step["first_endpoint"], format!("cap-{next:04}"));
         next += clients;
         assert_eq!(step["last_endpoint"], format!("cap-{:04}", next - 1));
@@ -116,13 +120,26 @@ fn capacity_needs_a_threshold_and_a_sane_range() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--max 10 is below --start 50"), "{stderr}");
-    let out = swarm(&["capacity", fleet, "--threshold", "register.p99<1s", "--factor", "1"]);
+    let out = swarm(&[
+        "capacity",
+        fleet,
+        "--threshold",
+        "register.p99<1s",
+        "--factor",
+        "1",
+    ]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("give a number above 1"), "{stderr}");
     let out = swarm(&["capacity", "--help"]);
     let (stdout, _) = text(&out);
-    for heading in ["Load:", "Output:", "Engine:", "Embedded server load:", "Examples:"] {
+    for heading in [
+        "Load:",
+        "Output:",
+        "Engine:",
+        "Embedded server load:",
+        "Examples:",
+    ] {
         assert!(stdout.contains(heading), "{heading} in {stdout}");
     }
     let _ = std::fs::remove_dir_all(&dir);

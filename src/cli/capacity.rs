@@ -23,12 +23,12 @@ use crate::engine::EngineConfig;
 use crate::fleet::{Plan, Ramp, ServerUri, Slice, format_duration, parse_uri};
 use crate::metrics::Snapshot;
 use crate::model::DeviceTemplate;
-use crate::transport::AddressSet;
 use crate::report::capacity::{
     CapacityReport, Measured, Next, Outcome, Planner, SearchConfig, StepRecord, StepRequest,
     format_load,
 };
 use crate::report::{Threshold, Verdict, check_thresholds, threshold_results};
+use crate::transport::AddressSet;
 
 pub(super) const EXAMPLES: &str = "\
 Examples:
@@ -85,7 +85,7 @@ pub(super) struct CapacityArgs {
           help_heading = "Load")]
     pub step: Duration,
     /// How long each step's clients stay after --step, so the last requests are answered
-    /// before they de-register (within the fleet's stop_timeout).
+    /// before they de-register (within the fleet's `stop_timeout`).
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration,
           help_heading = "Load")]
     pub hold: Duration,
@@ -120,7 +120,12 @@ fn parse_factor(s: &str) -> Result<f64, String> {
 
 fn parse_precision(s: &str) -> Result<f64, String> {
     let bad = || format!("{s:?}: give a percentage, like 5%");
-    let pct: f64 = s.strip_suffix('%').ok_or_else(bad)?.trim().parse().map_err(|_| bad())?;
+    let pct: f64 = s
+        .strip_suffix('%')
+        .ok_or_else(bad)?
+        .trim()
+        .parse()
+        .map_err(|_| bad())?;
     if pct.is_finite() && (0.0..=100.0).contains(&pct) {
         Ok(pct / 100.0)
     } else {
@@ -159,44 +164,12 @@ struct Bench {
 }
 
 pub(super) fn capacity(args: &CapacityArgs) -> Result<(), Failure> {
-    let fleet_args = FleetArgs {
-        fleet: args.fleet.clone(),
-        server: args.server.clone(),
-        clients: None,
-        rate: None,
-        duration: None,
-        seed: args.seed,
-        psk_identity: None,
-        psk_key: None,
-        templates: args.templates.clone(),
-        shard: Slice::WHOLE,
-    };
-    let Loaded {
-        fleet,
-        templates,
-        credentials,
-    } = load(&fleet_args)?;
-    if credentials.is_some() {
-        return Err(bad_input(format!(
-            "{}: capacity needs a fleet without [security]: each step registers new endpoints, \
-             which a server provisioned with the fleet's keys would not know",
-            fleet.file
-        )));
-    }
-    if fleet.bootstrap.is_some() {
-        return Err(bad_input(format!(
-            "{}: capacity measures the LWM2M server: give it a fleet without [bootstrap]",
-            fleet.file
-        )));
-    }
-    let mut thresholds = fleet.load.thresholds.clone();
-    thresholds.extend(args.thresholds.iter().cloned());
-    if thresholds.is_empty() {
-        return Err(bad_input(
-            "capacity needs a criterion to hold: give --threshold EXPR (e.g. \
-             'register.p99<500ms'), or thresholds in the fleet's [load]",
-        ));
-    }
+    let (
+        Loaded {
+            fleet, templates, ..
+        },
+        thresholds,
+    ) = load_fleet(args)?;
     let search = search_config(args)?;
     if let Some(path) = &args.json {
         crate::report::check_writable(path).map_err(bad_input)?;
@@ -208,9 +181,13 @@ pub(super) fn capacity(args: &CapacityArgs) -> Result<(), Failure> {
         &args.engine,
         plan.server.as_ref(),
     );
-    host_reach(&step_plan(&plan, args.by, search.max, args.step, args.hold, 0).0, &early, None)?
-        .check()
-        .map_err(bad_input)?;
+    host_reach(
+        &step_plan(&plan, args.by, search.max, args.step, args.hold, 0).0,
+        &early,
+        None,
+    )?
+    .check()
+    .map_err(bad_input)?;
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start_limited(&plan, &args.load, &args.limits)?,
@@ -245,36 +222,11 @@ pub(super) fn capacity(args: &CapacityArgs) -> Result<(), Failure> {
         used: 0,
     };
     let interrupts = Interrupts::catch(Some(3));
-    let searched = search_steps(&mut bench, search, &interrupts);
+    let (records, ending) = search_steps(&mut bench, search, &interrupts);
     let embedded_ended = embedded.stop();
-    let (records, ending) = searched;
-    let outcome = match &ending {
-        Ending::Done(outcome) => Some(*outcome),
-        Ending::Interrupted | Ending::Failed(_) => None,
-    };
-    if let Some(outcome) = outcome {
-        println!("{}", capacity_line(args.by, &outcome, &records, search.max));
-    }
-    let report = CapacityReport {
-        by: match args.by {
-            By::Rate => "rate",
-            By::Clients => "clients",
-        },
-        unit: args.by.unit(),
-        target,
-        thresholds: names,
-        capacity: outcome.and_then(|o| o.capacity()),
-        failed_at: outcome.and_then(|o| o.failed()),
-        incomplete: outcome.is_none(),
-        steps: records.iter().map(|r| r.record.clone()).collect(),
-    };
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).expect("plain data serializes");
-        if let Some(failure) = unwritten(crate::report::write_files([(path.as_path(), json)])) {
-            return Err(failure);
-        }
-    }
+    let written = conclude(args, &search, target, names, &records, &ending);
     embedded_ended?;
+    written?;
     match ending {
         Ending::Failed(failure) => Err(failure),
         Ending::Interrupted => Err(Failure {
@@ -290,6 +242,84 @@ pub(super) fn capacity(args: &CapacityArgs) -> Result<(), Failure> {
         }
         Ending::Done(_) => Ok(()),
     }
+}
+
+/// Prints the capacity line (when the search ended) and writes `--json`.
+fn conclude(
+    args: &CapacityArgs,
+    search: &SearchConfig,
+    target: String,
+    names: Vec<String>,
+    records: &[Ran],
+    ending: &Ending,
+) -> Result<(), Failure> {
+    let outcome = match &ending {
+        Ending::Done(outcome) => Some(*outcome),
+        Ending::Interrupted | Ending::Failed(_) => None,
+    };
+    if let Some(outcome) = outcome {
+        println!("{}", capacity_line(args.by, &outcome, records, search.max));
+    }
+    let report = CapacityReport {
+        by: match args.by {
+            By::Rate => "rate",
+            By::Clients => "clients",
+        },
+        unit: args.by.unit(),
+        target,
+        thresholds: names,
+        capacity: outcome.and_then(|o| o.capacity()),
+        failed_at: outcome.and_then(|o| o.failed()),
+        incomplete: outcome.is_none(),
+        steps: records.iter().map(|r| r.record.clone()).collect(),
+    };
+    match &args.json {
+        Some(path) => {
+            let json = serde_json::to_string_pretty(&report).expect("plain data serializes");
+            unwritten(crate::report::write_files([(path.as_path(), json)])).map_or(Ok(()), Err)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The fleet, refused when capacity cannot run it, and every threshold a step must meet.
+fn load_fleet(args: &CapacityArgs) -> Result<(Loaded, Vec<Threshold>), Failure> {
+    let fleet_args = FleetArgs {
+        fleet: args.fleet.clone(),
+        server: args.server.clone(),
+        clients: None,
+        rate: None,
+        duration: None,
+        seed: args.seed,
+        psk_identity: None,
+        psk_key: None,
+        templates: args.templates.clone(),
+        shard: Slice::WHOLE,
+    };
+    let loaded = load(&fleet_args)?;
+    let fleet = &loaded.fleet;
+    if loaded.credentials.is_some() {
+        return Err(bad_input(format!(
+            "{}: capacity needs a fleet without [security]: each step registers new endpoints, \
+             which a server provisioned with the fleet's keys would not know",
+            fleet.file
+        )));
+    }
+    if fleet.bootstrap.is_some() {
+        return Err(bad_input(format!(
+            "{}: capacity measures the LWM2M server: give it a fleet without [bootstrap]",
+            fleet.file
+        )));
+    }
+    let mut thresholds = fleet.load.thresholds.clone();
+    thresholds.extend(args.thresholds.iter().cloned());
+    if thresholds.is_empty() {
+        return Err(bad_input(
+            "capacity needs a criterion to hold: give --threshold EXPR (e.g. \
+             'register.p99<500ms'), or thresholds in the fleet's [load]",
+        ));
+    }
+    Ok((loaded, thresholds))
 }
 
 fn search_config(args: &CapacityArgs) -> Result<SearchConfig, Failure> {
@@ -382,7 +412,10 @@ fn run_step(
         bench.hold,
         bench.used,
     );
-    let templates = keep.iter().map(|g| Arc::clone(&bench.templates[*g])).collect();
+    let templates = keep
+        .iter()
+        .map(|g| Arc::clone(&bench.templates[*g]))
+        .collect();
     let clients = plan.clients;
     let (first, last) = (plan.naming.endpoint(0), plan.naming.endpoint(clients - 1));
     bench.used += clients;
@@ -413,9 +446,12 @@ fn run_step(
     let verdicts = check_thresholds(&bench.thresholds, &snapshot);
     let passed = verdicts.iter().all(|v| v.passed);
     let register = snapshot.request(crate::client::RequestKind::Register);
-    let p99 = (!register.latency.is_empty())
-        .then(|| format!(", p99 {:.1} ms", register.latency.value_at_quantile(0.99) as f64 / 1e3))
-        .unwrap_or_default();
+    let p99 = if register.latency.is_empty() {
+        String::new()
+    } else {
+        let ms = register.latency.value_at_quantile(0.99) as f64 / 1e3;
+        format!(", p99 {ms:.1} ms")
+    };
     let verdict = match verdicts.iter().find(|v| !v.passed) {
         None => "held".to_string(),
         Some(v) => format!("FAILED {}", Measured(v)),
@@ -458,7 +494,11 @@ fn step_plan(
         // Started over the first quarter of the step, held for the rest.
         By::Clients => {
             let clients = load.round().max(1.0) as u64;
-            (clients, clients as f64 / (step_s / 4.0), step.mul_f64(0.75) + hold)
+            (
+                clients,
+                clients as f64 / (step_s / 4.0),
+                step.mul_f64(0.75) + hold,
+            )
         }
     };
     let counts = apportion(
@@ -480,7 +520,9 @@ fn step_plan(
             group.first = first;
             group.count = count;
             // New message IDs, tokens and timings for every step's clients.
-            group.seed = group.seed.wrapping_add(used.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            group.seed = group
+                .seed
+                .wrapping_add(used.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             first += count;
             group
         })
@@ -535,7 +577,9 @@ fn apportion(weights: &[u64], total: u64) -> Vec<u64> {
         .collect();
     let mut counts: Vec<u64> = exact.iter().map(|x| x.floor() as u64).collect();
     let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by(|a, b| (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor())));
+    order.sort_by(|a, b| {
+        (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor()))
+    });
     let short = total.saturating_sub(counts.iter().sum());
     for i in order.into_iter().cycle().take(short as usize) {
         counts[i] += 1;
@@ -545,20 +589,20 @@ fn apportion(weights: &[u64], total: u64) -> Vec<u64> {
 
 /// `capacity: 180 registrations/s (next step 200/s failed: register.p99 = 2.1 s)`.
 fn capacity_line(by: By, outcome: &Outcome, records: &[Ran], max: f64) -> String {
-    let failure = |load: f64| {
-        records
-            .iter()
-            .find(|r| r.record.load == load)
-            .and_then(|r| r.verdicts.iter().find(|v| !v.passed))
-            .map_or_else(|| "a threshold".to_string(), |v| Measured(v).to_string())
-    };
+    // The planner's failed load is the lowest of the steps that failed.
+    let failure = records
+        .iter()
+        .filter(|r| !r.record.passed)
+        .min_by(|a, b| a.record.load.total_cmp(&b.record.load))
+        .and_then(|r| r.verdicts.iter().find(|v| !v.passed))
+        .map_or_else(|| "a threshold".to_string(), |v| Measured(v).to_string());
     match *outcome {
         Outcome::Between { held, failed } => format!(
             "capacity: {} {} (next step {} failed: {})",
             format_load(held),
             by.unit(),
             by.short(failed),
-            failure(failed)
+            failure
         ),
         Outcome::HeldToMax { held } => format!(
             "capacity: at least {} {} (every step held, up to --max {})",
@@ -571,7 +615,7 @@ fn capacity_line(by: By, outcome: &Outcome, records: &[Ran], max: f64) -> String
             format_load(failed),
             by.unit(),
             by.short(failed),
-            failure(failed)
+            failure
         ),
     }
 }
@@ -633,9 +677,9 @@ mod tests {
         let (one, keep) = step_plan(&base, By::Rate, 0.5, step, hold, 100);
         assert_eq!((one.clients, keep.as_slice()), (1, &[0][..]));
         // Clients held: started over a quarter of the step, stopped after the step and hold.
-        let (held, _) = step_plan(&base, By::Clients, 8.0, step, hold, 0);
-        assert_eq!(held.clients, 8);
-        assert_eq!(held.ramp_duration(), step / 4);
-        assert_eq!(held.stop_at(), step + hold);
+        let (by_clients, _) = step_plan(&base, By::Clients, 8.0, step, hold, 0);
+        assert_eq!(by_clients.clients, 8);
+        assert_eq!(by_clients.ramp_duration(), step / 4);
+        assert_eq!(by_clients.stop_at(), step + hold);
     }
 }

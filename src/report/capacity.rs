@@ -28,7 +28,9 @@ pub struct SearchConfig {
 impl SearchConfig {
     /// Steps at most: the climb from `start` to `max`, then the bisection.
     pub fn max_steps(&self) -> usize {
-        let mut climb = ((self.max / self.start).ln() / self.factor.ln()).ceil().max(0.0);
+        let mut climb = ((self.max / self.start).ln() / self.factor.ln())
+            .ceil()
+            .max(0.0);
         if self.whole {
             // Below 1 / (factor - 1), a whole load climbs by one.
             climb += (1.0 / (self.factor - 1.0)).min(self.max).ceil();
@@ -111,7 +113,11 @@ impl Planner {
             (Some(held), None) => {
                 let up = self.round(held * c.factor).min(c.max);
                 // Whole loads climb by one at least: 1 x 1.5 rounds back to 1.
-                Next::Step(if up <= held { (held + 1.0).min(c.max) } else { up })
+                Next::Step(if up <= held {
+                    (held + 1.0).min(c.max)
+                } else {
+                    up
+                })
             }
             (Some(held), Some(failed)) => {
                 let done = Next::Done(Outcome::Between { held, failed });
@@ -172,7 +178,9 @@ impl fmt::Display for Measured<'_> {
                 write!(f, "{name} = {} s", significant(value / 1000.0))
             }
             Metric::Quantile(_) | Metric::Mean => write!(f, "{name} = {} ms", significant(value)),
-            Metric::ErrorRate | Metric::TimeoutRate => write!(f, "{name} = {}%", significant(value)),
+            Metric::ErrorRate | Metric::TimeoutRate => {
+                write!(f, "{name} = {}%", significant(value))
+            }
             Metric::Count(_) => write!(f, "{name} = {value}"),
         }
     }
@@ -275,6 +283,8 @@ fn significant(v: f64) -> String {
 }
 
 #[cfg(test)]
+// Loads are rounded to three digits: the ones compared are exactly the ones handed out.
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
 
@@ -321,7 +331,10 @@ mod tests {
         assert!(failed - held < (50.7 - 33.8) / 8.0, "{outcome:?}");
         assert_eq!(outcome.capacity(), Some(held));
         // Every load offered after the first failure lies between what held and what failed.
-        assert!(loads[5..].iter().all(|l| *l > 33.8 && *l < 50.7), "{loads:?}");
+        assert!(
+            loads[5..].iter().all(|l| *l > 33.8 && *l < 50.7),
+            "{loads:?}"
+        );
     }
 
     #[test]
