@@ -55,6 +55,13 @@ fn capacity_against_the_embedded_server_ends_with_its_line() {
     assert!(steps[0].starts_with("step 1: 10/s (10 clients, cap-0000 .. cap-0009)"));
     assert!(steps[1].ends_with(": held"), "{}", steps[1]);
     assert!(steps[2].contains("registered 20 of 40"), "{}", steps[2]);
+    // The server took every step's Registers as new ones: 10 + 20 + 3 x 20, none a duplicate.
+    let server = stdout
+        .lines()
+        .find(|l| l.starts_with("embedded server: "))
+        .expect("the embedded server's counts");
+    assert!(server.contains(" registers 90,"), "{server}");
+    assert!(server.contains(" duplicates 0"), "{server}");
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["unit"], "registrations/s");
@@ -94,6 +101,48 @@ fn capacity_against_the_embedded_server_ends_with_its_line() {
         assert_eq!(register["error"].as_u64(), Some(clients - ok), "{step}");
         assert_eq!(deregister["ok"].as_u64(), Some(ok), "{step}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capacity_by_clients_reports_the_most_clients_held() {
+    let dir = scratch("capacity-clients");
+    let fleet = dir.join("fleet.toml");
+    std::fs::write(&fleet, FLEET).unwrap();
+    let out = swarm(&[
+        "capacity",
+        fleet.to_str().unwrap(),
+        "--by",
+        "clients",
+        "--start",
+        "10",
+        "--factor",
+        "2",
+        "--step",
+        "2s",
+        "--hold",
+        "200ms",
+        "--max",
+        "100",
+        "--refine",
+        "1",
+        "--max-registrations",
+        "25",
+        "--threshold",
+        "register.error_rate<1%",
+        "--shards",
+        "1",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // 10 and 20 clients fit the 25 registrations; 40 and then 30 do not.
+    assert_eq!(
+        stdout.lines().last(),
+        Some("capacity: 20 clients (next step 30 clients failed: register.error_rate = 16.7%)"),
+        "{stdout}"
+    );
+    let steps = stdout.lines().filter(|l| l.starts_with("step ")).count();
+    assert_eq!(steps, 4, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -456,9 +456,12 @@ fn run_step(
         None => "held".to_string(),
         Some(v) => format!("FAILED {}", Measured(v)),
     };
+    let count = match bench.by {
+        By::Rate => format!("{clients} clients, "),
+        By::Clients => String::new(),
+    };
     println!(
-        "step {number}: {} ({clients} clients, {first} .. {last}): registered {} of {}{p99}: \
-         {verdict}",
+        "step {number}: {} ({count}{first} .. {last}): registered {} of {}{p99}: {verdict}",
         bench.by.short(load),
         register.ok,
         register.sent,
