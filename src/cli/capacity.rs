@@ -19,7 +19,7 @@ use super::setup::{
     EMBEDDED_SERVER, Loaded, engine_config, host_reach, load, resolve, start_engine, tls_config,
 };
 use super::{Failure, bad_input, exit, failed};
-use crate::engine::EngineConfig;
+use crate::engine::{EngineConfig, MovedPorts};
 use crate::fleet::{Plan, Ramp, ServerUri, Slice, format_duration, parse_uri};
 use crate::metrics::Snapshot;
 use crate::model::DeviceTemplate;
@@ -161,6 +161,8 @@ struct Bench {
     hold: Duration,
     /// Clients used by the steps so far: the next step's endpoints start after them.
     used: u64,
+    /// Where the last step's clients went when default ports were taken (said once).
+    moved_ports: Option<MovedPorts>,
 }
 
 pub(super) fn capacity(args: &CapacityArgs) -> Result<(), Failure> {
@@ -220,6 +222,7 @@ pub(super) fn capacity(args: &CapacityArgs) -> Result<(), Failure> {
         step: args.step,
         hold: args.hold,
         used: 0,
+        moved_ports: None,
     };
     let interrupts = Interrupts::catch(Some(3));
     let (records, ending) = search_steps(&mut bench, search, &interrupts);
@@ -426,6 +429,11 @@ fn run_step(
     let mut config = bench.config.clone();
     config.addresses = fresh_addresses(&bench.config, bench.used - clients);
     let engine = start_engine(plan, templates, &config)?;
+    let moved = engine.moved_ports();
+    if let Some(news) = moved.filter(|m| Some(*m) != bench.moved_ports) {
+        println!("{news}");
+    }
+    bench.moved_ports = moved;
     let mut stopped = false;
     while !engine.is_finished() {
         if interrupts.count().load(Ordering::Acquire) > seen && !stopped {

@@ -105,6 +105,9 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         );
     }
     let engine = start_engine(plan, templates, &config)?;
+    if let Some(moved) = engine.moved_ports() {
+        println!("{moved}");
+    }
     println!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),

@@ -164,8 +164,9 @@ pub(super) fn describe_layout(layout: &Layout, config: &EngineConfig) -> String 
     )
 }
 
-/// Starts the engine; says so when the default client ports were partly taken and it moved up
-/// past them, and names the port in use when `--ports` was given.
+/// Starts the engine; names the port in use when `--ports` was given. (Where the engine moved
+/// when default ports were taken is [`crate::engine::Engine::moved_ports`], for the caller to
+/// say.)
 pub(super) fn start_engine(
     plan: Plan,
     templates: Vec<Arc<crate::model::DeviceTemplate>>,
@@ -191,8 +192,5 @@ pub(super) fn start_engine(
         },
         _ => failed(e),
     })?;
-    if let Some(moved) = engine.moved_ports() {
-        println!("{moved}");
-    }
     Ok(engine)
 }
