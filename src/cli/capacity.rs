@@ -632,8 +632,60 @@ fn capacity_line(by: By, outcome: &Outcome, records: &[Ran], max: f64) -> String
 }
 
 #[cfg(test)]
+// The options compared are parsed from exact decimal text.
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
+
+    fn parse(line: &str) -> Result<CapacityArgs, String> {
+        let words = ["lwm2m-swarm", "capacity"]
+            .into_iter()
+            .chain(line.split_whitespace());
+        match crate::cli::Cli::parse_args(words).map(|c| c.command) {
+            Ok(crate::cli::Command::Capacity(args)) => Ok(args),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn options_parse_with_their_defaults_and_bad_values_are_told() {
+        let a = parse("f.toml --threshold register.p99<1s").unwrap();
+        assert_eq!((a.by, a.factor, a.refine), (By::Rate, 1.5, 3));
+        assert_eq!(
+            (a.step, a.hold),
+            (Duration::from_secs(30), Duration::from_secs(5))
+        );
+        assert!((a.precision - 0.05).abs() < 1e-12);
+        let search = search_config(&a).unwrap();
+        assert_eq!(
+            (search.start, search.max, search.whole),
+            (10.0, 10_000.0, false)
+        );
+        let a = parse(
+            "f.toml --by clients --start 50 --factor 2 --max 400 --step 1m --hold 2s --refine 5 \
+             --precision 10% --threshold update.p99<2s --json out.json --max-registrations 300 \
+             --ports 30000-30099 -s coap://192.0.2.1:5683",
+        )
+        .unwrap();
+        let search = search_config(&a).unwrap();
+        assert_eq!(
+            (search.start, search.max, search.whole),
+            (50.0, 400.0, true)
+        );
+        assert_eq!((a.factor, a.refine, a.limits.registrations), (2.0, 5, 300));
+        assert_eq!(a.json, Some(PathBuf::from("out.json")));
+        assert!(a.server.is_some() && a.engine.ports.is_some());
+        for (line, says) in [
+            ("f.toml --factor 0.5", "above 1"),
+            ("f.toml --precision 5", "percentage"),
+            ("f.toml --start 0", "more than 0"),
+            ("f.toml --by speed", "speed"),
+        ] {
+            let e = parse(line).expect_err(line);
+            assert!(e.contains(says), "{line}: {e}");
+        }
+    }
 
     #[test]
     fn clients_are_apportioned_like_the_fleets_populations() {
