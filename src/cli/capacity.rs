@@ -183,13 +183,17 @@ pub(super) fn capacity(args: &CapacityArgs) -> Result<(), Failure> {
         &args.engine,
         plan.server.as_ref(),
     );
-    host_reach(
-        &step_plan(&plan, args.by, search.max, args.step, args.hold, 0).0,
-        &early,
-        None,
-    )?
-    .check()
-    .map_err(bad_input)?;
+    let first = step_plan(&plan, args.by, search.start, args.step, args.hold, 0).0;
+    host_reach(&first, &early, None)?
+        .check()
+        .map_err(bad_input)?;
+    let search = within_reach(search, args.by, |load| {
+        let (step, _) = step_plan(&plan, args.by, load, args.step, args.hold, 0);
+        crate::transport::FdLimit::current()
+            .ok()
+            .and_then(|limit| crate::engine::plan_reach(&step, &early, limit).ok())
+            .is_some_and(|reach| reach.check().is_ok())
+    });
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start_limited(&plan, &args.load, &args.limits)?,
@@ -345,6 +349,39 @@ fn search_config(args: &CapacityArgs) -> Result<SearchConfig, Failure> {
         precision: args.precision,
         whole: args.by == By::Clients,
     })
+}
+
+/// `search` with `max` lowered to the largest load whose step this host can run (enough source
+/// addresses and ports, and open files, for its clients), saying so; `fits` says whether a
+/// load's step does, and the start's does.
+fn within_reach(search: SearchConfig, by: By, fits: impl Fn(f64) -> bool) -> SearchConfig {
+    if fits(search.max) {
+        return search;
+    }
+    let (mut low, mut high) = (search.start, search.max);
+    for _ in 0..40 {
+        let mid = low + (high - low) / 2.0;
+        if fits(mid) {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    // Down to three significant digits, as the planner rounds loads.
+    let max = if search.whole {
+        low.floor()
+    } else {
+        let scale = 10f64.powi(2 - low.log10().floor() as i32);
+        ((low * scale).floor() / scale).max(search.start)
+    };
+    eprintln!(
+        "note: this host's client addresses and ports (or open files) hold steps up to {} \
+         {} at most: the search stops there (give --bind more addresses, or more --ports, to go \
+         further)",
+        format_load(max),
+        by.unit()
+    );
+    SearchConfig { max, ..search }
 }
 
 /// A step that ran: what the JSON records, and its verdicts for the last line.
@@ -685,6 +722,25 @@ mod tests {
             let e = parse(line).expect_err(line);
             assert!(e.contains(says), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn the_maximum_is_lowered_to_the_largest_step_this_host_can_run() {
+        let rate = SearchConfig {
+            start: 10.0,
+            factor: 1.5,
+            max: 10_000.0,
+            refine: 3,
+            precision: 0.05,
+            whole: false,
+        };
+        assert_eq!(within_reach(rate, By::Rate, |l| l <= 425.7).max, 425.0);
+        assert_eq!(within_reach(rate, By::Rate, |_| true), rate);
+        let clients = SearchConfig {
+            whole: true,
+            ..rate
+        };
+        assert_eq!(within_reach(clients, By::Clients, |l| l <= 37.9).max, 37.0);
     }
 
     #[test]
