@@ -5,8 +5,8 @@
 //! This file holds the `Cli` definition, the dispatch to each command and the exit codes. The
 //! rest, under `cli/`:
 //!
-//! - `run.rs`, `serve.rs`, `check.rs`, `credentials.rs`, `report.rs`: one command each, with its
-//!   own options.
+//! - `run.rs`, `serve.rs`, `check.rs`, `credentials.rs`, `report.rs`, `capacity.rs`: one
+//!   command each, with its own options.
 //! - `args.rs`: the option groups commands share (`FleetArgs`, `TimingArgs`, `EngineArgs`,
 //!   `LoadArgs`, `LimitArgs`), each under its help heading.
 //! - `help.rs`: `--version`, the Examples sections, and `completions` and `man`.
@@ -24,6 +24,7 @@
 mod args;
 mod bootstrap;
 mod campaign;
+mod capacity;
 mod check;
 mod credentials;
 mod embedded;
@@ -100,6 +101,10 @@ enum Command {
     /// Print the manual page (roff); --dir writes one per command.
     #[command(after_help = help::man_examples())]
     Man(help::ManArgs),
+    /// Find the highest load the server holds: step the registration rate (or the clients held)
+    /// up until a threshold fails, then narrow down between the last step that held and it.
+    #[command(after_help = capacity::EXAMPLES)]
+    Capacity(capacity::CapacityArgs),
 }
 
 impl Cli {
@@ -129,6 +134,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Report(args) => report::report(&args),
         Command::Completions(args) => help::completions(&args),
         Command::Man(args) => help::man(&args),
+        Command::Capacity(args) => capacity::capacity(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -193,6 +193,7 @@ pub struct Engine {
     control: Arc<Control>,
     layout: Arc<Layout>,
     started: Started,
+    moved_ports: Option<MovedPorts>,
 }
 
 impl Engine {
@@ -200,14 +201,45 @@ impl Engine {
     /// shards: the first clients start at once.
     /// `templates` holds each population's device template, in group order (see
     /// [`crate::fleet::Fleet::check`]).
+    ///
+    /// With the default ports (`config.ports` `None`), a port another process holds (another
+    /// run on this host) moves the range up past it: [`Engine::moved_ports`] says where.
     pub fn start(
         plan: Plan,
         templates: Vec<Arc<DeviceTemplate>>,
         config: &EngineConfig,
     ) -> Result<Engine, EngineError> {
-        Engine::start_over(plan, templates, config, |layout| {
-            open_transports(layout, config)
-        })
+        if config.ports.is_some() || config.transport == TransportKind::Tcp {
+            return Engine::start_over(plan, templates, config, |layout| {
+                open_transports(layout, config)
+            });
+        }
+        let default = default_ports()?;
+        let mut moved = config.clone();
+        let mut taken = None;
+        loop {
+            let first = taken.map_or(default.first(), |port: u16| port + 1);
+            moved.ports = Some(PortRange::new(first, default.last())?);
+            let started = Engine::start_over(plan.clone(), templates.clone(), &moved, |layout| {
+                open_transports(layout, &moved)
+            });
+            match started {
+                Err(EngineError::Transport(TransportError::Bind { addr, source }))
+                    if source.kind() == std::io::ErrorKind::AddrInUse
+                        && addr.port() < default.last() =>
+                {
+                    taken = Some(addr.port());
+                }
+                Ok(mut engine) => {
+                    engine.moved_ports = taken.map(|port| MovedPorts {
+                        taken: port,
+                        used: engine.layout.ports_used(),
+                    });
+                    return Ok(engine);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// [`Engine::start`] over transports `open` makes from the layout, one per engine thread:
@@ -319,6 +351,7 @@ impl Engine {
             control,
             layout,
             started,
+            moved_ports: None,
         })
     }
 
@@ -385,6 +418,12 @@ impl Engine {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Where the clients went when the default ports were partly taken; `None` when they
+    /// were free (or `--ports` was given).
+    pub fn moved_ports(&self) -> Option<MovedPorts> {
+        self.moved_ports
     }
 
     /// When the load began (the ramp's t = 0), and how late for `--start-at`.
@@ -496,7 +535,7 @@ fn address_plan(config: &EngineConfig) -> Result<(AddressPlan, u64), EngineError
     };
     let ports = match config.ports {
         Some(p) => p,
-        None => PortRange::below_ephemeral(20_000, crate::transport::addresses::ephemeral_range())?,
+        None => default_ports()?,
     };
     // One family at both ends, whatever the transport.
     if let Some(first) = addresses.get(0)
@@ -508,6 +547,32 @@ fn address_plan(config: &EngineConfig) -> Result<(AddressPlan, u64), EngineError
         });
     }
     Ok((AddressPlan::new(addresses, ports)?, shards as u64))
+}
+
+/// Client source ports when none are given: from 20000 up to below the kernel's ephemeral range.
+fn default_ports() -> Result<PortRange, PlanError> {
+    PortRange::below_ephemeral(20_000, crate::transport::addresses::ephemeral_range())
+}
+
+/// The default client ports were partly taken, so the engine moved up past them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MovedPorts {
+    /// The highest port found in use.
+    pub taken: u16,
+    /// The ports the clients use instead.
+    pub used: PortRange,
+}
+
+impl std::fmt::Display for MovedPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "client port {} is in use (another run on this host?): using ports {}-{} instead",
+            self.taken,
+            self.used.first(),
+            self.used.last()
+        )
+    }
 }
 
 enum Opened {

@@ -27,7 +27,7 @@
 //!   emulated network, the slice a `--shard` runs).
 //! - [`engine`]: runs a plan's clients on sharded event loops over transports.
 //! - [`tui`]: the live dashboard.
-//! - [`cli`]: the commands (`run`, `serve`, `check`, `credentials`, `report`).
+//! - [`cli`]: the commands (`run`, `serve`, `check`, `credentials`, `report`, `capacity`).
 //!
 //! The protocol layers (`coap`, `content`, `model`, `security`, `client`) are sans-IO: they take bytes and a clock reading and return bytes and deadlines, so they run the
 //! same under a simulated clock.

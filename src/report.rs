@@ -7,6 +7,7 @@
 //! keeps what happened in that second (counts, and latency from histograms subtracted from the
 //! cumulative ones), appends it to the interval log and publishes it to Prometheus.
 
+pub mod capacity;
 mod hdr_log;
 pub mod intervals;
 pub mod merge;

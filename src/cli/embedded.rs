@@ -6,7 +6,7 @@ use super::output::{self, say};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::args::LoadArgs;
+use super::args::{LimitArgs, LoadArgs};
 use super::{Failure, bad_input, bootstrap, failed};
 use crate::fleet::{CertificateCredentials, Credentials, Plan};
 use crate::security::dtls::ServerKeys;
@@ -31,9 +31,25 @@ impl Embedded {
             let pair = bootstrap::start_for_run(plan, load, credentials)?;
             return Ok((pair.entry(), Embedded::Bootstrap(pair)));
         }
-        let runner = start_server(plan, load, credentials)?;
+        let runner = start_server(plan, load, credentials, &LimitArgs::default())?;
         let secure = credentials.is_some();
         Ok((runner.local_addr(), Embedded::Server { runner, secure }))
+    }
+
+    /// The embedded LWM2M server alone, without security, with `limits` (`capacity`).
+    pub(super) fn start_limited(
+        plan: &Plan,
+        load: &LoadArgs,
+        limits: &LimitArgs,
+    ) -> Result<(SocketAddr, Embedded), Failure> {
+        let runner = start_server(plan, load, None, limits)?;
+        Ok((
+            runner.local_addr(),
+            Embedded::Server {
+                runner,
+                secure: false,
+            },
+        ))
     }
 
     /// The LWM2M server's firmware campaigns, if it ran any: printed, and for `--json`.
@@ -87,8 +103,10 @@ fn start_server(
     plan: &Plan,
     load: &LoadArgs,
     credentials: Option<&Credentials>,
+    limits: &LimitArgs,
 ) -> Result<Runner, Failure> {
     let (config, load) = load.embedded_config(plan);
+    let config = limits.server(config);
     let seed = plan.groups.first().map_or(0, |g| g.seed);
     let dtls = match credentials {
         // The server learns keys by identity: the fleet's, all computed now.

@@ -20,7 +20,8 @@ use super::interrupts::Interrupts;
 use super::parse::parse_positive_duration;
 use super::progress::progress_lines;
 use super::setup::{
-    EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, resolve, tls_config,
+    EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, resolve,
+    start_engine, tls_config,
 };
 use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
@@ -113,10 +114,13 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
             crate::engine::describe_wait(at, std::time::SystemTime::now())
         );
     }
-    let engine = Engine::start(plan, templates, &config).map_err(|e| start_failed(&e))?;
+    let engine = start_engine(plan, templates, &config)?;
     // The shards hold the trace's only senders now: it ends when they do.
     config.trace = None;
     reports.engine_shards(engine.layout().shards());
+    if let Some(moved) = engine.moved_ports() {
+        say!("{moved}");
+    }
     say!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),
@@ -170,21 +174,6 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         return Err(interrupted(ending, &interrupts));
     }
     thresholds.map_or(Ok(()), Err)
-}
-
-/// The engine could not start; taken client ports get a hint.
-fn start_failed(e: &crate::engine::EngineError) -> Failure {
-    let hint = match e {
-        crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
-            source,
-            ..
-        }) if source.kind() == std::io::ErrorKind::AddrInUse => {
-            " (another run, or another --shard on this host, on these client ports? give each \
-             run its own --ports FIRST-LAST)"
-        }
-        _ => "",
-    };
-    failed(format!("{e}{hint}"))
 }
 
 /// Exit 130 (Ctrl-C, or the dashboard's `q`), 143 (SIGTERM) or 129 (SIGHUP): a run that did

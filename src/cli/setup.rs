@@ -164,3 +164,34 @@ pub(super) fn describe_layout(layout: &Layout, config: &EngineConfig) -> String 
         ports.join(", ")
     )
 }
+
+/// Starts the engine; names the port in use when `--ports` was given. (Where the engine moved
+/// when default ports were taken is [`crate::engine::Engine::moved_ports`], for the caller to
+/// say.)
+pub(super) fn start_engine(
+    plan: Plan,
+    templates: Vec<Arc<crate::model::DeviceTemplate>>,
+    config: &EngineConfig,
+) -> Result<crate::engine::Engine, Failure> {
+    let engine = crate::engine::Engine::start(plan, templates, config).map_err(|e| match &e {
+        crate::engine::EngineError::Transport(crate::transport::TransportError::Bind {
+            addr,
+            source,
+        }) if source.kind() == std::io::ErrorKind::AddrInUse => match config.ports {
+            Some(ports) => failed(format!(
+                "{e}: client port {} of --ports {}-{} is taken, by another run or another \
+                 --shard on this host? Give each its own --ports FIRST-LAST, or leave --ports \
+                 out to use free ones",
+                addr.port(),
+                ports.first(),
+                ports.last()
+            )),
+            None => failed(format!(
+                "every default client port up to {} is in use ({e}): give --ports FIRST-LAST",
+                addr.port()
+            )),
+        },
+        _ => failed(e),
+    })?;
+    Ok(engine)
+}

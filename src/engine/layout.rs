@@ -166,6 +166,16 @@ impl Layout {
         };
         PortRange::new(port(0)?, port(count - 1)?)
     }
+
+    /// From the first shard's first port to the last shard's last.
+    pub fn ports_used(&self) -> PortRange {
+        let first = self.shard_ports(0).map(PortRange::first);
+        let last = self.shard_ports(self.shards - 1).map(PortRange::last);
+        match (first, last) {
+            (Ok(first), Ok(last)) => PortRange::new(first, last).unwrap_or(self.plan.ports()),
+            _ => self.plan.ports(),
+        }
+    }
 }
 
 #[cfg(test)]
