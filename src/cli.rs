@@ -15,7 +15,18 @@
 //! - `run/reports.rs`: `run`'s reports (JSON, interval log, plot, thresholds, Prometheus).
 //! - `embedded.rs`, `bootstrap.rs`: the servers `run` starts itself when the fleet names none,
 //!   and `serve --bootstrap`'s pair.
+//! - `output.rs`: stdout, where a reader that closes early ends the output quietly.
 //! - `tests.rs`: whole command lines parsed in-process (tests/cli.rs runs the binary).
+
+// Every `print!`/`println!` of the commands goes through `output`: std's panics when the reader
+// closes the pipe (`check | head -1`). Defined before the modules so they all use these.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::cli::output::write(format_args!($($arg)*), false) };
+}
+macro_rules! println {
+    () => { $crate::cli::output::write(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::cli::output::write(format_args!($($arg)*), true) };
+}
 
 mod args;
 mod bootstrap;
@@ -24,6 +35,7 @@ mod check;
 mod credentials;
 mod embedded;
 mod interrupts;
+mod output;
 mod parse;
 mod progress;
 mod report;

@@ -27,7 +27,8 @@ pub(super) struct CampaignArgs {
     #[arg(long, value_name = "VERSION", requires = "firmware")]
     pub campaign_version: Option<String>,
     /// Share of the registered devices with object 5 that take part.
-    #[arg(long, default_value_t = 1.0, requires = "campaign_version")]
+    #[arg(long, default_value_t = 1.0, requires = "campaign_version",
+          value_parser = super::parse::parse_share)]
     pub campaign_share: f64,
     /// When the campaign starts, after the server's first datagram.
     #[arg(long, default_value = "30s", value_parser = super::parse::parse_duration_arg, requires = "campaign_version")]
@@ -41,13 +42,15 @@ pub(super) struct CampaignArgs {
     )]
     pub campaign_mode: ModeArg,
     /// Devices downloading at once at most (0: no limit).
-    #[arg(long, default_value_t = 100, requires = "campaign_version")]
+    #[arg(long, default_value_t = 100, requires = "campaign_version",
+          value_parser = super::parse::parse_whole_usize)]
     pub campaign_max_concurrent: usize,
     /// A device that makes no progress for this long fails as `timeout`.
     #[arg(long, default_value = "5m", value_parser = parse_positive_duration, requires = "campaign_version")]
     pub campaign_timeout: Duration,
     /// Block size of a push (16..=1024).
-    #[arg(long, default_value_t = 512, requires = "campaign_version")]
+    #[arg(long, default_value_t = 512, requires = "campaign_version",
+          value_parser = super::parse::parse_whole_u16)]
     pub campaign_block_size: u16,
 }
 

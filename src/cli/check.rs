@@ -16,7 +16,7 @@ pub(super) struct CheckArgs {
     pub engine: EngineArgs,
     /// Check the plan against this open-files limit instead of this process's: for planning
     /// another host, such as a pod whose container runtime allows more (e.g. 1048576).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::parse::parse_count)]
     pub open_files: Option<u64>,
 }
 

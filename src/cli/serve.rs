@@ -41,7 +41,7 @@ pub(super) struct ServeArgs {
     pub duration: Option<Duration>,
     /// Seed for the server's message IDs, tokens and timer offsets (registration locations are
     /// random whatever the seed).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse::parse_whole)]
     pub seed: u64,
     /// Time between status lines.
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
