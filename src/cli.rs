@@ -9,6 +9,8 @@
 //! - `args.rs`: the option groups commands share (`FleetArgs`, `EngineArgs`, `LoadArgs`).
 //! - `parse.rs`: the value parsers for options clap cannot type by itself (`--rate`, `--ports`,
 //!   `--read PATH@PERIOD`, ...).
+//! - `preflight.rs`: what a run would find wrong only once started, refused or warned about
+//!   before (`check` and `run`), and the traffic a plan makes.
 //! - `setup.rs`: from options to a loaded fleet, a resolved server and the engine's settings.
 //! - `progress.rs`: the progress lines of `run --no-tui` and the status lines of `serve`.
 //! - `interrupts.rs`: SIGINT, SIGTERM and SIGHUP, counted and told apart (the exit code).
@@ -37,6 +39,7 @@ mod embedded;
 mod interrupts;
 mod output;
 mod parse;
+mod preflight;
 mod progress;
 mod report;
 mod run;

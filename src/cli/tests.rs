@@ -384,11 +384,11 @@ fn check_takes_the_fleet_and_engine_options() {
     );
     let (kind, text) = error("check f.toml --open-files 0");
     assert_eq!(kind, ErrorKind::ValueValidation, "{text}");
-    // It sends nothing: no load, no reports.
-    for not_check in ["--observe /3/0/13", "--json out.json"] {
-        let (kind, text) = error(&format!("check f.toml {not_check}"));
-        assert_eq!(kind, ErrorKind::UnknownArgument, "{text}");
-    }
+    // It sends nothing, so writes no reports; it takes the embedded server's load, to show it.
+    let (kind, text) = error("check f.toml --json out.json");
+    assert_eq!(kind, ErrorKind::UnknownArgument, "{text}");
+    let check = parsed!(Check, "check", "f.toml --observe /3/0/13 --read /3/0/0@1m");
+    assert_eq!(check.load.observe, Some(Path::resource(3, 0, 13)));
     let (kind, text) = error("check f.toml --shards -1");
     assert_eq!(kind, ErrorKind::ValueValidation, "{text}");
     assert!(
