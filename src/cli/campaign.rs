@@ -48,7 +48,7 @@ pub(super) struct CampaignArgs {
     /// A device that makes no progress for this long fails as `timeout`.
     #[arg(long, default_value = "5m", value_parser = parse_positive_duration, requires = "campaign_version")]
     pub campaign_timeout: Duration,
-    /// Block size of a push (16..=1024).
+    /// Block size of a push (16 to 1024).
     #[arg(long, default_value_t = 512, requires = "campaign_version",
           value_parser = super::parse::parse_whole_u16)]
     pub campaign_block_size: u16,
