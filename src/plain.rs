@@ -41,6 +41,12 @@ pub fn not_a_share(value: f64, zero_allowed: bool) -> String {
 
 /// What a Rust type name expects, in words: `u64` is "a whole number".
 pub fn type_name(rust: &str) -> Option<&'static str> {
+    if rust.starts_with("struct ") {
+        return Some("a table");
+    }
+    if rust.contains("enum ") {
+        return Some("one of the names this field takes");
+    }
     Some(match rust {
         "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)",
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
@@ -91,6 +97,7 @@ mod tests {
         assert_eq!(type_name("u64"), Some("a whole number (0 or more)"));
         assert_eq!(type_name("f64"), Some("a number"));
         assert_eq!(type_name("a string"), Some("text in quotes"));
-        assert_eq!(type_name("struct RawLoad"), None);
+        assert_eq!(type_name("struct RawLoad"), Some("a table"));
+        assert_eq!(type_name("hourly"), None);
     }
 }

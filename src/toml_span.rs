@@ -109,9 +109,13 @@ fn plain_message(message: &str) -> String {
             return format!("unknown {what} {word:?}{guess}{list}");
         }
     }
+    if message == "wanted string or table" {
+        // toml's words for an enum given a number or a list.
+        return "expected one of this field's names, in quotes".to_string();
+    }
     if let Some(name) = message.strip_prefix("missing field `") {
         let name = name.trim_end_matches('`');
-        return format!("`{name}` is required here");
+        return format!("missing: this table needs `{name}`");
     }
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = message.strip_prefix(prefix)
@@ -275,7 +279,7 @@ mod tests {
             "{unquoted}"
         );
         let missing = error("hold = \"5m\"\n");
-        assert_eq!(missing.message, "`clients` is required here");
+        assert_eq!(missing.message, "missing: this table needs `clients`");
         for e in [negative, text, unquoted, missing] {
             for rust in ["u64", "string", "18446744073709551615"] {
                 assert!(!e.message.contains(rust), "{e}");
@@ -298,6 +302,11 @@ mod tests {
                 .message
                 .starts_with("unknown value \"alwayson\": did you mean \"always-on\"?"),
             "{value}"
+        );
+        let number = error("clients = 1\nbehaviour = 3\n");
+        assert_eq!(
+            (number.line, number.message.as_str()),
+            (2, "expected one of this field's names, in quotes")
         );
         let far = error("clients = 1\ncolour = 1\n");
         assert!(!far.message.contains("did you mean"), "{far}");

@@ -108,6 +108,16 @@ fn a_threshold_on_requests_the_run_never_makes_is_refused_by_check_and_run() {
         );
         assert!(stderr.contains("run at least 3m32s"), "{stderr}");
     }
+    // The command line's thresholds too.
+    let path = fleet(
+        &dir,
+        "plain.toml",
+        "clients = 10\nrate = 10\nhold = \"25s\"",
+    );
+    let out = swarm(&["check", &path, "--threshold", "send.p99<1s"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("(no population has `send`)"), "{stderr}");
     // A count only warns: it is 0, which may be the point.
     let path = fleet(
         &dir,

@@ -10,6 +10,7 @@ use super::setup::{
     EMBEDDED_SERVER, describe_layout, engine_config, host_reach, load, resolve, tls_config,
 };
 use super::{Failure, bad_input};
+use crate::report::Threshold;
 
 #[derive(Args, Debug)]
 pub(super) struct CheckArgs {
@@ -24,6 +25,10 @@ pub(super) struct CheckArgs {
     /// another host, such as a pod whose container runtime allows more (e.g. 1048576).
     #[arg(long, value_name = "N", value_parser = super::parse::parse_count)]
     pub open_files: Option<u64>,
+    /// A pass/fail criterion as `run` takes it, added to the fleet's: refused when the run
+    /// could never measure it.
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = clap::value_parser!(Threshold))]
+    pub thresholds: Vec<Threshold>,
 }
 
 pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
@@ -41,7 +46,9 @@ pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
     if let Some(tls) = loaded.fleet.describe_tls() {
         println!("  tls       {tls}");
     }
-    let thresholds = &loaded.fleet.load.thresholds;
+    let thresholds: Vec<&Threshold> = (loaded.fleet.load.thresholds.iter())
+        .chain(&args.thresholds)
+        .collect();
     let texts: Vec<&str> = thresholds.iter().map(|t| t.text.as_str()).collect();
     if texts.is_empty() {
         println!("  thresholds none");
@@ -56,7 +63,7 @@ pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
     for line in rates(&plan, embedded.as_ref()) {
         println!("              {line}");
     }
-    let findings = preflight(&plan, thresholds.iter(), &args.load);
+    let findings = preflight(&plan, thresholds, &args.load);
     let server = match &plan.server {
         Some(uri) => match resolve(uri) {
             Ok(addr) => Some(addr),
