@@ -48,7 +48,10 @@ pub fn type_name(rust: &str) -> Option<&'static str> {
         return Some("one of the names this field takes");
     }
     Some(match rust {
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)",
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "u128" | "usize" => "a whole number (0 or more)",
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
         "f32" | "f64" => "a number",
         "a string" | "string" | "a borrowed string" => "text in quotes",
@@ -95,6 +98,7 @@ mod tests {
     #[test]
     fn rust_types_read_as_words() {
         assert_eq!(type_name("u64"), Some("a whole number (0 or more)"));
+        assert_eq!(type_name("u16"), Some("a whole number from 0 to 65535"));
         assert_eq!(type_name("f64"), Some("a number"));
         assert_eq!(type_name("a string"), Some("text in quotes"));
         assert_eq!(type_name("struct RawLoad"), Some("a table"));

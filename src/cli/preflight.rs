@@ -74,7 +74,15 @@ pub(super) fn preflight<'t>(
             continue;
         };
         let name = request_name(t.kind);
-        if matches!(t.metric, Metric::Count(_)) {
+        // A server under test may still ask for an Update (Execute /1/x/8): not certain.
+        let external_update = t.kind == RequestKind::Update && plan.server.is_some();
+        if external_update {
+            found.warnings.push(format!(
+                "threshold {}: no {name} request is due in this run ({why}) unless the server \
+                 asks for one (Execute /1/0/8)",
+                t.text
+            ));
+        } else if matches!(t.metric, Metric::Count(_)) {
             found.warnings.push(format!(
                 "threshold {}: no {name} request happens in this run ({why}), so it counts 0",
                 t.text
@@ -442,6 +450,15 @@ mod tests {
         assert!(found.refusals[0].starts_with("--read is the embedded server's load"));
         let nothing = preflight(&plan, &[], &LoadArgs::default());
         assert_eq!(nothing, Findings::default());
+        // An Update the server may still trigger is a warning.
+        plan.hold = Duration::from_secs(5);
+        let update = thresholds(&["update.p99<1s"]);
+        let found = preflight(&plan, &update, &LoadArgs::default());
+        assert!(found.refusals.is_empty(), "{found:?}");
+        assert!(
+            found.warnings[0].contains("unless the server asks for one"),
+            "{found:?}"
+        );
     }
 
     #[test]
