@@ -12,6 +12,8 @@
 //! - `help.rs`: `--version`, the Examples sections, and `completions` and `man`.
 //! - `parse.rs`: the value parsers for options clap cannot type by itself (`--rate`, `--ports`,
 //!   `--read PATH@PERIOD`, ...).
+//! - `preflight.rs`: what a run would find wrong only once started, refused or warned about
+//!   before (`check` and `run`), and the traffic a plan makes.
 //! - `setup.rs`: from options to a loaded fleet, a resolved server and the engine's settings.
 //! - `progress.rs`: the progress lines of `run --no-tui` and the status lines of `serve`.
 //! - `logging.rs`: logs through `tracing` on stderr (`RUST_LOG`, `run --quiet`).
@@ -19,7 +21,18 @@
 //! - `run/reports.rs`: `run`'s reports (JSON, interval log, plot, thresholds, Prometheus).
 //! - `embedded.rs`, `bootstrap.rs`: the servers `run` starts itself when the fleet names none,
 //!   and `serve --bootstrap`'s pair.
+//! - `output.rs`: stdout, where a reader that closes early ends the output quietly.
 //! - `tests.rs`: whole command lines parsed in-process (tests/cli.rs runs the binary).
+
+// Every `print!`/`println!` of the commands goes through `output`: std's panics when the reader
+// closes the pipe (`check | head -1`). Defined before the modules so they all use these.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::cli::output::write(format_args!($($arg)*), false) };
+}
+macro_rules! println {
+    () => { $crate::cli::output::write(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::cli::output::write(format_args!($($arg)*), true) };
+}
 
 mod args;
 mod bootstrap;
@@ -33,6 +46,7 @@ mod interrupts;
 mod logging;
 mod output;
 mod parse;
+mod preflight;
 mod progress;
 mod report;
 mod run;

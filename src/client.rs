@@ -46,6 +46,7 @@ pub use firmware::{
     FirmwareStep,
 };
 use observe::{Attributes, Observation};
+pub use registration::update_delay;
 use secure::Secure;
 pub use secure::{HandshakeOutcome, HandshakeRecord};
 pub use send::SendConfig;

@@ -119,7 +119,8 @@ pub struct Group {
     /// `[network]` with the population's `network = { ... }` fields over it.
     pub network: NetworkConditions,
     pub values: Vec<ValueOverride>,
-    line: usize,
+    /// Where `template` is written, for errors about the template.
+    template_line: usize,
     /// Where `send` is written, for errors about its paths.
     send_line: usize,
 }

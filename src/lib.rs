@@ -4,6 +4,7 @@
 //! `tests/module_graph.rs`):
 //!
 //! - [`clock`]: the time source, real or simulated.
+//! - [`plain`]: words for users: the name they probably meant, Rust's type names in words.
 //! - [`toml_span`]: TOML values with their line and column, for errors that point at the input.
 //! - [`coap`]: CoAP messages, reliability (CON/ACK, deduplication), blocks, observe, CoAP over
 //!   TCP framing, and the server URI users write (`coap::uri`).
@@ -43,6 +44,7 @@ pub mod fleet;
 pub mod fuzzing;
 pub mod metrics;
 pub mod model;
+pub mod plain;
 pub mod report;
 pub mod security;
 pub mod server;

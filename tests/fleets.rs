@@ -122,19 +122,20 @@ fn altered_copies_are_rejected_with_file_line_and_field() {
         l,
         "behaviour",
     );
+    // At the line that names the template, not the population's first.
     let l = line_of("template = \"smart-meter\"");
     rejects(
         "template = \"smart-meter\"",
         "template = \"toaster\"",
-        l - 3,
+        l,
         "template",
     );
     let l = line_of("share = 0.4");
     rejects(
         "share = 0.4",
         "share = 0.5",
-        line_of("clients = 1000"),
-        "clients",
+        line_of("[[population]]\nname = \"sensors\""),
+        "population",
     );
     rejects("share = 0.4", "share = 0.4\ncount = 3", l, "share");
     let l = line_of("{ target = 1000");

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use super::parse::{
     HexArg, hex_arg, parse_addresses, parse_composite_write, parse_identity, parse_path,
     parse_periodic, parse_periodic_paths, parse_ports, parse_positive_duration, parse_rate,
-    parse_write,
+    parse_whole, parse_write,
 };
 use crate::fleet::{IdentityPattern, Plan, ServerUri, Slice, format_duration, parse_uri};
 use crate::model::Path;
@@ -27,7 +27,8 @@ pub(super) struct FleetArgs {
     /// The fleet file (see fleets/).
     pub fleet: PathBuf,
     /// Total clients (a staged ramp keeps its shape).
-    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
+    #[arg(short, long, value_parser = super::parse::parse_count, allow_hyphen_values = true,
+          help_heading = "Fleet")]
     pub clients: Option<u64>,
     /// PSK identity of each client: `{endpoint}`, `{index}`, `{number}` and text (replaces the
     /// fleet's `[security] identity`).
@@ -55,13 +56,13 @@ pub(super) struct FleetArgs {
 #[command(next_help_heading = "Load")]
 pub(super) struct TimingArgs {
     /// Clients started per second (replaces the fleet's ramp).
-    #[arg(short, long, value_parser = parse_rate)]
+    #[arg(short, long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate: Option<f64>,
     /// Stop this long after the first start: 30s, 5m, 1h.
     #[arg(short, long, value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
     /// Random seed for every population: same seed, same devices and timings.
-    #[arg(long, value_name = "N", help_heading = "Fleet")]
+    #[arg(long, value_name = "N", value_parser = super::parse::parse_whole, help_heading = "Fleet")]
     pub seed: Option<u64>,
 }
 
@@ -90,7 +91,8 @@ pub(super) struct EngineArgs {
     #[arg(long, value_name = "FIRST-LAST", value_parser = parse_ports)]
     pub ports: Option<PortRange>,
     /// Engine threads; 0 is one per core [default: one per core].
-    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true,
+          value_parser = super::parse::parse_whole_usize, allow_hyphen_values = true)]
     pub shards: usize,
 }
 
@@ -150,11 +152,14 @@ impl LimitArgs {
 }
 
 fn parse_count(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
+    let n = super::parse::parse_count(s)?;
+    usize::try_from(n).map_err(|_| "too large".to_string())
+}
+
+/// pmin/pmax: whole seconds, as the attribute carries them.
+fn parse_seconds(s: &str) -> Result<u32, String> {
+    let n = parse_whole(s)?;
+    u32::try_from(n).map_err(|_| format!("at most {} seconds", u32::MAX))
 }
 
 /// A lifetime cap in whole seconds, as `lt` carries it.
@@ -177,10 +182,10 @@ pub(super) struct LoadArgs {
     #[arg(long, value_name = "PATH")]
     pub observe: Option<Path>,
     /// pmin (s) written before the Observe.
-    #[arg(long, value_name = "SECONDS", requires = "observe")]
+    #[arg(long, value_name = "SECONDS", requires = "observe", value_parser = parse_seconds)]
     pub pmin: Option<u32>,
     /// pmax (s) written before the Observe.
-    #[arg(long, value_name = "SECONDS", requires = "observe")]
+    #[arg(long, value_name = "SECONDS", requires = "observe", value_parser = parse_seconds)]
     pub pmax: Option<u32>,
     /// Write VALUE (text) to PATH every PERIOD: /1/0/3=10@1m.
     #[arg(long, value_name = "PATH=VALUE@PERIOD", value_parser = parse_write)]

@@ -32,7 +32,8 @@ pub(super) struct CampaignArgs {
         long,
         value_name = "SHARE",
         default_value_t = 1.0,
-        requires = "campaign_version"
+        requires = "campaign_version",
+        value_parser = super::parse::parse_share
     )]
     pub campaign_share: f64,
     /// When the campaign starts, after the server's first datagram.
@@ -52,18 +53,20 @@ pub(super) struct CampaignArgs {
         long,
         value_name = "N",
         default_value_t = 100,
-        requires = "campaign_version"
+        requires = "campaign_version",
+        value_parser = super::parse::parse_whole_usize
     )]
     pub campaign_max_concurrent: usize,
     /// A device that makes no progress for this long fails as `timeout`.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration, requires = "campaign_version")]
     pub campaign_timeout: Duration,
-    /// Block size of a push (16..=1024).
+    /// Block size of a push (16 to 1024).
     #[arg(
         long,
         value_name = "BYTES",
         default_value_t = 512,
-        requires = "campaign_version"
+        requires = "campaign_version",
+        value_parser = super::parse::parse_whole_u16
     )]
     pub campaign_block_size: u16,
 }

@@ -74,7 +74,17 @@ pub(super) fn credentials(args: &CredentialsArgs) -> Result<(), Failure> {
     let written = credentials
         .export(clients, format, &mut out)
         .and_then(|()| out.flush());
-    written.map_err(|e| failed(format!("cannot write the credentials: {e}")))
+    ended(written, "credentials")
+}
+
+/// A reader that closed the pipe early (`credentials ... | head`) is a quiet end, not a failure.
+fn ended(written: std::io::Result<()>, what: &str) -> Result<(), Failure> {
+    match written {
+        Err(e) if !super::output::is_closed_pipe(&e) => {
+            Err(failed(format!("cannot write the {what}: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `--output`, created readable by its owner only, else stdout.
@@ -112,10 +122,10 @@ fn export_certificates(
         ));
     }
     let mut out = std::io::BufWriter::new(output(args.output.as_deref())?);
-    credentials
+    let written = credentials
         .export(clients, format, args.private_keys, &mut out)
-        .and_then(|()| out.flush())
-        .map_err(|e| failed(format!("cannot write the certificates: {e}")))
+        .and_then(|()| out.flush());
+    ended(written, "certificates")
 }
 
 fn export_dir(

@@ -1,9 +1,41 @@
-//! Where a command's human-readable lines go: stdout, or stderr once stdout carries a JSON
-//! result (`--json -`), so that a pipe reads nothing but the JSON.
+//! What the commands print on stdout, and where their human-readable lines go.
+//!
+//! A reader that stops early (`check | head -1`) closes the pipe: the rest of the output is
+//! dropped quietly, and the command still finishes its work (a run still de-registers its
+//! clients and writes its reports) and exits with its own code. Once stdout carries a JSON
+//! result (`--json -`), human-readable lines go to stderr, so that a pipe reads only the JSON.
 
+use std::io::{ErrorKind, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+static CLOSED: AtomicBool = AtomicBool::new(false);
 static HUMAN_ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` (and a newline when `newline`) to stdout, unless the reader has gone.
+pub(crate) fn write(text: std::fmt::Arguments<'_>, newline: bool) {
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(text).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = written {
+        CLOSED.store(true, Ordering::Relaxed);
+        if !is_closed_pipe(&e) {
+            eprintln!("lwm2m-swarm: cannot write to stdout ({e}): the rest is not printed");
+        }
+    }
+}
+
+/// A write failed because the reader closed the pipe: the quiet end of the output.
+pub(crate) fn is_closed_pipe(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::BrokenPipe
+}
 
 /// From now on, [`say!`] writes to stderr.
 pub(super) fn human_on_stderr() {
@@ -20,7 +52,7 @@ macro_rules! say {
         if $crate::cli::output::is_human_on_stderr() {
             eprintln!($($arg)*);
         } else {
-            println!($($arg)*);
+            $crate::cli::output::write(format_args!($($arg)*), true);
         }
     };
 }
@@ -36,9 +68,9 @@ pub(super) fn is_stdout(path: &std::path::Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// Writes `text` to stdout; a closed pipe is an error to report, not a panic.
+/// Writes `text` to stdout whole (the `--json -` result): a closed pipe is an error to report,
+/// not a panic.
 pub(super) fn write_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()

@@ -35,13 +35,60 @@ pub(super) fn parse_identity(s: &str) -> Result<IdentityPattern, String> {
     s.parse()
 }
 
+/// Clients started per second. The option takes values starting with `-` so that `--rate -1`
+/// is refused here, in words, rather than by clap as an unknown flag.
 pub(super) fn parse_rate(s: &str) -> Result<f64, String> {
-    let rate: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| "expected a number of clients per second, like 50 or 2.5".to_string())?;
     if rate.is_finite() && rate > 0.0 {
         Ok(rate)
     } else {
-        Err("must be more than 0 clients/s".into())
+        Err("a rate must be more than 0 clients/s".into())
     }
+}
+
+/// A whole number of at least 1 (clients, a limit).
+pub(super) fn parse_count(s: &str) -> Result<u64, String> {
+    match parse_whole(s)? {
+        0 => Err("expected a whole number of at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// A whole number of a `usize` option (0 or more).
+pub(super) fn parse_whole_usize(s: &str) -> Result<usize, String> {
+    usize::try_from(parse_whole(s)?).map_err(|_| "too large".to_string())
+}
+
+/// A whole number of a `u16` option (0 or more).
+pub(super) fn parse_whole_u16(s: &str) -> Result<u16, String> {
+    u16::try_from(parse_whole(s)?).map_err(|_| format!("at most {}", u16::MAX))
+}
+
+/// A share: a fraction from 0 to 1 (`60` reads as 60%: "did you mean 0.6?").
+pub(super) fn parse_share(s: &str) -> Result<f64, String> {
+    let share: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected a share from 0 to 1, like 0.25".to_string())?;
+    if (0.0..=1.0).contains(&share) {
+        Ok(share)
+    } else {
+        Err(crate::plain::not_a_share(share, true))
+    }
+}
+
+/// A whole number, 0 or more (a seed, a count that may be 0).
+pub(super) fn parse_whole(s: &str) -> Result<u64, String> {
+    let digits = s.trim();
+    if digits.starts_with('-') && digits[1..].parse::<u64>().is_ok() {
+        return Err("expected a whole number, 0 or more".into());
+    }
+    digits.parse::<u64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => "too large".to_string(),
+        _ => "expected a whole number, like 100".to_string(),
+    })
 }
 
 pub(super) fn parse_duration_arg(s: &str) -> Result<Duration, String> {
@@ -166,12 +213,13 @@ mod tests {
     fn a_rate_is_a_positive_finite_number() {
         assert_eq!(parse_rate("50"), Ok(50.0));
         assert_eq!(parse_rate("0.5"), Ok(0.5));
-        assert_eq!(parse_rate("fast"), Err("\"fast\" is not a number".into()));
-        assert_eq!(parse_rate(""), Err("\"\" is not a number".into()));
+        let not_a_number = Err("expected a number of clients per second, like 50 or 2.5".into());
+        assert_eq!(parse_rate("fast"), not_a_number);
+        assert_eq!(parse_rate(""), not_a_number);
         for zero_or_worse in ["0", "-3", "NaN", "inf"] {
             assert_eq!(
                 parse_rate(zero_or_worse),
-                Err("must be more than 0 clients/s".into()),
+                Err("a rate must be more than 0 clients/s".into()),
                 "{zero_or_worse}"
             );
         }
@@ -191,14 +239,17 @@ mod tests {
         );
         assert_eq!(
             parse_positive_duration("30"),
-            Err("\"30\": a number needs a unit (ms, s, m, h, d)".into())
+            Err("\"30\": a duration needs a unit, like \"5m\" (units ms, s, m, h, d)".into())
         );
         assert_eq!(
             parse_positive_duration("5w"),
-            Err("\"5w\": unknown unit \"w\" (use ms, s, m, h, d)".into())
+            Err(
+                "\"5w\": unknown unit \"w\" in a duration like \"5m\" (units ms, s, m, h, d)"
+                    .into()
+            )
         );
         let empty = parse_positive_duration("").unwrap_err();
-        assert!(empty.starts_with("empty duration: write e.g."), "{empty}");
+        assert!(empty.contains("a duration like \"5m\""), "{empty}");
     }
 
     #[test]
@@ -286,7 +337,10 @@ mod tests {
         );
         assert_eq!(
             parse_periodic("/3/0/13@often"),
-            Err("\"often\": expected a number before the unit".into())
+            Err(
+                "\"often\" is not a duration like \"5m\" (a whole number, then ms, s, m, h or d)"
+                    .into()
+            )
         );
     }
 

@@ -18,6 +18,7 @@ use super::args::{EngineArgs, FleetArgs, LoadArgs, TimingArgs};
 use super::embedded::Embedded;
 use super::interrupts::Interrupts;
 use super::parse::parse_positive_duration;
+use super::preflight::preflight;
 use super::progress::progress_lines;
 use super::setup::{
     EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, resolve,
@@ -25,8 +26,9 @@ use super::setup::{
 };
 use super::{Failure, bad_input, exit, failed};
 use crate::engine::Engine;
-use crate::fleet::format_duration;
+use crate::fleet::{Fleet, format_duration};
 use crate::metrics::Snapshot;
+use crate::report::Threshold;
 use crate::tui::{self, TuiExit};
 use reports::Reports;
 
@@ -66,6 +68,13 @@ pub(super) struct RunArgs {
     pub prometheus_linger: Option<Duration>,
 }
 
+impl RunArgs {
+    /// The fleet's thresholds and the command line's.
+    fn thresholds<'a>(&'a self, fleet: &'a Fleet) -> impl Iterator<Item = &'a Threshold> {
+        fleet.load.thresholds.iter().chain(&self.report.thresholds)
+    }
+}
+
 pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let Loaded {
         fleet,
@@ -76,8 +85,9 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         .plan()
         .with_slice(args.fleet.shard)
         .map_err(bad_input)?;
+    // Refused before anything starts (as by `check`), the embedded server included.
+    preflight(&plan, args.thresholds(&fleet), &args.load).apply()?;
     let remote = plan.server.as_ref().map(resolve).transpose()?;
-    // Refused before anything starts, the embedded server included.
     let early = engine_config(
         remote.unwrap_or(EMBEDDED_SERVER),
         &args.engine,

@@ -42,7 +42,8 @@ pub(super) struct ServeArgs {
     pub duration: Option<Duration>,
     /// Seed for the server's message IDs, tokens and timer offsets (registration locations are
     /// random whatever the seed).
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Server")]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = super::parse::parse_whole,
+          help_heading = "Server")]
     pub seed: u64,
     /// Time between status lines.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration,

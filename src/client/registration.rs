@@ -176,13 +176,7 @@ impl Client {
         } else {
             self.config.update_fraction
         };
-        let latest = self
-            .lifetime
-            .checked_sub(MAX_TRANSMIT_WAIT)
-            .filter(|margin| !margin.is_zero())
-            .unwrap_or(self.lifetime / 2);
-        let delay = self.lifetime.mul_f64(fraction.clamp(0.05, 1.0)).min(latest);
-        self.update_at = Some(now + delay);
+        self.update_at = Some(now + update_delay(self.lifetime, fraction));
     }
 
     /// `/1/x/5` Disable Timeout, default 86400 s.
@@ -269,4 +263,13 @@ fn request(method: RequestType, path: &[&str]) -> Packet {
         Vec::new(),
         crate::coap::Token::default(),
     )
+}
+
+/// How long after a registration of `lifetime` its Update is due, at `fraction` of it.
+pub fn update_delay(lifetime: Duration, fraction: f64) -> Duration {
+    let latest = lifetime
+        .checked_sub(MAX_TRANSMIT_WAIT)
+        .filter(|margin| !margin.is_zero())
+        .unwrap_or(lifetime / 2);
+    lifetime.mul_f64(fraction.clamp(0.05, 1.0)).min(latest)
 }

@@ -14,7 +14,7 @@ pub enum BlockError {
     TooLong(usize),
     #[error("SZX 7 (BERT) is for reliable transports only")]
     Bert,
-    #[error("block size {0} is not a power of two in 16..=1024")]
+    #[error("block size {0} is not a power of two from 16 to 1024")]
     BadSize(u16),
     #[error("block number {0} does not fit 20 bits")]
     NumTooLarge(u64),

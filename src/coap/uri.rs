@@ -91,7 +91,7 @@ pub fn parse_uri(uri: &str) -> Result<ServerUri, String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{uri:?}: port {p:?} is not in 1..=65535"))?,
+            .ok_or_else(|| format!("{uri:?}: port {p:?} is not a port from 1 to 65535"))?,
         None if matches!(scheme, Scheme::Coap | Scheme::CoapTcp) => 5683,
         None => 5684,
     };

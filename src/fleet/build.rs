@@ -116,7 +116,7 @@ pub(super) fn fleet(text: &str, file: &str, overrides: &Overrides) -> Result<Fle
     let load = raw.load.get_ref();
     let (ramp, staged_total) = ramp(load, &load_at, text)?;
     let clients = total(load.clients, staged_total, &raw.population, &load_at)?;
-    assign_counts(&mut groups, &raw.population, clients, &load_at, at)?;
+    assign_counts(&mut groups, &raw.population, clients, at)?;
     let load = timing(load, ramp, &load_at, overrides)?;
     Ok(Fleet {
         file: file.to_string(),
@@ -328,16 +328,22 @@ fn check_settings(c: &ClientConfig, at: &At) -> Result<(), FleetError> {
         return Err(at.err("lifetime", format!("at least {}s", MIN_LIFETIME.as_secs())));
     }
     if !(c.update_fraction > 0.0 && c.update_fraction <= 1.0) {
-        return Err(at.err("update_fraction", "must be in (0, 1]"));
+        return Err(at.err(
+            "update_fraction",
+            crate::plain::not_a_share(c.update_fraction, false),
+        ));
     }
     if !(0.0..0.5).contains(&c.update_jitter) || c.update_fraction + c.update_jitter > 1.0 {
         return Err(at.err(
             "update_jitter",
-            "must be in [0, 0.5) with update_fraction + update_jitter <= 1",
+            "must be from 0 to less than 0.5, with update_fraction + update_jitter at most 1",
         ));
     }
     if !(0.0..=1.0).contains(&c.confirmable_notifications) {
-        return Err(at.err("confirmable_notifications", "must be in 0..=1"));
+        return Err(at.err(
+            "confirmable_notifications",
+            crate::plain::not_a_share(c.confirmable_notifications, true),
+        ));
     }
     if c.block1_idle_timeout.is_zero() {
         return Err(at.err("block1_idle_timeout", "must be more than 0s"));
@@ -422,7 +428,7 @@ fn population(
         seed: group_seed,
         network,
         values,
-        line: at.line(),
+        template_line: at.key_line("template"),
         send_line: raw
             .send
             .as_ref()
@@ -570,7 +576,6 @@ fn assign_counts<'t>(
     groups: &mut [Group],
     pops: &[Spanned<RawPopulation>],
     clients: u64,
-    load_at: &At,
     at: impl Fn(std::ops::Range<usize>) -> At<'t>,
 ) -> Result<(), FleetError> {
     let mut shares = Vec::new();
@@ -584,16 +589,20 @@ fn assign_counts<'t>(
             (Some(0), None) => return Err(at(pop.span()).err("count", "must be at least 1")),
             (Some(n), None) => groups[i].count = n,
             (None, Some(s)) if !(s > 0.0 && s <= 1.0) => {
-                return Err(at(pop.span()).err("share", "must be in (0, 1]"));
+                return Err(at(pop.span()).err("share", crate::plain::not_a_share(s, false)));
             }
             (None, Some(s)) => shares.push((i, s)),
         }
     }
     let share_sum: f64 = shares.iter().map(|(_, s)| s).sum();
     if share_sum > 1.0 + 1e-9 {
-        return Err(load_at.err(
-            "clients",
-            format!("population shares add up to {share_sum}, more than 1"),
+        return Err(at(pops[0].span()).err(
+            "population",
+            format!(
+                "the populations' shares add up to {}, more than 1: {}",
+                round_share(share_sum),
+                describe_parts(pops, None)
+            ),
         ));
     }
     let exact: Vec<f64> = shares.iter().map(|(_, s)| s * clients as f64).collect();
@@ -616,10 +625,47 @@ fn assign_counts<'t>(
     }
     let sum: u64 = groups.iter().map(|g| g.count).sum();
     if sum != clients {
-        return Err(load_at.err(
-            "clients",
-            format!("populations add up to {sum} clients, not {clients}"),
+        let fix = if shares.len() == pops.len() {
+            "make the shares add up to 1".to_string()
+        } else {
+            format!("make the counts and shares add up to the {clients} clients")
+        };
+        return Err(at(pops[0].span()).err(
+            "population",
+            format!(
+                "the populations make {sum} clients, not the {clients} of [load] clients: {}; \
+                 {fix}",
+                describe_parts(pops, Some(groups))
+            ),
         ));
     }
     Ok(())
+}
+
+/// Each population's name and count or share (and the clients a share gave): `"sensors" share
+/// 0.5 (5 clients) + "meters" count 4`.
+fn describe_parts(pops: &[Spanned<RawPopulation>], groups: Option<&[Group]>) -> String {
+    let parts: Vec<String> = pops
+        .iter()
+        .enumerate()
+        .map(|(i, pop)| {
+            let raw = pop.get_ref();
+            match (raw.count, raw.share) {
+                (Some(n), _) => format!("{:?} count {n}", raw.name),
+                (None, Some(s)) => {
+                    let gave = groups
+                        .map(|g| format!(" ({} clients)", g[i].count))
+                        .unwrap_or_default();
+                    format!("{:?} share {s}{gave}", raw.name)
+                }
+                (None, None) => format!("{:?}", raw.name),
+            }
+        })
+        .collect();
+    parts.join(" + ")
+}
+
+/// A sum of shares as written, without float noise (0.30000000000000004 is 0.3).
+fn round_share(sum: f64) -> f64 {
+    (sum * 1e9).round() / 1e9
 }

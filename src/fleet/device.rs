@@ -16,7 +16,7 @@ pub(super) fn device(
         let known: Vec<&str> = templates.device_names().collect();
         invalid(
             file,
-            group.line,
+            group.template_line,
             "template",
             format!(
                 "no device template {:?} (known: {})",

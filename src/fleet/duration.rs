@@ -5,13 +5,13 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
-    #[error("empty duration: write e.g. \"30s\", \"5m\", \"1h30m\" or \"250ms\"")]
+    #[error("empty: expected a duration like \"5m\" (or \"30s\", \"1h30m\", \"250ms\")")]
     Empty,
-    #[error("{0:?}: a number needs a unit (ms, s, m, h, d)")]
+    #[error("{0:?}: a duration needs a unit, like \"5m\" (units ms, s, m, h, d)")]
     MissingUnit(String),
-    #[error("{0:?}: expected a number before the unit")]
+    #[error("{0:?} is not a duration like \"5m\" (a whole number, then ms, s, m, h or d)")]
     MissingNumber(String),
-    #[error("{text:?}: unknown unit {unit:?} (use ms, s, m, h, d)")]
+    #[error("{text:?}: unknown unit {unit:?} in a duration like \"5m\" (units ms, s, m, h, d)")]
     UnknownUnit { text: String, unit: String },
     #[error("{0:?}: too long")]
     Overflow(String),

@@ -77,7 +77,7 @@ pub(super) fn firmware(
         ] {
             if let Some(share) = given {
                 if !(0.0..=1.0).contains(&share) {
-                    return Err(err(key, format!("{share}: a share must be in 0..=1")));
+                    return Err(err(key, crate::plain::not_a_share(share, true)));
                 }
                 *into = share;
             }

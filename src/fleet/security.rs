@@ -449,7 +449,7 @@ fn derived(raw: &Spanned<RawDerive>, at: &At) -> Result<KeySource, FleetError> {
         return Err(at.err_as(
             "key_length",
             "derive.key_length",
-            format!("must be in 1..={MAX_KEY_LENGTH} (bytes of HMAC-SHA256)"),
+            format!("must be from 1 to {MAX_KEY_LENGTH} (bytes of HMAC-SHA256)"),
         ));
     }
     let master = master(&d.master).map_err(|e| at.err_as("master", "derive.master", e))?;

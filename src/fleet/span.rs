@@ -43,7 +43,8 @@ impl At<'_> {
         line_of(self.text, self.span.start)
     }
 
-    fn key_line(&self, key: &str) -> usize {
+    /// The line where `key` is written in this table (the table's first line when it is not).
+    pub fn key_line(&self, key: &str) -> usize {
         let region = self.region();
         let body = self.text.get(region.clone()).unwrap_or("");
         let mut from = 0;

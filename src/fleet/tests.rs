@@ -604,7 +604,11 @@ fn bad_firmware_settings_name_their_field() {
         ("package_limit = 0", "firmware.package_limit", "1 GiB"),
         ("download_rate = 0", "firmware.download_rate", "at least 1"),
         ("version = \"\"", "firmware.version", "1 to 255"),
-        ("failures = { storage = 1.5 }", "firmware.storage", "0..=1"),
+        (
+            "failures = { storage = 1.5 }",
+            "firmware.storage",
+            "not a share from 0 to 1",
+        ),
         (
             "failures = { storage = 0.6, connection = 0.6 }",
             "firmware.failures",
@@ -630,4 +634,61 @@ fn bad_firmware_settings_name_their_field() {
             other => panic!("{setting}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_missing_device_template_is_reported_where_the_population_names_it() {
+    let text = "[[population]]\nname = \"a\"\nshare = 1.0\n\ntemplate = \"nope\"\n\
+                [load]\nclients = 3\nrate = 1\nhold = \"1m\"\n";
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("object-templates");
+    let templates = crate::model::TemplateSet::load_dir(&dir).expect("shipped templates");
+    let err = fleet(text).check(&templates).unwrap_err();
+    let FleetError::Invalid(Located {
+        line,
+        field,
+        message,
+        ..
+    }) = err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!((line, field.as_str()), (5, "template"), "{message}");
+    assert!(message.contains("no device template \"nope\""), "{message}");
+}
+
+#[test]
+fn a_share_written_as_a_percentage_is_read_back() {
+    let text = "[[population]]\nname = \"a\"\ntemplate = \"smart-meter\"\nshare = 60\n\
+                [load]\nclients = 3\nrate = 1\nhold = \"1m\"\n";
+    let (line, field, message) = located(Fleet::from_toml(text, "t.toml"));
+    assert_eq!((line, field.as_str()), (4, "share"));
+    assert_eq!(
+        message,
+        "60 is not a share between 0 and 1 (more than 0): did you mean 0.6 (60%)?"
+    );
+}
+
+#[test]
+fn shares_that_do_not_add_up_name_the_populations() {
+    let two = |a: f64, b: f64| {
+        format!(
+            "[[population]]\nname = \"sensors\"\nshare = {a}\ntemplate = \"smart-meter\"\n\
+             [[population]]\nname = \"meters\"\nshare = {b}\ntemplate = \"smart-meter\"\n\
+             [load]\nclients = 10\nrate = 1\nhold = \"1m\"\n"
+        )
+    };
+    let (line, field, short) = located(Fleet::from_toml(&two(0.5, 0.4), "t.toml"));
+    assert_eq!((line, field.as_str()), (1, "population"), "{short}");
+    assert_eq!(
+        short,
+        "the populations make 9 clients, not the 10 of [load] clients: \"sensors\" share 0.5 \
+         (5 clients) + \"meters\" share 0.4 (4 clients); make the shares add up to 1"
+    );
+    let (_, field, over) = located(Fleet::from_toml(&two(0.7, 0.4), "t.toml"));
+    assert_eq!(field, "population");
+    assert_eq!(
+        over,
+        "the populations' shares add up to 1.1, more than 1: \"sensors\" share 0.7 + \"meters\" \
+         share 0.4"
+    );
 }

@@ -195,7 +195,7 @@ mod tests {
             ),
             (
                 "[server]\nuri = \"coaps+tcp://h\"\n[tls]\nca_file = \"a\"\ncafile = \"b\"\n",
-                "unknown field `cafile`",
+                "unknown field \"cafile\": did you mean \"ca_file\"?",
             ),
             (
                 "[server]\nuri = \"coaps+tcp://h\"\n[security]\nmode = \"psk\"\nkey = \"00\"\n\

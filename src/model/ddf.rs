@@ -151,9 +151,12 @@ impl Parser<'_, '_> {
     }
 
     fn number(&self, node: Node) -> Result<u16, DdfError> {
-        text(node)
-            .parse()
-            .map_err(|_| self.invalid(node, format!("{:?} is not an id in 0..=65535", text(node))))
+        text(node).parse().map_err(|_| {
+            self.invalid(
+                node,
+                format!("{:?} is not an id from 0 to 65535", text(node)),
+            )
+        })
     }
 
     fn multiple(&self, node: Node) -> Result<bool, DdfError> {

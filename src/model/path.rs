@@ -12,7 +12,7 @@ pub struct Path {
 pub enum PathError {
     #[error("path has more than 4 segments")]
     TooLong,
-    #[error("path segment {0:?} is not an id in 0..=65534")]
+    #[error("path segment {0:?} is not an id from 0 to 65534")]
     BadSegment(String),
 }
 

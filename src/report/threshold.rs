@@ -106,11 +106,26 @@ impl FromStr for Threshold {
             .copied()
             .find(|k| request_name(*k) == op)
             .ok_or_else(|| {
-                let known = REQUEST_KINDS.map(request_name).join(", ");
-                bad(&format!("unknown request {op:?} ({known})"))
+                let names = REQUEST_KINDS.map(request_name);
+                let guess = crate::plain::did_you_mean(op, names)
+                    .map(|g| format!(": {g}"))
+                    .unwrap_or_default();
+                bad(&format!(
+                    "unknown request {op:?}{guess} ({})",
+                    names.join(", ")
+                ))
             })?;
-        let metric = parse_metric(metric)
-            .ok_or_else(|| bad(&format!("unknown metric {metric:?}; {SYNTAX}")))?;
+        let metric = parse_metric(metric).ok_or_else(|| {
+            let names = LATENCIES
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(COUNTS.iter().map(|(n, _)| *n));
+            let names = names.chain(["mean", "error_rate", "timeout_rate"]);
+            match crate::plain::did_you_mean(metric, names) {
+                Some(guess) => bad(&format!("unknown metric {metric:?}: {guess}")),
+                None => bad(&format!("unknown metric {metric:?}; {SYNTAX}")),
+            }
+        })?;
         let limit = parse_limit(metric, right.trim()).map_err(|why| bad(&why))?;
         Ok(Threshold {
             text: text.to_string(),
@@ -291,6 +306,15 @@ mod tests {
             ("register.error_rate<101%", "at most 100%"),
             ("register.sent>1.5", "whole number"),
             ("register.p99<-1ms", "not a number"),
+            (
+                "regster.p99<5ms",
+                "unknown request \"regster\": did you mean \"register\"?",
+            ),
+            ("notfy.sent>1", "did you mean \"notify\"?"),
+            (
+                "update.eror_rate<1%",
+                "unknown metric \"eror_rate\": did you mean \"error_rate\"?",
+            ),
         ] {
             let err = text.parse::<Threshold>().unwrap_err();
             assert!(err.contains(says), "{text}: {err}");

@@ -183,7 +183,7 @@ fn security_errors_name_line_and_field() {
             "derive = { master = \"00\", key_length = 33 }",
             5,
             "derive.key_length",
-            "1..=32",
+            "from 1 to 32",
         ),
         (
             "derive = { master = \"00\", algorithm = \"md5\" }",

@@ -172,5 +172,5 @@ pub(super) fn parse_id(file: &str, line: usize, key: &str) -> Result<u16, Templa
     key.parse::<u16>()
         .ok()
         .filter(|id| *id != u16::MAX)
-        .ok_or_else(|| invalid(file, line, key, "expected a numeric id in 0..=65534"))
+        .ok_or_else(|| invalid(file, line, key, "expected a numeric id from 0 to 65534"))
 }
