@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use super::args::{EngineArgs, FleetArgs, LimitArgs, LoadArgs};
+use super::args::{EngineArgs, FleetArgs, LimitArgs, LoadArgs, TimingArgs};
 use super::embedded::Embedded;
 use super::interrupts::Interrupts;
 use super::parse::{parse_positive_duration, parse_rate};
@@ -295,15 +295,16 @@ fn load_fleet(args: &CapacityArgs) -> Result<(Loaded, Vec<Threshold>), Failure> 
         fleet: args.fleet.clone(),
         server: args.server.clone(),
         clients: None,
-        rate: None,
-        duration: None,
-        seed: args.seed,
         psk_identity: None,
         psk_key: None,
         templates: args.templates.clone(),
         shard: Slice::WHOLE,
     };
-    let loaded = load(&fleet_args)?;
+    let timing = TimingArgs {
+        seed: args.seed,
+        ..TimingArgs::default()
+    };
+    let loaded = load(&fleet_args, &timing)?;
     let fleet = &loaded.fleet;
     if loaded.credentials.is_some() {
         return Err(bad_input(format!(

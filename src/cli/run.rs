@@ -81,22 +81,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         templates,
         credentials,
     } = load(&args.fleet, &args.timing)?;
-    let plan = fleet
-        .plan()
-        .with_slice(args.fleet.shard)
-        .map_err(bad_input)?;
-    // Refused before anything starts (as by `check`), the embedded server included.
-    preflight(&plan, args.thresholds(&fleet), &args.load).apply()?;
-    let remote = plan.server.as_ref().map(resolve).transpose()?;
-    let early = engine_config(
-        remote.unwrap_or(EMBEDDED_SERVER),
-        &args.engine,
-        plan.server.as_ref(),
-    );
-    host_reach(&plan, &early, None)?
-        .check()
-        .map_err(bad_input)?;
-    reports::check_outputs(&args.report)?;
+    let (plan, remote) = checked_plan(args, &fleet)?;
     let (server, embedded) = match remote {
         Some(server) => (server, Embedded::None),
         None => Embedded::start(&plan, &args.load, credentials.as_deref())?,
@@ -184,6 +169,31 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         return Err(interrupted(ending, &interrupts));
     }
     thresholds.map_or(Ok(()), Err)
+}
+
+/// The fleet's plan (this shard's slice) and the resolved server under test (none: the embedded
+/// one), refused before anything starts for what the run would only find out later.
+fn checked_plan(
+    args: &RunArgs,
+    fleet: &crate::fleet::Fleet,
+) -> Result<(crate::fleet::Plan, Option<SocketAddr>), Failure> {
+    let plan = fleet
+        .plan()
+        .with_slice(args.fleet.shard)
+        .map_err(bad_input)?;
+    // Refused before anything starts (as by `check`), the embedded server included.
+    preflight(&plan, args.thresholds(fleet), &args.load).apply()?;
+    let remote = plan.server.as_ref().map(resolve).transpose()?;
+    let early = engine_config(
+        remote.unwrap_or(EMBEDDED_SERVER),
+        &args.engine,
+        plan.server.as_ref(),
+    );
+    host_reach(&plan, &early, None)?
+        .check()
+        .map_err(bad_input)?;
+    reports::check_outputs(&args.report)?;
+    Ok((plan, remote))
 }
 
 /// Exit 130 (Ctrl-C, or the dashboard's `q`), 143 (SIGTERM) or 129 (SIGHUP): a run that did
