@@ -117,7 +117,7 @@ enum Command {
     Man(help::ManArgs),
     /// Find the highest load the server holds: step the registration rate (or the clients held)
     /// up until a threshold fails, then narrow down between the last step that held and it.
-    #[command(after_help = capacity::EXAMPLES)]
+    #[command(after_help = help::capacity_examples())]
     Capacity(capacity::CapacityArgs),
 }
 

@@ -30,19 +30,6 @@ use crate::report::capacity::{
 use crate::report::{Threshold, Verdict, check_thresholds, threshold_results};
 use crate::transport::AddressSet;
 
-pub(super) const EXAMPLES: &str = "\
-Examples:
-  # Registrations per second the fleet's server holds with register p99 under 500 ms:
-  lwm2m-swarm capacity fleets/registration-storm.toml --threshold 'register.p99<500ms'
-
-  # From 100/s up by x2 to at most 5000/s, 20 s steps, then 4 bisections; every step in JSON:
-  lwm2m-swarm capacity fleet.toml --start 100 --factor 2 --max 5000 --step 20s --refine 4 \\
-      --threshold 'register.p99<1s' --threshold 'register.error_rate<1%' --json steps.json
-
-  # Registered clients held at once, with the fleet's Updates and notifications:
-  lwm2m-swarm capacity fleet.toml --by clients --start 1000 --max 50000 --step 2m \\
-      --threshold 'update.p99<2s' --threshold 'notify.error_rate<1%'";
-
 /// What the steps grow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum By {

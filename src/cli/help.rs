@@ -128,6 +128,28 @@ pub(super) fn check_examples() -> StyledStr {
     .into()
 }
 
+pub(super) fn capacity_examples() -> StyledStr {
+    examples(&[
+        (
+            "The registrations per second held with register p99 under 500 ms",
+            "lwm2m-swarm capacity fleets/demo.toml --threshold 'register.p99<500ms'",
+        ),
+        (
+            "From 100/s up by x2, against the thresholds in the fleet file",
+            "lwm2m-swarm capacity fleets/send-demo.toml --start 100 --factor 2",
+        ),
+        (
+            "Steps of 20 s, every step written as JSON",
+            "lwm2m-swarm capacity fleets/send-demo.toml --step 20s --json steps.json",
+        ),
+        (
+            "Registered clients held at once, with the fleet's Updates and notifications",
+            "lwm2m-swarm capacity fleets/send-demo.toml --by clients --max 50000",
+        ),
+    ])
+    .into()
+}
+
 pub(super) fn credentials_examples() -> StyledStr {
     examples(&[
         (
