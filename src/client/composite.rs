@@ -178,9 +178,7 @@ impl Client {
         if let Err(error) = self.device.write_composite(records) {
             return error.into();
         }
-        for path in &written {
-            self.after_server_write(now, path);
-        }
+        self.after_server_write(now, &written);
         Answer::code(ResponseType::Changed)
     }
 
