@@ -204,8 +204,8 @@ impl Client {
 }
 
 /// Reads each path, leaving out those that do not exist (or the Security object, invisible to
-/// a management server); 4.04 when none does.
-fn read_paths(
+/// a management server); 4.04 when none does. For composite reads and observations, and Send.
+pub(super) fn read_paths(
     device: &mut Device,
     paths: &[Path],
     now: Instant,

@@ -6,17 +6,19 @@
 //! ended by the answer to the last (or the first block that fails), as a firmware push is one
 //! Write however many blocks it takes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use coap_lite::{MessageClass, Packet, RequestType, ResponseType};
 use rand::Rng;
 
+use super::composite::read_paths;
 use super::{Client, ClientState, Outgoing, Queued, RequestKind};
 use crate::clock::Instant;
 use crate::coap::block::{self, BlockValue};
 use crate::coap::{Token, message};
 use crate::content::{self, ContentFormat};
-use crate::model::{Path, Record, Value};
+use crate::model::{Path, Value};
 
 /// `/1/x/23` Mute Send.
 const MUTE_SEND: u16 = 23;
@@ -123,18 +125,15 @@ impl Client {
         !matches!(value, Some(Value::Boolean(false)))
     }
 
-    /// Sends the configured paths' values now (paths the device lacks are left out).
+    /// Sends the configured paths' values now, left out as a Read-Composite leaves them out
+    /// (paths the device lacks, the Security object); none found, an empty Send.
     pub(super) fn send_data(&mut self, now: Instant, intended: Instant) {
-        let Some(config) = self.config.send.clone() else {
+        let shared = Arc::clone(&self.config);
+        let Some(config) = shared.send.as_ref() else {
             self.record_unsent(RequestKind::Send, intended, now);
             return;
         };
-        let mut records: Vec<Record> = Vec::new();
-        for path in &config.paths {
-            if let Ok(found) = self.device.read(path, now) {
-                records.extend(found);
-            }
-        }
+        let records = read_paths(&mut self.device, &config.paths, now).unwrap_or_default();
         let Ok(payload) = content::encode(config.format, &Path::ROOT, &records, &self.device)
         else {
             self.record_unsent(RequestKind::Send, intended, now);
