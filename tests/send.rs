@@ -365,6 +365,18 @@ fn the_server_refuses_sends_it_cannot_take() {
         MessageClass::Response(ResponseType::Changed)
     );
     assert_eq!((server.stats().sends, server.stats().send_values), (1, 1));
+    // A second block with no first: 4.08, nothing counted.
+    let mut stray = coap_lite::Packet::from_bytes(&post(110, &[b' '; 16], 6)).unwrap();
+    lwm2m_swarm::coap::block::set_block1(
+        &mut stray,
+        lwm2m_swarm::coap::block::BlockValue::new(1, true, 16).unwrap(),
+    );
+    server.handle_datagram(Instant::ZERO, peer, &stray.to_bytes().unwrap());
+    assert_eq!(
+        answer(&mut server),
+        MessageClass::Response(ResponseType::RequestEntityIncomplete)
+    );
+    assert_eq!(server.stats().sends, 1);
 }
 
 /// The Sends of every client that ended 2.04.
