@@ -65,6 +65,8 @@ enum Outgoing {
     Send,
     /// The next Block2 GET of a firmware package.
     Download,
+    /// The next Block1 block of a Send too large for one message.
+    SendBlock,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -132,6 +134,8 @@ pub struct Client {
     block1: Option<Box<crate::coap::block::Block1Receiver>>,
     /// A firmware download or update under way (object 5).
     firmware: Option<Box<firmware::Transfer>>,
+    /// A Send going out in Block1 blocks.
+    send_blocks: Option<Box<send::BlockwiseSend>>,
     events: VecDeque<Event>,
     /// DTLS credentials and session; `None` for plain CoAP.
     secure: Option<Box<Secure>>,
@@ -181,6 +185,7 @@ impl Client {
             last_con_notification: Instant::ZERO,
             block1: None,
             firmware: None,
+            send_blocks: None,
             events: VecDeque::new(),
             secure: None,
             bootstrap: None,
@@ -460,6 +465,7 @@ impl Client {
                 .as_ref()
                 .map_or(0, |b| size_of_val(&**b) + b.heap_bytes())
             + self.firmware.as_ref().map_or(0, |f| f.heap_bytes())
+            + self.send_blocks.as_ref().map_or(0, |s| s.heap_bytes())
             + self.coap.heap_bytes()
             + self.device.heap_bytes()
             + self.secure.as_ref().map_or(0, |s| s.heap_bytes())
@@ -501,6 +507,7 @@ impl Client {
                 Outgoing::Notify(token) => self.send_notification(now, token, next.intended),
                 Outgoing::Send => self.send_data(now, next.intended),
                 Outgoing::Download => self.send_download(now, next.intended),
+                Outgoing::SendBlock => self.send_next_block(now),
             }
             self.touch(now);
         }
@@ -551,6 +558,9 @@ impl Client {
             return;
         };
         let code = u8::from(packet.header.code);
+        if request.kind == RequestKind::Send && self.on_send_block_answer(now, token, packet) {
+            return;
+        }
         self.complete(now, token, RequestOutcome::Response(code));
         match request.kind {
             RequestKind::Register => self.on_register_answer(now, code, packet),
@@ -642,6 +652,8 @@ impl Client {
                 }
                 Outgoing::Send => RequestKind::Send,
                 Outgoing::Download => RequestKind::Download,
+                // A block of a Send in flight, which ends with the in-flight requests.
+                Outgoing::SendBlock => continue,
             };
             self.record_unsent(kind, queued.intended, now);
         }
@@ -669,8 +681,11 @@ impl Client {
         }
     }
 
-    /// The one event a sent request ends with.
+    /// The one event a sent request ends with (and the end of its blocks, for a block-wise Send).
     fn record_end(&mut self, request: &InFlight, now: Instant, outcome: RequestOutcome) {
+        if request.kind == RequestKind::Send {
+            self.end_send_blocks(request.token);
+        }
         let retransmissions = self.coap.retransmissions() - request.retransmissions_at_send;
         self.events.push_back(Event::Request(RequestRecord {
             kind: request.kind,

@@ -18,7 +18,7 @@ use crate::clock::Instant;
 use crate::coap::tcp::{Connection, TcpEvent, frame, signal};
 use crate::coap::{block, message};
 use crate::content::{self, ContentFormat, link};
-use crate::model::{Device, Path, TemplateSet};
+use crate::model::{Device, Path, TemplateSet, Untyped, Value};
 use crate::security::Psk;
 use crate::security::dtls::{self, DtlsParams, ServerKeys, Session};
 use crate::server::{
@@ -57,6 +57,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "oma_json",
         run: oma_json,
+    },
+    Target {
+        name: "lwm2m_cbor",
+        run: lwm2m_cbor,
     },
     Target {
         name: "link_format",
@@ -285,6 +289,39 @@ pub fn oma_json(data: &[u8]) {
     decode_at(ContentFormat::OmaJson, data);
 }
 
+/// LWM2M CBOR at a base path with the device's schema (round trip as the other formats), then
+/// the same payload without a schema (each value typed by its CBOR item), which must survive
+/// an encode and decode unchanged up to record order, and as the paths of a composite request.
+pub fn lwm2m_cbor(data: &[u8]) {
+    decode_at(ContentFormat::LwM2mCbor, data);
+    let payload = data.get(1..).unwrap_or_default();
+    let _ = content::decode_names(ContentFormat::LwM2mCbor, payload);
+    let Ok(mut records) = content::decode_lwm2m_cbor(payload) else {
+        return;
+    };
+    // Not representable (a value both at a resource and at its instances, a path twice): the
+    // encoder refuses it rather than writing something else.
+    let Ok(encoded) = content::encode(ContentFormat::LwM2mCbor, &Path::ROOT, &records, &Untyped)
+    else {
+        return;
+    };
+    let mut again = content::decode_lwm2m_cbor(&encoded)
+        .unwrap_or_else(|e| panic!("re-encoded LWM2M CBOR does not decode: {e}"));
+    // The encoder groups records by object and instance: order may change, content may not.
+    records.sort_by_key(|r| r.path);
+    again.sort_by_key(|r| r.path);
+    let same = records.len() == again.len()
+        && records.iter().zip(&again).all(|(a, b)| {
+            a.path == b.path
+                && (a.value == b.value
+                    || matches!((&a.value, &b.value), (Value::Float(x), Value::Float(y)) if x.is_nan() && y.is_nan()))
+        });
+    assert!(
+        same,
+        "LWM2M CBOR round trip changed {records:?} into {again:?}"
+    );
+}
+
 /// Link format as the client reads it (attributes) and as the server reads a Register's
 /// object list.
 pub fn link_format(data: &[u8]) {
@@ -497,6 +534,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             ("senml_json", ContentFormat::SenmlJson),
             ("senml_cbor", ContentFormat::SenmlCbor),
             ("oma_json", ContentFormat::OmaJson),
+            ("lwm2m_cbor", ContentFormat::LwM2mCbor),
         ] {
             if let Ok(payload) = content::encode(format, &base, &records, &device) {
                 let mut input = vec![pick as u8];
@@ -505,9 +543,26 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             }
         }
     }
+    seeds.extend(LWM2M_CBOR_SEEDS.iter().map(|s| ("lwm2m_cbor", s.to_vec())));
     seeds.retain(|(_, input)| input.len() <= MAX_LEN);
     seeds
 }
+
+/// Hand-written LWM2M CBOR the encoder never writes, behind a base-path byte (0: the root):
+/// nested maps, indefinite lengths, a Time in tag 1, a tag 4 decimal fraction, a composite
+/// request's null names, and an unsigned integer above `i64::MAX`.
+const LWM2M_CBOR_SEEDS: &[&[u8]] = &[
+    // {3: {0: {0: "Ac", 9: 87}}}
+    b"\x00\xa1\x03\xa1\x00\xa2\x00\x62Ac\x09\x18\x57",
+    // {_ [3, 0]: {_ 13: 1(1700000000)}} in indefinite-length maps
+    b"\x00\xbf\x82\x03\x00\xbf\x0d\xc1\x1a\x65\x53\xf1\x00\xff\xff",
+    // {[3303, 0, 5700]: 4([-1, 215])}: 21.5
+    b"\x00\xa1\x83\x19\x0c\xe7\x00\x19\x16\x44\xc4\x82\x20\x18\xd7",
+    // {[3, 0]: {0: null, 9: null}, [1, 0, 1]: null}: Read-Composite names
+    b"\x00\xa2\x82\x03\x00\xa2\x00\xf6\x09\xf6\x83\x01\x00\x01\xf6",
+    // {[3, 0, 6]: {0: 1, 1: 5}, [5, 0, 3]: 18446744073709551615}
+    b"\x00\xa2\x83\x03\x00\x06\xa2\x00\x01\x01\x05\x83\x05\x00\x03\x1b\xff\xff\xff\xff\xff\xff\xff\xff",
+];
 
 /// Consecutive runs of `datagrams` encoded as [`chunks`], each at most [`MAX_LEN`] bytes.
 fn windows(datagrams: &[(u8, Vec<u8>)]) -> Vec<Vec<u8>> {

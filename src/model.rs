@@ -34,6 +34,16 @@ pub trait Schema {
     fn resource(&self, object: u16, resource: u16) -> Option<ResourceSpec>;
 }
 
+/// The schema of a peer that knows no object definitions: decoded values keep the type their
+/// payload gives them.
+pub struct Untyped;
+
+impl Schema for Untyped {
+    fn resource(&self, _object: u16, _resource: u16) -> Option<ResourceSpec> {
+        None
+    }
+}
+
 /// What a server may do to a resource (the DDF `Operations` field).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Operations {

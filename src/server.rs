@@ -233,6 +233,8 @@ struct Answer {
     created: Option<[u8; 16]>,
     /// A registration that may send its waiting requests once this answer is out.
     flush: Option<u32>,
+    /// The Block1 option echoed to a block of a block-wise request.
+    block1: Option<crate::coap::block::BlockValue>,
 }
 
 impl Answer {
@@ -241,6 +243,7 @@ impl Answer {
             code,
             created: None,
             flush: None,
+            block1: None,
         }
     }
 }
@@ -268,6 +271,8 @@ pub struct Server {
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     stats: ServerStats,
     campaigns: campaign::Campaigns,
+    /// Block-wise Sends being assembled, by peer.
+    send_blocks: send::SendBlocks,
 }
 
 impl Server {
@@ -291,6 +296,7 @@ impl Server {
             transmit: VecDeque::new(),
             stats: ServerStats::default(),
             campaigns: campaign::Campaigns::default(),
+            send_blocks: send::SendBlocks::default(),
         }
     }
 
@@ -440,6 +446,9 @@ impl Server {
             response.add_option(coap_lite::CoapOption::LocationPath, b"rd".to_vec());
             response.add_option(coap_lite::CoapOption::LocationPath, id.to_vec());
         }
+        if let Some(block1) = answer.block1 {
+            crate::coap::block::set_block1(&mut response, block1);
+        }
         response.set_token(request.get_token().to_vec());
         let confirmable = header.kind == wire::CON;
         if confirmable {
@@ -500,7 +509,7 @@ impl Server {
                 }
                 _ => Answer::code(ResponseType::NotFound),
             },
-            (RequestType::Post, ["dp"]) => self.data_push(from, request),
+            (RequestType::Post, ["dp"]) => self.data_push(now, from, request),
             (_, ["rd", ..] | ["dp"]) => Answer::code(ResponseType::MethodNotAllowed),
             _ => Answer::code(ResponseType::NotFound),
         }

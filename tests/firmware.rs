@@ -15,7 +15,7 @@ use std::time::Duration;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType, ResponseType};
 use lwm2m_swarm::client::{
     Client, ClientConfig, ClientState, Delivery, Event, FirmwareConfig, FirmwareFailure,
-    FirmwareFailures, FirmwareStep, RequestKind,
+    FirmwareFailures, FirmwareStep, LwM2mVersion, RequestKind,
 };
 use lwm2m_swarm::coap::block::{self as blocks, BlockValue};
 use lwm2m_swarm::metrics::Recorder;
@@ -630,4 +630,143 @@ fn a_downloading_client_holds_little_more_than_an_idle_one() {
         downloading.saturating_sub(idle) <= 4096,
         "idle {idle} B, downloading {downloading} B"
     );
+}
+
+/// Sends `request` with a `SenML` JSON payload setting the Package URI to `uri`; its answer.
+fn write_uri_as(sim: &mut Sim, mut request: Packet, uri: &str) -> ResponseType {
+    request.add_option(CoapOption::ContentFormat, vec![110]);
+    request.payload = format!(r#"[{{"n":"/5/0/1","vs":"{uri}"}}]"#).into_bytes();
+    let token = sim.send_to_client(&request);
+    sim.run_for(Duration::from_millis(50));
+    code(&sim.server.reply_to(&token).expect("answered").packet)
+}
+
+#[test]
+fn a_write_composite_or_instance_write_of_the_package_uri_starts_the_pull() {
+    let body = image(5_000);
+    let ways = [(RequestType::IPatch, "/"), (RequestType::Post, "/5/0")];
+    for (seed, (method, path)) in (20..).zip(ways) {
+        // Paced, so that State 1 can be read before the last block.
+        let paced = FirmwareConfig {
+            download_rate: Some(1024),
+            ..FirmwareConfig::default()
+        };
+        let mut sim = registered(config(paced), seed);
+        sim.server.files.push((IMAGE_PATH.into(), body.clone()));
+        let uri = format!("coap://{}{IMAGE_PATH}", sim.server.address);
+        let request = sim.server.request(method, path);
+        assert_eq!(
+            write_uri_as(&mut sim, request, &uri),
+            ResponseType::Changed,
+            "{method:?} {path}"
+        );
+        assert_eq!(read_int(&mut sim, "/5/0/3"), 1, "{method:?} {path}");
+        sim.run_for(Duration::from_secs(10));
+        assert_eq!(read_int(&mut sim, "/5/0/3"), 2, "{method:?} {path}");
+        assert_eq!(
+            sim.server
+                .requests_named(RequestType::Get, IMAGE_PATH)
+                .len(),
+            5
+        );
+
+        assert_eq!(execute_update(&mut sim), ResponseType::Changed);
+        sim.run_for(Duration::from_secs(40));
+        assert_eq!(read(&mut sim, "/3/0/3"), expected_version(&body));
+        assert_eq!(read_int(&mut sim, "/5/0/5"), 1);
+        assert_eq!(
+            firmware_steps(&sim),
+            [
+                FirmwareStep::Started(Delivery::Pull),
+                FirmwareStep::Downloaded { bytes: 5_000 },
+                FirmwareStep::Updated
+            ],
+            "{method:?} {path}"
+        );
+        assert_accounted(&sim);
+    }
+}
+
+/// Every request the client sent so far ended once (the Sim's server answers all of them).
+fn assert_accounted(sim: &Sim) {
+    let mut recorder = Recorder::new();
+    for (_, event) in &sim.events {
+        recorder.event(event);
+    }
+    accounting::assert_accounted(&recorder.snapshot(Duration::from_secs(1)));
+}
+
+fn execute_cancel(sim: &mut Sim) -> ResponseType {
+    let token = sim.send_request(RequestType::Post, "/5/0/10");
+    sim.run_for(Duration::from_millis(50));
+    code(&sim.server.reply_to(&token).expect("answered").packet)
+}
+
+#[test]
+fn cancel_stops_a_download_or_drops_a_package_with_result_10() {
+    let v1_2 = || ClientConfig {
+        version: LwM2mVersion::V1_2,
+        ..config(FirmwareConfig {
+            download_rate: Some(1024),
+            ..FirmwareConfig::default()
+        })
+    };
+    let body = image(20_000);
+
+    // Mid-pull: the GETs stop, State 0, Result 10.
+    let mut sim = registered(v1_2(), 30);
+    sim.server.files.push((IMAGE_PATH.into(), body.clone()));
+    let uri = format!("coap://{}{IMAGE_PATH}", sim.server.address);
+    assert_eq!(write_uri(&mut sim, &uri), ResponseType::Changed);
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(read_int(&mut sim, "/5/0/3"), 1);
+    assert_eq!(execute_cancel(&mut sim), ResponseType::Changed);
+    let gets = sim
+        .server
+        .requests_named(RequestType::Get, IMAGE_PATH)
+        .len();
+    assert!((3..20).contains(&gets), "{gets} GETs before the cancel");
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(
+        sim.server
+            .requests_named(RequestType::Get, IMAGE_PATH)
+            .len(),
+        gets
+    );
+    assert_eq!(read_int(&mut sim, "/5/0/3"), 0);
+    assert_eq!(read_int(&mut sim, "/5/0/5"), 10);
+    assert_eq!(
+        firmware_steps(&sim),
+        [
+            FirmwareStep::Started(Delivery::Pull),
+            FirmwareStep::Failed(FirmwareFailure::Cancelled)
+        ]
+    );
+    assert_accounted(&sim);
+    // Nothing left to cancel, and no package to update with.
+    assert_eq!(execute_cancel(&mut sim), ResponseType::MethodNotAllowed);
+    assert_eq!(execute_update(&mut sim), ResponseType::MethodNotAllowed);
+
+    // Downloaded (pushed): the package is dropped.
+    let mut sim = registered(v1_2(), 31);
+    push(&mut sim, &body[..3000]);
+    assert_eq!(read_int(&mut sim, "/5/0/3"), 2);
+    assert_eq!(execute_cancel(&mut sim), ResponseType::Changed);
+    assert_eq!(read_int(&mut sim, "/5/0/3"), 0);
+    assert_eq!(read_int(&mut sim, "/5/0/5"), 10);
+    assert_eq!(execute_update(&mut sim), ResponseType::MethodNotAllowed);
+    assert_eq!(
+        firmware_steps(&sim),
+        [
+            FirmwareStep::Started(Delivery::Push),
+            FirmwareStep::Downloaded { bytes: 3000 },
+            FirmwareStep::Failed(FirmwareFailure::Cancelled)
+        ]
+    );
+
+    // A 1.1 client has no Cancel: 4.04, the package stays.
+    let mut sim = registered(config(FirmwareConfig::default()), 32);
+    push(&mut sim, &body[..3000]);
+    assert_eq!(execute_cancel(&mut sim), ResponseType::NotFound);
+    assert_eq!(read_int(&mut sim, "/5/0/3"), 2);
 }

@@ -365,4 +365,107 @@ fn the_server_refuses_sends_it_cannot_take() {
         MessageClass::Response(ResponseType::Changed)
     );
     assert_eq!((server.stats().sends, server.stats().send_values), (1, 1));
+    // A second block with no first: 4.08, nothing counted.
+    let mut stray = coap_lite::Packet::from_bytes(&post(110, &[b' '; 16], 6)).unwrap();
+    lwm2m_swarm::coap::block::set_block1(
+        &mut stray,
+        lwm2m_swarm::coap::block::BlockValue::new(1, true, 16).unwrap(),
+    );
+    server.handle_datagram(Instant::ZERO, peer, &stray.to_bytes().unwrap());
+    assert_eq!(
+        answer(&mut server),
+        MessageClass::Response(ResponseType::RequestEntityIncomplete)
+    );
+    assert_eq!(server.stats().sends, 1);
+}
+
+/// The Sends of every client that ended 2.04.
+fn sends_ok(world: &World) -> u64 {
+    world
+        .events
+        .iter()
+        .flatten()
+        .filter(|(_, e)| {
+            matches!(e, Event::Request(r) if r.kind == RequestKind::Send
+                && r.outcome == RequestOutcome::Response(CHANGED))
+        })
+        .count() as u64
+}
+
+#[test]
+fn a_send_larger_than_a_block_goes_in_block1_blocks_and_counts_once() {
+    let paths: Vec<Path> = [1, 3, 4, 6, 3303, 3304].map(Path::object).to_vec();
+    let values_per_send: usize = paths
+        .iter()
+        .map(|p| device(0).read(p, Instant::ZERO).expect("readable").len())
+        .sum();
+    let mut client = config(SendConfig {
+        paths,
+        ..send_config(30, 5, ContentFormat::SenmlJson)
+    });
+    client.coap.block_size = 256;
+    for (loss, clients) in [(0.0, 1), (0.05, 10)] {
+        let mut world = World::new(ServerConfig::default(), client.clone(), clients);
+        // The Block1 numbers of the POSTs to /dp that reach the server, and their Size1.
+        let blocks = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let seen = std::rc::Rc::clone(&blocks);
+        let mut rng = SmallRng::seed_from_u64(12);
+        world.drop = Box::new(move |hop: Hop, bytes: &[u8]| {
+            let lost = rng.random::<f64>() < loss;
+            if let (Hop::ToServer(_), false) = (hop, lost)
+                && let Ok(packet) = coap_lite::Packet::from_bytes(bytes)
+                && uri_path(&packet) == "/dp"
+            {
+                let option = uint_option(&packet, CoapOption::Block1).expect("block-wise");
+                let size1 = uint_option(&packet, CoapOption::Size1);
+                seen.borrow_mut().push((option >> 4, size1));
+            }
+            lost
+        });
+        for i in 0..clients {
+            world.start(i);
+        }
+        world.run_for(Duration::from_secs(300));
+        for client in &mut world.clients {
+            client.stop(world.now);
+        }
+        world.run_for(Duration::from_secs(300));
+
+        let mut recorder = Recorder::new();
+        for (_, event) in world.events.iter().flatten() {
+            recorder.event(event);
+        }
+        let snapshot = recorder.snapshot(Duration::from_secs(600));
+        accounting::assert_accounted(&snapshot);
+        let send = snapshot.request(RequestKind::Send);
+        let stats = *world.server.stats();
+        let blocks = blocks.borrow();
+        let firsts: Vec<_> = blocks.iter().filter(|(num, _)| *num == 0).collect();
+        let size = firsts.first().and_then(|(_, size1)| *size1).expect("Size1");
+        assert!(size > 256 * 3, "{size} bytes: four blocks or more");
+        assert!(firsts.iter().all(|(_, size1)| size1.is_some()));
+        assert_eq!(send.ok, sends_ok(&world));
+        assert_eq!(stats.send_values, values_per_send as u64 * stats.sends);
+        if loss == 0.0 {
+            // 300 s, one every 25..35 s: 8 to 12 Sends, each one request of all its blocks.
+            assert!((8..=12).contains(&send.sent), "{}", send.sent);
+            assert_eq!((send.ok, stats.sends), (send.sent, send.sent));
+            assert_eq!(firsts.len() as u64, send.sent);
+            // Each Send's blocks in order, as many as its Size1 takes.
+            let mut expected = Vec::new();
+            for (_, size1) in &firsts {
+                expected.extend(0..size1.expect("Size1").div_ceil(256));
+            }
+            let nums: Vec<u32> = blocks.iter().map(|(num, _)| *num).collect();
+            assert_eq!(nums, expected);
+        } else {
+            // Each Send the server decoded counted once, however many blocks and retransmissions.
+            assert!(send.sent >= 60, "{}", send.sent);
+            assert!(send.ok >= send.sent * 8 / 10, "{send:?}");
+            assert!(
+                stats.sends >= send.ok && stats.sends <= send.sent,
+                "{stats:?}"
+            );
+        }
+    }
 }

@@ -178,9 +178,7 @@ impl Client {
         if let Err(error) = self.device.write_composite(records) {
             return error.into();
         }
-        for path in &written {
-            self.after_server_write(now, path);
-        }
+        self.after_server_write(now, &written);
         Answer::code(ResponseType::Changed)
     }
 
@@ -206,8 +204,8 @@ impl Client {
 }
 
 /// Reads each path, leaving out those that do not exist (or the Security object, invisible to
-/// a management server); 4.04 when none does.
-fn read_paths(
+/// a management server); 4.04 when none does. For composite reads and observations, and Send.
+pub(super) fn read_paths(
     device: &mut Device,
     paths: &[Path],
     now: Instant,

@@ -11,7 +11,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use super::operations::Answer;
-use super::{Client, ClientState, Deferred, Event, OperationKind, OperationRecord, Outgoing};
+use super::{Client, ClientState, Deferred, Event, LwM2mVersion, Outgoing};
 use crate::clock::Instant;
 use crate::coap::block::{self, BlockValue};
 use crate::coap::{Token, message};
@@ -91,10 +91,12 @@ pub enum FirmwareFailure {
     UnsupportedProtocol,
     /// The client stopped mid-download (the run ended): Update Result 4, counted apart.
     Aborted,
+    /// 10: the server executed Cancel (`/5/0/10`) while downloading or downloaded.
+    Cancelled,
 }
 
 /// Every failure reason, in listing order.
-pub const FIRMWARE_FAILURES: [FirmwareFailure; 7] = [
+pub const FIRMWARE_FAILURES: [FirmwareFailure; 8] = [
     FirmwareFailure::OutOfStorage,
     FirmwareFailure::ConnectionLost,
     FirmwareFailure::Integrity,
@@ -102,6 +104,7 @@ pub const FIRMWARE_FAILURES: [FirmwareFailure; 7] = [
     FirmwareFailure::UpdateFailed,
     FirmwareFailure::UnsupportedProtocol,
     FirmwareFailure::Aborted,
+    FirmwareFailure::Cancelled,
 ];
 
 impl FirmwareFailure {
@@ -114,6 +117,7 @@ impl FirmwareFailure {
             FirmwareFailure::InvalidUri => 7,
             FirmwareFailure::UpdateFailed => 8,
             FirmwareFailure::UnsupportedProtocol => 9,
+            FirmwareFailure::Cancelled => 10,
         }
     }
 
@@ -127,6 +131,7 @@ impl FirmwareFailure {
             FirmwareFailure::UpdateFailed => "update-failed",
             FirmwareFailure::UnsupportedProtocol => "unsupported-protocol",
             FirmwareFailure::Aborted => "aborted",
+            FirmwareFailure::Cancelled => "cancelled",
         }
     }
 }
@@ -246,48 +251,12 @@ impl Client {
                 .is_some_and(|path| is_package(&path))
     }
 
-    /// A Write of `/5/0/0`, whole or one Block1 block: counted and hashed, never kept.
-    pub(super) fn on_package_write(&mut self, now: Instant, from: SocketAddr, request: &Packet) {
-        let path = Path::resource(5, 0, 0);
-        let answer = match block::block1(request) {
-            Err(_) => Answer::code(ResponseType::BadOption),
-            Ok(None) => self.package_whole(now, &request.payload),
-            Ok(Some(value)) => {
-                let size1 = block::size1(request).ok().flatten();
-                let Some(answer) = self.package_block(now, value, &request.payload, size1) else {
-                    let mut response = message::response(ResponseType::Continue);
-                    block::set_block1(&mut response, value);
-                    let params = &self.config.coap;
-                    self.coap.respond(now, from, request, response, params);
-                    return;
-                };
-                answer
-            }
-        };
-        let code = u8::from(MessageClass::Response(answer.code_value()));
-        self.answer_package(now, from, request, &answer);
-        self.events.push_back(Event::Operation(OperationRecord {
-            kind: OperationKind::Write,
-            path,
-            code,
-            received: now,
-        }));
-    }
-
-    fn answer_package(&mut self, now: Instant, to: SocketAddr, request: &Packet, answer: &Answer) {
-        let mut response = message::response(answer.code_value());
-        if let Some(echo) = answer.block1_value() {
-            block::set_block1(&mut response, echo);
-        }
-        self.coap
-            .respond(now, to, request, response, &self.config.coap);
-    }
-
-    /// A package in one message (or the empty package that resets to Idle).
-    fn package_whole(&mut self, now: Instant, payload: &[u8]) -> Answer {
+    /// A package in one message (or the empty package that resets to Idle): counted and
+    /// hashed, never kept. The code the Write is answered with.
+    pub(super) fn package_whole(&mut self, now: Instant, payload: &[u8]) -> ResponseType {
         if payload.is_empty() || payload == b"\0" {
             self.firmware_reset(now);
-            return Answer::code(ResponseType::Changed);
+            return ResponseType::Changed;
         }
         self.begin_download(
             now,
@@ -298,20 +267,21 @@ impl Client {
             Delivery::Push,
         );
         if let Err(failure) = self.take_bytes(now, payload, Some(payload.len() as u64)) {
-            return Answer::code(self.fail_push(now, failure));
+            return self.fail_push(now, failure);
         }
         self.finish_download(now);
-        Answer::code(ResponseType::Changed)
+        ResponseType::Changed
     }
 
-    /// One Block1 block; `None` while more are expected (2.31 Continue).
-    fn package_block(
+    /// One Block1 block of the package, counted and hashed; the code it is answered with, or
+    /// `None` while more are expected (2.31 Continue).
+    pub(super) fn package_block(
         &mut self,
         now: Instant,
         value: BlockValue,
-        payload: &[u8],
-        size1: Option<u32>,
-    ) -> Option<Answer> {
+        request: &Packet,
+    ) -> Option<ResponseType> {
+        let (payload, size1) = (&request.payload, block::size1(request).ok().flatten());
         if value.num == 0 {
             self.begin_download(
                 now,
@@ -334,9 +304,7 @@ impl Client {
             if expected.is_some() {
                 self.fail_download(now, FirmwareFailure::ConnectionLost);
             }
-            let mut answer = Answer::code(ResponseType::RequestEntityIncomplete);
-            answer.set_block1(value);
-            return Some(answer);
+            return Some(ResponseType::RequestEntityIncomplete);
         }
         if let Some(Transfer {
             phase: Phase::Push {
@@ -351,17 +319,13 @@ impl Client {
         }
         let announced = size1.map(u64::from);
         if let Err(failure) = self.take_bytes(now, payload, announced) {
-            let mut answer = Answer::code(self.fail_push(now, failure));
-            answer.set_block1(value);
-            return Some(answer);
+            return Some(self.fail_push(now, failure));
         }
         if value.more {
             return None;
         }
         self.finish_download(now);
-        let mut answer = Answer::code(ResponseType::Changed);
-        answer.set_block1(value);
-        Some(answer)
+        Some(ResponseType::Changed)
     }
 
     /// Ends a push with `failure`; the code the Write is answered with.
@@ -568,7 +532,8 @@ impl Client {
         }));
     }
 
-    /// A download ended without the package: State 0 and the failure's Update Result.
+    /// A download ended without the package (or, cancelled, a package downloaded is dropped):
+    /// State 0 and the failure's Update Result.
     fn fail_download(&mut self, now: Instant, failure: FirmwareFailure) {
         let Some(transfer) = self.firmware.take() else {
             return;
@@ -616,6 +581,26 @@ impl Client {
         };
         self.set_firmware(now, STATE_UPDATING, RESULT_INITIAL);
         self.deferred = Some((Deferred::FirmwareUpdate, now + UPDATE_NOTIFY_GRACE));
+        Answer::code(ResponseType::Changed)
+    }
+
+    /// Execute `/5/0/10` Cancel (object 5 version 1.1, which LWM2M 1.2 clients carry; older
+    /// ones have no such resource: 4.04). A download under way or a package downloaded is
+    /// dropped: State 0, Update Result 10. Nothing to cancel, or an update under way: 4.05.
+    pub(super) fn execute_firmware_cancel(&mut self, now: Instant) -> Answer {
+        if self.config.version < LwM2mVersion::V1_2 {
+            return Answer::code(ResponseType::NotFound);
+        }
+        let cancellable = self.firmware.as_deref().is_some_and(|t| {
+            matches!(
+                t.phase,
+                Phase::Push { .. } | Phase::Pull { .. } | Phase::Downloaded { .. }
+            )
+        });
+        if !cancellable {
+            return Answer::code(ResponseType::MethodNotAllowed);
+        }
+        self.fail_download(now, FirmwareFailure::Cancelled);
         Answer::code(ResponseType::Changed)
     }
 

@@ -56,20 +56,6 @@ impl Answer {
     }
 }
 
-impl Answer {
-    pub(super) fn code_value(&self) -> ResponseType {
-        self.code
-    }
-
-    pub(super) fn block1_value(&self) -> Option<block::BlockValue> {
-        self.block1
-    }
-
-    pub(super) fn set_block1(&mut self, value: block::BlockValue) {
-        self.block1 = Some(value);
-    }
-}
-
 impl From<ModelError> for Answer {
     fn from(error: ModelError) -> Self {
         Answer::code(match error {
@@ -82,16 +68,41 @@ impl From<ModelError> for Answer {
 
 impl Client {
     /// Answers one server request from `from` (there) and records it. Block-wise Writes are
-    /// assembled first; each block is answered at its own source.
+    /// assembled first (the firmware package is streamed instead); each block is answered at
+    /// its own source.
     pub(super) fn on_request(&mut self, now: Instant, from: SocketAddr, request: &Packet) {
+        let Ok(block1) = block::block1(request) else {
+            let answer = Answer::code(ResponseType::BadOption);
+            self.answer(
+                now,
+                from,
+                request,
+                OperationKind::Other,
+                Path::ROOT,
+                &answer,
+            );
+            return;
+        };
         if self.is_package_write(request) {
-            self.on_package_write(now, from, request);
+            let code = match block1 {
+                None => self.package_whole(now, &request.payload),
+                Some(value) => match self.package_block(now, value, request) {
+                    Some(code) => code,
+                    None => return self.continue_block1(now, from, request, value),
+                },
+            };
+            let answer = Answer {
+                block1,
+                ..Answer::code(code)
+            };
+            let package = Path::resource(5, 0, 0);
+            self.answer(now, from, request, OperationKind::Write, package, &answer);
             return;
         }
         let assembled;
-        let (request, block1_echo) = match block::block1(request) {
-            Ok(None) => (request, None),
-            Ok(Some(value)) => match self.receive_block1(now, value, request) {
+        let (request, block1_echo) = match block1 {
+            None => (request, None),
+            Some(value) => match self.receive_block1(now, value, request) {
                 Block1Outcome::Complete { body, block1 } => {
                     let mut whole = request.clone();
                     whole.clear_option(CoapOption::Block1);
@@ -100,11 +111,7 @@ impl Client {
                     (&assembled, Some(block1))
                 }
                 Block1Outcome::Continue(echo) => {
-                    let mut response = message::response(ResponseType::Continue);
-                    block::set_block1(&mut response, echo);
-                    let params = &self.config.coap;
-                    self.coap.respond(now, from, request, response, params);
-                    return;
+                    return self.continue_block1(now, from, request, echo);
                 }
                 Block1Outcome::Error { code, block1 } => {
                     let mut answer = Answer::code(code);
@@ -114,22 +121,24 @@ impl Client {
                     return;
                 }
             },
-            Err(_) => {
-                let answer = Answer::code(ResponseType::BadOption);
-                self.answer(
-                    now,
-                    from,
-                    request,
-                    OperationKind::Other,
-                    Path::ROOT,
-                    &answer,
-                );
-                return;
-            }
         };
         let (kind, path, mut answer) = self.dispatch(now, from, request);
         answer.block1 = block1_echo;
         self.answer(now, from, request, kind, path, &answer);
+    }
+
+    /// 2.31 Continue to a Block1 block, more expected: not an operation yet, so not recorded.
+    fn continue_block1(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        request: &Packet,
+        echo: block::BlockValue,
+    ) {
+        let mut response = message::response(ResponseType::Continue);
+        block::set_block1(&mut response, echo);
+        let params = &self.config.coap;
+        self.coap.respond(now, from, request, response, params);
     }
 
     fn receive_block1(
@@ -404,15 +413,11 @@ impl Client {
             Ok(records) => records,
             Err(answer) => return answer,
         };
-        let package_uri = Path::resource(5, 0, 1);
-        let sets_package_uri = records.iter().any(|r| r.path == package_uri);
+        let written: Vec<Path> = records.iter().map(|r| r.path).collect();
         if let Err(error) = self.device.write(path, records, mode) {
             return error.into();
         }
-        self.after_server_write(now, path);
-        if sets_package_uri {
-            self.on_package_uri(now);
-        }
+        self.after_server_write(now, &written);
         Answer::code(ResponseType::Changed)
     }
 
@@ -435,16 +440,27 @@ impl Client {
         })
     }
 
-    /// A Write to the Server object's lifetime or binding is announced with an Update.
-    pub(super) fn after_server_write(&mut self, now: Instant, path: &Path) {
-        let lifetime = Path::resource(1, path.instance_id().unwrap_or(0), 1);
-        if path.object_id() == Some(1)
-            && (path.len() == 2 || path.starts_with(&lifetime))
-            && let Some(secs) = self
-                .device
-                .read(&lifetime, now)
-                .ok()
-                .and_then(|r| r.first().and_then(|r| r.value.as_f64()))
+    /// What a server's Write (plain, of an instance, or composite) of the resources at
+    /// `written` sets off: a new lifetime is announced with an Update, a Package URI starts a
+    /// download (or, empty, resets the firmware).
+    pub(super) fn after_server_write(&mut self, now: Instant, written: &[Path]) {
+        for path in written {
+            let lifetime = Path::resource(1, path.instance_id().unwrap_or(0), 1);
+            if path.starts_with(&lifetime) {
+                self.lifetime_written(now, &lifetime);
+            }
+        }
+        if written.contains(&Path::resource(5, 0, 1)) {
+            self.on_package_uri(now);
+        }
+    }
+
+    fn lifetime_written(&mut self, now: Instant, lifetime: &Path) {
+        if let Some(secs) = self
+            .device
+            .read(lifetime, now)
+            .ok()
+            .and_then(|r| r.first().and_then(|r| r.value.as_f64()))
             && secs > 0.0
             && (secs as u64) != self.lifetime.as_secs()
         {
@@ -493,8 +509,10 @@ impl Client {
         if let Err(error) = self.device.check_execute(path) {
             return error.into();
         }
-        if (path.object_id(), path.resource_id()) == (Some(5), Some(2)) {
-            return self.execute_firmware_update(now);
+        match (path.object_id(), path.resource_id()) {
+            (Some(5), Some(2)) => return self.execute_firmware_update(now),
+            (Some(5), Some(10)) => return self.execute_firmware_cancel(now),
+            _ => {}
         }
         let action = match (path.object_id(), path.resource_id()) {
             (Some(3), Some(4)) => Some(Deferred::Reboot),

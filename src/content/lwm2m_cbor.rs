@@ -137,13 +137,7 @@ pub(super) fn decode(
 /// panics; memory stays proportional to the payload (no length field is trusted up front).
 /// The entry point for a fuzz target.
 pub fn decode_lwm2m_cbor(payload: &[u8]) -> Result<Vec<Record>, ContentError> {
-    struct NoSchema;
-    impl Schema for NoSchema {
-        fn resource(&self, _: u16, _: u16) -> Option<crate::model::ResourceSpec> {
-            None
-        }
-    }
-    decode(&Path::ROOT, payload, &NoSchema)
+    decode(&Path::ROOT, payload, &crate::model::Untyped)
 }
 
 /// The paths a Read-Composite or Observe-Composite request names in LWM2M CBOR: each with

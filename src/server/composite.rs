@@ -8,19 +8,10 @@ use coap_lite::RequestType;
 
 use super::{Op, Server};
 use crate::content::{self, ContentFormat};
-use crate::model::{Path, Record, ResourceSpec, Schema, Value};
+use crate::model::{Path, Record, Untyped, Value};
 
 /// What composite requests carry, and the answers are asked in (no Accept: the same).
 pub(super) const FORMAT: ContentFormat = ContentFormat::SenmlCbor;
-
-/// The server knows no device's types: values go as their text reads.
-struct Untyped;
-
-impl Schema for Untyped {
-    fn resource(&self, _object: u16, _resource: u16) -> Option<ResourceSpec> {
-        None
-    }
-}
 
 impl Op {
     pub(super) fn is_composite(self) -> bool {
