@@ -5,7 +5,7 @@ use serde_json::Value;
 
 #[path = "support/cli.rs"]
 mod cli;
-use cli::{scratch, swarm, text};
+use cli::{broken_line, scratch, swarm, text};
 
 const FLEET: &str = "[client]\nlifetime = \"60s\"\nendpoint_prefix = \"cap-\"\nwidth = 4\n\
     [[population]]\nname = \"sensors\"\nshare = 0.5\ntemplate = \"environment-sensor\"\n\
@@ -56,10 +56,7 @@ fn capacity_against_the_embedded_server_ends_with_its_line() {
     assert!(steps[1].ends_with(": held"), "{}", steps[1]);
     assert!(steps[2].contains("registered 20 of 40"), "{}", steps[2]);
     // The server took every step's Registers as new ones: 10 + 20 + 3 x 20, none a duplicate.
-    let server = stdout
-        .lines()
-        .find(|l| l.starts_with("embedded server: "))
-        .expect("the embedded server's counts");
+    let server = broken_line(&stdout, "embedded server: ").expect("the embedded server's counts");
     assert!(server.contains(" registers 90,"), "{server}");
     assert!(server.contains(" duplicates 0"), "{server}");
 
