@@ -455,7 +455,8 @@ fn pull_completes_under_twenty_percent_loss() {
     // The summary, the JSON report and back.
     let summary = snapshot.to_string();
     assert!(
-        summary.contains("firmware: started 1, downloaded 1, updated 0, failed 0; download p50"),
+        summary.contains("firmware: started 1, downloaded 1, updated 0, failed 0;")
+            && summary.contains("download p50"),
         "{summary}"
     );
     let report = Report::new(RunConfig::default(), &snapshot, Vec::new(), Vec::new());
