@@ -1,6 +1,7 @@
 //! Campaigns against scripted devices under a simulated clock: each device answers the server's
 //! Observe, Write, Execute and Read per `LwM2M` 1.1 §E.6, downloads with Block2 GETs (pull) or
-//! takes Block1 writes (push), hashes the image as it arrives, and can be told to fail.
+//! takes Block1 writes (push), hashes the image as it arrives, and can be told to fail. The
+//! devices take turns answering in text, TLV, `SenML` JSON and CBOR, and LWM2M CBOR.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,6 +15,7 @@ use super::super::{Served, Server, ServerConfig};
 use super::*;
 use crate::coap::block::{self, BlockValue};
 use crate::coap::{Token, message};
+use crate::model::Record;
 
 const SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5683);
@@ -21,6 +23,14 @@ const SERVER: SocketAddr =
 const LATENCY: Duration = Duration::from_millis(20);
 const UPDATE_TIME: Duration = Duration::from_secs(5);
 const TICK_US: u64 = 10_000_000;
+/// The formats the devices answer and notify in, in turn.
+const FORMATS: [ContentFormat; 5] = [
+    ContentFormat::Text,
+    ContentFormat::Tlv,
+    ContentFormat::SenmlJson,
+    ContentFormat::SenmlCbor,
+    ContentFormat::LwM2mCbor,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -58,6 +68,8 @@ struct Device {
     block_size: u16,
     /// Its Register was answered: no request of the server may come before.
     registered: bool,
+    /// How it encodes its answers and notifications (the devices take turns).
+    format: ContentFormat,
 }
 
 /// A datagram on its way: (due, sequence, to, from, bytes).
@@ -103,22 +115,30 @@ impl Device {
         p.to_bytes().unwrap()
     }
 
-    fn notify(&mut self, token: &[u8], value: &str) -> Vec<u8> {
+    /// `value` at `path` in this device's content format, and the format's number.
+    fn encode(&self, path: Path, value: Value) -> (u16, Vec<u8>) {
+        let records = [Record { path, value }];
+        let bytes = content::encode(self.format, &path, &records, &FirmwareResources).unwrap();
+        (self.format.code(), bytes)
+    }
+
+    fn notify(&mut self, token: &[u8], path: Path, value: i64) -> Vec<u8> {
         self.observe_seq += 1;
         let mut p = message::response(ResponseType::Content);
         p.header.set_type(MessageType::Confirmable);
         p.header.message_id = self.mid();
         p.set_token(token.to_vec());
         message::set_observe(&mut p, self.observe_seq);
-        message::set_content_format(&mut p, 0);
-        p.payload = value.as_bytes().to_vec();
+        let (format, payload) = self.encode(path, Value::Integer(value));
+        message::set_content_format(&mut p, format);
+        p.payload = payload;
         p.to_bytes().unwrap()
     }
 
     fn set_state(&mut self, state: i64, out: &mut Vec<Vec<u8>>) {
         self.state = state;
         if let Some(token) = self.state_token.clone() {
-            out.push(self.notify(&token, &state.to_string()));
+            out.push(self.notify(&token, Path::resource(5, 0, 3), state));
         }
     }
 
@@ -127,7 +147,7 @@ impl Device {
         self.result = result;
         self.download = None;
         if let Some(token) = self.result_token.clone() {
-            out.push(self.notify(&token, &result.to_string()));
+            out.push(self.notify(&token, Path::resource(5, 0, 5), result));
         }
         self.set_state(0, out);
     }
@@ -181,12 +201,12 @@ impl Device {
         match (method, path.as_str()) {
             (RequestType::Get, "5/0/3" | "5/0/5" | "3/0/3") => {
                 reply = message::response(ResponseType::Content);
-                message::set_content_format(&mut reply, 0);
-                let value = match path.as_str() {
-                    "5/0/3" => self.state.to_string(),
-                    "5/0/5" => self.result.to_string(),
-                    _ => self.version.clone(),
+                let (format, payload) = match path.as_str() {
+                    "5/0/3" => self.encode(Path::resource(5, 0, 3), Value::Integer(self.state)),
+                    "5/0/5" => self.encode(Path::resource(5, 0, 5), Value::Integer(self.result)),
+                    _ => self.encode(Path::resource(3, 0, 3), Value::String(self.version.clone())),
                 };
+                message::set_content_format(&mut reply, format);
                 if observe {
                     let token = Some(p.get_token().to_vec());
                     if path == "5/0/3" {
@@ -196,7 +216,7 @@ impl Device {
                     }
                     message::set_observe(&mut reply, self.observe_seq);
                 }
-                reply.payload = value.into_bytes();
+                reply.payload = payload;
             }
             (RequestType::Put, "5/0/1") => {
                 let uri = String::from_utf8(p.payload.clone()).unwrap();
@@ -356,6 +376,7 @@ impl World {
                     block_size
                 },
                 registered: false,
+                format: FORMATS[i % FORMATS.len()],
             })
             .collect();
         let by_addr = devices
