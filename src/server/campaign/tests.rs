@@ -87,6 +87,10 @@ struct World {
     image_len: usize,
     downloading_now: usize,
     downloading_max: usize,
+    /// Every change of `downloading_now`: (when, devices in State 1 from then on).
+    downloading_series: Vec<(Instant, usize)>,
+    /// When the last waiting device got its slot.
+    last_start: Option<Instant>,
     /// Devices updating: (back at, device).
     reboots: BinaryHeap<Reverse<(Instant, usize)>>,
 }
@@ -395,6 +399,8 @@ impl World {
             image_len: firmware.image().len(),
             downloading_now: 0,
             downloading_max: 0,
+            downloading_series: Vec::new(),
+            last_start: None,
             reboots: BinaryHeap::new(),
         }
     }
@@ -457,6 +463,10 @@ impl World {
                 self.repeat_states();
             }
             self.now = next;
+            let campaign = self.server.stats().campaign;
+            if self.last_start.is_none() && campaign.started > 0 && campaign.waiting == 0 {
+                self.last_start = Some(self.now);
+            }
             if timer == Some(next) {
                 self.server.handle_timeout(next);
             } else if reboot == Some(next) {
@@ -481,6 +491,9 @@ impl World {
                         self.downloading_max = self.downloading_max.max(self.downloading_now);
                     } else if was && !is {
                         self.downloading_now -= 1;
+                    }
+                    if is != was {
+                        self.downloading_series.push((next, self.downloading_now));
                     }
                     // Executed just now: back after its update time.
                     if let Some(at) = self.devices[i].reboot_at.filter(|_| before != 3) {
@@ -576,6 +589,54 @@ fn a_pull_campaign_of_1000_devices_with_5_percent_failures_ends_every_device() {
     );
     // Each completed download took image / block size GETs; served from the one image.
     assert!(stats.bytes_served >= stats.downloaded * 4096, "{stats:?}");
+}
+
+/// A slot freed by a device's State 2 goes to the next waiting device at once: from the first
+/// fill to the last start, the devices downloading stay near the limit (no waves that drain
+/// before the next starts).
+#[test]
+fn the_download_slots_stay_full_until_no_device_waits() {
+    let (devices, max) = (1000, 50);
+    let mut world = World::new(
+        config(campaign(CampaignMode::Pull, max, 4096)),
+        devices,
+        usize::MAX,
+        0,
+    );
+    world.register_all();
+    world.run(Instant::from_micros(3_600_000_000), "2.0");
+    let last_start = world.last_start.expect("every device started");
+    let series = &world.downloading_series;
+    let first_full = series
+        .iter()
+        .position(|&(_, n)| n == max)
+        .expect("the slots filled");
+    // Devices in State 1, weighted by time, from the first fill to the last start.
+    let mut area = 0u128;
+    let mut least = max;
+    for pair in series[first_full..].windows(2) {
+        let ((from, n), (to, _)) = (pair[0], pair[1]);
+        if from >= last_start {
+            break;
+        }
+        let to = to.min(last_start);
+        area += u128::from(to.saturating_since(from).as_micros() as u64) * n as u128;
+        least = least.min(n);
+    }
+    let span = last_start
+        .saturating_since(series[first_full].0)
+        .as_micros();
+    let mean = area as f64 / span as f64;
+    // Between two downloads a slot spends two round trips (Observe State, Observe Result) and
+    // a half (the URI's Write) setting the next device up: 120 ms against ~3 s of download.
+    assert!(
+        mean >= 0.9 * max as f64,
+        "mean {mean:.1} of {max}, least {least}"
+    );
+    assert!(world.downloading_max <= max);
+    // Device 0 is the one faulty device (out of storage).
+    let stats = world.server.stats().campaign;
+    assert_eq!(stats.updated, devices as u64 - 1, "{stats}");
 }
 
 #[test]
