@@ -20,6 +20,7 @@ mod load_average;
 #[path = "support/peer_process.rs"]
 mod peer_process;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bare_round_trips::bare_round_trips;
@@ -37,6 +38,8 @@ use lwm2m_swarm::transport::PortRange;
 const IMAGE_NAME: &str = "firmware-new.bin";
 /// The block size the bare GETs ask for (SZX 6), as the clients do by default.
 const BLOCK_SZX: u32 = 6;
+/// How often both processes sample their heap and the campaign's counts.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 struct Args {
     devices: u64,
@@ -104,9 +107,79 @@ fn serve_child(args: &[String]) {
     };
     let runner = Runner::start_loopback(config, 7).expect("child server starts");
     peer_process::announce(runner.local_addr());
-    peer_process::wait_for_parent();
+    let done = AtomicBool::new(false);
+    let max_concurrent = number(1);
+    let wave = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut wave = FirstWave::default();
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(SAMPLE_EVERY);
+                let heap = heap_in_use();
+                let c = runner.stats().campaign;
+                let ended = c.downloaded + c.failed;
+                wave.sample(heap, c.started, c.downloading, ended, max_concurrent);
+            }
+            wave
+        });
+        peer_process::wait_for_parent();
+        done.store(true, Ordering::Relaxed);
+        sampler.join().expect("the sampler ends")
+    });
     let stats = runner.stop().expect("child server stops");
     eprintln!("server: {stats}");
+    eprintln!(
+        "server heap, first wave: {} (the campaign's record of each of the {} devices picked is \
+         in it too: compare two --max-concurrent values for the cost of one download)",
+        wave.describe(),
+        stats.campaign.targeted
+    );
+}
+
+/// The heap before the campaign and while its first wave of downloads fills every slot (no
+/// download ended yet): their difference is what those downloads hold, and nothing else, as
+/// nothing else changes in between.
+#[derive(Default)]
+struct FirstWave {
+    /// The last sample before the first download.
+    before: Option<isize>,
+    /// Samples with every slot downloading and no download ended yet.
+    full: Vec<isize>,
+    in_flight: u64,
+}
+
+impl FirstWave {
+    fn sample(&mut self, heap: isize, started: u64, in_flight: u64, ended: u64, max: u64) {
+        if started == 0 {
+            self.before = Some(heap);
+        } else if ended == 0 && in_flight * 100 >= max * 95 {
+            self.full.push(heap);
+            self.in_flight = self.in_flight.max(in_flight);
+        }
+    }
+
+    /// The median growth over the full samples, and per download.
+    fn growth(&self) -> Option<(isize, isize)> {
+        let before = self.before?;
+        let mut full = self.full.clone();
+        full.sort_unstable();
+        let median = *full.get(full.len() / 2)?;
+        let growth = median - before;
+        Some((growth, growth / self.in_flight.max(1) as isize))
+    }
+
+    fn describe(&self) -> String {
+        match self.growth() {
+            Some((growth, per)) => format!(
+                "{per} B per download ({:.1} MiB over {} downloads, median of {} samples)",
+                growth as f64 / f64::from(1 << 20),
+                self.in_flight,
+                self.full.len()
+            ),
+            None => "not measured (no sample before the campaign, or none with every slot \
+                     downloading before the first download ended)"
+                .to_string(),
+        }
+    }
 }
 
 /// A Block2 GET of the image, of block `num`, as the devices send it.
@@ -134,16 +207,39 @@ fn downloads_in_flight(s: &Snapshot) -> u64 {
         .saturating_sub(s.firmware.downloaded + s.firmware.failed_total())
 }
 
-/// What the parent saw of the campaign, sampled every 0.1 s.
+/// A moment of the run: when, and the Block2 GETs answered by then. (Not a snapshot clone: its
+/// histograms, a few MiB, would count in the heap figures.)
+struct Mark {
+    elapsed: Duration,
+    blocks: u64,
+}
+
+impl Mark {
+    fn of(s: &Snapshot) -> Mark {
+        Mark {
+            elapsed: s.elapsed,
+            blocks: s.request(RequestKind::Download).ok,
+        }
+    }
+}
+
+/// What the parent saw of the campaign, sampled every [`SAMPLE_EVERY`].
 #[derive(Default)]
 struct Watched {
     /// The heap with every device registered and idle, the last time before the first download.
     idle_heap: Option<isize>,
     /// (downloads in flight, heap) at the sample with the most downloads in flight.
     busiest: (u64, isize),
-    first_download: Option<Snapshot>,
-    last_downloaded: Option<Snapshot>,
-    last_updated: Option<Snapshot>,
+    /// The heap before the campaign and during its first wave.
+    first_wave: FirstWave,
+    /// Downloads in flight from the first time the slots were full to the last device started:
+    /// (least, sum, samples).
+    steady: Option<(u64, u64, u64)>,
+    first_download: Option<Mark>,
+    last_downloaded: Option<Mark>,
+    last_updated: Option<Mark>,
+    /// The heap once every device was updated or failed.
+    heap_at_end: Option<isize>,
 }
 
 /// Prints progress until every device is updated or failed (or the timeout).
@@ -152,16 +248,19 @@ fn watch(engine: &Engine, args: &Args) -> Watched {
     let mut previous = Snapshot::default();
     let mut next_line = Duration::from_secs(1);
     let mut w = Watched::default();
+    let full = (args.max_concurrent as u64 * 95 / 100).max(1);
     while !engine.is_finished() && started.elapsed() < args.timeout {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(SAMPLE_EVERY);
         let heap = heap_in_use();
         let s = engine.snapshot();
+        let in_flight = downloads_in_flight(&s);
         if s.elapsed >= next_line {
             let f = &s.firmware;
             println!(
-                "{} | firmware started {} downloaded {} updated {} failed {}",
+                "{} | firmware started {} in flight {} downloaded {} updated {} failed {}",
                 s.progress_line(&previous),
                 f.started,
+                in_flight,
                 f.downloaded,
                 f.updated,
                 f.failed_total()
@@ -169,25 +268,38 @@ fn watch(engine: &Engine, args: &Args) -> Watched {
             next_line = s.elapsed + Duration::from_secs(1);
             previous = s.clone();
         }
+        let f = &s.firmware;
+        let all_registered = s.state(ClientState::Registered) == args.devices;
+        if f.started > 0 || all_registered {
+            let ended = f.downloaded + f.failed_total();
+            let max = args.max_concurrent as u64;
+            w.first_wave.sample(heap, f.started, in_flight, ended, max);
+        }
         if s.firmware.started == 0 {
-            if s.state(ClientState::Registered) == args.devices {
+            if all_registered {
                 w.idle_heap = Some(heap);
             }
             continue;
         }
         if w.first_download.is_none() {
-            w.first_download = Some(s.clone());
+            w.first_download = Some(Mark::of(&s));
         }
-        let in_flight = downloads_in_flight(&s);
         if in_flight > w.busiest.0 {
             w.busiest = (in_flight, heap);
         }
+        if s.firmware.started < args.devices && (w.steady.is_some() || in_flight >= full) {
+            let (least, sum, n) = w.steady.get_or_insert((u64::MAX, 0, 0));
+            *least = (*least).min(in_flight);
+            *sum += in_flight;
+            *n += 1;
+        }
         let failed = s.firmware.failed_total();
         if w.last_downloaded.is_none() && s.firmware.downloaded + failed >= args.devices {
-            w.last_downloaded = Some(s.clone());
+            w.last_downloaded = Some(Mark::of(&s));
         }
         if s.firmware.updated + failed >= args.devices {
-            w.last_updated = Some(s);
+            w.heap_at_end = Some(heap);
+            w.last_updated = Some(Mark::of(&s));
             break;
         }
     }
@@ -204,13 +316,18 @@ fn report(args: &Args, summary: &Snapshot, watched: &Watched, heap_before: isize
         f.failed_total(),
         f.failed
     );
+    println!(
+        "client heap per download (the engine, this process; first wave against all registered \
+         and idle): {}",
+        watched.first_wave.describe()
+    );
     match watched.idle_heap {
         Some(idle) => {
             let per_download = (watched.busiest.1 - idle) / watched.busiest.0.max(1) as isize;
             println!(
-                "heap per downloading device beyond the idle client: {per_download} B \
-                 ({} downloads in flight; heap {} MiB idle after registration, {} MiB then; \
-                 idle client {} B)",
+                "heap growth from all registered to the busiest sample, per download in flight: \
+                 {per_download} B, devices done by then included ({} downloads in flight; heap \
+                 {} MiB idle after registration, {} MiB then; idle client {} B)",
                 watched.busiest.0,
                 idle >> 20,
                 watched.busiest.1 >> 20,
@@ -223,6 +340,25 @@ fn report(args: &Args, summary: &Snapshot, watched: &Watched, heap_before: isize
             );
         }
     }
+    if let (Some(idle), Some(end)) = (watched.idle_heap, watched.heap_at_end) {
+        println!(
+            "client heap per updated device, once all were (what an update leaves: new version, \
+             Package URI, State and Update Result written): {} B",
+            (end - idle) / args.devices as isize
+        );
+    }
+    match watched.steady {
+        Some((least, sum, n)) => println!(
+            "downloads in flight from the first fill to the last start: least {least}, mean {} \
+             ({n} samples, at most {})",
+            sum / n.max(1),
+            args.max_concurrent
+        ),
+        None => println!(
+            "downloads in flight never reached 95% of {}",
+            args.max_concurrent
+        ),
+    }
     let (Some(first), Some(downloaded)) = (&watched.first_download, &watched.last_downloaded)
     else {
         println!(
@@ -231,9 +367,8 @@ fn report(args: &Args, summary: &Snapshot, watched: &Watched, heap_before: isize
         );
         return;
     };
-    let blocks = |s: &Snapshot| s.request(RequestKind::Download).ok;
     let window = downloaded.elapsed.saturating_sub(first.elapsed);
-    let exchanges = blocks(downloaded) - blocks(first);
+    let exchanges = downloaded.blocks - first.blocks;
     let rate = exchanges as f64 / window.as_secs_f64();
     match &watched.last_updated {
         Some(updated) => println!(

@@ -180,6 +180,13 @@ impl Collector {
         &self.intervals
     }
 
+    /// The embedded server's campaign counts now, for Prometheus.
+    pub fn campaign(&self, campaign: FirmwareCampaign) {
+        if let Some(exporter) = &self.exporter {
+            exporter.publish_campaign(campaign);
+        }
+    }
+
     pub fn prometheus_addr(&self) -> Option<SocketAddr> {
         self.exporter.as_ref().map(Exporter::local_addr)
     }

@@ -54,15 +54,20 @@ impl Embedded {
 
     /// The LWM2M server's firmware campaigns, if it ran any: printed, and for `--json`.
     pub(super) fn campaign_report(&self) -> Option<crate::report::FirmwareCampaign> {
+        let campaign = self.campaign_stats()?;
+        let line = super::campaign::summary_line(&campaign);
+        say!("{}", output::fitted(&line));
+        Some(super::campaign::report(&campaign))
+    }
+
+    /// The campaigns' counts now, once one has picked a device.
+    pub(super) fn campaign_stats(&self) -> Option<crate::server::CampaignStats> {
         let stats = match self {
             Embedded::None => return None,
             Embedded::Server { runner, .. } => runner.stats(),
             Embedded::Bootstrap(pair) => pair.server.stats(),
         };
-        let campaign = Some(stats.campaign).filter(|c| c.targeted > 0)?;
-        let line = super::campaign::summary_line(&campaign);
-        say!("{}", output::fitted(&line));
-        Some(super::campaign::report(&campaign))
+        Some(stats.campaign).filter(|c| c.targeted > 0)
     }
 
     /// Stops them, printing their last counts; an error if one had stopped on its own (the

@@ -125,6 +125,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     let interrupts = Interrupts::catch(Some(3));
     let observed = Observed {
         engine: &engine,
+        embedded: &embedded,
         reports: RefCell::new(&mut reports),
     };
     let quiet = args.output.quiet;
@@ -254,13 +255,18 @@ fn dashboard(
 /// (which keep one per second).
 struct Observed<'a> {
     engine: &'a Engine,
+    embedded: &'a Embedded,
     reports: RefCell<&'a mut Reports>,
 }
 
 impl tui::Controls for Observed<'_> {
     fn snapshot(&self) -> Snapshot {
         let snapshot = self.engine.snapshot();
-        self.reports.borrow_mut().tick(&snapshot);
+        let mut reports = self.reports.borrow_mut();
+        reports.tick(&snapshot);
+        if let Some(campaign) = self.embedded.campaign_stats() {
+            reports.campaign_progress(&campaign);
+        }
         snapshot
     }
     fn stop(&self) {

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use crate::client::{CLIENT_STATES, state_index, state_name};
 use crate::metrics::Snapshot;
 
-use super::schema::{Interval, IntervalRequest, Report, TestIdentity, ThresholdResult};
+use super::schema::{
+    FirmwareCampaign, Interval, IntervalRequest, Report, TestIdentity, ThresholdResult,
+};
 use super::threshold::Threshold;
 use super::{ReportError, io_error};
 
@@ -228,7 +230,8 @@ pub fn merge_files(paths: &[PathBuf]) -> Result<Merged, MergeError> {
             _ => Vec::new(),
         };
         let config = inputs.first().map(|r| r.config.clone()).unwrap_or_default();
-        let report = Report::new(config, &summary, intervals, Vec::new());
+        let mut report = Report::new(config, &summary, intervals, Vec::new());
+        report.campaign = campaigns(&inputs);
         return Ok(Merged {
             summary,
             inputs,
@@ -320,6 +323,7 @@ fn merge_shards(
         covered: shards.covered.len(),
     });
     report.merged_shards = shards.covered;
+    report.campaign = campaigns(&inputs);
     Ok(Merged {
         summary,
         inputs,
@@ -535,6 +539,42 @@ fn add(into: &mut IntervalRequest, op: &IntervalRequest) {
     into.p99_us = into.p99_us.max(op.p99_us);
 }
 
+/// The campaign sections of `reports` added up (each embedded server ran its own campaign); the
+/// mean times weighted by the devices each counts; `None` when no report has one.
+fn campaigns(reports: &[Report]) -> Option<FirmwareCampaign> {
+    let mut sections = reports
+        .iter()
+        .filter_map(|r| r.campaign.as_ref())
+        .peekable();
+    sections.peek()?;
+    let mut sum = FirmwareCampaign::default();
+    let (mut download_us, mut update_us) = (0u128, 0u128);
+    for c in sections {
+        sum.targeted += c.targeted;
+        sum.waiting += c.waiting;
+        sum.started += c.started;
+        sum.downloading += c.downloading;
+        sum.downloaded += c.downloaded;
+        sum.updated += c.updated;
+        sum.failed += c.failed;
+        for (reason, n) in &c.failures {
+            *sum.failures.entry(reason.clone()).or_default() += n;
+        }
+        download_us += u128::from(c.download_time_mean_us) * u128::from(c.downloaded);
+        update_us += u128::from(c.update_time_mean_us) * u128::from(c.updated);
+        sum.download_time_max_us = sum.download_time_max_us.max(c.download_time_max_us);
+        sum.update_time_max_us = sum.update_time_max_us.max(c.update_time_max_us);
+        sum.blocks_served += c.blocks_served;
+        sum.bytes_served += c.bytes_served;
+    }
+    let mean = |total: u128, n: u64| {
+        u64::try_from(total.checked_div(u128::from(n)).unwrap_or(0)).unwrap_or(u64::MAX)
+    };
+    sum.download_time_mean_us = mean(download_us, sum.downloaded);
+    sum.update_time_mean_us = mean(update_us, sum.updated);
+    Some(sum)
+}
+
 fn seconds(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
@@ -562,5 +602,58 @@ mod tests {
             missing.to_string(),
             "missing shards 0, 1, 7-999 of 1000 (test t): the result covers 5 of 1000 shards"
         );
+    }
+
+    #[test]
+    fn campaign_sections_add_up_with_weighted_means() {
+        let campaign = |updated: u64, mean_s: u64, failures: &[(&str, u64)]| FirmwareCampaign {
+            targeted: updated + 2,
+            started: updated + 2,
+            downloaded: updated,
+            updated,
+            failed: 2,
+            failures: failures.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            download_time_mean_us: mean_s * 1_000_000,
+            download_time_max_us: mean_s * 2_000_000,
+            update_time_mean_us: 1_000_000,
+            update_time_max_us: 1_000_000,
+            blocks_served: updated * 8,
+            bytes_served: updated * 8192,
+            ..FirmwareCampaign::default()
+        };
+        let with = |campaign: Option<FirmwareCampaign>| {
+            let config = super::super::schema::RunConfig::default();
+            let mut report = Report::new(config, &Snapshot::default(), Vec::new(), Vec::new());
+            report.campaign = campaign;
+            report
+        };
+        assert_eq!(campaigns(&[with(None), with(None)]), None);
+        let reports = [
+            with(Some(campaign(30, 10, &[("timeout", 2)]))),
+            with(None),
+            with(Some(campaign(
+                10,
+                30,
+                &[("timeout", 1), ("integrity-check", 1)],
+            ))),
+        ];
+        let sum = campaigns(&reports).unwrap();
+        assert_eq!(
+            (
+                sum.targeted,
+                sum.started,
+                sum.downloaded,
+                sum.updated,
+                sum.failed
+            ),
+            (44, 44, 40, 40, 4)
+        );
+        assert_eq!(sum.failures["timeout"], 3);
+        assert_eq!(sum.failures["integrity-check"], 1);
+        // (30 × 10 s + 10 × 30 s) / 40 devices.
+        assert_eq!(sum.download_time_mean_us, 15_000_000);
+        assert_eq!(sum.download_time_max_us, 60_000_000);
+        assert_eq!(sum.update_time_mean_us, 1_000_000);
+        assert_eq!((sum.blocks_served, sum.bytes_served), (320, 327_680));
     }
 }

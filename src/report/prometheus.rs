@@ -24,7 +24,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use super::schema::code_name;
+use super::schema::{FirmwareCampaign, code_name};
 use crate::client::{
     CLIENT_STATES, OPERATION_KINDS, REQUEST_KINDS, operation_name, request_name, state_name,
 };
@@ -61,6 +61,8 @@ const FIRMWARE_BUCKETS_US: [u64; 15] = [
 ];
 
 type Latest = Arc<Mutex<Arc<Snapshot>>>;
+/// The embedded server's campaign counts, published beside the snapshot; `None` without one.
+type LatestCampaign = Arc<Mutex<Option<Arc<FirmwareCampaign>>>>;
 
 /// Where the numbers come from: labels on every series and in `lwm2m_swarm_info`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +88,7 @@ impl Default for Identity {
 pub struct Exporter {
     addr: SocketAddr,
     latest: Latest,
+    campaign: LatestCampaign,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,7 +101,8 @@ impl Exporter {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let latest: Latest = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
-        let registry = registry(identity, Arc::clone(&latest));
+        let campaign: LatestCampaign = Arc::default();
+        let registry = registry(identity, Arc::clone(&latest), Arc::clone(&campaign));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -109,6 +113,7 @@ impl Exporter {
         Ok(Exporter {
             addr,
             latest,
+            campaign,
             stop,
             thread: Some(thread),
         })
@@ -122,6 +127,12 @@ impl Exporter {
     pub fn publish(&self, snapshot: Snapshot) {
         let snapshot = Arc::new(snapshot);
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
+    }
+
+    /// Makes the embedded server's campaign counts part of the next scrape.
+    pub fn publish_campaign(&self, campaign: FirmwareCampaign) {
+        let campaign = Some(Arc::new(campaign));
+        *self.campaign.lock().unwrap_or_else(PoisonError::into_inner) = campaign;
     }
 
     /// Goes on serving what was published last for `how_long`, or until `interrupted` says so,
@@ -205,8 +216,19 @@ fn answer(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
 /// The exposition text for one snapshot (what a scrape would serve).
 #[cfg(test)]
 fn render(snapshot: &Snapshot, identity: &Identity) -> String {
+    render_with(snapshot, None, identity)
+}
+
+/// [`render`] with the embedded server's campaign counts.
+#[cfg(test)]
+fn render_with(
+    snapshot: &Snapshot,
+    campaign: Option<&FirmwareCampaign>,
+    identity: &Identity,
+) -> String {
     let latest = Arc::new(Mutex::new(Arc::new(snapshot.clone())));
-    encode(&registry(identity, latest))
+    let campaign = Arc::new(Mutex::new(campaign.cloned().map(Arc::new)));
+    encode(&registry(identity, latest, campaign))
 }
 
 fn encode(registry: &Registry) -> String {
@@ -217,7 +239,7 @@ fn encode(registry: &Registry) -> String {
 }
 
 /// The info metric and the snapshot's families, all labelled with the shard.
-fn registry(identity: &Identity, latest: Latest) -> Registry {
+fn registry(identity: &Identity, latest: Latest, campaign: LatestCampaign) -> Registry {
     let shard = format!("{}/{}", identity.shard, identity.shards);
     let mut registry =
         Registry::with_labels([(Cow::Borrowed("shard"), Cow::Owned(shard))].into_iter());
@@ -229,7 +251,7 @@ fn registry(identity: &Identity, latest: Latest) -> Registry {
             ("test_hash", identity.test_hash.clone()),
         ]),
     );
-    registry.register_collector(Box::new(SnapshotMetrics { latest }));
+    registry.register_collector(Box::new(SnapshotMetrics { latest, campaign }));
     registry
 }
 
@@ -237,6 +259,7 @@ fn registry(identity: &Identity, latest: Latest) -> Registry {
 #[derive(Debug)]
 struct SnapshotMetrics {
     latest: Latest,
+    campaign: LatestCampaign,
 }
 
 impl Collector for SnapshotMetrics {
@@ -269,7 +292,13 @@ impl Collector for SnapshotMetrics {
         traffic_families(&mut out, &s)?;
         handshake_families(&mut out, &s.handshakes, &s.connections)?;
         bootstrap_families(&mut out, &s.bootstrap)?;
-        firmware_families(&mut out, &s.firmware)
+        firmware_families(&mut out, &s.firmware)?;
+        let campaign = self
+            .campaign
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        campaign.map_or(Ok(()), |c| campaign_families(&mut out, &c))
     }
 }
 
@@ -462,6 +491,51 @@ fn firmware_families(out: &mut DescriptorEncoder, f: &FirmwareStats) -> fmt::Res
         histograms_in(out, name, help, [(labels([]), h)], &FIRMWARE_BUCKETS_US)?;
     }
     Ok(())
+}
+
+/// The embedded server's firmware campaigns: devices by step and by failure, those waiting and
+/// downloading now, and the image served.
+fn campaign_families(out: &mut DescriptorEncoder, c: &FirmwareCampaign) -> fmt::Result {
+    counters(
+        out,
+        "lwm2m_swarm_campaign_devices",
+        "Devices of the embedded server's firmware campaigns, by step reached.",
+        [
+            ("targeted", c.targeted),
+            ("started", c.started),
+            ("downloaded", c.downloaded),
+            ("updated", c.updated),
+            ("failed", c.failed),
+        ]
+        .map(|(step, n)| (labels([("step", step)]), n)),
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_campaign_failures",
+        "Campaign devices failed, by reason (timeout, integrity-check...).",
+        c.failures
+            .iter()
+            .map(|(reason, n)| (labels([("reason", reason)]), *n)),
+    )?;
+    gauges(
+        out,
+        "lwm2m_swarm_campaign_in_progress",
+        "Campaign devices waiting for a download slot, and downloading, now.",
+        [("waiting", c.waiting), ("downloading", c.downloading)]
+            .map(|(state, n)| (labels([("state", state)]), n)),
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_campaign_served_blocks",
+        "Block2 GETs of a campaign's image the embedded server answered.",
+        [(labels([]), c.blocks_served)],
+    )?;
+    counters(
+        out,
+        "lwm2m_swarm_campaign_served_bytes",
+        "Bytes of a campaign's image the embedded server served.",
+        [(labels([]), c.bytes_served)],
+    )
 }
 
 /// One series' labels (besides the registry's `shard`).
@@ -700,6 +774,44 @@ mod tests {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
         assert!(!text.contains("lwm2m_swarm_firmware_update_seconds"));
+    }
+
+    #[test]
+    fn campaign_steps_failures_and_slots_are_families() {
+        let s = Snapshot::default();
+        assert!(!render(&s, &Identity::default()).contains("campaign"));
+        let campaign = FirmwareCampaign {
+            targeted: 10,
+            waiting: 2,
+            started: 8,
+            downloading: 3,
+            downloaded: 4,
+            updated: 3,
+            failed: 2,
+            failures: [
+                ("timeout".to_string(), 1),
+                ("integrity-check".to_string(), 1),
+            ]
+            .into(),
+            blocks_served: 40,
+            bytes_served: 40_960,
+            ..FirmwareCampaign::default()
+        };
+        let text = render_with(&s, Some(&campaign), &Identity::default());
+        for line in [
+            "lwm2m_swarm_campaign_devices_total{shard=\"0/1\",step=\"targeted\"} 10\n",
+            "lwm2m_swarm_campaign_devices_total{shard=\"0/1\",step=\"started\"} 8\n",
+            "lwm2m_swarm_campaign_devices_total{shard=\"0/1\",step=\"downloaded\"} 4\n",
+            "lwm2m_swarm_campaign_devices_total{shard=\"0/1\",step=\"updated\"} 3\n",
+            "lwm2m_swarm_campaign_devices_total{shard=\"0/1\",step=\"failed\"} 2\n",
+            "lwm2m_swarm_campaign_failures_total{shard=\"0/1\",reason=\"timeout\"} 1\n",
+            "lwm2m_swarm_campaign_in_progress{shard=\"0/1\",state=\"waiting\"} 2\n",
+            "lwm2m_swarm_campaign_in_progress{shard=\"0/1\",state=\"downloading\"} 3\n",
+            "lwm2m_swarm_campaign_served_blocks_total{shard=\"0/1\"} 40\n",
+            "lwm2m_swarm_campaign_served_bytes_total{shard=\"0/1\"} 40960\n",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ use super::{Op, Server};
 use crate::clock::Instant;
 use crate::coap::block::{self, BlockValue};
 use crate::coap::{Token, message};
+use crate::content::{self, ContentFormat};
+use crate::model::{Path, ResourceSpec, ResourceType, Schema, Value};
 
 /// How the image reaches the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,6 +218,9 @@ enum Phase {
     Deliver,
     /// Waiting for State 2.
     Downloading,
+    /// No progress for the timeout while downloading: a Read of State, once (a notification of
+    /// State 2 may have been lost; a NON is not repeated).
+    CheckState,
     Execute,
     /// Executed: waiting for the device to register again.
     Rebooting,
@@ -232,6 +237,7 @@ impl Phase {
             Phase::ObserveState
                 | Phase::ObserveResult
                 | Phase::Deliver
+                | Phase::CheckState
                 | Phase::Execute
                 | Phase::ReadResult
                 | Phase::ReadVersion
@@ -298,15 +304,49 @@ impl Campaigns {
 /// `/5/0/x`, `/3/0/3`.
 const FIRMWARE: &str = "5";
 const TEXT: u16 = 0;
+const STATE_DOWNLOADED: i64 = 2;
 const OCTET_STREAM: u16 = 42;
 
-/// The integer a text/plain answer or notification carries.
-fn integer(packet: &Packet) -> Option<i64> {
-    std::str::from_utf8(&packet.payload)
+/// The types of the resources a campaign reads, for the decoders that need them (TLV, text).
+struct FirmwareResources;
+
+impl Schema for FirmwareResources {
+    fn resource(&self, object: u16, resource: u16) -> Option<ResourceSpec> {
+        let kind = match (object, resource) {
+            (5, 3 | 5) => ResourceType::Integer,
+            (3, 3) => ResourceType::String,
+            _ => return None,
+        };
+        Some(ResourceSpec {
+            kind,
+            multiple: false,
+        })
+    }
+}
+
+/// The value an answer or notification carries for `path`, in the format it names (text,
+/// TLV, `SenML` JSON or CBOR, LWM2M CBOR...; text when it names none).
+fn value_at(packet: &Packet, path: Path) -> Option<Value> {
+    let format = match message::content_format(packet).ok()? {
+        None => ContentFormat::Text,
+        Some(code) => ContentFormat::from_code(code)?,
+    };
+    content::decode(format, &path, &packet.payload, &FirmwareResources)
         .ok()?
-        .trim()
-        .parse()
-        .ok()
+        .into_iter()
+        .find(|record| record.path == path)
+        .map(|record| record.value)
+}
+
+/// The integer (State, Update Result) a packet carries for `path`.
+fn integer(packet: &Packet, path: Path) -> Option<i64> {
+    match value_at(packet, path)? {
+        Value::Integer(n) => Some(n),
+        Value::UnsignedInteger(n) => i64::try_from(n).ok(),
+        // SenML JSON numbers of resources a decoder does not type.
+        Value::Float(f) if f.fract() == 0.0 => Some(f as i64),
+        _ => None,
+    }
 }
 
 impl Server {
@@ -359,7 +399,10 @@ impl Server {
         if let Some(&d) = self.campaigns.by_endpoint.get(&endpoint) {
             let device = &mut self.campaigns.devices[d as usize];
             device.registration = id;
-            if device.phase == Phase::Rebooting {
+            // Registered again while the Execute's answer was awaited: it was lost, and the
+            // device has updated (or failed to) meanwhile; its Update Result tells.
+            let executed = device.phase == Phase::Execute && device.asked == Phase::Execute;
+            if device.phase == Phase::Rebooting || executed {
                 device.phase = Phase::ReadResult;
                 device.progress_at = now;
             }
@@ -474,6 +517,7 @@ impl Server {
             }
             Phase::Deliver => (RequestType::Put, ["5", "0", "0"], false, false),
             Phase::Execute => (RequestType::Post, ["5", "0", "2"], false, false),
+            Phase::CheckState => (RequestType::Get, ["5", "0", "3"], true, false),
             Phase::ReadResult => (RequestType::Get, ["5", "0", "5"], true, false),
             Phase::ReadVersion => (RequestType::Get, ["3", "0", "3"], true, false),
             _ => return None,
@@ -558,18 +602,17 @@ impl Server {
         let ok = answer.is_some_and(|p| u8::from(p.header.code) >> 5 == 2);
         let code = answer.map_or(0, |p| u8::from(p.header.code));
         let Some(answer) = answer.filter(|_| ok) else {
-            let reason = if code == 0 {
-                FailureReason::Timeout
-            } else {
-                FailureReason::Rejected
-            };
-            self.fail(now, d, reason);
+            self.campaign_unanswered(now, d, code);
             return;
         };
         let index = d as usize;
         let campaign = usize::from(self.campaigns.devices[index].campaign);
         let observed = answer.get_first_option(CoapOption::Observe).is_some();
-        let value = integer(answer);
+        let value = match self.campaigns.devices[index].phase {
+            Phase::ObserveState | Phase::CheckState => integer(answer, Path::resource(5, 0, 3)),
+            Phase::ObserveResult | Phase::ReadResult => integer(answer, Path::resource(5, 0, 5)),
+            _ => None,
+        };
         let device = &mut self.campaigns.devices[index];
         device.progress_at = now;
         match device.phase {
@@ -593,6 +636,14 @@ impl Server {
                     device.phase = Phase::Downloading;
                 }
             }
+            Phase::CheckState => {
+                if value == Some(STATE_DOWNLOADED) {
+                    self.downloaded(now, d);
+                } else {
+                    self.fail(now, d, FailureReason::Timeout);
+                }
+                return;
+            }
             Phase::Execute => {
                 device.phase = Phase::Rebooting;
                 device.executed_at = now;
@@ -606,7 +657,11 @@ impl Server {
                 }
             },
             Phase::ReadVersion => {
-                let version = std::str::from_utf8(&answer.payload).unwrap_or("").trim();
+                let version = match value_at(answer, Path::resource(3, 0, 3)) {
+                    Some(Value::String(version)) => version,
+                    _ => String::new(),
+                };
+                let version = version.trim();
                 let expected = self.config.campaigns[campaign].version.as_deref();
                 if expected.is_none_or(|expected| version == expected) {
                     device.phase = Phase::Updated;
@@ -623,6 +678,25 @@ impl Server {
         if self.campaigns.devices[index].phase.sends() {
             self.want_campaign_request(id);
         }
+    }
+
+    /// A campaign request timed out or was reset (`code` 0), or was answered with an error.
+    fn campaign_unanswered(&mut self, now: Instant, d: u32, code: u8) {
+        let device = &mut self.campaigns.devices[d as usize];
+        if code == 0 && device.phase == Phase::Execute {
+            // The answer was lost, or the device went offline to update before a retransmission
+            // reached it: wait for its Register (the stall timer bounds the wait).
+            device.phase = Phase::Rebooting;
+            device.executed_at = now;
+            device.progress_at = now;
+            return;
+        }
+        let reason = if code == 0 {
+            FailureReason::Timeout
+        } else {
+            FailureReason::Rejected
+        };
+        self.fail(now, d, reason);
     }
 
     /// Whether `token` is one of the device's observations of ours.
@@ -647,7 +721,8 @@ impl Server {
             return;
         }
         let is_state = packet.get_token() == device.state_token.to_be_bytes();
-        let Some(value) = integer(packet) else {
+        let path = Path::resource(5, 0, if is_state { 3 } else { 5 });
+        let Some(value) = integer(packet, path) else {
             return;
         };
         if is_state && value != device.state {
@@ -660,15 +735,26 @@ impl Server {
             }
             return;
         }
-        // State 2, Downloaded: Execute Update.
-        if value == 2 && matches!(device.phase, Phase::Deliver | Phase::Downloading) {
-            let took = now.saturating_since(device.started_at);
-            device.phase = Phase::Execute;
-            self.stats.campaign.downloaded += 1;
-            self.stats.campaign.download_time.record(took);
-            self.release_slot(now, d);
-            self.want_campaign_request(id);
+        let downloading = matches!(
+            device.phase,
+            Phase::Deliver | Phase::Downloading | Phase::CheckState
+        );
+        if value == STATE_DOWNLOADED && downloading {
+            self.downloaded(now, d);
         }
+    }
+
+    /// State 2, Downloaded: the slot goes to the next device; Execute Update.
+    fn downloaded(&mut self, now: Instant, d: u32) {
+        let device = &mut self.campaigns.devices[d as usize];
+        let took = now.saturating_since(device.started_at);
+        device.phase = Phase::Execute;
+        device.progress_at = now;
+        let id = device.registration;
+        self.stats.campaign.downloaded += 1;
+        self.stats.campaign.download_time.record(took);
+        self.release_slot(now, d);
+        self.want_campaign_request(id);
     }
 
     /// The device's stall timer: failed as `timeout` unless it moved since.
@@ -683,6 +769,12 @@ impl Server {
         let due = device.progress_at + timeout;
         if due > at {
             self.timers.push(due, d, TimerKind::CampaignStall);
+        } else if device.phase == Phase::Downloading {
+            let id = device.registration;
+            self.campaigns.devices[d as usize].phase = Phase::CheckState;
+            self.timers.push(now + timeout, d, TimerKind::CampaignStall);
+            self.want_campaign_request(id);
+            self.flush(now, id);
         } else {
             self.fail(now, d, FailureReason::Timeout);
         }

@@ -86,6 +86,11 @@ impl Reports {
         self.collector.tick(snapshot);
     }
 
+    /// The embedded server's campaign counts now, for Prometheus.
+    pub(super) fn campaign_progress(&self, stats: &crate::server::CampaignStats) {
+        self.collector.campaign(crate::cli::campaign::report(stats));
+    }
+
     /// After the run: prints the thresholds' verdicts, writes the files, then serves Prometheus
     /// for `--prometheus-linger` (a Ctrl-C from now on ends that). `Ok(None)` when every
     /// threshold passed, `Ok(Some(failure))` when one failed (the run's other exit conditions
@@ -98,6 +103,9 @@ impl Reports {
     ) -> Result<Option<Failure>, Failure> {
         let interrupted_before = interrupts.load(Ordering::Acquire);
         let (intervals, log_error) = self.collector.finish(summary);
+        if let Some(campaign) = &self.campaign {
+            self.collector.campaign(campaign.clone());
+        }
         let outcome = self.write(summary, started, intervals, log_error);
         if let Some(addr) = self
             .collector

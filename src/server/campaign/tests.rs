@@ -1,6 +1,7 @@
 //! Campaigns against scripted devices under a simulated clock: each device answers the server's
 //! Observe, Write, Execute and Read per `LwM2M` 1.1 §E.6, downloads with Block2 GETs (pull) or
-//! takes Block1 writes (push), hashes the image as it arrives, and can be told to fail.
+//! takes Block1 writes (push), hashes the image as it arrives, and can be told to fail. The
+//! devices take turns answering in text, TLV, `SenML` JSON and CBOR, and LWM2M CBOR.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,6 +15,7 @@ use super::super::{Served, Server, ServerConfig};
 use super::*;
 use crate::coap::block::{self, BlockValue};
 use crate::coap::{Token, message};
+use crate::model::Record;
 
 const SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5683);
@@ -21,6 +23,14 @@ const SERVER: SocketAddr =
 const LATENCY: Duration = Duration::from_millis(20);
 const UPDATE_TIME: Duration = Duration::from_secs(5);
 const TICK_US: u64 = 10_000_000;
+/// The formats the devices answer and notify in, in turn.
+const FORMATS: [ContentFormat; 5] = [
+    ContentFormat::Text,
+    ContentFormat::Tlv,
+    ContentFormat::SenmlJson,
+    ContentFormat::SenmlCbor,
+    ContentFormat::LwM2mCbor,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -58,6 +68,8 @@ struct Device {
     block_size: u16,
     /// Its Register was answered: no request of the server may come before.
     registered: bool,
+    /// How it encodes its answers and notifications (the devices take turns).
+    format: ContentFormat,
 }
 
 /// A datagram on its way: (due, sequence, to, from, bytes).
@@ -75,6 +87,10 @@ struct World {
     image_len: usize,
     downloading_now: usize,
     downloading_max: usize,
+    /// Every change of `downloading_now`: (when, devices in State 1 from then on).
+    downloading_series: Vec<(Instant, usize)>,
+    /// When the last waiting device got its slot.
+    last_start: Option<Instant>,
     /// Devices updating: (back at, device).
     reboots: BinaryHeap<Reverse<(Instant, usize)>>,
 }
@@ -103,22 +119,30 @@ impl Device {
         p.to_bytes().unwrap()
     }
 
-    fn notify(&mut self, token: &[u8], value: &str) -> Vec<u8> {
+    /// `value` at `path` in this device's content format, and the format's number.
+    fn encode(&self, path: Path, value: Value) -> (u16, Vec<u8>) {
+        let records = [Record { path, value }];
+        let bytes = content::encode(self.format, &path, &records, &FirmwareResources).unwrap();
+        (self.format.code(), bytes)
+    }
+
+    fn notify(&mut self, token: &[u8], path: Path, value: i64) -> Vec<u8> {
         self.observe_seq += 1;
         let mut p = message::response(ResponseType::Content);
         p.header.set_type(MessageType::Confirmable);
         p.header.message_id = self.mid();
         p.set_token(token.to_vec());
         message::set_observe(&mut p, self.observe_seq);
-        message::set_content_format(&mut p, 0);
-        p.payload = value.as_bytes().to_vec();
+        let (format, payload) = self.encode(path, Value::Integer(value));
+        message::set_content_format(&mut p, format);
+        p.payload = payload;
         p.to_bytes().unwrap()
     }
 
     fn set_state(&mut self, state: i64, out: &mut Vec<Vec<u8>>) {
         self.state = state;
         if let Some(token) = self.state_token.clone() {
-            out.push(self.notify(&token, &state.to_string()));
+            out.push(self.notify(&token, Path::resource(5, 0, 3), state));
         }
     }
 
@@ -127,7 +151,7 @@ impl Device {
         self.result = result;
         self.download = None;
         if let Some(token) = self.result_token.clone() {
-            out.push(self.notify(&token, &result.to_string()));
+            out.push(self.notify(&token, Path::resource(5, 0, 5), result));
         }
         self.set_state(0, out);
     }
@@ -181,12 +205,12 @@ impl Device {
         match (method, path.as_str()) {
             (RequestType::Get, "5/0/3" | "5/0/5" | "3/0/3") => {
                 reply = message::response(ResponseType::Content);
-                message::set_content_format(&mut reply, 0);
-                let value = match path.as_str() {
-                    "5/0/3" => self.state.to_string(),
-                    "5/0/5" => self.result.to_string(),
-                    _ => self.version.clone(),
+                let (format, payload) = match path.as_str() {
+                    "5/0/3" => self.encode(Path::resource(5, 0, 3), Value::Integer(self.state)),
+                    "5/0/5" => self.encode(Path::resource(5, 0, 5), Value::Integer(self.result)),
+                    _ => self.encode(Path::resource(3, 0, 3), Value::String(self.version.clone())),
                 };
+                message::set_content_format(&mut reply, format);
                 if observe {
                     let token = Some(p.get_token().to_vec());
                     if path == "5/0/3" {
@@ -196,7 +220,7 @@ impl Device {
                     }
                     message::set_observe(&mut reply, self.observe_seq);
                 }
-                reply.payload = value.into_bytes();
+                reply.payload = payload;
             }
             (RequestType::Put, "5/0/1") => {
                 let uri = String::from_utf8(p.payload.clone()).unwrap();
@@ -356,6 +380,7 @@ impl World {
                     block_size
                 },
                 registered: false,
+                format: FORMATS[i % FORMATS.len()],
             })
             .collect();
         let by_addr = devices
@@ -374,6 +399,8 @@ impl World {
             image_len: firmware.image().len(),
             downloading_now: 0,
             downloading_max: 0,
+            downloading_series: Vec::new(),
+            last_start: None,
             reboots: BinaryHeap::new(),
         }
     }
@@ -436,6 +463,10 @@ impl World {
                 self.repeat_states();
             }
             self.now = next;
+            let campaign = self.server.stats().campaign;
+            if self.last_start.is_none() && campaign.started > 0 && campaign.waiting == 0 {
+                self.last_start = Some(self.now);
+            }
             if timer == Some(next) {
                 self.server.handle_timeout(next);
             } else if reboot == Some(next) {
@@ -460,6 +491,9 @@ impl World {
                         self.downloading_max = self.downloading_max.max(self.downloading_now);
                     } else if was && !is {
                         self.downloading_now -= 1;
+                    }
+                    if is != was {
+                        self.downloading_series.push((next, self.downloading_now));
                     }
                     // Executed just now: back after its update time.
                     if let Some(at) = self.devices[i].reboot_at.filter(|_| before != 3) {
@@ -555,6 +589,54 @@ fn a_pull_campaign_of_1000_devices_with_5_percent_failures_ends_every_device() {
     );
     // Each completed download took image / block size GETs; served from the one image.
     assert!(stats.bytes_served >= stats.downloaded * 4096, "{stats:?}");
+}
+
+/// A slot freed by a device's State 2 goes to the next waiting device at once: from the first
+/// fill to the last start, the devices downloading stay near the limit (no waves that drain
+/// before the next starts).
+#[test]
+fn the_download_slots_stay_full_until_no_device_waits() {
+    let (devices, max) = (1000, 50);
+    let mut world = World::new(
+        config(campaign(CampaignMode::Pull, max, 4096)),
+        devices,
+        usize::MAX,
+        0,
+    );
+    world.register_all();
+    world.run(Instant::from_micros(3_600_000_000), "2.0");
+    let last_start = world.last_start.expect("every device started");
+    let series = &world.downloading_series;
+    let first_full = series
+        .iter()
+        .position(|&(_, n)| n == max)
+        .expect("the slots filled");
+    // Devices in State 1, weighted by time, from the first fill to the last start.
+    let mut area = 0u128;
+    let mut least = max;
+    for pair in series[first_full..].windows(2) {
+        let ((from, n), (to, _)) = (pair[0], pair[1]);
+        if from >= last_start {
+            break;
+        }
+        let to = to.min(last_start);
+        area += u128::from(to.saturating_since(from).as_micros() as u64) * n as u128;
+        least = least.min(n);
+    }
+    let span = last_start
+        .saturating_since(series[first_full].0)
+        .as_micros();
+    let mean = area as f64 / span as f64;
+    // Between two downloads a slot spends two round trips (Observe State, Observe Result) and
+    // a half (the URI's Write) setting the next device up: 120 ms against ~3 s of download.
+    assert!(
+        mean >= 0.9 * max as f64,
+        "mean {mean:.1} of {max}, least {least}"
+    );
+    assert!(world.downloading_max <= max);
+    // Device 0 is the one faulty device (out of storage).
+    let stats = world.server.stats().campaign;
+    assert_eq!(stats.updated, devices as u64 - 1, "{stats}");
 }
 
 #[test]
