@@ -116,11 +116,12 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(moved) = engine.moved_ports() {
         say!("{moved}");
     }
-    say!(
+    let header = format!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),
         format_duration(total)
     );
+    say!("{}", super::output::fitted(&header));
     // A third signal exits at once: by then even the stop at once is taking too long.
     let interrupts = Interrupts::catch(Some(3));
     let observed = Observed {
