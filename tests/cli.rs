@@ -504,6 +504,22 @@ fn credentials_refuse_what_has_none() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("--psk-key: not a hex key"), "{stderr}");
     assert!(!stderr.contains("5ec12e7"), "{stderr}");
+    // run's options are named as run's, not guessed from their spelling (`--private-keys`).
+    let out = swarm(&["credentials", "fleets/dtls-psk.toml", "--rate", "5"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.starts_with("lwm2m-swarm: credentials takes no --rate: it is an option of run"),
+        "{stderr}"
+    );
+    // A missing fleet file in plain words.
+    let out = swarm(&["run", "fleets/nope.toml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        "lwm2m-swarm: fleets/nope.toml: cannot read: no such file"
+    );
 }
 
 /// Keys appear in `credentials` output only: not in what `run` prints, its JSON report (whose
