@@ -44,6 +44,7 @@ mod embedded;
 mod help;
 mod interrupts;
 mod logging;
+mod misplaced;
 mod output;
 mod parse;
 mod preflight;
@@ -132,9 +133,15 @@ impl Cli {
 
 /// Parses `args` (program name first) and runs the command.
 pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match Cli::parse_args(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::parse_args(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            let command = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+            if let Some(message) = misplaced::misplaced_option(&e, command) {
+                eprintln!("lwm2m-swarm: {message}");
+                return ExitCode::from(exit::BAD_INPUT);
+            }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { 0 });
         }

@@ -48,7 +48,7 @@ pub use slice::{Slice, SliceError};
 pub enum FleetError {
     #[error(transparent)]
     Invalid(#[from] Located),
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {}", crate::plain::io_error(source))]
     Io {
         file: String,
         source: std::io::Error,

@@ -39,6 +39,24 @@ pub fn not_a_share(value: f64, zero_allowed: bool) -> String {
     }
 }
 
+/// An I/O error without the OS's number: "no such file", not "No such file or directory
+/// (os error 2)".
+pub fn io_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        ErrorKind::IsADirectory => "a directory, not a file".to_string(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error ") {
+                Some(at) if text.ends_with(')') => text[..at].to_string(),
+                _ => text,
+            }
+        }
+    }
+}
+
 /// What a Rust type name expects, in words: `u64` is "a whole number".
 pub fn type_name(rust: &str) -> Option<&'static str> {
     if rust.starts_with("struct ") {
@@ -93,6 +111,18 @@ mod tests {
             "-1 is not a share from 0 to 1 (0.25 is 25%)"
         );
         assert!(!not_a_share(0.0, false).contains("did you mean"));
+    }
+
+    #[test]
+    fn io_errors_lose_the_os_number() {
+        let os = |code| io_error(&std::io::Error::from_raw_os_error(code));
+        assert_eq!(os(2), "no such file");
+        assert_eq!(os(13), "permission denied");
+        assert_eq!(os(21), "a directory, not a file");
+        // ENOSPC: the OS's words, without "(os error 28)".
+        assert_eq!(os(28), "No space left on device");
+        let ours = std::io::Error::other("bad header");
+        assert_eq!(io_error(&ours), "bad header");
     }
 
     #[test]

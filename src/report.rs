@@ -94,7 +94,7 @@ pub struct MergeArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::plain::io_error(source))]
     Io {
         path: String,
         source: std::io::Error,

@@ -80,6 +80,7 @@ fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> Located {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .map(plain_syntax)
         .collect();
     Located {
         file: file.to_string(),
@@ -88,6 +89,19 @@ fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> Located {
         message: format!("not valid TOML: {}", what.join("; ")),
         column,
         source_line,
+    }
+}
+
+/// The TOML parser's words, where Rust's show through, in the user's.
+fn plain_syntax(line: &str) -> &str {
+    match line {
+        "number too large to fit in target type" => {
+            "a number too large: TOML's whole numbers go up to 9,223,372,036,854,775,807"
+        }
+        "number too small to fit in target type" => {
+            "a number too small: TOML's whole numbers go down to -9,223,372,036,854,775,808"
+        }
+        _ => line,
     }
 }
 
@@ -278,6 +292,15 @@ mod tests {
                 .contains("a duration is text too, with a unit: \"5m\""),
             "{unquoted}"
         );
+        let huge = error("clients = 99999999999999999999\n");
+        assert_eq!(huge.line, 1, "{huge}");
+        assert!(
+            huge.message.ends_with(
+                "a number too large: TOML's whole numbers go up to 9,223,372,036,854,775,807"
+            ),
+            "{huge}"
+        );
+        assert!(!huge.message.contains("target type"), "{huge}");
         let missing = error("hold = \"5m\"\n");
         assert_eq!(missing.message, "missing: this table needs `clients`");
         for e in [negative, text, unquoted, missing] {

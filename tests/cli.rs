@@ -33,7 +33,8 @@ fn check_prints_the_plan_of_every_shipped_fleet() {
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{fleet}: {stderr}");
         assert!(stdout.contains("clients"), "{stdout}");
-        assert!(stdout.contains("addresses 127.0.0.1:"), "{stdout}");
+        assert!(stdout.contains("  layout    "), "{stdout}");
+        assert!(stdout.contains(" engine thread"), "{stdout}");
         assert!(stdout.contains("  security  "), "{stdout}");
     }
     // Overrides show in the plan.
@@ -130,6 +131,16 @@ fn run_against_the_embedded_server_prints_progress_and_a_summary() {
         stdout.contains("embedded server: registered 0, registers 10"),
         "{stdout}"
     );
+    // Nothing wraps on a terminal: the header, the layout, progress and summary fit.
+    let wide: Vec<&str> = stdout.lines().filter(|l| l.chars().count() > 100).collect();
+    assert!(wide.is_empty(), "lines over 100 columns: {wide:#?}");
+    // The layout in a few words: which sources, how many engine threads.
+    let header = stdout
+        .find(" clients against ")
+        .and_then(|at| stdout[at..].split("; at most ").next())
+        .expect("the run's header");
+    assert!(header.contains(":22000"), "{header}");
+    assert!(header.contains(" engine thread"), "{header}");
 }
 
 #[test]
@@ -493,6 +504,22 @@ fn credentials_refuse_what_has_none() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("--psk-key: not a hex key"), "{stderr}");
     assert!(!stderr.contains("5ec12e7"), "{stderr}");
+    // run's options are named as run's, not guessed from their spelling (`--private-keys`).
+    let out = swarm(&["credentials", "fleets/dtls-psk.toml", "--rate", "5"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.starts_with("lwm2m-swarm: credentials takes no --rate: it is an option of run"),
+        "{stderr}"
+    );
+    // A missing fleet file in plain words.
+    let out = swarm(&["run", "fleets/nope.toml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        "lwm2m-swarm: fleets/nope.toml: cannot read: no such file"
+    );
 }
 
 /// Keys appear in `credentials` output only: not in what `run` prints, its JSON report (whose

@@ -151,7 +151,10 @@ fn the_embedded_load_with_an_external_server_is_refused() {
         let (_, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
         assert!(
-            stderr.contains("--read, --observe are the embedded server's load"),
+            stderr.contains(
+                "--read and --observe apply to the embedded server only, and this run \
+                 targets coap://127.0.0.1:9, which decides"
+            ),
             "{command}: {stderr}"
         );
     }

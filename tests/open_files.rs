@@ -88,7 +88,7 @@ fn check_states_the_host_reach_and_refuses_a_plan_past_the_hard_limit() {
         stdout.contains("  files     30,000 sockets + 64 spare of 1,024 open files (hard limit;"),
         "{stdout}"
     );
-    assert!(!stdout.contains("  addresses "), "{stdout}");
+    assert!(!stdout.contains("  layout "), "{stdout}");
     assert!(
         stderr.contains("warning: source ports 1024-65535 overlap the kernel's ephemeral range"),
         "{stderr}"
@@ -127,7 +127,7 @@ fn check_states_the_host_reach_and_refuses_a_plan_past_the_hard_limit() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  addresses 127.0.0.1:20000 .. 127.0.0.1:20299"),
+        stdout.contains("  layout    127.0.0.1 ports 20000-20299, 1 engine thread, shared sockets"),
         "{stdout}"
     );
     assert!(stdout.lines().all(|l| l.len() <= 100), "{stdout}");

@@ -445,6 +445,17 @@ fn check_report_command(json_text: &str, report: &Report) {
         n => format!("{n} engine shards)"),
     };
     assert!(merged_err.contains(&shards), "{merged_err}");
+    // One unsharded run: `shard 0/1` as `--shard` would say it, not `shards 0 of 1`.
+    let test_line = merged_err
+        .lines()
+        .find(|l| l.starts_with("test "))
+        .expect("the test's line");
+    assert!(test_line.ends_with(": shard 0/1"), "{merged_err}");
+    let wide: Vec<&str> = merged_err
+        .lines()
+        .filter(|l| l.chars().count() > 100)
+        .collect();
+    assert!(wide.is_empty(), "lines over 100 columns: {wide:#?}");
     let read_row = row_under(&merged_err, "server operation", "read");
     assert_eq!(read_row[1], read.total.to_string(), "{merged_err}");
     assert_eq!(

@@ -153,7 +153,7 @@ impl LimitArgs {
 
 fn parse_count(s: &str) -> Result<usize, String> {
     let n = super::parse::parse_count(s)?;
-    usize::try_from(n).map_err(|_| "too large".to_string())
+    usize::try_from(n).map_err(|_| super::parse::too_large(usize::MAX as u64))
 }
 
 /// pmin/pmax: whole seconds, as the attribute carries them.

@@ -95,6 +95,6 @@ pub(super) fn check(args: &CheckArgs) -> Result<(), Failure> {
     println!("  files     {}", reach.describe_files());
     reach.check().map_err(bad_input)?;
     let layout = crate::engine::plan_layout(&plan, &config).map_err(bad_input)?;
-    println!("  {}", describe_layout(&layout, &config));
+    println!("  layout    {}", describe_layout(&layout, &config));
     Ok(())
 }

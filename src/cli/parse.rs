@@ -50,15 +50,24 @@ pub(super) fn parse_rate(s: &str) -> Result<f64, String> {
 
 /// A whole number of at least 1 (clients, a limit).
 pub(super) fn parse_count(s: &str) -> Result<u64, String> {
+    const AT_LEAST_ONE: &str = "expected a whole number of at least 1";
+    if s.trim().starts_with('-') {
+        return Err(AT_LEAST_ONE.into());
+    }
     match parse_whole(s)? {
-        0 => Err("expected a whole number of at least 1".into()),
+        0 => Err(AT_LEAST_ONE.into()),
         n => Ok(n),
     }
 }
 
 /// A whole number of a `usize` option (0 or more).
 pub(super) fn parse_whole_usize(s: &str) -> Result<usize, String> {
-    usize::try_from(parse_whole(s)?).map_err(|_| "too large".to_string())
+    usize::try_from(parse_whole(s)?).map_err(|_| too_large(usize::MAX as u64))
+}
+
+/// Rust says "too large"; the user wants to know how large may be.
+pub(super) fn too_large(max: u64) -> String {
+    format!("too large: at most {}", crate::engine::thousands(max))
 }
 
 /// A whole number of a `u16` option (0 or more).
@@ -86,7 +95,7 @@ pub(super) fn parse_whole(s: &str) -> Result<u64, String> {
         return Err("expected a whole number, 0 or more".into());
     }
     digits.parse::<u64>().map_err(|e| match e.kind() {
-        std::num::IntErrorKind::PosOverflow => "too large".to_string(),
+        std::num::IntErrorKind::PosOverflow => too_large(u64::MAX),
         _ => "expected a whole number, like 100".to_string(),
     })
 }
@@ -207,6 +216,26 @@ mod tests {
         assert_eq!(every, secs(300));
         assert!(parse_composite_write("/3/0/14@5m").is_err());
         assert!(parse_composite_write("/3/0/14=1@0s").is_err());
+    }
+
+    #[test]
+    fn counts_say_their_bounds_in_words() {
+        assert_eq!(parse_count("50"), Ok(50));
+        for below in ["0", "-3", " -1"] {
+            assert_eq!(
+                parse_count(below),
+                Err("expected a whole number of at least 1".into()),
+                "{below}"
+            );
+        }
+        let too_large = Err("too large: at most 18,446,744,073,709,551,615".to_string());
+        assert_eq!(parse_count("99999999999999999999"), too_large);
+        assert_eq!(parse_whole("99999999999999999999"), too_large);
+        assert_eq!(
+            parse_whole("-3"),
+            Err("expected a whole number, 0 or more".into())
+        );
+        assert_eq!(parse_whole_u16("70000"), Err("at most 65535".into()));
     }
 
     #[test]

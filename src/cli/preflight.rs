@@ -46,12 +46,19 @@ pub(super) fn preflight<'t>(
     if let Some(server) = &plan.server {
         let flags = load_flags(load);
         if !flags.is_empty() {
+            let (given, apply, drop) = match flags.as_slice() {
+                [one] => (one.to_string(), "applies", one.to_string()),
+                [init @ .., last] => (
+                    format!("{} and {last}", init.join(", ")),
+                    "apply",
+                    "them".into(),
+                ),
+                [] => unreachable!("not empty"),
+            };
             found.refusals.push(format!(
-                "{} {} the embedded server's load, and the server under test ({server}) decides \
-                 what it asks of the clients: drop {}, or the server to test the embedded one",
-                flags.join(", "),
-                if flags.len() == 1 { "is" } else { "are" },
-                if flags.len() == 1 { "it" } else { "them" },
+                "{given} {apply} to the embedded server only, and this run targets {server}, \
+                 which decides what it asks of the clients: drop {drop}, or drop the server \
+                 (the fleet's `server`, --server) to test against the embedded one"
             ));
         }
     }
@@ -447,7 +454,24 @@ mod tests {
         };
         let found = preflight(&plan, &thresholds(&["notify.p99<1s"]), &read);
         assert_eq!(found.refusals.len(), 1, "{found:?}");
-        assert!(found.refusals[0].starts_with("--read is the embedded server's load"));
+        assert_eq!(
+            found.refusals[0],
+            "--read applies to the embedded server only, and this run targets \
+             coap://192.0.2.1:5683, which decides what it asks of the clients: drop --read, or \
+             drop the server (the fleet's `server`, --server) to test against the embedded one"
+        );
+        let two = LoadArgs {
+            observe: Some(Path::resource(3, 0, 13)),
+            ..read.clone()
+        };
+        let found = preflight(&plan, &[], &two);
+        assert!(
+            found.refusals[0].starts_with(
+                "--read and --observe apply to the embedded server only, and this run targets"
+            ),
+            "{found:?}"
+        );
+        assert!(found.refusals[0].contains(": drop them, or drop the server"));
         let nothing = preflight(&plan, &[], &LoadArgs::default());
         assert_eq!(nothing, Findings::default());
         // An Update the server may still trigger is a warning.

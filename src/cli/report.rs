@@ -23,7 +23,7 @@ pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
             1 => ", 1 engine shard".to_string(),
             n => format!(", {n} engine shards"),
         };
-        say!(
+        let line = format!(
             "{}: {} ({} clients against {}{threads}), {:.1}s",
             path.display(),
             c.fleet,
@@ -31,10 +31,15 @@ pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
             c.server,
             r.elapsed_s
         );
+        say!("{}", output::fitted(&line));
     }
     if let Some((test, shards)) = merged.test() {
-        let covered = report::merge::ranges_text(&report::merge::ranges(shards));
-        say!("test {}: shards {covered} of {}", test.id, test.shard_count);
+        let line = format!(
+            "test {}: {}",
+            test.id,
+            shards_text(shards, test.shard_count)
+        );
+        say!("{}", output::fitted(&line));
     }
     if let Some(missing) = &merged.missing {
         eprintln!("warning: {missing}");
@@ -68,4 +73,28 @@ pub(super) fn report(args: &MergeArgs) -> Result<(), Failure> {
         return Err(failure);
     }
     threshold_failure(&verdicts).map_or(Ok(()), Err)
+}
+
+/// The shards a result covers, as `--shard K/N` names them: `shard 0/1`, `shards 0-2, 5 of 8`.
+fn shards_text(shards: &[u32], count: u32) -> String {
+    if let [one] = shards {
+        format!("shard {one}/{count}")
+    } else {
+        let covered = report::merge::ranges_text(&report::merge::ranges(shards));
+        format!("shards {covered} of {count}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shards_text;
+
+    #[test]
+    fn shards_read_as_the_shard_option_gives_them() {
+        // Not `shards 0 of 1`, which reads as no shard at all.
+        assert_eq!(shards_text(&[0], 1), "shard 0/1");
+        assert_eq!(shards_text(&[3], 4), "shard 3/4");
+        assert_eq!(shards_text(&[0, 1, 2, 3], 4), "shards 0-3 of 4");
+        assert_eq!(shards_text(&[0, 1, 2, 5], 8), "shards 0-2, 5 of 8");
+    }
 }

@@ -116,11 +116,12 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(moved) = engine.moved_ports() {
         say!("{moved}");
     }
-    say!(
+    let header = format!(
         "{file}: {clients} clients against {target}; {}; at most {}",
         describe_layout(engine.layout(), &config),
         format_duration(total)
     );
+    say!("{}", super::output::fitted(&header));
     // A third signal exits at once: by then even the stop at once is taking too long.
     let interrupts = Interrupts::catch(Some(3));
     let observed = Observed {
@@ -129,8 +130,11 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         reports: RefCell::new(&mut reports),
     };
     let quiet = args.output.quiet;
-    let ending = if !args.no_tui && args.output.leaves_terminal() && std::io::stdout().is_terminal()
-    {
+    let terminals = Terminals {
+        stdin: std::io::stdin().is_terminal(),
+        stdout: std::io::stdout().is_terminal(),
+    };
+    let ending = if terminals.show_dashboard(args.no_tui, args.output.leaves_terminal()) {
         let info = tui::RunInfo {
             target,
             fleet: file,
@@ -235,6 +239,20 @@ fn never_answered(server: SocketAddr, summary: &Snapshot) -> Failure {
 }
 
 /// The live dashboard until the run ends, or the user stops it (`Abandoned`: asked twice).
+/// Which of stdin and stdout are terminals.
+struct Terminals {
+    stdin: bool,
+    stdout: bool,
+}
+
+impl Terminals {
+    /// The dashboard draws on stdout and reads its keys from stdin: with stdin not a terminal
+    /// (a pipe, a file, at its end), whatever it holds is no key, so progress lines it is.
+    fn show_dashboard(&self, no_tui: bool, leaves_terminal: bool) -> bool {
+        !no_tui && leaves_terminal && self.stdin && self.stdout
+    }
+}
+
 fn dashboard(
     observed: &Observed<'_>,
     info: &tui::RunInfo,
@@ -280,5 +298,35 @@ impl tui::Controls for Observed<'_> {
     }
     fn set_start_rate(&self, factor: f64) {
         self.engine.set_start_rate(factor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Terminals;
+
+    #[test]
+    fn the_dashboard_needs_stdin_and_stdout_on_a_terminal() {
+        let both = Terminals {
+            stdin: true,
+            stdout: true,
+        };
+        assert!(both.show_dashboard(false, true));
+        assert!(!both.show_dashboard(true, true), "--no-tui");
+        assert!(
+            !both.show_dashboard(false, false),
+            "--quiet or a message log"
+        );
+        // `script -qc ... </dev/null`, `run ... < file`: keys would be whatever stdin holds.
+        let no_keys = Terminals {
+            stdin: false,
+            stdout: true,
+        };
+        assert!(!no_keys.show_dashboard(false, true));
+        let piped = Terminals {
+            stdin: true,
+            stdout: false,
+        };
+        assert!(!piped.show_dashboard(false, true));
     }
 }

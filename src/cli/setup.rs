@@ -135,34 +135,38 @@ pub(super) fn tls_config(
 
 pub(super) fn describe_layout(layout: &Layout, config: &EngineConfig) -> String {
     let (first, last) = layout.first_and_last_endpoints();
-    let ports: Vec<String> = (0..layout.shards())
-        .filter_map(|s| layout.shard_ports(s).ok())
-        .map(|p| format!("{}-{}", p.first(), p.last()))
-        .collect();
+    let threads = match layout.shards() {
+        1 => "1 engine thread".to_string(),
+        n => format!("{n} engine threads"),
+    };
     let transport = match config.transport {
         TransportKind::Shared => "shared sockets",
         TransportKind::PerClient => "one socket per client",
         TransportKind::Tcp if config.tls.is_some() => "one TLS connection per client",
         TransportKind::Tcp => "one TCP connection per client",
     };
-    let show = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.to_string());
-    if config.transport == TransportKind::Tcp {
+    let ip = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.ip().to_string());
+    let one_ip = first.map(|a| a.ip()) == last.map(|a| a.ip());
+    let sources = if config.transport == TransportKind::Tcp {
         // Connections bind the address only: the kernel picks each source port.
-        let ip = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.ip().to_string());
-        return format!(
-            "addresses {} .. {}, {} thread(s), {transport}, source ports from the kernel",
-            ip(first),
-            ip(last),
-            layout.shards(),
-        );
-    }
-    format!(
-        "addresses {} .. {}, {} thread(s), {transport}, ports {}",
-        show(first),
-        show(last),
-        layout.shards(),
-        ports.join(", ")
-    )
+        let ips = if one_ip {
+            ip(first)
+        } else {
+            format!("{} .. {}", ip(first), ip(last))
+        };
+        format!("{ips}, source ports from the kernel")
+    } else if one_ip {
+        // The shards' ranges follow each other on one address: one range says it.
+        let ports = layout.ports_used();
+        match (ports.first(), ports.last()) {
+            (a, b) if a == b => format!("{} port {a}", ip(first)),
+            (a, b) => format!("{} ports {a}-{b}", ip(first)),
+        }
+    } else {
+        let show = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.to_string());
+        format!("addresses {} .. {}", show(first), show(last))
+    };
+    format!("{sources}, {threads}, {transport}")
 }
 
 /// Starts the engine; names the port in use when `--ports` was given. (Where the engine moved

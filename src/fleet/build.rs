@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawBehaviour, RawClient, RawFleet, RawLoad, RawPopulation};
-use super::span::{At, invalid, line_of, toml_error};
+use super::span::{AT_LEAST_ONE, At, invalid, line_of, toml_error};
 use super::{
     Behaviour, Fleet, FleetError, Group, Load, Naming, NetworkConditions, Overrides, Ramp, Stage,
     ValueOverride, parse_duration,
@@ -562,7 +562,7 @@ fn total(
             "clients",
             format!("{c} clients but the last stage's target is {s}"),
         )),
-        (Some(0), _) => Err(at.err("clients", "must be at least 1")),
+        (Some(0), _) => Err(at.err("clients", format!("{AT_LEAST_ONE}, found 0"))),
         (Some(c), _) => Ok(c),
         (None, Some(s)) => Ok(s),
         (None, None) => counts
@@ -586,7 +586,9 @@ fn assign_counts<'t>(
                 return Err(at(pop.span()).err("share", "give `count` or `share`, not both"));
             }
             (None, None) => return Err(at(pop.span()).err("count", "give `count` or `share`")),
-            (Some(0), None) => return Err(at(pop.span()).err("count", "must be at least 1")),
+            (Some(0), None) => {
+                return Err(at(pop.span()).err("count", format!("{AT_LEAST_ONE}, found 0")));
+            }
             (Some(n), None) => groups[i].count = n,
             (None, Some(s)) if !(s > 0.0 && s <= 1.0) => {
                 return Err(at(pop.span()).err("share", crate::plain::not_a_share(s, false)));

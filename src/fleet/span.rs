@@ -17,8 +17,20 @@ pub(super) fn invalid(
 }
 
 pub(super) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FleetError {
-    FleetError::Invalid(Located::from_toml(file, text, e))
+    let mut located = Located::from_toml(file, text, e);
+    // serde knows the type (0 or more), the fleet knows these counts start at 1.
+    if COUNTS.contains(&located.field.as_str())
+        && let Some(found) = located.message.strip_prefix(ANY_WHOLE)
+    {
+        located.message = format!("{AT_LEAST_ONE}{found}");
+    }
+    FleetError::Invalid(located)
 }
+
+/// Fields that count clients: 0 is refused as well as a negative number.
+const COUNTS: [&str; 2] = ["clients", "count"];
+const ANY_WHOLE: &str = "expected a whole number (0 or more)";
+pub(super) const AT_LEAST_ONE: &str = "expected a whole number of at least 1";
 
 /// Errors for fields of one table, located by the table's span.
 pub(super) struct At<'a> {

@@ -250,6 +250,41 @@ fn error(text: &str) -> (usize, String) {
 }
 
 #[test]
+fn client_counts_below_one_or_too_large_say_so_in_words() {
+    let base = format!("{ONE_GROUP}[load]\nclients = 5\nrate = 1\nhold = \"0s\"\n");
+    let message = |to: &str| match Fleet::from_toml(&base.replacen("clients = 5", to, 1), "t.toml")
+    {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{to} accepted"),
+    };
+    // 0 and -3 get the same words: neither is "0 or more" with 0 refused.
+    assert_eq!(
+        message("clients = 0"),
+        "t.toml:6: field `clients`: expected a whole number of at least 1, found 0"
+    );
+    assert_eq!(
+        message("clients = -3"),
+        "t.toml:6: field `clients`: expected a whole number of at least 1, found the number -3"
+    );
+    let huge = message("clients = 99999999999999999999");
+    assert!(huge.starts_with("t.toml:6:"), "{huge}");
+    assert!(huge.contains("a number too large"), "{huge}");
+    assert!(!huge.contains("target type"), "{huge}");
+    let pops = base.replacen("share = 1.0", "count = 0", 1);
+    let count = Fleet::from_toml(&pops, "t.toml").unwrap_err().to_string();
+    assert!(
+        count.ends_with("field `count`: expected a whole number of at least 1, found 0"),
+        "{count}"
+    );
+}
+
+#[test]
+fn a_missing_fleet_file_is_no_such_file_without_the_os_number() {
+    let e = Fleet::load(std::path::Path::new("fleets/nope.toml")).unwrap_err();
+    assert_eq!(e.to_string(), "fleets/nope.toml: cannot read: no such file");
+}
+
+#[test]
 fn errors_name_line_and_field() {
     let base = format!("{ONE_GROUP}[load]\nclients = 5\nrate = 1\nhold = \"0s\"\n");
     let bad = |from: &str, to: &str| error(&base.replacen(from, to, 1));

@@ -8,7 +8,7 @@ use super::{ObjectDef, Operations, ResourceDef, ResourceType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DdfError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {}", crate::plain::io_error(source))]
     Io {
         file: String,
         source: std::io::Error,

@@ -135,9 +135,22 @@ impl App {
         }
         self.status = None;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        // Raw mode turns Ctrl-C into a key: it must still stop the run.
+        if ctrl && matches!(key.code, KeyCode::Char('c' | 'C')) {
+            return Some(self.quit());
+        }
+        // Only Ctrl-C is bound with a modifier: a stray control byte (a NUL reads as
+        // Ctrl-Space) or an Alt chord must not act as the plain key it carries.
+        let chords = KeyModifiers::CONTROL
+            | KeyModifiers::ALT
+            | KeyModifiers::SUPER
+            | KeyModifiers::META
+            | KeyModifiers::HYPER;
+        if key.modifiers.intersects(chords) {
+            self.say("no such key: ? lists the keys");
+            return None;
+        }
         match key.code {
-            // Raw mode turns Ctrl-C into a key: it must still stop the run.
-            KeyCode::Char('c') if ctrl => Some(self.quit()),
             KeyCode::Char('q' | 'Q') => Some(self.quit()),
             KeyCode::Char('?') => {
                 self.help = !self.help;
@@ -277,6 +290,40 @@ mod tests {
         assert_eq!(app.on_key(ctrl_c), Some(Action::Abandon));
         // A plain `c` is not a quit.
         assert_eq!(App::new().on_key(ch('c')), None);
+    }
+
+    #[test]
+    fn keys_with_control_or_alt_do_nothing_but_say_so() {
+        let with = |c: char, modifiers| KeyEvent::new(KeyCode::Char(c), modifiers);
+        // A NUL byte on stdin reads as Ctrl-Space: it once paused the ramp.
+        for chord in [
+            with(' ', KeyModifiers::CONTROL),
+            with('p', KeyModifiers::CONTROL),
+            with('q', KeyModifiers::CONTROL),
+            with('d', KeyModifiers::CONTROL),
+            with('+', KeyModifiers::ALT),
+            with('p', KeyModifiers::ALT),
+            KeyEvent::new(KeyCode::Tab, KeyModifiers::CONTROL),
+        ] {
+            let mut app = App::new();
+            assert_eq!(app.on_key(chord), None, "{chord:?}");
+            assert!(!app.paused && !app.quitting && !app.help, "{chord:?}");
+            assert_eq!(app.selected_kind(), RequestKind::Register, "{chord:?}");
+            assert_factor(&app, 1.0);
+            assert_eq!(
+                app.status.as_deref(),
+                Some("no such key: ? lists the keys"),
+                "{chord:?}"
+            );
+        }
+        // Shift is part of the key itself: Shift-Tab goes back, `P` pauses.
+        let mut app = App::new();
+        app.on_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        assert_eq!(app.selected_kind(), REQUEST_KINDS[STEADY_KINDS - 1]);
+        assert_eq!(
+            app.on_key(with('P', KeyModifiers::SHIFT)),
+            Some(Action::Pause(true))
+        );
     }
 
     #[test]

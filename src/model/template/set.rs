@@ -14,7 +14,7 @@ use crate::toml_span::Located;
 pub enum TemplateError {
     #[error(transparent)]
     Invalid(#[from] Located),
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {}", crate::plain::io_error(source))]
     Io {
         file: String,
         source: std::io::Error,
