@@ -33,7 +33,7 @@ pub(super) fn misplaced_option(error: &clap::Error, command: &str) -> Option<Str
         };
         format!(
             "{command} takes no --{long}: it is an option of {commands} (`lwm2m-swarm \
-             {command} --help` lists {command}'s options)"
+             {command} --help` lists the options it takes)"
         )
     })
 }
@@ -59,7 +59,7 @@ mod tests {
             misplaced_option(&e, "credentials").as_deref(),
             Some(
                 "credentials takes no --rate: it is an option of run and check (`lwm2m-swarm \
-                 credentials --help` lists credentials's options)"
+                 credentials --help` lists the options it takes)"
             )
         );
         let e = error_of(&["lwm2m-swarm", "credentials", "f.toml", "--duration=5m"]);
