@@ -26,6 +26,33 @@ fn server_port(stdout: &str) -> u16 {
     addr.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// Every frame of the pcap is as late as the one before (tshark's `frame.time_epoch`).
+fn assert_in_time_order(pcap: &std::path::Path) {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-e", "frame.time_epoch"])
+        .output()
+        .expect("tshark runs");
+    let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        times.len() >= 20,
+        "a Register and its answer per client: {times:?}"
+    );
+    let backwards: Vec<(usize, &[f64])> = times
+        .windows(2)
+        .enumerate()
+        .filter(|(_, pair)| pair[1] < pair[0])
+        .collect();
+    assert!(
+        backwards.is_empty(),
+        "frames going back in time: {backwards:?}"
+    );
+}
+
 #[test]
 fn tshark_reads_the_register_and_its_created_from_the_pcap() {
     let tshark_found = Command::new("tshark").arg("--version").output().is_ok();
@@ -50,6 +77,8 @@ fn tshark_reads_the_register_and_its_created_from_the_pcap() {
         "--no-tui",
         "--ports",
         "23600-23649",
+        "--shards",
+        "2",
         "--trace",
         "x-000*",
         "--trace-file",
@@ -63,6 +92,13 @@ fn tshark_reads_the_register_and_its_created_from_the_pcap() {
     );
     let port = server_port(&stdout);
     // The embedded server is on a port of its own, not 5683: tshark is told it is CoAP.
+    let hint = format!(
+        "read it with: tshark -r {} -d udp.port=={port},coap",
+        pcap.display()
+    );
+    assert!(stderr.contains(&hint), "{hint:?} in {stderr}");
+    // Two shards hand their datagrams over separately; the file is in time order all the same.
+    assert_in_time_order(&pcap);
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)

@@ -825,7 +825,7 @@ impl Shard {
 
     fn publish<T: Transport>(&mut self, now: Instant, transport: &T) {
         if let Some(trace) = self.trace.as_deref_mut() {
-            trace.flush();
+            trace.flush(now);
         }
         self.recorder.traffic().kernel_drops = transport.kernel_drops();
         let elapsed = now.saturating_since(Instant::ZERO);
