@@ -225,3 +225,37 @@ fn quiet_prints_no_progress_lines_and_a_pattern_matching_nothing_is_warned_about
     );
     assert!(stderr.is_empty(), "no warning under --quiet: {stderr}");
 }
+
+#[test]
+fn rust_log_debug_shows_the_set_up_the_shards_and_the_reports() {
+    let dir = scratch("trace-debug");
+    let fleet = dir.join("fleet.toml");
+    std::fs::write(&fleet, FLEET).unwrap();
+    let json = dir.join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+        .args(["run", fleet.to_str().unwrap(), "--no-tui", "--shards", "2"])
+        .args(["--ports", "23750-23799", "--json", json.to_str().unwrap()])
+        .env("RUST_LOG", "lwm2m_swarm=debug")
+        .output()
+        .expect("the binary runs");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "debug lwm2m_swarm::cli::setup: plan: 20 clients in 1 groups",
+        "debug lwm2m_swarm::cli::embedded: embedded server caps: ",
+        "debug lwm2m_swarm::cli::setup: engine: server 127.0.0.1:",
+        "debug lwm2m_swarm::engine: shard 0: starting with 10 clients",
+        "debug lwm2m_swarm::engine: shard 1: starting with 10 clients",
+        "engine started: sockets bound, 2 shards, 20 clients in this process",
+        "debug lwm2m_swarm::engine::shard: shard 1: stopping: ",
+        "debug lwm2m_swarm::engine: shard 0: ended after ",
+        "debug lwm2m_swarm::engine: shard 1: ended after ",
+        "debug lwm2m_swarm::cli::embedded: embedded server stopping",
+        "debug lwm2m_swarm::cli::run::reports: report written: ",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+    // Nothing per datagram or per client at debug: 20 clients make far more than 40 lines.
+    let lines = stderr.lines().count();
+    assert!(lines < 40, "{lines} lines:\n{stderr}");
+}

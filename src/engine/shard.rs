@@ -226,6 +226,7 @@ impl Shard {
             self.send_blocked = false;
             if self.setup.control.abort.load(Ordering::Acquire) {
                 // Stop now (a second interrupt): no De-registers, nothing left unaccounted.
+                tracing::debug!("shard {}: aborted", self.setup.index);
                 self.abandon_all(now);
                 return Ok(true);
             }
@@ -236,6 +237,12 @@ impl Shard {
                 // `--shard` processes.
                 let layout = &self.setup.layout;
                 let shards = layout.shards() as f64 * f64::from(layout.slice().count());
+                tracing::debug!(
+                    "shard {}: stopping: {} clients up, de-registration wait at most {:?}",
+                    self.setup.index,
+                    self.recorder.live_clients(),
+                    self.setup.plan.stop_timeout
+                );
                 self.stopping = Some(Stopping {
                     began: now,
                     deadline: now + self.setup.plan.stop_timeout,
@@ -739,6 +746,12 @@ impl Shard {
             return Some(to - from);
         }
         // Out of time: what is still out ends as aborted, so every request is accounted for.
+        tracing::debug!(
+            "shard {}: stop timeout passed with {} clients up, {} requests in flight: aborted",
+            self.setup.index,
+            self.recorder.live_clients(),
+            self.recorder.in_flight()
+        );
         self.abandon_all(now);
         None
     }
