@@ -569,8 +569,17 @@ impl Shard {
         let n = emulation.rebindings(local as u32) + 1;
         let spare = s.layout.rebound_endpoint(s.index, local as u64, n);
         if let Some(to) = transport.rebind(current, spare) {
+            tracing::trace!(
+                "shard {}: client {local} rebound {current} -> {to}",
+                s.index
+            );
             emulation.moved_to(local as u32, to);
             self.recorder.traffic().network.rebound += 1;
+        } else {
+            tracing::trace!(
+                "shard {}: client {local} kept {current}: no rebinding",
+                s.index
+            );
         }
         let every = s.plan.groups[s.group_of(local)].network.rebind_every;
         if let Some(every) = every {
@@ -712,6 +721,15 @@ impl Shard {
         }
         let state = Some(client.state());
         if state != self.states[local] {
+            if tracing::enabled!(tracing::Level::TRACE) {
+                tracing::trace!(
+                    "shard {}: client {local} ({}) {:?} -> {:?}",
+                    self.setup.index,
+                    client.endpoint_name(),
+                    self.states[local].map_or("new".to_string(), |s| format!("{s:?}")),
+                    client.state()
+                );
+            }
             self.recorder.state_change(self.states[local], state);
             self.states[local] = state;
         }
