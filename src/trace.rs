@@ -98,12 +98,12 @@ pub struct TraceTap {
 /// What a shard hands the writer: its datagrams since the last batch, and the time up to which
 /// it has captured everything (its clock when it handed over; later datagrams are not older).
 #[derive(Debug)]
-pub struct Batch {
-    pub shard: u32,
-    pub upto: Instant,
-    pub captured: Vec<Captured>,
+pub(crate) struct Batch {
+    pub(crate) shard: u32,
+    pub(crate) upto: Instant,
+    pub(crate) captured: Vec<Captured>,
     /// The shard's last batch: it captures nothing more.
-    pub last: bool,
+    pub(crate) last: bool,
 }
 
 #[derive(Debug, Default)]
@@ -379,7 +379,7 @@ fn write_all(
 /// handed over everything up to their time (the oldest `upto` among the shards still
 /// capturing), or until more than `limit` are held (then the oldest go out early).
 #[derive(Debug)]
-pub struct Merger {
+pub(crate) struct Merger {
     held: BinaryHeap<Reverse<Held>>,
     /// Each shard heard from: its latest `upto`, `None` once it ended.
     shards: HashMap<u32, Option<Instant>>,
@@ -415,7 +415,7 @@ impl Ord for Held {
 }
 
 impl Merger {
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Merger {
             held: BinaryHeap::new(),
             shards: HashMap::new(),
@@ -426,7 +426,7 @@ impl Merger {
     }
 
     /// Takes a shard's batch; `registered` is how many shards exist now.
-    pub fn accept(&mut self, batch: Batch, registered: u32) {
+    pub(crate) fn accept(&mut self, batch: Batch, registered: u32) {
         self.registered = self.registered.max(registered);
         let upto = (!batch.last).then_some(batch.upto);
         self.shards.insert(batch.shard, upto);
@@ -452,7 +452,7 @@ impl Merger {
     }
 
     /// The oldest held datagram, if it can be written now.
-    pub fn next_ready(&mut self) -> Option<Captured> {
+    pub(crate) fn next_ready(&mut self) -> Option<Captured> {
         let over = self.held.len() > self.limit;
         let oldest = self.held.peek()?.0.at;
         if over || self.safe_until().is_some_and(|safe| oldest <= safe) {
@@ -462,7 +462,7 @@ impl Merger {
     }
 
     /// The oldest held datagram, whatever the shards may still hand over.
-    pub fn next_held(&mut self) -> Option<Captured> {
+    pub(crate) fn next_held(&mut self) -> Option<Captured> {
         self.held.pop().map(|Reverse(held)| held.captured)
     }
 }
