@@ -294,7 +294,7 @@ impl Engine {
         let mut handles = Vec::with_capacity(shards);
         for (index, transport) in transports.into_iter().enumerate() {
             let clients = layout.shard_clients(index as u64);
-            tracing::debug!("engine thread {index}: {clients} clients");
+            tracing::debug!("shard {index}: starting with {clients} clients");
             let published = Arc::new(Mutex::new(Snapshot::default()));
             let finished = Arc::new(AtomicBool::new(false));
             let shard = shard::Shard::new(shard::Setup {
@@ -371,13 +371,17 @@ impl Engine {
     /// Begins the stop now: no more starts, every registered client de-registers within the
     /// fleet's stop timeout.
     pub fn stop(&self) {
-        self.control.stop.store(true, Ordering::Release);
+        if !self.control.stop.swap(true, Ordering::AcqRel) {
+            tracing::debug!("graceful stop begun: clients de-register within the stop timeout");
+        }
     }
 
     /// Ends the run at once (a second interrupt): every client gives up, what it had in flight
     /// counted as aborted, without De-registering; the shards return within a round.
     pub fn abort(&self) {
-        self.control.abort.store(true, Ordering::Release);
+        if !self.control.abort.swap(true, Ordering::AcqRel) {
+            tracing::info!("stopping at once: clients give up without de-registering");
+        }
         self.control.stop.store(true, Ordering::Release);
     }
 
@@ -455,9 +459,49 @@ impl Engine {
                 .published
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            log_shard_end(index, &published);
             total.merge(&published);
         }
+        warn_of_dropped(&total.traffic);
         (total, first_error.map_or(Ok(()), Err))
+    }
+}
+
+/// A shard's last counts, for `RUST_LOG=debug`.
+fn log_shard_end(index: usize, published: &Snapshot) {
+    let t = &published.traffic;
+    tracing::debug!(
+        "shard {index}: ended after {:.1}s: {} clients started, {} datagrams out, {} in, \
+         {} unmatched, {} foreign, {} send errors, {} kernel drops",
+        published.elapsed.as_secs_f64(),
+        published.started,
+        t.datagrams_out,
+        t.datagrams_in,
+        t.unmatched,
+        t.foreign,
+        t.send_errors,
+        t.kernel_drops
+    );
+}
+
+/// One warning at the end for the datagrams the run lost or refused on its side.
+fn warn_of_dropped(t: &crate::metrics::TrafficStats) {
+    let lost = [
+        (
+            t.kernel_drops,
+            "dropped by the kernel (receive buffer full)",
+        ),
+        (t.send_errors, "refused by the kernel on send"),
+        (t.truncated, "truncated (longer than the receive slot)"),
+        (t.foreign, "from another host, ignored"),
+    ];
+    let said: Vec<String> = lost
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if !said.is_empty() {
+        tracing::warn!("datagrams: {}", said.join(", "));
     }
 }
 

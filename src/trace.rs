@@ -4,18 +4,20 @@
 //! The engine's shards decide once per client start whether it is traced
 //! ([`ShardTrace::client_started`]), copy the traced clients' datagrams into a local buffer and
 //! hand it over a bounded channel a few times a second ([`ShardTrace::flush`]); one writer thread
-//! ([`TraceWriter`]) formats and writes. A shard never waits on the writer: when the channel is
-//! full it keeps its buffer, up to [`MAX_PENDING`] datagrams, and counts what it must drop.
+//! ([`TraceWriter`]) puts the shards' batches back in time order ([`Merger`]) and writes. A shard
+//! never waits on the writer: when the channel is full it keeps its buffer, up to [`MAX_PENDING`]
+//! datagrams, and counts what it must drop.
 
 pub mod message_log;
 pub mod pcap;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -26,7 +28,8 @@ use crate::model::{ResourceSpec, Schema};
 
 /// Batches the channel holds before a shard keeps its datagrams to itself.
 const CHANNEL_BATCHES: usize = 256;
-/// Datagrams a shard holds while the writer is behind; beyond, they are dropped and counted.
+/// Datagrams a shard holds while the writer is behind, and datagrams the writer holds to put
+/// them in time order; beyond, a shard drops and counts, the writer writes the oldest early.
 pub const MAX_PENDING: usize = 65_536;
 /// A shard hands its buffer over at this many datagrams, or when it publishes its counters.
 const BATCH: usize = 256;
@@ -88,14 +91,27 @@ pub struct Captured {
 #[derive(Clone, Debug)]
 pub struct TraceTap {
     pattern: Arc<EndpointPattern>,
-    sender: SyncSender<Vec<Captured>>,
+    sender: SyncSender<Batch>,
     shared: Arc<TapShared>,
+}
+
+/// What a shard hands the writer: its datagrams since the last batch, and the time up to which
+/// it has captured everything (its clock when it handed over; later datagrams are not older).
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) shard: u32,
+    pub(crate) upto: Instant,
+    pub(crate) captured: Vec<Captured>,
+    /// The shard's last batch: it captures nothing more.
+    pub(crate) last: bool,
 }
 
 #[derive(Debug, Default)]
 struct TapShared {
     /// The wall-clock time of the engine's `Instant::ZERO`, set once the load starts.
     origin: OnceLock<SystemTime>,
+    /// Shards that have a [`ShardTrace`]: the writer holds datagrams until it heard from each.
+    shards: AtomicU32,
     matched: AtomicU64,
     dropped: AtomicU64,
 }
@@ -112,6 +128,9 @@ impl TraceTap {
 #[derive(Debug)]
 pub struct ShardTrace {
     tap: TraceTap,
+    shard: u32,
+    /// The `upto` of the last batch handed over.
+    handed_upto: Option<Instant>,
     /// Traced clients by local index, with their endpoint name.
     traced: HashMap<u32, Arc<str>>,
     pending: Vec<Captured>,
@@ -119,8 +138,11 @@ pub struct ShardTrace {
 
 impl ShardTrace {
     pub fn new(tap: TraceTap) -> Self {
+        let shard = tap.shared.shards.fetch_add(1, Ordering::SeqCst);
         ShardTrace {
             tap,
+            shard,
+            handed_upto: None,
             traced: HashMap::new(),
             pending: Vec::new(),
         }
@@ -168,26 +190,32 @@ impl ShardTrace {
             bytes: bytes.to_vec(),
         });
         if self.pending.len() >= BATCH {
-            self.flush();
+            self.flush(at);
         }
     }
 
-    /// Hands what was captured to the writer, unless its channel is full (then it is kept for
-    /// the next time). Never blocks.
-    pub fn flush(&mut self) {
-        if self.pending.is_empty() {
+    /// Hands what was captured to the writer with the shard's clock `now` (an empty batch too,
+    /// so the writer knows this shard has nothing older), unless its channel is full (then it
+    /// is kept for the next time). Never blocks.
+    pub fn flush(&mut self, now: Instant) {
+        if self.pending.is_empty() && self.handed_upto >= Some(now) {
             return;
         }
-        let batch = std::mem::take(&mut self.pending);
+        let batch = Batch {
+            shard: self.shard,
+            upto: now,
+            captured: std::mem::take(&mut self.pending),
+            last: false,
+        };
         match self.tap.sender.try_send(batch) {
-            Ok(()) => {}
-            Err(TrySendError::Full(batch)) => self.pending = batch,
+            Ok(()) => self.handed_upto = Some(now),
+            Err(TrySendError::Full(batch)) => self.pending = batch.captured,
             Err(TrySendError::Disconnected(batch)) => {
                 // The writer failed (it said why): nothing more can be written.
                 self.tap
                     .shared
                     .dropped
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    .fetch_add(batch.captured.len() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -196,12 +224,16 @@ impl ShardTrace {
 impl Drop for ShardTrace {
     /// The shard's end: what is left goes to the writer, waiting for room if it must.
     fn drop(&mut self) {
-        let batch = std::mem::take(&mut self.pending);
-        if batch.is_empty() {
-            return;
-        }
+        let captured = std::mem::take(&mut self.pending);
+        let upto = captured.last().map_or(Instant::ZERO, |c| c.at);
+        let batch = Batch {
+            shard: self.shard,
+            upto,
+            captured,
+            last: true,
+        };
         if let Err(lost) = self.tap.sender.send(batch) {
-            let lost = lost.0.len() as u64;
+            let lost = lost.0.captured.len() as u64;
             self.tap.shared.dropped.fetch_add(lost, Ordering::Relaxed);
         }
     }
@@ -311,26 +343,128 @@ trait Output {
 }
 
 fn write_all(
-    receiver: &Receiver<Vec<Captured>>,
+    receiver: &Receiver<Batch>,
     output: &mut dyn Output,
     shared: &TapShared,
 ) -> io::Result<u64> {
     let mut written = 0;
-    for batch in receiver {
+    let mut merger = Merger::new(MAX_PENDING);
+    let mut write = |captured: Captured, output: &mut dyn Output| {
         let origin = shared
             .origin
             .get()
             .copied()
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        for captured in &batch {
-            let wall = origin + Duration::from_micros(captured.at.as_micros());
-            output.write(captured, wall)?;
-            written += 1;
+        let wall = origin + Duration::from_micros(captured.at.as_micros());
+        written += 1;
+        output.write(&captured, wall)
+    };
+    for batch in receiver {
+        merger.accept(batch, shared.shards.load(Ordering::SeqCst));
+        while let Some(captured) = merger.next_ready() {
+            write(captured, output)?;
         }
         // Flushed per batch: a few times a second while traced clients talk.
         output.flush()?;
     }
+    // Every shard has ended (the channel closed): the rest, in order.
+    while let Some(captured) = merger.next_held() {
+        write(captured, output)?;
+    }
+    output.flush()?;
     Ok(written)
+}
+
+/// Puts the shards' batches back in time order: datagrams are held until every shard has
+/// handed over everything up to their time (the oldest `upto` among the shards still
+/// capturing), or until more than `limit` are held (then the oldest go out early).
+#[derive(Debug)]
+pub(crate) struct Merger {
+    held: BinaryHeap<Reverse<Held>>,
+    /// Each shard heard from: its latest `upto`, `None` once it ended.
+    shards: HashMap<u32, Option<Instant>>,
+    /// Shards known to exist (heard from or not).
+    registered: u32,
+    arrivals: u64,
+    limit: usize,
+}
+
+/// Ordered by time, then by arrival (a shard's own datagrams keep their order).
+#[derive(Debug)]
+struct Held {
+    at: Instant,
+    arrival: u64,
+    captured: Captured,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.arrival) == (other.at, other.arrival)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.arrival).cmp(&(other.at, other.arrival))
+    }
+}
+
+impl Merger {
+    pub(crate) fn new(limit: usize) -> Self {
+        Merger {
+            held: BinaryHeap::new(),
+            shards: HashMap::new(),
+            registered: 0,
+            arrivals: 0,
+            limit,
+        }
+    }
+
+    /// Takes a shard's batch; `registered` is how many shards exist now.
+    pub(crate) fn accept(&mut self, batch: Batch, registered: u32) {
+        self.registered = self.registered.max(registered);
+        let upto = (!batch.last).then_some(batch.upto);
+        self.shards.insert(batch.shard, upto);
+        for captured in batch.captured {
+            self.arrivals += 1;
+            self.held.push(Reverse(Held {
+                at: captured.at,
+                arrival: self.arrivals,
+                captured,
+            }));
+        }
+    }
+
+    /// The time up to which no shard can hand over anything older; `None` while a shard has
+    /// not been heard from.
+    fn safe_until(&self) -> Option<Instant> {
+        if (self.shards.len() as u64) < u64::from(self.registered) {
+            return None;
+        }
+        let capturing = self.shards.values().flatten().min().copied();
+        // All ended: everything held is safe.
+        Some(capturing.unwrap_or(Instant::from_micros(u64::MAX)))
+    }
+
+    /// The oldest held datagram, if it can be written now.
+    pub(crate) fn next_ready(&mut self) -> Option<Captured> {
+        let over = self.held.len() > self.limit;
+        let oldest = self.held.peek()?.0.at;
+        if over || self.safe_until().is_some_and(|safe| oldest <= safe) {
+            return self.next_held();
+        }
+        None
+    }
+
+    /// The oldest held datagram, whatever the shards may still hand over.
+    pub(crate) fn next_held(&mut self) -> Option<Captured> {
+        self.held.pop().map(|Reverse(held)| held.captured)
+    }
 }
 
 #[cfg(test)]

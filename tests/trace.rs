@@ -26,6 +26,33 @@ fn server_port(stdout: &str) -> u16 {
     addr.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// Every frame of the pcap is as late as the one before (tshark's `frame.time_epoch`).
+fn assert_in_time_order(pcap: &std::path::Path) {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-e", "frame.time_epoch"])
+        .output()
+        .expect("tshark runs");
+    let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        times.len() >= 20,
+        "a Register and its answer per client: {times:?}"
+    );
+    let backwards: Vec<(usize, &[f64])> = times
+        .windows(2)
+        .enumerate()
+        .filter(|(_, pair)| pair[1] < pair[0])
+        .collect();
+    assert!(
+        backwards.is_empty(),
+        "frames going back in time: {backwards:?}"
+    );
+}
+
 #[test]
 fn tshark_reads_the_register_and_its_created_from_the_pcap() {
     let tshark_found = Command::new("tshark").arg("--version").output().is_ok();
@@ -50,6 +77,8 @@ fn tshark_reads_the_register_and_its_created_from_the_pcap() {
         "--no-tui",
         "--ports",
         "23600-23649",
+        "--shards",
+        "2",
         "--trace",
         "x-000*",
         "--trace-file",
@@ -63,6 +92,13 @@ fn tshark_reads_the_register_and_its_created_from_the_pcap() {
     );
     let port = server_port(&stdout);
     // The embedded server is on a port of its own, not 5683: tshark is told it is CoAP.
+    let hint = format!(
+        "read it with: tshark -r {} -d udp.port=={port},coap",
+        pcap.display()
+    );
+    assert!(stderr.contains(&hint), "{hint:?} in {stderr}");
+    // Two shards hand their datagrams over separately; the file is in time order all the same.
+    assert_in_time_order(&pcap);
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
@@ -188,4 +224,38 @@ fn quiet_prints_no_progress_lines_and_a_pattern_matching_nothing_is_warned_about
         "the summary is still printed: {stdout}"
     );
     assert!(stderr.is_empty(), "no warning under --quiet: {stderr}");
+}
+
+#[test]
+fn rust_log_debug_shows_the_set_up_the_shards_and_the_reports() {
+    let dir = scratch("trace-debug");
+    let fleet = dir.join("fleet.toml");
+    std::fs::write(&fleet, FLEET).unwrap();
+    let json = dir.join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_lwm2m-swarm"))
+        .args(["run", fleet.to_str().unwrap(), "--no-tui", "--shards", "2"])
+        .args(["--ports", "23750-23799", "--json", json.to_str().unwrap()])
+        .env("RUST_LOG", "lwm2m_swarm=debug")
+        .output()
+        .expect("the binary runs");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "debug lwm2m_swarm::cli::setup: plan: 20 clients in 1 groups",
+        "debug lwm2m_swarm::cli::embedded: embedded server caps: ",
+        "debug lwm2m_swarm::cli::setup: engine: server 127.0.0.1:",
+        "debug lwm2m_swarm::engine: shard 0: starting with 10 clients",
+        "debug lwm2m_swarm::engine: shard 1: starting with 10 clients",
+        "engine started: sockets bound, 2 shards, 20 clients in this process",
+        "debug lwm2m_swarm::engine::shard: shard 1: stopping: ",
+        "debug lwm2m_swarm::engine: shard 0: ended after ",
+        "debug lwm2m_swarm::engine: shard 1: ended after ",
+        "debug lwm2m_swarm::cli::embedded: embedded server stopping",
+        "debug lwm2m_swarm::cli::run::reports: report written: ",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+    // Nothing per datagram or per client at debug: 20 clients make far more than 40 lines.
+    let lines = stderr.lines().count();
+    assert!(lines < 40, "{lines} lines:\n{stderr}");
 }

@@ -76,6 +76,7 @@ impl Embedded {
         match self {
             Embedded::None => Ok(()),
             Embedded::Server { runner, .. } => {
+                tracing::debug!("embedded server stopping");
                 let (stats, error) = runner.finish();
                 let line = format!("embedded server: {stats}");
                 say!("{}", output::fitted(&line));
@@ -112,6 +113,14 @@ fn start_server(
 ) -> Result<Runner, Failure> {
     let (config, load) = load.embedded_config(plan);
     let config = limits.server(config);
+    tracing::debug!(
+        "embedded server caps: {} registrations, lifetime at most {} s, unresponsive after {} \
+         timeouts, {} firmware campaigns",
+        config.max_registrations,
+        config.max_lifetime,
+        config.unresponsive_after,
+        config.campaigns.len()
+    );
     let seed = plan.groups.first().map_or(0, |g| g.seed);
     let dtls = match credentials {
         // The server learns keys by identity: the fleet's, all computed now.

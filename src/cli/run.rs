@@ -21,7 +21,7 @@ use super::parse::parse_positive_duration;
 use super::preflight::preflight;
 use super::progress::progress_lines;
 use super::setup::{
-    EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, resolve,
+    EMBEDDED_SERVER, Loaded, describe_layout, engine_config, host_reach, load, log_set_up, resolve,
     start_engine, tls_config,
 };
 use super::{Failure, bad_input, exit, failed};
@@ -91,6 +91,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Failure> {
         .as_ref()
         .map_or_else(|| embedded.to_string(), ToString::to_string);
     let mut config = engine_config(server, &args.engine, plan.server.as_ref());
+    log_set_up(&plan, &config);
     config.credentials = credentials.map(|c| c as Arc<dyn crate::security::CredentialSource>);
     config.tls = tls_config(&fleet, plan.server.as_ref())?;
     config.start_at = args.start_at;

@@ -37,6 +37,12 @@ pub(super) fn load(args: &FleetArgs, timing: &TimingArgs) -> Result<Loaded, Fail
     };
     let fleet = Fleet::load_with(&args.fleet, &overrides).map_err(bad_input)?;
     let templates = fleet.check(&set).map_err(bad_input)?;
+    tracing::debug!(
+        "fleet {} loaded: {} templates from {}",
+        args.fleet.display(),
+        templates.len(),
+        dir.display()
+    );
     let credentials = fleet.credentials().map_err(bad_input)?.map(Arc::new);
     Ok(Loaded {
         fleet,
@@ -65,12 +71,14 @@ pub(super) fn resolve(uri: &ServerUri) -> Result<SocketAddr, Failure> {
         .map_err(|e| bad_input(format!("server {uri}: cannot resolve {}: {e}", uri.host)))?
         .collect();
     // IPv4 when the name has both: the default source addresses (127.0.0.0/8) are IPv4.
-    addrs
+    let addr = addrs
         .iter()
         .find(|a| a.is_ipv4())
         .or(addrs.first())
         .copied()
-        .ok_or_else(|| bad_input(format!("server {uri}: {} has no address", uri.host)))
+        .ok_or_else(|| bad_input(format!("server {uri}: {} has no address", uri.host)))?;
+    tracing::debug!("server {uri} resolved to {addr} (of {addrs:?})");
+    Ok(addr)
 }
 
 /// Where the embedded server listens as far as the address plan is concerned (on loopback, so
@@ -172,6 +180,35 @@ pub(super) fn describe_layout(layout: &Layout, config: &EngineConfig) -> String 
 /// Starts the engine; names the port in use when `--ports` was given. (Where the engine moved
 /// when default ports were taken is [`crate::engine::Engine::moved_ports`], for the caller to
 /// say.)
+/// The run's plan and engine settings, for `RUST_LOG=debug`.
+pub(super) fn log_set_up(plan: &Plan, config: &EngineConfig) {
+    tracing::debug!(
+        "plan: {} clients in {} groups ({}), ramp {:?}, hold {:?}, stop timeout {:?}, at most {:?}",
+        plan.clients,
+        plan.groups.len(),
+        plan.groups
+            .iter()
+            .map(|g| format!("{} x{} of {}", g.name, g.count, g.template))
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.ramp,
+        plan.hold,
+        plan.stop_timeout,
+        plan.total_duration()
+    );
+    tracing::debug!(
+        "engine: server {}, transport {:?}, shards {} (0: one per core), client ports {}",
+        config.server,
+        config.transport,
+        config.shards,
+        config.ports.map_or("default".to_string(), |p| format!(
+            "{}-{}",
+            p.first(),
+            p.last()
+        ))
+    );
+}
+
 pub(super) fn start_engine(
     plan: Plan,
     templates: Vec<Arc<crate::model::DeviceTemplate>>,
@@ -197,5 +234,16 @@ pub(super) fn start_engine(
         },
         _ => failed(e),
     })?;
+    let layout = engine.layout();
+    tracing::debug!(
+        "engine started: sockets bound, {} shards, {} clients in this process",
+        layout.shards(),
+        (0..layout.shards())
+            .map(|s| layout.shard_clients(s))
+            .sum::<u64>()
+    );
+    if let Some(moved) = engine.moved_ports() {
+        tracing::debug!("client port range moved: {moved}");
+    }
     Ok(engine)
 }

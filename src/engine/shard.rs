@@ -226,6 +226,7 @@ impl Shard {
             self.send_blocked = false;
             if self.setup.control.abort.load(Ordering::Acquire) {
                 // Stop now (a second interrupt): no De-registers, nothing left unaccounted.
+                tracing::debug!("shard {}: aborted", self.setup.index);
                 self.abandon_all(now);
                 return Ok(true);
             }
@@ -236,6 +237,12 @@ impl Shard {
                 // `--shard` processes.
                 let layout = &self.setup.layout;
                 let shards = layout.shards() as f64 * f64::from(layout.slice().count());
+                tracing::debug!(
+                    "shard {}: stopping: {} clients up, de-registration wait at most {:?}",
+                    self.setup.index,
+                    self.recorder.live_clients(),
+                    self.setup.plan.stop_timeout
+                );
                 self.stopping = Some(Stopping {
                     began: now,
                     deadline: now + self.setup.plan.stop_timeout,
@@ -562,8 +569,17 @@ impl Shard {
         let n = emulation.rebindings(local as u32) + 1;
         let spare = s.layout.rebound_endpoint(s.index, local as u64, n);
         if let Some(to) = transport.rebind(current, spare) {
+            tracing::trace!(
+                "shard {}: client {local} rebound {current} -> {to}",
+                s.index
+            );
             emulation.moved_to(local as u32, to);
             self.recorder.traffic().network.rebound += 1;
+        } else {
+            tracing::trace!(
+                "shard {}: client {local} kept {current}: no rebinding",
+                s.index
+            );
         }
         let every = s.plan.groups[s.group_of(local)].network.rebind_every;
         if let Some(every) = every {
@@ -705,6 +721,15 @@ impl Shard {
         }
         let state = Some(client.state());
         if state != self.states[local] {
+            if tracing::enabled!(tracing::Level::TRACE) {
+                tracing::trace!(
+                    "shard {}: client {local} ({}) {:?} -> {:?}",
+                    self.setup.index,
+                    client.endpoint_name(),
+                    self.states[local].map_or("new".to_string(), |s| format!("{s:?}")),
+                    client.state()
+                );
+            }
             self.recorder.state_change(self.states[local], state);
             self.states[local] = state;
         }
@@ -739,6 +764,12 @@ impl Shard {
             return Some(to - from);
         }
         // Out of time: what is still out ends as aborted, so every request is accounted for.
+        tracing::debug!(
+            "shard {}: stop timeout passed with {} clients up, {} requests in flight: aborted",
+            self.setup.index,
+            self.recorder.live_clients(),
+            self.recorder.in_flight()
+        );
         self.abandon_all(now);
         None
     }
@@ -825,7 +856,7 @@ impl Shard {
 
     fn publish<T: Transport>(&mut self, now: Instant, transport: &T) {
         if let Some(trace) = self.trace.as_deref_mut() {
-            trace.flush();
+            trace.flush(now);
         }
         self.recorder.traffic().kernel_drops = transport.kernel_drops();
         let elapsed = now.saturating_since(Instant::ZERO);

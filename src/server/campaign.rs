@@ -383,6 +383,10 @@ impl Server {
         eligible.sort_unstable();
         eligible.shuffle(&mut self.rng);
         let take = (share * eligible.len() as f64).round() as usize;
+        tracing::debug!(
+            "firmware campaign {i} started: {take} of {} registered devices with object 5",
+            eligible.len()
+        );
         self.campaigns.running[i].started = true;
         for (endpoint, id) in eligible.into_iter().take(take) {
             self.enrol(now, i, endpoint, id);

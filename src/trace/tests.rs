@@ -226,3 +226,82 @@ fn a_shard_captures_only_its_matching_clients_and_hands_them_over() {
         std::env::temp_dir().join(format!("lwm2m-swarm-trace-{}.pcap", std::process::id())),
     );
 }
+
+fn captured(ms: u64, endpoint: &str) -> Captured {
+    Captured {
+        at: Instant::from_micros(ms * 1000),
+        endpoint: endpoint.into(),
+        direction: Direction::Sent,
+        client: addr("127.0.0.1:20000"),
+        peer: addr("127.0.0.1:5683"),
+        stream: false,
+        bytes: Vec::new(),
+    }
+}
+
+fn batch(shard: u32, upto_ms: u64, times_ms: &[u64], last: bool) -> Batch {
+    Batch {
+        shard,
+        upto: Instant::from_micros(upto_ms * 1000),
+        captured: times_ms
+            .iter()
+            .map(|&ms| captured(ms, &format!("s{shard}")))
+            .collect(),
+        last,
+    }
+}
+
+fn ready_ms(merger: &mut Merger) -> Vec<u64> {
+    std::iter::from_fn(|| merger.next_ready())
+        .map(|c| c.at.as_micros() / 1000)
+        .collect()
+}
+
+#[test]
+fn batches_of_several_shards_come_out_in_time_order() {
+    let mut merger = Merger::new(1000);
+    // Shard 1 hands 200 ms of datagrams before shard 0 and 2 hand theirs.
+    merger.accept(batch(1, 200, &[10, 90, 190], false), 3);
+    assert_eq!(
+        ready_ms(&mut merger),
+        Vec::<u64>::new(),
+        "shards 0, 2 unheard"
+    );
+    merger.accept(batch(0, 150, &[5, 80, 140], false), 3);
+    assert_eq!(ready_ms(&mut merger), Vec::<u64>::new(), "shard 2 unheard");
+    merger.accept(batch(2, 120, &[50, 100], false), 3);
+    // Safe up to 120 ms: shard 2's upto.
+    assert_eq!(ready_ms(&mut merger), vec![5, 10, 50, 80, 90, 100]);
+    merger.accept(batch(2, 400, &[130, 300], false), 3);
+    assert_eq!(ready_ms(&mut merger), vec![130, 140]);
+    merger.accept(batch(0, 400, &[160], true), 3);
+    assert_eq!(
+        ready_ms(&mut merger),
+        vec![160, 190],
+        "up to shard 1's 200 ms"
+    );
+    merger.accept(batch(1, 500, &[250, 450], true), 3);
+    assert_eq!(
+        ready_ms(&mut merger),
+        vec![250, 300],
+        "up to shard 2's 400 ms"
+    );
+    merger.accept(batch(2, 500, &[], true), 3);
+    assert_eq!(ready_ms(&mut merger), vec![450], "every shard ended");
+    assert!(merger.next_held().is_none());
+}
+
+#[test]
+fn a_shard_heard_of_late_holds_the_others_and_the_limit_bounds_what_is_held() {
+    let mut merger = Merger::new(3);
+    merger.accept(batch(0, 100, &[10, 20], false), 1);
+    assert_eq!(ready_ms(&mut merger), vec![10, 20]);
+    // A second shard exists but has handed nothing yet.
+    merger.accept(batch(0, 200, &[110, 120, 130], false), 2);
+    assert_eq!(ready_ms(&mut merger), Vec::<u64>::new());
+    // Past the limit the oldest go out even though shard 1 is silent.
+    merger.accept(batch(0, 300, &[210], false), 2);
+    assert_eq!(ready_ms(&mut merger), vec![110]);
+    merger.accept(batch(1, 300, &[115], true), 2);
+    assert_eq!(ready_ms(&mut merger), vec![115, 120, 130, 210]);
+}

@@ -5,7 +5,7 @@ use clap::Args;
 use std::sync::Arc;
 
 use super::super::{Failure, failed};
-use crate::engine::EngineConfig;
+use crate::engine::{EngineConfig, TransportKind};
 use crate::fleet::Plan;
 use crate::model::DeviceTemplate;
 use crate::trace::{EndpointPattern, Schemas, TraceSink, TraceWriter};
@@ -46,6 +46,26 @@ pub(super) struct Tracing {
     writer: TraceWriter,
     /// For the warning when the pattern matched nothing.
     first_endpoint: String,
+    /// tshark's `-d` for a server off the standard ports (which tshark decodes by itself).
+    decode_as: Option<String>,
+}
+
+/// The `-d` option tshark needs to decode the trace, when the server is not on its protocol's
+/// standard port (5683 for CoAP, 5684 for DTLS and TLS).
+fn decode_as(config: &EngineConfig) -> Option<String> {
+    let layer = match config.transport {
+        TransportKind::Tcp => "tcp",
+        _ => "udp",
+    };
+    let (protocol, standard) = if config.tls.is_some() {
+        ("tls", 5684)
+    } else if config.credentials.is_some() {
+        ("dtls", 5684)
+    } else {
+        ("coap", 5683)
+    };
+    let port = config.server.port();
+    (port != standard).then(|| format!("-d {layer}.port=={port},{protocol}"))
 }
 
 impl Tracing {
@@ -66,6 +86,7 @@ impl Tracing {
         Ok(Some(Tracing {
             writer,
             first_endpoint: plan.naming.endpoint(0),
+            decode_as: decode_as(config),
         }))
     }
 
@@ -91,6 +112,14 @@ impl Tracing {
                     "trace: {} packets of {clients} matching {pattern:?} written to {to}",
                     totals.written
                 );
+                if let (TraceSink::Pcap(path), Some(decode_as)) =
+                    (&args.trace_file, &self.decode_as)
+                {
+                    tracing::info!(
+                        "trace: read it with: tshark -r {} {decode_as}",
+                        path.display()
+                    );
+                }
                 if totals.dropped > 0 {
                     tracing::warn!(
                         "trace: {} packets dropped: the writer fell behind (trace fewer clients)",
@@ -139,5 +168,22 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument, "{e}");
         let e = run("run f.toml --trace demo-[0-").unwrap_err().to_string();
         assert!(e.contains("\"demo-[0-\" is not an endpoint pattern"), "{e}");
+    }
+
+    #[test]
+    fn tshark_is_told_how_to_decode_a_server_off_the_standard_port() {
+        use crate::engine::{EngineConfig, TransportKind};
+        let mut config = EngineConfig::new("127.0.0.1:5683".parse().unwrap());
+        assert_eq!(super::decode_as(&config), None);
+        config.server.set_port(54163);
+        assert_eq!(
+            super::decode_as(&config).as_deref(),
+            Some("-d udp.port==54163,coap")
+        );
+        config.transport = TransportKind::Tcp;
+        assert_eq!(
+            super::decode_as(&config).as_deref(),
+            Some("-d tcp.port==54163,coap")
+        );
     }
 }

@@ -173,14 +173,21 @@ impl Reports {
                     source,
                 })
         });
+        let paths: Vec<String> = outputs
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
         let errors = log_error
             .into_iter()
             .chain(printed)
             .chain(report::write_files(outputs));
-        match unwritten(errors) {
-            Some(failure) => Err(failure),
-            None => Ok(threshold_failure(&verdicts)),
+        if let Some(failure) = unwritten(errors) {
+            return Err(failure);
         }
+        for path in paths {
+            tracing::debug!("report written: {path}");
+        }
+        Ok(threshold_failure(&verdicts))
     }
 }
 
