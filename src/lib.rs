@@ -52,3 +52,14 @@ pub mod toml_span;
 pub mod trace;
 pub mod transport;
 pub mod tui;
+
+/// This build: the crate's version, the commit and the cargo features (see build.rs), for
+/// `--version` and the reports' `tool_version`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LWM2M_SWARM_COMMIT"),
+    ", features: ",
+    env!("LWM2M_SWARM_FEATURES"),
+    ")"
+);

@@ -12,15 +12,8 @@ use clap_complete::Shell;
 use super::args::LoadArgs;
 use super::{Cli, Failure, bad_input, failed};
 
-/// `--version`: the crate's version, the commit and the cargo features (see build.rs).
-pub(super) const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("LWM2M_SWARM_COMMIT"),
-    ", features: ",
-    env!("LWM2M_SWARM_FEATURES"),
-    ")"
-);
+/// `--version`.
+pub(super) const VERSION: &str = crate::VERSION;
 
 /// A help section: `title` styled as clap styles its own headings, then `body`.
 fn section(title: &str, body: &str) -> String {

@@ -367,7 +367,7 @@ impl Report {
         Report {
             schema: SCHEMA_NAME.to_string(),
             version: SCHEMA_VERSION,
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            tool_version: crate::VERSION.to_string(),
             test: None,
             merged_shards: Vec::new(),
             config,
