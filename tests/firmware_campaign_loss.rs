@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_swarm::client::{Client, ClientConfig, Event, FirmwareConfig, FirmwareStep};
-use lwm2m_swarm::metrics::Recorder;
 use lwm2m_swarm::model::Device;
 use lwm2m_swarm::server::{CampaignConfig, CampaignMode, Firmware, ServerConfig};
 use rand::rngs::StdRng;
@@ -132,13 +131,7 @@ fn check(world: &World) {
         "{updated_clients} clients updated: {c}"
     );
 
-    let mut recorder = Recorder::new();
-    for events in &world.events {
-        for (_, event) in events {
-            recorder.event(event);
-        }
-    }
-    let snapshot = recorder.snapshot(Duration::from_secs(60));
+    let snapshot = world.snapshot(Duration::from_secs(60));
     accounting::assert_accounted(&snapshot);
     assert_eq!(snapshot.firmware.updated, updated_clients);
 }

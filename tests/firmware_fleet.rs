@@ -19,7 +19,6 @@ use lwm2m_swarm::client::{
     Client, ClientConfig, ClientState, Event, FirmwareConfig, FirmwareFailures, FirmwareStep,
 };
 use lwm2m_swarm::coap::block::{self as blocks, BlockValue};
-use lwm2m_swarm::metrics::Recorder;
 use lwm2m_swarm::model::Device;
 use lwm2m_swarm::server::ServerConfig;
 use world::{World, server_addr};
@@ -182,13 +181,7 @@ fn a_fleet_pushed_and_updated_ends_updated_or_failed_with_its_reason() {
     assert_eq!(rebooted, executed);
     assert_eq!(world.server.registration_count(), DEVICES);
 
-    let mut recorder = Recorder::new();
-    for events in &world.events {
-        for (_, event) in events {
-            recorder.event(event);
-        }
-    }
-    let snapshot = recorder.snapshot(Duration::from_secs(60));
+    let snapshot = world.snapshot(Duration::from_secs(60));
     accounting::assert_accounted(&snapshot);
     let f = &snapshot.firmware;
     assert_eq!(f.started, DEVICES as u64);

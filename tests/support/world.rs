@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use lwm2m_swarm::client::{Client, ClientConfig, Event};
 use lwm2m_swarm::clock::Instant;
+use lwm2m_swarm::metrics::{Recorder, Snapshot};
 use lwm2m_swarm::server::{Server, ServerConfig};
 
 use crate::shipped::device;
@@ -172,5 +173,14 @@ impl World {
             .iter()
             .filter_map(|(at, e)| pick(e).map(|t| (*at, t)))
             .collect()
+    }
+
+    /// Every client's events so far, recorded into one snapshot over `elapsed`.
+    pub fn snapshot(&self, elapsed: Duration) -> Snapshot {
+        let mut recorder = Recorder::new();
+        for (_, event) in self.events.iter().flatten() {
+            recorder.event(event);
+        }
+        recorder.snapshot(elapsed)
     }
 }
