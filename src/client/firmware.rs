@@ -266,7 +266,7 @@ impl Client {
             },
             Delivery::Push,
         );
-        if let Err(failure) = self.take_bytes(now, payload, Some(payload.len() as u64)) {
+        if let Err(failure) = self.take_bytes(payload, Some(payload.len() as u64)) {
             return self.fail_push(now, failure);
         }
         self.finish_download(now);
@@ -318,7 +318,7 @@ impl Client {
             *last_block_at = now;
         }
         let announced = size1.map(u64::from);
-        if let Err(failure) = self.take_bytes(now, payload, announced) {
+        if let Err(failure) = self.take_bytes(payload, announced) {
             return Some(self.fail_push(now, failure));
         }
         if value.more {
@@ -479,12 +479,7 @@ impl Client {
     }
 
     /// Counts and hashes arriving bytes; the failure they cause, if any.
-    fn take_bytes(
-        &mut self,
-        _now: Instant,
-        bytes: &[u8],
-        announced: Option<u64>,
-    ) -> Result<(), FirmwareFailure> {
+    fn take_bytes(&mut self, bytes: &[u8], announced: Option<u64>) -> Result<(), FirmwareFailure> {
         let limit = self.config.firmware.package_limit;
         let Some(transfer) = self.firmware.as_deref_mut() else {
             return Err(FirmwareFailure::ConnectionLost);
@@ -819,7 +814,7 @@ impl Client {
         *next += 1;
         *szx = value.szx;
         let size = block::size2(packet).ok().flatten().map(u64::from);
-        if let Err(failure) = self.take_bytes(now, &packet.payload, size) {
+        if let Err(failure) = self.take_bytes(&packet.payload, size) {
             self.fail_download(now, failure);
             return;
         }
