@@ -551,15 +551,17 @@ impl Server {
         header: RawHeader,
         request: &Packet,
     ) -> bool {
+        // The method first: most requests (Register, Update, Send) are POSTs, and the path
+        // is parsed into a Vec.
+        if request.header.code != MessageClass::Request(RequestType::Get) {
+            return false;
+        }
         let Ok(path) = message::uri_path(request) else {
             return false;
         };
         let [firmware::FIRMWARE_PATH, name] = path.as_slice() else {
             return false;
         };
-        if request.header.code != MessageClass::Request(RequestType::Get) {
-            return false;
-        }
         let image = self
             .config
             .firmware

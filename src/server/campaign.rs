@@ -279,8 +279,8 @@ struct Running {
 /// The campaigns' state in the server.
 #[derive(Debug, Default)]
 pub(super) struct Campaigns {
-    /// Whether the start timers are set (at the first datagram or timer).
-    armed: bool,
+    /// One per configured campaign once the start timers are set (at the first datagram or
+    /// timer); empty before.
     running: Vec<Running>,
     devices: Vec<Device>,
     by_endpoint: HashMap<Arc<str>, u32>,
@@ -352,10 +352,9 @@ fn integer(packet: &Packet, path: Path) -> Option<i64> {
 impl Server {
     /// Sets the campaigns' start timers, once.
     pub(super) fn arm_campaigns(&mut self, now: Instant) {
-        if self.campaigns.armed || self.config.campaigns.is_empty() {
+        if !self.campaigns.running.is_empty() {
             return;
         }
-        self.campaigns.armed = true;
         for (index, campaign) in self.config.campaigns.iter().enumerate() {
             self.campaigns.running.push(Running::default());
             let index = u32::try_from(index).unwrap_or(u32::MAX);
