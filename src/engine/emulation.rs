@@ -91,11 +91,15 @@ impl Emulation {
             return Passage::Now;
         }
         let held = datagram();
+        if at <= now {
+            // Only the duplicate is held: it takes the datagram itself, no clone.
+            if let Some(copy) = copy {
+                self.line.push(copy, held);
+            }
+            return Passage::Now;
+        }
         if let Some(copy) = copy {
             self.line.push(copy, held.clone());
-        }
-        if at <= now {
-            return Passage::Now;
         }
         self.line.push(at, held);
         Passage::Later
