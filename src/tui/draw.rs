@@ -336,11 +336,7 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History, compa
             if wide {
                 cells.push(right(quantile(h, 0.999)));
             }
-            cells.push(right(if h.is_empty() {
-                "-".into()
-            } else {
-                format::ms(h.max())
-            }));
+            cells.push(right(max(h)));
             let row = Row::new(cells);
             if i == app.selected {
                 row.reversed()
@@ -365,6 +361,15 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, history: &History, compa
             .block(Block::new().borders(borders).title(title)),
         area,
     );
+}
+
+/// The largest latency in ms, `-` when nothing was measured.
+fn max(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        "-".to_string()
+    } else {
+        format::ms(h.max())
+    }
 }
 
 fn quantile(h: &Histogram<u64>, q: f64) -> String {

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Padding, Paragraph};
 
 use super::super::format;
 use super::super::history::History;
-use super::quantile;
+use super::{max, quantile};
 use crate::metrics::HandshakeStats;
 
 /// Rows the panel takes: its title border and two lines (given fewer, the counts line alone).
@@ -41,11 +41,7 @@ pub fn draw(frame: &mut Frame, area: Rect, history: &History) {
         counts.push(Span::raw(format!("{}  ", quantile(&h.latency, q))));
     }
     counts.push("max ".dim());
-    counts.push(Span::raw(if h.latency.is_empty() {
-        "-".to_string()
-    } else {
-        format::ms(h.latency.max())
-    }));
+    counts.push(Span::raw(max(&h.latency)));
     if area.height < HEIGHT {
         // A short terminal: the counts alone, named.
         counts.insert(0, " dtls ".bold());
