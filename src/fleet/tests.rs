@@ -204,23 +204,25 @@ fn bad_wire_guards_name_their_field_and_say_what_is_allowed() {
         ("block1_idle_timeout = \"soon\"", "block1_idle_timeout", ""),
         ("max_observations = 0", "max_observations", "1 to 10000"),
     ] {
-        let text = base.replacen(
-            "[load]",
-            &format!("[population.client]\n{setting}\n[load]"),
-            1,
-        );
-        match Fleet::from_toml(&text, "t.toml") {
-            Err(FleetError::Invalid(located)) => {
-                assert_eq!(
-                    (located.line, located.field.as_str()),
-                    (6, field),
-                    "{setting}"
-                );
-                let shown = FleetError::Invalid(located).to_string();
-                assert!(shown.contains(says), "{setting}: {shown}");
-            }
-            other => panic!("{setting}: {other:?}"),
+        let line = format!("[population.client]\n{setting}\n[load]");
+        rejected_on_line_6(&base.replacen("[load]", &line, 1), setting, field, says);
+    }
+}
+
+/// `text` (one population setting on line 6) must be refused naming `field` on
+/// line 6, with a message that contains `says`.
+fn rejected_on_line_6(text: &str, setting: &str, field: &str, says: &str) {
+    match Fleet::from_toml(text, "t.toml") {
+        Err(FleetError::Invalid(located)) => {
+            assert_eq!(
+                (located.line, located.field.as_str()),
+                (6, field),
+                "{setting}"
+            );
+            let shown = FleetError::Invalid(located).to_string();
+            assert!(shown.contains(says), "{setting}: {shown}");
         }
+        other => panic!("{setting}: {other:?}"),
     }
 }
 
@@ -651,23 +653,8 @@ fn bad_firmware_settings_name_their_field() {
         ),
         ("speed = 10", "speed", ""),
     ] {
-        let text = base.replacen(
-            "[load]",
-            &format!("[population.client]\nfirmware = {{ {setting} }}\n[load]"),
-            1,
-        );
-        match Fleet::from_toml(&text, "t.toml") {
-            Err(FleetError::Invalid(located)) => {
-                assert_eq!(
-                    (located.line, located.field.as_str()),
-                    (6, field),
-                    "{setting}"
-                );
-                let shown = FleetError::Invalid(located).to_string();
-                assert!(shown.contains(says), "{setting}: {shown}");
-            }
-            other => panic!("{setting}: {other:?}"),
-        }
+        let line = format!("[population.client]\nfirmware = {{ {setting} }}\n[load]");
+        rejected_on_line_6(&base.replacen("[load]", &line, 1), setting, field, says);
     }
 }
 

@@ -63,13 +63,11 @@ impl Reports {
         if let Some(addr) = collector.prometheus_addr() {
             say!("Prometheus metrics on http://{addr}/metrics");
         }
-        let mut thresholds = fleet.load.thresholds.clone();
-        thresholds.extend(report.thresholds.iter().cloned());
         Ok(Reports {
             args: report.clone(),
             collector,
             config,
-            thresholds,
+            thresholds: args.thresholds(fleet).cloned().collect(),
             linger: args.prometheus_linger.unwrap_or_default(),
             identity,
             campaign: None,
